@@ -1,0 +1,1 @@
+"""Alert intake: payload models per source, normalisation, fingerprint, grouping and dedupe."""

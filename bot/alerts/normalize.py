@@ -1,0 +1,113 @@
+"""One shape for both dialects: what the intake needs and nothing else."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from bot.alerts.fingerprint import fingerprint
+from bot.alerts.payloads import AlertmanagerPayload, GrafanaAlert, GrafanaPayload
+from bot.jsonbody import BadRequest, pydantic_problems
+
+Source = Literal["alertmanager", "grafana", "watcher"]
+GAP_STATE_REASONS = {"nodata", "error"}
+GAP_ALERTNAMES = {"DatasourceNoData", "DatasourceError"}
+
+
+@dataclass
+class NormalAlert:
+    fingerprint: str
+    starts_at: datetime
+    ends_at: datetime | None
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    generator_url: str
+    extra: dict[str, Any] = field(default_factory=dict)
+    monitoring_gap: bool = False
+
+
+@dataclass
+class Notification:
+    source: Source
+    group_key: str
+    receiver: str
+    group_labels: dict[str, str]
+    common_labels: dict[str, str]
+    common_annotations: dict[str, str]
+    truncated: int
+    alerts: list[NormalAlert]
+    external_url: str = ""
+    title: str = ""
+
+    @property
+    def group_key_hash(self) -> str:
+        # Raw keys can be long, unicode and quoted; Alertmanager itself hashes them for integrations.
+        return hashlib.sha256(f"{self.source}:{self.group_key}".encode()).hexdigest()
+
+
+def from_alertmanager(body: Any, *, received_at: datetime, source: Source = "alertmanager") -> Notification:
+    payload = _validate(AlertmanagerPayload, body, expected_version="4")
+    return _normalise(payload, source, received_at)
+
+
+def from_grafana(body: Any, *, received_at: datetime) -> Notification:
+    payload = _validate(GrafanaPayload, body, expected_version="1")
+    return _normalise(payload, "grafana", received_at)
+
+
+def _validate(model: type[AlertmanagerPayload], body: Any, *, expected_version: str) -> AlertmanagerPayload:
+    if not isinstance(body, dict):
+        raise BadRequest(422, "payload must be a JSON object", [{"field": "$", "message": f"got {type(body).__name__}"}])
+    version = body.get("version")
+    if version is not None and version != expected_version:
+        raise BadRequest(422, f"unsupported payload version {version!r}; this endpoint takes version {expected_version!r}",
+                         [{"field": "version", "message": f"expected {expected_version!r}"}])
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise BadRequest(422, "payload does not match the webhook format", pydantic_problems(exc)) from None
+
+
+def _normalise(payload: AlertmanagerPayload, source: Source, received_at: datetime) -> Notification:
+    alerts = []
+    for i, raw in enumerate(payload.alerts):
+        if raw.startsAt is None:
+            raise BadRequest(422, "alert has no start time", [{"field": f"alerts.{i}.startsAt", "message": "zero time is not a start"}])
+        resolved = raw.status == "resolved" or (raw.endsAt is not None and raw.endsAt <= received_at)
+        extra: dict[str, Any] = {}
+        gap = False
+        if isinstance(raw, GrafanaAlert):
+            extra = {k: v for k, v in {
+                "dashboardURL": raw.dashboardURL, "panelURL": raw.panelURL, "silenceURL": raw.silenceURL,
+                "ruleUID": raw.ruleUID, "values": raw.values, "valueString": raw.valueString,
+            }.items() if v not in ("", None)}
+            reason = raw.annotations.get("grafana_state_reason", "").lower()
+            gap = raw.values is None or reason in GAP_STATE_REASONS or raw.labels.get("alertname") in GAP_ALERTNAMES
+        alerts.append(NormalAlert(
+            fingerprint=(raw.fingerprint or fingerprint(raw.labels)).lower(),
+            starts_at=raw.startsAt,
+            ends_at=raw.endsAt,
+            status="resolved" if resolved else "firing",
+            labels=dict(raw.labels),
+            annotations=dict(raw.annotations),
+            generator_url=raw.generatorURL,
+            extra=extra,
+            monitoring_gap=gap,
+        ))
+    return Notification(
+        source=source,
+        group_key=payload.groupKey,
+        receiver=payload.receiver,
+        group_labels=dict(payload.groupLabels),
+        common_labels=dict(payload.commonLabels),
+        common_annotations=dict(payload.commonAnnotations),
+        truncated=payload.truncatedAlerts,
+        alerts=alerts,
+        external_url=payload.externalURL,
+        title=getattr(payload, "title", ""),
+    )

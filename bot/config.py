@@ -1,0 +1,112 @@
+"""Settings: one object, read from the environment (and `.env`), validated at start-up.
+
+A setting that is invalid stops the start with a message naming it (pydantic-settings does the
+naming); unsafe development defaults are refused when ``WARROOM_ENV`` is not ``development``.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+DEV_ALERT_TOKEN = "dev-alert-token"
+DEV_SIGNING_SECRET = "dev-signing-secret"
+DEV_BOT_TOKEN = "xoxb-warroom-local"
+
+DEFAULT_SEVERITY_MAP: dict[str, int] = {
+    # Generic `severity` label values.
+    "sev1": 1, "p1": 1, "1": 1, "emergency": 1, "fatal": 1,
+    "critical": 2, "page": 2, "sev2": 2, "p2": 2, "2": 2, "high": 2, "error": 2,
+    "warning": 3, "ticket": 3, "sev3": 3, "p3": 3, "3": 3, "medium": 3,
+    "info": 4, "low": 4, "sev4": 4, "p4": 4, "4": 4, "none": 4,
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    env: Literal["development", "production", "test"] = Field("development", alias="WARROOM_ENV")
+    slack_bot_token: str = Field(DEV_BOT_TOKEN, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: str = Field(DEV_SIGNING_SECRET, alias="SLACK_SIGNING_SECRET")
+    slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+    slack_app_token: str | None = Field(None, alias="SLACK_APP_TOKEN")
+    database_url: str = Field("sqlite:///warroom.db", alias="WARROOM_DATABASE_URL")
+    alert_token: str = Field(DEV_ALERT_TOKEN, alias="WARROOM_ALERT_TOKEN")
+    incidents_channel: str | None = Field(None, alias="WARROOM_INCIDENTS_CHANNEL")
+    runbooks_dir: Path = Field(Path("runbooks"), alias="WARROOM_RUNBOOKS_DIR")
+    playbooks_dir: Path = Field(Path("playbooks"), alias="WARROOM_PLAYBOOKS_DIR")
+    templates_dir: Path | None = Field(None, alias="WARROOM_TEMPLATES_DIR")
+    action_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost"], alias="WARROOM_ACTION_HOSTS"
+    )
+    public_url: str = Field("http://127.0.0.1:8080", alias="WARROOM_PUBLIC_URL")
+    log_format: Literal["text", "json"] = Field("text", alias="WARROOM_LOG_FORMAT")
+    log_level: str = Field("INFO", alias="WARROOM_LOG_LEVEL")
+    channel_template: str = Field("inc-{date}-{slug}", alias="WARROOM_CHANNEL_TEMPLATE")
+    private_channels: bool = Field(False, alias="WARROOM_PRIVATE_CHANNELS")
+    thread_only_severities: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [4], alias="WARROOM_THREAD_ONLY_SEVERITIES"
+    )
+    severity_map: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_SEVERITY_MAP), alias="WARROOM_SEVERITY_MAP"
+    )
+    default_severity: int = Field(3, ge=1, le=4, alias="WARROOM_DEFAULT_SEVERITY")
+    max_body_bytes: int = Field(1024 * 1024, gt=0, alias="WARROOM_MAX_BODY_BYTES")
+    max_value_length: int = Field(16384, gt=0, alias="WARROOM_MAX_VALUE_LENGTH")
+    trace_retention_days: int = Field(30, gt=0, alias="WARROOM_TRACE_RETENTION_DAYS")
+    worker_enabled: bool = Field(True, alias="WARROOM_WORKER")
+    scheduler_enabled: bool = Field(True, alias="WARROOM_SCHEDULER")
+    ack_escalation_minutes: int = Field(10, gt=0, alias="WARROOM_ACK_ESCALATION_MINUTES")
+
+    @field_validator("action_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [h.strip() for h in value.split(",") if h.strip()]
+        return value
+
+    @field_validator("thread_only_severities", mode="before")
+    @classmethod
+    def _split_ints(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [int(v) for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("severity_map", mode="before")
+    @classmethod
+    def _parse_map(cls, value: object) -> object:
+        if isinstance(value, str):
+            # Extends the defaults, so a team only names the values it uses differently.
+            merged = dict(DEFAULT_SEVERITY_MAP)
+            merged.update({k.lower(): int(v) for k, v in json.loads(value).items()})
+            return merged
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        # slack-sdk urljoins method names onto the base URL; without the slash "/api" is lost.
+        return value if value.endswith("/") else value + "/"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_defaults(self) -> Settings:
+        if self.env == "production":
+            for name, value, dev in (
+                ("WARROOM_ALERT_TOKEN", self.alert_token, DEV_ALERT_TOKEN),
+                ("SLACK_SIGNING_SECRET", self.slack_signing_secret, DEV_SIGNING_SECRET),
+                ("SLACK_BOT_TOKEN", self.slack_bot_token, DEV_BOT_TOKEN),
+            ):
+                if value == dev:
+                    raise ValueError(f"{name} must be set when WARROOM_ENV=production")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,218 @@
+"""What people do to an incident. Keyword-only functions with an explicit session.
+
+Each change is checked against the state machine, stamped, written to the timeline and queues
+its Slack effects (card refresh, a line in the channel) through the outbox, in one transaction.
+Nothing here knows about Slack: the worker turns outbox rows into Web API calls.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from bot import outbox
+from bot.clock import utcnow
+from bot.errors import NotFound, UserError
+from bot.incidents import lifecycle, metrics, timeline
+from bot.models import Alert, Followup, Incident
+
+
+def get(session: Session, incident_id: int) -> Incident:
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        raise NotFound(f"There is no incident #{incident_id}.")
+    return incident
+
+
+def get_for_update(session: Session, incident_id: int) -> Incident:
+    stmt = select(Incident).where(Incident.id == incident_id).with_for_update()
+    incident = session.execute(stmt).scalar_one_or_none()
+    if incident is None:
+        raise NotFound(f"There is no incident #{incident_id}.")
+    return incident
+
+
+def by_channel(session: Session, channel_id: str) -> Incident | None:
+    stmt = select(Incident).where(Incident.channel_id == channel_id).order_by(Incident.id.desc()).limit(1)
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def list_incidents(session: Session, *, status: str | None = None, limit: int = 100) -> list[Incident]:
+    stmt = select(Incident).order_by(Incident.opened_at.desc(), Incident.id.desc()).limit(limit)
+    if status == "open":
+        stmt = stmt.where(Incident.status.in_(lifecycle.OPEN_STATUSES))
+    elif status:
+        stmt = stmt.where(Incident.status == status)
+    return list(session.execute(stmt).scalars())
+
+
+def alert_counts(session: Session, incident_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(Alert.status, func.count()).where(Alert.incident_id == incident_id).group_by(Alert.status)
+    ).all()
+    counts = {"firing": 0, "resolved": 0}
+    counts.update({status: n for status, n in rows})
+    return counts
+
+
+def refresh_card(session: Session, incident: Incident) -> None:
+    """Queue a re-render of the incident card (and the announcement) from current state."""
+    incident.updated_at = utcnow()
+    outbox.enqueue(session, "slack.card", {"incident_id": incident.id}, incident_id=incident.id)
+
+
+def declare(session: Session, *, title: str, severity: int, actor: str, service: str | None = None,
+            description: str | None = None, runbook_id: str | None = None) -> Incident:
+    title = title.strip()
+    if not title:
+        raise UserError("An incident needs a title: `/incident declare [sev1-4] <title>`.")
+    if severity not in (1, 2, 3, 4):
+        raise UserError("Severity is 1 (worst) to 4.")
+    now = utcnow()
+    incident = Incident(title=title[:300], severity=severity, service=service, source="declared", declared_by=actor,
+                        opened_at=now, updated_at=now, summary=description, runbook_id=runbook_id)
+    session.add(incident)
+    session.flush()
+    timeline.record(session, incident, "opened", f"Incident declared by <@{actor}>: {title}", actor=actor, at=now)
+    open_room(session, incident)
+    return incident
+
+
+def open_room(session: Session, incident: Incident) -> None:
+    outbox.enqueue(session, "slack.room", {"incident_id": incident.id}, key=f"room:{incident.id}", incident_id=incident.id)
+
+
+def acknowledge(session: Session, incident: Incident, *, actor: str, at: datetime | None = None) -> None:
+    lifecycle.check(incident.status, lifecycle.ACKNOWLEDGED)
+    now = at or utcnow()
+    incident.status = lifecycle.ACKNOWLEDGED
+    if incident.acknowledged_at is None:
+        incident.acknowledged_at, incident.acknowledged_by = now, actor
+    took = metrics.human(metrics.mtta(incident))
+    timeline.record(session, incident, "acknowledged", f"Acknowledged by <@{actor}> (MTTA {took})", actor=actor, at=now, echo=True)
+    refresh_card(session, incident)
+
+
+def set_severity(session: Session, incident: Incident, severity: int, *, actor: str) -> None:
+    if severity not in (1, 2, 3, 4):
+        raise UserError("Severity is 1 (worst) to 4: `/incident sev 2`.")
+    if severity == incident.severity:
+        raise UserError(f"The incident is already SEV{severity}.")
+    old, incident.severity = incident.severity, severity
+    timeline.record(session, incident, "severity", f"Severity SEV{old} → SEV{severity} by <@{actor}>", actor=actor, echo=True)
+    refresh_card(session, incident)
+
+
+def set_commander(session: Session, incident: Incident, user_id: str, *, actor: str) -> None:
+    incident.commander = user_id
+    timeline.record(session, incident, "commander", f"<@{user_id}> is incident commander (set by <@{actor}>)", actor=actor, echo=True)
+    refresh_card(session, incident)
+
+
+def post_status(session: Session, incident: Incident, text: str, *, actor: str) -> None:
+    incident.status_text = text
+    timeline.record(session, incident, "status", f"Status update from <@{actor}>: {text}", actor=actor, echo=True)
+    refresh_card(session, incident)
+
+
+def add_note(session: Session, incident: Incident, text: str, *, actor: str) -> None:
+    if not text.strip():
+        raise UserError("A note needs text: `/incident note <text>`.")
+    timeline.record(session, incident, "note", text, actor=actor)
+
+
+def add_followup(session: Session, incident: Incident, text: str, *, actor: str, owner: str | None) -> Followup:
+    if not text.strip():
+        raise UserError("A follow-up needs text: `/incident followup <text> [@owner]`.")
+    item = Followup(incident_id=incident.id, text=text, owner=owner, created_by=actor, created_at=utcnow())
+    session.add(item)
+    session.flush()
+    who = f" (owner <@{owner}>)" if owner else ""
+    timeline.record(session, incident, "followup", f"Follow-up: {text}{who}", actor=actor)
+    return item
+
+
+def followups(session: Session, incident_id: int) -> list[Followup]:
+    return list(session.execute(select(Followup).where(Followup.incident_id == incident_id).order_by(Followup.id)).scalars())
+
+
+def mitigate(session: Session, incident: Incident, *, actor: str, reason: str) -> None:
+    if incident.status == lifecycle.MITIGATED or not lifecycle.is_open(incident.status):
+        return
+    lifecycle.check(incident.status, lifecycle.MITIGATED)
+    incident.status, incident.mitigated_at = lifecycle.MITIGATED, incident.mitigated_at or utcnow()
+    timeline.record(session, incident, "mitigated", f"Mitigated: {reason}", actor=actor, echo=True)
+    refresh_card(session, incident)
+
+
+def resolve(session: Session, incident: Incident, *, actor: str, summary: str | None = None,
+            at: datetime | None = None) -> None:
+    lifecycle.check(incident.status, lifecycle.RESOLVED)
+    now = at or utcnow()
+    incident.status, incident.resolved_at, incident.resolved_by = lifecycle.RESOLVED, now, actor
+    if summary:
+        incident.summary = summary
+    took = metrics.human(metrics.mttr(incident))
+    who = f"<@{actor}>" if actor.startswith(("U", "W")) else actor
+    text = f"Resolved by {who} (MTTR {took})" + (f": {summary}" if summary else "")
+    timeline.record(session, incident, "resolved", text, actor=actor, at=now, echo=True)
+    refresh_card(session, incident)
+    outbox.enqueue(session, "postmortem.due", {"incident_id": incident.id}, key=f"pm-due:{incident.id}:{now.isoformat()}",
+                   incident_id=incident.id)
+
+
+def reopen(session: Session, incident: Incident, *, actor: str, reason: str = "") -> None:
+    target = lifecycle.ACKNOWLEDGED if incident.acknowledged_at else lifecycle.TRIGGERED
+    lifecycle.check(incident.status, target)
+    incident.status, incident.resolved_at, incident.resolved_by = target, None, None
+    who = f"<@{actor}>" if actor.startswith(("U", "W")) else actor
+    timeline.record(session, incident, "reopened", f"Reopened by {who}" + (f": {reason}" if reason else ""), actor=actor, echo=True)
+    refresh_card(session, incident)
+
+
+def close(session: Session, incident: Incident, *, actor: str) -> None:
+    lifecycle.check(incident.status, lifecycle.CLOSED)
+    incident.status, incident.closed_at = lifecycle.CLOSED, utcnow()
+    timeline.record(session, incident, "closed", f"Closed by <@{actor}>; the channel will be archived", actor=actor, echo=True)
+    refresh_card(session, incident)
+    outbox.enqueue(session, "slack.archive", {"incident_id": incident.id}, key=f"archive:{incident.id}", incident_id=incident.id)
+
+
+def as_dict(session: Session, incident: Incident, *, full: bool = False) -> dict[str, Any]:
+    """The JSON shape of ``/api/incidents`` (documented in README)."""
+    from bot.clock import iso
+
+    counts = alert_counts(session, incident.id) if incident.id else {"firing": 0, "resolved": 0}
+    mtta, mttr = metrics.mtta(incident), metrics.mttr(incident)
+    body: dict[str, Any] = {
+        "id": incident.id, "title": incident.title, "status": incident.status, "severity": incident.severity,
+        "service": incident.service, "slo": incident.slo, "source": incident.source,
+        "group_key": None, "channel_id": incident.channel_id, "channel_name": incident.channel_name,
+        "runbook": incident.runbook_id, "commander": incident.commander,
+        "opened_at": iso(incident.opened_at), "acknowledged_at": iso(incident.acknowledged_at),
+        "acknowledged_by": incident.acknowledged_by, "mitigated_at": iso(incident.mitigated_at),
+        "resolved_at": iso(incident.resolved_at), "closed_at": iso(incident.closed_at),
+        "alerts_firing": counts["firing"], "alerts_resolved": counts["resolved"],
+        "alerts_unlisted": incident.alerts_unlisted, "monitoring_gap": incident.monitoring_gap,
+        "mtta_seconds": mtta.total_seconds() if mtta else None, "mttr_seconds": mttr.total_seconds() if mttr else None,
+        "labels": incident.labels, "links": incident.links, "previous_incident_id": incident.previous_incident_id,
+    }
+    if incident.group_id:
+        from bot.models import AlertGroup
+        group = session.get(AlertGroup, incident.group_id)
+        body["group_key"] = group.group_key if group else None
+    if full:
+        alerts = session.execute(select(Alert).where(Alert.incident_id == incident.id).order_by(Alert.id)).scalars()
+        body["alerts"] = [{
+            "fingerprint": a.fingerprint, "status": a.status, "starts_at": iso(a.starts_at), "ends_at": iso(a.ends_at),
+            "labels": a.labels, "annotations": a.annotations, "generator_url": a.generator_url,
+            "severity": a.severity, "monitoring_gap": a.monitoring_gap, **({"extra": a.extra} if a.extra else {}),
+        } for a in alerts]
+        body["timeline"] = [{
+            "at": iso(e.at), "kind": e.kind, "actor": e.actor, "text": e.text, **({"data": e.data} if e.data else {}),
+        } for e in timeline.events(session, incident.id)]
+        body["followups"] = [{"text": f.text, "owner": f.owner, "done": f.done} for f in followups(session, incident.id)]
+    return body

@@ -1,0 +1,215 @@
+"""The tables. Every change here needs an Alembic revision in ``bot/migrations/versions``.
+
+Timestamps are stored as timezone-aware UTC (``DateTime(timezone=True)``); SQLite gives them back
+naive, so ``bot.clock.as_utc`` is applied where they are compared.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def _ts(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable, index=index))
+
+
+def _json(default: Any = dict) -> Any:
+    return Field(default_factory=default, sa_column=Column(JSON, nullable=False))
+
+
+class AlertGroup(SQLModel, table=True):
+    """One Alertmanager/Grafana group (its ``groupKey``): the unit of incident identity."""
+
+    __tablename__ = "alert_group"
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=20)
+    group_key_hash: str = Field(max_length=64, unique=True)
+    group_key: str = Field(sa_column=Column(Text, nullable=False))
+    group_labels: dict[str, str] = _json()
+    current_incident_id: int | None = Field(default=None)  # no FK: incident already points here
+    created_at: datetime = _ts(nullable=False)
+
+
+class Incident(SQLModel, table=True):
+    __tablename__ = "incident"
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(default="triggered", max_length=20, index=True)
+    severity: int = Field(default=3)
+    service: str | None = Field(default=None, max_length=200)
+    slo: str | None = Field(default=None, max_length=200)
+    group_id: int | None = Field(default=None, foreign_key="alert_group.id", index=True)
+    source: str = Field(default="alertmanager", max_length=20)
+    labels: dict[str, str] = _json()
+    annotations: dict[str, str] = _json()
+    links: list[dict[str, str]] = _json(list)
+    runbook_id: str | None = Field(default=None, max_length=200)
+    channel_id: str | None = Field(default=None, max_length=40)
+    channel_name: str | None = Field(default=None, max_length=80)
+    alerts_unlisted: int = Field(default=0)
+    monitoring_gap: bool = Field(default=False)
+    commander: str | None = Field(default=None, max_length=40)
+    declared_by: str | None = Field(default=None, max_length=40)
+    acknowledged_by: str | None = Field(default=None, max_length=40)
+    resolved_by: str | None = Field(default=None, max_length=40)
+    summary: str | None = Field(default=None, sa_column=Column(Text))
+    status_text: str | None = Field(default=None, sa_column=Column(Text))
+    previous_incident_id: int | None = Field(default=None)
+    opened_at: datetime = _ts(nullable=False, index=True)
+    acknowledged_at: datetime | None = _ts()
+    mitigated_at: datetime | None = _ts()
+    resolved_at: datetime | None = _ts()
+    closed_at: datetime | None = _ts()
+    updated_at: datetime | None = _ts()
+
+
+class Alert(SQLModel, table=True):
+    """One alert episode: identity is (group, fingerprint, startsAt); a re-fire is a new row."""
+
+    __tablename__ = "alert"
+    __table_args__ = (UniqueConstraint("group_id", "fingerprint", "starts_at", name="uq_alert_episode"),)
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="alert_group.id", index=True)
+    incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
+    fingerprint: str = Field(max_length=64)
+    starts_at: datetime = _ts(nullable=False)
+    ends_at: datetime | None = _ts()
+    status: str = Field(max_length=20)
+    severity: int = Field(default=3)
+    labels: dict[str, str] = _json()
+    annotations: dict[str, str] = _json()
+    generator_url: str | None = Field(default=None, sa_column=Column(Text))
+    extra: dict[str, Any] = _json()
+    monitoring_gap: bool = Field(default=False)
+    first_seen_at: datetime = _ts(nullable=False)
+    last_seen_at: datetime = _ts(nullable=False)
+
+
+class TimelineEvent(SQLModel, table=True):
+    __tablename__ = "timeline_event"
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    at: datetime = _ts(nullable=False)
+    kind: str = Field(max_length=40)
+    actor: str | None = Field(default=None, max_length=100)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    data: dict[str, Any] = _json()
+    # Set for events that must be recorded once (a pinned message, a Slack retry): unique.
+    dedupe_key: str | None = Field(default=None, max_length=200, unique=True)
+
+
+class OutboxItem(SQLModel, table=True):
+    """A side effect queued in the same transaction as the state change that needs it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=60)
+    dedupe_key: str = Field(max_length=200, unique=True)
+    incident_id: int | None = Field(default=None, index=True)
+    payload: dict[str, Any] = _json()
+    status: str = Field(default="pending", max_length=20)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = _ts(nullable=False)
+    claimed_until: datetime | None = _ts()
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = _ts(nullable=False)
+    done_at: datetime | None = _ts()
+
+
+class IncidentStep(SQLModel, table=True):
+    """A set-up step of the incident room, done once: the record makes set-up resumable."""
+
+    __tablename__ = "incident_step"
+    __table_args__ = (UniqueConstraint("incident_id", "name", name="uq_incident_step"),)
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    name: str = Field(max_length=40)
+    done_at: datetime | None = _ts()
+    result: dict[str, Any] = _json()
+    attempts: int = Field(default=0)
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class SlackEventSeen(SQLModel, table=True):
+    """Events API deliveries already handled (Slack retries them on slow answers)."""
+
+    __tablename__ = "slack_event_seen"
+    event_id: str = Field(primary_key=True, max_length=64)
+    seen_at: datetime = _ts(nullable=False)
+
+
+class Bundle(SQLModel, table=True):
+    """A deployed release bundle: prompt, model route, retriever, tools, guardrails …"""
+
+    __tablename__ = "bundle"
+    __table_args__ = (UniqueConstraint("service", "version", name="uq_bundle_version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    service: str = Field(max_length=200)
+    version: str = Field(max_length=100)
+    components: dict[str, Any] = _json()
+    deployed_at: datetime = _ts(nullable=False)
+    known_good: bool = Field(default=False)
+    known_good_reason: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class Trace(SQLModel, table=True):
+    __tablename__ = "trace"
+    __table_args__ = (Index("ix_trace_service_time", "service", "timestamp"),)
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: str = Field(max_length=200, unique=True)
+    service: str = Field(max_length=200)
+    timestamp: datetime = _ts(nullable=False)
+    bundle_version: str | None = Field(default=None, max_length=100)
+    model: str | None = Field(default=None, max_length=200)
+    prompt_hash: str | None = Field(default=None, max_length=128)
+    failure_types: list[str] = _json(list)
+    failed: bool = Field(default=False, index=True)
+    incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
+    label: dict[str, Any] = _json()
+    data: dict[str, Any] = _json()
+    received_at: datetime = _ts(nullable=False)
+
+
+class ActionRun(SQLModel, table=True):
+    __tablename__ = "action_run"
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    playbook: str = Field(max_length=100)
+    params: dict[str, Any] = _json()
+    idempotency_key: str = Field(max_length=128, unique=True)
+    status: str = Field(default="requested", max_length=20)
+    dry_run: bool = Field(default=False)
+    requested_by: str = Field(max_length=40)
+    approved_by: str | None = Field(default=None, max_length=40)
+    undo_of: int | None = Field(default=None)
+    requested_at: datetime = _ts(nullable=False)
+    started_at: datetime | None = _ts()
+    finished_at: datetime | None = _ts()
+    result: dict[str, Any] = _json()
+    error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class Followup(SQLModel, table=True):
+    __tablename__ = "followup"
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    owner: str | None = Field(default=None, max_length=40)
+    created_by: str | None = Field(default=None, max_length=40)
+    created_at: datetime = _ts(nullable=False)
+    done: bool = Field(default=False)
+
+
+class Postmortem(SQLModel, table=True):
+    __tablename__ = "postmortem"
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", unique=True)
+    draft: str = Field(sa_column=Column(Text, nullable=False))
+    edited: str | None = Field(default=None, sa_column=Column(Text))
+    generated_at: datetime = _ts(nullable=False)
+    edited_at: datetime | None = _ts()

@@ -1,0 +1,100 @@
+"""Durable side effects: queued with the state change, performed by the worker, never lost.
+
+A row is written in the same transaction as the change that needs it, keyed so the same effect
+is never queued twice. Workers claim due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's
+single writer lock serialises claims), perform them and mark them done. Rows of one incident run
+in order: a row is not claimable while an older row of its incident is pending or running. A
+failure backs off exponentially and, after ``MAX_ATTEMPTS``, stays ``failed`` and visible.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.orm import aliased
+from sqlmodel import Session
+
+from bot.clock import utcnow
+from bot.db import insert_or_ignore
+from bot.models import OutboxItem
+
+MAX_ATTEMPTS = 8
+CLAIM_SECONDS = 120
+ACTIVE = ("pending", "running")
+
+
+def enqueue(session: Session, kind: str, payload: dict[str, Any] | None = None, *,
+            key: str | None = None, incident_id: int | None = None, delay: float = 0.0) -> bool:
+    """Queue an effect; ``False`` when one with this key was queued before (so: not again)."""
+    now = utcnow()
+    inserted = insert_or_ignore(session, OutboxItem, {
+        "kind": kind,
+        "dedupe_key": key or f"{kind}:{uuid.uuid4().hex}",
+        "incident_id": incident_id,
+        "payload": payload or {},
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now + timedelta(seconds=delay),
+        "created_at": now,
+    }, ["dedupe_key"])
+    return inserted is not None
+
+
+def claim(session: Session, *, limit: int = 10, now: datetime | None = None) -> list[OutboxItem]:
+    """Take due rows for this worker; expired claims (a crashed worker) are due again."""
+    now = now or utcnow()
+    earlier = aliased(OutboxItem)
+    blocked_by_older = exists().where(and_(
+        earlier.incident_id == OutboxItem.incident_id,
+        earlier.id < OutboxItem.id,
+        earlier.status.in_(ACTIVE),
+    ))
+    due = (
+        (OutboxItem.status == "pending") & (OutboxItem.next_attempt_at <= now)
+    ) | ((OutboxItem.status == "running") & (OutboxItem.claimed_until < now))
+    stmt = (select(OutboxItem).where(due).where(~blocked_by_older | (OutboxItem.incident_id.is_(None)))
+            .order_by(OutboxItem.id).limit(limit))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True, of=OutboxItem)
+    rows = list(session.execute(stmt).scalars())
+    for row in rows:
+        row.status = "running"
+        row.attempts += 1
+        row.claimed_until = now + timedelta(seconds=CLAIM_SECONDS)
+    session.flush()
+    return rows
+
+
+def complete(session: Session, item_id: int) -> None:
+    session.execute(update(OutboxItem).where(OutboxItem.id == item_id)
+                    .values(status="done", done_at=utcnow(), claimed_until=None, last_error=None))
+
+
+def fail(session: Session, item_id: int, error: str, *, retry: bool = True) -> bool:
+    """Record a failure; returns True when the row gave up (it is then ``failed``)."""
+    row = session.get(OutboxItem, item_id)
+    if row is None:
+        return True
+    give_up = not retry or row.attempts >= MAX_ATTEMPTS
+    row.status = "failed" if give_up else "pending"
+    row.last_error = error[:2000]
+    row.claimed_until = None
+    row.next_attempt_at = utcnow() + timedelta(seconds=min(2 ** row.attempts, 300))
+    return give_up
+
+
+def retry_failed(session: Session, incident_id: int | None = None) -> int:
+    """Put failed rows back in the queue (``warroom incidents resume``)."""
+    stmt = update(OutboxItem).where(OutboxItem.status == "failed")
+    if incident_id is not None:
+        stmt = stmt.where(OutboxItem.incident_id == incident_id)
+    result = session.execute(stmt.values(status="pending", attempts=0, next_attempt_at=utcnow()))
+    return result.rowcount or 0
+
+
+def pending_count(session: Session) -> int:
+    from sqlalchemy import func
+    return session.execute(select(func.count()).select_from(OutboxItem).where(OutboxItem.status.in_(ACTIVE))).scalar_one()

@@ -1,0 +1,1 @@
+"""HTTP routes: thin edges that parse, authorise and call a service function."""

@@ -1,0 +1,58 @@
+"""Everything one warroom process holds: settings, database, loaded folders, metrics, worker."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from bot.alerts.intake import IntakeRules
+from bot.config import Settings
+from bot.db import make_engine
+from bot.incidents.lifecycle import OPEN_STATUSES
+from bot.models import Incident, OutboxItem
+from bot.runbooks import RunbookSet, load_runbooks
+from bot.telemetry import Metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    runbooks: RunbookSet
+    metrics: Metrics = field(init=False)
+    wake: threading.Event = field(default_factory=threading.Event)
+    services: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.metrics = Metrics(self._gauges)
+
+    @classmethod
+    def build(cls, settings: Settings, engine: Engine | None = None) -> Runtime:
+        runbooks = load_runbooks(settings.runbooks_dir)  # refuses to start on a broken folder, saying why
+        return cls(settings=settings, engine=engine or make_engine(settings.database_url), runbooks=runbooks)
+
+    @property
+    def intake_rules(self) -> IntakeRules:
+        return IntakeRules(severity_map=self.settings.severity_map, default_severity=self.settings.default_severity,
+                           choose_runbook=self._choose_runbook)
+
+    def _choose_runbook(self, labels: dict[str, str], annotations: dict[str, str]) -> tuple[str | None, int | None]:
+        runbook = self.runbooks.match(labels, annotations)
+        return runbook.id, runbook.severity
+
+    def _gauges(self) -> dict[str, float]:
+        with self.engine.connect() as conn:
+            open_count = conn.execute(select(func.count()).select_from(Incident)
+                                      .where(Incident.status.in_(OPEN_STATUSES))).scalar_one()
+            pending = conn.execute(select(func.count()).select_from(OutboxItem)
+                                   .where(OutboxItem.status.in_(("pending", "running")))).scalar_one()
+            failed = conn.execute(select(func.count()).select_from(OutboxItem)
+                                  .where(OutboxItem.status == "failed")).scalar_one()
+        return {"open_incidents": open_count, "outbox_pending": pending, "outbox_failed": failed}
