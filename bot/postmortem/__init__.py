@@ -1,0 +1,28 @@
+"""Postmortem drafts: a validated context in, Markdown out (templates are user-overridable)."""
+
+from __future__ import annotations
+
+from bot.postmortem.context import (
+    ActionRecord,
+    BundleLineage,
+    Impact,
+    IncidentInfo,
+    PostmortemContext,
+    TimelineEntry,
+    TraceExample,
+    TraceSummary,
+)
+from bot.postmortem.render import TEMPLATE_NAME, render_postmortem
+
+__all__ = [
+    "ActionRecord",
+    "BundleLineage",
+    "Impact",
+    "IncidentInfo",
+    "PostmortemContext",
+    "TEMPLATE_NAME",
+    "TimelineEntry",
+    "TraceExample",
+    "TraceSummary",
+    "render_postmortem",
+]
