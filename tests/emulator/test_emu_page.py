@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, expect, sync_playwright
+from slack_bolt import App
+
+from bot.emulator import Emulator
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-quic", "--no-first-run"]
+CARD = [
+    {"type": "header", "text": {"type": "plain_text", "text": "SEV2 · llm-gateway · hallucination-rate"}},
+    {"type": "section", "fields": [{"type": "mrkdwn", "text": "*Status:* triggered"},
+                                   {"type": "mrkdwn", "text": "*On call:* <!subteam^S0MLONCALL>"}]},
+    {"type": "actions", "elements": [
+        {"type": "button", "action_id": "incident_ack", "style": "primary", "value": "INC-1",
+         "text": {"type": "plain_text", "text": "Acknowledge"}}]},
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def test_clicking_acknowledge_on_the_page_reaches_the_bot_and_shows_the_updated_card(
+        bolt_app: App, emu: Emulator, browser: Browser) -> None:
+    @bolt_app.action("incident_ack")
+    def acknowledge(ack, body, client):  # noqa: ANN001, ANN202
+        ack()
+        who = body["user"]["name"]
+        client.chat_update(channel=body["channel"]["id"], ts=body["message"]["ts"], text=f"Acknowledged by {who}",
+                           blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": f"*Acknowledged* by {who}"}}])
+
+    bolt_app.client.chat_postMessage(channel="C0INCIDENTS", text="SEV2 llm-gateway", blocks=CARD)
+    page = browser.new_page()
+    page.goto(f"{emu.base_url}/?channel=C0INCIDENTS&user=U0SAM")
+
+    expect(page.get_by_text("*On call:* @ml-oncall")).to_be_visible()
+    page.get_by_role("button", name="Acknowledge").click()
+
+    expect(page.locator("#messages").get_by_text("*Acknowledged* by sam")).to_be_visible(timeout=5000)
+    expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0)
+    assert emu.calls_to("chat.update")[0].response["ok"] is True
+    page.close()
+
+
+def test_typing_a_slash_command_sends_it_to_the_bot_and_shows_the_ephemeral_answer(
+        bolt_app: App, emu: Emulator, browser: Browser) -> None:
+    bolt_app.command("/incident")(lambda ack, command: ack(f"Nothing to {command['text']} here"))
+    page = browser.new_page()
+    page.goto(f"{emu.base_url}/?channel=C0INCIDENTS&user=U0ALEX")
+
+    page.get_by_placeholder("/incident help").fill("/incident ack")
+    page.get_by_role("button", name="Send").click()
+
+    messages = page.locator("#messages")
+    expect(messages.get_by_text("Nothing to ack here")).to_be_visible(timeout=5000)
+    expect(messages.get_by_text("Only visible to you")).to_be_visible()
+    assert emu.replies[-1].request["user_id"] == "U0ALEX"
+    page.close()
+
+
+def test_message_text_is_escaped_not_interpreted(emu: Emulator) -> None:
+    emu.state.channels["C0INCIDENTS"].messages.clear()
+    httpx.post(f"{emu.api_url}chat.postMessage", headers={"Authorization": f"Bearer {emu.token}"},
+               json={"channel": "C0INCIDENTS", "text": "&lt;img src=x onerror=alert(1)&gt; &amp; <@U0PRIYA>"})
+
+    html = httpx.get(f"{emu.base_url}/?channel=C0INCIDENTS").text
+
+    assert "<img src=x" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt; &amp; @priya" in html
+
+
+def test_a_modal_opened_by_the_bot_is_a_form_on_the_page(bolt_app: App, emu: Emulator, browser: Browser) -> None:
+    titles: list[str] = []
+    modal = {"type": "modal", "callback_id": "declare", "title": {"type": "plain_text", "text": "Declare incident"},
+             "submit": {"type": "plain_text", "text": "Declare"},
+             "blocks": [{"type": "input", "block_id": "title", "label": {"type": "plain_text", "text": "Title"},
+                         "element": {"type": "plain_text_input", "action_id": "value"}}]}
+
+    @bolt_app.command("/incident")
+    def declare(ack, command, client):  # noqa: ANN001, ANN202
+        ack()
+        client.views_open(trigger_id=command["trigger_id"], view=modal)
+
+    @bolt_app.view("declare")
+    def submitted(ack, view):  # noqa: ANN001, ANN202
+        titles.append(view["state"]["values"]["title"]["value"]["value"])
+        ack()
+
+    page = browser.new_page()
+    page.goto(f"{emu.base_url}/?channel=C0INCIDENTS&user=U0PRIYA")
+    page.get_by_placeholder("/incident help").fill("/incident declare")
+    page.get_by_role("button", name="Send").click()
+
+    expect(page.get_by_text("Declare incident")).to_be_visible(timeout=5000)
+    page.get_by_label("Title").fill("GPU on fire")
+    page.get_by_role("button", name="Declare").click()
+
+    expect(page.get_by_text("Declare incident")).to_have_count(0, timeout=5000)
+    assert titles == ["GPU on fire"]
+    page.close()
