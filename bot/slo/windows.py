@@ -1,0 +1,106 @@
+"""The windows the burn-rate alerts look through, and how fast each pair burns the budget.
+
+Alert thresholds follow the Google SRE Workbook ("Alerting on SLOs") as Sloth ships them: a pair
+of windows fires when both the long and the short window (long / 12) burn faster than
+``factor``, where ``factor`` is the burn that would spend ``budget_fraction`` of the period's error
+budget within the long window. Factors are derived from the *nominal* windows, so a test that
+shrinks ``1h`` to ``30s`` keeps the production thresholds and only runs faster.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+NOMINAL_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+PERIOD_DAYS = {"30d": 30, "28d": 28}
+
+_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d|w)$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class WindowError(ValueError):
+    """A ``--window`` override or duration that cannot be used."""
+
+
+def parse_duration(text: str) -> timedelta:
+    """A Prometheus-style single-unit duration (``5m``, ``30s``, ``1d``)."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise WindowError(f"not a duration: {text!r} (use e.g. 30s, 5m, 1h, 1d)")
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise WindowError(f"duration must be positive: {text!r}")
+    return timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True)
+class BurnCondition:
+    """One multi-window pair: page at 14.4x over 1h and 5m, for instance."""
+
+    severity: str  # "page" | "ticket", the ``sloth_severity`` label
+    long: str  # nominal window name
+    short: str
+    budget_fraction: float  # share of the period's budget this pair may spend in ``long``
+
+    def factor(self, period: str) -> float:
+        period_hours = PERIOD_DAYS[period] * 24
+        long_hours = parse_duration(self.long).total_seconds() / 3600
+        return self.budget_fraction * period_hours / long_hours
+
+
+# Order matters: within a severity the first matching pair names the burn factor shown to people.
+BURN_CONDITIONS = (
+    BurnCondition("page", "1h", "5m", 0.02),
+    BurnCondition("page", "6h", "30m", 0.05),
+    BurnCondition("ticket", "1d", "2h", 0.10),
+    BurnCondition("ticket", "3d", "6h", 0.10),
+)
+SEVERITIES = ("page", "ticket")
+
+
+def conditions_for(severity: str) -> tuple[BurnCondition, ...]:
+    return tuple(c for c in BURN_CONDITIONS if c.severity == severity)
+
+
+def factor_text(factor: float) -> str:
+    """14.4 -> "14.4", 6.0 -> "6", 0.9333 -> "0.93": what people read on the card."""
+    return f"{factor:.2f}".rstrip("0").rstrip(".")
+
+
+@dataclass(frozen=True)
+class WindowSet:
+    """Actual durations behind each nominal window; overridable so tests finish in seconds.
+
+    Keep every window at least a few scrape intervals long: ``rate()`` over a window shorter
+    than about two scrapes returns nothing, and an empty ratio can neither fire nor resolve.
+    """
+
+    actual: Mapping[str, str] = field(default_factory=lambda: {w: w for w in NOMINAL_WINDOWS})
+    alert_for: str = "0s"
+
+    @classmethod
+    def from_overrides(cls, overrides: Iterable[str], *, alert_for: str = "0s") -> WindowSet:
+        """Build from ``["5m=5s", "1h=30s"]``; windows not named keep their nominal length."""
+        actual = {w: w for w in NOMINAL_WINDOWS}
+        for item in overrides:
+            nominal, sep, value = item.partition("=")
+            nominal, value = nominal.strip(), value.strip()
+            if not sep or nominal not in actual:
+                raise WindowError(
+                    f"bad --window {item!r}: expected NOMINAL=DURATION with NOMINAL one of "
+                    + ", ".join(NOMINAL_WINDOWS)
+                )
+            parse_duration(value)
+            actual[nominal] = value
+        if alert_for != "0s":
+            parse_duration(alert_for)
+        return cls(actual=actual, alert_for=alert_for)
+
+    def duration(self, nominal: str) -> timedelta:
+        return parse_duration(self.actual[nominal])
+
+    def promql(self, nominal: str) -> str:
+        return self.actual[nominal]
