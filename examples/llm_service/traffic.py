@@ -1,0 +1,35 @@
+"""Synthetic users: ask the canned questions round-robin so Prometheus always has a rate to show."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable
+
+from .answers import traffic_questions
+
+
+class TrafficGenerator:
+    def __init__(self, ask: Callable[[str], object], rps: float) -> None:
+        self.ask = ask
+        self.period = 1.0 / rps
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="traffic", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        questions = itertools.cycle(traffic_questions())
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            self.ask(next(questions))
+            # Schedule against a fixed timeline so the rate holds even when answering takes time.
+            next_at += self.period
+            self._stop.wait(max(0.0, next_at - time.monotonic()))

@@ -1,0 +1,80 @@
+"""Test harness for playbook runs: the example service on loopback and the arguments a run needs."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+import uvicorn
+
+from bot.actions import HostAllowList, Playbook, RunResult, run_playbook, run_undo
+from examples.llm_service import ServiceState
+
+PLAYBOOKS_DIR = Path(__file__).resolve().parents[2] / "playbooks"
+CONTROL_TOKEN = "s3cret-control-token-4242"
+INCIDENT = {"id": 7, "title": "llm-gateway hallucination rate", "labels": {"service": "llm-gateway"}}
+
+
+@dataclass
+class Gateway:
+    """The example service on loopback, plus what a run needs to act on it."""
+
+    url: str
+    state: ServiceState
+    client: httpx.Client
+    sent: list[httpx.Request] = field(default_factory=list)
+
+    @property
+    def targets(self) -> dict[str, str]:
+        return {"llm-gateway": self.url}
+
+    @property
+    def hosts(self) -> HostAllowList:
+        return HostAllowList([urlsplit(self.url).netloc])
+
+    def run(self, pb: Playbook, params: dict[str, Any], **overrides: Any) -> RunResult:
+        return run_playbook(pb, params, **self._kwargs(overrides))
+
+    def undo(self, pb: Playbook, run: RunResult, **overrides: Any) -> RunResult:
+        return run_undo(pb, run, **self._kwargs(overrides))
+
+    def _kwargs(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        kwargs: dict[str, Any] = dict(incident=INCIDENT, secrets={"CONTROL_TOKEN": CONTROL_TOKEN},
+                                      allowed_hosts=self.hosts, client=self.client, targets=self.targets)
+        kwargs.update(overrides)
+        return kwargs
+
+
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def serve(app: Any) -> Iterator[str]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, what="uvicorn to start")
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def wait_until(condition: Callable[[], T], *, timeout: float = 10.0, what: str = "condition") -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
