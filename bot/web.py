@@ -1,19 +1,48 @@
-"""The ASGI app: webhooks, the JSON API, Slack's endpoint, pages, /metrics and /healthz."""
+"""The ASGI app: webhooks, the JSON API, Slack's endpoint, pages, /metrics and /healthz.
+
+`create_app` assembles one warroom process around a `Runtime`: the Slack side (Bolt app and the
+outbox handlers that call Slack), the worker that performs queued effects, and the scheduler.
+"""
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 
 from bot.routes import api, webhooks
 from bot.runtime import Runtime
+from bot.worker import Worker
+
+
+def _optional_routes(name: str) -> list[Any]:
+    """Route modules of capabilities that may not be installed in a trimmed build."""
+    import importlib
+    try:
+        return list(importlib.import_module(f"bot.routes.{name}").routes)
+    except ModuleNotFoundError as exc:
+        if exc.name != f"bot.routes.{name}":
+            raise
+        return []
 
 
 def create_app(runtime: Runtime, *, extra_routes: list | None = None) -> Starlette:
+    from bot.slack.app import build_slack
+    from bot.slack.endpoint import slack_route
+
+    slack = build_slack(runtime)
+    handlers = {**slack.effects.handlers(), **runtime.services.get("handlers", {})}
+    worker = Worker(runtime.engine, handlers, wake=runtime.wake, on_give_up=slack.effects.report_give_up)
+    runtime.services.update(worker=worker, slack=slack)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        started = []
+        if runtime.settings.worker_enabled:
+            worker.start()
+            started.append(worker.stop)
         for start in runtime.services.get("on_start", []):
             start()
         try:
@@ -21,8 +50,12 @@ def create_app(runtime: Runtime, *, extra_routes: list | None = None) -> Starlet
         finally:
             for stop in reversed(runtime.services.get("on_stop", [])):
                 stop()
+            for stop in started:
+                stop()
+            slack.context.pool.shutdown(wait=False, cancel_futures=True)
 
-    routes = [*webhooks.routes, *api.routes, *(extra_routes or [])]
+    routes = [*webhooks.routes, *api.routes, slack_route(slack.app),
+              *_optional_routes("telemetry"), *_optional_routes("pages"), *(extra_routes or [])]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.runtime = runtime
     return app

@@ -5,6 +5,8 @@ Pure builders over the workspace; ``driver.py`` signs and sends them.
 
 from __future__ import annotations
 
+import re
+
 import time
 from typing import Any
 
@@ -19,9 +21,19 @@ def user_ref(ws: Workspace, user_id: str) -> dict[str, Any]:
     return {"id": user_id, "username": name, "name": name, "team_id": ws.team_id}
 
 
+def escape_command_text(ws: Workspace, text: str) -> str:
+    """What Slack does with ``should_escape: true``: ``&<>`` become entities and ``@name`` of a
+    known user becomes ``<@U123|name>``, so the app receives ids, not display names."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    by_name = {u.name: u.id for u in ws.users.values()}
+    return re.sub(r"@([a-z0-9._-]+)", lambda m: f"<@{by_name[m.group(1)]}|{m.group(1)}>"
+                  if m.group(1) in by_name else m.group(0), text)
+
+
 def slash_command(ws: Workspace, line: str, user: str, channel: str, response_url: str,
                   trigger_id: str) -> dict[str, str]:
     command, _, text = line.strip().partition(" ")
+    text = escape_command_text(ws, text)
     ch = ws.channels.get(channel)
     return {
         "token": VERIFICATION_TOKEN,

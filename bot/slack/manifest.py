@@ -77,7 +77,7 @@ def manifest(url: str, name: str = "warroom") -> str:
                     "url": request_url,
                     "description": "Declare, acknowledge, mitigate and resolve incidents",
                     "usage_hint": "help | declare [sev1-4] <title> | ack | status [text] | resolve [summary]",
-                    "should_escape": False,
+                    "should_escape": True,  # mentions arrive as <@U…> ids, never display names
                 }
             ],
         },

@@ -1,0 +1,50 @@
+"""Incident channel names: a template, then Slack's rules.
+
+Slack accepts lowercase a–z, 0–9, ``-`` and ``_``, at most 80 characters (``conversations.create``
+answers ``invalid_name_specials`` / ``invalid_name_maxlength`` otherwise). Unicode is
+transliterated where NFKD gives an ASCII base (``é`` → ``e``) and dropped otherwise; the name is
+never empty; a clash (``name_taken``) gets ``-2``, ``-3`` … within the length limit.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime
+
+MAX_LENGTH = 80
+_INVALID = re.compile(r"[^a-z0-9_-]+")
+_DASHES = re.compile(r"-{2,}")
+
+
+def slugify(text: str, limit: int = 60) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = _DASHES.sub("-", _INVALID.sub("-", ascii_text.lower())).strip("-_")
+    return slug[:limit].rstrip("-_")
+
+
+def channel_name(template: str, *, incident_id: int, opened_at: datetime, title: str,
+                 service: str | None = None, slo: str | None = None, severity: int = 3) -> str:
+    values = {
+        "date": opened_at.strftime("%Y%m%d"), "id": str(incident_id), "severity": f"sev{severity}",
+        "service": slugify(service or ""), "slo": slugify(slo or ""),
+        "slug": slugify("-".join(p for p in (service, slo) if p) or title) or f"incident-{incident_id}",
+        "title": slugify(title),
+    }
+    try:
+        raw = template.format(**values)
+    except (KeyError, IndexError, ValueError):
+        raw = "inc-{date}-{slug}".format(**values)
+    return sanitise(raw) or f"inc-{incident_id}"
+
+
+def sanitise(name: str) -> str:
+    return slugify(name, limit=MAX_LENGTH)
+
+
+def with_suffix(name: str, attempt: int) -> str:
+    """``attempt`` 1 is the name itself; 2 gives ``name-2``, cut so the whole stays within 80."""
+    if attempt <= 1:
+        return name
+    suffix = f"-{attempt}"
+    return name[: MAX_LENGTH - len(suffix)].rstrip("-_") + suffix

@@ -1,0 +1,93 @@
+"""What every listener needs: the runtime, the Slack gateway, and a pool for slow work."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.db import transaction
+from bot.errors import PermissionDenied
+from bot.incidents import service
+from bot.runtime import Runtime
+from bot.slack.client import SlackGateway
+from bot.slack.replies import NOT_A_MEMBER, for_user
+
+log = logging.getLogger(__name__)
+
+ACK_BUDGET_SECONDS = 2.0  # Slack wants the HTTP answer within 3 s; keep a margin for the network
+
+
+@dataclass
+class SlackContext:
+    runtime: Runtime
+    gateway: SlackGateway
+    pool: concurrent.futures.ThreadPoolExecutor = field(
+        default_factory=lambda: concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="slack-work"))
+
+    @property
+    def engine(self):  # noqa: ANN201
+        return self.runtime.engine
+
+    def answer_within_budget(self, work: Callable[[], Any], ack: Callable[..., None],
+                             respond: Callable[..., None]) -> None:
+        """Run ``work``; its reply goes into the ack if it is quick, else via ``respond`` later.
+
+        Whatever ``work`` costs, Slack gets its HTTP answer within the budget.
+        """
+        future = self.pool.submit(_safely, work)
+        try:
+            reply = future.result(timeout=ACK_BUDGET_SECONDS)
+        except concurrent.futures.TimeoutError:
+            ack(text="⏳ Working on it… the answer will follow here.")
+            future.add_done_callback(lambda f: _respond(respond, f.result()))
+            return
+        ack(**_as_kwargs(reply))
+
+    def background(self, work: Callable[[], Any], respond: Callable[..., None] | None) -> None:
+        """After an ack: run ``work`` and show its reply (or its error) to the user."""
+        def run() -> None:
+            reply = _safely(work)
+            if respond is not None and reply:
+                _respond(respond, reply)
+        self.pool.submit(run)
+
+    def is_member(self, user_id: str, channel_id: str) -> bool:
+        members = self.gateway.call("conversations.members", channel=channel_id, limit=1000)
+        return user_id in members.get("members", [])
+
+    def require_member(self, channel_id: str | None, user_id: str, what: str) -> None:
+        """Acknowledging, changing severity and resolving are for people in the incident channel."""
+        if channel_id and not self.is_member(user_id, channel_id):
+            raise PermissionDenied(NOT_A_MEMBER.format(channel=channel_id, what=what))
+
+    def incident_for_channel(self, channel_id: str | None) -> int | None:
+        if not channel_id:
+            return None
+        with transaction(self.engine) as session:
+            incident = service.by_channel(session, channel_id)
+            return incident.id if incident else None
+
+
+def _safely(work: Callable[[], Any]) -> Any:
+    try:
+        return work()
+    except BaseException as exc:  # shown to the user; unexpected ones are logged with an id
+        return for_user(exc)
+
+
+def _as_kwargs(reply: Any) -> dict[str, Any]:
+    if reply is None:
+        return {}
+    if isinstance(reply, dict):
+        return reply
+    return {"text": str(reply)}
+
+
+def _respond(respond: Callable[..., None], reply: Any) -> None:
+    try:
+        respond(**_as_kwargs(reply), replace_original=False)
+    except Exception:
+        log.exception("could not deliver a reply through response_url")

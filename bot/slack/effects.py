@@ -1,0 +1,127 @@
+"""Outbox handlers that talk to Slack: the worker calls these with the row's payload."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.db import transaction
+from bot.incidents import service, timeline
+from bot.models import IncidentStep, TimelineEvent
+from bot.slack import blocks
+from bot.slack.room import Room
+from bot.slack.text import escape_keep_mentions, safe
+from bot.slack.views import card_view
+from bot.worker import Handler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SlackEffects:
+    room: Room
+
+    @property
+    def gateway(self):  # noqa: ANN201
+        return self.room.gateway
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "slack.room": lambda p: self.room.open(p["incident_id"]),
+            "slack.card": self.refresh_card,
+            "slack.line": self.post_line,
+            "slack.reminder": self.post_reminder,
+            "slack.archive": self.archive,
+            "slack.message": self.post_message,
+            "postmortem.due": self.postmortem_nudge,
+        }
+
+    def _step_result(self, incident_id: int, name: str) -> dict[str, Any] | None:
+        with transaction(self.room.engine) as session:
+            step = session.execute(select(IncidentStep).where(
+                IncidentStep.incident_id == incident_id, IncidentStep.name == name)).scalar_one_or_none()
+            return dict(step.result) if step and step.done_at else None
+
+    def refresh_card(self, payload: dict[str, Any]) -> None:
+        incident_id = payload["incident_id"]
+        with transaction(self.room.engine) as session:
+            view = card_view(session, service.get(session, incident_id), self.room.runbooks)
+        card = self._step_result(incident_id, "card")
+        if card:  # before the card exists there is nothing to update: it is posted from current state
+            self.gateway.update(card["channel"], card["ts"], blocks.card_text(view), blocks.card(view))
+        announcement = self._step_result(incident_id, "announce")
+        if announcement and announcement.get("ts"):
+            self.gateway.update(announcement["channel"], announcement["ts"], blocks.card_text(view),
+                                blocks.announcement(view))
+
+    def _channel(self, incident_id: int) -> str | None:
+        with transaction(self.room.engine) as session:
+            return service.get(session, incident_id).channel_id
+
+    def post_line(self, payload: dict[str, Any]) -> None:
+        with transaction(self.room.engine) as session:
+            event = session.get(TimelineEvent, payload["event_id"])
+            incident = service.get(session, payload["incident_id"])
+            channel, text = incident.channel_id, event.text if event else None
+        if channel and text:
+            self.gateway.post(channel, escape_keep_mentions(text), blocks.line(text))
+
+    def post_message(self, payload: dict[str, Any]) -> None:
+        channel = payload.get("channel") or self._channel(payload["incident_id"])
+        if channel:
+            self.gateway.post(channel, escape_keep_mentions(payload["text"]), payload.get("blocks") or blocks.line(payload["text"]),
+                              thread_ts=payload.get("thread_ts"))
+
+    def post_reminder(self, payload: dict[str, Any]) -> None:
+        incident_id = payload["incident_id"]
+        with transaction(self.room.engine) as session:
+            incident = service.get(session, incident_id)
+            channel, commander = incident.channel_id, incident.commander
+            owners = []
+            if payload.get("mention") == "owners" and incident.runbook_id:
+                runbook = self.room.runbooks.get(incident.runbook_id)
+                owners = list(runbook.owners) if runbook else []
+        mention = ""
+        if payload.get("mention") == "commander" and commander:
+            mention = f"<@{commander}> "
+        elif owners:
+            mention = " ".join(self._mention(o) for o in owners) + " "
+        text = f"⏰ {mention}{payload['text']}"
+        target = channel or self.room.settings.incidents_channel
+        if target:
+            self.gateway.post(target, escape_keep_mentions(text), blocks.line(text))
+
+    def _mention(self, owner: str) -> str:
+        if owner.startswith("@"):
+            return f"@{safe(owner[1:], 80)}"
+        return f"<@{owner}>" if owner[:1] in "UW" else safe(owner, 80)
+
+    def archive(self, payload: dict[str, Any]) -> None:
+        channel = self._channel(payload["incident_id"])
+        if channel:
+            self.gateway.call("conversations.archive", channel=channel)
+
+    def postmortem_nudge(self, payload: dict[str, Any]) -> None:
+        channel = self._channel(payload["incident_id"])
+        if channel:
+            text = "The incident is resolved. Postmortem due in 48 h: `/incident postmortem` drafts it from the timeline."
+            self.gateway.post(channel, text, blocks.line(text))
+
+    def report_give_up(self, kind: str, payload: dict[str, Any], error: str) -> None:
+        """A side effect failed for good: say so where people look, and on the timeline."""
+        incident_id = payload.get("incident_id")
+        text = f"⚠️ warroom could not complete `{kind}`: {error}. Run `warroom incidents resume {incident_id}` to retry."
+        if incident_id is not None:
+            with transaction(self.room.engine) as session:
+                incident = service.get(session, incident_id)
+                timeline.record(session, incident, "effect_failed", text, actor="warroom")
+        for channel in (self._channel(incident_id) if incident_id else None, self.room.settings.incidents_channel):
+            if channel:
+                try:
+                    self.gateway.post(channel, text, blocks.line(text))
+                    return
+                except Exception:
+                    log.warning("could not post the failure notice to %s", channel)

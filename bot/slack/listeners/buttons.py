@@ -1,0 +1,64 @@
+"""Buttons and selects on the incident card and the announcement."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.db import transaction
+from bot.incidents import service
+from bot.slack.context import SlackContext
+from bot.slack.replies import for_user
+
+
+def register(app: App, ctx: SlackContext) -> None:
+    def _change(body, respond, what: str, change) -> None:  # noqa: ANN001
+        """Ack first (the listener wrapper already did), then apply; errors go to the clicker."""
+        user = body["user"]["id"]
+        value = body["actions"][0].get("value") or body["actions"][0].get("selected_option", {}).get("value", "")
+        incident_id = int(value.split(":")[0])
+
+        def work() -> str | None:
+            with transaction(ctx.engine) as session:
+                channel = service.get(session, incident_id).channel_id
+            ctx.require_member(channel, user, what)
+            with transaction(ctx.engine) as session:
+                incident = service.get_for_update(session, incident_id)
+                reply = change(session, incident, user, value)
+            ctx.runtime.wake.set()
+            return reply
+
+        ctx.background(work, lambda **kw: _ephemeral(ctx, body, user, kw.get("text", "")))
+
+    @app.action("incident.ack")
+    def ack_button(ack, body, respond) -> None:  # noqa: ANN001
+        ack()
+        _change(body, respond, "acknowledge it", lambda s, i, u, v: service.acknowledge(s, i, actor=u))
+
+    @app.action("incident.resolve")
+    def resolve_button(ack, body, respond) -> None:  # noqa: ANN001
+        ack()
+        _change(body, respond, "resolve it", lambda s, i, u, v: service.resolve(s, i, actor=u))
+
+    @app.action("incident.reopen")
+    def reopen_button(ack, body, respond) -> None:  # noqa: ANN001
+        ack()
+        _change(body, respond, "reopen it", lambda s, i, u, v: service.reopen(s, i, actor=u))
+
+    @app.action("incident.severity")
+    def severity_select(ack, body, respond) -> None:  # noqa: ANN001
+        ack()
+        _change(body, respond, "change its severity",
+                lambda s, i, u, v: service.set_severity(s, i, int(v.split(":")[1]), actor=u))
+
+
+
+def _ephemeral(ctx: SlackContext, body: dict, user: str, text: str) -> None:
+    """Errors from a button go to the person who clicked, in the channel where they clicked."""
+    if not text:
+        return
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+    if channel:
+        try:
+            ctx.gateway.ephemeral(channel, user, text)
+        except Exception as exc:  # the user must still learn something went wrong: log with an id
+            for_user(exc)

@@ -1,0 +1,33 @@
+"""Modal submissions: declare."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.db import transaction
+from bot.errors import UserError
+from bot.incidents import service
+from bot.slack import modals
+from bot.slack.context import SlackContext
+
+
+def register(app: App, ctx: SlackContext) -> None:
+    @app.view("declare")
+    def declare_submitted(ack, body, view) -> None:  # noqa: ANN001
+        values = modals.values(view)
+        title = (values.get("title") or "").strip()
+        if not title:
+            ack(response_action="errors", errors={"title": "Give the incident a title."})
+            return
+        severity = int(values.get("severity") or 3)
+        user = body["user"]["id"]
+        # Declaring is one quick insert: done before the ack so a problem shows in the form itself.
+        try:
+            with transaction(ctx.engine) as session:
+                service.declare(session, title=title, severity=severity, actor=user,
+                                service=values.get("service") or None, description=values.get("description") or None)
+        except UserError as exc:
+            ack(response_action="errors", errors={"title": str(exc)})
+            return
+        ack()
+        ctx.runtime.wake.set()

@@ -1,0 +1,246 @@
+"""The incident room: resumable set-up steps, each done once.
+
+channel → topic → invite → card → runbook → pin → bookmarks → announce. Each step is guarded by
+its `IncidentStep` row ("already done?") and writes a timeline event when it completes, so a
+crash or a Slack failure midway is finished by the next run (the outbox retry, the scheduler,
+or ``warroom incidents resume``) without duplicating anything. Steps that are not essential
+(topic, invite, pin, bookmarks) do not stop the others when they fail; the run is retried and a
+step that keeps failing is shown on the card as a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from bot.clock import utcnow
+from bot.config import Settings
+from bot.db import insert_or_ignore, transaction
+from bot.errors import ExternalError
+from bot.incidents import service, timeline
+from bot.models import Incident, IncidentStep
+from bot.runbooks import RunbookSet, owner_kind
+from bot.slack import blocks
+from bot.slack.channel_names import channel_name, with_suffix
+from bot.slack.client import SlackCallError, SlackGateway
+from bot.slack.text import cut
+from bot.slack.views import card_view
+
+log = logging.getLogger(__name__)
+
+ESSENTIAL = ("channel", "card", "runbook", "announce")
+MAX_NAME_ATTEMPTS = 20
+
+
+class SetupIncomplete(ExternalError):
+    """Some steps failed; the outbox retries the room and skips what is done."""
+
+
+@dataclass
+class Room:
+    gateway: SlackGateway
+    engine: Engine
+    settings: Settings
+    runbooks: RunbookSet
+
+    def open(self, incident_id: int) -> None:
+        failed: list[str] = []
+        for name, step in self._steps():
+            if self._is_done(incident_id, name):
+                continue
+            try:
+                result = step(incident_id)
+            except SlackCallError as exc:
+                self._record_failure(incident_id, name, exc)
+                if name in ESSENTIAL:
+                    raise
+                failed.append(name)
+                continue
+            self._mark_done(incident_id, name, result or {})
+        if failed:
+            raise SetupIncomplete(f"steps {', '.join(failed)} failed; will retry")
+
+    def _steps(self) -> list[tuple[str, Callable[[int], dict[str, Any] | None]]]:
+        return [("channel", self._channel), ("topic", self._topic), ("invite", self._invite), ("card", self._card),
+                ("runbook", self._runbook), ("pin", self._pin), ("bookmarks", self._bookmarks),
+                ("announce", self._announce)]
+
+    # --- step bookkeeping ------------------------------------------------------------------
+
+    def _step(self, session: Session, incident_id: int, name: str) -> IncidentStep:
+        insert_or_ignore(session, IncidentStep, {"incident_id": incident_id, "name": name, "result": {}, "attempts": 0},
+                         ["incident_id", "name"])
+        stmt = select(IncidentStep).where(IncidentStep.incident_id == incident_id, IncidentStep.name == name)
+        return session.execute(stmt).scalar_one()
+
+    def _is_done(self, incident_id: int, name: str) -> bool:
+        with transaction(self.engine) as session:
+            return self._step(session, incident_id, name).done_at is not None
+
+    def _result(self, incident_id: int, name: str) -> dict[str, Any]:
+        with transaction(self.engine) as session:
+            return dict(self._step(session, incident_id, name).result or {})
+
+    def _save_result(self, incident_id: int, name: str, result: dict[str, Any]) -> None:
+        with transaction(self.engine) as session:
+            self._step(session, incident_id, name).result = result
+
+    def _mark_done(self, incident_id: int, name: str, result: dict[str, Any]) -> None:
+        with transaction(self.engine) as session:
+            step = self._step(session, incident_id, name)
+            step.done_at, step.result, step.last_error = utcnow(), {**(step.result or {}), **result}, None
+            incident = service.get(session, incident_id)
+            timeline.record(session, incident, "setup", f"Set-up: {DESCRIPTIONS[name]}", actor="warroom",
+                            data={"step": name})
+
+    def _record_failure(self, incident_id: int, name: str, exc: SlackCallError) -> None:
+        with transaction(self.engine) as session:
+            step = self._step(session, incident_id, name)
+            step.attempts += 1
+            step.last_error = f"{exc.error} (error {exc.error_id})"
+
+    def _incident(self, incident_id: int) -> Incident:
+        with transaction(self.engine) as session:
+            incident = service.get(session, incident_id)
+            session.expunge(incident)
+            return incident
+
+    # --- the steps -------------------------------------------------------------------------
+
+    def _channel(self, incident_id: int) -> dict[str, Any]:
+        incident = self._incident(incident_id)
+        base = channel_name(self.settings.channel_template, incident_id=incident_id, opened_at=incident.opened_at,
+                            title=incident.title, service=incident.service, slo=incident.slo, severity=incident.severity)
+        intended = self._result(incident_id, "channel").get("intended")
+        for attempt in range(1, MAX_NAME_ATTEMPTS + 1):
+            name = with_suffix(base, attempt)
+            # Remember the name before asking for it: if we crash after Slack created it, the next
+            # run finds `name_taken` on exactly this name and adopts the channel instead of a twin.
+            self._save_result(incident_id, "channel", {"intended": name})
+            response = self.gateway.call("conversations.create", ok_errors=frozenset({"name_taken"}), name=name,
+                                         is_private=self.settings.private_channels)
+            if response.get("ok"):
+                channel = response["channel"]
+                break
+            if name == intended and (adopted := self._find_channel(name)) is not None:
+                channel = adopted
+                break
+        else:
+            raise SlackCallError("conversations.create", f"name_taken for {base} and {MAX_NAME_ATTEMPTS - 1} suffixes")
+        with transaction(self.engine) as session:
+            incident = service.get(session, incident_id)
+            incident.channel_id, incident.channel_name = channel["id"], channel["name"]
+        return {"channel_id": channel["id"], "name": channel["name"]}
+
+    def _find_channel(self, name: str) -> dict[str, Any] | None:
+        cursor = None
+        for _ in range(50):
+            page = self.gateway.call("conversations.list", types="public_channel,private_channel", limit=200,
+                                     exclude_archived=True, cursor=cursor)
+            for channel in page.get("channels", []):
+                if channel.get("name") == name:
+                    return channel
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+        return None
+
+    def _topic(self, incident_id: int) -> None:
+        incident = self._incident(incident_id)
+        topic = " · ".join(p for p in (incident.title, f"SEV{incident.severity}", incident.status, incident.slo or "") if p)
+        self.gateway.call("conversations.setTopic", channel=incident.channel_id, topic=cut(topic, 250))
+
+    def _invite(self, incident_id: int) -> dict[str, Any]:
+        incident = self._incident(incident_id)
+        runbook = self.runbooks.get(incident.runbook_id) if incident.runbook_id else None
+        users, unknown = self._resolve_owners(list(runbook.owners) if runbook else [])
+        if users:
+            self.gateway.call("conversations.invite", channel=incident.channel_id, users=",".join(sorted(users)))
+        if unknown:
+            with transaction(self.engine) as session:
+                timeline.record(session, service.get(session, incident_id), "setup_warning",
+                                f"Could not find owners: {', '.join(unknown)}", actor="warroom", echo=True)
+        return {"invited": sorted(users), "unknown": unknown}
+
+    def _resolve_owners(self, owners: list[str]) -> tuple[set[str], list[str]]:
+        users: set[str] = set()
+        unknown: list[str] = []
+        groups: dict[str, str] | None = None
+        for owner in owners:
+            kind = owner_kind(owner)
+            if kind == "user":
+                users.add(owner)
+            elif kind == "email":
+                found = self.gateway.call("users.lookupByEmail", ok_errors=frozenset({"users_not_found"}), email=owner)
+                users.add(found["user"]["id"]) if found.get("ok") else unknown.append(owner)
+            elif kind == "usergroup":
+                if groups is None:
+                    listing = self.gateway.call("usergroups.list")
+                    groups = {g["handle"]: g["id"] for g in listing.get("usergroups", [])}
+                handle = owner.lstrip("@")
+                group_id = groups.get(handle) or (handle if handle.startswith("S") and handle.isupper() else None)
+                if group_id is None:
+                    unknown.append(owner)
+                    continue
+                members = self.gateway.call("usergroups.users.list", ok_errors=frozenset({"no_such_subteam"}),
+                                            usergroup=group_id)
+                users.update(members.get("users", [])) if members.get("ok") else unknown.append(owner)
+            else:
+                unknown.append(owner)
+        return users, unknown
+
+    def _card(self, incident_id: int) -> dict[str, Any]:
+        with transaction(self.engine) as session:
+            view = card_view(session, service.get(session, incident_id), self.runbooks)
+        posted = self.gateway.post(view.channel_id or "", blocks.card_text(view), blocks.card(view))
+        with transaction(self.engine) as session:
+            # the card is what `slack.card` effects update from now on
+            step = self._step(session, incident_id, "card")
+            step.result = {"channel": posted["channel"], "ts": posted["ts"]}
+        return {"channel": posted["channel"], "ts": posted["ts"]}
+
+    def _runbook(self, incident_id: int) -> dict[str, Any] | None:
+        incident = self._incident(incident_id)
+        runbook = self.runbooks.get(incident.runbook_id) if incident.runbook_id else None
+        if runbook is None:
+            return None
+        posted = self.gateway.post(incident.channel_id or "", f"Runbook: {runbook.title}",
+                                   blocks.runbook(incident_id, runbook.title, runbook.body, list(runbook.actions)))
+        return {"ts": posted["ts"]}
+
+    def _pin(self, incident_id: int) -> None:
+        card = self._result(incident_id, "card")
+        self.gateway.call("pins.add", channel=card["channel"], timestamp=card["ts"])
+
+    def _bookmarks(self, incident_id: int) -> dict[str, Any]:
+        incident = self._incident(incident_id)
+        added = []
+        for link in (incident.links or [])[:5]:
+            if link["title"] == "Silence":
+                continue
+            self.gateway.call("bookmarks.add", channel_id=incident.channel_id, title=cut(link["title"], 60),
+                              type="link", link=link["url"])
+            added.append(link["url"])
+        return {"links": added}
+
+    def _announce(self, incident_id: int) -> dict[str, Any] | None:
+        channel = self.settings.incidents_channel
+        if not channel:
+            return None
+        with transaction(self.engine) as session:
+            view = card_view(session, service.get(session, incident_id), self.runbooks)
+        posted = self.gateway.post(channel, f"New incident: {blocks.card_text(view)}", blocks.announcement(view))
+        return {"channel": posted["channel"], "ts": posted["ts"]}
+
+
+DESCRIPTIONS = {
+    "channel": "channel created", "topic": "topic set", "invite": "owners invited", "card": "incident card posted",
+    "runbook": "runbook posted", "pin": "card pinned", "bookmarks": "links bookmarked",
+    "announce": "incident announced",
+}

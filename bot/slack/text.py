@@ -1,0 +1,41 @@
+"""Untrusted text made safe for Slack mrkdwn, and cut to Block Kit's limits.
+
+Slack reads ``<!channel>``, ``<@U123>`` and ``<http://x|y>`` as control sequences; escaping ``&``,
+``<`` and ``>`` (Slack's own rule) turns an alert annotation that contains them into plain text
+that pings nobody.
+"""
+
+from __future__ import annotations
+
+import re
+
+SECTION_TEXT_LIMIT = 3000
+PLAIN_TEXT_LIMIT = 150  # button labels, headers
+MAX_BLOCKS = 50
+
+
+def escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(0, limit - 1)].rstrip() + "…"
+
+
+def safe(text: str | None, limit: int = 500) -> str:
+    """Escape then cut: the usual treatment for a value that came from an alert or a trace."""
+    return escape(cut(text or "", limit))
+
+
+def code(text: str, limit: int = 2900) -> str:
+    body = cut(text, limit).replace("```", "ˋˋˋ")
+    return f"```{escape(body)}```"
+
+
+_ESCAPED_REF = re.compile(r"&lt;([@#][UWC][A-Z0-9]+)&gt;")
+
+
+def escape_keep_mentions(text: str) -> str:
+    """Escape everything but user and channel references (``<@U…>``, ``<#C…>``) that warroom
+    writes into timeline text; ``<!channel>``, ``<!here>`` and links stay inert."""
+    return _ESCAPED_REF.sub(r"<\1>", escape(text))

@@ -1,0 +1,110 @@
+"""The `slack` fixture: the emulator on a free port, warroom against it, both over real HTTP.
+
+A test reads like the story: ``slack.fire(payload)``, ``channel = slack.room(incident)``,
+``reply = slack.command("/incident ack", user=PRIYA)``, then assertions on the emulator's
+recorded calls and state and on the bot's API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from bot.config import Settings
+from bot.db import transaction
+from bot.emulator import Emulator
+from bot.models import IncidentStep
+from bot.runtime import Runtime
+from bot.web import create_app
+from tests.conftest import ALERT_TOKEN, SIGNING_SECRET, make_settings
+from tests.support import ServerThread, wait_for
+
+PRIYA, SAM, ALEX = "U0PRIYA", "U0SAM", "U0ALEX"
+INCIDENTS = "C0INCIDENTS"
+
+
+class SlackHarness:
+    def __init__(self, emu: Emulator, runtime: Runtime, url: str) -> None:
+        self.emu, self.runtime, self.url = emu, runtime, url
+        self.http = httpx.Client(base_url=url, timeout=15)
+
+    # Alertmanager's side
+    def fire(self, body: dict[str, Any]) -> int:
+        response = self.http.post("/webhooks/alertmanager", json=body, headers={"Authorization": f"Bearer {ALERT_TOKEN}"})
+        assert response.status_code == 200, response.text
+        return response.json()["incident_id"]
+
+    def incident(self, incident_id: int) -> dict[str, Any]:
+        response = self.http.get(f"/api/incidents/{incident_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def steps_done(self, incident_id: int) -> set[str]:
+        with transaction(self.runtime.engine) as session:
+            rows = session.execute(select(IncidentStep).where(IncidentStep.incident_id == incident_id)).scalars()
+            return {r.name for r in rows if r.done_at is not None}
+
+    def room(self, incident_id: int, timeout: float = 10) -> str:
+        """Wait until the incident room is fully set up; its channel id."""
+        wait_for(lambda: "announce" in self.steps_done(incident_id), timeout=timeout, what="the incident room")
+        return self.incident(incident_id)["channel_id"]
+
+    def settle(self, timeout: float = 10) -> None:
+        """Wait until every queued Slack effect has been performed."""
+        from bot import outbox
+        def idle() -> bool:
+            with transaction(self.runtime.engine) as session:
+                return outbox.pending_count(session) == 0
+        wait_for(idle, timeout=timeout, what="the outbox to drain")
+
+    # Slack's side
+    def command(self, line: str, *, user: str = PRIYA, channel: str = INCIDENTS):
+        return self.emu.command(line, user=user, channel=channel)
+
+    def said_to(self, user: str) -> list[str]:
+        """Every ephemeral answer ``user`` got: acks with text and response_url replies."""
+        return [str(r.body.get("text", "")) for r in self.emu.responses if r.user == user]
+
+    def messages(self, channel: str) -> list[Any]:
+        return self.emu.messages(channel)
+
+    def card(self, channel: str) -> Any:
+        return next(m for m in self.messages(channel) if m.blocks and any(
+            b.get("block_id", "").startswith("card:") for b in m.blocks))
+
+
+def reply_text(reply: Any) -> str:
+    body = reply.json
+    if isinstance(body, dict):
+        return body.get("text", "")
+    return reply.body
+
+
+@pytest.fixture(scope="session")
+def _emulator() -> Iterator[Emulator]:
+    emulator = Emulator(signing_secret=SIGNING_SECRET)
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+def slack_settings(database_url: str, emu: Emulator, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"SLACK_API_URL": emu.api_url, "SLACK_BOT_TOKEN": emu.token, "WARROOM_WORKER": True,
+                              "WARROOM_INCIDENTS_CHANNEL": INCIDENTS}
+    values.update(overrides)
+    return make_settings(database_url, **values)
+
+
+@pytest.fixture
+def slack(database_url: str, _emulator: Emulator) -> Iterator[SlackHarness]:
+    _emulator.reset()
+    runtime = Runtime.build(slack_settings(database_url, _emulator))
+    server = ServerThread(create_app(runtime)).start()
+    _emulator.bot_url = server.url + "/slack/events"
+    yield SlackHarness(_emulator, runtime, server.url)
+    server.stop()
+    runtime.engine.dispose()

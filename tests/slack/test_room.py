@@ -1,0 +1,94 @@
+"""Opening the incident in Slack: channel, owners, card, runbook, pin, bookmarks, announcement."""
+
+from __future__ import annotations
+
+from tests.alerts.payloads import am_alert, am_payload
+from tests.slack.conftest import INCIDENTS, PRIYA, SAM
+
+
+def test_alert_opens_a_room_with_owners_card_runbook_and_announcement(slack):
+    incident_id = slack.fire(am_payload([am_alert("primary-70b"), am_alert("primary-8b"), am_alert("rerank-1b")]))
+    channel_id = slack.room(incident_id)
+    channel = slack.emu.state.channels[channel_id]
+    assert channel.name == "inc-20" + channel.name[6:12] + "-llm-gateway-hallucination-rate"
+    assert {PRIYA, SAM} <= set(channel.members)  # @ml-oncall from the runbook's owners
+    assert "SEV2" in channel.topic and "hallucination-rate" in channel.topic
+
+    card = slack.card(channel_id)
+    rendered = str(card.blocks)
+    assert "3 firing · 0 resolved" in rendered
+    assert {"incident.ack", "incident.run_action", "incident.resolve"} <= {
+        e.get("action_id") for b in card.blocks if b["type"] == "actions" for e in b["elements"]}
+    assert card.ts in slack.emu.state.channels[channel_id].pins
+    runbook = [m for m in slack.messages(channel_id) if m.text.startswith("Runbook:")]
+    assert len(runbook) == 1 and "fallback" in str(runbook[0].blocks)
+    assert any(b.title == "Source query" for b in slack.emu.state.channels[channel_id].bookmarks)
+
+    announcements = [m for m in slack.messages(INCIDENTS) if m.text.startswith("New incident")]
+    assert len(announcements) == 1 and f"<#{channel_id}>" in str(announcements[0].blocks)
+    timeline = [e["text"] for e in slack.incident(incident_id)["timeline"] if e["kind"] == "setup"]
+    assert "Set-up: channel created" in timeline and "Set-up: incident announced" in timeline
+
+
+def test_duplicate_notifications_never_make_a_second_room(slack):
+    body = am_payload([am_alert("a")])
+    incident_id = slack.fire(body)
+    slack.fire(body)
+    slack.room(incident_id)
+    slack.settle()
+    assert len(slack.emu.calls_to("conversations.create")) == 1
+    assert len([m for m in slack.messages(INCIDENTS) if m.text.startswith("New incident")]) == 1
+
+
+def test_news_updates_the_card_in_place_and_posts_one_line(slack):
+    incident_id = slack.fire(am_payload([am_alert("a")]))
+    channel_id = slack.room(incident_id)
+    before = len(slack.messages(channel_id))
+    slack.fire(am_payload([am_alert("a"), am_alert("b")]))
+    slack.fire(am_payload([am_alert("a"), am_alert("b")], reason="repeat interval elapsed"))  # not news
+    slack.settle()
+    assert "2 firing · 0 resolved" in str(slack.card(channel_id).blocks)
+    new = slack.messages(channel_id)[before:] if len(slack.messages(channel_id)) > before else []
+    lines = [m.text for m in slack.messages(channel_id) if "new alert(s) firing" in m.text]
+    assert lines == ["1 new alert(s) firing — now 2 firing, 0 resolved"]
+    assert len(new) <= 1
+
+
+def test_mentions_in_alert_text_ping_nobody(slack):
+    evil = {"title": "<!channel> hallucinations <@U0SAM> & <https://evil.example|click>", "summary": "x"}
+    incident_id = slack.fire(am_payload([am_alert("a", annotations=evil)]))
+    channel_id = slack.room(incident_id)
+    for message in slack.messages(channel_id) + slack.messages(INCIDENTS):
+        # Slack acts on control sequences in mrkdwn and in the notification text; plain_text is inert.
+        for text in [message.text, *mrkdwn_texts(message.blocks or [])]:
+            assert "<!channel>" not in text and "<@U0SAM>" not in text and "<https://evil" not in text
+    assert "&lt;!channel&gt;" in slack.card(channel_id).text
+
+
+def test_a_failing_pin_is_retried_and_ends_with_one_of_everything(slack):
+    slack.emu.inject_fault("pins.add", kind="error:internal_error", times=1)
+    incident_id = slack.fire(am_payload([am_alert("a")]))
+    channel_id = slack.room(incident_id)
+    slack.settle(timeout=15)
+    assert "pin" in slack.steps_done(incident_id)
+    assert len(slack.emu.calls_to("conversations.create")) == 1
+    cards = [m for m in slack.messages(channel_id)
+             if any(b.get("block_id", "").startswith("card:") for b in m.blocks or [])]
+    assert len(cards) == 1
+    assert slack.card(channel_id).ts in slack.emu.state.channels[channel_id].pins
+
+
+def test_channel_name_clash_gets_a_suffix(slack):
+    first = slack.fire(am_payload([am_alert("a")], group="one"))
+    second = slack.fire(am_payload([am_alert("a")], group="two"))
+    names = sorted(slack.emu.state.channels[slack.room(i)].name for i in (first, second))
+    assert names[1] == names[0] + "-2"
+
+
+def mrkdwn_texts(node) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["text"]] if node.get("type") == "mrkdwn" else []
+        return found + [t for v in node.values() for t in mrkdwn_texts(v)]
+    if isinstance(node, list):
+        return [t for v in node for t in mrkdwn_texts(v)]
+    return []
