@@ -42,9 +42,8 @@ class Settings(BaseSettings):
     runbooks_dir: Path = Field(Path("runbooks"), alias="WARROOM_RUNBOOKS_DIR")
     playbooks_dir: Path = Field(Path("playbooks"), alias="WARROOM_PLAYBOOKS_DIR")
     templates_dir: Path | None = Field(None, alias="WARROOM_TEMPLATES_DIR")
-    action_hosts: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["127.0.0.1", "localhost"], alias="WARROOM_ACTION_HOSTS"
-    )
+    # Empty: the hosts named in playbooks/targets.yaml (after WARROOM_TARGET_* overrides).
+    action_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="WARROOM_ACTION_HOSTS")
     public_url: str = Field("http://127.0.0.1:8080", alias="WARROOM_PUBLIC_URL")
     log_format: Literal["text", "json"] = Field("text", alias="WARROOM_LOG_FORMAT")
     log_level: str = Field("INFO", alias="WARROOM_LOG_LEVEL")

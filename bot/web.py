@@ -32,8 +32,12 @@ def create_app(runtime: Runtime, *, extra_routes: list | None = None) -> Starlet
     from bot.slack.app import build_slack
     from bot.slack.endpoint import slack_route
 
+    from bot.actions.service import Actions
+
+    settings = runtime.settings
+    runtime.services.setdefault("actions", Actions(runtime.engine, settings.playbooks_dir, settings.action_hosts or None))
     slack = build_slack(runtime)
-    handlers = {**slack.effects.handlers(), **runtime.services.get("handlers", {})}
+    handlers = {**slack.handlers, **runtime.services.get("handlers", {})}
     worker = Worker(runtime.engine, handlers, wake=runtime.wake, on_give_up=slack.effects.report_give_up)
     runtime.services.update(worker=worker, slack=slack)
 

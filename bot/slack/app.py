@@ -11,6 +11,7 @@ from bot.runtime import Runtime
 from bot.slack.client import SlackGateway, make_web_client
 from bot.slack.context import SlackContext
 from bot.slack.effects import SlackEffects
+from bot.slack.listeners import actions as action_listeners
 from bot.slack.listeners import buttons, commands, events, views
 from bot.slack.room import Room
 
@@ -22,6 +23,7 @@ class SlackSide:
     app: App
     context: SlackContext
     effects: SlackEffects
+    handlers: dict  # outbox kind -> handler, for the worker
 
 
 def build_slack(runtime: Runtime) -> SlackSide:
@@ -36,7 +38,11 @@ def build_slack(runtime: Runtime) -> SlackSide:
     context = SlackContext(runtime=runtime, gateway=gateway)
     for listeners in (commands, buttons, views, events):
         listeners.register(app, context)
-    for extra in runtime.services.get("slack_listeners", []):
-        extra.register(app, context)
     room = Room(gateway=gateway, engine=runtime.engine, settings=settings, runbooks=runtime.runbooks)
-    return SlackSide(app=app, context=context, effects=SlackEffects(room))
+    effects = SlackEffects(room)
+    handlers = effects.handlers()
+    actions = runtime.services.get("actions")
+    if actions is not None:
+        action_listeners.register(app, context, actions)
+        handlers.update(action_listeners.ActionEffects(context, actions).handlers())
+    return SlackSide(app=app, context=context, effects=effects, handlers=handlers)

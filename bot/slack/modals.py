@@ -9,6 +9,7 @@ from bot.slack.text import cut
 
 
 def _input(block_id: str, label: str, element: dict[str, Any], optional: bool = False) -> dict[str, Any]:
+    element = {**element, "action_id": block_id}  # one element per block: name both the same
     return {"type": "input", "block_id": block_id, "optional": optional,
             "label": {"type": "plain_text", "text": label}, "element": element}
 

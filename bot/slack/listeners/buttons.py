@@ -7,7 +7,6 @@ from slack_bolt import App
 from bot.db import transaction
 from bot.incidents import service
 from bot.slack.context import SlackContext
-from bot.slack.replies import for_user
 
 
 def register(app: App, ctx: SlackContext) -> None:
@@ -27,7 +26,7 @@ def register(app: App, ctx: SlackContext) -> None:
             ctx.runtime.wake.set()
             return reply
 
-        ctx.background(work, lambda **kw: _ephemeral(ctx, body, user, kw.get("text", "")))
+        ctx.background(work, respond)  # errors go to the clicker through response_url, member or not
 
     @app.action("incident.ack")
     def ack_button(ack, body, respond) -> None:  # noqa: ANN001
@@ -51,14 +50,3 @@ def register(app: App, ctx: SlackContext) -> None:
                 lambda s, i, u, v: service.set_severity(s, i, int(v.split(":")[1]), actor=u))
 
 
-
-def _ephemeral(ctx: SlackContext, body: dict, user: str, text: str) -> None:
-    """Errors from a button go to the person who clicked, in the channel where they clicked."""
-    if not text:
-        return
-    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
-    if channel:
-        try:
-            ctx.gateway.ephemeral(channel, user, text)
-        except Exception as exc:  # the user must still learn something went wrong: log with an id
-            for_user(exc)

@@ -1,0 +1,161 @@
+"""Periodic jobs (reminders, set-up retries, trace pruning, the SLO watcher) on APScheduler 3.
+
+Jobs live in warroom's own database (table ``apscheduler_jobs``) under fixed ids, registered with
+``replace_existing`` at every start, so restarts and replicas never pile up copies. Every replica
+runs its own scheduler against that one table, and APScheduler 3 does not coordinate schedulers
+sharing a store: a tick may run in several processes. That is by design here: every job body
+takes its lease inside its own transaction (``bot.reminders.leased``) and its effects carry
+outbox dedupe keys, so the second run of a tick changes nothing.
+
+A stored job is pickled as a reference to ``run_job`` plus its id; the runtime it works with is
+this process's, registered by ``start_scheduler`` (a database cannot hold an engine).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from bot import reminders
+from bot.clock import utcnow
+from bot.db import is_postgres
+from bot.runtime import Runtime
+from bot.slo.spec import SLO
+from bot.slo.windows import WindowSet
+from bot.watcher import evaluate_slos
+
+log = logging.getLogger(__name__)
+
+JOB_TABLE = "apscheduler_jobs"
+EXECUTOR_THREADS = 2
+# How often each job ticks. Each job decides from the database what is due, so a longer interval
+# only makes a reminder later, never lost or doubled.
+ESCALATE_EVERY = timedelta(minutes=1)
+NUDGE_EVERY = timedelta(minutes=1)
+POSTMORTEM_DUE_EVERY = timedelta(minutes=15)
+RETRY_SETUP_EVERY = timedelta(minutes=5)
+PRUNE_TRACES_EVERY = timedelta(hours=1)
+WATCH_SLOS_EVERY = timedelta(seconds=30)
+
+SLOS_SERVICE = "slos"  # Runtime.services keys the watcher job reads
+SLO_WINDOWS_SERVICE = "slo_windows"
+
+JobBody = Callable[[Runtime, datetime], int]
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    id: str
+    body: JobBody
+    every: timedelta
+
+
+def _reminder(job: Callable[..., int]) -> JobBody:
+    return lambda runtime, now: job(runtime.engine, runtime.settings, now)
+
+
+def _watch_slos(runtime: Runtime, now: datetime) -> int:
+    slos: Sequence[SLO] = runtime.services.get(SLOS_SERVICE) or ()
+    if not slos:
+        return 0  # no SLO file configured in this process
+    results = evaluate_slos(runtime.engine, runtime.settings, slos, now,
+                            windows=runtime.services.get(SLO_WINDOWS_SERVICE), rules=runtime.intake_rules)
+    return sum(1 for r in results if r.outcome in ("opened", "updated"))
+
+
+JOBS: tuple[ScheduledJob, ...] = (
+    ScheduledJob("escalate-unacknowledged", _reminder(reminders.escalate_unacknowledged), ESCALATE_EVERY),
+    ScheduledJob("nudge-status-updates", _reminder(reminders.nudge_status_updates), NUDGE_EVERY),
+    ScheduledJob("postmortem-due", _reminder(reminders.postmortem_due), POSTMORTEM_DUE_EVERY),
+    ScheduledJob("retry-setup", _reminder(reminders.retry_setup), RETRY_SETUP_EVERY),
+    ScheduledJob("prune-traces", _reminder(reminders.prune_traces), PRUNE_TRACES_EVERY),
+    ScheduledJob("watch-slos", _watch_slos, WATCH_SLOS_EVERY),
+)
+JOBS_BY_ID = {job.id: job for job in JOBS}
+
+_runtime: Runtime | None = None  # this process's, set by start_scheduler (see module docstring)
+
+
+def run_job(job_id: str, now: datetime | None = None) -> int:
+    """What a stored job calls: run one job body for this process's runtime; wake the worker if
+    it queued anything. Errors are logged and the next tick tries again."""
+    runtime = _runtime
+    job = JOBS_BY_ID.get(job_id)
+    if runtime is None or job is None:
+        log.warning("scheduler job %r has no runtime or is unknown here; skipped", job_id)
+        return 0
+    try:
+        done = job.body(runtime, now or utcnow())
+    except Exception:
+        log.exception("scheduler job %s failed; it runs again at its next tick", job_id)
+        return 0
+    if done:
+        runtime.wake.set()
+    return done
+
+
+class _SharedEngineJobStore(SQLAlchemyJobStore):
+    """The job store on warroom's engine; its shutdown must not dispose an engine it does not own."""
+
+    def shutdown(self) -> None:
+        pass
+
+
+def start_scheduler(runtime: Runtime, *, slos: Sequence[SLO] | None = None,
+                    windows: WindowSet | None = None) -> BackgroundScheduler:
+    """Register the jobs (fixed ids, replacing stored ones) and start ticking in background threads.
+
+    ``slos``: the SLOs the built-in watcher evaluates from traces (none: the watch job no-ops).
+    """
+    global _runtime
+    if _runtime is not None and _runtime is not runtime:
+        raise RuntimeError("a scheduler is already running in this process for another runtime")
+    if slos is not None:
+        runtime.services[SLOS_SERVICE] = list(slos)
+    if windows is not None:
+        runtime.services[SLO_WINDOWS_SERVICE] = windows
+    store = _SharedEngineJobStore(engine=runtime.engine, tablename=JOB_TABLE)
+    _create_job_table(runtime.engine, store)
+    scheduler = BackgroundScheduler(
+        jobstores={"default": store},
+        executors={"default": ThreadPoolExecutor(EXECUTOR_THREADS)},
+        # A process that was down runs a missed tick once, not once per missed interval.
+        job_defaults={"coalesce": True, "max_instances": 1},
+        timezone=timezone.utc,
+    )
+    for job in JOBS:
+        seconds = job.every.total_seconds()
+        scheduler.add_job(run_job, "interval", seconds=seconds, args=[job.id], id=job.id, name=job.id,
+                          replace_existing=True, misfire_grace_time=int(seconds))
+    _runtime = runtime
+    scheduler.start()
+    log.info("scheduler started: %s", ", ".join(f"{j.id} every {j.every}" for j in JOBS))
+    return scheduler
+
+
+def stop(scheduler: BackgroundScheduler, *, wait: bool = True) -> None:
+    """Stop ticking; with ``wait`` a job that is running finishes first."""
+    global _runtime
+    if scheduler.running:
+        scheduler.shutdown(wait=wait)
+    _runtime = None
+
+
+def _create_job_table(engine: Engine, store: SQLAlchemyJobStore) -> None:
+    """Create the job table unless it exists, one process at a time.
+
+    The store's own ``CREATE TABLE`` check is not atomic: two replicas starting together on
+    PostgreSQL would both try, and one would fail on the catalog's unique index.
+    """
+    with engine.begin() as conn:
+        if is_postgres(engine):
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": reminders.lease_key("create-job-table")})
+        store.jobs_t.create(conn, checkfirst=True)

@@ -1,0 +1,235 @@
+"""Actions from Slack: `/incident fallback|rollback|disable-tool|enable-tool|run|undo|actions`,
+the confirmation/approval card and its buttons, and the "Run action…" form.
+
+Listeners only parse and authorise (who is in the channel, which user groups they are in);
+`bot.actions.service.Actions` owns the rules and the worker performs the run.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from slack_bolt import App
+from sqlalchemy import select
+
+from bot.actions.service import Actions, Requester, describe, what_changes
+from bot.db import insert_or_ignore, transaction
+from bot.errors import UserError
+from bot.incidents import service as incidents
+from bot.models import ActionRun, IncidentStep
+from bot.slack import modals
+from bot.slack.action_card import action_card
+from bot.slack.context import SlackContext
+from bot.slack.invocation import Invocation
+from bot.slack.listeners.commands import command, incident_id_for
+from bot.slack.replies import for_user
+
+SHORTCUTS = ("fallback", "rollback", "disable-tool", "enable-tool")
+
+
+def requester(ctx: SlackContext, actions: Actions, user: str, channel_id: str | None, playbook: str) -> Requester:
+    members = set(ctx.gateway.call("conversations.members", channel=channel_id, limit=1000).get("members", [])) \
+        if channel_id else set()
+    handles = [h.lstrip("@") for h in actions.playbook(playbook).allowed if h.startswith("@")]
+    groups: set[str] = set()
+    if handles:
+        listing = ctx.gateway.call("usergroups.list").get("usergroups", [])
+        for group in listing:
+            if group.get("handle") in handles:
+                users = ctx.gateway.call("usergroups.users.list", usergroup=group["id"]).get("users", [])
+                if user in users:
+                    groups.add("@" + group["handle"])
+    return Requester(user=user, groups=groups, channel_members=members)
+
+
+def request_run(ctx: SlackContext, actions: Actions, incident_id: int, playbook: str, args: list[str] | dict,
+                user: str) -> str:
+    with transaction(ctx.engine) as session:
+        channel = incidents.get(session, incident_id).channel_id
+    who = requester(ctx, actions, user, channel, playbook)
+    with transaction(ctx.engine) as session:
+        incident = incidents.get_for_update(session, incident_id)
+        run, new = actions.request(session, incident, playbook, args, who)
+        text = describe(run)
+        status = run.status
+    ctx.runtime.wake.set()
+    if not new:
+        return f"{text} is already {status.replace('_', ' ')}; see its card in the channel."
+    return {"queued": f"{text} is starting; progress follows in the channel.",
+            "awaiting_approval": f"{text} needs a second person to approve it (card in the channel)."}.get(
+        status, f"Review {text} in the channel and press Confirm.")
+
+
+def register_commands(ctx: SlackContext, actions: Actions) -> None:
+    def shortcut(name: str):  # noqa: ANN202
+        def handler(c: SlackContext, inv: Invocation) -> str:
+            return request_run(c, actions, incident_id_for(c, inv), name, shlex.split(inv.args), inv.user)
+        return handler
+
+    for name in SHORTCUTS:
+        command(name)(shortcut(name))
+
+    @command("run")
+    def run_any(c: SlackContext, inv: Invocation) -> str:
+        words = shlex.split(inv.args)
+        if not words:
+            raise UserError("Usage: `/incident run <action> [args]` — see `/incident actions`.")
+        return request_run(c, actions, incident_id_for(c, inv), words[0], words[1:], inv.user)
+
+    @command("undo")
+    def undo(c: SlackContext, inv: Invocation) -> str:
+        number = inv.args.lstrip("#")
+        if not number.isdigit():
+            raise UserError("Usage: `/incident undo <run>` (the run number from its card, e.g. `/incident undo 3`).")
+        return undo_run(c, actions, int(number), inv.user)
+
+    @command("actions")
+    def list_actions(c: SlackContext, inv: Invocation) -> str:
+        incident_id = incident_id_for(c, inv)
+        with transaction(c.engine) as session:
+            incident = incidents.get(session, incident_id)
+            runbook = c.runtime.runbooks.get(incident.runbook_id) if incident.runbook_id else None
+            offered = list(runbook.actions) if runbook else []
+            runs = actions.runs(session, incident_id)
+            run_lines = [f"• {describe(r)} — {r.status}" for r in runs[-10:]]
+        lines = [f"*Actions the runbook offers:* {', '.join(f'`{a}`' for a in offered) or 'none'}",
+                 f"*All actions:* {', '.join(f'`{n}`' for n in sorted(actions.playbooks))}"]
+        for name in offered:
+            pb = actions.playbooks.get(name)
+            if pb:
+                lines.append(f"• `{name}` — {pb.description}")
+        if run_lines:
+            lines += ["*Runs in this incident:*", *run_lines]
+        return "\n".join(lines)
+
+
+def undo_run(ctx: SlackContext, actions: Actions, run_id: int, user: str) -> str:
+    with transaction(ctx.engine) as session:
+        run = actions.get_run(session, run_id)
+        channel = incidents.get(session, run.incident_id).channel_id
+    who = requester(ctx, actions, user, channel, run.playbook)
+    with transaction(ctx.engine) as session:
+        undo = actions.request_undo(session, actions.get_run(session, run_id), who)
+        actions._after_change(session, undo)
+    ctx.runtime.wake.set()
+    return f"Undoing run #{run_id} (run #{undo.id}); progress follows in the channel."
+
+
+def register(app: App, ctx: SlackContext, actions: Actions) -> None:
+    register_commands(ctx, actions)
+
+    def on_run(body: dict[str, Any], respond, work) -> None:  # noqa: ANN001
+        user = body["user"]["id"]
+        run_id = int(body["actions"][0]["value"])
+        ctx.background(lambda: work(run_id, user), respond)
+
+    def decide(decision: str):  # noqa: ANN202
+        def work(run_id: int, user: str) -> str | None:
+            with transaction(ctx.engine) as session:
+                run = actions.get_run(session, run_id)
+                channel = incidents.get(session, run.incident_id).channel_id
+            who = requester(ctx, actions, user, channel, run.playbook) if decision == "approve" else None
+            with transaction(ctx.engine) as session:
+                run = session.execute(select(ActionRun).where(ActionRun.id == run_id).with_for_update()).scalar_one()
+                if decision == "confirm":
+                    actions.confirm(session, run, user)
+                elif decision == "approve":
+                    actions.approve(session, run, who)  # type: ignore[arg-type]
+                else:
+                    actions.cancel(session, run, user)
+            ctx.runtime.wake.set()
+            return None
+        return work
+
+    for decision in ("confirm", "approve", "cancel"):
+        app.action(f"action.{decision}")(_acked(lambda body, respond, d=decision: on_run(body, respond, decide(d))))
+
+    def dry_run(run_id: int, user: str) -> str:
+        with transaction(ctx.engine) as session:
+            result = actions.dry_run(session, actions.get_run(session, run_id))
+        lines = [f"{s.request_preview_masked.get('method')} {s.request_preview_masked.get('url')} "
+                 f"{s.request_preview_masked.get('json', '')}" for s in result.steps]
+        return "Dry run (nothing was sent; secrets masked):\n```" + "\n".join(lines) + "```" if lines else \
+            f"Dry run failed: {result.error}"
+
+    app.action("action.dry_run")(_acked(lambda body, respond: on_run(body, respond, dry_run)))
+    app.action("action.undo")(_acked(lambda body, respond: on_run(
+        body, respond, lambda run_id, user: undo_run(ctx, actions, run_id, user))))
+
+    @app.action("incident.playbook")
+    def runbook_button(ack, body, respond) -> None:  # noqa: ANN001
+        ack()
+        incident_id, _, name = body["actions"][0]["value"].partition(":")
+        user = body["user"]["id"]
+        ctx.background(lambda: request_run(ctx, actions, int(incident_id), name, [], user), respond)
+
+    @app.action("incident.run_action")
+    def run_action_button(ack, body, client) -> None:  # noqa: ANN001
+        ack()
+        incident_id = int(body["actions"][0]["value"])
+        options = [(f"{name} — {pb.description}", name) for name, pb in sorted(actions.playbooks.items())]
+        client.views_open(trigger_id=body["trigger_id"], view=modals.run_action(incident_id, options))
+
+    @app.view("run_action")
+    def run_action_submitted(ack, body, view) -> None:  # noqa: ANN001
+        values, meta = modals.values(view), modals.metadata(view)
+        try:
+            args = shlex.split(values.get("args") or "")
+            message = request_run(ctx, actions, int(meta["incident_id"]), values.get("playbook") or "", args,
+                                  body["user"]["id"])
+        except UserError as exc:
+            ack(response_action="errors", errors={"args": str(exc)[:150]})
+            return
+        except Exception as exc:
+            ack(response_action="errors", errors={"playbook": for_user(exc)[:150]})
+            return
+        ack()
+        _ = message
+
+
+def _acked(handler):  # noqa: ANN001, ANN202
+    def listener(ack, body, respond) -> None:  # noqa: ANN001
+        ack()
+        handler(body, respond)
+    return listener
+
+
+class ActionEffects:
+    """Outbox handlers: perform a run, and post/update its card in the incident channel."""
+
+    def __init__(self, ctx: SlackContext, actions: Actions) -> None:
+        self.ctx, self.actions = ctx, actions
+
+    def handlers(self) -> dict:
+        return {"action.run": lambda p: self.actions.perform(p["run_id"]), "action.card": self.card}
+
+    def card(self, payload: dict[str, Any]) -> None:
+        run_id = payload["run_id"]
+        with transaction(self.ctx.engine) as session:
+            run = self.actions.get_run(session, run_id)
+            incident = incidents.get(session, run.incident_id)
+            pb = self.actions.playbook(run.playbook)
+            preview = None
+            if run.status in ("awaiting_confirmation", "awaiting_approval"):
+                dry = self.actions.dry_run(session, run)
+                preview = [s.request_preview_masked for s in dry.steps]
+            blocks = action_card(run, description=pb.description, change_line=what_changes(session, incident, run),
+                                 preview=preview, destructive=pb.destructive)
+            text, channel = describe(run) + f" — {run.status}", incident.channel_id
+            step_name = f"run-card:{run_id}"
+            insert_or_ignore(session, IncidentStep, {"incident_id": incident.id, "name": step_name, "result": {},
+                                                     "attempts": 0}, ["incident_id", "name"])
+            step = session.execute(select(IncidentStep).where(IncidentStep.incident_id == incident.id,
+                                                              IncidentStep.name == step_name)).scalar_one()
+            posted = dict(step.result or {})
+        if not channel:
+            return
+        if posted.get("ts"):
+            self.ctx.gateway.update(posted["channel"], posted["ts"], text, blocks)
+            return
+        answer = self.ctx.gateway.post(channel, text, blocks)
+        with transaction(self.ctx.engine) as session:
+            step = session.execute(select(IncidentStep).where(IncidentStep.incident_id == incident.id,
+                                                              IncidentStep.name == step_name)).scalar_one()
+            step.result = {"channel": answer["channel"], "ts": answer["ts"]}
