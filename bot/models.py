@@ -182,7 +182,7 @@ class ActionRun(SQLModel, table=True):
     playbook: str = Field(max_length=100)
     params: dict[str, Any] = _json()
     idempotency_key: str = Field(max_length=128, unique=True)
-    status: str = Field(default="requested", max_length=20)
+    status: str = Field(default="requested", max_length=40)
     dry_run: bool = Field(default=False)
     requested_by: str = Field(max_length=40)
     approved_by: str | None = Field(default=None, max_length=40)

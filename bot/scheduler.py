@@ -123,7 +123,7 @@ def start_scheduler(runtime: Runtime, *, slos: Sequence[SLO] | None = None,
     if windows is not None:
         runtime.services[SLO_WINDOWS_SERVICE] = windows
     store = _SharedEngineJobStore(engine=runtime.engine, tablename=JOB_TABLE)
-    _create_job_table(runtime.engine, store)
+    # The job table comes from the Alembic migrations (0002), not from the store.
     scheduler = BackgroundScheduler(
         jobstores={"default": store},
         executors={"default": ThreadPoolExecutor(EXECUTOR_THREADS)},
@@ -148,14 +148,3 @@ def stop(scheduler: BackgroundScheduler, *, wait: bool = True) -> None:
         scheduler.shutdown(wait=wait)
     _runtime = None
 
-
-def _create_job_table(engine: Engine, store: SQLAlchemyJobStore) -> None:
-    """Create the job table unless it exists, one process at a time.
-
-    The store's own ``CREATE TABLE`` check is not atomic: two replicas starting together on
-    PostgreSQL would both try, and one would fail on the catalog's unique index.
-    """
-    with engine.begin() as conn:
-        if is_postgres(engine):
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": reminders.lease_key("create-job-table")})
-        store.jobs_t.create(conn, checkfirst=True)

@@ -29,8 +29,10 @@ class ParamError(ValueError):
         self.param = param
 
 
-def validate_params(pb: Playbook, given: Mapping[str, Any], labels: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Typed, checked values for every declared param (defaults and alert labels filled in)."""
+def validate_params(pb: Playbook, given: Mapping[str, Any], labels: Mapping[str, str] | None = None,
+                    defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Typed, checked values for every declared param (alert labels, then ``defaults`` the caller
+    derived from its own state, then the playbook's defaults filled in)."""
     unknown = sorted(set(given) - set(pb.params))
     if unknown:
         known = ", ".join(pb.params) or "none"
@@ -41,6 +43,8 @@ def validate_params(pb: Playbook, given: Mapping[str, Any], labels: Mapping[str,
         raw = given.get(name)
         if raw is None and spec.from_label and labels.get(spec.from_label):
             raw = labels[spec.from_label]
+        if raw is None and defaults:
+            raw = defaults.get(name)
         if raw is None:
             raw = spec.default
         if raw is None:
@@ -51,7 +55,8 @@ def validate_params(pb: Playbook, given: Mapping[str, Any], labels: Mapping[str,
     return values
 
 
-def parse_args(pb: Playbook, text_args: list[str], labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+def parse_args(pb: Playbook, text_args: list[str], labels: Mapping[str, str] | None = None,
+               defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """``/incident disable-tool web_search`` style: positional args in declaration order, or ``name=value``."""
     order = list(pb.params)
     given: dict[str, Any] = {}
@@ -67,7 +72,7 @@ def parse_args(pb: Playbook, text_args: list[str], labels: Mapping[str, str] | N
             raise ParamError(arg[:40], f"unexpected extra argument; {pb.name} takes {_usage(pb)}")
         given[order[position]] = arg
         position += 1
-    return validate_params(pb, given, labels)
+    return validate_params(pb, given, labels, defaults)
 
 
 def _coerce(name: str, spec: ParamSpec, raw: Any) -> Any:

@@ -99,23 +99,24 @@ class Actions:
         raise UserError("This action was run too many times in this incident.")
 
     def _params(self, session: Session, incident: Incident, pb: Playbook, args: list[str] | dict[str, Any]) -> dict:
+        defaults = {"bundle": proposed} if "bundle" in pb.params and (proposed := self.proposed_rollback(
+            session, incident)) else {}
         try:
-            given = parse_args(pb, args, incident.labels) if isinstance(args, list) else dict(args)
-            if pb.name == "rollback" and not given.get("bundle"):
-                given["bundle"] = self.proposed_rollback(session, incident)
-            return validate_params(pb, given, incident.labels)
+            if isinstance(args, list):
+                return parse_args(pb, args, incident.labels, defaults)
+            return validate_params(pb, args, incident.labels, defaults)
         except ParamError as exc:
-            raise UserError(f"{exc}") from None
+            hint = " No known-good bundle is registered for this service; name one." if exc.param == "bundle" else ""
+            raise UserError(f"{exc}{hint}") from None
 
-    def proposed_rollback(self, session: Session, incident: Incident) -> str:
+    def proposed_rollback(self, session: Session, incident: Incident) -> str | None:
         """The last known-good bundle before the one that was live when the incident opened."""
         from bot import bundles
-        live = bundles.live_bundle(session, incident.service, incident.opened_at) if incident.service else None
-        good = bundles.last_known_good(session, incident.service, before_version=live.version if live else None) \
-            if incident.service else None
-        if good is None:
-            raise UserError("No known-good bundle is registered for this service; name one: `/incident rollback v41`.")
-        return good.version
+        if not incident.service:
+            return None
+        live = bundles.live_bundle(session, incident.service, incident.opened_at)
+        good = bundles.last_known_good(session, incident.service, before_version=live.version if live else None)
+        return good.version if good else None
 
     # --- decisions --------------------------------------------------------------------------
 
