@@ -21,12 +21,9 @@ from datetime import datetime, timedelta, timezone
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import text
-from sqlalchemy.engine import Engine
 
 from bot import reminders
 from bot.clock import utcnow
-from bot.db import is_postgres
 from bot.runtime import Runtime
 from bot.slo.spec import SLO
 from bot.slo.windows import WindowSet

@@ -8,24 +8,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from starlette.applications import Starlette
 
-from bot.routes import api, webhooks
+from bot.routes import api, pages, telemetry, webhooks
 from bot.runtime import Runtime
 from bot.worker import Worker
-
-
-def _optional_routes(name: str) -> list[Any]:
-    """Route modules of capabilities that may not be installed in a trimmed build."""
-    import importlib
-    try:
-        return list(importlib.import_module(f"bot.routes.{name}").routes)
-    except ModuleNotFoundError as exc:
-        if exc.name != f"bot.routes.{name}":
-            raise
-        return []
 
 
 def create_app(runtime: Runtime, *, extra_routes: list | None = None) -> Starlette:
@@ -59,7 +47,7 @@ def create_app(runtime: Runtime, *, extra_routes: list | None = None) -> Starlet
             slack.context.pool.shutdown(wait=False, cancel_futures=True)
 
     routes = [*webhooks.routes, *api.routes, slack_route(slack.app),
-              *_optional_routes("telemetry"), *_optional_routes("pages"), *(extra_routes or [])]
+              *telemetry.routes, *pages.routes, *(extra_routes or [])]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.runtime = runtime
     return app

@@ -9,13 +9,18 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 import psycopg
 import pytest
 
 from bot.config import Settings
-from bot.db import make_engine, upgrade
+from bot.db import make_engine, transaction, upgrade
+from bot.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("WARROOM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -87,3 +92,61 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return make_settings(database_url)
+
+
+class Warroom:
+    """A running warroom (real HTTP over loopback) and a client that posts like Alertmanager."""
+
+    def __init__(self, runtime: Runtime, url: str) -> None:
+        self.runtime = runtime
+        self.url = url
+        self.http = httpx.Client(base_url=url, timeout=10)
+
+    def post(self, path: str, body: Any = None, *, content: bytes | None = None, token: str | None = ALERT_TOKEN,
+             headers: dict[str, str] | None = None) -> httpx.Response:
+        hdrs = {"Content-Type": "application/json", "User-Agent": "Alertmanager/0.25.0", **(headers or {})}
+        if token is not None:
+            hdrs["Authorization"] = f"Bearer {token}"
+        if content is None:
+            return self.http.post(path, json=body, headers=hdrs)
+        return self.http.post(path, content=content, headers=hdrs)
+
+    def alertmanager(self, body: Any) -> httpx.Response:
+        return self.post("/webhooks/alertmanager", body)
+
+    def incidents(self, **params: str) -> list[dict[str, Any]]:
+        response = self.http.get("/api/incidents", params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def incident(self, incident_id: int) -> dict[str, Any]:
+        response = self.http.get(f"/api/incidents/{incident_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def count(self, model: type) -> int:
+        from sqlalchemy import func, select
+        with transaction(self.runtime.engine) as session:
+            return session.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+@contextmanager
+def serve_warroom(settings: Settings) -> Iterator[Warroom]:
+    """A whole warroom process (worker off unless the settings say so) on a free loopback port."""
+    from bot.runtime import Runtime
+    from bot.web import create_app
+    from tests.support import ServerThread
+
+    runtime = Runtime.build(settings)
+    server = ServerThread(create_app(runtime)).start()
+    try:
+        yield Warroom(runtime, server.url)
+    finally:
+        server.stop()
+        runtime.engine.dispose()
+
+
+@pytest.fixture
+def warroom(settings: Settings) -> Iterator[Warroom]:
+    with serve_warroom(settings) as running:
+        yield running

@@ -25,7 +25,6 @@ from typing import Literal
 from sqlalchemy import select
 from sqlmodel import Session
 
-from bot import outbox
 from bot.alerts.normalize import NormalAlert, Notification
 from bot.alerts.severity import severity_from_labels, worst
 from bot.clock import as_utc, utcnow

@@ -82,7 +82,13 @@ def declare(session: Session, *, title: str, severity: int, actor: str, service:
 
 
 def open_room(session: Session, incident: Incident) -> None:
+    """Queue the room set-up, and bring in the failing traces seen just before the incident."""
+    from bot import traces
+
     outbox.enqueue(session, "slack.room", {"incident_id": incident.id}, key=f"room:{incident.id}", incident_id=incident.id)
+    if traces.link_failing_traces(session, incident):
+        outbox.enqueue(session, "slack.traces", {"incident_id": incident.id}, key=f"traces:{incident.id}",
+                       incident_id=incident.id)
 
 
 def acknowledge(session: Session, incident: Incident, *, actor: str, at: datetime | None = None) -> None:

@@ -175,3 +175,32 @@ def runbook(incident_id: int, title: str, body: str, actions: list[str]) -> list
 def line(text: str) -> list[dict[str, Any]]:
     """A timeline line: people's text is escaped, warroom's own <@U…>/<#C…> references kept."""
     return [{"type": "context", "elements": [_md(cut(escape_keep_mentions(text), SECTION_TEXT_LIMIT))]}]
+
+
+def failing_traces(total: int, window_minutes: int, examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """"N failing traces in the last 15 min — top 3", each with a Label button (texts already redacted)."""
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": _md(
+        f"*{total} failing trace(s)* of this service from {window_minutes} min before the alert — top {len(examples)}")}]
+    for example in examples:
+        text = (f"`{safe(example['request_id'], 60)}` · {safe(', '.join(example['failure_types']), 80)} · "
+                f"bundle {safe(example.get('bundle') or '–', 30)}\n*Q:* {safe(example['question'], 300)}\n"
+                f"*A:* {safe(example['output'] or '(no output)', 600)}")
+        blocks.append({"type": "section", "text": _md(text),
+                       "accessory": button("Label", "trace.label", example["request_id"])})
+    return blocks
+
+
+def markdown_document(title: str, markdown: str) -> list[dict[str, Any]]:
+    """A long Markdown text as consecutive sections (Slack has no Markdown file preview here)."""
+    blocks: list[dict[str, Any]] = [{"type": "header", "text": _plain(title)}]
+    chunk = ""
+    for line in markdown_to_mrkdwn(markdown).splitlines():
+        if len(chunk) + len(line) + 1 > SECTION_TEXT_LIMIT - 50:
+            blocks.append({"type": "section", "text": _md(chunk)})
+            chunk = ""
+        chunk += line + "\n"
+    if chunk.strip():
+        blocks.append({"type": "section", "text": _md(chunk)})
+    if len(blocks) > MAX_BLOCKS:
+        blocks = blocks[: MAX_BLOCKS - 1] + [{"type": "context", "elements": [_md("… the rest is on the page")]}]
+    return blocks

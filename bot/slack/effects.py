@@ -37,6 +37,7 @@ class SlackEffects:
             "slack.archive": self.archive,
             "slack.message": self.post_message,
             "postmortem.due": self.postmortem_nudge,
+            "slack.traces": self.post_failing_traces,
         }
 
     def _step_result(self, incident_id: int, name: str) -> dict[str, Any] | None:
@@ -72,8 +73,22 @@ class SlackEffects:
     def post_message(self, payload: dict[str, Any]) -> None:
         channel = payload.get("channel") or self._channel(payload["incident_id"])
         if channel:
-            self.gateway.post(channel, escape_keep_mentions(payload["text"]), payload.get("blocks") or blocks.line(payload["text"]),
+            self.gateway.post(channel, escape_keep_mentions(payload["text"]),
+                              payload.get("blocks") or blocks.line(payload["text"]),
                               thread_ts=payload.get("thread_ts"))
+
+    def post_failing_traces(self, payload: dict[str, Any]) -> None:
+        from bot.redact import Redactor
+        from bot.traces import LINK_WINDOW_BEFORE
+
+        incident_id = payload["incident_id"]
+        with transaction(self.room.engine) as session:
+            total, examples = trace_examples(session, incident_id, Redactor())
+            channel = service.get(session, incident_id).channel_id
+        if channel and total:
+            text = f"{total} failing trace(s) — top {len(examples)}"
+            minutes = int(LINK_WINDOW_BEFORE.total_seconds() // 60)
+            self.gateway.post(channel, text, blocks.failing_traces(total, minutes, examples))
 
     def post_reminder(self, payload: dict[str, Any]) -> None:
         incident_id = payload["incident_id"]
@@ -125,3 +140,22 @@ class SlackEffects:
                     return
                 except Exception:
                     log.warning("could not post the failure notice to %s", channel)
+
+
+def trace_examples(session, incident_id: int, redactor, limit: int = 3) -> tuple[int, list[dict[str, Any]]]:  # noqa: ANN001
+    """The incident's failing traces: how many, and up to ``limit`` examples of different prompts."""
+    from bot import traces
+
+    rows = traces.failing_traces(session, incident_id, limit=200)
+    examples, seen = [], set()
+    for row in rows:
+        key = row.prompt_hash or row.request_id
+        if key in seen:
+            continue
+        seen.add(key)
+        event = traces.as_event(row)
+        examples.append({"request_id": row.request_id, "failure_types": row.failure_types, "bundle": row.bundle_version,
+                         "question": redactor.redact(event.question), "output": redactor.redact(event.output or "")})
+        if len(examples) == limit:
+            break
+    return len(rows), examples

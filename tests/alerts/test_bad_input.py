@@ -97,7 +97,7 @@ def test_webhooks_need_the_bearer_token(warroom, token):
 def test_database_down_is_503_so_alertmanager_retries(database_url, tmp_path):
     from bot.runtime import Runtime
     from bot.web import create_app
-    from tests.alerts.conftest import Warroom
+    from tests.conftest import Warroom
     from tests.conftest import make_settings
     from tests.support import ServerThread
 

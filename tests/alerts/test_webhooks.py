@@ -47,7 +47,7 @@ def test_duplicates_racing_at_two_processes_make_one_incident(settings):
     """Two warroom instances (own engines and pools) on one database get the same bodies at once."""
     from bot.runtime import Runtime
     from bot.web import create_app
-    from tests.alerts.conftest import Warroom
+    from tests.conftest import Warroom
     from tests.support import ServerThread
 
     runtimes = [Runtime.build(settings) for _ in range(2)]

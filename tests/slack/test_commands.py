@@ -39,7 +39,7 @@ def test_ack_outside_the_channel_names_the_incident_or_gets_a_hint(slack, opened
 
 def test_people_outside_the_incident_channel_cannot_ack_or_resolve(slack, opened):
     incident_id, _ = opened
-    for line in (f"/incident ack {incident_id}", f"/incident resolve #{incident_id}", f"/incident sev 1"):
+    for line in (f"/incident ack {incident_id}", f"/incident resolve #{incident_id}", "/incident sev 1"):
         reply = slack.command(line, user=ALEX, channel=INCIDENTS)
         text = reply_text(reply)
         assert "Only people in the incident channel" in text or "not an incident channel" in text

@@ -215,3 +215,22 @@ def _timeline(ctx: SlackContext, inv: Invocation) -> Reply:
         events = list(reversed(timeline.events(session, incident_id, limit=15, newest_first=True)))
         lines = [f"`{e.at:%H:%M:%S}` {e.kind}: {e.text}" for e in events]
     return "*Timeline (last 15)*\n" + "\n".join(lines) if lines else "The timeline is empty."
+
+
+@command("postmortem")
+def _postmortem(ctx: SlackContext, inv: Invocation) -> Reply:
+    from bot import outbox
+    from bot.postmortem.store import current_text, generate
+    from bot.slack.blocks import markdown_document
+
+    incident_id = incident_id_for(ctx, inv)
+    with transaction(ctx.engine) as session:
+        text = current_text(generate(session, incident_id, templates_dir=ctx.runtime.settings.templates_dir))
+        url = f"{ctx.runtime.settings.public_url}/incidents/{incident_id}/postmortem"
+        outbox.enqueue(session, "slack.message", {
+            "incident_id": incident_id, "text": f"Postmortem draft for incident #{incident_id}",
+            "blocks": markdown_document(f"Postmortem draft — edit it at {url}", text)}, incident_id=incident_id)
+        timeline.record(session, service.get(session, incident_id), "postmortem",
+                        f"<@{inv.user}> drafted the postmortem", actor=inv.user)
+    ctx.runtime.wake.set()
+    return f"Postmortem draft posted in the channel; edit it at {url}"

@@ -1,0 +1,253 @@
+"""Read one incident's record from the database into a ``PostmortemContext``.
+
+Everything the draft says comes from rows written while the incident ran: the incident's own
+timestamps, the timeline, playbook runs, registered release bundles and the traces linked to
+it. Nothing here renders; ``bot.postmortem.render`` does that from the returned context.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from bot import bundles, traces
+from bot.clock import as_utc, utcnow
+from bot.errors import NotFound
+from bot.incidents import metrics, service, timeline
+from bot.models import ActionRun, Alert, Bundle, Incident, TimelineEvent, Trace
+from bot.postmortem.context import (
+    MAX_TRACE_EXAMPLES,
+    ActionRecord,
+    BundleLineage,
+    Impact,
+    IncidentInfo,
+    PostmortemContext,
+    TimelineEntry,
+    TraceExample,
+    TraceSummary,
+)
+from bot.redact import Redactor
+from bot.slo.burn import budget_consumed, trace_outcomes
+from bot.slo.spec import SLO
+
+PINNED_KIND = "pinned"
+EVALS_EXPORTED_KIND = "evals_exported"
+# Failing traces read to pick examples from; enough to find one of every failure type.
+EXAMPLE_CANDIDATES = 200
+
+# Slack tokens in timeline text (<@U1>, <#C1|name>, <https://x|label>, <!here>) read as words.
+_SLACK_TOKEN = re.compile(r"<([@#!][^<>|\s]*|https?://[^<>|\s]+)(?:\|([^<>]*))?>")
+
+
+def incident_ref(incident: Incident) -> str:
+    """``INC-20260314-0001``: readable in a doc title and unique (the date is the opening day)."""
+    opened = as_utc(incident.opened_at) or utcnow()
+    return f"INC-{opened:%Y%m%d}-{incident.id:04d}"
+
+
+def plain_slack_text(text: str) -> str:
+    def one(match: re.Match[str]) -> str:
+        target, label = match.group(1), match.group(2)
+        if label:
+            return ("#" + label) if target.startswith("#") else label
+        if target.startswith("!subteam^"):
+            return "@" + target[len("!subteam^"):]
+        return "@" + target[1:] if target.startswith("!") else target
+
+    return _SLACK_TOKEN.sub(one, text)
+
+
+def build_context(session: Session, incident_id: int, *, redactor: Redactor | None = None,
+                  budget_slo: SLO | None = None, eval_cases_added: int | None = None) -> PostmortemContext:
+    incident = service.get(session, incident_id)
+    redactor = redactor or Redactor()
+    start, end = impact_window(session, incident)
+    return PostmortemContext(
+        incident=_info(incident),
+        impact=_impact(session, incident, start, end, budget_slo),
+        timeline=_timeline(session, incident_id),
+        actions=_actions(session, incident_id),
+        bundles=_lineage(session, incident),
+        traces=_traces(session, incident_id, redactor),
+        followups=[_followup_text(f.text, f.owner, f.done) for f in service.followups(session, incident_id)],
+        eval_cases_added=eval_cases_added if eval_cases_added is not None else exported_case_count(session, incident_id),
+        summary=incident.summary or None,
+    )
+
+
+def _info(incident: Incident) -> IncidentInfo:
+    return IncidentInfo(
+        id=incident.id or 0, ref=incident_ref(incident), title=incident.title, service=incident.service,
+        slo=incident.slo, severity=f"SEV{incident.severity}", status=incident.status,
+        opened_at=incident.opened_at, acknowledged_at=incident.acknowledged_at,
+        mitigated_at=incident.mitigated_at, resolved_at=incident.resolved_at,
+        commander=incident.commander, channel=incident.channel_name,
+    )
+
+
+def impact_window(session: Session, incident: Incident) -> tuple[datetime, datetime]:
+    """From the first firing alert (users were hurt before we opened) to the resolution, or now."""
+    first_alert = session.execute(select(func.min(Alert.starts_at)).where(Alert.incident_id == incident.id)).scalar()
+    opened, first = as_utc(incident.opened_at) or utcnow(), as_utc(first_alert)
+    start = min(opened, first) if first else opened
+    return start, as_utc(incident.resolved_at) or utcnow()
+
+
+def _impact(session: Session, incident: Incident, start: datetime, end: datetime, slo: SLO | None) -> Impact:
+    failing = session.execute(
+        select(func.count()).select_from(Trace).where(Trace.incident_id == incident.id, Trace.failed.is_(True))
+    ).scalar_one()
+    consumed = None
+    if slo is not None:
+        rows = session.execute(
+            select(Trace.timestamp, Trace.data).where(Trace.service == slo.service, Trace.timestamp >= start,
+                                                      Trace.timestamp <= end)
+        ).all()
+        consumed = budget_consumed(slo, trace_outcomes(slo, [(ts, data) for ts, data in rows]), start, end)
+    # No failing trace says nothing unless the service was sending traces at the time.
+    affected = failing if failing or traces_in_window(session, incident, start, end) else None
+    return Impact(mtta=metrics.mtta(incident), mttr=metrics.mttr(incident), budget_consumed=consumed,
+                  requests_affected=affected)
+
+
+def traces_in_window(session: Session, incident: Incident, start: datetime, end: datetime) -> int:
+    """All traces the service sent during the incident: the denominator for "requests affected"."""
+    if not incident.service:
+        return 0
+    return session.execute(
+        select(func.count()).select_from(Trace).where(Trace.service == incident.service, Trace.timestamp >= start,
+                                                      Trace.timestamp <= end)
+    ).scalar_one()
+
+
+def _timeline(session: Session, incident_id: int) -> list[TimelineEntry]:
+    return [
+        TimelineEntry(at=event.at, kind=event.kind, actor=event.actor, text=plain_slack_text(event.text),
+                      pinned=event.kind == PINNED_KIND)
+        for event in timeline.events(session, incident_id)
+    ]
+
+
+def _actions(session: Session, incident_id: int) -> list[ActionRecord]:
+    runs = session.execute(
+        select(ActionRun).where(ActionRun.incident_id == incident_id).order_by(ActionRun.requested_at, ActionRun.id)
+    ).scalars()
+    return [_action(run) for run in runs]
+
+
+def _action(run: ActionRun) -> ActionRecord:
+    started, finished = as_utc(run.started_at), as_utc(run.finished_at)
+    took = (finished - started).total_seconds() if started and finished else run.result.get("duration_s")
+    verify = run.result.get("verify")
+    return ActionRecord(
+        playbook=f"{run.playbook} (undo of run {run.undo_of})" if run.undo_of else run.playbook,
+        params=run.params, requested_by=run.requested_by, approved_by=run.approved_by,
+        status="dry run" if run.dry_run else run.status, started_at=started or as_utc(run.requested_at),
+        duration_s=float(took) if isinstance(took, (int, float)) else None,
+        verify=verify.get("ok") if isinstance(verify, dict) else None,
+    )
+
+
+def _lineage(session: Session, incident: Incident) -> BundleLineage:
+    rolled_back_to = _rolled_back_to(session, incident.id)
+    if not incident.service:
+        return BundleLineage(rolled_back_to=rolled_back_to)
+    live = bundles.live_bundle(session, incident.service, as_utc(incident.opened_at))
+    if live is None:
+        return BundleLineage(rolled_back_to=rolled_back_to)
+    previous = bundles.previous_bundle(session, live)
+    if previous is None and rolled_back_to and rolled_back_to != live.version:
+        # Re-deploying the rollback target moved its deployed_at past the live one, so it no longer
+        # sorts before it; it is still the bundle the incident's fix returned to.
+        previous = _bundle(session, incident.service, rolled_back_to)
+    return BundleLineage(
+        live_version=live.version,
+        live_components={name: _component(value) for name, value in live.components.items()},
+        previous_version=previous.version if previous else None,
+        changed_components=[bundles.describe_change([c]) for c in bundles.diff(previous, live)] if previous else [],
+        rolled_back_to=rolled_back_to,
+    )
+
+
+def _bundle(session: Session, service: str, version: str) -> Bundle | None:
+    try:
+        return bundles.get_bundle(session, service, version)
+    except NotFound:
+        return None
+
+
+def _component(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def _rolled_back_to(session: Session, incident_id: int | None) -> str | None:
+    run = session.execute(
+        select(ActionRun).where(ActionRun.incident_id == incident_id, ActionRun.playbook == "rollback",
+                                ActionRun.status == "succeeded", ActionRun.dry_run.is_(False),
+                                ActionRun.undo_of.is_(None))
+        .order_by(ActionRun.finished_at.desc(), ActionRun.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    if run is None:
+        return None
+    version = run.params.get("bundle") or run.params.get("version")
+    return str(version) if version else None
+
+
+def _traces(session: Session, incident_id: int, redactor: Redactor) -> TraceSummary:
+    candidates = traces.failing_traces(session, incident_id, limit=EXAMPLE_CANDIDATES)
+    return TraceSummary(counts=traces.counts_by_failure(session, incident_id),
+                        examples=[_example(t, redactor) for t in _pick_examples(candidates)])
+
+
+def _pick_examples(candidates: list[Trace]) -> list[Trace]:
+    # Human-labelled traces first (someone judged them), then a new failure type, then a new prompt;
+    # five copies of one bad answer would tell the reader less than five different ones.
+    ordered = sorted(candidates, key=lambda t: not t.label)
+    picked: list[Trace] = []
+    seen_kinds: set[str] = set()
+    seen_prompts: set[str | None] = set()
+    for wants in (lambda t: bool(t.label) or not set(t.failure_types) <= seen_kinds,
+                  lambda t: t.prompt_hash not in seen_prompts,
+                  lambda t: True):
+        for trace in ordered:
+            if len(picked) == MAX_TRACE_EXAMPLES:
+                return picked
+            if all(trace is not p for p in picked) and wants(trace):
+                picked.append(trace)
+                seen_kinds |= set(trace.failure_types)
+                seen_prompts.add(trace.prompt_hash)
+    return picked
+
+
+def _example(trace: Trace, redactor: Redactor) -> TraceExample:
+    try:
+        event = traces.as_event(trace)
+        question, output = event.question, event.output
+    except ValidationError:
+        # A stored event the current model rejects still deserves a line in the draft.
+        question, output = str(trace.data.get("input", "")), trace.data.get("output")
+    labelled = trace.label.get("failure_type")  # a human's verdict replaces the detector's, as in the counts
+    return TraceExample(request_id=trace.request_id, input=redactor.redact(question),
+                        output=redactor.redact(str(output)) if output is not None else None,
+                        failure_types=[labelled] if labelled else list(trace.failure_types))
+
+
+def _followup_text(text: str, owner: str | None, done: bool) -> str:
+    who = f" (owner @{owner})" if owner else ""
+    return f"{plain_slack_text(text)}{who}" + (" — done" if done else "")
+
+
+def exported_case_count(session: Session, incident_id: int) -> int:
+    """Cases the last eval export wrote for this incident (``bot.eval_export`` records it)."""
+    event = session.execute(
+        select(TimelineEvent).where(TimelineEvent.incident_id == incident_id, TimelineEvent.kind == EVALS_EXPORTED_KIND)
+        .order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    return int(event.data.get("cases", 0)) if event else 0

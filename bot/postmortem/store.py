@@ -1,0 +1,76 @@
+"""The stored postmortem: one row per incident holding the generated draft and a human's edit.
+
+Regenerating never overwrites what a person wrote. The new draft lands in ``draft``; ``edited``
+stays, and ``draft_changed_since_edit`` tells the page to say so. ``generated_at`` moves only
+when the draft's text changes, so regenerating an unchanged record raises no false notice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from bot.clock import as_utc, utcnow
+from bot.db import insert_or_ignore
+from bot.incidents import service
+from bot.models import Postmortem
+from bot.postmortem.assemble import build_context
+from bot.postmortem.render import render_postmortem
+from bot.redact import Redactor
+from bot.slo.spec import SLO
+
+
+def get(session: Session, incident_id: int) -> Postmortem | None:
+    return session.execute(select(Postmortem).where(Postmortem.incident_id == incident_id)).scalar_one_or_none()
+
+
+def generate(session: Session, incident_id: int, *, templates_dir: Path | None = None,
+             redactor: Redactor | None = None, budget_slo: SLO | None = None) -> Postmortem:
+    """Render the draft from the current record and store it; a human edit is kept as it is."""
+    ctx = build_context(session, incident_id, redactor=redactor, budget_slo=budget_slo)
+    text = render_postmortem(ctx, templates_dir, redactor=redactor)
+    now = utcnow()
+    # The unique incident_id decides who creates the row when two requests generate at once.
+    insert_or_ignore(session, Postmortem, {"incident_id": incident_id, "draft": text, "generated_at": now},
+                     ["incident_id"])
+    pm = _locked(session, incident_id)
+    if pm.draft != text:
+        pm.draft, pm.generated_at = text, now
+    session.flush()
+    return pm
+
+
+def get_or_generate(session: Session, incident_id: int, *, templates_dir: Path | None = None) -> Postmortem:
+    return get(session, incident_id) or generate(session, incident_id, templates_dir=templates_dir)
+
+
+def save_edit(session: Session, incident_id: int, text: str, *, templates_dir: Path | None = None) -> Postmortem:
+    """Store a human's version. Empty text drops the edit, so the page shows the draft again."""
+    service.get(session, incident_id)  # NotFound before anything is written
+    get_or_generate(session, incident_id, templates_dir=templates_dir)
+    pm = _locked(session, incident_id)
+    text = text.replace("\r\n", "\n")  # browsers send textarea lines with CRLF
+    if text.strip():
+        pm.edited, pm.edited_at = text, utcnow()
+    else:
+        pm.edited, pm.edited_at = None, None
+    session.flush()
+    return pm
+
+
+def current_text(pm: Postmortem) -> str:
+    return pm.edited if pm.edited is not None else pm.draft
+
+
+def draft_changed_since_edit(pm: Postmortem) -> bool:
+    generated, edited = as_utc(pm.generated_at), as_utc(pm.edited_at)
+    return pm.edited is not None and generated is not None and edited is not None and generated > edited
+
+
+def _locked(session: Session, incident_id: int) -> Postmortem:
+    # populate_existing: the identity map may hold the row as it was before another writer committed.
+    stmt = (select(Postmortem).where(Postmortem.incident_id == incident_id).with_for_update()
+            .execution_options(populate_existing=True))
+    return session.execute(stmt).scalar_one()

@@ -1,0 +1,329 @@
+"""Read-only pages for people (``/incidents``, ``/incidents/{id}``) and the postmortem editor.
+
+Server-rendered with jinja2, autoescape on: alert labels, annotations and timeline text come from
+outside and are shown as text, never markup. A Content-Security-Policy without scripts backs that
+up. The edit form is a plain POST, refused when the browser says it came from another site; the
+JSON ``PUT`` needs the bearer token like every other write API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlalchemy import func, select
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from bot.clock import as_utc, iso, utcnow
+from bot import traces
+from bot.db import transaction
+from bot.errors import NotFound
+from bot.incidents import lifecycle, metrics, service, timeline
+from bot.jsonbody import BadRequest, decode_utf8, parse_json
+from bot.models import ActionRun, Alert, Incident, Postmortem, TimelineEvent, Trace
+from bot.postmortem import store
+from bot.postmortem.assemble import PINNED_KIND, incident_ref, plain_slack_text
+from bot.routes.common import error_response, read_body, require_bearer
+from bot.runtime import Runtime
+
+T = TypeVar("T")
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+TIMELINE_LIMIT = 1000
+CHART_BUCKETS = 48
+CHART_TRACE_LIMIT = 100_000
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def _when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    value = as_utc(value)
+    return value.strftime(fmt) if value else "–"
+
+
+def _web_url(url: Any) -> str | None:
+    # Autoescape stops markup, not a javascript: link; only plain web addresses become hrefs.
+    return url if isinstance(url, str) and urlsplit(url).scheme in ("http", "https") else None
+
+
+TEMPLATES = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=True, undefined=StrictUndefined,
+                        trim_blocks=True, lstrip_blocks=True)
+TEMPLATES.filters.update(when=_when, iso=iso, took=metrics.human, plain=plain_slack_text, web_url=_web_url)
+
+
+def _html(name: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:
+    return HTMLResponse(TEMPLATES.get_template(name).render(**ctx), status_code=status_code, headers=SECURITY_HEADERS)
+
+
+def _not_found(message: str) -> HTMLResponse:
+    return _html("error.html", 404, title="Not found", message=message)
+
+
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def _templates_dir(request: Request) -> Path | None:
+    return _runtime(request).settings.templates_dir
+
+
+async def _in_session(request: Request, work: Callable[[Session], T]) -> T:
+    def run() -> T:
+        with transaction(_runtime(request).engine) as session:
+            return work(session)
+
+    return await run_in_threadpool(run)
+
+
+# ---- the list and the incident page ----
+
+async def incidents_page(request: Request) -> HTMLResponse:
+    status = request.query_params.get("status") or None
+    if status and status not in (*lifecycle.STATUSES, "open"):
+        status = None
+
+    def load(session: Session) -> list[dict[str, Any]]:
+        return [{"incident": i, "ref": incident_ref(i), "mtta": metrics.mtta(i), "mttr": metrics.mttr(i)}
+                for i in service.list_incidents(session, status=status, limit=500)]
+
+    rows = await _in_session(request, load)
+    return _html("incidents.html", rows=rows, status=status, statuses=lifecycle.STATUSES)
+
+
+async def incident_page(request: Request) -> HTMLResponse:
+    incident_id = request.path_params["incident_id"]
+
+    def load(session: Session) -> dict[str, Any]:
+        incident = service.get(session, incident_id)
+        events = timeline.events(session, incident_id, limit=TIMELINE_LIMIT)
+        total = session.execute(select(func.count()).select_from(TimelineEvent)
+                                .where(TimelineEvent.incident_id == incident_id)).scalar_one()
+        alerts = session.execute(select(Alert).where(Alert.incident_id == incident_id).order_by(Alert.id)).scalars()
+        runs = session.execute(select(ActionRun).where(ActionRun.incident_id == incident_id)
+                               .order_by(ActionRun.requested_at, ActionRun.id)).scalars()
+        return {
+            "incident": incident, "ref": incident_ref(incident), "mtta": metrics.mtta(incident),
+            "mttr": metrics.mttr(incident), "alerts": list(alerts), "events": events, "events_total": total,
+            "pinned_kind": PINNED_KIND, "actions": list(runs),
+            "trace_counts": traces.counts_by_failure(session, incident_id),
+            "chart": burn_chart(session, incident), "followups": service.followups(session, incident_id),
+            "postmortem": store.get(session, incident_id),
+        }
+
+    try:
+        ctx = await _in_session(request, load)
+    except NotFound as exc:
+        return _not_found(str(exc))
+    return _html("incident.html", **ctx)
+
+
+@dataclass(frozen=True)
+class BurnChart:
+    """Firing alerts (a step line) and failing traces (bars) per time bucket, in SVG units."""
+
+    start: datetime
+    end: datetime
+    firing_points: str
+    bars: list[tuple[float, float, float, float]]  # x, y, width, height
+    max_firing: int
+    max_traces: int
+    markers: list[tuple[float, str, str]]  # x, label, text-anchor (labels near the right edge point left)
+    width: int = 640
+    height: int = 160
+    left: int = 36  # room for the axis labels
+    top: int = 8
+    bottom: int = 20
+
+    @property
+    def base(self) -> int:
+        return self.height - self.bottom
+
+
+def burn_chart(session: Session, incident: Incident) -> BurnChart:
+    """From the first alert (or failing trace) to the resolution, or now while the incident is open."""
+    opened = as_utc(incident.opened_at) or utcnow()
+    spans = [(as_utc(s), as_utc(e)) for s, e in
+             session.execute(select(Alert.starts_at, Alert.ends_at).where(Alert.incident_id == incident.id))]
+    trace_times = [as_utc(t) for (t,) in session.execute(
+        select(Trace.timestamp).where(Trace.incident_id == incident.id, Trace.failed.is_(True)).limit(CHART_TRACE_LIMIT))]
+    start = min([opened, *(s for s, _ in spans if s), *(t for t in trace_times if t)])
+    end = max([as_utc(incident.resolved_at) or utcnow(), *(e for _, e in spans if e), *(t for t in trace_times if t)])
+    end = max(end, start + timedelta(minutes=1))
+    width, height, left, top, bottom = 640, 160, 36, 8, 20
+    plot_w, plot_h = width - left - 8, height - top - bottom
+    step, bucket_w = (end - start) / CHART_BUCKETS, plot_w / CHART_BUCKETS
+
+    firing = [sum(1 for s, e in spans if s and s <= start + step * (i + 1) and (e is None or e > start + step * i))
+              for i in range(CHART_BUCKETS)]
+    failing = [0] * CHART_BUCKETS
+    for t in trace_times:
+        if t:
+            failing[min(CHART_BUCKETS - 1, int((t - start) / step))] += 1
+    max_firing, max_traces = max(firing), max(failing)
+
+    def y(value: int, most: int) -> float:
+        return round(top + plot_h - (plot_h * value / most if most else 0), 1)
+
+    points: list[str] = []
+    last: int | None = None
+    for i, count in enumerate(firing):  # a step line: a corner only where the count changes
+        if count != last:
+            x = left + i * bucket_w
+            points += ([f"{x:.1f},{y(last, max_firing)}"] if last is not None else []) + [f"{x:.1f},{y(count, max_firing)}"]
+            last = count
+    points.append(f"{left + plot_w:.1f},{y(last or 0, max_firing)}")
+    bars = [(round(left + i * bucket_w + 1, 1), y(n, max_traces), round(bucket_w - 2, 1),
+             round(top + plot_h - y(n, max_traces), 1)) for i, n in enumerate(failing) if n]
+    markers = []
+    for moment, label in ((incident.acknowledged_at, "ack"), (incident.mitigated_at, "mitigated"),
+                          (incident.resolved_at, "resolved")):
+        moment = as_utc(moment)
+        if moment and start <= moment <= end:
+            x = round(left + plot_w * ((moment - start) / (end - start)), 1)
+            markers.append((x, label, "end" if x > width - 80 else "start"))
+    return BurnChart(start=start, end=end, firing_points=" ".join(points), bars=bars, max_firing=max_firing,
+                     max_traces=max_traces, markers=markers, width=width, height=height, left=left, top=top,
+                     bottom=bottom)
+
+
+# ---- the postmortem: page, Markdown, form and JSON ----
+
+async def postmortem_page(request: Request) -> HTMLResponse:
+    incident_id = request.path_params["incident_id"]
+
+    def load(session: Session) -> dict[str, Any]:
+        incident = service.get(session, incident_id)
+        pm = store.get_or_generate(session, incident_id, templates_dir=_templates_dir(request))
+        return {"incident": incident, "ref": incident_ref(incident), "pm": pm, "text": store.current_text(pm),
+                "draft_changed": store.draft_changed_since_edit(pm), "saved": request.query_params.get("saved")}
+
+    try:
+        return _html("postmortem.html", **await _in_session(request, load))
+    except NotFound as exc:
+        return _not_found(str(exc))
+
+
+async def postmortem_markdown(request: Request) -> Response:
+    incident_id = request.path_params["incident_id"]
+
+    def load(session: Session) -> str:
+        return store.current_text(store.get_or_generate(session, incident_id, templates_dir=_templates_dir(request)))
+
+    try:
+        text = await _in_session(request, load)
+    except NotFound as exc:
+        return PlainTextResponse(str(exc), status_code=404)
+    return Response(text, media_type="text/markdown; charset=utf-8", headers={"X-Content-Type-Options": "nosniff"})
+
+
+async def postmortem_form(request: Request) -> Response:
+    incident_id = request.path_params["incident_id"]
+    try:
+        _refuse_cross_site(request)
+        form = await _read_form(request)
+    except BadRequest as exc:
+        return PlainTextResponse(exc.message, status_code=exc.status)
+    if "text" not in form:
+        return PlainTextResponse("the form needs a 'text' field", status_code=400)
+    try:
+        await _in_session(request, lambda s: store.save_edit(s, incident_id, form["text"],
+                                                             templates_dir=_templates_dir(request)))
+    except NotFound as exc:
+        return _not_found(str(exc))
+    return RedirectResponse(f"/incidents/{incident_id}/postmortem?saved=1", status_code=303)
+
+
+async def postmortem_regenerate(request: Request) -> Response:
+    incident_id = request.path_params["incident_id"]
+    try:
+        _refuse_cross_site(request)
+    except BadRequest as exc:
+        return PlainTextResponse(exc.message, status_code=exc.status)
+    try:
+        await _in_session(request, lambda s: store.generate(s, incident_id, templates_dir=_templates_dir(request)))
+    except NotFound as exc:
+        return _not_found(str(exc))
+    return RedirectResponse(f"/incidents/{incident_id}/postmortem", status_code=303)
+
+
+async def postmortem_api_get(request: Request) -> JSONResponse:
+    incident_id = request.path_params["incident_id"]
+    try:
+        return JSONResponse(await _in_session(request, lambda s: _pm_json(
+            store.get_or_generate(s, incident_id, templates_dir=_templates_dir(request)))))
+    except NotFound as exc:
+        return JSONResponse({"error": str(exc)}, status_code=404)
+
+
+async def postmortem_api_put(request: Request) -> JSONResponse:
+    incident_id = request.path_params["incident_id"]
+    runtime = _runtime(request)
+    try:
+        require_bearer(request, runtime.settings.alert_token)
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            raise BadRequest(415, "send the edit as JSON: {\"text\": \"...\"}")
+        body = parse_json(await read_body(request, runtime.settings.max_body_bytes),
+                          max_string=runtime.settings.max_body_bytes)
+        if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+            raise BadRequest(400, "expected a JSON object with a string field 'text'")
+        return JSONResponse(await _in_session(request, lambda s: _pm_json(
+            store.save_edit(s, incident_id, body["text"], templates_dir=_templates_dir(request)))))
+    except NotFound as exc:
+        return JSONResponse({"error": str(exc)}, status_code=404)
+    except Exception as exc:  # bad input and outages as JSON, like the other API routes
+        return error_response(exc)
+
+
+def _pm_json(pm: Postmortem) -> dict[str, Any]:
+    return {
+        "incident_id": pm.incident_id, "text": store.current_text(pm), "draft": pm.draft, "edited": pm.edited,
+        "generated_at": iso(pm.generated_at), "edited_at": iso(pm.edited_at),
+        "draft_changed_since_edit": store.draft_changed_since_edit(pm),
+    }
+
+
+def _refuse_cross_site(request: Request) -> None:
+    # No session cookie to steal, but a form on another site could still post edits here.
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        raise BadRequest(403, "cross-site form posts are refused")
+    origin = request.headers.get("origin")
+    # Behind a proxy the Host header may be internal; WARROOM_PUBLIC_URL names the outside one.
+    ours = {request.headers.get("host"), urlsplit(_runtime(request).settings.public_url).netloc}
+    if origin is not None and (origin == "null" or urlsplit(origin).netloc not in ours):
+        raise BadRequest(403, "cross-site form posts are refused")
+
+
+async def _read_form(request: Request) -> dict[str, str]:
+    # URL-encoded only (what a plain <form> sends): no multipart parser needed, and the body is bounded.
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+        raise BadRequest(415, "send the form as application/x-www-form-urlencoded")
+    raw = await read_body(request, _runtime(request).settings.max_body_bytes)
+    try:
+        fields = parse_qs(decode_utf8(raw), keep_blank_values=True, strict_parsing=False, errors="strict")
+    except UnicodeDecodeError:
+        raise BadRequest(400, "form fields are not valid UTF-8") from None
+    return {name: values[-1] for name, values in fields.items()}
+
+
+routes = [
+    Route("/incidents", incidents_page, methods=["GET"]),
+    Route("/incidents/{incident_id:int}", incident_page, methods=["GET"]),
+    Route("/incidents/{incident_id:int}/postmortem", postmortem_page, methods=["GET"]),
+    Route("/incidents/{incident_id:int}/postmortem", postmortem_form, methods=["POST"]),
+    Route("/incidents/{incident_id:int}/postmortem/regenerate", postmortem_regenerate, methods=["POST"]),
+    Route("/incidents/{incident_id:int}/postmortem.md", postmortem_markdown, methods=["GET"]),
+    Route("/api/incidents/{incident_id:int}/postmortem", postmortem_api_get, methods=["GET"]),
+    Route("/api/incidents/{incident_id:int}/postmortem", postmortem_api_put, methods=["PUT"]),
+]

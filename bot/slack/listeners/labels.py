@@ -1,0 +1,41 @@
+"""Label a failing trace: the Label button opens a form; the answer becomes part of the eval case."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot import traces
+from bot.db import transaction
+from bot.errors import UserError
+from bot.incidents import service, timeline
+from bot.slack import modals
+from bot.slack.context import SlackContext
+
+
+def register(app: App, ctx: SlackContext) -> None:
+    @app.action("trace.label")
+    def label_button(ack, body, client) -> None:  # noqa: ANN001
+        ack()
+        request_id = body["actions"][0]["value"]
+        incident_id = ctx.incident_for_channel((body.get("channel") or {}).get("id"))
+        client.views_open(trigger_id=body["trigger_id"], view=modals.label_trace(request_id, incident_id, None))
+
+    @app.view("label_trace")
+    def label_submitted(ack, body, view) -> None:  # noqa: ANN001
+        values, meta = modals.values(view), modals.metadata(view)
+        user = body["user"]["id"]
+        try:
+            with transaction(ctx.engine) as session:
+                traces.label_trace(session, meta["request_id"], failure_type=values.get("failure_type"),
+                                   expected=values.get("expected"), unsupported_claim=values.get("claim"),
+                                   notes=values.get("notes"), actor=user)
+                if meta.get("incident_id"):
+                    incident = service.get(session, int(meta["incident_id"]))
+                    timeline.record(session, incident, "trace_labelled",
+                                    f"<@{user}> labelled trace {meta['request_id']} as {values.get('failure_type')}"
+                                    + (f"; expected: {values['expected']}" if values.get("expected") else ""),
+                                    actor=user, data={"request_id": meta["request_id"]})
+        except UserError as exc:
+            ack(response_action="errors", errors={"failure_type": str(exc)[:150]})
+            return
+        ack()

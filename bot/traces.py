@@ -1,0 +1,178 @@
+"""LLM telemetry: store trace events, decide which failed, and tie failures to incidents.
+
+A batch is never all-or-nothing: one malformed event is rejected with its reasons and the rest
+are stored, because losing a whole batch of telemetry in the middle of an incident costs more
+than a partial one. ``request_id`` is unique, so a sender's retry stores nothing twice.
+
+Linking is by service and time: a failing trace of an incident's service belongs to it when it
+happened between ``opened_at - window_before`` (the alert fires after the damage starts) and the
+resolution (or now, while the incident is open).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import delete, select, update
+from sqlmodel import Session
+
+from bot.clock import as_utc, iso, utcnow
+from bot.db import insert_or_ignore
+from bot.errors import NotFound, UserError
+from bot.evals import Label
+from bot.incidents.lifecycle import OPEN_STATUSES
+from bot.jsonbody import BadRequest, check_storable, pydantic_problems
+from bot.models import Incident, Trace
+from bot.trace_rules import FailureRules, TraceEvent, failure_types
+
+LINK_WINDOW_BEFORE = timedelta(minutes=15)
+
+# TraceEvent leaves these unbounded; the columns are not, and a too-long value must reject one
+# event rather than fail the whole batch's INSERT on PostgreSQL.
+_COLUMN_FIELDS = ("service", "bundle_version", "model", "prompt_hash")
+
+
+@dataclass(frozen=True)
+class RejectedEvent:
+    index: int
+    request_id: str | None
+    problems: list[dict[str, str]]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"index": self.index, "request_id": self.request_id, "problems": self.problems}
+
+
+@dataclass
+class TraceIngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[RejectedEvent] = field(default_factory=list)
+    linked: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates,
+                "rejected": [r.as_json() for r in self.rejected]}
+
+
+def ingest_traces(session: Session, events: list[Any], *, rules: FailureRules, now: datetime | None = None,
+                  max_string: int | None = None) -> TraceIngestResult:
+    """Validate and store ``events``; ``max_string`` turns on the storable checks of ``bot.jsonbody``."""
+    now = now or utcnow()
+    result = TraceIngestResult()
+    failing_services: set[str] = set()
+    for index, raw in enumerate(events):
+        event, problems = _validate(raw, max_string)
+        if event is None:
+            request_id = raw.get("request_id") if isinstance(raw, dict) else None
+            request_id = request_id[:200] if isinstance(request_id, str) else None  # echoed back: bounded
+            result.rejected.append(RejectedEvent(index, request_id, problems))
+            continue
+        kinds = failure_types(event, rules)
+        inserted = insert_or_ignore(session, Trace, {
+            "request_id": event.request_id, "service": event.service, "timestamp": event.timestamp,
+            "bundle_version": event.bundle_version, "model": event.model, "prompt_hash": event.prompt_hash,
+            "failure_types": kinds, "failed": bool(kinds), "label": {},
+            "data": event.model_dump(mode="json"), "received_at": now,
+        }, ["request_id"])
+        if inserted is None:
+            result.duplicates += 1
+            continue
+        result.accepted += 1
+        if kinds:
+            failing_services.add(event.service)
+    for incident in _open_incidents(session, failing_services):
+        result.linked += link_failing_traces(session, incident, now=now)
+    return result
+
+
+def _validate(raw: Any, max_string: int | None) -> tuple[TraceEvent | None, list[dict[str, str]]]:
+    if not isinstance(raw, dict):
+        return None, [{"field": "$", "message": f"expected a JSON object, got {type(raw).__name__}"}]
+    if max_string is not None:
+        try:
+            check_storable(raw, max_string=max_string)
+        except BadRequest as exc:
+            return None, exc.problems or [{"field": "$", "message": exc.message}]
+    try:
+        event = TraceEvent.model_validate(raw)
+    except ValidationError as exc:
+        return None, pydantic_problems(exc)
+    too_long = [{"field": name, "message": f"longer than {limit} characters"}
+                for name in _COLUMN_FIELDS
+                if (limit := Trace.__table__.c[name].type.length)  # type: ignore[attr-defined]
+                and len(getattr(event, name) or "") > limit]
+    return (None, too_long) if too_long else (event, [])
+
+
+def _open_incidents(session: Session, services: set[str]) -> list[Incident]:
+    if not services:
+        return []
+    stmt = (select(Incident).where(Incident.service.in_(services), Incident.status.in_(OPEN_STATUSES))
+            .order_by(Incident.opened_at, Incident.id))
+    return list(session.execute(stmt).scalars())
+
+
+def link_failing_traces(session: Session, incident: Incident, *, window_before: timedelta = LINK_WINDOW_BEFORE,
+                        now: datetime | None = None) -> int:
+    """Point the incident's service's unlinked failing traces in its window at it; how many."""
+    if not incident.service or incident.id is None:
+        return 0
+    start = as_utc(incident.opened_at) - window_before  # type: ignore[operator]
+    end = as_utc(incident.resolved_at) or now or utcnow()
+    stmt = (update(Trace)
+            .where(Trace.service == incident.service, Trace.failed.is_(True), Trace.incident_id.is_(None),
+                   Trace.timestamp >= start, Trace.timestamp <= end)
+            .values(incident_id=incident.id)
+            .execution_options(synchronize_session=False))
+    return session.execute(stmt).rowcount or 0  # type: ignore[attr-defined]
+
+
+def failing_traces(session: Session, incident_id: int, limit: int = 50) -> list[Trace]:
+    """The incident's failing traces, earliest first: the first failures say most about the cause."""
+    stmt = (select(Trace).where(Trace.incident_id == incident_id, Trace.failed.is_(True))
+            .order_by(Trace.timestamp, Trace.id).limit(limit))
+    return list(session.execute(stmt).scalars())
+
+
+def counts_by_failure(session: Session, incident_id: int) -> dict[str, int]:
+    """Failing traces per failure type; a human label's failure type replaces the detector's verdict."""
+    rows = session.execute(select(Trace.failure_types, Trace.label)
+                           .where(Trace.incident_id == incident_id, Trace.failed.is_(True)))
+    counts: Counter[str] = Counter()
+    for kinds, label in rows:
+        labelled = (label or {}).get("failure_type")
+        counts.update([labelled] if labelled else kinds or [])
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def label_trace(session: Session, request_id: str, *, failure_type: str | None = None, expected: str | None = None,
+                notes: str | None = None, unsupported_claim: str | None = None, actor: str,
+                at: datetime | None = None) -> Trace:
+    """Store a human's correction; fields left out keep an earlier label's values."""
+    trace = session.execute(select(Trace).where(Trace.request_id == request_id).with_for_update()).scalar_one_or_none()
+    if trace is None:
+        raise NotFound(f"There is no trace with request id {request_id!r}.")
+    try:
+        given = Label(failure_type=failure_type, expected=expected, notes=notes, unsupported_claim=unsupported_claim)
+    except ValidationError as exc:
+        raise UserError(exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")) from None
+    merged = given.merged_with(Label.model_validate(trace.label or {}))
+    # A new dict, so the JSON column is seen as changed.
+    trace.label = {**merged.model_dump(exclude_none=True), "labelled_by": actor, "labelled_at": iso(at or utcnow())}
+    return trace
+
+
+def prune(session: Session, *, older_than: datetime) -> int:
+    """Delete traces that happened before ``older_than``; traces linked to an incident are evidence and stay."""
+    stmt = (delete(Trace).where(Trace.timestamp < older_than, Trace.incident_id.is_(None))
+            .execution_options(synchronize_session=False))
+    return session.execute(stmt).rowcount or 0  # type: ignore[attr-defined]
+
+
+def as_event(trace: Trace) -> TraceEvent:
+    """The stored event back as the model the evals and postmortem code read."""
+    return TraceEvent.model_validate(trace.data)

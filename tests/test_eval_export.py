@@ -1,0 +1,115 @@
+"""An incident's failing traces exported from the database as eval cases, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import yaml
+from sqlalchemy import select
+
+from bot.db import transaction
+from bot.eval_export import export_incident, export_since
+from bot.models import TimelineEvent, Trace
+from bot.postmortem import store
+from bot.postmortem.assemble import EVALS_EXPORTED_KIND
+from tests.conftest import Warroom
+from tests.postmortem.test_assemble import EMAIL, seed_incident, section
+
+TARGET = "http://127.0.0.1:9201"
+
+
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def export_events(warroom: Warroom, incident_id: int) -> list[TimelineEvent]:
+    with transaction(warroom.runtime.engine) as session:
+        return list(session.execute(select(TimelineEvent).where(TimelineEvent.incident_id == incident_id,
+                                                                TimelineEvent.kind == EVALS_EXPORTED_KIND)).scalars())
+
+
+def test_failing_traces_become_deduplicated_promptfoo_cases_with_the_human_label(warroom: Warroom,
+                                                                                 tmp_path: Path) -> None:
+    seeded = seed_incident(warroom)
+    with transaction(warroom.runtime.engine) as session:
+        result = export_incident(session, seeded.incident_id, tmp_path / "evals", target_url=TARGET)
+    # 12 failing traces: 9 hallucinations over 3 prompts and 3 schema failures over 2 -> 5 cases.
+    assert (result.written, result.deduplicated, result.total) == (5, 0, 5)
+    assert sorted(p.name for p in result.paths) == ["cases.jsonl", "promptfooconfig.yaml", "tests.yaml"]
+    tests = yaml.safe_load((tmp_path / "evals" / "tests.yaml").read_text())
+    assert [t["metadata"]["failure_type"] for t in tests] == ["hallucination"] * 3 + ["schema_invalid"] * 2
+    ref = f"INC-{seeded.opened:%Y%m%d}-{seeded.incident_id:04d}"
+    assert {t["metadata"]["incident_id"] for t in tests} == {ref}
+    refund = next(t for t in tests if t["metadata"]["prompt_hash"] == "h-refund")
+    assert refund["metadata"]["labelled"] is True and refund["metadata"]["notes"] == "pinned in the channel"
+    assert {"type": "icontains", "value": "Refunds are available within 30 days."} in refund["assert"]
+    assert refund["vars"]["question"] == "What is the refund policy? I'm [email]"
+    assert {"type": "is-json"} in tests[-1]["assert"]
+    for path in result.paths:
+        assert EMAIL not in path.read_text()
+    assert len((tmp_path / "evals" / "cases.jsonl").read_text().splitlines()) == 5
+
+
+def test_exporting_twice_changes_no_file_and_records_the_export_once(warroom: Warroom, tmp_path: Path) -> None:
+    seeded = seed_incident(warroom)
+    out = tmp_path / "evals"
+    with transaction(warroom.runtime.engine) as session:
+        export_incident(session, seeded.incident_id, out, target_url=TARGET)
+    first = snapshot(out)
+    with transaction(warroom.runtime.engine) as session:
+        again = export_incident(session, seeded.incident_id, out, target_url=TARGET)
+    assert snapshot(out) == first
+    assert (again.written, again.deduplicated, again.total) == (0, 5, 5)
+    [event] = export_events(warroom, seeded.incident_id)
+    assert event.text == "5 eval cases exported to evals" and event.data["cases"] == 5
+
+
+def test_the_postmortem_counts_the_exported_cases(warroom: Warroom, tmp_path: Path) -> None:
+    seeded = seed_incident(warroom)
+    with transaction(warroom.runtime.engine) as session:
+        assert "Eval cases added: 0" in store.generate(session, seeded.incident_id).draft
+        export_incident(session, seeded.incident_id, tmp_path / "evals", target_url=TARGET)
+    with transaction(warroom.runtime.engine) as session:
+        draft = store.generate(session, seeded.incident_id).draft
+    assert "Eval cases added: 5 (regressions from this incident now fail the eval suite)" in section(draft, "Follow-ups")
+    assert "5 eval cases exported" in section(draft, "Timeline")
+
+
+def test_a_trace_a_human_labelled_wrong_is_exported_even_if_the_rules_passed_it(warroom: Warroom,
+                                                                                tmp_path: Path) -> None:
+    seeded = seed_incident(warroom)
+    with transaction(warroom.runtime.engine) as session:
+        healthy = session.execute(select(Trace).where(Trace.request_id == "llm-gateway-hallucination-ok-0")).scalar_one()
+        healthy.incident_id = seeded.incident_id
+        healthy.label = {"expected": "We are open 8 to 6 on weekdays.", "notes": "hours changed in March"}
+        bad_label = session.execute(select(Trace).where(Trace.request_id == "llm-gateway-hallucination-json-2")
+                                    ).scalar_one()
+        bad_label.label = {"failure_type": "rudeness"}  # not a known type: ignored, the trace still exports
+    with transaction(warroom.runtime.engine) as session:
+        result = export_incident(session, seeded.incident_id, tmp_path / "evals", target_url=TARGET)
+    assert result.total == 6
+    tests = yaml.safe_load((tmp_path / "evals" / "tests.yaml").read_text())
+    feedback = next(t for t in tests if t["metadata"]["failure_type"] == "negative_feedback")
+    assert feedback["assert"] == [{"type": "icontains", "value": "We are open 8 to 6 on weekdays."}]
+    assert any(t["metadata"]["prompt_hash"] == "h-json2" for t in tests)
+
+
+def test_export_since_takes_resolved_incidents_only(warroom: Warroom, tmp_path: Path) -> None:
+    resolved = seed_incident(warroom)
+    seed_incident(warroom, group="still-burning", resolve=False)
+    with transaction(warroom.runtime.engine) as session:
+        result = export_since(session, resolved.opened, tmp_path / "evals", target_url=TARGET)
+    assert (result.written, result.total) == (5, 5)
+    rows = [json.loads(line) for line in (tmp_path / "evals" / "cases.jsonl").read_text().splitlines()]
+    assert {row["metadata"]["request_id"].rsplit("-", 2)[0] for row in rows} == {"llm-gateway-hallucination"}
+
+    later = resolved.opened + timedelta(minutes=14)  # after its resolution: nothing is due
+    with transaction(warroom.runtime.engine) as session:
+        nothing = export_since(session, later, tmp_path / "empty", target_url=TARGET)
+    assert (nothing.written, nothing.total) == (0, 0)
+    assert (tmp_path / "empty" / "promptfooconfig.yaml").exists()
+    assert yaml.safe_load((tmp_path / "empty" / "tests.yaml").read_text()) == []
