@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     worker_enabled: bool = Field(True, alias="WARROOM_WORKER")
     scheduler_enabled: bool = Field(True, alias="WARROOM_SCHEDULER")
     ack_escalation_minutes: int = Field(10, gt=0, alias="WARROOM_ACK_ESCALATION_MINUTES")
+    alertmanager_url: str | None = Field(None, alias="WARROOM_ALERTMANAGER_URL")
+    slo_file: Path | None = Field(None, alias="WARROOM_SLO_FILE")
 
     @field_validator("action_hosts", mode="before")
     @classmethod
