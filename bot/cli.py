@@ -73,10 +73,12 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
 def demo(port: int = typer.Option(8080, help="Port for warroom."),
          emulator_port: int = typer.Option(3000, help="Port for the local Slack emulator."),
          service_port: int = typer.Option(9201, help="Port for the example LLM service."),
-         data_dir: Path = typer.Option(Path(".warroom-demo"), help="Where the demo's SQLite file lives.")) -> None:
+         data_dir: Path = typer.Option(Path(".warroom-demo"), help="Where the demo's SQLite file lives."),
+         watch: bool = typer.Option(False, help="Also run the built-in SLO watcher on the service's traces "
+                                                "(examples/slos.yaml); it raises its own incident.")) -> None:
     """Everything on this machine: Slack emulator, warroom on SQLite, the example LLM service, a sample alert."""
     from bot.demo import run_demo
-    run_demo(port=port, emulator_port=emulator_port, service_port=service_port, data_dir=data_dir)
+    run_demo(port=port, emulator_port=emulator_port, service_port=service_port, data_dir=data_dir, watch=watch)
 
 
 @app.command()

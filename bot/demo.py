@@ -45,7 +45,7 @@ def bundles_of(service_url: str) -> dict[str, dict[str, Any]]:
     return {b["version"]: b for b in response.json()["bundles"]}
 
 
-def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path) -> None:
+def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path, watch: bool = False) -> None:
     from bot.emulator import Emulator
     from bot.runtime import Runtime
     from bot.db import upgrade
@@ -70,6 +70,7 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
         "WARROOM_ALERT_TOKEN": DEV_ALERT_TOKEN, "WARROOM_INCIDENTS_CHANNEL": "C0INCIDENTS",
         "WARROOM_PUBLIC_URL": warroom_url, "WARROOM_RUNBOOKS_DIR": ROOT / "runbooks",
         "WARROOM_PLAYBOOKS_DIR": ROOT / "playbooks",
+        **({"WARROOM_SLO_FILE": ROOT / "examples" / "slos.yaml"} if watch else {}),
     })
     configure(settings.log_format, "WARNING")
     runtime = Runtime.build(settings)

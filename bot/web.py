@@ -13,7 +13,16 @@ from starlette.applications import Starlette
 
 from bot.routes import api, pages, telemetry, webhooks
 from bot.runtime import Runtime
+from bot.scheduler import stop as stop_scheduler
 from bot.worker import Worker
+
+
+def _start_scheduler(runtime: Runtime):  # noqa: ANN202
+    from bot.scheduler import start_scheduler
+    from bot.slo import load_slos
+
+    slo_file = runtime.settings.slo_file
+    return start_scheduler(runtime, slos=load_slos(slo_file) if slo_file else None)
 
 
 def create_app(runtime: Runtime, *, extra_routes: list | None = None) -> Starlette:
@@ -35,6 +44,9 @@ def create_app(runtime: Runtime, *, extra_routes: list | None = None) -> Starlet
         if runtime.settings.worker_enabled:
             worker.start()
             started.append(worker.stop)
+        if runtime.settings.scheduler_enabled:
+            scheduler = _start_scheduler(runtime)
+            started.append(lambda: stop_scheduler(scheduler, wait=False))
         for start in runtime.services.get("on_start", []):
             start()
         try:

@@ -156,6 +156,8 @@ def test_pushpin_adds_the_message_to_the_timeline_once_even_when_slack_retries(s
     slack.emu.react(channel, message.ts, user=PRIYA, event_id="Ev0PIN1", retry_num=3)
     slack.settle()
     assert len(pins()) == 1 and pins()[0]["text"] == message.text
+    pinned = next(m for m in slack.messages(channel) if m.ts == message.ts)
+    assert pinned.reactions.get("white_check_mark") == ["U0WARROOM"]  # the channel sees it worked
     assert pins()[0]["at"].startswith(slack.incident(incident_id)["opened_at"][:10])  # the message's own time
     slack.emu.react(channel, message.ts, user=PRIYA, removed=True, event_id="Ev0PIN2")
     wait_for(lambda: not pins(), what="the pin to leave the timeline")

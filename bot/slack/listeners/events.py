@@ -53,8 +53,12 @@ def register(app: App, ctx: SlackContext) -> None:
         at = datetime.fromtimestamp(float(ts), tz=timezone.utc)
         with transaction(ctx.engine) as session:
             incident = service.get(session, incident_id)
-            timeline.record(session, incident, "pinned", text, actor=author, at=at, dedupe_key=f"pin:{channel}:{ts}",
-                            data={"channel": channel, "ts": ts, "pinned_by": event.get("user")})
+            recorded = timeline.record(session, incident, "pinned", text, actor=author, at=at,
+                                       dedupe_key=f"pin:{channel}:{ts}",
+                                       data={"channel": channel, "ts": ts, "pinned_by": event.get("user")})
+        if recorded is not None:
+            # Tell the channel it worked; already_reacted (a retry) counts as success.
+            ctx.gateway.call("reactions.add", channel=channel, timestamp=ts, name="white_check_mark")
         mark_handled(ctx, body.get("event_id"))
 
     @app.event("reaction_removed")
