@@ -1,0 +1,39 @@
+"""A person in a browser: the emulator page, the real bot, a click on Acknowledge, the card changes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, expect, sync_playwright
+
+from tests.alerts.payloads import am_alert, am_payload
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-quic", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def test_acknowledge_in_the_page_acknowledges_the_incident_and_the_card_changes(slack, browser: Browser, tmp_path):
+    incident_id = slack.fire(am_payload([am_alert("primary-70b")]))
+    channel = slack.room(incident_id)
+    page = browser.new_page()
+    page.goto(f"{slack.emu.base_url}/?channel={channel}&user=U0PRIYA")
+    card = page.locator("#messages")
+    expect(card.get_by_text("🔴 SEV2 · llm-gateway hallucination-rate burning 14.4x")).to_be_visible()
+
+    page.get_by_role("button", name="Acknowledge").first.click()
+
+    expect(card.get_by_text("🟠 SEV2 · llm-gateway hallucination-rate burning 14.4x")).to_be_visible(timeout=10000)
+    expect(card.get_by_text("Acknowledged by <@U0PRIYA>", exact=False).or_(card.get_by_text("Acknowledged by @priya",
+                                                                                         exact=False)).first).to_be_visible()
+    assert slack.incident(incident_id)["status"] == "acknowledged"
+    page.screenshot(path=str(tmp_path / "acknowledged.png"), full_page=True)
+    page.close()
