@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
-from bot.serving import ServerThread, free_port  # noqa: F401  (re-exported for tests)
+from bot.serving import ServerThread, free_port, wait_until  # noqa: F401  (re-exported for tests)
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float = 5.0, interval: float = 0.02, what: str = "condition") -> Any:
     """Poll until ``predicate()`` is truthy; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    return wait_until(predicate, timeout=timeout, interval=interval, what=what)

@@ -20,7 +20,6 @@ from .traces import TraceShipper, trace_event
 from .traffic import TrafficGenerator
 from .unleash import UnleashPoller
 
-
 Handler = Callable[[Request], Awaitable[Response]]
 
 

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 import httpx
 
 from .answers import Answer
+from .background import BackgroundLoop
 from .bundles import Bundle
 from .metrics import SERVICE
 
@@ -44,20 +45,19 @@ def trace_event(request_id: str, question: str, bundle: Bundle, model: str, answ
     }
 
 
-class TraceShipper:
+class TraceShipper(BackgroundLoop):
     def __init__(
         self, warroom_url: str, token: str | None, *, interval: float = 1.0,
         max_buffer: int = 10_000, max_batch: int = 500, client: httpx.Client | None = None,
     ) -> None:
+        super().__init__("trace-shipper")
         self.url = warroom_url.rstrip("/") + "/api/traces"
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.interval = interval
         self.max_batch = max_batch
         self._buffer: collections.deque[dict[str, object]] = collections.deque(maxlen=max_buffer)
         self._lock = threading.Lock()
-        self._stop = threading.Event()
         self._client = client or httpx.Client(timeout=5.0)
-        self._thread = threading.Thread(target=self._loop, name="trace-shipper", daemon=True)
         self.dropped = 0
 
     def submit(self, event: dict[str, object]) -> None:
@@ -66,13 +66,8 @@ class TraceShipper:
                 self.dropped += 1
             self._buffer.append(event)
 
-    def start(self) -> None:
-        self._thread.start()
-
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
+        super().stop()
         self.flush()  # one last try, so a clean shutdown loses nothing
         self._client.close()
 

@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from collections.abc import Callable
 
 from .answers import traffic_questions
+from .background import BackgroundLoop
 
 
-class TrafficGenerator:
+class TrafficGenerator(BackgroundLoop):
     def __init__(self, ask: Callable[[str], object], rps: float) -> None:
+        super().__init__("traffic")
         self.ask = ask
         self.period = 1.0 / rps
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="traffic", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
 
     def _loop(self) -> None:
         questions = itertools.cycle(traffic_questions())

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import threading
 
 import httpx
 
+from .background import BackgroundLoop
 from .state import ServiceState
 
 log = logging.getLogger(__name__)
@@ -22,27 +22,21 @@ def disabled_tools(features_payload: dict[str, object]) -> set[str]:
     return disabled
 
 
-class UnleashPoller:
+class UnleashPoller(BackgroundLoop):
     def __init__(
         self, state: ServiceState, unleash_url: str, token: str | None, *, interval: float = 0.5,
         client: httpx.Client | None = None,
     ) -> None:
+        super().__init__("unleash-poller")
         self.state = state
         self.url = unleash_url.rstrip("/") + "/api/client/features"
         self.headers = {"Authorization": token} if token else {}  # Unleash wants the bare token
         self.interval = interval
         self._client = client or httpx.Client(timeout=3.0)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="unleash-poller", daemon=True)
         self._failing = False
 
-    def start(self) -> None:
-        self._thread.start()
-
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
+        super().stop()
         self._client.close()
 
     def poll_once(self) -> None:

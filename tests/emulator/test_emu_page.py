@@ -1,16 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
-import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 from slack_bolt import App
 
 from bot.emulator import Emulator
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-quic", "--no-first-run"]
 CARD = [
     {"type": "header", "text": {"type": "plain_text", "text": "SEV2 · llm-gateway · hallucination-rate"}},
     {"type": "section", "fields": [{"type": "mrkdwn", "text": "*Status:* triggered"},
@@ -21,12 +16,6 @@ CARD = [
 ]
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def test_clicking_acknowledge_on_the_page_reaches_the_bot_and_shows_the_updated_card(
