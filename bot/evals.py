@@ -260,6 +260,17 @@ def _yaml(data: Any) -> str:
     return str(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120, default_flow_style=False))
 
 
+BLOCK_STYLE_LIMIT = 2_000
+
+
+def _tests_yaml(tests: list[dict[str, Any]]) -> str:
+    """The promptfoo test list. Block YAML reads best in review, but PyYAML needs ~45 s for 70,000
+    cases; past ``BLOCK_STYLE_LIMIT`` each case is one JSON flow mapping per line, still YAML."""
+    if len(tests) <= BLOCK_STYLE_LIMIT:
+        return _yaml(tests)
+    return "".join("- " + json.dumps(t, ensure_ascii=False) + "\n" for t in tests)
+
+
 def write_eval_files(cases: Iterable[EvalCase], out_dir: Path, *, target_url: str) -> ExportResult:
     """Merge ``cases`` into ``out_dir`` and (re)write tests.yaml, cases.jsonl and promptfooconfig.yaml."""
     out_dir = Path(out_dir)
@@ -278,7 +289,7 @@ def write_eval_files(cases: Iterable[EvalCase], out_dir: Path, *, target_url: st
     ordered = sorted(merged.values(), key=lambda c: c.sort_key)
     tests = [case.to_promptfoo() for case in ordered]
     paths = [out_dir / "tests.yaml", jsonl_path, out_dir / "promptfooconfig.yaml"]
-    _write_atomically(paths[0], _yaml(tests))
+    _write_atomically(paths[0], _tests_yaml(tests))
     _write_atomically(jsonl_path, "".join(json.dumps(t, sort_keys=True, ensure_ascii=False) + "\n" for t in tests))
     _write_atomically(paths[2], _yaml(promptfoo_config(target_url)))
     return ExportResult(paths=paths, written=written, deduplicated=deduplicated, total=len(ordered))

@@ -122,3 +122,15 @@ def test_a_corrupt_existing_file_is_reported_with_its_line_and_left_untouched(tm
     with pytest.raises(EvalExportError, match=r"cases.jsonl:5"):
         export(tmp_path)
     assert snapshot(tmp_path) == before
+
+
+def test_a_suite_too_large_for_block_yaml_is_still_valid_yaml_matching_the_jsonl(tmp_path: Path) -> None:
+    from bot.evals import BLOCK_STYLE_LIMIT
+    many = [trace(f"r{i}", i % 60, input=f"Question {i}: what is the refund policy?\tplease",
+                  output="Refunds are available within 90 days.", hallucination_score=0.9)
+            for i in range(BLOCK_STYLE_LIMIT + 5)]
+    result = export(tmp_path, many)
+    assert result.total == BLOCK_STYLE_LIMIT + 5
+    tests = yaml.safe_load((tmp_path / "tests.yaml").read_text())
+    lines = [json.loads(line) for line in (tmp_path / "cases.jsonl").read_text().splitlines()]
+    assert tests == lines
