@@ -35,10 +35,10 @@ def build_slack(runtime: Runtime) -> SlackSide:
         token_verification_enabled=False,  # auth.test happens on the first request, not at import
         raise_error_for_unhandled_request=False,
     )
-    context = SlackContext(runtime=runtime, gateway=gateway)
+    room = Room(gateway=gateway, engine=runtime.engine, settings=settings, runbooks=runtime.runbooks)
+    context = SlackContext(runtime=runtime, gateway=gateway, room=room)
     for listeners in (commands, buttons, views, events, labels, silence):
         listeners.register(app, context)
-    room = Room(gateway=gateway, engine=runtime.engine, settings=settings, runbooks=runtime.runbooks)
     effects = SlackEffects(room)
     handlers = effects.handlers()
     actions = runtime.services.get("actions")

@@ -39,6 +39,7 @@ class CardView:
     status_text: str | None = None
     links: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    thread_only: bool = False  # a low-severity incident living in a thread of the incidents channel
 
     @property
     def is_open(self) -> bool:
@@ -120,6 +121,8 @@ def card_buttons(view: CardView) -> list[dict[str, Any]]:
         elements.append(severity_select(view.id, view.severity))
     elif view.status == "resolved":
         elements.append(button("Reopen", "incident.reopen", value))
+    if view.thread_only and view.is_open:
+        elements.append(button("Promote to channel", "incident.promote", value))
     return elements
 
 

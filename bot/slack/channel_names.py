@@ -3,7 +3,8 @@
 Slack accepts lowercase a–z, 0–9, ``-`` and ``_``, at most 80 characters (``conversations.create``
 answers ``invalid_name_specials`` / ``invalid_name_maxlength`` otherwise). Unicode is
 transliterated where NFKD gives an ASCII base (``é`` → ``e``) and dropped otherwise; the name is
-never empty; a clash (``name_taken``) gets ``-2``, ``-3`` … within the length limit.
+never empty; on a clash (``name_taken``) the room adds the incident number, then ``-2``, ``-3`` …,
+within the length limit.
 """
 
 from __future__ import annotations

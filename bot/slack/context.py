@@ -13,6 +13,7 @@ from bot.errors import PermissionDenied
 from bot.incidents import service
 from bot.runtime import Runtime
 from bot.slack.client import SlackGateway
+from bot.slack.room import Room
 from bot.slack.replies import NOT_A_MEMBER, for_user
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ ACK_BUDGET_SECONDS = 2.0  # Slack wants the HTTP answer within 3 s; keep a margi
 class SlackContext:
     runtime: Runtime
     gateway: SlackGateway
+    room: Room
     pool: concurrent.futures.ThreadPoolExecutor = field(
         default_factory=lambda: concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="slack-work"))
 
@@ -53,6 +55,10 @@ class SlackContext:
             if respond is not None and reply:
                 _respond(respond, reply)
         self.pool.submit(run)
+
+    def runbook_for_declared(self, service: str | None) -> str:
+        """A declared incident has no alert labels: match on its service, else the default runbook."""
+        return self.runtime.runbooks.match({"service": service} if service else {}).id
 
     def is_member(self, user_id: str, channel_id: str) -> bool:
         members = self.gateway.call("conversations.members", channel=channel_id, limit=1000)

@@ -53,6 +53,10 @@ class SlackEffects:
         card = self._step_result(incident_id, "card")
         if card:  # before the card exists there is nothing to update: it is posted from current state
             self.gateway.update(card["channel"], card["ts"], blocks.card_text(view), blocks.card(view))
+        thread_card = self._step_result(incident_id, "thread_card")
+        if thread_card:
+            view.thread_only = self._step_result(incident_id, "promoted") is None
+            self.gateway.update(thread_card["channel"], thread_card["ts"], blocks.card_text(view), blocks.card(view))
         announcement = self._step_result(incident_id, "announce")
         if announcement and announcement.get("ts"):
             self.gateway.update(announcement["channel"], announcement["ts"], blocks.card_text(view),
@@ -67,8 +71,10 @@ class SlackEffects:
             event = session.get(TimelineEvent, payload["event_id"])
             incident = service.get(session, payload["incident_id"])
             channel, text = incident.channel_id, event.text if event else None
-        if channel and text:
-            self.gateway.post(channel, escape_keep_mentions(text), blocks.line(text))
+        thread = self._step_result(payload["incident_id"], "thread_card") if not channel else None
+        if text and (channel or thread):
+            self.gateway.post(channel or thread["channel"], escape_keep_mentions(text), blocks.line(text),  # type: ignore[index]
+                              thread_ts=None if channel else thread["ts"])  # type: ignore[index]
 
     def post_message(self, payload: dict[str, Any]) -> None:
         channel = payload.get("channel") or self._channel(payload["incident_id"])

@@ -34,7 +34,7 @@ from bot.slack.views import card_view
 
 log = logging.getLogger(__name__)
 
-ESSENTIAL = ("channel", "card", "runbook", "announce")
+ESSENTIAL = ("channel", "card", "runbook", "announce", "thread_card", "thread_runbook")
 MAX_NAME_ATTEMPTS = 20
 
 
@@ -51,7 +51,8 @@ class Room:
 
     def open(self, incident_id: int) -> None:
         failed: list[str] = []
-        for name, step in self._steps():
+        steps = self._thread_steps() if self._thread_only(incident_id) else self._steps()
+        for name, step in steps:
             if self._is_done(incident_id, name):
                 continue
             try:
@@ -70,6 +71,19 @@ class Room:
         return [("channel", self._channel), ("topic", self._topic), ("invite", self._invite), ("card", self._card),
                 ("runbook", self._runbook), ("pin", self._pin), ("bookmarks", self._bookmarks),
                 ("announce", self._announce)]
+
+    def _thread_steps(self) -> list[tuple[str, Callable[[int], dict[str, Any] | None]]]:
+        return [("thread_card", self._thread_card), ("thread_runbook", self._thread_runbook)]
+
+    def _thread_only(self, incident_id: int) -> bool:
+        """Low severities get a thread in the incidents channel, until someone promotes them."""
+        if not self.settings.incidents_channel or self._is_done(incident_id, "promoted"):
+            return False
+        return self._incident(incident_id).severity in self.settings.thread_only_severities
+
+    def promote(self, incident_id: int) -> None:
+        """Mark the incident for a full room; the next `open` (queued by the caller) builds it."""
+        self._mark_done(incident_id, "promoted", {})
 
     # --- step bookkeeping ------------------------------------------------------------------
 
@@ -119,7 +133,9 @@ class Room:
                             title=incident.title, service=incident.service, slo=incident.slo, severity=incident.severity)
         intended = self._result(incident_id, "channel").get("intended")
         for attempt in range(1, MAX_NAME_ATTEMPTS + 1):
-            name = with_suffix(base, attempt)
+            # On a clash the incident number makes the name unique at once (a storm of one alert
+            # kind would otherwise walk -2, -3, … one Slack call each); -N after that is a fallback.
+            name = base if attempt == 1 else with_suffix(f"{base[:70]}-{incident_id}", attempt - 1)
             # Remember the name before asking for it: if we crash after Slack created it, the next
             # run finds `name_taken` on exactly this name and adopts the channel instead of a twin.
             self._save_result(incident_id, "channel", {"intended": name})
@@ -229,6 +245,24 @@ class Room:
             added.append(link["url"])
         return {"links": added}
 
+    def _thread_card(self, incident_id: int) -> dict[str, Any]:
+        with transaction(self.engine) as session:
+            view = card_view(session, service.get(session, incident_id), self.runbooks)
+        view.thread_only = True
+        posted = self.gateway.post(self.settings.incidents_channel or "", blocks.card_text(view), blocks.card(view))
+        return {"channel": posted["channel"], "ts": posted["ts"]}
+
+    def _thread_runbook(self, incident_id: int) -> dict[str, Any] | None:
+        incident = self._incident(incident_id)
+        runbook = self.runbooks.get(incident.runbook_id) if incident.runbook_id else None
+        card = self._result(incident_id, "thread_card")
+        if runbook is None:
+            return None
+        posted = self.gateway.post(card["channel"], f"Runbook: {runbook.title}",
+                                   blocks.runbook(incident_id, runbook.title, runbook.body, list(runbook.actions)),
+                                   thread_ts=card["ts"])
+        return {"ts": posted["ts"]}
+
     def _announce(self, incident_id: int) -> dict[str, Any] | None:
         channel = self.settings.incidents_channel
         if not channel:
@@ -243,4 +277,6 @@ DESCRIPTIONS = {
     "channel": "channel created", "topic": "topic set", "invite": "owners invited", "card": "incident card posted",
     "runbook": "runbook posted", "pin": "card pinned", "bookmarks": "links bookmarked",
     "announce": "incident announced",
+    "thread_card": "incident card posted in a thread of the incidents channel (low severity)",
+    "thread_runbook": "runbook posted in the thread", "promoted": "promoted to its own channel",
 }

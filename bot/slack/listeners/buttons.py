@@ -5,7 +5,8 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.db import transaction
-from bot.incidents import service
+from bot import outbox
+from bot.incidents import service, timeline
 from bot.slack.context import SlackContext
 
 
@@ -42,6 +43,23 @@ def register(app: App, ctx: SlackContext) -> None:
     def reopen_button(ack, body, respond) -> None:  # noqa: ANN001
         ack()
         _change(body, respond, "reopen it", lambda s, i, u, v: service.reopen(s, i, actor=u))
+
+    @app.action("incident.promote")
+    def promote_button(ack, body, respond) -> None:  # noqa: ANN001
+        ack()
+        incident_id = int(body["actions"][0]["value"])
+
+        def work() -> None:
+            ctx.room.promote(incident_id)
+            with transaction(ctx.engine) as session:
+                incident = service.get(session, incident_id)
+                timeline.record(session, incident, "promoted", f"<@{body['user']['id']}> promoted the incident "
+                                "to its own channel", actor=body["user"]["id"])
+                outbox.enqueue(session, "slack.room", {"incident_id": incident_id}, key=f"room:{incident_id}:promoted",
+                               incident_id=incident_id)
+                service.refresh_card(session, incident)  # the thread card loses its Promote button
+            ctx.runtime.wake.set()
+        ctx.background(work, respond)
 
     @app.action("incident.severity")
     def severity_select(ack, body, respond) -> None:  # noqa: ANN001

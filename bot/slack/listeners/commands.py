@@ -78,7 +78,8 @@ def _help(ctx: SlackContext, inv: Invocation) -> Reply:
 def _declare(ctx: SlackContext, inv: Invocation) -> Reply:
     severity, title = _declare_title(inv.args)
     with transaction(ctx.engine) as session:
-        incident = service.declare(session, title=title, severity=severity, actor=inv.user)
+        incident = service.declare(session, title=title, severity=severity, actor=inv.user,
+                                   runbook_id=ctx.runbook_for_declared(None))
         number = incident.id
     ctx.runtime.wake.set()
     return f"Declared incident #{number} (SEV{severity}): {title}. Its channel is being set up."

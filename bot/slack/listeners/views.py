@@ -25,7 +25,8 @@ def register(app: App, ctx: SlackContext) -> None:
         try:
             with transaction(ctx.engine) as session:
                 service.declare(session, title=title, severity=severity, actor=user,
-                                service=values.get("service") or None, description=values.get("description") or None)
+                                service=values.get("service") or None, description=values.get("description") or None,
+                                runbook_id=ctx.runbook_for_declared(values.get("service")))
         except UserError as exc:
             ack(response_action="errors", errors={"title": str(exc)})
             return
