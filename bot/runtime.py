@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime, timedelta
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from bot.alerts.intake import IntakeRules
+from bot.clock import as_utc, utcnow
 from bot.config import Settings
 from bot.db import make_engine
 from bot.incidents.lifecycle import OPEN_STATUSES
@@ -55,4 +57,19 @@ class Runtime:
                                    .where(OutboxItem.status.in_(("pending", "running")))).scalar_one()
             failed = conn.execute(select(func.count()).select_from(OutboxItem)
                                   .where(OutboxItem.status == "failed")).scalar_one()
-        return {"open_incidents": open_count, "outbox_pending": pending, "outbox_failed": failed}
+            timings = conn.execute(select(Incident.opened_at, Incident.acknowledged_at, Incident.resolved_at)
+                                   .where(Incident.opened_at >= utcnow() - MTTX_WINDOW)).all()
+        gauges = {"open_incidents": open_count, "outbox_pending": pending, "outbox_failed": failed}
+        gauges.update(_mean_seconds("mtta", [(o, a) for o, a, _ in timings]))
+        gauges.update(_mean_seconds("mttr", [(o, r) for o, _, r in timings]))
+        return gauges
+
+
+MTTX_WINDOW = timedelta(days=30)
+
+
+def _mean_seconds(name: str, pairs: list[tuple[datetime | None, datetime | None]]) -> dict[str, float]:
+    """Mean time to acknowledge/resolve over the incidents of the last 30 days that got there."""
+    spans = [(as_utc(end) - as_utc(start)).total_seconds() for start, end in pairs if start and end]  # type: ignore[operator]
+    return {f"{name}_seconds_mean_30d": sum(spans) / len(spans) if spans else 0.0,
+            f"{name}_incidents_30d": float(len(spans))}

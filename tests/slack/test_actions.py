@@ -152,3 +152,31 @@ def test_slow_control_plane_does_not_delay_slacks_answer(llm_service, slack, roo
     slack.command("/incident enable-tool web_search", user=PRIYA, channel=channel)
     reply = slack.emu.click(channel, run_card(slack, channel, 1).ts, "action.confirm", "1", user=PRIYA)
     assert reply.status == 200 and reply.elapsed_s < 3
+
+
+def test_dry_run_shows_the_exact_requests_with_secrets_masked_and_sends_nothing(llm_service, slack, room):
+    _, channel = room
+    slack.command("/incident fallback", user=PRIYA, channel=channel)
+    slack.emu.click(channel, run_card(slack, channel, 1).ts, "action.dry_run", "1", user=PRIYA)
+    preview = wait_for(lambda: next((t for t in slack.said_to(PRIYA) if t.startswith("Dry run")), None),
+                       what="the dry-run preview")
+    assert f"PUT {llm_service.url}/control/route" in preview and "safe-fallback-8b" in preview
+    assert CONTROL_TOKEN not in preview
+    assert llm_service.state()["route"] == "primary-70b"
+
+
+def test_a_run_interrupted_mid_way_becomes_unknown_and_is_not_run_again(llm_service, slack, room):
+    """A crash after the run started: the worker finds it `running` and says so instead of re-running."""
+    from bot.db import transaction
+    from bot.models import ActionRun
+
+    _, channel = room
+    slack.command("/incident disable-tool web_search", user=PRIYA, channel=channel)
+    with transaction(slack.runtime.engine) as session:
+        session.get(ActionRun, 1).status = "running"  # as a crash would leave it
+    slack.runtime.services["actions"].perform(1)
+    slack.settle()
+    timeline = slack.incident(1)["timeline"]
+    assert any(e["kind"] == "action_unknown" and "unknown state" in e["text"] for e in timeline)
+    assert llm_service.state()["tools"]["web_search"] is True  # nothing was sent
+    assert "unknown" in str(run_card(slack, channel, 1).blocks)

@@ -170,3 +170,26 @@ def test_bad_signatures_and_timestamps_are_401_not_500(slack):
         response = httpx.post(slack.url + "/slack/events", content=b"command=%2Fincident&text=help",
                               headers={"Content-Type": "application/x-www-form-urlencoded", **headers})
         assert response.status_code == 401
+
+
+def test_mtta_and_mttr_are_exposed_in_metrics(slack, opened):
+    incident_id, channel = opened
+    slack.command("/incident ack", channel=channel)
+    slack.command("/incident resolve", channel=channel)
+    metrics = slack.http.get("/metrics").text
+    assert "warroom_mtta_incidents_30d 1.0" in metrics and "warroom_mttr_incidents_30d 1.0" in metrics
+    mttr = float(next(line.split()[1] for line in metrics.splitlines() if line.startswith("warroom_mttr_seconds_mean_30d")))
+    assert mttr == pytest.approx(slack.incident(incident_id)["mttr_seconds"])
+
+
+def test_a_command_whose_slow_part_takes_10_s_is_answered_within_3_s(slack, opened):
+    """Slack itself is slow here (conversations.members takes 10 s): the answer comes at once and
+    the result follows through response_url."""
+    incident_id, channel = opened
+    slack.emu.inject_fault("conversations.members", kind="timeout", times=1, delay_s=10)
+    reply = slack.command("/incident ack", user=PRIYA, channel=channel)
+    assert reply.status == 200 and reply.elapsed_s < 3
+    assert "Working on it" in reply_text(reply)
+    wait_for(lambda: any("Acknowledged incident" in t for t in slack.said_to(PRIYA)), timeout=30,
+             what="the result through response_url")
+    assert slack.incident(incident_id)["status"] == "acknowledged"
