@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     worker_enabled: bool = Field(True, alias="WARROOM_WORKER")
     scheduler_enabled: bool = Field(True, alias="WARROOM_SCHEDULER")
     ack_escalation_minutes: int = Field(10, gt=0, alias="WARROOM_ACK_ESCALATION_MINUTES")
+    # When a trace counts as failing (the trace rules; the SLO file can define its own per SLO).
+    hallucination_threshold: float = Field(0.5, ge=0, le=1, alias="WARROOM_HALLUCINATION_THRESHOLD")
+    latency_threshold_ms: float = Field(2000, gt=0, alias="WARROOM_LATENCY_THRESHOLD_MS")
+    cost_budget: float | None = Field(None, gt=0, alias="WARROOM_COST_BUDGET")
     alertmanager_url: str | None = Field(None, alias="WARROOM_ALERTMANAGER_URL")
     slo_file: Path | None = Field(None, alias="WARROOM_SLO_FILE")
 

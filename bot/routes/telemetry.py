@@ -84,9 +84,10 @@ async def post_traces(request: Request, runtime: Runtime) -> JSONResponse:
 
 
 def _failure_rules(runtime: Runtime) -> FailureRules:
-    # The lead may put tuned thresholds here; the defaults are trace_rules' own.
-    rules = runtime.services.get("failure_rules")
-    return rules if isinstance(rules, FailureRules) else FailureRules()
+    """The thresholds from settings (WARROOM_HALLUCINATION_THRESHOLD, …)."""
+    settings = runtime.settings
+    return FailureRules(hallucination_threshold=settings.hallucination_threshold,
+                        latency_ms_threshold=settings.latency_threshold_ms, cost_budget=settings.cost_budget)
 
 
 def decode_events(raw: bytes, content_type: str) -> list[Any]:

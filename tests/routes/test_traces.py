@@ -283,3 +283,10 @@ def test_failure_rules_decide_what_failed(settings):
             assert (trace.failed, trace.failure_types) == (True, ["latency"])
     finally:
         engine.dispose()
+
+
+def test_failure_thresholds_come_from_settings(database_url):
+    from tests.conftest import serve_warroom
+    with serve_warroom(make_settings(database_url, WARROOM_HALLUCINATION_THRESHOLD=0.95)) as strict:
+        strict.post("/api/traces", [event("borderline", failing=True)])  # hallucination score 0.92
+        assert rows(strict)["borderline"].failed is False
