@@ -20,20 +20,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import select
 from sqlmodel import Session
 
+from bot import outbox
 from bot.alerts.normalize import NormalAlert, Notification
 from bot.alerts.severity import severity_from_labels, worst
-from bot.clock import as_utc, utcnow
-from bot.db import insert_or_ignore
-from bot.incidents import lifecycle, service, timeline
-from bot.models import Alert, AlertGroup, Incident
+from bot.alerts.store import AlertKey, AlertStore, EventBatch, IncidentState, KnownAlert
+from bot.clock import utcnow
+from bot.incidents import lifecycle, service
+from bot.models import Incident
 
 Outcome = Literal["opened", "updated", "duplicate", "ignored"]
 MAX_LINKS = 12
+NAME_LENGTH = 200  # Incident.service and Incident.slo
+MONITORING_GAP_TEXT = "Monitoring gap: the alert source reports NoData/Error, so the SLO cannot be evaluated"
 
 
 @dataclass
@@ -54,68 +56,75 @@ class IngestResult:
 
 def ingest(session: Session, note: Notification, rules: IntakeRules, *, now: datetime | None = None) -> IngestResult:
     now = now or utcnow()
-    group = _locked_group(session, note, now)
-    known = _known_alerts(session, group.id, note)
-    incident = session.get(Incident, group.current_incident_id) if group.current_incident_id else None
-    new_firing = [a for a in note.alerts if a.status == "firing" and (a.fingerprint, a.starts_at) not in known]
+    store = AlertStore(session)
+    group_id, current_incident_id = store.lock_group(note, now)
+    known = store.known_alerts(group_id, note)
+    current = store.incident(current_incident_id) if current_incident_id else None
+    events = EventBatch()
 
-    opened = False
-    if incident is None or not lifecycle.is_open(incident.status):
-        if not new_firing:
+    if current is None or not lifecycle.is_open(current.status):
+        if all(a.status != "firing" or (a.fingerprint, a.starts_at) in known for a in note.alerts):
             # A resolve for a group we never saw, or a late copy of an episode that already ended.
-            _update_known_quietly(note, known, now)
-            return IngestResult("ignored", incident.id if incident else None)
-        incident = _open(session, group, note, rules, now, previous=incident)
-        opened = True
+            _resolve_known_quietly(note, known, now)
+            store.write_back(known, now, touch=False)
+            return IngestResult("ignored", current.id if current else None)
+        incident_id = _open(session, store, events, group_id, note, rules, now, previous=current)
+        added, resolved = _apply_alerts(store, events, incident_id, group_id, note, known, rules, now)
+        if any(a.monitoring_gap for a in note.alerts):  # set on the new row by _open
+            events.add(incident_id, "monitoring_gap", MONITORING_GAP_TEXT, actor=note.source, at=now)
+        outcome: Outcome = "opened"
+        counts = None
+    else:
+        incident_id = current.id
+        added, resolved = _apply_alerts(store, events, incident_id, group_id, note, known, rules, now)
+        counts = _update_incident(session, store, events, current, note, added, resolved, now)
+        outcome = "updated" if added or resolved else "duplicate"
+    events.flush(session)
 
-    added, resolved = _apply_alerts(session, incident, group, note, known, rules, now)
-    incident.alerts_unlisted = note.truncated
+    # An alert of this incident seen firing right now rules resolution out without counting rows.
+    still_firing = bool(added) or any(row.status == "firing" and row.incident_id == incident_id for row in known.values())
+    if outcome != "opened" and not still_firing:
+        _maybe_resolve(session, store, incident_id, note, counts, now)
+    return IngestResult(outcome, incident_id, len(added), resolved)
+
+
+def _update_incident(session: Session, store: AlertStore, events: EventBatch, incident: IncidentState,
+                     note: Notification, added: list[int], resolved: int, now: datetime) -> dict[str, int] | None:
+    """Record what changed on an open incident; an alert fired or resolved also refreshes its card.
+
+    Returns the alert counts when it had to read them (they hold for the rest of the transaction).
+    """
+    values: dict[str, Any] = {}
+    counts = None
+    if note.truncated != incident.alerts_unlisted:
+        values["alerts_unlisted"] = note.truncated
     if any(a.monitoring_gap for a in note.alerts) and not incident.monitoring_gap:
-        incident.monitoring_gap = True
-        timeline.record(session, incident, "monitoring_gap", "Monitoring gap: the alert source reports NoData/Error, "
-                        "so the SLO cannot be evaluated", actor=note.source, at=now, echo=not opened)
-
-    if not opened and (added or resolved):
-        counts = service.alert_counts(session, incident.id)
-        parts = [f"{len(added)} new alert(s) firing"] if added else []
-        parts += [f"{len(resolved)} alert(s) resolved"] if resolved else []
-        summary = f"{', '.join(parts)} — now {counts['firing']} firing, {counts['resolved']} resolved"
-        if note.truncated:
-            summary += f", {note.truncated} not listed by Alertmanager"
-        timeline.record(session, incident, "alerts_changed", summary, actor=note.source, at=now, echo=True)
-        incident.severity = min(incident.severity, worst((a.severity for a in added), incident.severity))
-        service.refresh_card(session, incident)
-
-    _maybe_resolve(session, incident, note, now)
-    if opened:
-        return IngestResult("opened", incident.id, len(added), len(resolved))
-    return IngestResult("updated" if added or resolved else "duplicate", incident.id, len(added), len(resolved))
+        values["monitoring_gap"] = True
+        events.add(incident.id, "monitoring_gap", MONITORING_GAP_TEXT, actor=note.source, at=now, echo=True)
+    if added or resolved:
+        counts = store.alert_counts(incident.id)
+        summary = _change_summary(len(added), resolved, counts, note.truncated)
+        events.add(incident.id, "alerts_changed", summary, actor=note.source, at=now, echo=True)
+        if worst(added, incident.severity) < incident.severity:
+            values["severity"] = worst(added, incident.severity)
+        values["updated_at"] = utcnow()
+    store.update_incident(incident.id, values)
+    if added or resolved:
+        events.flush(session)  # the events' Slack lines are queued before the card refresh
+        # `service.refresh_card` without its ORM object: updated_at is set above.
+        outbox.enqueue(session, "slack.card", {"incident_id": incident.id}, incident_id=incident.id)
+    return counts
 
 
-def _locked_group(session: Session, note: Notification, now: datetime) -> AlertGroup:
-    insert_or_ignore(session, AlertGroup, {
-        "source": note.source, "group_key_hash": note.group_key_hash, "group_key": note.group_key,
-        "group_labels": note.group_labels, "created_at": now,
-    }, ["group_key_hash"])
-    stmt = select(AlertGroup).where(AlertGroup.group_key_hash == note.group_key_hash).with_for_update()
-    return session.execute(stmt).scalar_one()
-
-
-def _known_alerts(session: Session, group_id: int | None, note: Notification) -> dict[tuple[str, datetime], Alert]:
-    fingerprints = {a.fingerprint for a in note.alerts}
-    rows = session.execute(select(Alert).where(Alert.group_id == group_id, Alert.fingerprint.in_(fingerprints))).scalars()
-    return {(row.fingerprint, as_utc(row.starts_at)): row for row in rows}  # type: ignore[misc]
-
-
-def _update_known_quietly(note: Notification, known: dict[tuple[str, datetime], Alert], now: datetime) -> None:
+def _resolve_known_quietly(note: Notification, known: dict[AlertKey, KnownAlert], now: datetime) -> None:
     for alert in note.alerts:
         row = known.get((alert.fingerprint, alert.starts_at))
         if row is not None and row.status == "firing" and alert.status == "resolved":
-            row.status, row.ends_at, row.last_seen_at = "resolved", alert.ends_at or now, now
+            row.status, row.ends_at, row.changed = "resolved", alert.ends_at or now, True
 
 
-def _open(session: Session, group: AlertGroup, note: Notification, rules: IntakeRules, now: datetime,
-          previous: Incident | None) -> Incident:
+def _open(session: Session, store: AlertStore, events: EventBatch, group_id: int, note: Notification,
+          rules: IntakeRules, now: datetime, previous: IncidentState | None) -> int:
     firing = [a for a in note.alerts if a.status == "firing"] or note.alerts
     labels = note.common_labels or firing[0].labels
     annotations = note.common_annotations or firing[0].annotations
@@ -126,71 +135,90 @@ def _open(session: Session, group: AlertGroup, note: Notification, rules: Intake
         title=_title(labels, annotations, firing[0]),
         status=lifecycle.TRIGGERED,
         severity=override or severity,
-        service=labels.get("service") or labels.get("sloth_service") or labels.get("job"),
-        slo=labels.get("slo") or labels.get("sloth_slo"),
-        group_id=group.id, source=note.source, labels=labels, annotations=annotations,
+        service=_column_value(labels.get("service") or labels.get("sloth_service") or labels.get("job")),
+        slo=_column_value(labels.get("slo") or labels.get("sloth_slo")),
+        group_id=group_id, source=note.source, labels=labels, annotations=annotations,
         links=_links(note), runbook_id=runbook_id, opened_at=now, updated_at=now,
         previous_incident_id=previous.id if previous else None,
+        alerts_unlisted=note.truncated, monitoring_gap=any(a.monitoring_gap for a in note.alerts),
     )
     session.add(incident)
     session.flush()
-    group.current_incident_id = incident.id
+    assert incident.id is not None
+    store.set_current_incident(group_id, incident.id)
     text = f"Incident opened from {note.source}: {incident.title}"
     if previous is not None:
         text += f" (re-fired after incident #{previous.id} ended)"
-        timeline.record(session, previous, "refired", f"The alert group fired again as incident #{incident.id}",
-                        actor=note.source, at=now)
-    timeline.record(session, incident, "opened", text, actor=note.source, at=now)
+        events.add(previous.id, "refired", f"The alert group fired again as incident #{incident.id}",
+                   actor=note.source, at=now)
+    events.add(incident.id, "opened", text, actor=note.source, at=now)
     service.open_room(session, incident)
-    return incident
+    return incident.id
 
 
-def _apply_alerts(session: Session, incident: Incident, group: AlertGroup, note: Notification,
-                  known: dict[tuple[str, datetime], Alert], rules: IntakeRules,
-                  now: datetime) -> tuple[list[Alert], list[Alert]]:
-    added: list[Alert] = []
-    resolved: list[Alert] = []
+def _apply_alerts(store: AlertStore, events: EventBatch, incident_id: int, group_id: int, note: Notification,
+                  known: dict[AlertKey, KnownAlert], rules: IntakeRules, now: datetime) -> tuple[list[int], int]:
+    """Update the known alerts, insert the new ones: ``(severities of new firing alerts, alerts resolved)``."""
+    new: dict[AlertKey, NormalAlert] = {}
+    resolved = 0
     for alert in note.alerts:
-        row = known.get((alert.fingerprint, alert.starts_at))
+        key = (alert.fingerprint, alert.starts_at)
+        row = known.get(key)
         if row is None:
-            row = _insert_alert(session, incident, group, alert, rules, now)
-            if row is None:
-                continue  # another delivery inserted it first
-            added.append(row) if alert.status == "firing" else None
-            verb = "fired" if alert.status == "firing" else "resolved"
-            timeline.record(session, incident, f"alert_{verb}", f"Alert {verb}: {_describe(alert)}",
-                            actor=note.source, at=alert.starts_at if verb == "fired" else (alert.ends_at or now),
-                            data={"fingerprint": alert.fingerprint})
+            new.setdefault(key, alert)  # listed twice, inserted once: the first copy wins, as before
             continue
-        row.last_seen_at = now
+        row.seen = True
         if row.annotations != alert.annotations:
-            row.annotations = alert.annotations
+            row.annotations, row.changed = alert.annotations, True
         if row.status == "firing" and alert.status == "resolved":
             # A resolved episode never fires again: a re-fire has a new startsAt and a new row.
-            row.status, row.ends_at = "resolved", alert.ends_at or now
-            resolved.append(row)
-            timeline.record(session, incident, "alert_resolved", f"Alert resolved: {_describe(alert)}",
-                            actor=note.source, at=row.ends_at, data={"fingerprint": alert.fingerprint})
+            row.status, row.ends_at, row.changed = "resolved", alert.ends_at or now, True
+            resolved += 1
+            events.add(incident_id, "alert_resolved", f"Alert resolved: {_describe(alert)}", actor=note.source,
+                       at=row.ends_at, data={"fingerprint": alert.fingerprint})
+    store.write_back(known, now, touch=True)
+
+    severity = {key: severity_from_labels(a.labels, rules.severity_map, rules.default_severity) for key, a in new.items()}
+    inserted = store.insert_alerts([_alert_row(incident_id, group_id, a, severity[key], now) for key, a in new.items()])
+    added: list[int] = []
+    for key, alert in new.items():
+        if key not in inserted:
+            continue  # another delivery inserted it first
+        if alert.status == "firing":
+            added.append(severity[key])
+        verb = "fired" if alert.status == "firing" else "resolved"
+        events.add(incident_id, f"alert_{verb}", f"Alert {verb}: {_describe(alert)}", actor=note.source,
+                   at=alert.starts_at if verb == "fired" else (alert.ends_at or now),
+                   data={"fingerprint": alert.fingerprint})
     return added, resolved
 
 
-def _insert_alert(session: Session, incident: Incident, group: AlertGroup, alert: NormalAlert,
-                  rules: IntakeRules, now: datetime) -> Alert | None:
-    alert_id = insert_or_ignore(session, Alert, {
-        "group_id": group.id, "incident_id": incident.id, "fingerprint": alert.fingerprint,
+def _alert_row(incident_id: int, group_id: int, alert: NormalAlert, severity: int, now: datetime) -> dict[str, Any]:
+    return {
+        "group_id": group_id, "incident_id": incident_id, "fingerprint": alert.fingerprint,
         "starts_at": alert.starts_at, "ends_at": alert.ends_at if alert.status == "resolved" else None,
-        "status": alert.status, "severity": severity_from_labels(alert.labels, rules.severity_map, rules.default_severity),
-        "labels": alert.labels, "annotations": alert.annotations, "generator_url": alert.generator_url or None,
-        "extra": alert.extra, "monitoring_gap": alert.monitoring_gap, "first_seen_at": now, "last_seen_at": now,
-    }, ["group_id", "fingerprint", "starts_at"])
-    return session.get(Alert, alert_id) if alert_id is not None else None
+        "status": alert.status, "severity": severity, "labels": alert.labels, "annotations": alert.annotations,
+        "generator_url": alert.generator_url or None, "extra": alert.extra, "monitoring_gap": alert.monitoring_gap,
+        "first_seen_at": now, "last_seen_at": now,
+    }
 
 
-def _maybe_resolve(session: Session, incident: Incident, note: Notification, now: datetime) -> None:
-    if not lifecycle.is_open(incident.status) or note.truncated:
+def _change_summary(added: int, resolved: int, counts: dict[str, int], truncated: int) -> str:
+    parts = [f"{added} new alert(s) firing"] if added else []
+    parts += [f"{resolved} alert(s) resolved"] if resolved else []
+    summary = f"{', '.join(parts)} — now {counts['firing']} firing, {counts['resolved']} resolved"
+    return summary + (f", {truncated} not listed by Alertmanager" if truncated else "")
+
+
+def _maybe_resolve(session: Session, store: AlertStore, incident_id: int, note: Notification,
+                   counts: dict[str, int] | None, now: datetime) -> None:
+    if note.truncated:
         return  # a truncated payload may hide alerts that still fire
-    counts = service.alert_counts(session, incident.id)
+    counts = counts or store.alert_counts(incident_id)
     if counts["firing"] == 0 and counts["resolved"] > 0:
+        # Read afresh: this notification changed the row with Core statements, not through the ORM.
+        incident = session.get(Incident, incident_id, populate_existing=True)
+        assert incident is not None
         service.resolve(session, incident, actor=note.source, summary=None, at=now)
 
 
@@ -202,6 +230,12 @@ def _title(labels: dict[str, str], annotations: dict[str, str], alert: NormalAle
     name = labels.get("alertname") or alert.labels.get("alertname") or "Alert"
     where = [v for v in (labels.get("service") or labels.get("sloth_service"), labels.get("slo") or labels.get("sloth_slo")) if v]
     return f"{name} ({' · '.join(where)})" if where else name
+
+
+def _column_value(text: str | None) -> str | None:
+    # The columns are VARCHAR(200): PostgreSQL refuses a longer label value, which would make a
+    # valid notification a 500 that Alertmanager retries for ever.
+    return text[:NAME_LENGTH] if text else text
 
 
 def _describe(alert: NormalAlert) -> str:

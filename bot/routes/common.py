@@ -5,10 +5,10 @@ from __future__ import annotations
 import hmac
 import logging
 
-from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from bot.db import is_database_unavailable
 from bot.errors import new_error_id
 from bot.jsonbody import BadRequest
 
@@ -41,7 +41,7 @@ def error_response(exc: Exception) -> JSONResponse:
     if isinstance(exc, BadRequest):
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return JSONResponse(exc.as_json(), status_code=exc.status, headers=headers)
-    if isinstance(exc, (OperationalError, DBAPIError)) and _is_unavailable(exc):
+    if is_database_unavailable(exc):
         error_id = new_error_id()
         log.error("database unavailable", exc_info=exc, extra={"error_id": error_id})
         # 503 makes Alertmanager retry: nothing is lost while the database is down.
@@ -50,7 +50,3 @@ def error_response(exc: Exception) -> JSONResponse:
     error_id = new_error_id()
     log.error("unexpected error", exc_info=exc, extra={"error_id": error_id})
     return JSONResponse({"error": "internal error", "error_id": error_id}, status_code=500)
-
-
-def _is_unavailable(exc: DBAPIError) -> bool:
-    return isinstance(exc, OperationalError) or bool(getattr(exc, "connection_invalidated", False))

@@ -1,7 +1,8 @@
 """``POST /webhooks/alertmanager`` and ``POST /webhooks/grafana``.
 
 The answer is 2xx only after the alerts are committed; bad input is a 4xx that names the field
-(Alertmanager does not retry 4xx), a database outage a 503 (it retries those).
+(Alertmanager does not retry 4xx), a database outage a 503 (it retries those). Parsing and
+validation run on the event loop; the database work is `bot.alerts.writer`'s.
 """
 
 from __future__ import annotations
@@ -12,15 +13,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bot.alerts.intake import IngestResult, ingest
 from bot.alerts.normalize import Notification, from_alertmanager, from_grafana
+from bot.alerts.writer import IntakeWriter
 from bot.clock import utcnow
-from bot.db import transaction
 from bot.jsonbody import parse_json
 from bot.logs import request_id
 from bot.routes.common import error_response, read_body, require_bearer
@@ -29,11 +28,11 @@ from bot.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
-def ingest_notification(runtime: Runtime, note: Notification) -> IngestResult:
-    with transaction(runtime.engine) as session:
-        result = ingest(session, note, runtime.intake_rules)
-    runtime.wake.set()  # the worker performs what the commit queued
-    return result
+def _writer(request: Request) -> IntakeWriter:
+    state = request.app.state
+    if getattr(state, "intake_writer", None) is None:
+        state.intake_writer = IntakeWriter(state.runtime)  # made on first use: inside the app's event loop
+    return state.intake_writer
 
 
 def _endpoint(source: str, parse: Callable[..., Notification]) -> Callable[[Request], Any]:
@@ -47,7 +46,7 @@ def _endpoint(source: str, parse: Callable[..., Notification]) -> Callable[[Requ
             raw = await read_body(request, runtime.settings.max_body_bytes)
             body = parse_json(raw, max_string=runtime.settings.max_value_length)
             note = parse(body, received_at=utcnow())
-            result = await run_in_threadpool(ingest_notification, runtime, note)
+            result = await _writer(request).ingest(note)
             runtime.metrics.alerts_received.labels(source, result.outcome).inc(len(note.alerts))
             if result.outcome == "opened":
                 runtime.metrics.incidents_opened.labels(source).inc()

@@ -217,3 +217,46 @@ def test_metrics_count_alerts_by_source_and_outcome(warroom):
 def test_healthz_checks_the_database(warroom):
     assert warroom.http.get("/healthz").json() == {"status": "ok", "database": "ok"}
     assert isinstance(warroom.http, httpx.Client)
+
+
+def test_a_service_label_longer_than_its_column_is_cut_not_a_500(warroom):
+    body = am_payload([am_alert("a", service="s" * 300, slo="o" * 250)])
+    response = warroom.alertmanager(body)
+    assert response.status_code == 200, response.text
+    [incident] = warroom.incidents()
+    assert (incident["service"], incident["slo"]) == ("s" * 200, "o" * 200)
+
+
+def test_a_new_episode_leaves_the_rows_of_earlier_episodes_alone(warroom):
+    from sqlalchemy import select
+
+    from bot.db import transaction
+
+    warroom.alertmanager(am_payload([am_alert("a", starts="2026-03-14T02:06:00Z")]))
+    warroom.alertmanager(am_payload([am_alert("a", starts="2026-03-14T02:06:00Z", status="resolved",
+                                              ends="2026-03-14T02:20:00Z")]))
+
+    def rows() -> list[tuple]:
+        with transaction(warroom.runtime.engine) as session:
+            return session.execute(select(Alert.starts_at, Alert.status, Alert.last_seen_at).order_by(Alert.id)).all()
+
+    [(_, status, seen_before)] = rows()
+    refire = am_payload([am_alert("a", starts="2026-03-14T03:00:00Z")])
+    assert warroom.alertmanager(refire).json()["status"] == "opened"
+    assert warroom.alertmanager(refire).json()["status"] == "duplicate"
+    old, new = rows()
+    assert (status, old[1], old[2]) == ("resolved", "resolved", seen_before)
+    assert new[1] == "firing"
+
+
+def test_changed_annotations_update_the_alert_and_keep_its_end(warroom):
+    ends = "2026-03-14T02:20:00Z"
+    warroom.alertmanager(am_payload([am_alert("a"), am_alert("b")]))
+    warroom.alertmanager(am_payload([am_alert("a", status="resolved", ends=ends), am_alert("b")]))
+    edited = am_payload([am_alert("a", status="resolved", ends=ends, annotations={"summary": "edited"}), am_alert("b")])
+    assert warroom.alertmanager(edited).json()["status"] == "duplicate"
+    [incident] = warroom.incidents()
+    alerts = {a["labels"]["model"]: a for a in warroom.incident(incident["id"])["alerts"]}
+    assert (alerts["a"]["status"], alerts["a"]["ends_at"], alerts["a"]["annotations"]) == (
+        "resolved", ends, {"summary": "edited"})
+    assert alerts["b"]["status"] == "firing"

@@ -100,6 +100,7 @@ def test_alert_storm_under_slack_rate_limits_ends_with_every_room_and_nothing_dr
     # message budget is what a storm of announcements meets first, so that one stays tight.
     slack.emu.set_rate_limits(enabled=True, per_channel_per_second=10, channel_burst=2,
                               tier_per_minute={"T2": 1200, "T3": 3000, "T4": 6000})
+    slack.emu.inject_fault("chat.postMessage", kind="429", times=2)  # met for sure, however fast the worker is
     try:
         ids = [slack.fire(am_payload([am_alert("a")], group=f"storm-{i}")) for i in range(40)]
         for incident_id in ids:

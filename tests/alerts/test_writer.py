@@ -1,0 +1,119 @@
+"""Group commit (bot.alerts.writer): many notifications in one transaction, each with its own answer."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from collections import Counter
+
+import pytest
+from sqlalchemy import select
+
+from bot.alerts.intake import IngestResult
+from bot.alerts.normalize import Notification, from_alertmanager
+from bot.alerts.writer import ingest_batch
+from bot.clock import utcnow
+from bot.db import is_database_unavailable, transaction
+from bot.models import Alert, AlertGroup, Incident, OutboxItem, TimelineEvent
+from bot.runtime import Runtime
+from tests.alerts.payloads import am_alert, am_payload
+from tests.conftest import make_settings
+
+RESOLVED = {"status": "resolved", "ends": "2026-03-14T02:20:00Z"}
+
+
+def note(body: dict) -> Notification:
+    return from_alertmanager(json.loads(json.dumps(body)), received_at=utcnow())
+
+
+@pytest.fixture
+def runtime(settings):
+    runtime = Runtime.build(settings)
+    yield runtime
+    runtime.engine.dispose()
+
+
+def count(runtime: Runtime, model: type) -> int:
+    with transaction(runtime.engine) as session:
+        return len(session.execute(select(model)).scalars().all())
+
+
+def outcomes(answers: list) -> list[str]:
+    return [a.outcome if isinstance(a, IngestResult) else type(a).__name__ for a in answers]
+
+
+def test_copies_in_one_batch_make_one_incident_and_the_copy_is_a_duplicate(runtime):
+    first = am_payload([am_alert("a"), am_alert("b")], group="one")
+    answers = ingest_batch(runtime, [note(first), note(first), note(am_payload([am_alert("a")], group="two"))])
+    assert outcomes(answers) == ["opened", "duplicate", "opened"]
+    assert (count(runtime, Incident), count(runtime, Alert), count(runtime, AlertGroup)) == (2, 3, 2)
+    assert count(runtime, OutboxItem) == 2  # one room set-up per incident
+
+
+def test_one_groups_notifications_keep_their_order_within_a_batch(runtime):
+    fire = note(am_payload([am_alert("a")], group="g"))
+    resolve = note(am_payload([am_alert("a", **RESOLVED)], group="g"))
+    others = [note(am_payload([am_alert("a")], group=f"other-{i}")) for i in range(5)]
+    answers = ingest_batch(runtime, [others[0], fire, others[1], others[2], resolve, others[3], others[4]])
+    assert outcomes(answers) == ["opened", "opened", "opened", "opened", "updated", "opened", "opened"]
+    with transaction(runtime.engine) as session:
+        incident = session.get(Incident, answers[1].incident_id)
+        assert incident is not None and incident.status == "resolved"
+
+
+def test_a_notification_that_breaks_the_intake_does_not_fail_its_batch(runtime):
+    good = [note(am_payload([am_alert("a")], group=f"good-{i}")) for i in range(2)]
+    broken = note(am_payload([am_alert("a")], group="broken"))
+    # Only a caller bypassing validation can send this; the database refuses it (NOT NULL).
+    broken.alerts[0] = dataclasses.replace(broken.alerts[0], starts_at=None)  # type: ignore[arg-type]
+    answers = ingest_batch(runtime, [good[0], broken, good[1]])
+    assert outcomes(answers)[0] == outcomes(answers)[2] == "opened"
+    assert isinstance(answers[1], Exception) and not is_database_unavailable(answers[1])
+    assert count(runtime, Incident) == 2 and count(runtime, AlertGroup) == 2  # nothing of the broken one
+    events = Counter(e.kind for e in _events(runtime))
+    assert events == {"opened": 2, "alert_fired": 2}
+
+
+def test_an_unreachable_database_fails_the_whole_batch_as_unavailable(database_url, tmp_path):
+    down = ("sqlite:///" + str(tmp_path / "missing-dir" / "x.db") if database_url.startswith("sqlite")
+            else "postgresql://postgres@127.0.0.1:1/warroom")
+    runtime = Runtime.build(make_settings(down))
+    try:
+        answers = ingest_batch(runtime, [note(am_payload([am_alert("a")], group=f"g{i}")) for i in range(3)])
+    finally:
+        runtime.engine.dispose()
+    assert len(answers) == 3 and all(is_database_unavailable(a) for a in answers)
+
+
+def test_a_burst_at_one_process_is_written_once_with_every_answer_after_its_commit(warroom):
+    """Concurrent deliveries (copies included) to one app: batches form; each answer is its own."""
+    bodies = [am_payload([am_alert(f"m{j}") for j in range(3)], group=f"burst-{i}") for i in range(10)]
+    deliveries = [body for body in bodies for _ in range(3)]
+    barrier = threading.Barrier(len(deliveries))
+    answers: list[dict] = []
+    lock = threading.Lock()
+
+    def deliver(body: dict) -> None:
+        barrier.wait()
+        response = warroom.alertmanager(body)
+        assert response.status_code == 200, response.text
+        incident_id = response.json()["incident_id"]
+        # Answered after the commit: the incident is already readable from another connection.
+        assert any(i["id"] == incident_id for i in warroom.incidents())
+        with lock:
+            answers.append(response.json())
+
+    threads = [threading.Thread(target=deliver, args=(body,)) for body in deliveries]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(answers) == 30
+    assert Counter(a["status"] for a in answers) == {"opened": 10, "duplicate": 20}
+    assert (warroom.count(Incident), warroom.count(Alert), warroom.count(OutboxItem)) == (10, 30, 10)
+
+
+def _events(runtime: Runtime) -> list[TimelineEvent]:
+    with transaction(runtime.engine) as session:
+        return list(session.execute(select(TimelineEvent)).scalars())
