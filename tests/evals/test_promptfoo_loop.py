@@ -4,19 +4,16 @@ against the example service; they fail while v42 is live and pass once v43 is.""
 from __future__ import annotations
 
 import hashlib
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from bot.evals import Label, cases_from_traces, write_eval_files
 from bot.promptfoo import EvalRunSummary, PromptfooError, run_promptfoo
+from bot.serving import serving
 from bot.trace_rules import TraceEvent
 from examples.llm_service import create_app
 
@@ -30,22 +27,8 @@ HEALTHY = "How do I reset my password?"
 
 @pytest.fixture
 def llm_service() -> Iterator[str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(control_token=TOKEN, bundle="v42"), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "example LLM service did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serving(create_app(control_token=TOKEN, bundle="v42")) as url:
+        yield url
 
 
 def ask(client: httpx.Client, question: str) -> TraceEvent:
