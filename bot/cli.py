@@ -182,11 +182,12 @@ def evals_export(incident: int | None = typer.Argument(None, help="Incident id (
         raise typer.Exit(2)
     runtime = _runtime()
     with transaction(runtime.engine) as session:
+        rules = runtime.settings.failure_rules()  # the latency a case asserts is the one that paged
         if incident is not None:
-            result = export_incident(session, incident, out, target_url=target_url)
+            result = export_incident(session, incident, out, target_url=target_url, rules=rules)
         else:
             start = datetime.fromisoformat(since).replace(tzinfo=timezone.utc)  # type: ignore[arg-type]
-            result = export_since(session, start, out, target_url=target_url)
+            result = export_since(session, start, out, target_url=target_url, rules=rules)
     typer.echo(f"{result.total} eval cases ({result.written} new, {result.deduplicated} deduplicated) in {out}")
 
 

@@ -15,6 +15,8 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
+from bot.trace_rules import FailureRules
+
 DEV_ALERT_TOKEN = "dev-alert-token"
 DEV_SIGNING_SECRET = "dev-signing-secret"
 DEV_BOT_TOKEN = "xoxb-warroom-local"
@@ -110,6 +112,11 @@ class Settings(BaseSettings):
                 if value == dev:
                     raise ValueError(f"{name} must be set when WARROOM_ENV=production")
         return self
+
+    def failure_rules(self) -> FailureRules:
+        """The thresholds that make a trace a failure (WARROOM_HALLUCINATION_THRESHOLD, …)."""
+        return FailureRules(hallucination_threshold=self.hallucination_threshold,
+                            latency_ms_threshold=self.latency_threshold_ms, cost_budget=self.cost_budget)
 
 
 @lru_cache

@@ -8,35 +8,55 @@ nothing twice.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import logging
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import Text, cast, or_, select
+from sqlalchemy.engine import Row
 from sqlmodel import Session
 
-from bot import traces
-from bot.evals import ExportResult, Label, cases_from_traces, write_eval_files
+from bot.clock import as_utc
+from bot.evals import CaseCollector, ExportResult, Label, TraceFacts, case_kinds, prompt_key, write_eval_files
+from bot.trace_rules import FailureRules, question_text
 from bot.incidents import lifecycle, service, timeline
 from bot.models import Incident, Trace
 from bot.postmortem.assemble import EVALS_EXPORTED_KIND, incident_ref
 from bot.redact import Redactor
-from bot.trace_rules import FailureRules, TraceEvent
 
 log = logging.getLogger(__name__)
+
+# Rows stream from the database in batches of this many: memory stays flat however big the incident.
+FETCH_BATCH = 2_000
+# Only the fields a case is built from leave the database, not the whole stored event: JSON
+# decoding 100,000 events costs seconds, extracting three fields in SQL does not.
+_LABEL = cast(Trace.label, Text).label("label_text")
+_KINDS = cast(Trace.failure_types, Text).label("kinds_text")
+_FACTS = (Trace.id, Trace.request_id, Trace.timestamp, Trace.bundle_version, Trace.prompt_hash,
+          Trace.data["input"].label("input"), Trace.data["output"].as_string().label("output"),
+          Trace.data["expected"].as_string().label("expected"))
 
 
 def export_incident(session: Session, incident_id: int, out_dir: Path, *, target_url: str,
                     rules: FailureRules = FailureRules(), redactor: Redactor | None = None) -> ExportResult:
+    """The incident's failing traces (and the ones a human labelled wrong) as cases in ``out_dir``.
+
+    Failure types are the ones found when each trace arrived (stored with it); ``rules`` gives
+    the thresholds the cases assert, e.g. the latency limit."""
     incident = service.get(session, incident_id)
-    events, labels = _failing_events(session, incident_id)
-    cases = cases_from_traces(events, incident_id=incident_ref(incident), labels=labels, rules=rules,
-                              redactor=redactor or Redactor())
-    result = write_eval_files(cases, Path(out_dir), target_url=target_url)
-    if cases:
-        _record(session, incident, ["|".join(c.dedupe_key) for c in cases], result, Path(out_dir))
+    collector = CaseCollector(incident_id=incident_ref(incident), rules=rules, redactor=redactor or Redactor())
+    for row in _export_rows(session, incident_id):
+        _add_row(collector, row)
+    lines = collector.lines(load=lambda ids: _reload(session, ids))
+    result = write_eval_files(lines, Path(out_dir), target_url=target_url)
+    if lines:
+        _record(session, incident, ["|".join(line.key) for line in lines], result, Path(out_dir))
     return result
 
 
@@ -57,35 +77,56 @@ def export_since(session: Session, since: datetime, out_dir: Path, *, target_url
     return ExportResult(paths=result.paths, written=written, deduplicated=deduplicated, total=result.total)
 
 
-def _failing_events(session: Session, incident_id: int) -> tuple[list[TraceEvent], dict[str, Label]]:
-    rows = session.execute(
-        select(Trace).where(Trace.incident_id == incident_id).order_by(Trace.timestamp, Trace.id)
-    ).scalars()
-    events: list[TraceEvent] = []
-    labels: dict[str, Label] = {}
-    for row in rows:
-        if not (row.failed or row.label):
-            continue  # a trace the rules call healthy counts only once a human labelled it as wrong
-        try:
-            events.append(traces.as_event(row))
-        except ValidationError as exc:
-            log.warning("trace %s skipped from the eval export: its stored event is invalid: %s", row.request_id, exc)
-            continue
-        label = _label(row)
-        if label is not None:
-            labels[row.request_id] = label
-    return events, labels
+def _export_rows(session: Session, incident_id: int) -> Iterator[Row[Any]]:
+    # A trace the rules call healthy counts only once a human labelled it as wrong.
+    stmt = (select(*_FACTS, _KINDS, _LABEL)
+            .where(Trace.incident_id == incident_id, or_(Trace.failed, _LABEL != "{}"))
+            .order_by(Trace.timestamp, Trace.request_id)  # the earliest trace of a case comes first
+            .execution_options(yield_per=FETCH_BATCH))
+    yield from session.connection().execute(stmt)  # plain rows: no ORM loading per row
 
 
-def _label(row: Trace) -> Label | None:
-    if not row.label:
+def _add_row(collector: CaseCollector, row: Row[Any]) -> None:
+    label = _label(row.request_id, row.label_text)
+    question = "" if row.prompt_hash else question_text(row.input)  # only needed without a prompt hash
+    collector.add(row.id, prompt_key=prompt_key(row.prompt_hash, question),
+                  kinds=case_kinds(_stored_kinds(row.kinds_text), label), label=label, facts=lambda: _facts(row))
+
+
+@functools.lru_cache(maxsize=256)
+def _stored_kinds(kinds_text: str | None) -> tuple[str, ...]:
+    # A handful of distinct lists ('["hallucination"]', …) over 100,000 rows: parse each once.
+    kinds = json.loads(kinds_text) if kinds_text else []
+    return tuple(kind for kind in kinds if isinstance(kind, str)) if isinstance(kinds, list) else ()
+
+
+def _facts(row: Row[Any]) -> TraceFacts:
+    def text(value: Any) -> str | None:
+        return value if isinstance(value, str) else None
+
+    return TraceFacts(row.request_id, as_utc(row.timestamp) or row.timestamp, question_text(row.input),
+                      text(row.output), text(row.expected), row.bundle_version, row.prompt_hash)
+
+
+def _reload(session: Session, ids: list[int]) -> dict[int, TraceFacts]:
+    """The traces ``ids`` again (cases a later trace's label changed), in chunks the driver accepts."""
+    loaded: dict[int, TraceFacts] = {}
+    for start in range(0, len(ids), 500):
+        rows = session.connection().execute(select(*_FACTS).where(Trace.id.in_(ids[start:start + 500])))
+        loaded.update({row.id: _facts(row) for row in rows})
+    return loaded
+
+
+def _label(request_id: str, label_text: str | None) -> Label | None:
+    if not label_text or label_text in ("{}", "null"):
         return None
     try:
-        return Label.model_validate(row.label)
+        label = Label.model_validate_json(label_text)
     except ValidationError as exc:
         # A mistyped label must not cost the incident its other cases; the trace still exports unlabelled.
-        log.warning("label on trace %s ignored: %s", row.request_id, exc)
+        log.warning("label on trace %s ignored: %s", request_id, exc)
         return None
+    return label if label != Label() else None
 
 
 def _record(session: Session, incident: Incident, case_keys: list[str], result: ExportResult, out_dir: Path) -> None:

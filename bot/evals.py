@@ -5,6 +5,11 @@ pass for the fix without a grading model. Cases are keyed by prompt hash + failu
 the earliest trace wins and human labels from every duplicate are merged into it. Export
 merges with what is already on disk, so running it again never adds duplicates and, for the
 same input, rewrites byte-identical files.
+
+Exports run over the traces of a whole incident (100,000 is not unusual), so cases are built
+straight into their JSONL line (`CaseLine`) by a `CaseCollector` that sees each trace once, in
+time order, and keeps only one line per case; the pydantic `EvalCase` is for reading files back
+and for callers that want objects.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -87,29 +93,78 @@ class EvalCase(BaseModel):
     assert_: list[dict[str, Any]] = Field(alias="assert", min_length=1)
     metadata: CaseMetadata
 
-    @property
-    def dedupe_key(self) -> tuple[str, str]:
-        return (_prompt_key(self.metadata.prompt_hash, self.vars.get("question", "")), self.metadata.failure_type)
-
-    @property
-    def sort_key(self) -> tuple[int, str, str]:
-        kind = self.metadata.failure_type
-        rank = FAILURE_TYPES.index(kind) if kind in FAILURE_TYPES else len(FAILURE_TYPES)
-        return (rank, self.dedupe_key[0], self.metadata.request_id)
+    def to_line(self) -> CaseLine:
+        return CaseLine.of(self.to_promptfoo())
 
     def to_promptfoo(self) -> dict[str, Any]:
-        return {
+        return _readable({
             "description": self.description,
             "vars": dict(self.vars),
-            "assert": [_ordered_assert(a) for a in self.assert_],
+            "assert": self.assert_,
             "metadata": self.metadata.model_dump(exclude_none=True),
-        }
+        })
+
+
+_METADATA_ORDER = tuple(CaseMetadata.model_fields)
+
+
+def _readable(case: Mapping[str, Any]) -> dict[str, Any]:
+    """A case in reading order (description, vars, assert, metadata), whatever order it came in."""
+    metadata = case["metadata"]
+    keys = [k for k in _METADATA_ORDER if k in metadata] + sorted(set(metadata) - set(_METADATA_ORDER))
+    return {
+        "description": case["description"],
+        "vars": dict(case["vars"]),
+        "assert": [_ordered_assert(a) for a in case["assert"]],
+        "metadata": {k: metadata[k] for k in keys},
+    }
 
 
 def _ordered_assert(check: Mapping[str, Any]) -> dict[str, Any]:
     # Fixed key order, so a case read back from the JSONL (sorted keys) renders the same YAML.
     first = [key for key in ("type", "value", "threshold") if key in check]
     return {key: check[key] for key in first + sorted(set(check) - set(first))}
+
+
+# One encoder for every line: json.dumps with options builds a new one per call.
+_JSONL = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
+_RANK = {kind: rank for rank, kind in enumerate(FAILURE_TYPES)}  # file order: by failure type first
+
+
+@dataclass(frozen=True, slots=True)
+class CaseLine:
+    """One case as its cases.jsonl line, with what merging and ordering need, parsed once."""
+
+    key: tuple[str, str]  # (prompt, failure type): one case per key in a folder
+    sort_key: tuple[int, str, str]
+    labelled: bool
+    first_seen: str
+    json: str  # keys sorted, no newline
+
+    @classmethod
+    def of(cls, case: Mapping[str, Any]) -> CaseLine:
+        metadata = case["metadata"]
+        return cls._make(metadata["failure_type"], metadata.get("prompt_hash"), case["vars"].get("question", ""),
+                         metadata["request_id"], bool(metadata.get("labelled")), metadata["first_seen"],
+                         _JSONL.encode(case))
+
+    @classmethod
+    def read(cls, text: str) -> CaseLine:
+        """A line of cases.jsonl, validated (ValidationError when it is not a case) and kept as written."""
+        case = EvalCase.model_validate_json(text)
+        meta = case.metadata
+        return cls._make(meta.failure_type, meta.prompt_hash, case.vars.get("question", ""), meta.request_id,
+                         meta.labelled, meta.first_seen, text.strip())
+
+    @classmethod
+    def _make(cls, kind: str, prompt_hash: str | None, question: str, request_id: str, labelled: bool,
+              first_seen: str, text: str) -> CaseLine:
+        prompt = prompt_key(prompt_hash, question)
+        return cls(key=(prompt, kind), sort_key=(_RANK.get(kind, len(FAILURE_TYPES)), prompt, request_id),
+                   labelled=labelled, first_seen=first_seen, json=text)
+
+    def case(self) -> dict[str, Any]:
+        return dict(json.loads(self.json))
 
 
 @dataclass(frozen=True)
@@ -120,8 +175,8 @@ class ExportResult:
     total: int  # cases in the folder after the export
 
 
-def _prompt_key(prompt_hash: str | None, question: str) -> str:
-    # Traces without a prompt hash still dedupe, by what the user asked.
+def prompt_key(prompt_hash: str | None, question: str) -> str:
+    """What makes two traces the same prompt; without a prompt hash, what the user asked."""
     return prompt_hash or "q:" + hashlib.sha256(question.encode()).hexdigest()[:16]
 
 
@@ -133,7 +188,39 @@ def _distinctive_sentence(output: str) -> str | None:
     return max(candidates, key=len) if candidates else None
 
 
-def _asserts_for(kind: str, trace: TraceEvent, label: Label, rules: FailureRules, redactor: Redactor) -> list[dict[str, Any]]:
+_NO_LABEL = Label()
+
+
+@dataclass(frozen=True, slots=True)
+class TraceFacts:
+    """The fields of a trace a case is built from (of a `TraceEvent`, or read from the database)."""
+
+    request_id: str
+    timestamp: datetime  # UTC
+    question: str
+    output: str | None
+    expected: str | None
+    bundle_version: str | None
+    prompt_hash: str | None
+
+    @classmethod
+    def of_event(cls, event: TraceEvent) -> TraceFacts:
+        return cls(event.request_id, event.timestamp, event.question, event.output, event.expected,
+                   event.bundle_version, event.prompt_hash)
+
+
+
+def case_kinds(detected: Sequence[str], label: Label | None) -> list[str]:
+    """The failure types a trace makes cases for: a human's label overrides the detector, and a
+    correction on a trace the rules call healthy counts as negative feedback."""
+    if label is not None and label.failure_type:
+        return [label.failure_type]
+    if not detected and label is not None and (label.expected or label.unsupported_claim):
+        return ["negative_feedback"]
+    return [kind for kind in detected if kind in EXPORTABLE_FAILURE_TYPES]
+
+
+def _asserts_for(kind: str, trace: TraceFacts, label: Label, rules: FailureRules, redactor: Redactor) -> list[dict[str, Any]]:
     expected = label.expected or trace.expected
     asserts: list[dict[str, Any]] = []
     if kind == "schema_invalid":
@@ -144,36 +231,80 @@ def _asserts_for(kind: str, trace: TraceEvent, label: Label, rules: FailureRules
         threshold = float(rules.latency_ms_threshold)
         asserts.append({"type": "latency", "threshold": int(threshold) if threshold.is_integer() else threshold})
     elif kind in ("hallucination", "negative_feedback"):
-        claim = label.unsupported_claim or _distinctive_sentence(redactor.redact(trace.output or ""))
+        # A sentence of the redacted output needs no second pass; a human's claim does.
+        claim = (redactor.redact(label.unsupported_claim) if label.unsupported_claim
+                 else _distinctive_sentence(redactor.redact(trace.output or "")))
         if claim and (label.unsupported_claim or not expected or kind == "hallucination"):
-            asserts.append({"type": "not-icontains", "value": redactor.redact(claim)})
+            asserts.append({"type": "not-icontains", "value": claim})
         if expected:
             asserts.append({"type": "icontains", "value": redactor.redact(expected)})
     return asserts
 
 
-def _build_case(kind: str, trace: TraceEvent, label: Label, *, incident_id: str, rules: FailureRules,
-                redactor: Redactor) -> EvalCase | None:
+def build_case(kind: str, trace: TraceFacts, label: Label | None, *, incident_id: str, rules: FailureRules,
+               redactor: Redactor) -> dict[str, Any] | None:
+    """The promptfoo test for ``trace`` failing as ``kind``; None when there is nothing to assert."""
+    label = label or _NO_LABEL
     asserts = _asserts_for(kind, trace, label, rules, redactor)
     if not asserts:
         return None
     question = redactor.redact(trace.question)
     short = question if len(question) <= 60 else question[:57] + "..."
-    return EvalCase.model_validate({
-        "description": f"{incident_id} {kind}: {short}",
-        "vars": {"question": question},
-        "assert": asserts,
-        "metadata": CaseMetadata(
-            incident_id=incident_id,
-            request_id=trace.request_id,
-            bundle=trace.bundle_version,
-            failure_type=kind,
-            prompt_hash=trace.prompt_hash,
-            first_seen=trace.timestamp.isoformat(),
-            labelled=label != Label(),
-            notes=redactor.redact(label.notes) if label.notes else None,
-        ),
-    })
+    metadata = {
+        "incident_id": incident_id, "request_id": trace.request_id, "bundle": trace.bundle_version,
+        "failure_type": kind, "prompt_hash": trace.prompt_hash, "first_seen": trace.timestamp.isoformat(),
+        "labelled": label is not _NO_LABEL and label != _NO_LABEL, "notes": redactor.redact(label.notes) if label.notes else None,
+    }
+    return {"description": f"{incident_id} {kind}: {short}", "vars": {"question": question}, "assert": asserts,
+            "metadata": {k: v for k, v in metadata.items() if v is not None}}
+
+
+@dataclass(slots=True)
+class _Case:
+    kind: str
+    first: Any  # how to load the earliest trace again (see CaseCollector.lines)
+    label: Label | None  # the labels of every trace of the case, earliest first
+    line: CaseLine | None  # None: the earliest trace gives nothing to assert for this kind
+    stale: bool = False  # a later trace brought a label: the line is rebuilt at the end
+
+
+class CaseCollector:
+    """Cases from traces added in (timestamp, request_id) order, one per (prompt, failure type).
+
+    The earliest trace of a case is its example and is built at once; a later one only adds its
+    human label (fields already set by an earlier label win). So memory holds one line per case,
+    not the traces, and a case is rebuilt only when a later trace was labelled.
+    """
+
+    def __init__(self, *, incident_id: str, rules: FailureRules = FailureRules(), redactor: Redactor | None = None):
+        self.incident_id, self.rules, self.redactor = incident_id, rules, redactor or Redactor()
+        self._cases: dict[tuple[str, str], _Case] = {}
+
+    def add(self, ref: Any, *, prompt_key: str, kinds: Sequence[str], label: Label | None,
+            facts: Callable[[], TraceFacts]) -> None:
+        """One trace: ``ref`` finds it again, ``facts`` reads it (called only for a new case)."""
+        first: TraceFacts | None = None
+        for kind in kinds:
+            case = self._cases.get((prompt_key, kind))
+            if case is None:
+                first = first or facts()
+                self._cases[(prompt_key, kind)] = _Case(kind, ref, label, self._line(kind, first, label))
+            elif label is not None:
+                case.label = case.label.merged_with(label) if case.label else label
+                case.stale = True
+
+    def lines(self, load: Callable[[list[Any]], Mapping[Any, TraceFacts]]) -> list[CaseLine]:
+        """Every case, in file order; ``load(refs)`` reads again the traces whose case is stale."""
+        stale = [case for case in self._cases.values() if case.stale]
+        if stale:
+            loaded = load([case.first for case in stale])
+            for case in stale:
+                case.line = self._line(case.kind, loaded[case.first], case.label)
+        return sorted((c.line for c in self._cases.values() if c.line is not None), key=lambda line: line.sort_key)
+
+    def _line(self, kind: str, trace: TraceFacts, label: Label | None) -> CaseLine | None:
+        case = build_case(kind, trace, label, incident_id=self.incident_id, rules=self.rules, redactor=self.redactor)
+        return CaseLine.of(case) if case is not None else None
 
 
 def cases_from_traces(
@@ -184,54 +315,43 @@ def cases_from_traces(
     rules: FailureRules = FailureRules(),
     redactor: Redactor | None = None,
 ) -> list[EvalCase]:
-    """One case per (prompt hash, failure type). A label's failure type replaces the detector's
-    verdict; a label with an answer on a trace the rules call healthy counts as negative feedback."""
-    redactor = redactor or Redactor()
-    groups: dict[tuple[str, str], list[tuple[TraceEvent, Label]]] = {}
-    for trace in traces:
-        label = labels.get(trace.request_id, Label())
-        kinds = [label.failure_type] if label.failure_type else failure_types(trace, rules)
-        if not kinds and (label.expected or label.unsupported_claim):
-            kinds = ["negative_feedback"]
-        for kind in kinds:
-            if kind in EXPORTABLE_FAILURE_TYPES:
-                groups.setdefault((_prompt_key(trace.prompt_hash, trace.question), kind), []).append((trace, label))
-    cases = []
-    for (_, kind), members in groups.items():
-        members.sort(key=lambda m: (m[0].timestamp, m[0].request_id))
-        merged = Label()
-        for _trace, label in members:
-            merged = merged.merged_with(label)
-        case = _build_case(kind, members[0][0], merged, incident_id=incident_id, rules=rules, redactor=redactor)
-        if case is not None:
-            cases.append(case)
-    return sorted(cases, key=lambda c: c.sort_key)
+    """One case per (prompt hash, failure type): the earliest trace, with every trace's label merged in."""
+    collector = CaseCollector(incident_id=incident_id, rules=rules, redactor=redactor)
+    for trace in sorted(traces, key=lambda t: (t.timestamp, t.request_id)):
+        facts = TraceFacts.of_event(trace)
+        label = labels.get(trace.request_id)
+        collector.add(facts, prompt_key=prompt_key(trace.prompt_hash, trace.question),
+                      kinds=case_kinds(failure_types(trace, rules), label), label=label, facts=lambda f=facts: f)
+    lines = collector.lines(load=lambda refs: {ref: ref for ref in refs})
+    return [EvalCase.model_validate(line.case()) for line in lines]
 
 
-def _read_existing(path: Path) -> list[EvalCase]:
+def _read_existing(path: Path) -> list[CaseLine]:
     if not path.exists():
         return []
-    cases = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            cases.append(EvalCase.model_validate(json.loads(line)))
-        except (json.JSONDecodeError, ValidationError) as exc:
-            raise EvalExportError(f"{path}:{number}: not an eval case: {exc}") from exc
-    return cases
+    lines = []
+    with path.open(encoding="utf-8") as rows:
+        for number, row in enumerate(rows, start=1):
+            if not row.strip():
+                continue
+            try:
+                lines.append(CaseLine.read(row))  # a hand edit that broke a case stops the export here
+            except ValidationError as exc:
+                raise EvalExportError(f"{path}:{number}: not an eval case: {exc}") from exc
+    return lines
 
 
-def _preferred(old: EvalCase, new: EvalCase) -> EvalCase:
+def _preferred(old: CaseLine, new: CaseLine) -> CaseLine:
     # A human label upgrades a case; otherwise the earliest trace stays, so re-exports are stable.
-    if new.metadata.labelled != old.metadata.labelled:
-        return new if new.metadata.labelled else old
-    return new if new.metadata.first_seen < old.metadata.first_seen else old
+    if new.labelled != old.labelled:
+        return new if new.labelled else old
+    return new if new.first_seen < old.first_seen else old
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def _write_atomically(path: Path, chunks: Iterable[str]) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    with tmp.open("w", encoding="utf-8") as out:
+        out.writelines(chunks)
     os.replace(tmp, path)
 
 
@@ -263,33 +383,32 @@ def _yaml(data: Any) -> str:
 BLOCK_STYLE_LIMIT = 2_000
 
 
-def _tests_yaml(tests: list[dict[str, Any]]) -> str:
+def _tests_yaml(lines: list[CaseLine]) -> Iterable[str]:
     """The promptfoo test list. Block YAML reads best in review, but PyYAML needs ~45 s for 70,000
-    cases; past ``BLOCK_STYLE_LIMIT`` each case is one JSON flow mapping per line, still YAML."""
-    if len(tests) <= BLOCK_STYLE_LIMIT:
-        return _yaml(tests)
-    return "".join("- " + json.dumps(t, ensure_ascii=False) + "\n" for t in tests)
+    cases; past ``BLOCK_STYLE_LIMIT`` each case is its JSONL line as a flow mapping, still YAML."""
+    if len(lines) <= BLOCK_STYLE_LIMIT:
+        return [_yaml([_readable(line.case()) for line in lines])]
+    return ("- " + line.json + "\n" for line in lines)
 
 
-def write_eval_files(cases: Iterable[EvalCase], out_dir: Path, *, target_url: str) -> ExportResult:
+def write_eval_files(cases: Iterable[EvalCase | CaseLine], out_dir: Path, *, target_url: str) -> ExportResult:
     """Merge ``cases`` into ``out_dir`` and (re)write tests.yaml, cases.jsonl and promptfooconfig.yaml."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     jsonl_path = out_dir / "cases.jsonl"
-    merged = {case.dedupe_key: case for case in _read_existing(jsonl_path)}
+    merged = {line.key: line for line in _read_existing(jsonl_path)}
     written = deduplicated = 0
     for case in cases:
-        key = case.dedupe_key
-        if key in merged:
+        line = case if isinstance(case, CaseLine) else case.to_line()
+        if line.key in merged:
             deduplicated += 1
-            merged[key] = _preferred(merged[key], case)
+            merged[line.key] = _preferred(merged[line.key], line)
         else:
-            merged[key] = case
+            merged[line.key] = line
             written += 1
-    ordered = sorted(merged.values(), key=lambda c: c.sort_key)
-    tests = [case.to_promptfoo() for case in ordered]
+    ordered = sorted(merged.values(), key=lambda line: line.sort_key)
     paths = [out_dir / "tests.yaml", jsonl_path, out_dir / "promptfooconfig.yaml"]
-    _write_atomically(paths[0], _tests_yaml(tests))
-    _write_atomically(jsonl_path, "".join(json.dumps(t, sort_keys=True, ensure_ascii=False) + "\n" for t in tests))
-    _write_atomically(paths[2], _yaml(promptfoo_config(target_url)))
+    _write_atomically(paths[0], _tests_yaml(ordered))
+    _write_atomically(jsonl_path, (line.json + "\n" for line in ordered))
+    _write_atomically(paths[2], [_yaml(promptfoo_config(target_url))])
     return ExportResult(paths=paths, written=written, deduplicated=deduplicated, total=len(ordered))

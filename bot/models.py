@@ -159,7 +159,10 @@ class Bundle(SQLModel, table=True):
 
 class Trace(SQLModel, table=True):
     __tablename__ = "trace"
-    __table_args__ = (Index("ix_trace_service_time", "service", "timestamp"),)
+    # By service and time: linking traces to incidents. By incident and time: the eval export and
+    # the postmortem read an incident's traces in order without sorting them.
+    __table_args__ = (Index("ix_trace_service_time", "service", "timestamp"),
+                      Index("ix_trace_incident_time", "incident_id", "timestamp", "request_id"))
     id: int | None = Field(default=None, primary_key=True)
     request_id: str = Field(max_length=200, unique=True)
     service: str = Field(max_length=200)

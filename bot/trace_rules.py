@@ -78,14 +78,22 @@ class TraceEvent(BaseModel):
     @property
     def question(self) -> str:
         """The user's input as plain text: for a chat transcript, the last user turn."""
-        if isinstance(self.input, str):
-            return self.input
-        user_turns = [m for m in self.input if m.get("role") == "user"]
-        for message in reversed(user_turns or self.input):
-            content = _content_text(message.get("content"))
-            if content:
-                return content
+        return question_text(self.input)
+
+
+def question_text(value: Any) -> str:
+    """An event's ``input`` as plain text: a string as it is; of a chat transcript, the last user turn."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list):
         return ""
+    messages = [m for m in value if isinstance(m, dict)]
+    user_turns = [m for m in messages if m.get("role") == "user"]
+    for message in reversed(user_turns or messages):
+        content = _content_text(message.get("content"))
+        if content:
+            return content
+    return ""
 
 
 def _content_text(content: Any) -> str:

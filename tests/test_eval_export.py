@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 from sqlalchemy import select
 
+from bot import traces
 from bot.db import transaction
 from bot.eval_export import export_incident, export_since
 from bot.models import TimelineEvent, Trace
@@ -96,6 +97,22 @@ def test_a_trace_a_human_labelled_wrong_is_exported_even_if_the_rules_passed_it(
     feedback = next(t for t in tests if t["metadata"]["failure_type"] == "negative_feedback")
     assert feedback["assert"] == [{"type": "icontains", "value": "We are open 8 to 6 on weekdays."}]
     assert any(t["metadata"]["prompt_hash"] == "h-json2" for t in tests)
+
+
+def test_a_label_on_a_later_duplicate_upgrades_the_case_of_the_earliest_trace(warroom: Warroom,
+                                                                             tmp_path: Path) -> None:
+    seeded = seed_incident(warroom)
+    with transaction(warroom.runtime.engine) as session:  # hal-5 and hal-6 gave the same warranty answer
+        traces.label_trace(session, "llm-gateway-hallucination-hal-6", unsupported_claim="a lifetime",
+                           expected="The warranty lasts two years.", actor="U0SAM")
+    with transaction(warroom.runtime.engine) as session:
+        export_incident(session, seeded.incident_id, tmp_path / "evals", target_url=TARGET)
+    tests = yaml.safe_load((tmp_path / "evals" / "tests.yaml").read_text())
+    warranty = next(t for t in tests if t["metadata"]["prompt_hash"] == "h-warranty")
+    assert warranty["metadata"]["request_id"] == "llm-gateway-hallucination-hal-5"
+    assert warranty["metadata"]["labelled"] is True
+    assert warranty["assert"] == [{"type": "not-icontains", "value": "a lifetime"},
+                                  {"type": "icontains", "value": "The warranty lasts two years."}]
 
 
 def test_export_since_takes_resolved_incidents_only(warroom: Warroom, tmp_path: Path) -> None:

@@ -27,7 +27,6 @@ from bot.errors import NotFound, UserError
 from bot.jsonbody import MAX_DEPTH, BadRequest, decode_utf8, parse_json, pydantic_problems
 from bot.routes.common import error_response, read_body, require_bearer
 from bot.runtime import Runtime
-from bot.trace_rules import FailureRules
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ async def post_traces(request: Request, runtime: Runtime) -> JSONResponse:
 
     def store() -> traces.TraceIngestResult:
         with transaction(runtime.engine) as session:
-            return traces.ingest_traces(session, events, rules=_failure_rules(runtime), now=utcnow(),
+            return traces.ingest_traces(session, events, rules=runtime.settings.failure_rules(), now=utcnow(),
                                         max_string=runtime.settings.max_value_length)
 
     result = await run_in_threadpool(store)
@@ -81,13 +80,6 @@ async def post_traces(request: Request, runtime: Runtime) -> JSONResponse:
     log.info("traces: %d accepted, %d duplicates, %d rejected, %d linked to incidents",
              result.accepted, result.duplicates, len(result.rejected), result.linked)
     return JSONResponse(result.as_json())
-
-
-def _failure_rules(runtime: Runtime) -> FailureRules:
-    """The thresholds from settings (WARROOM_HALLUCINATION_THRESHOLD, …)."""
-    settings = runtime.settings
-    return FailureRules(hallucination_threshold=settings.hallucination_threshold,
-                        latency_ms_threshold=settings.latency_threshold_ms, cost_budget=settings.cost_budget)
 
 
 def decode_events(raw: bytes, content_type: str) -> list[Any]:
