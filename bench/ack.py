@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -174,14 +172,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=20, help="concurrent users (default 20)")
     parser.add_argument("--per-user", type=int, default=5, help="requests per user and phase (default 5)")
-    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--pg-admin", default=os.environ.get("WARROOM_BENCH_PG", common.DEFAULT_PG_ADMIN),
-                        help="PostgreSQL URL allowed to CREATE/DROP DATABASE (env WARROOM_BENCH_PG)")
-    args = parser.parse_args()
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="warroom-bench-") as tmp:
-        bench(args, Path(tmp))
-    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+    common.add_database_args(parser)
+    common.run_bench(bench, parser.parse_args())
 
 
 if __name__ == "__main__":

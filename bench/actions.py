@@ -11,9 +11,7 @@ example service.
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -133,14 +131,8 @@ def report(args: argparse.Namespace, runs: list[dict[str, float]], floor: list[f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=30, help="disable-tool runs (default 30)")
-    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--pg-admin", default=os.environ.get("WARROOM_BENCH_PG", common.DEFAULT_PG_ADMIN),
-                        help="PostgreSQL URL allowed to CREATE/DROP DATABASE (env WARROOM_BENCH_PG)")
-    args = parser.parse_args()
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="warroom-bench-") as tmp:
-        bench(args, Path(tmp))
-    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+    common.add_database_args(parser)
+    common.run_bench(bench, parser.parse_args())
 
 
 if __name__ == "__main__":

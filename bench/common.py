@@ -9,11 +9,13 @@ and peak RSS come from ``bench/ingest.py``, imported, not copied.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -253,6 +255,21 @@ def warroom(emu: Any, settings: dict[str, Any], workdir: Path, env: dict[str, st
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def add_database_args(parser: argparse.ArgumentParser) -> None:
+    """``--db`` and ``--pg-admin``, as every Slack-side benchmark takes them."""
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--pg-admin", default=os.environ.get("WARROOM_BENCH_PG", DEFAULT_PG_ADMIN),
+                        help="PostgreSQL URL allowed to CREATE/DROP DATABASE (env WARROOM_BENCH_PG)")
+
+
+def run_bench(bench: Callable[[argparse.Namespace, Path], None], args: argparse.Namespace) -> None:
+    """``bench(args, workdir)`` in a throwaway folder, then the total time."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="warroom-bench-") as tmp:
+        bench(args, Path(tmp))
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
 
 
 def serve(settings_json: str, port: int) -> None:

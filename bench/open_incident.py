@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -158,14 +156,8 @@ def main() -> None:
     parser.add_argument("--incidents", type=int, default=100, help="incidents per phase, each a new group (default 100)")
     parser.add_argument("--senders", type=int, default=10, help="concurrent senders in the burst (default 10)")
     parser.add_argument("--floor-repeats", type=int, default=30, help="replays of one incident's Slack calls")
-    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--pg-admin", default=os.environ.get("WARROOM_BENCH_PG", common.DEFAULT_PG_ADMIN),
-                        help="PostgreSQL URL allowed to CREATE/DROP DATABASE (env WARROOM_BENCH_PG)")
-    args = parser.parse_args()
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="warroom-bench-") as tmp:
-        bench(args, Path(tmp))
-    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+    common.add_database_args(parser)
+    common.run_bench(bench, parser.parse_args())
 
 
 if __name__ == "__main__":
