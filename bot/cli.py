@@ -62,10 +62,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     from bot.web import create_app
 
     runtime = _runtime()
-    web_app = create_app(runtime)
-    if runtime.settings.slack_app_token:
-        from bot.slack.socket_mode import start_socket_mode
-        runtime.services.setdefault("on_start", []).append(lambda: start_socket_mode(runtime))
+    web_app = create_app(runtime)  # with SLACK_APP_TOKEN, it also connects to Slack in Socket Mode
     uvicorn.run(web_app, host=host, port=port, log_level="warning")
 
 

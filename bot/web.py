@@ -47,6 +47,9 @@ def create_app(runtime: Runtime, *, extra_routes: list | None = None) -> Starlet
         if runtime.settings.scheduler_enabled:
             scheduler = _start_scheduler(runtime)
             started.append(lambda: stop_scheduler(scheduler, wait=False))
+        if runtime.settings.slack_app_token:
+            from bot.slack.socket_mode import start_socket_mode
+            start_socket_mode(runtime)
         for start in runtime.services.get("on_start", []):
             start()
         try:

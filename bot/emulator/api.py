@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 
 from bot.emulator.limits import FaultInjector, RateLimiter
 from bot.emulator.methods import METHODS, ApiError, Args
+from bot.emulator.socket_mode import SocketModeHub
 from bot.emulator.state import Call, Workspace
 from bot.slack.manifest import BOT_SCOPES, METHOD_SCOPES
 
@@ -38,6 +39,8 @@ UNGRANTED_METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "team.info": ("team:read",),
     "dnd.info": ("dnd:read",),
 }
+
+APPS_CONNECTIONS_OPEN = "apps.connections.open"  # Socket Mode: an app-level token's only method here
 
 
 async def read_args(request: Request) -> dict[str, Any]:
@@ -70,8 +73,10 @@ class WebApi:
     """Callable endpoint bound to one workspace, its budgets and its faults."""
 
     def __init__(self, ws: Workspace, token: str, limiter: RateLimiter, faults: FaultInjector,
-                 granted: tuple[str, ...] = tuple(BOT_SCOPES)) -> None:
+                 granted: tuple[str, ...] = tuple(BOT_SCOPES),
+                 socket_mode: tuple[str, SocketModeHub, Callable[[], str]] | None = None) -> None:
         self.ws, self.token, self.limiter, self.faults, self.granted = ws, token, limiter, faults, granted
+        self.socket_mode = socket_mode  # (app-level token, hub, base URL) for apps.connections.open
         self.on_call: Callable[[Call], None] | None = None
 
     async def handle(self, request: Request) -> Response:
@@ -88,6 +93,8 @@ class WebApi:
         return response
 
     async def _answer(self, call: Call, name: str, args: dict[str, Any], token: str | None) -> Response:
+        if name == APPS_CONNECTIONS_OPEN:
+            return self._open_connection(call, token)
         needed = METHOD_SCOPES.get(name) or UNGRANTED_METHOD_SCOPES.get(name)
         if name not in METHODS and needed is None:
             return self._error(call, "unknown_method")
@@ -122,6 +129,20 @@ class WebApi:
             return self._error(call, exc.error, **exc.extra)
         call.response = {"ok": True, **body}
         return JSONResponse(call.response, headers={"X-OAuth-Scopes": ",".join(self.granted)})
+
+    def _open_connection(self, call: Call, token: str | None) -> Response:
+        """``apps.connections.open`` takes the app-level token, never a bot token (as in Slack)."""
+        if self.socket_mode is None:
+            return self._error(call, "unknown_method")
+        app_token, hub, base_url = self.socket_mode
+        if not token:
+            return self._error(call, "not_authed")
+        if token.startswith("xoxb-"):
+            return self._error(call, "not_allowed_token_type")
+        if token != app_token:
+            return self._error(call, "invalid_auth")
+        call.response = {"ok": True, "url": hub.issue_url(base_url())}
+        return JSONResponse(call.response)
 
     @staticmethod
     def _error(call: Call, error: str, **extra: Any) -> Response:

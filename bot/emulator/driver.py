@@ -3,6 +3,10 @@
 Signature: ``X-Slack-Signature: v0=hex(HMAC_SHA256(secret, "v0:" + ts + ":" + raw_body))`` with
 ``X-Slack-Request-Timestamp: ts``. Interactivity is a form with one ``payload`` field; events
 are JSON with ``X-Slack-Retry-Num``/``X-Slack-Retry-Reason`` on retries.
+
+When the app holds a Socket Mode connection (``bot.emulator.socket_mode``), the same payloads go
+over it as envelopes instead, as Slack does for an app with Socket Mode on; the ack's payload is
+then the reply's body.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import httpx
 from bot.emulator import payloads
 from bot.emulator.methods.views import view_to_api
 from bot.emulator.responses import deliver
+from bot.emulator.socket_mode import SocketModeHub
 from bot.emulator.state import ResponseUrl, View, Workspace
 
 
@@ -54,12 +59,17 @@ class Driver:
         self.signing_secret = signing_secret
         self._base_url = base_url
         self.bot_url: str | None = None
+        self.socket: SocketModeHub | None = None
         self.replies: list[BotReply] = []
         self.timeout_s = 10.0
 
     # transport -----------------------------------------------------------------------------
     def _send(self, body: bytes, content_type: str, extra: dict[str, str] | None = None,
-              timestamp: int | None = None) -> BotReply:
+              timestamp: int | None = None, envelope: tuple[str, dict[str, Any]] | None = None) -> BotReply:
+        """POST ``body`` to the bot's URL, or, with a Socket Mode connection open, send ``envelope``
+        (its type and payload) over it."""
+        if envelope is not None and self.socket is not None and self.socket.connections:
+            return self._send_over_socket(*envelope, extra or {})
         if not self.bot_url:
             raise RuntimeError("no bot connected: give the emulator the bot URL (.../slack/events)")
         ts = str(int(time.time()) if timestamp is None else timestamp)
@@ -73,9 +83,21 @@ class Driver:
             self.replies.append(reply)
         return reply
 
+    def _send_over_socket(self, kind: str, payload: dict[str, Any], extra: dict[str, str]) -> BotReply:
+        assert self.socket is not None
+        ack, elapsed = self.socket.deliver(kind, payload, retry_attempt=int(extra.get("X-Slack-Retry-Num", 0)),
+                                           retry_reason=extra.get("X-Slack-Retry-Reason", ""))
+        body = ack.get("payload") if ack is not None else None
+        # No ack within 3 s is what a timed-out HTTP request is: the user sees the request fail.
+        reply = BotReply(200 if ack is not None else 504, {"content-type": "application/json"},
+                         json.dumps(body) if body is not None else "", elapsed)
+        with self.ws.lock:
+            self.replies.append(reply)
+        return reply
+
     def _send_payload(self, payload: dict[str, Any]) -> BotReply:
         body = urlencode({"payload": json.dumps(payload)}).encode()
-        reply = self._send(body, "application/x-www-form-urlencoded")
+        reply = self._send(body, "application/x-www-form-urlencoded", envelope=("interactive", payload))
         reply.request = payload
         return reply
 
@@ -87,7 +109,8 @@ class Driver:
     def command(self, line: str, user: str, channel: str) -> BotReply:
         hook, url = self._response_url(user, channel, None)
         form = payloads.slash_command(self.ws, line, user, channel, url, self.ws.new_trigger(user))
-        reply = self._send(urlencode(form).encode(), "application/x-www-form-urlencoded")
+        reply = self._send(urlencode(form).encode(), "application/x-www-form-urlencoded",
+                           envelope=("slash_commands", form))
         reply.request = form
         # An immediate answer is shown like a response_url message (ephemeral by default).
         # Slack accepts JSON or plain text here; Bolt sends a bare ack("text") as text/plain.
@@ -165,7 +188,7 @@ class Driver:
               retry_reason: str = "http_timeout") -> BotReply:
         envelope = payloads.event_callback(self.ws, event, event_id or f"Ev{secrets.token_hex(5).upper()}")
         extra = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": retry_reason} if retry_num else {}
-        reply = self._send(json.dumps(envelope).encode(), "application/json", extra)
+        reply = self._send(json.dumps(envelope).encode(), "application/json", extra, envelope=("events_api", envelope))
         reply.request = envelope
         return reply
 

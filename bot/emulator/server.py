@@ -25,6 +25,7 @@ from bot.emulator import page, responses
 from bot.emulator.api import WebApi
 from bot.emulator.driver import BotReply, Driver
 from bot.emulator.limits import FaultInjector, RateLimiter
+from bot.emulator.socket_mode import SocketModeHub
 from bot.emulator.state import Call, Channel, Message, Response, Workspace
 
 T = TypeVar("T")
@@ -39,6 +40,7 @@ def create_app(emu: Emulator) -> Starlette:
         Route("/api/{method}", api.handle, methods=["GET", "POST"]),
         Route("/response/{rid}", responses.endpoint(emu.state), methods=["POST"]),
         Route("/healthz", lambda request: PlainTextResponse("ok")),
+        emu.socket_mode.route(),
         *page.routes(emu),
     ])
 
@@ -48,16 +50,20 @@ class Emulator:
 
     def __init__(self, seed: str | Path | dict[str, Any] | None = None,
                  signing_secret: str = DEFAULT_SIGNING_SECRET, bot_url: str | None = None,
-                 token: str = "xoxb-warroom", rate_limits: bool = False) -> None:
+                 token: str = "xoxb-warroom", rate_limits: bool = False, app_token: str = "xapp-1-warroom") -> None:
         self.state = Workspace.from_seed(seed)
         self.token = token
         self.signing_secret = signing_secret
         self.limiter = RateLimiter()
         self.limiter.configure(enabled=rate_limits)
         self.faults = FaultInjector()
-        self.web_api = WebApi(self.state, token, self.limiter, self.faults)
+        self.app_token = app_token  # Socket Mode's app-level token, for apps.connections.open
+        self.socket_mode = SocketModeHub()
+        self.web_api = WebApi(self.state, token, self.limiter, self.faults,
+                              socket_mode=(app_token, self.socket_mode, lambda: self.base_url))
         self.driver = Driver(self.state, signing_secret, lambda: self.base_url)
         self.driver.bot_url = bot_url
+        self.driver.socket = self.socket_mode
         self.base_url = ""
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
 
 from bot.emulator import Emulator
 from bot.slack.manifest import BOT_SCOPES
@@ -61,3 +65,16 @@ def test_every_call_is_recorded_with_args_token_and_answer(client: WebClient, em
     assert ok.args["text"] == "hello" and ok.args["blocks"] == [{"type": "divider"}]
     assert ok.token == emu.token and ok.response["ok"] is True
     assert failed.response == {"ok": False, "error": "channel_not_found"}
+
+
+def test_socket_mode_urls_need_the_app_level_token_and_are_single_use(emu: Emulator) -> None:
+    with pytest.raises(SlackApiError) as bot_token:
+        WebClient(token=emu.token, base_url=emu.api_url).apps_connections_open(app_token=emu.token)
+    assert bot_token.value.response["error"] == "not_allowed_token_type"
+
+    url = WebClient(base_url=emu.api_url).apps_connections_open(app_token=emu.app_token)["url"]
+    assert url.startswith("ws://127.0.0.1:") and "ticket=" in url
+    with connect(url) as first:
+        assert json.loads(first.recv(timeout=5))["type"] == "hello"
+    with pytest.raises((InvalidStatus, ConnectionClosed)), connect(url) as again:  # the ticket was used
+        again.recv(timeout=5)
