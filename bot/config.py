@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     worker_enabled: bool = Field(True, alias="WARROOM_WORKER")
     scheduler_enabled: bool = Field(True, alias="WARROOM_SCHEDULER")
     ack_escalation_minutes: int = Field(10, gt=0, alias="WARROOM_ACK_ESCALATION_MINUTES")
+    # A resolved incident nobody closed is closed (and its channel archived) this long after; 0: never.
+    auto_close_days: int = Field(7, ge=0, alias="WARROOM_AUTO_CLOSE_DAYS")
     # When a trace counts as failing (the trace rules; the SLO file can define its own per SLO).
     hallucination_threshold: float = Field(0.5, ge=0, le=1, alias="WARROOM_HALLUCINATION_THRESHOLD")
     latency_threshold_ms: float = Field(2000, gt=0, alias="WARROOM_LATENCY_THRESHOLD_MS")

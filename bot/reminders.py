@@ -33,7 +33,7 @@ from bot import outbox
 from bot.clock import as_utc
 from bot.config import Settings
 from bot.db import is_postgres, transaction
-from bot.incidents import lifecycle, timeline
+from bot.incidents import lifecycle, service, timeline
 from bot.models import Incident, OutboxItem, Postmortem, TimelineEvent, Trace
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,9 @@ SETUP_KIND_PREFIX = "slack.room"
 RETRY_SETUP_AFTER = timedelta(minutes=5)
 # Rows deleted per tick: a long backlog drains over several ticks instead of one long lock.
 PRUNE_BATCH = 10_000
+# Incidents closed per tick: turning auto-close on over a long history archives channels in
+# steps that stay inside Slack's rate limits (the worker spaces the calls).
+CLOSE_BATCH = 50
 
 
 def lease_key(name: str) -> int:
@@ -194,6 +197,24 @@ def prune_traces(engine: Engine, settings: Settings, now: datetime) -> int:
         if count:
             log.info("pruned %d trace(s) older than %d days", count, settings.trace_retention_days)
         return count
+
+
+def close_resolved(engine: Engine, settings: Settings, now: datetime) -> int:
+    """Close incidents resolved ``WARROOM_AUTO_CLOSE_DAYS`` ago or more that nobody closed or
+    reopened: the channel is archived and the incident leaves every open list."""
+    if not settings.auto_close_days:
+        return 0
+    cutoff = now - timedelta(days=settings.auto_close_days)
+    with leased(engine, "close-resolved") as session:
+        if session is None:
+            return 0
+        stmt = (select(Incident).where(Incident.status == lifecycle.RESOLVED, Incident.resolved_at <= cutoff)
+                .order_by(Incident.resolved_at).limit(CLOSE_BATCH))
+        incidents = list(session.execute(stmt).scalars())
+        for incident in incidents:
+            service.close(session, incident, actor=ACTOR,
+                          reason=f"resolved {settings.auto_close_days} days ago (WARROOM_AUTO_CLOSE_DAYS)")
+        return len(incidents)
 
 
 def _remind(session: Session, incident: Incident, *, key: str, text_: str, mention: Mention, level: int,

@@ -40,6 +40,7 @@ NUDGE_EVERY = timedelta(minutes=1)
 POSTMORTEM_DUE_EVERY = timedelta(minutes=15)
 RETRY_SETUP_EVERY = timedelta(minutes=5)
 PRUNE_TRACES_EVERY = timedelta(hours=1)
+CLOSE_RESOLVED_EVERY = timedelta(hours=1)
 WATCH_SLOS_EVERY = timedelta(seconds=30)
 
 SLOS_SERVICE = "slos"  # Runtime.services keys the watcher job reads
@@ -74,6 +75,7 @@ JOBS: tuple[ScheduledJob, ...] = (
     ScheduledJob("postmortem-due", _reminder(reminders.postmortem_due), POSTMORTEM_DUE_EVERY),
     ScheduledJob("retry-setup", _reminder(reminders.retry_setup), RETRY_SETUP_EVERY),
     ScheduledJob("prune-traces", _reminder(reminders.prune_traces), PRUNE_TRACES_EVERY),
+    ScheduledJob("close-resolved", _reminder(reminders.close_resolved), CLOSE_RESOLVED_EVERY),
     ScheduledJob("watch-slos", _watch_slos, WATCH_SLOS_EVERY),
 )
 JOBS_BY_ID = {job.id: job for job in JOBS}

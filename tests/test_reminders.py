@@ -183,6 +183,37 @@ def test_old_incidents_get_no_postmortem_reminder_when_the_job_is_first_turned_o
     assert reminders.postmortem_due(engine, settings, T0) == 0
 
 
+# --- auto-close -----------------------------------------------------------------------------
+
+def test_resolved_incidents_close_after_the_configured_days_and_their_channel_is_archived(
+        engine: Engine, settings: Settings) -> None:
+    stale = add_incident(engine, status="resolved", resolved_at=T0)
+    reopened = add_incident(engine, status="acknowledged", resolved_at=None)
+    days = timedelta(days=settings.auto_close_days)
+
+    assert reminders.close_resolved(engine, settings, T0 + days - minutes(1)) == 0
+    assert reminders.close_resolved(engine, settings, T0 + days) == 1
+    assert reminders.close_resolved(engine, settings, T0 + days + minutes(60)) == 0  # closed once
+
+    with transaction(engine) as session:
+        assert session.get(Incident, stale).status == "closed"
+        assert session.get(Incident, reopened).status == "acknowledged"
+        archive = session.execute(select(OutboxItem).where(OutboxItem.kind == "slack.archive")).scalars().all()
+        closed = session.execute(select(TimelineEvent).where(TimelineEvent.incident_id == stale,
+                                                             TimelineEvent.kind == "closed")).scalar_one()
+    assert [row.incident_id for row in archive] == [stale]
+    assert closed.text == (f"Closed by scheduler: resolved {settings.auto_close_days} days ago "
+                           "(WARROOM_AUTO_CLOSE_DAYS); the channel will be archived")
+
+
+def test_auto_close_off_leaves_resolved_incidents_alone(engine: Engine, settings: Settings) -> None:
+    incident_id = add_incident(engine, status="resolved", resolved_at=T0)
+    never = settings.model_copy(update={"auto_close_days": 0})
+    assert reminders.close_resolved(engine, never, T0 + timedelta(days=365)) == 0
+    with transaction(engine) as session:
+        assert session.get(Incident, incident_id).status == "resolved"
+
+
 # --- set-up retries -------------------------------------------------------------------------
 
 def add_outbox(engine: Engine, *, kind: str, key: str, status: str, failed_at: datetime,
