@@ -162,8 +162,7 @@ def resolve(session: Session, incident: Incident, *, actor: str, summary: str | 
     if summary:
         incident.summary = summary
     took = metrics.human(metrics.mttr(incident))
-    who = f"<@{actor}>" if actor.startswith(("U", "W")) else actor
-    text = f"Resolved by {who} (MTTR {took})" + (f": {summary}" if summary else "")
+    text = f"Resolved by {_who(actor)} (MTTR {took})" + (f": {summary}" if summary else "")
     timeline.record(session, incident, "resolved", text, actor=actor, at=now, echo=True)
     refresh_card(session, incident)
     outbox.enqueue(session, "postmortem.due", {"incident_id": incident.id}, key=f"pm-due:{incident.id}:{now.isoformat()}",
@@ -174,17 +173,23 @@ def reopen(session: Session, incident: Incident, *, actor: str, reason: str = ""
     target = lifecycle.ACKNOWLEDGED if incident.acknowledged_at else lifecycle.TRIGGERED
     lifecycle.check(incident.status, target)
     incident.status, incident.resolved_at, incident.resolved_by = target, None, None
-    who = f"<@{actor}>" if actor.startswith(("U", "W")) else actor
-    timeline.record(session, incident, "reopened", f"Reopened by {who}" + (f": {reason}" if reason else ""), actor=actor, echo=True)
+    timeline.record(session, incident, "reopened", f"Reopened by {_who(actor)}" + (f": {reason}" if reason else ""),
+                    actor=actor, echo=True)
     refresh_card(session, incident)
 
 
-def close(session: Session, incident: Incident, *, actor: str) -> None:
+def close(session: Session, incident: Incident, *, actor: str, reason: str = "") -> None:
     lifecycle.check(incident.status, lifecycle.CLOSED)
     incident.status, incident.closed_at = lifecycle.CLOSED, utcnow()
-    timeline.record(session, incident, "closed", f"Closed by <@{actor}>; the channel will be archived", actor=actor, echo=True)
+    text = f"Closed by {_who(actor)}" + (f": {reason}" if reason else "") + "; the channel will be archived"
+    timeline.record(session, incident, "closed", text, actor=actor, echo=True)
     refresh_card(session, incident)
     outbox.enqueue(session, "slack.archive", {"incident_id": incident.id}, key=f"archive:{incident.id}", incident_id=incident.id)
+
+
+def _who(actor: str) -> str:
+    """A person as a Slack mention; warroom's own actors (the scheduler, Alertmanager) by name."""
+    return f"<@{actor}>" if actor.startswith(("U", "W")) else actor
 
 
 def as_dict(session: Session, incident: Incident, *, full: bool = False) -> dict[str, Any]:
