@@ -1,15 +1,18 @@
 """Durable side effects: queued with the state change, performed by the worker, never lost.
 
 A row is written in the same transaction as the change that needs it, keyed so the same effect
-is never queued twice. Workers claim due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's
-single writer lock serialises claims), perform them and mark them done. Rows of one incident run
-in order: a row is not claimable while an older row of its incident is pending or running. A
+is never queued twice; several effects can go in one INSERT (`enqueue_many`), numbered in list
+order. Workers claim due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's single writer
+lock serialises claims), perform them and mark them done. Rows of one incident run in order: a
+row is not claimable while an older row (lower id) of its incident is pending or running. A
 failure backs off exponentially and, after ``MAX_ATTEMPTS``, stays ``failed`` and visible.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,29 +21,56 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from bot.clock import utcnow
-from bot.db import insert_or_ignore
+from bot.db import upsert_ignoring
 from bot.models import OutboxItem
 
 MAX_ATTEMPTS = 8
 CLAIM_SECONDS = 120
 ACTIVE = ("pending", "running")
 
+_OUTBOX = OutboxItem.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """One outbox row to queue: `enqueue`'s arguments, for `enqueue_many`."""
+
+    kind: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    key: str | None = None
+    incident_id: int | None = None
+    delay: float = 0.0
+
 
 def enqueue(session: Session, kind: str, payload: dict[str, Any] | None = None, *,
             key: str | None = None, incident_id: int | None = None, delay: float = 0.0) -> bool:
     """Queue an effect; ``False`` when one with this key was queued before (so: not again)."""
+    return enqueue_many(session, [Effect(kind, payload or {}, key, incident_id, delay)]) == 1
+
+
+def enqueue_many(session: Session, effects: Sequence[Effect]) -> int:
+    """Queue effects in one INSERT … ON CONFLICT DO NOTHING, in list order; how many were new.
+
+    The rows get ascending ids in list order (both databases number a multi-row INSERT in VALUES
+    order), which is the order the worker performs an incident's rows in.
+    """
+    if not effects:
+        return 0
     now = utcnow()
-    inserted = insert_or_ignore(session, OutboxItem, {
-        "kind": kind,
-        "dedupe_key": key or f"{kind}:{uuid.uuid4().hex}",
-        "incident_id": incident_id,
-        "payload": payload or {},
+    rows = [{
+        "kind": effect.kind,
+        "dedupe_key": effect.key or f"{effect.kind}:{uuid.uuid4().hex}",
+        "incident_id": effect.incident_id,
+        "payload": effect.payload,
         "status": "pending",
         "attempts": 0,
-        "next_attempt_at": now + timedelta(seconds=delay),
+        "next_attempt_at": now + timedelta(seconds=effect.delay),
         "created_at": now,
-    }, ["dedupe_key"])
-    return inserted is not None
+    } for effect in effects]
+    conn = session.connection()
+    insert = upsert_ignoring(_OUTBOX, conn.dialect.name, ("dedupe_key",))
+    # One row is a plain execute; a list becomes one multi-row INSERT (insertmanyvalues, as it returns ids).
+    return len(conn.execute(insert, rows[0] if len(rows) == 1 else rows).all())
 
 
 def claim(session: Session, *, limit: int = 10, now: datetime | None = None) -> list[OutboxItem]:

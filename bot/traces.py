@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlmodel import Session
 
 from bot.clock import as_utc, iso, utcnow
@@ -30,6 +30,7 @@ from bot.models import Incident, Trace
 from bot.trace_rules import FailureRules, TraceEvent, failure_types
 
 LINK_WINDOW_BEFORE = timedelta(minutes=15)
+_TRACE = Trace.__table__  # type: ignore[attr-defined]
 
 # TraceEvent leaves these unbounded; the columns are not, and a too-long value must reject one
 # event rather than fail the whole batch's INSERT on PostgreSQL.
@@ -119,16 +120,33 @@ def _open_incidents(session: Session, services: set[str]) -> list[Incident]:
 def link_failing_traces(session: Session, incident: Incident, *, window_before: timedelta = LINK_WINDOW_BEFORE,
                         now: datetime | None = None) -> int:
     """Point the incident's service's unlinked failing traces in its window at it; how many."""
-    if not incident.service or incident.id is None:
+    if incident.id is None:
         return 0
-    start = as_utc(incident.opened_at) - window_before  # type: ignore[operator]
-    end = as_utc(incident.resolved_at) or now or utcnow()
-    stmt = (update(Trace)
-            .where(Trace.service == incident.service, Trace.failed.is_(True), Trace.incident_id.is_(None),
-                   Trace.timestamp >= start, Trace.timestamp <= end)
-            .values(incident_id=incident.id)
-            .execution_options(synchronize_session=False))
-    return session.execute(stmt).rowcount or 0  # type: ignore[attr-defined]
+    return link_service_traces(session, incident.id, incident.service, opened_at=incident.opened_at,
+                               resolved_at=incident.resolved_at, window_before=window_before, now=now)
+
+
+_LINK_TRACES = (update(_TRACE)
+                .where(_TRACE.c.service == bindparam("of_service"), _TRACE.c.failed.is_(True),
+                       _TRACE.c.incident_id.is_(None), _TRACE.c.timestamp >= bindparam("start"),
+                       _TRACE.c.timestamp <= bindparam("end"))
+                .values(incident_id=bindparam("to_incident")))
+
+
+def link_service_traces(session: Session, incident_id: int, service: str | None, *, opened_at: datetime,
+                        resolved_at: datetime | None = None, window_before: timedelta = LINK_WINDOW_BEFORE,
+                        now: datetime | None = None) -> int:
+    """`link_failing_traces` for an incident known by its columns (the alert intake has no ORM object).
+
+    A Core statement built once: opening an incident from an alert runs it every time.
+    """
+    if not service:
+        return 0
+    start = as_utc(opened_at) - window_before  # type: ignore[operator]
+    end = as_utc(resolved_at) or now or utcnow()
+    result = session.connection().execute(_LINK_TRACES, {"of_service": service, "start": start, "end": end,
+                                                          "to_incident": incident_id})
+    return result.rowcount or 0
 
 
 def failing_traces(session: Session, incident_id: int, limit: int = 50) -> list[Trace]:

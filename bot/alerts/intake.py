@@ -54,13 +54,19 @@ class IngestResult:
     resolved_alerts: int = 0
 
 
-def ingest(session: Session, note: Notification, rules: IntakeRules, *, now: datetime | None = None) -> IngestResult:
+def ingest(session: Session, note: Notification, rules: IntakeRules, *, now: datetime | None = None,
+           events: EventBatch | None = None) -> IngestResult:
+    """Write one notification in the session's transaction.
+
+    With ``events``, the timeline and outbox rows are left in that batch for the caller to flush
+    before the commit (`bot.alerts.writer` writes a whole batch's in two statements); without,
+    they are written before this returns.
+    """
     now = now or utcnow()
     store = AlertStore(session)
-    group_id, current_incident_id = store.lock_group(note, now)
-    known = store.known_alerts(group_id, note)
-    current = store.incident(current_incident_id) if current_incident_id else None
-    events = EventBatch()
+    group = store.lock_group(note, now)
+    current, known = store.read_group(group, note)
+    batch = events if events is not None else EventBatch()
 
     if current is None or not lifecycle.is_open(current.status):
         if all(a.status != "firing" or (a.fingerprint, a.starts_at) in known for a in note.alerts):
@@ -68,51 +74,50 @@ def ingest(session: Session, note: Notification, rules: IntakeRules, *, now: dat
             _resolve_known_quietly(note, known, now)
             store.write_back(known, now, touch=False)
             return IngestResult("ignored", current.id if current else None)
-        incident_id = _open(session, store, events, group_id, note, rules, now, previous=current)
-        added, resolved = _apply_alerts(store, events, incident_id, group_id, note, known, rules, now)
+        incident_id = _open(session, store, batch, group.id, note, rules, now, previous=current)
+        added, resolved = _apply_alerts(store, batch, incident_id, group.id, note, known, rules, now)
         if any(a.monitoring_gap for a in note.alerts):  # set on the new row by _open
-            events.add(incident_id, "monitoring_gap", MONITORING_GAP_TEXT, actor=note.source, at=now)
+            batch.add(incident_id, "monitoring_gap", MONITORING_GAP_TEXT, actor=note.source, at=now)
         outcome: Outcome = "opened"
         counts = None
     else:
         incident_id = current.id
-        added, resolved = _apply_alerts(store, events, incident_id, group_id, note, known, rules, now)
-        counts = _update_incident(session, store, events, current, note, added, resolved, now)
+        added, resolved = _apply_alerts(store, batch, incident_id, group.id, note, known, rules, now)
+        counts = _update_incident(store, batch, current, note, added, resolved, now)
         outcome = "updated" if added or resolved else "duplicate"
-    events.flush(session)
 
     # An alert of this incident seen firing right now rules resolution out without counting rows.
     still_firing = bool(added) or any(row.status == "firing" and row.incident_id == incident_id for row in known.values())
     if outcome != "opened" and not still_firing:
-        _maybe_resolve(session, store, incident_id, note, counts, now)
+        _maybe_resolve(session, store, batch, incident_id, note, counts, now)
+    if events is None:
+        batch.flush(session)
     return IngestResult(outcome, incident_id, len(added), resolved)
 
 
-def _update_incident(session: Session, store: AlertStore, events: EventBatch, incident: IncidentState,
-                     note: Notification, added: list[int], resolved: int, now: datetime) -> dict[str, int] | None:
+def _update_incident(store: AlertStore, events: EventBatch, incident: IncidentState, note: Notification,
+                     added: list[int], resolved: int, now: datetime) -> dict[str, int] | None:
     """Record what changed on an open incident; an alert fired or resolved also refreshes its card.
 
     Returns the alert counts when it had to read them (they hold for the rest of the transaction).
     """
     values: dict[str, Any] = {}
-    counts = None
     if note.truncated != incident.alerts_unlisted:
         values["alerts_unlisted"] = note.truncated
     if any(a.monitoring_gap for a in note.alerts) and not incident.monitoring_gap:
         values["monitoring_gap"] = True
         events.add(incident.id, "monitoring_gap", MONITORING_GAP_TEXT, actor=note.source, at=now, echo=True)
-    if added or resolved:
-        counts = store.alert_counts(incident.id)
-        summary = _change_summary(len(added), resolved, counts, note.truncated)
-        events.add(incident.id, "alerts_changed", summary, actor=note.source, at=now, echo=True)
-        if worst(added, incident.severity) < incident.severity:
-            values["severity"] = worst(added, incident.severity)
-        values["updated_at"] = utcnow()
-    store.update_incident(incident.id, values)
-    if added or resolved:
-        events.flush(session)  # the events' Slack lines are queued before the card refresh
-        # `service.refresh_card` without its ORM object: updated_at is set above.
-        outbox.enqueue(session, "slack.card", {"incident_id": incident.id}, incident_id=incident.id)
+    if not (added or resolved):
+        store.update_incident(incident.id, values)
+        return None
+    if worst(added, incident.severity) < incident.severity:
+        values["severity"] = worst(added, incident.severity)
+    values["updated_at"] = utcnow()
+    counts = store.update_incident_and_count(incident.id, values)
+    summary = _change_summary(len(added), resolved, counts, note.truncated)
+    events.add(incident.id, "alerts_changed", summary, actor=note.source, at=now, echo=True)
+    # `service.refresh_card` without its ORM object (updated_at is set above), after the events' lines.
+    events.queue(outbox.Effect("slack.card", {"incident_id": incident.id}, incident_id=incident.id))
     return counts
 
 
@@ -131,29 +136,27 @@ def _open(session: Session, store: AlertStore, events: EventBatch, group_id: int
     severity = worst((severity_from_labels(a.labels, rules.severity_map, rules.default_severity) for a in firing),
                      rules.default_severity)
     runbook_id, override = rules.choose_runbook(labels, annotations) if rules.choose_runbook else (None, None)
-    incident = Incident(
-        title=_title(labels, annotations, firing[0]),
-        status=lifecycle.TRIGGERED,
-        severity=override or severity,
-        service=_column_value(labels.get("service") or labels.get("sloth_service") or labels.get("job")),
-        slo=_column_value(labels.get("slo") or labels.get("sloth_slo")),
-        group_id=group_id, source=note.source, labels=labels, annotations=annotations,
-        links=_links(note), runbook_id=runbook_id, opened_at=now, updated_at=now,
-        previous_incident_id=previous.id if previous else None,
-        alerts_unlisted=note.truncated, monitoring_gap=any(a.monitoring_gap for a in note.alerts),
-    )
-    session.add(incident)
-    session.flush()
-    assert incident.id is not None
-    store.set_current_incident(group_id, incident.id)
-    text = f"Incident opened from {note.source}: {incident.title}"
+    monitoring_gap = any(a.monitoring_gap for a in note.alerts)
+    title = _title(labels, annotations, firing[0])
+    service_name = _column_value(labels.get("service") or labels.get("sloth_service") or labels.get("job"))
+    incident_id = store.insert_incident({
+        "title": title, "status": lifecycle.TRIGGERED, "severity": override or severity, "service": service_name,
+        "slo": _column_value(labels.get("slo") or labels.get("sloth_slo")),
+        "group_id": group_id, "source": note.source, "labels": labels, "annotations": annotations,
+        "links": _links(note), "runbook_id": runbook_id, "opened_at": now, "updated_at": now,
+        "previous_incident_id": previous.id if previous else None,
+        "alerts_unlisted": note.truncated, "monitoring_gap": monitoring_gap,
+    })
+    store.set_current_incident(group_id, incident_id)
+    text = f"Incident opened from {note.source}: {title}"
     if previous is not None:
         text += f" (re-fired after incident #{previous.id} ended)"
-        events.add(previous.id, "refired", f"The alert group fired again as incident #{incident.id}",
+        events.add(previous.id, "refired", f"The alert group fired again as incident #{incident_id}",
                    actor=note.source, at=now)
-    events.add(incident.id, "opened", text, actor=note.source, at=now)
-    service.open_room(session, incident)
-    return incident.id
+    events.add(incident_id, "opened", text, actor=note.source, at=now)
+    for effect in service.open_room_effects(session, incident_id, service_name, opened_at=now):
+        events.queue(effect)  # the room's rows come first among the new incident's
+    return incident_id
 
 
 def _apply_alerts(store: AlertStore, events: EventBatch, incident_id: int, group_id: int, note: Notification,
@@ -210,12 +213,13 @@ def _change_summary(added: int, resolved: int, counts: dict[str, int], truncated
     return summary + (f", {truncated} not listed by Alertmanager" if truncated else "")
 
 
-def _maybe_resolve(session: Session, store: AlertStore, incident_id: int, note: Notification,
+def _maybe_resolve(session: Session, store: AlertStore, events: EventBatch, incident_id: int, note: Notification,
                    counts: dict[str, int] | None, now: datetime) -> None:
     if note.truncated:
         return  # a truncated payload may hide alerts that still fire
     counts = counts or store.alert_counts(incident_id)
     if counts["firing"] == 0 and counts["resolved"] > 0:
+        events.flush(session)  # `service.resolve` writes its timeline and outbox rows after the batch's
         # Read afresh: this notification changed the row with Core statements, not through the ORM.
         incident = session.get(Incident, incident_id, populate_existing=True)
         assert incident is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -44,9 +45,10 @@ class Notification:
     external_url: str = ""
     title: str = ""
 
-    @property
+    @cached_property
     def group_key_hash(self) -> str:
         # Raw keys can be long, unicode and quoted; Alertmanager itself hashes them for integrations.
+        # Cached: the writer's lanes, its sort and the group lock each ask for it.
         return hashlib.sha256(f"{self.source}:{self.group_key}".encode()).hexdigest()
 
 

@@ -1,14 +1,17 @@
-"""The intake's SQL: a handful of statements per notification, built once, run on the session's connection.
+"""The intake's SQL: a few statements per notification, built once, run on the session's connection.
 
-Every notification of an alert storm passes here, so the intake reads and writes alert, group and
-timeline rows with SQLAlchemy Core instead of ORM objects: no identity map, no unit of work, no
-re-reading a row that was just written, and one multi-row INSERT for a notification's new alerts
-or events. The incident's few columns are read and updated the same way; it is loaded as an ORM
-object only where `bot.incidents.service` needs one (opening and resolving).
+Every notification of an alert storm passes here, so the intake reads and writes alert, group,
+incident and timeline rows with SQLAlchemy Core instead of ORM objects: no identity map, no unit
+of work, no re-reading a row that was just written, one multi-row INSERT for a notification's new
+alerts, and one each for the timeline events and the outbox rows of a whole batch (`EventBatch`).
 
 Identity is unchanged: the group row is locked ``FOR UPDATE`` (SQLite: the ``BEGIN IMMEDIATE``
 writer lock), and rows are inserted with INSERT … ON CONFLICT DO NOTHING against their unique
 constraints, so the database, not a prior SELECT, decides which copy of a notification wins.
+What the intake reads about a group (its current incident, its alerts) is read by a statement
+that starts once the lock is held: under READ COMMITTED a statement sees what was committed before
+it started, so it sees the previous lock holder's work. The locking SELECT itself could not read
+it: when it has to wait, PostgreSQL re-reads only the locked row, not rows joined to it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
@@ -34,17 +37,26 @@ _ALERT = Alert.__table__  # type: ignore[attr-defined]
 _EVENT = TimelineEvent.__table__  # type: ignore[attr-defined]
 _INCIDENT = Incident.__table__  # type: ignore[attr-defined]
 
-_LOCK_GROUP = (select(_GROUP.c.id, _GROUP.c.current_incident_id)
-               .where(_GROUP.c.group_key_hash == bindparam("key_hash")).with_for_update())
+_LOCK_GROUP = select(_GROUP.c.id).where(_GROUP.c.group_key_hash == bindparam("key_hash")).with_for_update()
 _SET_CURRENT_INCIDENT = (update(_GROUP).where(_GROUP.c.id == bindparam("group_id"))
                          .values(current_incident_id=bindparam("incident_id")))
-_INCIDENT_STATE = (select(_INCIDENT.c.id, _INCIDENT.c.status, _INCIDENT.c.severity, _INCIDENT.c.monitoring_gap,
-                          _INCIDENT.c.alerts_unlisted).where(_INCIDENT.c.id == bindparam("incident_id")))
+# The group's current incident (NULLs if none) with its alert rows for some fingerprints (NULLs if
+# none): at least one row, since the group row is there.
+_GROUP_STATE = (
+    select(_INCIDENT.c.id.label("incident_id"), _INCIDENT.c.status.label("incident_status"), _INCIDENT.c.severity,
+           _INCIDENT.c.monitoring_gap, _INCIDENT.c.alerts_unlisted,
+           _ALERT.c.id.label("alert_id"), _ALERT.c.incident_id.label("alert_incident_id"), _ALERT.c.fingerprint,
+           _ALERT.c.starts_at, _ALERT.c.status.label("alert_status"), _ALERT.c.ends_at, _ALERT.c.annotations)
+    .select_from(_GROUP
+                 .outerjoin(_INCIDENT, _INCIDENT.c.id == _GROUP.c.current_incident_id)
+                 .outerjoin(_ALERT, and_(_ALERT.c.group_id == _GROUP.c.id,
+                                         _ALERT.c.fingerprint.in_(bindparam("fingerprints", expanding=True)))))
+    .where(_GROUP.c.id == bindparam("group_id")))
+_INSERT_INCIDENT = _INCIDENT.insert().returning(_INCIDENT.c.id)
 _UPDATE_INCIDENT = update(_INCIDENT).where(_INCIDENT.c.id == bindparam("row_id"))  # SET: the columns passed
-_KNOWN_ALERTS = (select(_ALERT.c.id, _ALERT.c.incident_id, _ALERT.c.fingerprint, _ALERT.c.starts_at,
-                        _ALERT.c.status, _ALERT.c.ends_at, _ALERT.c.annotations)
-                 .where(_ALERT.c.group_id == bindparam("group_id"),
-                        _ALERT.c.fingerprint.in_(bindparam("fingerprints", expanding=True))))
+_UPDATE_INCIDENT_COUNTING = _UPDATE_INCIDENT.returning(*(
+    select(func.count()).where(_ALERT.c.incident_id == bindparam("row_id"), _ALERT.c.status == status)
+    .scalar_subquery().label(status) for status in ("firing", "resolved")))
 _TOUCH_ALERTS = (update(_ALERT).where(_ALERT.c.id.in_(bindparam("ids", expanding=True)))
                  .values(last_seen_at=bindparam("now")))
 _CHANGE_ALERT = (update(_ALERT).where(_ALERT.c.id == bindparam("row_id"))
@@ -53,6 +65,15 @@ _CHANGE_ALERT = (update(_ALERT).where(_ALERT.c.id == bindparam("row_id"))
 _ALERT_COUNTS = (select(_ALERT.c.status, func.count()).where(_ALERT.c.incident_id == bindparam("incident_id"))
                  .group_by(_ALERT.c.status))
 _INSERT_EVENTS = _EVENT.insert().returning(_EVENT.c.id, _EVENT.c.kind)
+
+
+@dataclass(slots=True)
+class LockedGroup:
+    """The notification's group row, locked until commit. ``created``: inserted by this
+    transaction, so no alert or incident row can point at it yet."""
+
+    id: int
+    created: bool
 
 
 @dataclass(slots=True)
@@ -88,43 +109,60 @@ class AlertStore:
         self.conn: Connection = session.connection()
         self.dialect = self.conn.dialect.name
 
-    def lock_group(self, note: Notification, now: datetime) -> tuple[int, int | None]:
-        """The group's ``(id, current_incident_id)``, its row locked until commit; created if new.
+    def lock_group(self, note: Notification, now: datetime) -> LockedGroup:
+        """The group's row, locked until commit; created if new.
 
         A group seen before (the common case) costs one ``SELECT … FOR UPDATE``. A new one is
         inserted; when this transaction's INSERT created the row, no other transaction can see or
         lock it before the commit (theirs wait on the unique index), so it needs no extra lock.
         """
-        row = self.conn.execute(_LOCK_GROUP, {"key_hash": note.group_key_hash}).first()
-        if row is not None:
-            return row.id, row.current_incident_id
+        group_id = self.conn.execute(_LOCK_GROUP, {"key_hash": note.group_key_hash}).scalar_one_or_none()
+        if group_id is not None:
+            return LockedGroup(group_id, created=False)
         insert = upsert_ignoring(_GROUP, self.dialect, ("group_key_hash",))
         group_id = self.conn.execute(insert, {
             "source": note.source, "group_key_hash": note.group_key_hash, "group_key": note.group_key,
             "group_labels": note.group_labels, "created_at": now,
         }).scalar_one_or_none()
         if group_id is not None:
-            return group_id, None
-        row = self.conn.execute(_LOCK_GROUP, {"key_hash": note.group_key_hash}).one()  # another copy won the insert
-        return row.id, row.current_incident_id
+            return LockedGroup(group_id, created=True)
+        group_id = self.conn.execute(_LOCK_GROUP, {"key_hash": note.group_key_hash}).scalar_one()  # another copy won
+        return LockedGroup(group_id, created=False)
 
     def set_current_incident(self, group_id: int, incident_id: int) -> None:
         self.conn.execute(_SET_CURRENT_INCIDENT, {"group_id": group_id, "incident_id": incident_id})
 
-    def incident(self, incident_id: int) -> IncidentState | None:
-        row = self.conn.execute(_INCIDENT_STATE, {"incident_id": incident_id}).first()
-        return IncidentState(*row) if row is not None else None
+    def read_group(self, group: LockedGroup, note: Notification) -> tuple[IncidentState | None, dict[AlertKey, KnownAlert]]:
+        """The group's current incident, and its rows for the notification's fingerprints (any
+        episode, any incident): one SELECT, none for a group this transaction created."""
+        if group.created:
+            return None, {}
+        fingerprints = sorted({a.fingerprint for a in note.alerts})
+        rows = self.conn.execute(_GROUP_STATE, {"group_id": group.id, "fingerprints": fingerprints}).all()
+        first = rows[0]
+        current = None if first.incident_id is None else IncidentState(
+            first.incident_id, first.incident_status, first.severity, first.monitoring_gap, first.alerts_unlisted)
+        known = {(row.fingerprint, as_utc(row.starts_at)): KnownAlert(  # type: ignore[misc]
+            row.alert_id, row.alert_incident_id, row.alert_status, row.ends_at, row.annotations)
+            for row in rows if row.alert_id is not None}
+        return current, known
+
+    def insert_incident(self, values: dict[str, Any]) -> int:
+        """A new incident row (all its NOT NULL columns in ``values``); its id."""
+        return self.conn.execute(_INSERT_INCIDENT, values).scalar_one()
 
     def update_incident(self, incident_id: int, values: dict[str, Any]) -> None:
         if values:
             self.conn.execute(_UPDATE_INCIDENT, {"row_id": incident_id, **values})
 
-    def known_alerts(self, group_id: int, note: Notification) -> dict[AlertKey, KnownAlert]:
-        """The group's rows for the notification's fingerprints, any episode, any incident."""
-        fingerprints = sorted({a.fingerprint for a in note.alerts})
-        rows = self.conn.execute(_KNOWN_ALERTS, {"group_id": group_id, "fingerprints": fingerprints})
-        return {(row.fingerprint, as_utc(row.starts_at)): KnownAlert(  # type: ignore[misc]
-            row.id, row.incident_id, row.status, row.ends_at, row.annotations) for row in rows}
+    def update_incident_and_count(self, incident_id: int, values: dict[str, Any]) -> dict[str, int]:
+        """`update_incident` (``values`` not empty), returning `alert_counts` from the same statement.
+
+        The counts include the alert rows this transaction wrote before: a statement sees its
+        own transaction's earlier changes.
+        """
+        row = self.conn.execute(_UPDATE_INCIDENT_COUNTING, {"row_id": incident_id, **values}).one()
+        return {"firing": row.firing, "resolved": row.resolved}
 
     def insert_alerts(self, rows: list[dict[str, Any]]) -> set[AlertKey]:
         """One INSERT … ON CONFLICT DO NOTHING for all rows; the keys this call inserted.
@@ -171,33 +209,54 @@ class _Event:
 
 
 class EventBatch:
-    """Timeline events of one notification, inserted together by `flush`.
+    """Timeline events and outbox effects of one or more notifications, written together by `flush`.
 
-    Same rows and the same Slack echo as `bot.incidents.timeline.record` (an echoed event queues
-    a ``slack.line`` keyed ``line:<event id>``), but one INSERT for the batch instead of an ORM
-    flush per event. Flush before anything else queues effects for the incident, so its outbox
-    rows keep the order in which the changes happened.
+    The same rows as `bot.incidents.timeline.record` and `bot.outbox.enqueue` (an echoed event
+    queues a ``slack.line`` keyed ``line:<event id>``), but one INSERT for all the events and one
+    for all the outbox rows instead of an ORM flush or an INSERT each. Outbox rows go in in the
+    order they were added (an echo line where its event was added), so an incident's rows keep
+    the order in which its changes happened. Flush before anything writes an incident's timeline
+    or outbox rows another way (`bot.incidents.service`), so that those come after these.
     """
 
     def __init__(self) -> None:
-        self._events: list[_Event] = []
+        self._items: list[_Event | outbox.Effect] = []
 
     def add(self, incident_id: int, kind: str, text: str, *, actor: str | None, at: datetime,
             data: dict[str, Any] | None = None, echo: bool = False) -> None:
-        self._events.append(_Event(incident_id, kind, text, actor, at, data or {}, echo))
+        self._items.append(_Event(incident_id, kind, text, actor, at, data or {}, echo))
+
+    def queue(self, effect: outbox.Effect) -> None:
+        """Queue an outbox row after the events and effects added so far."""
+        self._items.append(effect)
 
     def flush(self, session: Session) -> None:
-        events, self._events = self._events, []
+        items, self._items = self._items, []
+        events = [item for item in items if isinstance(item, _Event)]
+        event_ids = iter(self._insert_events(session, events))
+        effects: list[outbox.Effect] = []
+        for item in items:
+            if isinstance(item, outbox.Effect):
+                effects.append(item)
+                continue
+            event_id = next(event_ids)
+            if item.echo:
+                effects.append(outbox.Effect("slack.line", {"incident_id": item.incident_id, "event_id": event_id},
+                                             key=f"line:{event_id}", incident_id=item.incident_id))
+        outbox.enqueue_many(session, effects)
+
+    @staticmethod
+    def _insert_events(session: Session, events: list[_Event]) -> list[int]:
+        """The events' ids, in list order."""
         if not events:
-            return
+            return []
         rows = session.connection().execute(_INSERT_EVENTS, [{
             "incident_id": e.incident_id, "at": e.at, "kind": e.kind, "actor": e.actor, "text": e.text, "data": e.data,
         } for e in events]).all()
         # Ids are handed out in VALUES order on both databases (the order RETURNING gives is not
         # promised), so the sorted ids pair up with the events; the kind is checked all the same.
-        for event, row in zip(events, sorted(rows, key=lambda r: r.id), strict=True):
+        rows.sort(key=lambda r: r.id)
+        for event, row in zip(events, rows, strict=True):
             if row.kind != event.kind:
                 raise RuntimeError(f"timeline batch out of order: {row.kind} for {event.kind}")
-            if event.echo:
-                outbox.enqueue(session, "slack.line", {"incident_id": event.incident_id, "event_id": row.id},
-                               key=f"line:{row.id}", incident_id=event.incident_id)
+        return [row.id for row in rows]

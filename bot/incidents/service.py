@@ -83,12 +83,25 @@ def declare(session: Session, *, title: str, severity: int, actor: str, service:
 
 def open_room(session: Session, incident: Incident) -> None:
     """Queue the room set-up, and bring in the failing traces seen just before the incident."""
+    assert incident.id is not None
+    effects = open_room_effects(session, incident.id, incident.service, opened_at=incident.opened_at,
+                                resolved_at=incident.resolved_at)
+    outbox.enqueue_many(session, effects)  # one INSERT, the room first
+
+
+def open_room_effects(session: Session, incident_id: int, service: str | None, *, opened_at: datetime,
+                      resolved_at: datetime | None = None) -> list[outbox.Effect]:
+    """`open_room` for an incident known by its columns, minus the queueing: link the failing
+    traces, and return the outbox rows to queue. The alert intake writes the incident without the
+    ORM and queues these with the rest of its batch's rows."""
     from bot import traces
 
-    outbox.enqueue(session, "slack.room", {"incident_id": incident.id}, key=f"room:{incident.id}", incident_id=incident.id)
-    if traces.link_failing_traces(session, incident):
-        outbox.enqueue(session, "slack.traces", {"incident_id": incident.id}, key=f"traces:{incident.id}",
-                       incident_id=incident.id)
+    effects = [outbox.Effect("slack.room", {"incident_id": incident_id}, key=f"room:{incident_id}",
+                             incident_id=incident_id)]
+    if traces.link_service_traces(session, incident_id, service, opened_at=opened_at, resolved_at=resolved_at):
+        effects.append(outbox.Effect("slack.traces", {"incident_id": incident_id}, key=f"traces:{incident_id}",
+                                     incident_id=incident_id))
+    return effects
 
 
 def acknowledge(session: Session, incident: Incident, *, actor: str, at: datetime | None = None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import threading
 from collections import Counter
 
@@ -60,6 +61,39 @@ def test_one_groups_notifications_keep_their_order_within_a_batch(runtime):
     with transaction(runtime.engine) as session:
         incident = session.get(Incident, answers[1].incident_id)
         assert incident is not None and incident.status == "resolved"
+
+
+def test_a_batch_writes_an_incidents_timeline_and_outbox_in_the_order_one_at_a_time_would(runtime):
+    """A batch's events and outbox rows go in at its end (a resolve flushes them first): the same
+    rows in the same order as with a transaction per notification."""
+    def story(group: str) -> list[Notification]:
+        return [note(am_payload([am_alert("a")], group=group)),
+                note(am_payload([am_alert("a"), am_alert("b")], group=group)),
+                note(am_payload([am_alert("a", **RESOLVED), am_alert("b")], group=group)),
+                note(am_payload([am_alert("a", **RESOLVED), am_alert("b", **RESOLVED)], group=group)),
+                note(am_payload([am_alert("a", starts="2026-03-14T03:00:00Z")], group=group))]  # re-fires
+
+    others = [note(am_payload([am_alert("x")], group=f"other-{i}")) for i in range(5)]
+    batched = ingest_batch(runtime, [n for pair in zip(story("batched"), others, strict=True) for n in pair])[::2]
+    one_at_a_time = [ingest_batch(runtime, [n])[0] for n in story("alone")]
+    assert outcomes(batched) == outcomes(one_at_a_time) == ["opened", "updated", "updated", "updated", "opened"]
+    assert _history(runtime, batched) == _history(runtime, one_at_a_time)
+
+
+def _history(runtime: Runtime, answers: list) -> list[list[tuple]]:
+    """Per incident: its timeline ``(kind, text)`` (incident numbers left out) and its outbox rows
+    ``(kind, event kind for a line)``, by id."""
+    history = []
+    with transaction(runtime.engine) as session:
+        for incident_id in dict.fromkeys(a.incident_id for a in answers):
+            events = {e.id: e for e in session.execute(select(TimelineEvent).where(
+                TimelineEvent.incident_id == incident_id).order_by(TimelineEvent.id)).scalars()}
+            rows = session.execute(select(OutboxItem).where(OutboxItem.incident_id == incident_id)
+                                   .order_by(OutboxItem.id)).scalars()
+            history.append([(e.kind, re.sub(r"#\d+", "#", e.text)) for e in events.values()])
+            history.append([(o.kind, events[o.payload["event_id"]].kind if o.kind == "slack.line" else None)
+                            for o in rows])
+    return history
 
 
 def test_a_notification_that_breaks_the_intake_does_not_fail_its_batch(runtime):
