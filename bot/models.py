@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -159,10 +159,12 @@ class Bundle(SQLModel, table=True):
 
 class Trace(SQLModel, table=True):
     __tablename__ = "trace"
-    # By service and time: linking traces to incidents. By incident and time: the eval export and
-    # the postmortem read an incident's traces in order without sorting them.
+    # By service and time: linking traces to incidents. By incident and time (linked traces only,
+    # see migration 0003): the eval export and the postmortem read an incident's traces in order.
     __table_args__ = (Index("ix_trace_service_time", "service", "timestamp"),
-                      Index("ix_trace_incident_time", "incident_id", "timestamp", "request_id"))
+                      Index("ix_trace_incident_time", "incident_id", "timestamp", "request_id",
+                            sqlite_where=text("incident_id IS NOT NULL"),
+                            postgresql_where=text("incident_id IS NOT NULL")))
     id: int | None = Field(default=None, primary_key=True)
     request_id: str = Field(max_length=200, unique=True)
     service: str = Field(max_length=200)

@@ -37,8 +37,6 @@ def _hint(*literals: str) -> re.Pattern[str]:
     return re.compile("|".join(re.escape(literal) for literal in literals))
 
 
-_DIGIT = re.compile(r"\d")
-
 
 def _constant(label: str) -> Callable[[re.Match[str]], str]:
     return lambda _match: label
@@ -74,14 +72,14 @@ _DEFAULT_RULES: tuple[_Rule, ...] = (
     _Rule(re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), _constant("[secret]"), _hint("eyJ")),
     _Rule(re.compile(r"\b[0-9a-fA-F]{32,}\b"), _constant("[secret]")),
     _Rule(re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"), _constant("[email]"), _hint("@")),
-    _Rule(re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])"), _card, _DIGIT),
+    _Rule(re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])"), _card, re.compile(r"\d(?:[ -]?\d){5}")),
     _Rule(
         re.compile(
             r"(?<![\w+])(?<![\w][-.])(?:\+\d{8,15}"
             r"|(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?|\d{2,4}[\s.-])\d{3,4}[\s.-]?\d{3,4})(?![\w]|[-.]\d)"
         ),
         _constant("[phone]"),
-        _DIGIT,
+        re.compile(r"\d{3}[\s.-]?\d{3}"),  # every phone match ends in two such digit groups
     ),
 )
 

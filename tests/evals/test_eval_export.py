@@ -76,7 +76,8 @@ def test_jsonl_has_one_sorted_key_object_per_case_matching_the_yaml(tmp_path: Pa
     export(tmp_path)
     lines = (tmp_path / "cases.jsonl").read_text().splitlines()
     rows = [json.loads(line) for line in lines]
-    assert all(line == json.dumps(row, sort_keys=True, ensure_ascii=False) for line, row in zip(lines, rows))
+    assert all(line == json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+               for line, row in zip(lines, rows))
     assert rows == yaml.safe_load((tmp_path / "tests.yaml").read_text())
 
 
