@@ -35,7 +35,14 @@ class SlackCallError(ExternalError):
         self.method, self.error, self.status = method, error, status
 
 
-def make_web_client(token: str, base_url: str, *, timeout: int = 10, rate_limit_retries: int = 8) -> WebClient:
+# Seconds a Slack call may take. A stall of ~10 s (Slack's slow moments, a congested link) must
+# still complete, since the person was already answered and waits for the result; slack-sdk's
+# default of 30 s would hold a worker thread three times as long when Slack is really down.
+SLACK_CALL_TIMEOUT_S = 15
+
+
+def make_web_client(token: str, base_url: str, *, timeout: int = SLACK_CALL_TIMEOUT_S,
+                    rate_limit_retries: int = 8) -> WebClient:
     client = WebClient(token=token, base_url=base_url, timeout=timeout)
     client.retry_handlers = [
         ConnectionErrorRetryHandler(max_retry_count=2),
