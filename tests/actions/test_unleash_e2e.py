@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -10,6 +11,9 @@ from unleash_server import Unleash, unleash_server
 
 from bot.actions import HostAllowList, Playbook, parse_args, run_playbook, run_undo
 from examples.llm_service import create_app
+from tests.alerts.payloads import am_alert, am_payload
+from tests.slack.conftest import PRIYA, _emulator, slack  # noqa: F401  (the Slack fixtures, for this module)
+from tests.slack.test_actions import run_card
 
 pytestmark = pytest.mark.e2e
 FLAG = "llm.tool.web_search"
@@ -69,3 +73,39 @@ def test_kill_switch_playbook_turns_the_tool_off_in_the_service(unleash: Unleash
                 assert production_enabled(admin) is True
                 wait_until(lambda: tools()["tools"]["web_search"] is True, timeout=15,
                            what="the service to see the tool back on")
+
+
+# The same kill switch, asked for in Slack: command, confirmation card, Confirm, Unleash says off.
+
+
+@pytest.fixture
+def unleash_target(unleash: Unleash, monkeypatch: pytest.MonkeyPatch) -> Unleash:
+    """warroom's settings for the Unleash target; ask for it before ``slack``, which reads them."""
+    monkeypatch.setenv("WARROOM_TARGET_UNLEASH", unleash.url)
+    monkeypatch.setenv("WARROOM_SECRET_UNLEASH_TOKEN", unleash.admin_token)
+    return unleash
+
+
+def test_kill_switch_from_slack_turns_the_flag_off_in_unleash(unleash_target: Unleash, slack) -> None:  # noqa: ANN001, F811
+    flag = f"llm.tool.code_exec-{secrets.token_hex(3)}"  # one Unleash serves the SQLite and PostgreSQL runs
+    feature = f"/api/admin/projects/default/features/{flag}"
+    with unleash_target.admin() as admin:
+        admin.post("/api/admin/projects/default/features",
+                   json={"name": flag, "type": "kill-switch"}).raise_for_status()
+        admin.post(f"{feature}/environments/production/on").raise_for_status()
+
+        def enabled() -> bool:
+            return next(e["enabled"] for e in admin.get(feature).json()["environments"] if e["name"] == "production")
+
+        incident_id = slack.fire(am_payload([am_alert("primary-70b")]))
+        channel = slack.room(incident_id)
+        reply = slack.command(f"/incident run unleash-kill-switch {flag}", user=PRIYA, channel=channel)
+        assert reply.status == 200 and reply.elapsed_s < 3
+        card = run_card(slack, channel, 1)
+        assert unleash_target.admin_token not in str(card.blocks)
+        assert enabled()  # nothing happens before the confirmation
+
+        slack.emu.click(channel, card.ts, "action.confirm", "1", user=PRIYA)
+        wait_until(lambda: not enabled(), timeout=15, what="the flag off in Unleash")
+        slack.settle(timeout=20)
+        assert any("succeeded" in m.text and "(verified)" in m.text for m in slack.messages(channel))
