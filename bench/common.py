@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,9 @@ for path in (str(ROOT), str(BENCH)):
         sys.path.insert(0, path)
 
 import ingest
+
+from bot import serving
+from bot.serving import stop_process
 
 T = TypeVar("T")
 TOKEN = ingest.TOKEN
@@ -60,14 +62,11 @@ def row(label: str, seconds: list[float], note: str = "") -> str:
 
 
 def wait_until(predicate: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.005) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
+    """`bot.serving.wait_until`, ending the benchmark (not raising into its threads) on timeout."""
+    try:
+        return serving.wait_until(predicate, timeout=timeout, interval=interval, what=what)  # type: ignore[return-value]
+    except AssertionError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def machine() -> str:
@@ -249,12 +248,7 @@ def warroom(emu: Any, settings: dict[str, Any], workdir: Path, env: dict[str, st
     finally:
         emu.bot_url = None
         http.close()
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def add_database_args(parser: argparse.ArgumentParser) -> None:

@@ -13,7 +13,6 @@ import itertools
 import json
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +30,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bot.serving import stop_process  # noqa: E402  (after the path: the checkout's own bot/)
 
 TOKEN = "bench-alert-token"
 WEBHOOK = "/webhooks/alertmanager"
@@ -197,12 +198,7 @@ def server(kind: str, db_url: str, workdir: Path) -> Iterator[Server]:
         _wait_healthy(running)
         yield running
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def _free_port() -> int:

@@ -249,6 +249,7 @@ def _asserts_for(kind: str, trace: TraceFacts, label: Label, rules: FailureRules
 def build_case(kind: str, trace: TraceFacts, label: Label | None, *, incident_id: str, rules: FailureRules,
                redactor: Redactor) -> dict[str, Any] | None:
     """The promptfoo test for ``trace`` failing as ``kind``; None when there is nothing to assert."""
+    labelled = label is not None and label != _NO_LABEL
     label = label or _NO_LABEL
     asserts = _asserts_for(kind, trace, label, rules, redactor)
     if not asserts:
@@ -258,7 +259,7 @@ def build_case(kind: str, trace: TraceFacts, label: Label | None, *, incident_id
     metadata = {
         "incident_id": incident_id, "request_id": trace.request_id, "bundle": trace.bundle_version,
         "failure_type": kind, "prompt_hash": trace.prompt_hash, "first_seen": trace.timestamp.isoformat(),
-        "labelled": label is not _NO_LABEL and label != _NO_LABEL, "notes": redactor.redact(label.notes) if label.notes else None,
+        "labelled": labelled, "notes": redactor.redact(label.notes) if label.notes else None,
     }
     return {"description": f"{incident_id} {kind}: {short}", "vars": {"question": question}, "assert": asserts,
             "metadata": {k: v for k, v in metadata.items() if v is not None}}

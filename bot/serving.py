@@ -1,8 +1,10 @@
-"""Run an ASGI app with uvicorn in a background thread (the demo and the tests use it)."""
+"""Run an ASGI app with uvicorn in a background thread, wait on a condition with a deadline, stop
+a child process: what the demo, the tests and the benchmarks share."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,11 +43,13 @@ class ServerThread:
 
     def start(self, timeout: float = 15) -> ServerThread:
         self.thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"server on {self.url} did not start")
-            time.sleep(0.02)
+
+        def started() -> bool:
+            if not self.thread.is_alive():
+                raise RuntimeError(f"server on {self.url} exited on start")
+            return bool(self.server.started)
+
+        wait_until(started, timeout=timeout, what=f"the server on {self.url} to start")
         return self
 
     def stop(self) -> None:
@@ -64,6 +68,16 @@ def serving(app: Any) -> Iterator[str]:
 
 
 T = TypeVar("T")
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """SIGTERM, then SIGKILL if it has not exited after ``timeout`` s (a server we started)."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def wait_until(condition: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.02,

@@ -15,13 +15,13 @@ import json
 import logging
 import sys
 import threading
-import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
 from bot import reminders
 from bot.db import make_engine
+from bot.serving import wait_until
 from bot.slo.spec import load_slos
 from bot.watcher import evaluate_slos, intake_rules
 from tests.conftest import make_settings
@@ -103,11 +103,10 @@ def main(argv: list[str]) -> int:
 
 
 def _wait_for_file(path: Path) -> bool:
-    deadline = time.monotonic() + START_DEADLINE_SECONDS
-    while not path.exists():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)  # polling for a signal file, not timing anything
+    try:
+        wait_until(path.exists, timeout=START_DEADLINE_SECONDS, interval=0.005, what=str(path))
+    except AssertionError:
+        return False
     return True
 
 

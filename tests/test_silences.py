@@ -16,9 +16,9 @@ from bot.clock import utcnow
 from bot.db import make_engine, transaction
 from bot.errors import ExternalError, NotFound, UserError
 from bot.incidents import service
+from bot.serving import free_port, stop_process, wait_until
 from bot.silences import create_silence, expire_silence, parse_duration, silence_incident
 from tests.alerts.payloads import am_alert, am_payload
-from tests.e2e.promstack import free_port, wait_until
 from tests.slack.conftest import ALEX, INCIDENTS, PRIYA, SlackHarness, _emulator, slack  # noqa: F401  (fixtures)
 from tests.support import wait_for
 
@@ -45,12 +45,7 @@ def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         wait_until(lambda: _ready(url, proc, workdir), timeout=30, what="Alertmanager /-/ready", interval=0.1)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc, timeout=10)
 
 
 def _ready(url: str, proc: subprocess.Popen[bytes], workdir: Path) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +26,7 @@ from bot.emulator.driver import BotReply, Driver
 from bot.emulator.limits import FaultInjector, RateLimiter
 from bot.emulator.socket_mode import SocketModeHub
 from bot.emulator.state import Call, Channel, Message, Response, Workspace
+from bot.serving import wait_until
 
 T = TypeVar("T")
 DEFAULT_SIGNING_SECRET = "emulator-signing-secret"
@@ -151,16 +151,12 @@ class Emulator:
         return self._wait(predicate, timeout, message or f"condition {getattr(predicate, '__name__', predicate)}")
 
     def _wait(self, predicate: Callable[[], T], timeout: float, message: str) -> T:
-        deadline = time.monotonic() + timeout
-        while True:
-            result = predicate()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                recent = [f"{c.method}->{c.response.get('error', 'ok') if c.response else c.status}"
-                          for c in self.state.calls[-10:]]
-                raise TimeoutError(f"{message} not met within {timeout}s; last Web API calls: {recent}")
-            time.sleep(0.02)
+        try:
+            return wait_until(predicate, timeout=timeout, what=message)
+        except AssertionError:
+            recent = [f"{c.method}->{c.response.get('error', 'ok') if c.response else c.status}"
+                      for c in self.state.calls[-10:]]
+            raise TimeoutError(f"{message} not met within {timeout}s; last Web API calls: {recent}") from None
 
     # control -------------------------------------------------------------------------------
     def inject_fault(self, method: str, kind: str = "500", times: int = 1, delay_s: float = 5.0) -> None:

@@ -12,13 +12,14 @@ import os
 import secrets
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import psycopg
+
+from bot.serving import stop_process, wait_until
 
 VERSION = "7.5.1"
 CACHE = Path(__file__).resolve().parents[2] / ".cache" / "unleash"
@@ -83,21 +84,18 @@ def unleash_server(start_timeout: float = 90.0) -> Iterator[Unleash]:
             _wait_healthy(url, process, folder / f"unleash-{port}.log", start_timeout)
             yield Unleash(url=url, admin_token=admin_token)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+            stop_process(process)
 
 
 def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def healthy() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"Unleash exited with {process.returncode}:\n{log.read_text()[-2000:]}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/health", timeout=2).json().get("health") == "GOOD":
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"Unleash not healthy after {timeout}s:\n{log.read_text()[-2000:]}")
+            return bool(httpx.get(f"{url}/health", timeout=2).json().get("health") == "GOOD")
+        return False
+
+    try:
+        wait_until(healthy, timeout=timeout, interval=0.2, what="Unleash /health")
+    except AssertionError as exc:
+        raise RuntimeError(f"{exc}:\n{log.read_text()[-2000:]}") from None

@@ -10,40 +10,21 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import yaml
 
+from bot.serving import free_port, stop_process, wait_until
+
 GROUP_BY = ["alertname", "sloth_service", "sloth_slo", "sloth_severity"]
 _INSTALL_HINT = ".ci/run installs prometheus prometheus-alertmanager (apt-get install prometheus prometheus-alertmanager)"
-T = TypeVar("T")
 
 
 class PromStackError(RuntimeError):
     """A binary is missing, a config is rejected, or a server never became ready."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(probe: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.2) -> T:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 class PromStack:
@@ -99,14 +80,7 @@ class PromStack:
 
     def stop(self) -> None:
         for proc in reversed(self._procs):
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self._procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+            stop_process(proc, timeout=10)
         self._procs.clear()
         self._http.close()
 

@@ -1,13 +1,8 @@
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-import uvicorn
 from slack_bolt import App
 from slack_bolt.adapter.starlette import SlackRequestHandler
 from slack_sdk import WebClient
@@ -16,6 +11,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from bot.emulator import Emulator
+from bot.serving import ServerThread
 
 SECRET = "test-signing-secret"
 
@@ -39,26 +35,6 @@ def client(emu: Emulator) -> WebClient:
     return WebClient(token=emu.token, base_url=emu.api_url)
 
 
-class LoopbackServer:
-    """Any ASGI app on 127.0.0.1:<ephemeral> in a daemon thread."""
-
-    def __init__(self, app: Any) -> None:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "bot server did not start"
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=5)
-
-
 @pytest.fixture
 def bolt_app(emu: Emulator) -> Iterator[App]:
     """A real Bolt app (verifying signatures, calling the emulator) served over HTTP; emu.bot_url points at it."""
@@ -68,7 +44,7 @@ def bolt_app(emu: Emulator) -> Iterator[App]:
     async def events(request: Request):  # noqa: ANN202
         return await handler.handle(request)
 
-    server = LoopbackServer(Starlette(routes=[Route("/slack/events", events, methods=["POST"])]))
+    server = ServerThread(Starlette(routes=[Route("/slack/events", events, methods=["POST"])])).start()
     emu.bot_url = f"{server.url}/slack/events"
     yield app
     server.stop()
