@@ -8,7 +8,6 @@ the test's tmp dir, fast timings (scrape/eval 1 s, group_wait/interval 1 s) and
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 from types import TracebackType
