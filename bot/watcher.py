@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from bot.alerts.intake import IngestResult, IntakeRules, ingest
+from bot.alerts.intake import IngestResult, IntakeRules, ingest_many
 from bot.alerts.normalize import from_alertmanager
 from bot.clock import as_utc
 from bot.config import Settings
@@ -76,12 +76,10 @@ def _evaluate_one(session: Session, slo: SLO, now: datetime, windows: WindowSet,
     outcomes = trace_outcomes(slo, _trace_events(session, slo, now, windows))
     previous, stale = _firing_alerts(session, slo)
     alerts = evaluate(slo, outcomes, now, windows, previous) + [_resolved(a, now) for a in stale]
-    results = []
-    for group in _by_group(alerts):
-        body = to_alertmanager_payload(group, receiver=RECEIVER, external_url=external_url)
-        note = from_alertmanager(body, received_at=now, source=SOURCE)
-        results.append(ingest(session, note, rules, now=now))
-    return results
+    notes = [from_alertmanager(to_alertmanager_payload(group, receiver=RECEIVER, external_url=external_url),
+                               received_at=now, source=SOURCE) for group in _by_group(alerts)]
+    # One batch: its group locks are taken in the order every intake batch takes them.
+    return ingest_many(session, notes, rules, now=now)
 
 
 def _trace_events(session: Session, slo: SLO, now: datetime, windows: WindowSet) -> list[tuple[datetime, dict]]:

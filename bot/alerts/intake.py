@@ -1,10 +1,14 @@
 """Turn a validated notification into durable incident state, exactly once.
 
 Identity: the incident is keyed on the payload's ``groupKey``; an alert on
-``(group, fingerprint, startsAt)``. The group row is taken with ``FOR UPDATE`` (SQLite: the
+``(group, fingerprint, startsAt)``. The group row is locked by an upsert (SQLite: the
 ``BEGIN IMMEDIATE`` writer lock) so two copies of one notification arriving together at two
 processes serialise on it, and alert rows go in with INSERT … ON CONFLICT DO NOTHING against the
 unique constraint, so a duplicate delivery changes nothing and announces nothing.
+
+A transaction can hold many notifications (`ingest_many`, which the writer's group commit uses):
+their groups are locked and read together, each notification is applied in order to its group's
+state in memory, and the rows are written together (`bot.alerts.store`).
 
 Rules a user relies on (see README "Alert intake"):
 * per-alert status comes from each alert, never from the payload's top-level status;
@@ -27,7 +31,7 @@ from sqlmodel import Session
 from bot import outbox
 from bot.alerts.normalize import NormalAlert, Notification
 from bot.alerts.severity import severity_from_labels, worst
-from bot.alerts.store import AlertKey, AlertStore, EventBatch, IncidentState, KnownAlert
+from bot.alerts.store import AlertKey, AlertStore, EventBatch, GroupState, IncidentState, KnownAlert, PendingWrites
 from bot.clock import utcnow
 from bot.incidents import lifecycle, service
 from bot.models import Incident
@@ -54,146 +58,175 @@ class IngestResult:
     resolved_alerts: int = 0
 
 
-def ingest(session: Session, note: Notification, rules: IntakeRules, *, now: datetime | None = None,
-           events: EventBatch | None = None) -> IngestResult:
-    """Write one notification in the session's transaction.
+def ingest(session: Session, note: Notification, rules: IntakeRules, *, now: datetime | None = None) -> IngestResult:
+    """Write one notification in the session's transaction."""
+    return ingest_many(session, [note], rules, now=now)[0]
 
-    With ``events``, the timeline and outbox rows are left in that batch for the caller to flush
-    before the commit (`bot.alerts.writer` writes a whole batch's in two statements); without,
-    they are written before this returns.
+
+def ingest_many(session: Session, notes: list[Notification], rules: IntakeRules, *,
+                now: datetime | None = None) -> list[IngestResult]:
+    """Write notifications in the session's transaction; each one's result, in ``notes`` order.
+
+    The result is the one a transaction per notification, in this order, would give: a group's
+    state is read once, under its lock, and each notification applies to it as the ones before
+    left it. Rows are written at the end, a statement for each kind (`PendingWrites`,
+    `EventBatch`); a resolve writes what came before it first, since `service.resolve` goes
+    through the ORM.
     """
-    now = now or utcnow()
+    if not notes:
+        return []
     store = AlertStore(session)
-    group = store.lock_group(note, now)
-    current, known = store.read_group(group, note)
-    batch = events if events is not None else EventBatch()
-
-    if current is None or not lifecycle.is_open(current.status):
-        if all(a.status != "firing" or (a.fingerprint, a.starts_at) in known for a in note.alerts):
-            # A resolve for a group we never saw, or a late copy of an episode that already ended.
-            _resolve_known_quietly(note, known, now)
-            store.write_back(known, now, touch=False)
-            return IngestResult("ignored", current.id if current else None)
-        incident_id = _open(session, store, batch, group.id, note, rules, now, previous=current)
-        added, resolved = _apply_alerts(store, batch, incident_id, group.id, note, known, rules, now)
-        if any(a.monitoring_gap for a in note.alerts):  # set on the new row by _open
-            batch.add(incident_id, "monitoring_gap", MONITORING_GAP_TEXT, actor=note.source, at=now)
-        outcome: Outcome = "opened"
-        counts = None
-    else:
-        incident_id = current.id
-        added, resolved = _apply_alerts(store, batch, incident_id, group.id, note, known, rules, now)
-        counts = _update_incident(store, batch, current, note, added, resolved, now)
-        outcome = "updated" if added or resolved else "duplicate"
-
-    # An alert of this incident seen firing right now rules resolution out without counting rows.
-    still_firing = bool(added) or any(row.status == "firing" and row.incident_id == incident_id for row in known.values())
-    if outcome != "opened" and not still_firing:
-        _maybe_resolve(session, store, batch, incident_id, note, counts, now)
-    if events is None:
-        batch.flush(session)
-    return IngestResult(outcome, incident_id, len(added), resolved)
+    group_ids = store.lock_groups(notes, now or utcnow())
+    groups = store.read_groups(sorted(set(group_ids.values())),
+                               {alert.fingerprint for note in notes for alert in note.alerts})
+    batch = _Batch(session, store, rules)
+    results = [batch.ingest(groups[group_ids[note.group_key_hash]], note, now or utcnow()) for note in notes]
+    batch.flush()
+    return results
 
 
-def _update_incident(store: AlertStore, events: EventBatch, incident: IncidentState, note: Notification,
-                     added: list[int], resolved: int, now: datetime) -> dict[str, int] | None:
-    """Record what changed on an open incident; an alert fired or resolved also refreshes its card.
+class _Batch:
+    """The notifications of one transaction, applied one after another to their groups' state."""
 
-    Returns the alert counts when it had to read them (they hold for the rest of the transaction).
-    """
-    values: dict[str, Any] = {}
-    if note.truncated != incident.alerts_unlisted:
-        values["alerts_unlisted"] = note.truncated
-    if any(a.monitoring_gap for a in note.alerts) and not incident.monitoring_gap:
-        values["monitoring_gap"] = True
-        events.add(incident.id, "monitoring_gap", MONITORING_GAP_TEXT, actor=note.source, at=now, echo=True)
-    if not (added or resolved):
-        store.update_incident(incident.id, values)
-        return None
-    if worst(added, incident.severity) < incident.severity:
-        values["severity"] = worst(added, incident.severity)
-    values["updated_at"] = utcnow()
-    counts = store.update_incident_and_count(incident.id, values)
-    summary = _change_summary(len(added), resolved, counts, note.truncated)
-    events.add(incident.id, "alerts_changed", summary, actor=note.source, at=now, echo=True)
-    # `service.refresh_card` without its ORM object (updated_at is set above), after the events' lines.
-    events.queue(outbox.Effect("slack.card", {"incident_id": incident.id}, incident_id=incident.id))
-    return counts
+    def __init__(self, session: Session, store: AlertStore, rules: IntakeRules) -> None:
+        self.session, self.store, self.rules = session, store, rules
+        self.writes = PendingWrites()
+        self.events = EventBatch()
 
+    def flush(self) -> None:
+        self.writes.flush(self.store.conn)
+        self.events.flush(self.session)
 
-def _resolve_known_quietly(note: Notification, known: dict[AlertKey, KnownAlert], now: datetime) -> None:
-    for alert in note.alerts:
-        row = known.get((alert.fingerprint, alert.starts_at))
-        if row is not None and row.status == "firing" and alert.status == "resolved":
-            row.status, row.ends_at, row.changed = "resolved", alert.ends_at or now, True
+    def ingest(self, group: GroupState, note: Notification, now: datetime) -> IngestResult:
+        current = group.incident
+        if current is None or not lifecycle.is_open(current.status):
+            if all(a.status != "firing" or (a.fingerprint, a.starts_at) in group.known for a in note.alerts):
+                # A resolve for a group we never saw, or a late copy of an episode that already ended.
+                self._resolve_known_quietly(group, note, now)
+                return IngestResult("ignored", current.id if current else None)
+            incident = self._open(group, note, now, previous=current)
+            added, resolved = self._apply_alerts(group, incident, note, now)
+            if any(a.monitoring_gap for a in note.alerts):  # set on the new row by _open
+                self.events.add(incident.id, "monitoring_gap", MONITORING_GAP_TEXT, actor=note.source, at=now)
+            return IngestResult("opened", incident.id, len(added), resolved)
 
+        added, resolved = self._apply_alerts(group, current, note, now)
+        self._update_incident(current, note, added, resolved, now)
+        if not note.truncated and current.firing == 0 and current.resolved > 0:  # a truncated payload may hide alerts that still fire
+            self._resolve(current, note, now)
+        return IngestResult("updated" if added or resolved else "duplicate", current.id, len(added), resolved)
 
-def _open(session: Session, store: AlertStore, events: EventBatch, group_id: int, note: Notification,
-          rules: IntakeRules, now: datetime, previous: IncidentState | None) -> int:
-    firing = [a for a in note.alerts if a.status == "firing"] or note.alerts
-    labels = note.common_labels or firing[0].labels
-    annotations = note.common_annotations or firing[0].annotations
-    severity = worst((severity_from_labels(a.labels, rules.severity_map, rules.default_severity) for a in firing),
-                     rules.default_severity)
-    runbook_id, override = rules.choose_runbook(labels, annotations) if rules.choose_runbook else (None, None)
-    monitoring_gap = any(a.monitoring_gap for a in note.alerts)
-    title = _title(labels, annotations, firing[0])
-    service_name = _column_value(labels.get("service") or labels.get("sloth_service") or labels.get("job"))
-    incident_id = store.insert_incident({
-        "title": title, "status": lifecycle.TRIGGERED, "severity": override or severity, "service": service_name,
-        "slo": _column_value(labels.get("slo") or labels.get("sloth_slo")),
-        "group_id": group_id, "source": note.source, "labels": labels, "annotations": annotations,
-        "links": _links(note), "runbook_id": runbook_id, "opened_at": now, "updated_at": now,
-        "previous_incident_id": previous.id if previous else None,
-        "alerts_unlisted": note.truncated, "monitoring_gap": monitoring_gap,
-    })
-    store.set_current_incident(group_id, incident_id)
-    text = f"Incident opened from {note.source}: {title}"
-    if previous is not None:
-        text += f" (re-fired after incident #{previous.id} ended)"
-        events.add(previous.id, "refired", f"The alert group fired again as incident #{incident_id}",
-                   actor=note.source, at=now)
-    events.add(incident_id, "opened", text, actor=note.source, at=now)
-    for effect in service.open_room_effects(session, incident_id, service_name, opened_at=now):
-        events.queue(effect)  # the room's rows come first among the new incident's
-    return incident_id
+    def _update_incident(self, incident: IncidentState, note: Notification, added: list[int], resolved: int,
+                         now: datetime) -> None:
+        """Record what changed on an open incident; an alert fired or resolved also refreshes its card."""
+        values: dict[str, Any] = {}
+        if note.truncated != incident.alerts_unlisted:
+            values["alerts_unlisted"] = incident.alerts_unlisted = note.truncated
+        if any(a.monitoring_gap for a in note.alerts) and not incident.monitoring_gap:
+            values["monitoring_gap"] = incident.monitoring_gap = True
+            self.events.add(incident.id, "monitoring_gap", MONITORING_GAP_TEXT, actor=note.source, at=now, echo=True)
+        if added or resolved:
+            if worst(added, incident.severity) < incident.severity:
+                values["severity"] = incident.severity = worst(added, incident.severity)
+            values["updated_at"] = utcnow()
+            summary = _change_summary(len(added), resolved, incident, note.truncated)
+            self.events.add(incident.id, "alerts_changed", summary, actor=note.source, at=now, echo=True)
+            # `service.refresh_card` without its ORM object (updated_at is set above), after the events' lines.
+            self.events.queue(outbox.Effect("slack.card", {"incident_id": incident.id}, incident_id=incident.id))
+        self.writes.update_incident(incident.id, values)
 
+    def _resolve_known_quietly(self, group: GroupState, note: Notification, now: datetime) -> None:
+        for alert in note.alerts:
+            row = group.known.get((alert.fingerprint, alert.starts_at))
+            if row is not None and row.status == "firing" and alert.status == "resolved":
+                row.status, row.ends_at = "resolved", alert.ends_at or now
+                group.recount(row, was="firing")
+                self.writes.change_alert(row, now)
 
-def _apply_alerts(store: AlertStore, events: EventBatch, incident_id: int, group_id: int, note: Notification,
-                  known: dict[AlertKey, KnownAlert], rules: IntakeRules, now: datetime) -> tuple[list[int], int]:
-    """Update the known alerts, insert the new ones: ``(severities of new firing alerts, alerts resolved)``."""
-    new: dict[AlertKey, NormalAlert] = {}
-    resolved = 0
-    for alert in note.alerts:
-        key = (alert.fingerprint, alert.starts_at)
-        row = known.get(key)
-        if row is None:
-            new.setdefault(key, alert)  # listed twice, inserted once: the first copy wins, as before
-            continue
-        row.seen = True
-        if row.annotations != alert.annotations:
-            row.annotations, row.changed = alert.annotations, True
-        if row.status == "firing" and alert.status == "resolved":
-            # A resolved episode never fires again: a re-fire has a new startsAt and a new row.
-            row.status, row.ends_at, row.changed = "resolved", alert.ends_at or now, True
-            resolved += 1
-            events.add(incident_id, "alert_resolved", f"Alert resolved: {_describe(alert)}", actor=note.source,
-                       at=row.ends_at, data={"fingerprint": alert.fingerprint})
-    store.write_back(known, now, touch=True)
+    def _open(self, group: GroupState, note: Notification, now: datetime, previous: IncidentState | None) -> IncidentState:
+        rules = self.rules
+        firing = [a for a in note.alerts if a.status == "firing"] or note.alerts
+        labels = note.common_labels or firing[0].labels
+        annotations = note.common_annotations or firing[0].annotations
+        severity = worst((severity_from_labels(a.labels, rules.severity_map, rules.default_severity) for a in firing),
+                         rules.default_severity)
+        runbook_id, override = rules.choose_runbook(labels, annotations) if rules.choose_runbook else (None, None)
+        monitoring_gap = any(a.monitoring_gap for a in note.alerts)
+        title = _title(labels, annotations, firing[0])
+        service_name = _column_value(labels.get("service") or labels.get("sloth_service") or labels.get("job"))
+        incident = IncidentState(0, lifecycle.TRIGGERED, override or severity, monitoring_gap, note.truncated)
+        incident.id = self.store.insert_incident({
+            "title": title, "status": incident.status, "severity": incident.severity, "service": service_name,
+            "slo": _column_value(labels.get("slo") or labels.get("sloth_slo")),
+            "group_id": group.id, "source": note.source, "labels": labels, "annotations": annotations,
+            "links": _links(note), "runbook_id": runbook_id, "opened_at": now, "updated_at": now,
+            "previous_incident_id": previous.id if previous else None,
+            "alerts_unlisted": note.truncated, "monitoring_gap": monitoring_gap,
+        })
+        group.incident = incident
+        self.writes.set_current_incident(group.id, incident.id)
+        text = f"Incident opened from {note.source}: {title}"
+        if previous is not None:
+            text += f" (re-fired after incident #{previous.id} ended)"
+            self.events.add(previous.id, "refired", f"The alert group fired again as incident #{incident.id}",
+                            actor=note.source, at=now)
+        self.events.add(incident.id, "opened", text, actor=note.source, at=now)
+        for effect in service.open_room_effects(self.session, incident.id, service_name, opened_at=now):
+            self.events.queue(effect)  # the room's rows come first among the new incident's
+        return incident
 
-    severity = {key: severity_from_labels(a.labels, rules.severity_map, rules.default_severity) for key, a in new.items()}
-    inserted = store.insert_alerts([_alert_row(incident_id, group_id, a, severity[key], now) for key, a in new.items()])
-    added: list[int] = []
-    for key, alert in new.items():
-        if key not in inserted:
-            continue  # another delivery inserted it first
-        if alert.status == "firing":
-            added.append(severity[key])
-        verb = "fired" if alert.status == "firing" else "resolved"
-        events.add(incident_id, f"alert_{verb}", f"Alert {verb}: {_describe(alert)}", actor=note.source,
-                   at=alert.starts_at if verb == "fired" else (alert.ends_at or now),
-                   data={"fingerprint": alert.fingerprint})
-    return added, resolved
+    def _apply_alerts(self, group: GroupState, incident: IncidentState, note: Notification,
+                      now: datetime) -> tuple[list[int], int]:
+        """Update the known alerts, add the new ones: ``(severities of new firing alerts, alerts resolved)``."""
+        rules = self.rules
+        new: dict[AlertKey, NormalAlert] = {}
+        resolved = 0
+        for alert in note.alerts:
+            key = (alert.fingerprint, alert.starts_at)
+            row = group.known.get(key)
+            if row is None:
+                new.setdefault(key, alert)  # listed twice, inserted once: the first copy wins, as before
+                continue
+            changed = row.annotations != alert.annotations
+            if changed:
+                row.annotations = alert.annotations
+            if row.status == "firing" and alert.status == "resolved":
+                # A resolved episode never fires again: a re-fire has a new startsAt and a new row.
+                row.status, row.ends_at, changed = "resolved", alert.ends_at or now, True
+                group.recount(row, was="firing")
+                resolved += 1
+                self.events.add(incident.id, "alert_resolved", f"Alert resolved: {_describe(alert)}", actor=note.source,
+                                at=row.ends_at, data={"fingerprint": alert.fingerprint})
+            if changed:
+                self.writes.change_alert(row, now)
+            else:
+                self.writes.touch_alert(row, now)
+
+        added: list[int] = []
+        for key, alert in new.items():
+            severity = severity_from_labels(alert.labels, rules.severity_map, rules.default_severity)
+            row = _alert_row(incident.id, group.id, alert, severity, now)
+            known = group.known[key] = KnownAlert(None, incident.id, row["status"], row["ends_at"], alert.annotations,
+                                                  pending=row)
+            group.recount(known, was=None)
+            self.writes.insert_alert(known)
+            if alert.status == "firing":
+                added.append(severity)
+            verb = "fired" if alert.status == "firing" else "resolved"
+            self.events.add(incident.id, f"alert_{verb}", f"Alert {verb}: {_describe(alert)}", actor=note.source,
+                            at=alert.starts_at if verb == "fired" else (alert.ends_at or now),
+                            data={"fingerprint": alert.fingerprint})
+        return added, resolved
+
+    def _resolve(self, incident: IncidentState, note: Notification, now: datetime) -> None:
+        self.flush()  # `service.resolve` writes its rows through the ORM, after the batch's so far
+        # Read afresh: the batch changed the row with Core statements, not through the ORM.
+        row = self.session.get(Incident, incident.id, populate_existing=True)
+        assert row is not None
+        service.resolve(self.session, row, actor=note.source, summary=None, at=now)
+        self.session.flush()
+        self.session.expunge_all()  # later notifications read rows, not the ORM object
+        incident.status = row.status
 
 
 def _alert_row(incident_id: int, group_id: int, alert: NormalAlert, severity: int, now: datetime) -> dict[str, Any]:
@@ -206,24 +239,11 @@ def _alert_row(incident_id: int, group_id: int, alert: NormalAlert, severity: in
     }
 
 
-def _change_summary(added: int, resolved: int, counts: dict[str, int], truncated: int) -> str:
+def _change_summary(added: int, resolved: int, incident: IncidentState, truncated: int) -> str:
     parts = [f"{added} new alert(s) firing"] if added else []
     parts += [f"{resolved} alert(s) resolved"] if resolved else []
-    summary = f"{', '.join(parts)} — now {counts['firing']} firing, {counts['resolved']} resolved"
+    summary = f"{', '.join(parts)} — now {incident.firing} firing, {incident.resolved} resolved"
     return summary + (f", {truncated} not listed by Alertmanager" if truncated else "")
-
-
-def _maybe_resolve(session: Session, store: AlertStore, events: EventBatch, incident_id: int, note: Notification,
-                   counts: dict[str, int] | None, now: datetime) -> None:
-    if note.truncated:
-        return  # a truncated payload may hide alerts that still fire
-    counts = counts or store.alert_counts(incident_id)
-    if counts["firing"] == 0 and counts["resolved"] > 0:
-        events.flush(session)  # `service.resolve` writes its timeline and outbox rows after the batch's
-        # Read afresh: this notification changed the row with Core statements, not through the ORM.
-        incident = session.get(Incident, incident_id, populate_existing=True)
-        assert incident is not None
-        service.resolve(session, incident, actor=note.source, summary=None, at=now)
 
 
 def _title(labels: dict[str, str], annotations: dict[str, str], alert: NormalAlert) -> str:

@@ -1,27 +1,34 @@
-"""The intake's SQL: a few statements per notification, built once, run on the session's connection.
+"""The intake's SQL: a fixed handful of statements per batch of notifications, built once.
 
-Every notification of an alert storm passes here, so the intake reads and writes alert, group,
-incident and timeline rows with SQLAlchemy Core instead of ORM objects: no identity map, no unit
-of work, no re-reading a row that was just written, one multi-row INSERT for a notification's new
-alerts, and one each for the timeline events and the outbox rows of a whole batch (`EventBatch`).
+Every notification of an alert storm passes here, so the intake reads and writes with SQLAlchemy
+Core instead of ORM objects, and a whole batch (`bot.alerts.writer` groups what arrives while a
+transaction commits) shares its statements: one upsert locks (or creates) every group of the
+batch, two SELECTs read what the intake needs of them, and the batch's changes go in at its end
+(`PendingWrites`, `EventBatch`), one statement per kind of row. Only opening an incident costs
+statements of its own (its INSERT, for its id, and the trace link).
 
-Identity is unchanged: the group row is locked ``FOR UPDATE`` (SQLite: the ``BEGIN IMMEDIATE``
-writer lock), and rows are inserted with INSERT … ON CONFLICT DO NOTHING against their unique
-constraints, so the database, not a prior SELECT, decides which copy of a notification wins.
-What the intake reads about a group (its current incident, its alerts) is read by a statement
-that starts once the lock is held: under READ COMMITTED a statement sees what was committed before
-it started, so it sees the previous lock holder's work. The locking SELECT itself could not read
-it: when it has to wait, PostgreSQL re-reads only the locked row, not rows joined to it.
+Identity: the group rows are locked by ``INSERT … ON CONFLICT (group_key_hash) DO UPDATE``, which
+creates a new group or locks the existing row, in ``group_key_hash`` order (PostgreSQL takes the
+rows in VALUES order), so two processes' batches cannot deadlock on them; on SQLite the
+``BEGIN IMMEDIATE`` writer lock already serialises writers. Alert rows go in with INSERT … ON
+CONFLICT DO NOTHING against their unique constraint. What the intake reads about a group (its
+current incident, its alert counts, its alerts) is read by statements that start once the locks
+are held: under READ COMMITTED a statement sees what was committed before it started, so it sees
+the previous lock holder's work. The locking statement itself could not: when it has to wait,
+PostgreSQL re-reads only the locked row, not rows joined to it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session
 
 from bot import outbox
@@ -37,164 +44,227 @@ _ALERT = Alert.__table__  # type: ignore[attr-defined]
 _EVENT = TimelineEvent.__table__  # type: ignore[attr-defined]
 _INCIDENT = Incident.__table__  # type: ignore[attr-defined]
 
-_LOCK_GROUP = select(_GROUP.c.id).where(_GROUP.c.group_key_hash == bindparam("key_hash")).with_for_update()
+
+def _alert_count(status: str) -> Any:
+    return (select(func.count()).where(_ALERT.c.incident_id == _INCIDENT.c.id, _ALERT.c.status == status)
+            .scalar_subquery().label(status))
+
+
+# Each group's current incident (NULLs if none) with its alert counts: one row per group.
+_GROUPS_STATE = (
+    select(_GROUP.c.id.label("group_id"), _INCIDENT.c.id, _INCIDENT.c.status, _INCIDENT.c.severity,
+           _INCIDENT.c.monitoring_gap, _INCIDENT.c.alerts_unlisted, _alert_count("firing"), _alert_count("resolved"))
+    .select_from(_GROUP.outerjoin(_INCIDENT, _INCIDENT.c.id == _GROUP.c.current_incident_id))
+    .where(_GROUP.c.id.in_(bindparam("group_ids", expanding=True))))
+# The groups' alert rows for the batch's fingerprints, any episode, any incident.
+_GROUPS_ALERTS = (
+    select(_ALERT.c.id, _ALERT.c.group_id, _ALERT.c.incident_id, _ALERT.c.fingerprint, _ALERT.c.starts_at,
+           _ALERT.c.status, _ALERT.c.ends_at, _ALERT.c.annotations)
+    .where(_ALERT.c.group_id.in_(bindparam("group_ids", expanding=True)),
+           _ALERT.c.fingerprint.in_(bindparam("fingerprints", expanding=True))))
 _SET_CURRENT_INCIDENT = (update(_GROUP).where(_GROUP.c.id == bindparam("group_id"))
                          .values(current_incident_id=bindparam("incident_id")))
-# The group's current incident (NULLs if none) with its alert rows for some fingerprints (NULLs if
-# none): at least one row, since the group row is there.
-_GROUP_STATE = (
-    select(_INCIDENT.c.id.label("incident_id"), _INCIDENT.c.status.label("incident_status"), _INCIDENT.c.severity,
-           _INCIDENT.c.monitoring_gap, _INCIDENT.c.alerts_unlisted,
-           _ALERT.c.id.label("alert_id"), _ALERT.c.incident_id.label("alert_incident_id"), _ALERT.c.fingerprint,
-           _ALERT.c.starts_at, _ALERT.c.status.label("alert_status"), _ALERT.c.ends_at, _ALERT.c.annotations)
-    .select_from(_GROUP
-                 .outerjoin(_INCIDENT, _INCIDENT.c.id == _GROUP.c.current_incident_id)
-                 .outerjoin(_ALERT, and_(_ALERT.c.group_id == _GROUP.c.id,
-                                         _ALERT.c.fingerprint.in_(bindparam("fingerprints", expanding=True)))))
-    .where(_GROUP.c.id == bindparam("group_id")))
 _INSERT_INCIDENT = _INCIDENT.insert().returning(_INCIDENT.c.id)
 _UPDATE_INCIDENT = update(_INCIDENT).where(_INCIDENT.c.id == bindparam("row_id"))  # SET: the columns passed
-_UPDATE_INCIDENT_COUNTING = _UPDATE_INCIDENT.returning(*(
-    select(func.count()).where(_ALERT.c.incident_id == bindparam("row_id"), _ALERT.c.status == status)
-    .scalar_subquery().label(status) for status in ("firing", "resolved")))
 _TOUCH_ALERTS = (update(_ALERT).where(_ALERT.c.id.in_(bindparam("ids", expanding=True)))
                  .values(last_seen_at=bindparam("now")))
 _CHANGE_ALERT = (update(_ALERT).where(_ALERT.c.id == bindparam("row_id"))
                  .values(status=bindparam("new_status"), ends_at=bindparam("new_ends_at"),
                          annotations=bindparam("new_annotations"), last_seen_at=bindparam("now")))
-_ALERT_COUNTS = (select(_ALERT.c.status, func.count()).where(_ALERT.c.incident_id == bindparam("incident_id"))
-                 .group_by(_ALERT.c.status))
 _INSERT_EVENTS = _EVENT.insert().returning(_EVENT.c.id, _EVENT.c.kind)
 
 
-@dataclass(slots=True)
-class LockedGroup:
-    """The notification's group row, locked until commit. ``created``: inserted by this
-    transaction, so no alert or incident row can point at it yet."""
+@lru_cache(maxsize=4)
+def _lock_groups_statement(dialect: str) -> Insert:
+    """``INSERT INTO alert_group … ON CONFLICT (group_key_hash) DO UPDATE … RETURNING id, group_key_hash``.
 
-    id: int
-    created: bool
+    The no-op update is what locks an existing row (as ``FOR UPDATE`` would) in the same statement
+    that creates the missing ones.
+    """
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(_GROUP)
+    return (stmt.on_conflict_do_update(index_elements=["group_key_hash"],
+                                       set_={"group_key_hash": stmt.excluded.group_key_hash})
+            .returning(_GROUP.c.id, _GROUP.c.group_key_hash))
 
 
 @dataclass(slots=True)
 class IncidentState:
-    """The incident columns an alert update reads or changes (the ORM object is loaded only to resolve)."""
+    """What the intake reads or changes of a group's current incident, kept up to date through the
+    batch (the ORM object is loaded only to resolve). ``firing``/``resolved``: its alert rows by
+    status, this batch's changes included."""
 
     id: int
     status: str
     severity: int
     monitoring_gap: bool
     alerts_unlisted: int
+    firing: int = 0
+    resolved: int = 0
 
 
 @dataclass(slots=True)
 class KnownAlert:
-    """An alert row as the intake needs it. ``seen``: listed in this notification; ``changed``:
-    status, end or annotations to write back."""
+    """An alert row as the intake needs it: read from the database (``id``), or one this batch
+    inserts at its end (``pending``: the row to insert, which later changes in the batch edit)."""
 
-    id: int
+    id: int | None
     incident_id: int | None
     status: str
     ends_at: datetime | None
     annotations: dict[str, str]
-    seen: bool = False
-    changed: bool = False
+    pending: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class GroupState:
+    """One locked group as the batch sees it: its current incident and the alert rows known so far."""
+
+    id: int
+    incident: IncidentState | None = None
+    known: dict[AlertKey, KnownAlert] = field(default_factory=dict)
+
+    def recount(self, alert: KnownAlert, was: str | None) -> None:
+        """Keep the current incident's counts right after ``alert`` went from ``was`` (None: a new
+        row) to its status; rows of other incidents (earlier episodes) do not count for it."""
+        incident = self.incident
+        if incident is None or alert.incident_id != incident.id:
+            return
+        if was == "firing":
+            incident.firing -= 1
+        elif was == "resolved":
+            incident.resolved -= 1
+        if alert.status == "firing":
+            incident.firing += 1
+        else:
+            incident.resolved += 1
 
 
 class AlertStore:
-    """The rows of one notification's transaction, on the session's own connection."""
+    """The reads of one batch's transaction, on the session's own connection."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self.conn: Connection = session.connection()
         self.dialect = self.conn.dialect.name
 
-    def lock_group(self, note: Notification, now: datetime) -> LockedGroup:
-        """The group's row, locked until commit; created if new.
+    def lock_groups(self, notes: list[Notification], now: datetime) -> dict[str, int]:
+        """Every group of ``notes`` locked until commit, created if new: ``{group_key_hash: id}``.
 
-        A group seen before (the common case) costs one ``SELECT … FOR UPDATE``. A new one is
-        inserted; when this transaction's INSERT created the row, no other transaction can see or
-        lock it before the commit (theirs wait on the unique index), so it needs no extra lock.
+        One statement, whose rows go in ``group_key_hash`` order: every batch of every process
+        takes its group locks in that one order.
         """
-        group_id = self.conn.execute(_LOCK_GROUP, {"key_hash": note.group_key_hash}).scalar_one_or_none()
-        if group_id is not None:
-            return LockedGroup(group_id, created=False)
-        insert = upsert_ignoring(_GROUP, self.dialect, ("group_key_hash",))
-        group_id = self.conn.execute(insert, {
-            "source": note.source, "group_key_hash": note.group_key_hash, "group_key": note.group_key,
-            "group_labels": note.group_labels, "created_at": now,
-        }).scalar_one_or_none()
-        if group_id is not None:
-            return LockedGroup(group_id, created=True)
-        group_id = self.conn.execute(_LOCK_GROUP, {"key_hash": note.group_key_hash}).scalar_one()  # another copy won
-        return LockedGroup(group_id, created=False)
+        first: dict[str, Notification] = {}
+        for note in notes:
+            first.setdefault(note.group_key_hash, note)
+        rows = [{"source": note.source, "group_key_hash": key_hash, "group_key": note.group_key,
+                 "group_labels": note.group_labels, "created_at": now} for key_hash, note in sorted(first.items())]
+        result = self.conn.execute(_lock_groups_statement(self.dialect), rows[0] if len(rows) == 1 else rows)
+        return {row.group_key_hash: row.id for row in result}
 
-    def set_current_incident(self, group_id: int, incident_id: int) -> None:
-        self.conn.execute(_SET_CURRENT_INCIDENT, {"group_id": group_id, "incident_id": incident_id})
-
-    def read_group(self, group: LockedGroup, note: Notification) -> tuple[IncidentState | None, dict[AlertKey, KnownAlert]]:
-        """The group's current incident, and its rows for the notification's fingerprints (any
-        episode, any incident): one SELECT, none for a group this transaction created."""
-        if group.created:
-            return None, {}
-        fingerprints = sorted({a.fingerprint for a in note.alerts})
-        rows = self.conn.execute(_GROUP_STATE, {"group_id": group.id, "fingerprints": fingerprints}).all()
-        first = rows[0]
-        current = None if first.incident_id is None else IncidentState(
-            first.incident_id, first.incident_status, first.severity, first.monitoring_gap, first.alerts_unlisted)
-        known = {(row.fingerprint, as_utc(row.starts_at)): KnownAlert(  # type: ignore[misc]
-            row.alert_id, row.alert_incident_id, row.alert_status, row.ends_at, row.annotations)
-            for row in rows if row.alert_id is not None}
-        return current, known
+    def read_groups(self, group_ids: list[int], fingerprints: set[str]) -> dict[int, GroupState]:
+        """The groups' current incidents with their alert counts, and their alert rows for
+        ``fingerprints``: two SELECTs for the whole batch."""
+        groups: dict[int, GroupState] = {}
+        for row in self.conn.execute(_GROUPS_STATE, {"group_ids": group_ids}):
+            incident = None if row.id is None else IncidentState(
+                row.id, row.status, row.severity, row.monitoring_gap, row.alerts_unlisted, row.firing, row.resolved)
+            groups[row.group_id] = GroupState(row.group_id, incident)
+        if fingerprints:
+            for row in self.conn.execute(_GROUPS_ALERTS, {"group_ids": group_ids, "fingerprints": sorted(fingerprints)}):
+                groups[row.group_id].known[(row.fingerprint, as_utc(row.starts_at))] = KnownAlert(  # type: ignore[index]
+                    row.id, row.incident_id, row.status, row.ends_at, row.annotations)
+        return groups
 
     def insert_incident(self, values: dict[str, Any]) -> int:
         """A new incident row (all its NOT NULL columns in ``values``); its id."""
         return self.conn.execute(_INSERT_INCIDENT, values).scalar_one()
 
+
+class PendingWrites:
+    """The alert, incident and group rows a batch changes, written by `flush` with one statement
+    for each kind of change (an UPDATE of many rows is one executemany, which psycopg pipelines).
+
+    A change to a row made earlier in the batch replaces it (the last values win); a change to an
+    alert row the batch has not inserted yet edits the row to insert.
+    """
+
+    def __init__(self) -> None:
+        self._new_alerts: list[KnownAlert] = []
+        self._changed: dict[int, tuple[KnownAlert, datetime]] = {}
+        self._touched: dict[int, datetime] = {}
+        self._incidents: dict[int, dict[str, Any]] = {}
+        self._current_incidents: dict[int, int] = {}
+
+    def insert_alert(self, alert: KnownAlert) -> None:
+        """Insert ``alert.pending``; once it is in, ``alert`` has its ``id`` like a row read back."""
+        self._new_alerts.append(alert)
+
+    def change_alert(self, alert: KnownAlert, now: datetime) -> None:
+        """Store ``alert``'s status, end and annotations as they are now."""
+        if alert.pending is not None:
+            alert.pending.update(status=alert.status, ends_at=alert.ends_at, annotations=alert.annotations,
+                                 last_seen_at=now)
+        else:
+            assert alert.id is not None
+            self._changed[alert.id] = (alert, now)
+
+    def touch_alert(self, alert: KnownAlert, now: datetime) -> None:
+        """The notification listed ``alert`` unchanged: its ``last_seen_at`` only."""
+        if alert.pending is not None:
+            alert.pending["last_seen_at"] = now
+        else:
+            assert alert.id is not None
+            self._touched[alert.id] = now
+
     def update_incident(self, incident_id: int, values: dict[str, Any]) -> None:
         if values:
-            self.conn.execute(_UPDATE_INCIDENT, {"row_id": incident_id, **values})
+            self._incidents.setdefault(incident_id, {}).update(values)
 
-    def update_incident_and_count(self, incident_id: int, values: dict[str, Any]) -> dict[str, int]:
-        """`update_incident` (``values`` not empty), returning `alert_counts` from the same statement.
+    def set_current_incident(self, group_id: int, incident_id: int) -> None:
+        self._current_incidents[group_id] = incident_id
 
-        The counts include the alert rows this transaction wrote before: a statement sees its
-        own transaction's earlier changes.
-        """
-        row = self.conn.execute(_UPDATE_INCIDENT_COUNTING, {"row_id": incident_id, **values}).one()
-        return {"firing": row.firing, "resolved": row.resolved}
-
-    def insert_alerts(self, rows: list[dict[str, Any]]) -> set[AlertKey]:
-        """One INSERT … ON CONFLICT DO NOTHING for all rows; the keys this call inserted.
-
-        A key missing from the answer was inserted by a concurrent copy of the notification
-        (PostgreSQL lets the INSERT wait for that copy's commit, then skips the row).
-        """
-        if not rows:
-            return set()
-        insert = upsert_ignoring(_ALERT, self.dialect, ("group_id", "fingerprint", "starts_at"),
-                                 ("fingerprint", "starts_at"))
-        return {(r.fingerprint, as_utc(r.starts_at)) for r in self.conn.execute(insert, rows)}  # type: ignore[misc]
-
-    def alert_counts(self, incident_id: int) -> dict[str, int]:
-        """``{"firing": n, "resolved": m}`` for the incident (as `service.alert_counts`, minus the ORM)."""
-        counts = {"firing": 0, "resolved": 0}
-        counts.update({status: n for status, n in self.conn.execute(_ALERT_COUNTS, {"incident_id": incident_id})})
-        return counts
-
-    def write_back(self, known: dict[AlertKey, KnownAlert], now: datetime, *, touch: bool) -> None:
-        """Store the changed rows (with ``last_seen_at``); with ``touch``, also ``last_seen_at`` of
-        the other rows this notification listed. Two statements at most."""
-        changed = [row for row in known.values() if row.changed]
+    def flush(self, conn: Connection) -> None:
+        new_alerts, self._new_alerts = self._new_alerts, []
+        changed, self._changed = self._changed, {}
+        touched, self._touched = self._touched, {}
+        incidents, self._incidents = self._incidents, {}
+        current, self._current_incidents = self._current_incidents, {}
+        if new_alerts:
+            self._insert_alerts(conn, new_alerts)
         if changed:
-            self.conn.execute(_CHANGE_ALERT, [{
-                "row_id": row.id, "new_status": row.status, "new_ends_at": row.ends_at,
-                "new_annotations": row.annotations, "now": now,
-            } for row in changed])
-        if touch:
-            seen = sorted(row.id for row in known.values() if row.seen and not row.changed)
-            if seen:
-                self.conn.execute(_TOUCH_ALERTS, {"ids": seen, "now": now})
+            conn.execute(_CHANGE_ALERT, [{
+                "row_id": row_id, "new_status": alert.status, "new_ends_at": alert.ends_at,
+                "new_annotations": alert.annotations, "now": now,
+            } for row_id, (alert, now) in changed.items()])
+        untouched = {row_id: now for row_id, now in touched.items() if row_id not in changed}
+        if untouched:
+            conn.execute(_TOUCH_ALERTS, {"ids": sorted(untouched), "now": max(untouched.values())})
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        for incident_id, values in incidents.items():
+            by_columns[tuple(sorted(values))].append({"row_id": incident_id, **values})
+        for rows in by_columns.values():
+            conn.execute(_UPDATE_INCIDENT, rows[0] if len(rows) == 1 else rows)
+        if current:
+            conn.execute(_SET_CURRENT_INCIDENT, [{"group_id": g, "incident_id": i} for g, i in current.items()])
+
+    @staticmethod
+    def _insert_alerts(conn: Connection, alerts: list[KnownAlert]) -> None:
+        key = ("group_id", "fingerprint", "starts_at")
+        insert = upsert_ignoring(_ALERT, conn.dialect.name, key, key)
+        rows = [alert.pending for alert in alerts]
+        ids = {(r.group_id, r.fingerprint, as_utc(r.starts_at)): r.id
+               for r in conn.execute(insert, rows[0] if len(rows) == 1 else rows)}
+        if len(ids) != len(alerts):
+            # The group lock rules this out: another transaction wrote this group's alerts.
+            raise RuntimeError(f"{len(alerts) - len(ids)} alert row(s) of a locked group were there already")
+        for alert in alerts:
+            row = alert.pending
+            assert row is not None
+            alert.id, alert.pending = ids[(row["group_id"], row["fingerprint"], as_utc(row["starts_at"]))], None
 
 
 @dataclass(slots=True)

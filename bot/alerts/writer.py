@@ -6,8 +6,9 @@ dozen threads taking turns on the GIL and (SQLite) on the one database lock. So 
 queue here, in arrival order, and whatever queued while a lane was writing goes into that lane's
 next transaction, up to `MAX_BATCH`. A lone notification is written at once: no added delay.
 Every caller is answered only after the commit that holds its alerts (or with the error that
-kept them out). The timeline events and outbox rows of a batch are written at its end, one
-INSERT for each (`bot.alerts.store.EventBatch`, in the order the changes happened).
+kept them out). A batch costs about the same statements as one notification
+(`bot.alerts.intake.ingest_many`): its groups are locked and read together, and its alert,
+incident, timeline and outbox rows go in at its end, one statement for each kind.
 
 SQLite has one lane, since it takes one writer at a time anyway. PostgreSQL has `POSTGRES_LANES`,
 writing concurrently; a group always maps to the same lane, so one group's notifications are
@@ -27,12 +28,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from bot.alerts.intake import IngestResult, ingest
+from bot.alerts.intake import IngestResult, ingest, ingest_many
 from bot.alerts.normalize import Notification
-from bot.alerts.store import EventBatch
 from bot.db import is_database_unavailable, is_postgres, transaction
 from bot.runtime import Runtime
 
@@ -40,9 +39,9 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 32  # notifications in one transaction at most: bounds how long a batch holds its locks
 # Concurrent intake transactions per process on PostgreSQL. More lanes split the same load into
-# smaller batches, and a batch's fixed costs (thread hand-off, commit, its timeline and outbox
-# INSERTs) add up: with 4 lanes the bench's notifications took ~15 % more CPU each than with 2
-# (batches of ~2 instead of ~4), on 2 cores.
+# smaller batches, and a batch's fixed costs (thread hand-off, about ten round trips, the commit)
+# add up: with 4 lanes the bench's notifications took ~40 % more server CPU each than with 2, on
+# 2 cores; with 1 the lane waits on the database and throughput fell by a third.
 POSTGRES_LANES = 2
 
 Answer = IngestResult | Exception  # what a notification's caller gets: its result or its error
@@ -66,9 +65,7 @@ def ingest_batch(runtime: Runtime, notes: list[Notification]) -> list[Answer]:
     if len(notes) > 1:
         try:
             with transaction(runtime.engine) as session:
-                events = EventBatch()
-                results: list[Answer] = [_ingest_in_batch(session, note, runtime, events) for note in notes]
-                events.flush(session)
+                results: list[Answer] = list(ingest_many(session, notes, runtime.intake_rules))
             runtime.wake.set()
             return results
         except Exception as exc:
@@ -82,13 +79,6 @@ def ingest_batch(runtime: Runtime, notes: list[Notification]) -> list[Answer]:
         except Exception as exc:  # it becomes this notification's answer (see error_response)
             outcomes.append(exc)
     return outcomes
-
-
-def _ingest_in_batch(session: Session, note: Notification, runtime: Runtime, events: EventBatch) -> IngestResult:
-    result = ingest(session, note, runtime.intake_rules, events=events)
-    session.flush()
-    session.expunge_all()  # the next notification reads rows, not ORM objects this one loaded
-    return result
 
 
 class _Lane:

@@ -9,15 +9,16 @@ import threading
 from collections import Counter
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
-from bot.alerts.intake import IngestResult
+from bot.alerts.intake import IngestResult, ingest_many
 from bot.alerts.normalize import Notification, from_alertmanager
 from bot.alerts.writer import ingest_batch
 from bot.clock import utcnow
 from bot.db import is_database_unavailable, transaction
 from bot.models import Alert, AlertGroup, Incident, OutboxItem, TimelineEvent
 from bot.runtime import Runtime
+from bot.serving import wait_until
 from tests.alerts.payloads import am_alert, am_payload
 from tests.conftest import make_settings
 
@@ -94,6 +95,67 @@ def _history(runtime: Runtime, answers: list) -> list[list[tuple]]:
             history.append([(o.kind, events[o.payload["event_id"]].kind if o.kind == "slack.line" else None)
                             for o in rows])
     return history
+
+
+def test_an_alert_written_before_a_resolve_in_its_batch_is_still_changed_by_a_later_notification(runtime):
+    """A resolve writes the batch's rows so far (through the ORM after them); an alert inserted
+    then is still the row that a later notification of the batch edits."""
+    edited = {"summary": "edited after the incident resolved"}
+
+    def story(group: str) -> list[Notification]:
+        return [note(am_payload([am_alert("a")], group=group)),
+                note(am_payload([am_alert("a", **RESOLVED)], group=group)),  # resolves the incident
+                note(am_payload([am_alert("a", **RESOLVED, annotations=edited), am_alert("b")], group=group))]
+
+    batched = ingest_batch(runtime, story("batched"))
+    one_at_a_time = [ingest_batch(runtime, [n])[0] for n in story("alone")]
+    assert outcomes(batched) == outcomes(one_at_a_time) == ["opened", "updated", "opened"]
+    assert _alert_rows(runtime, batched) == _alert_rows(runtime, one_at_a_time)
+    assert _alert_rows(runtime, batched)[0] == ("a", "resolved", edited)
+
+
+def _alert_rows(runtime: Runtime, answers: list) -> list[tuple]:
+    group_id = _group_of(runtime, answers[0].incident_id)
+    with transaction(runtime.engine) as session:
+        rows = session.execute(select(Alert).where(Alert.group_id == group_id).order_by(Alert.id)).scalars()
+        return [(a.labels["model"], a.status, a.annotations) for a in rows]
+
+
+def _group_of(runtime: Runtime, incident_id: int) -> int:
+    with transaction(runtime.engine) as session:
+        incident = session.get(Incident, incident_id)
+        assert incident is not None and incident.group_id is not None
+        return incident.group_id
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite has no row locks to order
+def test_a_batch_takes_its_group_locks_in_one_order_whatever_order_its_notifications_came_in(settings):
+    """Two processes (two engines): one holds the group that comes first in lock order and then
+    takes the second; the other's batch lists them the other way round. Taken in list order the
+    batch would hold the second group while waiting for the first, and PostgreSQL would abort one
+    of the two as a deadlock; taken in lock order it waits without holding, and both go through."""
+    first, second = sorted((note(am_payload([am_alert("a")], group=f"order-{i}")) for i in range(2)),
+                           key=lambda n: n.group_key_hash)
+    holder, batcher = Runtime.build(settings), Runtime.build(settings)
+    answers: list = []
+    try:
+        with transaction(holder.engine) as session:
+            assert ingest_many(session, [first], holder.intake_rules)[0].outcome == "opened"
+            thread = threading.Thread(target=lambda: answers.extend(ingest_batch(batcher, [second, first])))
+            thread.start()
+            wait_until(lambda: _sessions_waiting_on_a_lock(holder), what="the batch to wait for the held group")
+            assert ingest_many(session, [second], holder.intake_rules)[0].outcome == "opened"
+        thread.join(30)
+    finally:
+        for runtime in (holder, batcher):
+            runtime.engine.dispose()
+    assert outcomes(answers) == ["duplicate", "duplicate"]
+
+
+def _sessions_waiting_on_a_lock(runtime: Runtime) -> int:
+    with runtime.engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                 "AND wait_event_type = 'Lock'")).scalar_one()
 
 
 def test_a_notification_that_breaks_the_intake_does_not_fail_its_batch(runtime):
