@@ -21,7 +21,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from bot.clock import utcnow
-from bot.db import upsert_ignoring
+from bot.db import insert_rows
 from bot.models import OutboxItem
 
 MAX_ATTEMPTS = 8
@@ -67,10 +67,7 @@ def enqueue_many(session: Session, effects: Sequence[Effect]) -> int:
         "next_attempt_at": now + timedelta(seconds=effect.delay),
         "created_at": now,
     } for effect in effects]
-    conn = session.connection()
-    insert = upsert_ignoring(_OUTBOX, conn.dialect.name, ("dedupe_key",))
-    # One row is a plain execute; a list becomes one multi-row INSERT (insertmanyvalues, as it returns ids).
-    return len(conn.execute(insert, rows[0] if len(rows) == 1 else rows).all())
+    return len(insert_rows(session.connection(), _OUTBOX, rows, conflict=("dedupe_key",)))
 
 
 def claim(session: Session, *, limit: int = 10, now: datetime | None = None) -> list[OutboxItem]:

@@ -207,7 +207,7 @@ class _Batch:
             severity = severity_from_labels(alert.labels, rules.severity_map, rules.default_severity)
             row = _alert_row(incident.id, group.id, alert, severity, now)
             known = group.known[key] = KnownAlert(None, incident.id, row["status"], row["ends_at"], alert.annotations,
-                                                  pending=row)
+                                                  now, pending=row)
             group.recount(known, was=None)
             self.writes.insert_alert(known)
             if alert.status == "firing":

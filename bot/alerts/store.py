@@ -22,22 +22,23 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
-from functools import lru_cache
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session
 
 from bot import outbox
 from bot.alerts.normalize import Notification
 from bot.clock import as_utc
-from bot.db import upsert_ignoring
+from bot.db import insert_rows
 from bot.models import Alert, AlertGroup, Incident, TimelineEvent
 
 AlertKey = tuple[str, datetime]  # (fingerprint, startsAt): one episode of an alert within its group
+# An alert's last_seen_at is kept to this: a repeat within it (an HA peer's copy, a burst of
+# updates in a storm) does not rewrite the row. Alertmanager repeats at group_interval (5 min).
+LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 
 _GROUP = AlertGroup.__table__  # type: ignore[attr-defined]
 _ALERT = Alert.__table__  # type: ignore[attr-defined]
@@ -59,7 +60,7 @@ _GROUPS_STATE = (
 # The groups' alert rows for the batch's fingerprints, any episode, any incident.
 _GROUPS_ALERTS = (
     select(_ALERT.c.id, _ALERT.c.group_id, _ALERT.c.incident_id, _ALERT.c.fingerprint, _ALERT.c.starts_at,
-           _ALERT.c.status, _ALERT.c.ends_at, _ALERT.c.annotations)
+           _ALERT.c.status, _ALERT.c.ends_at, _ALERT.c.annotations, _ALERT.c.last_seen_at)
     .where(_ALERT.c.group_id.in_(bindparam("group_ids", expanding=True)),
            _ALERT.c.fingerprint.in_(bindparam("fingerprints", expanding=True))))
 _SET_CURRENT_INCIDENT = (update(_GROUP).where(_GROUP.c.id == bindparam("group_id"))
@@ -71,24 +72,6 @@ _TOUCH_ALERTS = (update(_ALERT).where(_ALERT.c.id.in_(bindparam("ids", expanding
 _CHANGE_ALERT = (update(_ALERT).where(_ALERT.c.id == bindparam("row_id"))
                  .values(status=bindparam("new_status"), ends_at=bindparam("new_ends_at"),
                          annotations=bindparam("new_annotations"), last_seen_at=bindparam("now")))
-_INSERT_EVENTS = _EVENT.insert().returning(_EVENT.c.id, _EVENT.c.kind)
-
-
-@lru_cache(maxsize=4)
-def _lock_groups_statement(dialect: str) -> Insert:
-    """``INSERT INTO alert_group … ON CONFLICT (group_key_hash) DO UPDATE … RETURNING id, group_key_hash``.
-
-    The no-op update is what locks an existing row (as ``FOR UPDATE`` would) in the same statement
-    that creates the missing ones.
-    """
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(_GROUP)
-    return (stmt.on_conflict_do_update(index_elements=["group_key_hash"],
-                                       set_={"group_key_hash": stmt.excluded.group_key_hash})
-            .returning(_GROUP.c.id, _GROUP.c.group_key_hash))
 
 
 @dataclass(slots=True)
@@ -116,6 +99,7 @@ class KnownAlert:
     status: str
     ends_at: datetime | None
     annotations: dict[str, str]
+    last_seen_at: datetime | None = None
     pending: dict[str, Any] | None = None
 
 
@@ -162,8 +146,11 @@ class AlertStore:
             first.setdefault(note.group_key_hash, note)
         rows = [{"source": note.source, "group_key_hash": key_hash, "group_key": note.group_key,
                  "group_labels": note.group_labels, "created_at": now} for key_hash, note in sorted(first.items())]
-        result = self.conn.execute(_lock_groups_statement(self.dialect), rows[0] if len(rows) == 1 else rows)
-        return {row.group_key_hash: row.id for row in result}
+        # The no-op update is what locks an existing row (as ``FOR UPDATE`` would) in the statement
+        # that creates the missing ones; PostgreSQL takes the rows in the order given.
+        locked = insert_rows(self.conn, _GROUP, rows, conflict=("group_key_hash",), update=("group_key_hash",),
+                             returning=("id", "group_key_hash"))
+        return {row.group_key_hash: row.id for row in locked}
 
     def read_groups(self, group_ids: list[int], fingerprints: set[str]) -> dict[int, GroupState]:
         """The groups' current incidents with their alert counts, and their alert rows for
@@ -176,7 +163,7 @@ class AlertStore:
         if fingerprints:
             for row in self.conn.execute(_GROUPS_ALERTS, {"group_ids": group_ids, "fingerprints": sorted(fingerprints)}):
                 groups[row.group_id].known[(row.fingerprint, as_utc(row.starts_at))] = KnownAlert(  # type: ignore[index]
-                    row.id, row.incident_id, row.status, row.ends_at, row.annotations)
+                    row.id, row.incident_id, row.status, row.ends_at, row.annotations, as_utc(row.last_seen_at))
         return groups
 
     def insert_incident(self, values: dict[str, Any]) -> int:
@@ -205,6 +192,7 @@ class PendingWrites:
 
     def change_alert(self, alert: KnownAlert, now: datetime) -> None:
         """Store ``alert``'s status, end and annotations as they are now."""
+        alert.last_seen_at = now
         if alert.pending is not None:
             alert.pending.update(status=alert.status, ends_at=alert.ends_at, annotations=alert.annotations,
                                  last_seen_at=now)
@@ -213,12 +201,13 @@ class PendingWrites:
             self._changed[alert.id] = (alert, now)
 
     def touch_alert(self, alert: KnownAlert, now: datetime) -> None:
-        """The notification listed ``alert`` unchanged: its ``last_seen_at`` only."""
+        """The notification listed ``alert`` unchanged: its ``last_seen_at`` only, and only when
+        the stored one is `LAST_SEEN_RESOLUTION` old, so a duplicate delivery writes nothing."""
         if alert.pending is not None:
             alert.pending["last_seen_at"] = now
-        else:
+        elif alert.last_seen_at is None or now - alert.last_seen_at >= LAST_SEEN_RESOLUTION:
             assert alert.id is not None
-            self._touched[alert.id] = now
+            self._touched[alert.id] = alert.last_seen_at = now
 
     def update_incident(self, incident_id: int, values: dict[str, Any]) -> None:
         if values:
@@ -254,10 +243,9 @@ class PendingWrites:
     @staticmethod
     def _insert_alerts(conn: Connection, alerts: list[KnownAlert]) -> None:
         key = ("group_id", "fingerprint", "starts_at")
-        insert = upsert_ignoring(_ALERT, conn.dialect.name, key, key)
-        rows = [alert.pending for alert in alerts]
+        rows = [alert.pending for alert in alerts if alert.pending is not None]
         ids = {(r.group_id, r.fingerprint, as_utc(r.starts_at)): r.id
-               for r in conn.execute(insert, rows[0] if len(rows) == 1 else rows)}
+               for r in insert_rows(conn, _ALERT, rows, conflict=key, returning=("id", *key))}
         if len(ids) != len(alerts):
             # The group lock rules this out: another transaction wrote this group's alerts.
             raise RuntimeError(f"{len(alerts) - len(ids)} alert row(s) of a locked group were there already")
@@ -320,9 +308,9 @@ class EventBatch:
         """The events' ids, in list order."""
         if not events:
             return []
-        rows = session.connection().execute(_INSERT_EVENTS, [{
+        rows = insert_rows(session.connection(), _EVENT, [{
             "incident_id": e.incident_id, "at": e.at, "kind": e.kind, "actor": e.actor, "text": e.text, "data": e.data,
-        } for e in events]).all()
+        } for e in events], returning=("id", "kind"))
         # Ids are handed out in VALUES order on both databases (the order RETURNING gives is not
         # promised), so the sorted ids pair up with the events; the kind is checked all the same.
         rows.sort(key=lambda r: r.id)

@@ -7,14 +7,15 @@ import json
 import re
 import threading
 from collections import Counter
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select, text
 
-from bot.alerts.intake import IngestResult, ingest_many
+from bot.alerts.intake import IngestResult, ingest, ingest_many
 from bot.alerts.normalize import Notification, from_alertmanager
 from bot.alerts.writer import ingest_batch
-from bot.clock import utcnow
+from bot.clock import as_utc, utcnow
 from bot.db import is_database_unavailable, transaction
 from bot.models import Alert, AlertGroup, Incident, OutboxItem, TimelineEvent
 from bot.runtime import Runtime
@@ -156,6 +157,25 @@ def _sessions_waiting_on_a_lock(runtime: Runtime) -> int:
     with runtime.engine.connect() as conn:
         return conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                                  "AND wait_event_type = 'Lock'")).scalar_one()
+
+
+def test_a_repeat_within_a_minute_rewrites_no_alert_row_and_a_later_one_records_the_sighting(runtime):
+    body = am_payload([am_alert("a"), am_alert("b")], group="seen")
+    opened = utcnow()
+
+    def deliver(at: datetime) -> str:
+        with transaction(runtime.engine) as session:
+            return ingest(session, note(body), runtime.intake_rules, now=at).outcome
+
+    def last_seen() -> set[datetime]:
+        with transaction(runtime.engine) as session:
+            return {as_utc(at) for at in session.execute(select(Alert.last_seen_at)).scalars()}
+
+    assert deliver(opened) == "opened"
+    assert deliver(opened + timedelta(seconds=30)) == "duplicate"  # an HA peer's copy, say
+    assert last_seen() == {opened}
+    assert deliver(opened + timedelta(seconds=90)) == "duplicate"  # Alertmanager's next repeat
+    assert last_seen() == {opened + timedelta(seconds=90)}
 
 
 def test_a_notification_that_breaks_the_intake_does_not_fail_its_batch(runtime):
