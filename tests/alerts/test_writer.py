@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import re
@@ -14,7 +15,7 @@ from sqlalchemy import select, text
 
 from bot.alerts.intake import IngestResult, ingest, ingest_many
 from bot.alerts.normalize import Notification, from_alertmanager
-from bot.alerts.writer import ingest_batch
+from bot.alerts.writer import IntakeWriter, ingest_batch
 from bot.clock import as_utc, utcnow
 from bot.db import is_database_unavailable, transaction
 from bot.models import Alert, AlertGroup, Incident, OutboxItem, TimelineEvent
@@ -176,6 +177,25 @@ def test_a_repeat_within_a_minute_rewrites_no_alert_row_and_a_later_one_records_
     assert last_seen() == {opened}
     assert deliver(opened + timedelta(seconds=90)) == "duplicate"  # Alertmanager's next repeat
     assert last_seen() == {opened + timedelta(seconds=90)}
+
+
+def test_a_groups_next_notification_waits_for_its_first_even_with_a_writer_free(runtime):
+    """The resolve arrives while the fire is being written; on PostgreSQL a second writer is free
+    and takes the other group's notification, but not the resolve, which would otherwise be
+    written first (and ignored, as a resolve for a group never seen)."""
+    fire = note(am_payload([am_alert("a")], group="ordered"))
+    resolve = note(am_payload([am_alert("a", **RESOLVED)], group="ordered"))
+    other = note(am_payload([am_alert("a")], group="other"))
+
+    async def deliver() -> list[IngestResult]:
+        writer = IntakeWriter(runtime)
+        return await asyncio.gather(writer.ingest(fire), writer.ingest(resolve), writer.ingest(other))
+
+    answers = asyncio.run(deliver())
+    assert outcomes(answers) == ["opened", "updated", "opened"]
+    with transaction(runtime.engine) as session:
+        incident = session.get(Incident, answers[0].incident_id)
+        assert incident is not None and incident.status == "resolved"
 
 
 def test_a_notification_that_breaks_the_intake_does_not_fail_its_batch(runtime):
