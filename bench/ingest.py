@@ -9,6 +9,7 @@ checks the exactly-once rules and prints PASS or FAIL (exit status 1 on FAIL).
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import json
 import os
@@ -157,12 +158,20 @@ def _in_threads(target: Callable[[httpx.Client], None], url: str, count: int,
     # Clients are built before the clock starts: building one costs milliseconds (an SSL context).
     clients = [_client(url) for _ in range(count)]
     threads = [threading.Thread(target=target, args=(client,)) for client in clients]
+    # The load generator's own garbage collector stays off while it sends: its full collections
+    # stopped every sender thread for up to 300 ms, which the rows showed as server latency
+    # (fixed-rate p99 of the bare baseline: 170-340 ms with it, 5-9 ms without).
+    gc.collect()
+    gc.disable()
     before_start()
     started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        gc.enable()
     elapsed = time.perf_counter() - started
     for client in clients:
         client.close()
@@ -227,6 +236,7 @@ def serve_warroom(db_url: str, port: int) -> None:
     from bot.config import Settings
     from bot.db import upgrade
     from bot.runtime import Runtime
+    from bot.serving import freeze_startup_objects
     from bot.web import create_app
 
     # No worker or scheduler: this measures intake (validate, commit, queue the outbox row), not Slack.
@@ -235,7 +245,9 @@ def serve_warroom(db_url: str, port: int) -> None:
                         WARROOM_PLAYBOOKS_DIR=ROOT / "playbooks", WARROOM_WORKER=False, WARROOM_SCHEDULER=False)
     runtime = Runtime.build(settings)
     upgrade(runtime.engine)
-    uvicorn.run(create_app(runtime), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    app = create_app(runtime)
+    freeze_startup_objects()  # as `warroom serve` does
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 def serve_baseline(db_url: str, port: int) -> None:
@@ -366,19 +378,47 @@ def row(label: str, run: Run, rss: float | None = None) -> str:
 HEADER = (f"  {'':<34} {'reqs':>6} {'req/s':>8} {'alerts/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'peak RSS':>10}")
 
 
+def measure(name: str, db_url: str, workdir: Path, args: argparse.Namespace, tag: str) -> tuple[Run, Run, float]:
+    """One fresh server on a fresh database: the warm-up (not counted), the closed loop, the fixed rate."""
+    with server(name, db_url, workdir) as running:
+        if args.warmup:
+            closed_loop(running.url, steady_bodies(f"{name}-{tag}-warmup", args.warmup), args.concurrency)
+        steady = closed_loop(running.url, steady_bodies(f"{name}-{tag}-steady", args.requests), args.concurrency)
+        paced = fixed_rate(running.url, steady_bodies(f"{name}-{tag}-paced", int(args.rate * args.rate_seconds)), args.rate)
+        return steady, paced, running.peak_rss_mb()
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
 def bench(kind: str, args: argparse.Namespace, workdir: Path) -> bool:
-    print(f"\n== {kind} ({os.cpu_count()} cores, concurrency {args.concurrency}) ==", flush=True)
-    rate_bodies = int(args.rate * args.rate_seconds)
+    print(f"\n== {kind} ({os.cpu_count()} cores, concurrency {args.concurrency}, {args.rounds} round(s), "
+          f"warm-up {args.warmup} requests) ==", flush=True)
     ok = True
+    throughput: dict[str, list[float]] = {"warroom": [], "baseline": []}
+    paced_p99: dict[str, list[float]] = {"warroom": [], "baseline": []}
     with databases(kind, workdir, args.pg_admin) as fresh:
         print(HEADER)
-        for name in ("warroom", "baseline"):
-            with server(name, fresh(name), workdir) as running:
-                steady = closed_loop(running.url, steady_bodies(f"{name}-steady", args.requests), args.concurrency)
-                paced = fixed_rate(running.url, steady_bodies(f"{name}-paced", rate_bodies), args.rate)
-                rss = running.peak_rss_mb()
-            print(row(f"{name} closed loop", steady, rss), flush=True)
-            print(row(f"{name} fixed {args.rate:.0f} req/s for {args.rate_seconds:.0f} s", paced), flush=True)
+        for round_ in range(args.rounds):
+            # Alternate who goes first: a machine that slows down or speeds up during the run
+            # then weighs on both servers alike.
+            order = ("warroom", "baseline") if round_ % 2 == 0 else ("baseline", "warroom")
+            for name in order:
+                steady, paced, rss = measure(name, fresh(name), workdir, args, f"r{round_}")
+                throughput[name].append(len(steady.latencies) / steady.seconds)
+                paced_p99[name].append(paced.pct(0.99))
+                print(row(f"{name} closed loop", steady, rss), flush=True)
+                print(row(f"{name} fixed {args.rate:.0f} req/s for {args.rate_seconds:.0f} s", paced), flush=True)
+        ratios = [w / b for w, b in zip(throughput["warroom"], throughput["baseline"], strict=True)]
+        print(f"  median closed loop: warroom {median(throughput['warroom']):.0f} req/s, baseline "
+              f"{median(throughput['baseline']):.0f} req/s -> {median(throughput['warroom']) / median(throughput['baseline']):.0%} "
+              f"of the baseline (per round: {', '.join(f'{r:.0%}' for r in ratios)}; target >= 50 %)")
+        print(f"  fixed {args.rate:.0f} req/s p99: warroom median {median(paced_p99['warroom']):.1f} ms, worst "
+              f"{max(paced_p99['warroom']):.1f} ms; baseline median {median(paced_p99['baseline']):.1f} ms, worst "
+              f"{max(paced_p99['baseline']):.1f} ms (target < 50 ms)", flush=True)
         if args.storm_alerts:
             db_url = fresh("storm")
             with server("warroom", db_url, workdir) as running:
@@ -397,6 +437,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=1000, help="closed-loop notifications per server (default 1000)")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent senders (default 16)")
+    parser.add_argument("--rounds", type=int, default=3, help="warroom/baseline pairs per database, alternating "
+                        "which goes first; the summary gives medians (default 3)")
+    parser.add_argument("--warmup", type=int, default=200,
+                        help="requests sent to each new server before it is measured (default 200)")
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--rate", type=float, default=200.0, help="fixed-rate run, requests per second (default 200)")
     parser.add_argument("--rate-seconds", type=float, default=8.0, help="fixed-rate run length (default 8)")

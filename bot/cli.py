@@ -59,10 +59,12 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     """Run the bot (HTTP mode for Slack; Socket Mode too when SLACK_APP_TOKEN is set). Migrates first."""
     import uvicorn
 
+    from bot.serving import freeze_startup_objects
     from bot.web import create_app
 
     runtime = _runtime()
     web_app = create_app(runtime)  # with SLACK_APP_TOKEN, it also connects to Slack in Socket Mode
+    freeze_startup_objects()
     uvicorn.run(web_app, host=host, port=port, log_level="warning")
 
 
