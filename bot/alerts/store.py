@@ -3,7 +3,7 @@
 Every notification of an alert storm passes here, so the intake reads and writes with SQLAlchemy
 Core instead of ORM objects, and a whole batch (`bot.alerts.writer` groups what arrives while a
 transaction commits) shares its statements: one upsert locks (or creates) every group of the
-batch, two SELECTs read what the intake needs of them, and the batch's changes go in at its end
+batch, one SELECT reads what the intake needs of them, and the batch's changes go in at its end
 (`PendingWrites`, `EventBatch`), one statement per kind of row. Only opening an incident costs
 statements of its own (its INSERT, for its id, and the trace link).
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
@@ -46,23 +46,21 @@ _EVENT = TimelineEvent.__table__  # type: ignore[attr-defined]
 _INCIDENT = Incident.__table__  # type: ignore[attr-defined]
 
 
-def _alert_count(status: str) -> Any:
-    return (select(func.count()).where(_ALERT.c.incident_id == _INCIDENT.c.id, _ALERT.c.status == status)
-            .scalar_subquery().label(status))
-
-
-# Each group's current incident (NULLs if none) with its alert counts: one row per group.
+# Each group with its current incident (NULLs if none) and the alert rows the batch needs: those
+# of the batch's fingerprints (any episode, any incident), which the notifications are matched
+# against, and all of the current incident's, which give its counts. At least one row per group.
 _GROUPS_STATE = (
     select(_GROUP.c.id.label("group_id"), _INCIDENT.c.id, _INCIDENT.c.status, _INCIDENT.c.severity,
-           _INCIDENT.c.monitoring_gap, _INCIDENT.c.alerts_unlisted, _alert_count("firing"), _alert_count("resolved"))
-    .select_from(_GROUP.outerjoin(_INCIDENT, _INCIDENT.c.id == _GROUP.c.current_incident_id))
+           _INCIDENT.c.monitoring_gap, _INCIDENT.c.alerts_unlisted,
+           _ALERT.c.id.label("alert_id"), _ALERT.c.incident_id.label("alert_incident_id"), _ALERT.c.fingerprint,
+           _ALERT.c.starts_at, _ALERT.c.status.label("alert_status"), _ALERT.c.ends_at, _ALERT.c.annotations,
+           _ALERT.c.last_seen_at)
+    .select_from(_GROUP
+                 .outerjoin(_INCIDENT, _INCIDENT.c.id == _GROUP.c.current_incident_id)
+                 .outerjoin(_ALERT, and_(_ALERT.c.group_id == _GROUP.c.id,
+                                         or_(_ALERT.c.fingerprint.in_(bindparam("fingerprints", expanding=True)),
+                                             _ALERT.c.incident_id == _GROUP.c.current_incident_id))))
     .where(_GROUP.c.id.in_(bindparam("group_ids", expanding=True))))
-# The groups' alert rows for the batch's fingerprints, any episode, any incident.
-_GROUPS_ALERTS = (
-    select(_ALERT.c.id, _ALERT.c.group_id, _ALERT.c.incident_id, _ALERT.c.fingerprint, _ALERT.c.starts_at,
-           _ALERT.c.status, _ALERT.c.ends_at, _ALERT.c.annotations, _ALERT.c.last_seen_at)
-    .where(_ALERT.c.group_id.in_(bindparam("group_ids", expanding=True)),
-           _ALERT.c.fingerprint.in_(bindparam("fingerprints", expanding=True))))
 _SET_CURRENT_INCIDENT = (update(_GROUP).where(_GROUP.c.id == bindparam("group_id"))
                          .values(current_incident_id=bindparam("incident_id")))
 _INSERT_INCIDENT = _INCIDENT.insert().returning(_INCIDENT.c.id)
@@ -154,16 +152,21 @@ class AlertStore:
 
     def read_groups(self, group_ids: list[int], fingerprints: set[str]) -> dict[int, GroupState]:
         """The groups' current incidents with their alert counts, and their alert rows for
-        ``fingerprints``: two SELECTs for the whole batch."""
+        ``fingerprints``: one SELECT for the whole batch."""
         groups: dict[int, GroupState] = {}
-        for row in self.conn.execute(_GROUPS_STATE, {"group_ids": group_ids}):
-            incident = None if row.id is None else IncidentState(
-                row.id, row.status, row.severity, row.monitoring_gap, row.alerts_unlisted, row.firing, row.resolved)
-            groups[row.group_id] = GroupState(row.group_id, incident)
-        if fingerprints:
-            for row in self.conn.execute(_GROUPS_ALERTS, {"group_ids": group_ids, "fingerprints": sorted(fingerprints)}):
-                groups[row.group_id].known[(row.fingerprint, as_utc(row.starts_at))] = KnownAlert(  # type: ignore[index]
-                    row.id, row.incident_id, row.status, row.ends_at, row.annotations, as_utc(row.last_seen_at))
+        rows = self.conn.execute(_GROUPS_STATE, {"group_ids": group_ids, "fingerprints": sorted(fingerprints)})
+        for row in rows:
+            group = groups.get(row.group_id)
+            if group is None:
+                incident = None if row.id is None else IncidentState(
+                    row.id, row.status, row.severity, row.monitoring_gap, row.alerts_unlisted)
+                group = groups[row.group_id] = GroupState(row.group_id, incident)
+            if row.alert_id is None:
+                continue
+            alert = group.known[(row.fingerprint, as_utc(row.starts_at))] = KnownAlert(  # type: ignore[index]
+                row.alert_id, row.alert_incident_id, row.alert_status, row.ends_at, row.annotations,
+                as_utc(row.last_seen_at))
+            group.recount(alert, was=None)
         return groups
 
     def insert_incident(self, values: dict[str, Any]) -> int:
