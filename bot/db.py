@@ -238,6 +238,10 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], 
     it once. A multi-row VALUES list is a new statement for every row count, and past 50
     parameters psycopg re-parses its text on every call (a third of the intake's CPU in batches of
     8 notifications). SQLite, in process, gets the VALUES list.
+
+    Rows must name every column they mean to set: on PostgreSQL a column left out gets NULL or its
+    server default, never the model's Python-side default (SQLAlchemy applies those only to the
+    VALUES form). `insert_or_ignore` keeps SQLAlchemy's statement for single rows for that reason.
     """
     if not rows:
         return []
