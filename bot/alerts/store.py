@@ -8,8 +8,8 @@ batch, one SELECT reads what the intake needs of them, and the batch's changes g
 statements of its own (its INSERT, for its id, and the trace link).
 
 Identity: the group rows are locked by ``INSERT … ON CONFLICT (group_key_hash) DO UPDATE``, which
-creates a new group or locks the existing row, in ``group_key_hash`` order (PostgreSQL takes the
-rows in VALUES order), so two processes' batches cannot deadlock on them; on SQLite the
+creates a new group or locks the existing row, in ``group_key_hash`` order (`bot.db.insert_rows`
+inserts rows in the order given), so two processes' batches cannot deadlock on them; on SQLite the
 ``BEGIN IMMEDIATE`` writer lock already serialises writers. Alert rows go in with INSERT … ON
 CONFLICT DO NOTHING against their unique constraint. What the intake reads about a group (its
 current incident, its alert counts, its alerts) is read by statements that start once the locks
@@ -129,9 +129,7 @@ class AlertStore:
     """The reads of one batch's transaction, on the session's own connection."""
 
     def __init__(self, session: Session) -> None:
-        self.session = session
         self.conn: Connection = session.connection()
-        self.dialect = self.conn.dialect.name
 
     def lock_groups(self, notes: list[Notification], now: datetime) -> dict[str, int]:
         """Every group of ``notes`` locked until commit, created if new: ``{group_key_hash: id}``.
@@ -232,9 +230,9 @@ class PendingWrites:
                 "row_id": row_id, "new_status": alert.status, "new_ends_at": alert.ends_at,
                 "new_annotations": alert.annotations, "now": now,
             } for row_id, (alert, now) in changed.items()])
-        untouched = {row_id: now for row_id, now in touched.items() if row_id not in changed}
-        if untouched:
-            conn.execute(_TOUCH_ALERTS, {"ids": sorted(untouched), "now": max(untouched.values())})
+        only_seen = {row_id: now for row_id, now in touched.items() if row_id not in changed}
+        if only_seen:  # a changed row got its last_seen_at with the change
+            conn.execute(_TOUCH_ALERTS, {"ids": sorted(only_seen), "now": max(only_seen.values())})
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         for incident_id, values in incidents.items():
             by_columns[tuple(sorted(values))].append({"row_id": incident_id, **values})
