@@ -11,20 +11,18 @@ the same job.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import JSON, Table, event, text
-from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy import Table, event, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session, create_engine
@@ -225,63 +223,3 @@ def upsert_ignoring(table: Table, dialect: str, conflict: tuple[str, ...], retur
     pk = next(iter(table.primary_key.columns))
     stmt = insert(table).on_conflict_do_nothing(index_elements=list(conflict))
     return stmt.returning(pk, *(table.c[name] for name in returning))
-
-
-def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *, conflict: tuple[str, ...] = (),
-                update: tuple[str, ...] = (), returning: tuple[str, ...] = ("id",)) -> list[Row[Any]]:
-    """Insert ``rows`` (all with the same keys) in one statement, in list order: ``INSERT …
-    [ON CONFLICT (conflict) DO NOTHING, or DO UPDATE SET each column of ``update`` to its new
-    value] RETURNING returning``. The rows it inserted or updated come back, in no promised order.
-
-    PostgreSQL gets ``INSERT … SELECT … FROM unnest(…)``, one array parameter per column, so the
-    SQL text is the same for any number of rows: psycopg converts it once and the server prepares
-    it once. A multi-row VALUES list is a new statement for every row count, and past 50
-    parameters psycopg re-parses its text on every call (a third of the intake's CPU in batches of
-    8 notifications). SQLite, in process, gets the VALUES list.
-
-    Rows must name every column they mean to set: on PostgreSQL a column left out gets NULL or its
-    server default, never the model's Python-side default (SQLAlchemy applies those only to the
-    VALUES form). `insert_or_ignore` keeps SQLAlchemy's statement for single rows for that reason.
-    """
-    if not rows:
-        return []
-    columns = tuple(rows[0])
-    if conn.dialect.name != "postgresql":
-        stmt = _values_insert(table, conflict, update, returning)
-        return list(conn.execute(stmt, rows[0] if len(rows) == 1 else list(rows)))
-    sql, json_columns = _unnest_insert(table, columns, conflict, update, returning)
-    params = {f"c{i}": [json.dumps(row[name]) if name in json_columns else row[name] for row in rows]
-              for i, name in enumerate(columns)}
-    return list(conn.exec_driver_sql(sql, params))
-
-
-@lru_cache(maxsize=64)
-def _unnest_insert(table: Table, columns: tuple[str, ...], conflict: tuple[str, ...], update: tuple[str, ...],
-                   returning: tuple[str, ...]) -> tuple[str, frozenset[str]]:
-    from sqlalchemy.dialects import postgresql
-
-    dialect = postgresql.dialect()
-    quote = dialect.identifier_preparer.quote_identifier
-    names = ", ".join(quote(name) for name in columns)
-    arrays = ", ".join(f"%(c{i})b::{table.c[name].type.compile(dialect=dialect)}[]" for i, name in enumerate(columns))
-    sql = (f"INSERT INTO {quote(table.name)} ({names}) SELECT {names} FROM unnest({arrays}) "
-           f"WITH ORDINALITY AS row_ ({names}, row_number_) ORDER BY row_number_")
-    if update:
-        sets = ", ".join(f"{quote(name)} = EXCLUDED.{quote(name)}" for name in update)
-        sql += f" ON CONFLICT ({', '.join(map(quote, conflict))}) DO UPDATE SET {sets}"
-    elif conflict:
-        sql += f" ON CONFLICT ({', '.join(map(quote, conflict))}) DO NOTHING"
-    sql += f" RETURNING {', '.join(map(quote, returning))}"
-    return sql, frozenset(name for name in columns if isinstance(table.c[name].type, JSON))
-
-
-@lru_cache(maxsize=64)
-def _values_insert(table: Table, conflict: tuple[str, ...], update: tuple[str, ...], returning: tuple[str, ...]) -> Insert:
-    from sqlalchemy.dialects.sqlite import insert
-
-    stmt = insert(table)
-    if update:
-        stmt = stmt.on_conflict_do_update(index_elements=list(conflict), set_={name: stmt.excluded[name] for name in update})
-    elif conflict:
-        stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict))
-    return stmt.returning(*(table.c[name] for name in returning))

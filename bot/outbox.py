@@ -21,8 +21,8 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from bot.clock import utcnow
-from bot.db import insert_rows
 from bot.models import OutboxItem
+from bot.statements import Later, Statements
 
 MAX_ATTEMPTS = 8
 CLAIM_SECONDS = 120
@@ -54,8 +54,12 @@ def enqueue_many(session: Session, effects: Sequence[Effect]) -> int:
     The rows get ascending ids in list order (both databases number a multi-row INSERT in VALUES
     order), which is the order the worker performs an incident's rows in.
     """
-    if not effects:
-        return 0
+    return len(send_many(Statements(session.connection()), effects).rows())
+
+
+def send_many(sql: Statements, effects: Sequence[Effect]) -> Later:
+    """`enqueue_many`'s INSERT, on ``sql`` (inside its pipeline: sent, not waited for); the rows
+    it inserted."""
     now = utcnow()
     rows = [{
         "kind": effect.kind,
@@ -67,7 +71,7 @@ def enqueue_many(session: Session, effects: Sequence[Effect]) -> int:
         "next_attempt_at": now + timedelta(seconds=effect.delay),
         "created_at": now,
     } for effect in effects]
-    return len(insert_rows(session.connection(), _OUTBOX, rows, conflict=("dedupe_key",)))
+    return sql.insert_rows(_OUTBOX, rows, conflict=("dedupe_key",))
 
 
 def claim(session: Session, *, limit: int = 10, now: datetime | None = None) -> list[OutboxItem]:

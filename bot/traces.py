@@ -27,6 +27,7 @@ from bot.evals import Label
 from bot.incidents.lifecycle import OPEN_STATUSES
 from bot.jsonbody import BadRequest, check_storable, pydantic_problems
 from bot.models import Incident, Trace
+from bot.statements import Statements
 from bot.trace_rules import FailureRules, TraceEvent, failure_types
 
 LINK_WINDOW_BEFORE = timedelta(minutes=15)
@@ -144,9 +145,9 @@ def link_service_traces(session: Session, incident_id: int, service: str | None,
         return 0
     start = as_utc(opened_at) - window_before  # type: ignore[operator]
     end = as_utc(resolved_at) or now or utcnow()
-    result = session.connection().execute(_LINK_TRACES, {"of_service": service, "start": start, "end": end,
-                                                          "to_incident": incident_id})
-    return result.rowcount or 0
+    linked = Statements(session.connection()).execute(_LINK_TRACES, {"of_service": service, "start": start, "end": end,
+                                                                      "to_incident": incident_id})
+    return max(linked.count(), 0)
 
 
 def failing_traces(session: Session, incident_id: int, limit: int = 50) -> list[Trace]:

@@ -1,14 +1,15 @@
 """The intake's SQL: a fixed handful of statements per batch of notifications, built once.
 
-Every notification of an alert storm passes here, so the intake reads and writes with SQLAlchemy
-Core instead of ORM objects, and a whole batch (`bot.alerts.writer` groups what arrives while a
+Every notification of an alert storm passes here, so the intake reads and writes with Core
+statements run by `bot.statements` (on PostgreSQL: straight on psycopg, several to a round trip)
+instead of ORM objects, and a whole batch (`bot.alerts.writer` groups what arrives while a
 transaction commits) shares its statements: one upsert locks (or creates) every group of the
 batch, one SELECT reads what the intake needs of them, and the batch's changes go in at its end
-(`PendingWrites`, `EventBatch`), one statement per kind of row. Only opening an incident costs
-statements of its own (its INSERT, for its id, and the trace link).
+(`PendingWrites`, `EventBatch`), one statement per kind of row, sent together. Only opening an
+incident costs statements of its own (its INSERT, for its id, and the trace link).
 
 Identity: the group rows are locked by ``INSERT … ON CONFLICT (group_key_hash) DO UPDATE``, which
-creates a new group or locks the existing row, in ``group_key_hash`` order (`bot.db.insert_rows`
+creates a new group or locks the existing row, in ``group_key_hash`` order (`Statements.insert_rows`
 inserts rows in the order given), so two processes' batches cannot deadlock on them; on SQLite the
 ``BEGIN IMMEDIATE`` writer lock already serialises writers. Alert rows go in with INSERT … ON
 CONFLICT DO NOTHING against their unique constraint. What the intake reads about a group (its
@@ -21,19 +22,21 @@ PostgreSQL re-reads only the locked row, not rows joined to it.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import and_, any_, bindparam, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql import ColumnElement
 from sqlmodel import Session
 
 from bot import outbox
 from bot.alerts.normalize import Notification
 from bot.clock import as_utc
-from bot.db import insert_rows
 from bot.models import Alert, AlertGroup, Incident, TimelineEvent
+from bot.statements import Statements
 
 AlertKey = tuple[str, datetime]  # (fingerprint, startsAt): one episode of an alert within its group
 # An alert's last_seen_at is kept to this: a repeat within it (an HA peer's copy, a burst of
@@ -46,27 +49,41 @@ _EVENT = TimelineEvent.__table__  # type: ignore[attr-defined]
 _INCIDENT = Incident.__table__  # type: ignore[attr-defined]
 
 
-# Each group with its current incident (NULLs if none) and the alert rows the batch needs: those
-# of the batch's fingerprints (any episode, any incident), which the notifications are matched
-# against, and all of the current incident's, which give its counts. At least one row per group.
-_GROUPS_STATE = (
-    select(_GROUP.c.id.label("group_id"), _INCIDENT.c.id, _INCIDENT.c.status, _INCIDENT.c.severity,
-           _INCIDENT.c.monitoring_gap, _INCIDENT.c.alerts_unlisted,
-           _ALERT.c.id.label("alert_id"), _ALERT.c.incident_id.label("alert_incident_id"), _ALERT.c.fingerprint,
-           _ALERT.c.starts_at, _ALERT.c.status.label("alert_status"), _ALERT.c.ends_at, _ALERT.c.annotations,
-           _ALERT.c.last_seen_at)
-    .select_from(_GROUP
-                 .outerjoin(_INCIDENT, _INCIDENT.c.id == _GROUP.c.current_incident_id)
-                 .outerjoin(_ALERT, and_(_ALERT.c.group_id == _GROUP.c.id,
-                                         or_(_ALERT.c.fingerprint.in_(bindparam("fingerprints", expanding=True)),
-                                             _ALERT.c.incident_id == _GROUP.c.current_incident_id))))
-    .where(_GROUP.c.id.in_(bindparam("group_ids", expanding=True))))
+def _one_of(column: Any, name: str, postgres: bool) -> ColumnElement[bool]:
+    """``column`` is one of the list parameter ``name``: ``= ANY(array)`` on PostgreSQL, whose
+    SQL text (and prepared plan) is then the same for any length; SQLite has no arrays, and an
+    IN list costs it no round trip or plan cache."""
+    if postgres:
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+def _groups_state(postgres: bool) -> Any:
+    """Each group with its current incident (NULLs if none) and the alert rows the batch needs:
+    those of the batch's fingerprints (any episode, any incident), which the notifications are
+    matched against, and all of the current incident's, which give its counts. At least one row
+    per group."""
+    return (
+        select(_GROUP.c.id.label("group_id"), _INCIDENT.c.id, _INCIDENT.c.status, _INCIDENT.c.severity,
+               _INCIDENT.c.monitoring_gap, _INCIDENT.c.alerts_unlisted,
+               _ALERT.c.id.label("alert_id"), _ALERT.c.incident_id.label("alert_incident_id"), _ALERT.c.fingerprint,
+               _ALERT.c.starts_at, _ALERT.c.status.label("alert_status"), _ALERT.c.ends_at, _ALERT.c.annotations,
+               _ALERT.c.last_seen_at)
+        .select_from(_GROUP
+                     .outerjoin(_INCIDENT, _INCIDENT.c.id == _GROUP.c.current_incident_id)
+                     .outerjoin(_ALERT, and_(_ALERT.c.group_id == _GROUP.c.id,
+                                             or_(_one_of(_ALERT.c.fingerprint, "fingerprints", postgres),
+                                                 _ALERT.c.incident_id == _GROUP.c.current_incident_id))))
+        .where(_one_of(_GROUP.c.id, "group_ids", postgres)))
+
+
+_GROUPS_STATE = {postgres: _groups_state(postgres) for postgres in (False, True)}
 _SET_CURRENT_INCIDENT = (update(_GROUP).where(_GROUP.c.id == bindparam("group_id"))
                          .values(current_incident_id=bindparam("incident_id")))
 _INSERT_INCIDENT = _INCIDENT.insert().returning(_INCIDENT.c.id)
 _UPDATE_INCIDENT = update(_INCIDENT).where(_INCIDENT.c.id == bindparam("row_id"))  # SET: the columns passed
-_TOUCH_ALERTS = (update(_ALERT).where(_ALERT.c.id.in_(bindparam("ids", expanding=True)))
-                 .values(last_seen_at=bindparam("now")))
+_TOUCH_ALERTS = {postgres: update(_ALERT).where(_one_of(_ALERT.c.id, "ids", postgres)).values(last_seen_at=bindparam("now"))
+                 for postgres in (False, True)}
 _CHANGE_ALERT = (update(_ALERT).where(_ALERT.c.id == bindparam("row_id"))
                  .values(status=bindparam("new_status"), ends_at=bindparam("new_ends_at"),
                          annotations=bindparam("new_annotations"), last_seen_at=bindparam("now")))
@@ -129,7 +146,7 @@ class AlertStore:
     """The reads of one batch's transaction, on the session's own connection."""
 
     def __init__(self, session: Session) -> None:
-        self.conn: Connection = session.connection()
+        self.sql = Statements(session.connection())
 
     def lock_groups(self, notes: list[Notification], now: datetime) -> dict[str, int]:
         """Every group of ``notes`` locked until commit, created if new: ``{group_key_hash: id}``.
@@ -143,16 +160,19 @@ class AlertStore:
         rows = [{"source": note.source, "group_key_hash": key_hash, "group_key": note.group_key,
                  "group_labels": note.group_labels, "created_at": now} for key_hash, note in sorted(first.items())]
         # The no-op update is what locks an existing row (as ``FOR UPDATE`` would) in the statement
-        # that creates the missing ones; PostgreSQL takes the rows in the order given.
-        locked = insert_rows(self.conn, _GROUP, rows, conflict=("group_key_hash",), update=("group_key_hash",),
-                             returning=("id", "group_key_hash"))
+        # that creates the missing ones; PostgreSQL takes the rows in the order given. The pipeline
+        # sends the transaction's BEGIN with it, in one round trip.
+        with self.sql.pipeline():
+            locked = self.sql.insert_rows(_GROUP, rows, conflict=("group_key_hash",), update=("group_key_hash",),
+                                          returning=("id", "group_key_hash")).rows()
         return {row.group_key_hash: row.id for row in locked}
 
     def read_groups(self, group_ids: list[int], fingerprints: set[str]) -> dict[int, GroupState]:
         """The groups' current incidents with their alert counts, and their alert rows for
         ``fingerprints``: one SELECT for the whole batch."""
         groups: dict[int, GroupState] = {}
-        rows = self.conn.execute(_GROUPS_STATE, {"group_ids": group_ids, "fingerprints": sorted(fingerprints)})
+        rows = self.sql.execute(_GROUPS_STATE[self.sql.postgres],
+                                {"group_ids": group_ids, "fingerprints": sorted(fingerprints)}).rows()
         for row in rows:
             group = groups.get(row.group_id)
             if group is None:
@@ -169,12 +189,12 @@ class AlertStore:
 
     def insert_incident(self, values: dict[str, Any]) -> int:
         """A new incident row (all its NOT NULL columns in ``values``); its id."""
-        return self.conn.execute(_INSERT_INCIDENT, values).scalar_one()
+        return self.sql.execute(_INSERT_INCIDENT, values).rows()[0].id
 
 
 class PendingWrites:
     """The alert, incident and group rows a batch changes, written by `flush` with one statement
-    for each kind of change (an UPDATE of many rows is one executemany, which psycopg pipelines).
+    for each kind of change (an UPDATE of many rows is one executemany).
 
     A change to a row made earlier in the batch replaces it (the last values win); a change to an
     alert row the batch has not inserted yet edits the row to insert.
@@ -217,43 +237,49 @@ class PendingWrites:
     def set_current_incident(self, group_id: int, incident_id: int) -> None:
         self._current_incidents[group_id] = incident_id
 
-    def flush(self, conn: Connection) -> None:
+    def flush(self, sql: Statements) -> Callable[[], None]:
+        """Send the writes (inside ``sql``'s pipeline: without waiting for them); call what it
+        returns once they are answered, to give the new alerts their ids."""
         new_alerts, self._new_alerts = self._new_alerts, []
         changed, self._changed = self._changed, {}
         touched, self._touched = self._touched, {}
         incidents, self._incidents = self._incidents, {}
         current, self._current_incidents = self._current_incidents, {}
-        if new_alerts:
-            self._insert_alerts(conn, new_alerts)
+        inserted = self._insert_alerts(sql, new_alerts)
         if changed:
-            conn.execute(_CHANGE_ALERT, [{
+            sql.execute(_CHANGE_ALERT, [{
                 "row_id": row_id, "new_status": alert.status, "new_ends_at": alert.ends_at,
                 "new_annotations": alert.annotations, "now": now,
             } for row_id, (alert, now) in changed.items()])
         only_seen = {row_id: now for row_id, now in touched.items() if row_id not in changed}
         if only_seen:  # a changed row got its last_seen_at with the change
-            conn.execute(_TOUCH_ALERTS, {"ids": sorted(only_seen), "now": max(only_seen.values())})
+            sql.execute(_TOUCH_ALERTS[sql.postgres], {"ids": sorted(only_seen), "now": max(only_seen.values())})
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         for incident_id, values in incidents.items():
             by_columns[tuple(sorted(values))].append({"row_id": incident_id, **values})
         for rows in by_columns.values():
-            conn.execute(_UPDATE_INCIDENT, rows[0] if len(rows) == 1 else rows)
+            sql.execute(_UPDATE_INCIDENT, rows[0] if len(rows) == 1 else rows)
         if current:
-            conn.execute(_SET_CURRENT_INCIDENT, [{"group_id": g, "incident_id": i} for g, i in current.items()])
+            sql.execute(_SET_CURRENT_INCIDENT, [{"group_id": g, "incident_id": i} for g, i in current.items()])
+        return inserted
 
     @staticmethod
-    def _insert_alerts(conn: Connection, alerts: list[KnownAlert]) -> None:
+    def _insert_alerts(sql: Statements, alerts: list[KnownAlert]) -> Callable[[], None]:
         key = ("group_id", "fingerprint", "starts_at")
-        rows = [alert.pending for alert in alerts if alert.pending is not None]
-        ids = {(r.group_id, r.fingerprint, as_utc(r.starts_at)): r.id
-               for r in insert_rows(conn, _ALERT, rows, conflict=key, returning=("id", *key))}
-        if len(ids) != len(alerts):
-            # The group lock rules this out: another transaction wrote this group's alerts.
-            raise RuntimeError(f"{len(alerts) - len(ids)} alert row(s) of a locked group were there already")
-        for alert in alerts:
-            row = alert.pending
-            assert row is not None
-            alert.id, alert.pending = ids[(row["group_id"], row["fingerprint"], as_utc(row["starts_at"]))], None
+        sent = sql.insert_rows(_ALERT, [alert.pending for alert in alerts if alert.pending is not None],
+                               conflict=key, returning=("id", *key))
+
+        def adopt_ids() -> None:
+            ids = {(r.group_id, r.fingerprint, as_utc(r.starts_at)): r.id for r in sent.rows()}
+            if len(ids) != len(alerts):
+                # The group lock rules this out: another transaction wrote this group's alerts.
+                raise RuntimeError(f"{len(alerts) - len(ids)} alert row(s) of a locked group were there already")
+            for alert in alerts:
+                row = alert.pending
+                assert row is not None
+                alert.id, alert.pending = ids[(row["group_id"], row["fingerprint"], as_utc(row["starts_at"]))], None
+
+        return adopt_ids
 
 
 @dataclass(slots=True)
@@ -289,10 +315,12 @@ class EventBatch:
         """Queue an outbox row after the events and effects added so far."""
         self._items.append(effect)
 
-    def flush(self, session: Session) -> None:
+    def flush(self, sql: Statements) -> None:
+        """Insert the events (waiting for their ids), then send the outbox rows (inside ``sql``'s
+        pipeline: without waiting for them)."""
         items, self._items = self._items, []
         events = [item for item in items if isinstance(item, _Event)]
-        event_ids = iter(self._insert_events(session, events))
+        event_ids = iter(self._insert_events(sql, events))
         effects: list[outbox.Effect] = []
         for item in items:
             if isinstance(item, outbox.Effect):
@@ -302,16 +330,16 @@ class EventBatch:
             if item.echo:
                 effects.append(outbox.Effect("slack.line", {"incident_id": item.incident_id, "event_id": event_id},
                                              key=f"line:{event_id}", incident_id=item.incident_id))
-        outbox.enqueue_many(session, effects)
+        outbox.send_many(sql, effects)
 
     @staticmethod
-    def _insert_events(session: Session, events: list[_Event]) -> list[int]:
+    def _insert_events(sql: Statements, events: list[_Event]) -> list[int]:
         """The events' ids, in list order."""
         if not events:
             return []
-        rows = insert_rows(session.connection(), _EVENT, [{
+        rows = sql.insert_rows(_EVENT, [{
             "incident_id": e.incident_id, "at": e.at, "kind": e.kind, "actor": e.actor, "text": e.text, "data": e.data,
-        } for e in events], returning=("id", "kind"))
+        } for e in events], returning=("id", "kind")).rows()
         # Ids are handed out in VALUES order on both databases (the order RETURNING gives is not
         # promised), so the sorted ids pair up with the events; the kind is checked all the same.
         rows.sort(key=lambda r: r.id)
