@@ -1,27 +1,29 @@
-"""Writing notifications to the database from the event loop: group commit, by a few writers.
+"""Writing notifications to the database from the event loop: group commit, by one writer.
 
 One transaction per notification spends most of its time on things that do not depend on the
 notification: a thread hand-off, BEGIN, COMMIT with its fsync, a pool checkout and ping, and a
 dozen threads taking turns on the GIL and (SQLite) on the one database lock. So notifications
-queue here, in arrival order, and a free writer takes whatever queued, up to `MAX_BATCH`, as one
-transaction. A lone notification is written at once: no added delay. Every caller is answered
-only after the commit that holds its alerts (or with the error that kept them out). A batch
-costs about the same statements as one notification (`bot.alerts.intake.ingest_many`): its
-groups are locked and read together, and its alert, incident, timeline and outbox rows go in at
-its end, one statement for each kind.
+queue here, in arrival order, and while the writer writes one batch, whatever arrives waits to be
+its next, up to `MAX_BATCH`, as one transaction. A lone notification is written at once: no added
+delay. Every caller is answered only after the commit that holds its alerts (or with the error
+that kept them out). A batch costs about the same statements as one notification
+(`bot.alerts.intake.ingest_many`): its groups are locked and read together, and its alert,
+incident, timeline and outbox rows go in at its end, one statement for each kind, and on
+PostgreSQL in two round trips (`bot.statements`).
 
-SQLite has one writer, since it takes one at a time anyway. PostgreSQL has `POSTGRES_WRITERS`,
-writing concurrently; a group being written by one writer stays out of the others' batches until
-that one commits, so one group's notifications are written in the order they arrived, and each
-batch takes its group locks in ``group_key_hash`` order, so two batches (of one process or two)
-cannot deadlock on them.
+One writer, on both databases, so one group's notifications are written in the order they
+arrived. SQLite takes one writer at a time anyway. On PostgreSQL two writers split the same load
+into batches half the size, and a batch's fixed costs (the thread hand-off, its round trips, the
+commit) add up: in the intake benchmark (2 cores, 2026-12-02) two writers reached 45 % of the bare
+baseline's closed-loop throughput and one 55 %, with a lower p99 at 200 req/s (21 ms against 25).
+A database further away makes each batch take longer, and so bigger, not more numerous. Each batch
+takes its group locks in ``group_key_hash`` order, so batches of two processes cannot deadlock.
 
 Processes (``uvicorn --workers``): the intake is safe across processes (group row locks, unique
 constraints), but on SQLite run one: writers of different processes meet in SQLite's busy
 handler, which sleeps and polls (2 workers halved the throughput on 2 cores). On PostgreSQL a
-process per core or two scales the Python side; each holds up to `POSTGRES_WRITERS` intake
-connections. On a 2-core machine shared with the database the cores are already busy: 2 workers
-gave no gain.
+process per core or two scales the Python side, each with its own writer. On a 2-core machine
+shared with the database the cores are already busy: 2 workers gave no gain.
 """
 
 from __future__ import annotations
@@ -33,17 +35,12 @@ from starlette.concurrency import run_in_threadpool
 
 from bot.alerts.intake import IngestResult, ingest, ingest_many
 from bot.alerts.normalize import Notification
-from bot.db import is_database_unavailable, is_postgres, transaction
+from bot.db import is_database_unavailable, transaction
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 32  # notifications in one transaction at most: bounds how long a batch holds its locks
-# Concurrent intake transactions per process on PostgreSQL. More writers split the same load into
-# smaller batches, and a batch's fixed costs (thread hand-off, about ten round trips, the commit)
-# add up: with 4 the bench's notifications took ~40 % more server CPU each than with 2, on 2
-# cores; with 1 the writer waits on the database and throughput fell by a third.
-POSTGRES_WRITERS = 2
 
 Answer = IngestResult | Exception  # what a notification's caller gets: its result or its error
 
@@ -97,53 +94,32 @@ Waiting = tuple[Notification, "asyncio.Future[IngestResult]"]
 
 
 class IntakeWriter:
-    """Notifications waiting to be written, and the writers (threads) writing them.
+    """Notifications waiting to be written, and the writer (a thread of the pool) writing them.
 
-    A notification goes to the first free writer: whatever waits when a writer is free is that
-    writer's batch, in arrival order, except that a group another writer is writing stays behind
-    (with every later notification of its group) until that batch is committed, so one group's
-    notifications are written in the order they arrived. Make it inside the app's event loop: its
-    futures belong to that loop.
+    Whatever waits when the writer is free is its next batch, in arrival order. Make it inside
+    the app's event loop: its futures belong to that loop.
     """
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
-        self._writers = POSTGRES_WRITERS if is_postgres(runtime.engine) else 1
-        self._busy = 0
         self._waiting: list[Waiting] = []
-        self._groups_being_written: set[str] = set()
+        self._writing = False
         self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
 
     async def ingest(self, note: Notification) -> IngestResult:
         answer: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
         self._waiting.append((note, answer))
-        self._start_writers()
+        self._start_writing()
         return await answer
 
-    def _start_writers(self) -> None:
-        while self._busy < self._writers:
-            batch = self._take_batch()
-            if not batch:
-                return
-            self._busy += 1
-            task = asyncio.create_task(self._write(batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    def _take_batch(self) -> list[Waiting]:
-        batch: list[Waiting] = []
-        staying: list[Waiting] = []
-        held = set(self._groups_being_written)
-        for item in self._waiting:
-            group = item[0].group_key_hash
-            if group in held or len(batch) >= MAX_BATCH:
-                held.add(group)  # its later notifications stay behind it
-                staying.append(item)
-            else:
-                batch.append(item)
-        self._waiting = staying
-        self._groups_being_written.update(note.group_key_hash for note, _ in batch)
-        return batch
+    def _start_writing(self) -> None:
+        if self._writing or not self._waiting:
+            return
+        batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+        self._writing = True
+        task = asyncio.create_task(self._write(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _write(self, batch: list[Waiting]) -> None:
         try:
@@ -156,8 +132,7 @@ class IntakeWriter:
             self._waiting = []
             raise
         finally:
-            self._busy -= 1
-            self._groups_being_written.difference_update(note.group_key_hash for note, _ in batch)
+            self._writing = False
         for (_, answer), outcome in zip(batch, outcomes, strict=True):
             _settle(answer, outcome)
-        self._start_writers()
+        self._start_writing()

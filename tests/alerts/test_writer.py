@@ -179,10 +179,10 @@ def test_a_repeat_within_a_minute_rewrites_no_alert_row_and_a_later_one_records_
     assert last_seen() == {opened + timedelta(seconds=90)}
 
 
-def test_a_groups_next_notification_waits_for_its_first_even_with_a_writer_free(runtime):
-    """The resolve arrives while the fire is being written; on PostgreSQL a second writer is free
-    and takes the other group's notification, but not the resolve, which would otherwise be
-    written first (and ignored, as a resolve for a group never seen)."""
+def test_a_groups_resolve_that_arrives_while_its_fire_is_written_is_written_after_it(runtime):
+    """The resolve (and another group's fire) arrive while the fire is being written: they wait
+    for it, as the next batch. Written first, the resolve would be ignored, as a resolve for a
+    group never seen, and the incident would never resolve."""
     fire = note(am_payload([am_alert("a")], group="ordered"))
     resolve = note(am_payload([am_alert("a", **RESOLVED)], group="ordered"))
     other = note(am_payload([am_alert("a")], group="other"))
