@@ -53,7 +53,7 @@ class Later:
         them; none for a statement that returns none."""
         if self._rows is None:
             assert self._cursor is not None and self._owner is not None
-            self._owner.wait()
+            self._answered()
             try:
                 self._rows = self._cursor.fetchall() if self._cursor.description is not None else []
             except psycopg.Error as exc:
@@ -63,10 +63,14 @@ class Later:
     def count(self) -> int:
         """How many rows the statement matched (an UPDATE's rowcount); -1 for an executemany."""
         if self._count < 0 and self._cursor is not None:
-            assert self._owner is not None
-            self._owner.wait()
+            self._answered()
             self._count = self._cursor.rowcount
         return self._count
+
+    def _answered(self) -> None:
+        assert self._cursor is not None and self._owner is not None
+        if self._cursor.pgresult is None:  # sent in a pipeline, not answered yet
+            self._owner.wait()
 
 
 class Statements:
@@ -181,7 +185,8 @@ def _postgres_sql(stmt: Executable, keys: tuple[str, ...]) -> tuple[str, frozens
     if defaulted:
         raise ValueError(f"give {', '.join(defaulted)}: Python-side column defaults are not applied here")
     json_params = frozenset(name for name, bind in compiled.binds.items() if isinstance(bind.type, JSON))
-    fixed = {name: bind.value for name, bind in compiled.binds.items() if name not in keys and not bind.required}
+    fixed = {name: bind.value for name, bind in compiled.binds.items()
+             if name not in keys and not bind.required and f"%({name})s" in compiled.string}
     return compiled.string, json_params, fixed
 
 

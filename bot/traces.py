@@ -27,7 +27,7 @@ from bot.evals import Label
 from bot.incidents.lifecycle import OPEN_STATUSES
 from bot.jsonbody import BadRequest, check_storable, pydantic_problems
 from bot.models import Incident, Trace
-from bot.statements import Statements
+from bot.statements import Later, Statements
 from bot.trace_rules import FailureRules, TraceEvent, failure_types
 
 LINK_WINDOW_BEFORE = timedelta(minutes=15)
@@ -137,17 +137,23 @@ _LINK_TRACES = (update(_TRACE)
 def link_service_traces(session: Session, incident_id: int, service: str | None, *, opened_at: datetime,
                         resolved_at: datetime | None = None, window_before: timedelta = LINK_WINDOW_BEFORE,
                         now: datetime | None = None) -> int:
-    """`link_failing_traces` for an incident known by its columns (the alert intake has no ORM object).
+    """`link_failing_traces` for an incident known by its columns (the alert intake has no ORM object)."""
+    sent = send_service_traces_link(Statements(session.connection()), incident_id, service, opened_at=opened_at,
+                                    resolved_at=resolved_at, window_before=window_before, now=now)
+    return max(sent.count(), 0) if sent is not None else 0
 
-    A Core statement built once: opening an incident from an alert runs it every time.
-    """
+
+def send_service_traces_link(sql: Statements, incident_id: int, service: str | None, *, opened_at: datetime,
+                             resolved_at: datetime | None = None, window_before: timedelta = LINK_WINDOW_BEFORE,
+                             now: datetime | None = None) -> Later | None:
+    """`link_service_traces`'s UPDATE, a Core statement built once, sent on ``sql`` (inside its
+    pipeline: not waited for; its count is how many it linked). None without a service: nothing
+    to link."""
     if not service:
-        return 0
+        return None
     start = as_utc(opened_at) - window_before  # type: ignore[operator]
     end = as_utc(resolved_at) or now or utcnow()
-    linked = Statements(session.connection()).execute(_LINK_TRACES, {"of_service": service, "start": start, "end": end,
-                                                                      "to_incident": incident_id})
-    return max(linked.count(), 0)
+    return sql.execute(_LINK_TRACES, {"of_service": service, "start": start, "end": end, "to_incident": incident_id})
 
 
 def failing_traces(session: Session, incident_id: int, limit: int = 50) -> list[Trace]:

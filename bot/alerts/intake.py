@@ -175,8 +175,11 @@ class _Batch:
             self.events.add(previous.id, "refired", f"The alert group fired again as incident #{incident.id}",
                             actor=note.source, at=now)
         self.events.add(incident.id, "opened", text, actor=note.source, at=now)
-        for effect in service.open_room_effects(self.session, incident.id, service_name, opened_at=now):
-            self.events.queue(effect)  # the room's rows come first among the new incident's
+        # `service.open_room` without its ORM object or a round trip of its own: the room's rows
+        # come first among the new incident's, the failing traces' only if there are any.
+        self.events.queue(service.room_effect(incident.id))
+        self.events.queue(service.traces_effect(incident.id),
+                          only_if=self.writes.link_traces(incident.id, service_name, opened_at=now))
         return incident
 
     def _apply_alerts(self, group: GroupState, incident: IncidentState, note: Notification,

@@ -82,26 +82,28 @@ def declare(session: Session, *, title: str, severity: int, actor: str, service:
 
 
 def open_room(session: Session, incident: Incident) -> None:
-    """Queue the room set-up, and bring in the failing traces seen just before the incident."""
+    """Queue the room set-up, and bring in the failing traces seen just before the incident.
+
+    The alert intake does the same for the incidents it opens without the ORM, with the rest of
+    its batch's rows (`bot.alerts.intake`)."""
+    from bot import traces
+
     assert incident.id is not None
-    effects = open_room_effects(session, incident.id, incident.service, opened_at=incident.opened_at,
-                                resolved_at=incident.resolved_at)
+    effects = [room_effect(incident.id)]
+    if traces.link_failing_traces(session, incident):
+        effects.append(traces_effect(incident.id))
     outbox.enqueue_many(session, effects)  # one INSERT, the room first
 
 
-def open_room_effects(session: Session, incident_id: int, service: str | None, *, opened_at: datetime,
-                      resolved_at: datetime | None = None) -> list[outbox.Effect]:
-    """`open_room` for an incident known by its columns, minus the queueing: link the failing
-    traces, and return the outbox rows to queue. The alert intake writes the incident without the
-    ORM and queues these with the rest of its batch's rows."""
-    from bot import traces
+def room_effect(incident_id: int) -> outbox.Effect:
+    """The outbox row that sets up the incident's Slack room (channel, owners, card, runbook)."""
+    return outbox.Effect("slack.room", {"incident_id": incident_id}, key=f"room:{incident_id}", incident_id=incident_id)
 
-    effects = [outbox.Effect("slack.room", {"incident_id": incident_id}, key=f"room:{incident_id}",
-                             incident_id=incident_id)]
-    if traces.link_service_traces(session, incident_id, service, opened_at=opened_at, resolved_at=resolved_at):
-        effects.append(outbox.Effect("slack.traces", {"incident_id": incident_id}, key=f"traces:{incident_id}",
-                                     incident_id=incident_id))
-    return effects
+
+def traces_effect(incident_id: int) -> outbox.Effect:
+    """The outbox row that posts the failing traces linked to the incident to its room."""
+    return outbox.Effect("slack.traces", {"incident_id": incident_id}, key=f"traces:{incident_id}",
+                         incident_id=incident_id)
 
 
 def acknowledge(session: Session, incident: Incident, *, actor: str, at: datetime | None = None) -> None:

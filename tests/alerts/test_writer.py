@@ -18,7 +18,7 @@ from bot.alerts.normalize import Notification, from_alertmanager
 from bot.alerts.writer import IntakeWriter, ingest_batch
 from bot.clock import as_utc, utcnow
 from bot.db import is_database_unavailable, transaction
-from bot.models import Alert, AlertGroup, Incident, OutboxItem, TimelineEvent
+from bot.models import Alert, AlertGroup, Incident, OutboxItem, TimelineEvent, Trace
 from bot.runtime import Runtime
 from bot.serving import wait_until
 from tests.alerts.payloads import am_alert, am_payload
@@ -81,6 +81,27 @@ def test_a_batch_writes_an_incidents_timeline_and_outbox_in_the_order_one_at_a_t
     one_at_a_time = [ingest_batch(runtime, [n])[0] for n in story("alone")]
     assert outcomes(batched) == outcomes(one_at_a_time) == ["opened", "updated", "updated", "updated", "opened"]
     assert _history(runtime, batched) == _history(runtime, one_at_a_time)
+
+
+def test_a_batch_links_failing_traces_and_queues_their_message_only_for_rooms_that_have_some(runtime):
+    """The trace link goes with the batch's writes; its answer decides the traces message, which
+    comes right after the room's set-up."""
+    seen = utcnow() - timedelta(minutes=5)
+    with transaction(runtime.engine) as session:
+        session.add_all(Trace(request_id=f"bad-{i}", service="llm-gateway", timestamp=seen, received_at=seen, failed=True,
+                              failure_types=["hallucination"]) for i in range(3))
+    answers = ingest_batch(runtime, [note(am_payload([am_alert("a", service="llm-gateway")], group="with-traces")),
+                                     note(am_payload([am_alert("a", service="search")], group="without-traces"))])
+    with_traces, without = (answer.incident_id for answer in answers)
+    with transaction(runtime.engine) as session:
+        def queued(incident_id: int | None) -> list[str]:
+            return list(session.execute(select(OutboxItem.kind).where(OutboxItem.incident_id == incident_id)
+                                        .order_by(OutboxItem.id)).scalars())
+
+        assert queued(with_traces)[:2] == ["slack.room", "slack.traces"]
+        assert queued(without)[0] == "slack.room" and "slack.traces" not in queued(without)
+        linked = session.execute(select(Trace.incident_id).where(Trace.request_id.like("bad-%"))).scalars().all()
+        assert linked == [with_traces] * 3
 
 
 def _history(runtime: Runtime, answers: list) -> list[list[tuple]]:
