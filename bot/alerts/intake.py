@@ -64,8 +64,9 @@ def ingest(session: Session, note: Notification, rules: IntakeRules, *, now: dat
 
 
 def ingest_many(session: Session, notes: list[Notification], rules: IntakeRules, *,
-                now: datetime | None = None) -> list[IngestResult]:
+                now: datetime | None = None, commit: bool = False) -> list[IngestResult]:
     """Write notifications in the session's transaction; each one's result, in ``notes`` order.
+    With ``commit``, commit it with the last writes (on PostgreSQL, in their round trip).
 
     The result is the one a transaction per notification, in this order, would give: a group's
     state is read once, under its lock, and each notification applies to it as the ones before
@@ -81,7 +82,7 @@ def ingest_many(session: Session, notes: list[Notification], rules: IntakeRules,
                                {alert.fingerprint for note in notes for alert in note.alerts})
     batch = _Batch(session, store, rules)
     results = [batch.ingest(groups[group_ids[note.group_key_hash]], note, now or utcnow()) for note in notes]
-    batch.flush()
+    batch.flush(commit=commit)
     return results
 
 
@@ -93,12 +94,15 @@ class _Batch:
         self.writes = PendingWrites()
         self.events = EventBatch()
 
-    def flush(self) -> None:
+    def flush(self, commit: bool = False) -> None:
         # One pipeline: on PostgreSQL the writes wait for nothing but the events' ids (the echo
-        # lines' outbox rows need them), so they cost two round trips, not one per statement.
+        # lines' outbox rows need them), so they cost two round trips, not one per statement,
+        # and the COMMIT goes in the second.
         with self.store.sql.pipeline():
             adopt_alert_ids = self.writes.flush(self.store.sql)
             self.events.flush(self.store.sql)
+            if commit:
+                self.session.commit()
         adopt_alert_ids()
 
     def ingest(self, group: GroupState, note: Notification, now: datetime) -> IngestResult:

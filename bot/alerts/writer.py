@@ -33,7 +33,7 @@ import logging
 
 from starlette.concurrency import run_in_threadpool
 
-from bot.alerts.intake import IngestResult, ingest, ingest_many
+from bot.alerts.intake import IngestResult, ingest_many
 from bot.alerts.normalize import Notification
 from bot.db import is_database_unavailable, transaction
 from bot.runtime import Runtime
@@ -45,12 +45,13 @@ MAX_BATCH = 32  # notifications in one transaction at most: bounds how long a ba
 Answer = IngestResult | Exception  # what a notification's caller gets: its result or its error
 
 
-def ingest_notification(runtime: Runtime, note: Notification) -> IngestResult:
-    """One notification in its own transaction."""
+def write(runtime: Runtime, notes: list[Notification]) -> list[IngestResult]:
+    """The notifications in one transaction, committed with its last writes (on PostgreSQL in
+    their round trip); each one's result."""
     with transaction(runtime.engine) as session:
-        result = ingest(session, note, runtime.intake_rules)
+        results = ingest_many(session, notes, runtime.intake_rules, commit=True)
     runtime.wake.set()  # the worker performs what the commit queued
-    return result
+    return results
 
 
 def ingest_batch(runtime: Runtime, notes: list[Notification]) -> list[Answer]:
@@ -60,21 +61,17 @@ def ingest_batch(runtime: Runtime, notes: list[Notification]) -> list[Answer]:
     whole batch, which the senders retry after a 503; any other error is retried one notification
     per transaction, so one notification that breaks the intake cannot fail its batch-mates.
     """
-    if len(notes) > 1:
-        try:
-            with transaction(runtime.engine) as session:
-                results: list[Answer] = list(ingest_many(session, notes, runtime.intake_rules))
-            runtime.wake.set()
-            return results
-        except Exception as exc:
-            if is_database_unavailable(exc):
-                return [exc] * len(notes)
-            log.warning("a batch of %d notifications failed; writing them one by one", len(notes), exc_info=True)
+    try:
+        return list(write(runtime, notes))
+    except Exception as exc:  # it becomes the notifications' answer (see error_response)
+        if len(notes) == 1 or is_database_unavailable(exc):
+            return [exc] * len(notes)
+        log.warning("a batch of %d notifications failed; writing them one by one", len(notes), exc_info=True)
     outcomes: list[Answer] = []
     for note in notes:
         try:
-            outcomes.append(ingest_notification(runtime, note))
-        except Exception as exc:  # it becomes this notification's answer (see error_response)
+            outcomes.append(write(runtime, [note])[0])
+        except Exception as exc:
             outcomes.append(exc)
     return outcomes
 
