@@ -115,16 +115,29 @@ class Statements:
             stmt = _values_insert(table, conflict, update, returning)
             return Later(list(self.conn.execute(stmt, rows[0] if len(rows) == 1 else list(rows))))
         columns = tuple(rows[0])
-        sql, json_columns = _unnest_insert(table, columns, conflict, update, returning)
-        params = {f"c{i}": [json.dumps(row[name]) if name in json_columns else row[name] for row in rows]
-                  for i, name in enumerate(columns)}
-        return self._send(sql, [params], many=False)
+        return self._send(_unnest_insert(table, columns, conflict, update, returning), [_arrays(table, columns, rows)],
+                          many=False)
+
+    def update_rows(self, table: Table, rows: Sequence[Params]) -> None:
+        """Set each row's columns (all rows with the same keys) on the row with its ``id``.
+
+        PostgreSQL gets one ``UPDATE … FROM unnest(…)`` for all of them, as `insert_rows` does,
+        instead of a statement per row; SQLite an executemany."""
+        if not rows:
+            return
+        columns = tuple(name for name in rows[0] if name != "id")
+        if not self.postgres:
+            self.conn.execute(_executemany_update(table, columns), [{f"{name}_": value for name, value in row.items()}
+                                                                     for row in rows])
+            return
+        self._send(_unnest_update(table, columns), [_arrays(table, ("id", *columns), rows)], many=False)
 
     @contextmanager
     def pipeline(self) -> Iterator[None]:
         """PostgreSQL: statements run inside are sent without waiting for their answers; leaving
-        waits for all of them. Elsewhere, nothing changes."""
-        if self._raw is None:
+        waits for all of them. Elsewhere (or with a libpq older than 14, which has no pipeline
+        mode), each statement waits for its answer as usual."""
+        if self._raw is None or not psycopg.Pipeline.is_supported():
             yield
             return
         try:
@@ -190,24 +203,56 @@ def _postgres_sql(stmt: Executable, keys: tuple[str, ...]) -> tuple[str, frozens
     return compiled.string, json_params, fixed
 
 
-@lru_cache(maxsize=64)
-def _unnest_insert(table: Table, columns: tuple[str, ...], conflict: tuple[str, ...], update: tuple[str, ...],
-                   returning: tuple[str, ...]) -> tuple[str, frozenset[str]]:
+def _arrays(table: Table, columns: tuple[str, ...], rows: Sequence[Params]) -> Params:
+    """The parameters of `_unnest_columns`: one list per column, JSON values serialised."""
+    return {f"c{i}": [json.dumps(row[name]) for row in rows] if isinstance(table.c[name].type, JSON)
+            else [row[name] for row in rows] for i, name in enumerate(columns)}
+
+
+def _unnest_columns(table: Table, columns: tuple[str, ...]) -> str:
+    """``unnest(%(c0)b::type[], …)``: the rows as one binary array parameter per column."""
     from sqlalchemy.dialects import postgresql
 
     dialect = postgresql.dialect()
-    quote = dialect.identifier_preparer.quote_identifier
-    names = ", ".join(quote(name) for name in columns)
     arrays = ", ".join(f"%(c{i})b::{table.c[name].type.compile(dialect=dialect)}[]" for i, name in enumerate(columns))
-    sql = (f"INSERT INTO {quote(table.name)} ({names}) SELECT {names} FROM unnest({arrays}) "
+    return f"unnest({arrays})"
+
+
+def _quote(name: str) -> str:
+    from sqlalchemy.dialects import postgresql
+
+    return postgresql.dialect().identifier_preparer.quote_identifier(name)
+
+
+@lru_cache(maxsize=64)
+def _unnest_insert(table: Table, columns: tuple[str, ...], conflict: tuple[str, ...], update: tuple[str, ...],
+                   returning: tuple[str, ...]) -> str:
+    names = ", ".join(map(_quote, columns))
+    sql = (f"INSERT INTO {_quote(table.name)} ({names}) SELECT {names} FROM {_unnest_columns(table, columns)} "
            f"WITH ORDINALITY AS row_ ({names}, row_number_) ORDER BY row_number_")
     if update:
-        sets = ", ".join(f"{quote(name)} = EXCLUDED.{quote(name)}" for name in update)
-        sql += f" ON CONFLICT ({', '.join(map(quote, conflict))}) DO UPDATE SET {sets}"
+        sets = ", ".join(f"{_quote(name)} = EXCLUDED.{_quote(name)}" for name in update)
+        sql += f" ON CONFLICT ({', '.join(map(_quote, conflict))}) DO UPDATE SET {sets}"
     elif conflict:
-        sql += f" ON CONFLICT ({', '.join(map(quote, conflict))}) DO NOTHING"
-    sql += f" RETURNING {', '.join(map(quote, returning))}"
-    return sql, frozenset(name for name in columns if isinstance(table.c[name].type, JSON))
+        sql += f" ON CONFLICT ({', '.join(map(_quote, conflict))}) DO NOTHING"
+    return sql + f" RETURNING {', '.join(map(_quote, returning))}"
+
+
+@lru_cache(maxsize=64)
+def _unnest_update(table: Table, columns: tuple[str, ...]) -> str:
+    names = ", ".join(map(_quote, ("id", *columns)))
+    sets = ", ".join(f"{_quote(name)} = row_.{_quote(name)}" for name in columns)
+    return (f"UPDATE {_quote(table.name)} SET {sets} FROM {_unnest_columns(table, ('id', *columns))} AS row_ ({names}) "
+            f"WHERE {_quote(table.name)}.id = row_.id")
+
+
+@lru_cache(maxsize=64)
+def _executemany_update(table: Table, columns: tuple[str, ...]) -> Any:
+    from sqlalchemy import bindparam, update
+
+    # Bind names differ from the column names: SQLAlchemy keeps a column's own name for its SET.
+    return (update(table).where(table.c.id == bindparam("id_"))
+            .values({name: bindparam(f"{name}_") for name in columns}))
 
 
 @lru_cache(maxsize=64)

@@ -5,8 +5,9 @@ statements run by `bot.statements` (on PostgreSQL: straight on psycopg, several 
 instead of ORM objects, and a whole batch (`bot.alerts.writer` groups what arrives while a
 transaction commits) shares its statements: one upsert locks (or creates) every group of the
 batch, one SELECT reads what the intake needs of them, and the batch's changes go in at its end
-(`PendingWrites`, `EventBatch`), one statement per kind of row, sent together. Only opening an
-incident costs statements of its own (its INSERT, for its id, and the trace link).
+(`PendingWrites`, `EventBatch`), one statement per kind of row, sent together with the trace
+links of the incidents it opened. Only opening an incident costs a round trip of its own: its
+INSERT, for its id.
 
 Identity: the group rows are locked by ``INSERT … ON CONFLICT (group_key_hash) DO UPDATE``, which
 creates a new group or locks the existing row, in ``group_key_hash`` order (`Statements.insert_rows`
@@ -89,15 +90,9 @@ def _groups_state(postgres: bool) -> Any:
 
 
 _GROUPS_STATE = {postgres: _groups_state(postgres) for postgres in (False, True)}
-_SET_CURRENT_INCIDENT = (update(_GROUP).where(_GROUP.c.id == bindparam("group_id"))
-                         .values(current_incident_id=bindparam("incident_id")))
 _INSERT_INCIDENT = _INCIDENT.insert().returning(_INCIDENT.c.id)
-_UPDATE_INCIDENT = update(_INCIDENT).where(_INCIDENT.c.id == bindparam("row_id"))  # SET: the columns passed
 _TOUCH_ALERTS = {postgres: update(_ALERT).where(_one_of(_ALERT.c.id, "ids", postgres)).values(last_seen_at=bindparam("now"))
                  for postgres in (False, True)}
-_CHANGE_ALERT = (update(_ALERT).where(_ALERT.c.id == bindparam("row_id"))
-                 .values(status=bindparam("new_status"), ends_at=bindparam("new_ends_at"),
-                         annotations=bindparam("new_annotations"), last_seen_at=bindparam("now")))
 
 
 @dataclass(slots=True)
@@ -205,7 +200,7 @@ class AlertStore:
 
 class PendingWrites:
     """The alert, incident and group rows a batch changes, written by `flush` with one statement
-    for each kind of change (an UPDATE of many rows is one executemany).
+    for each kind of change (`Statements.update_rows`).
 
     A change to a row made earlier in the batch replaces it (the last values win); a change to an
     alert row the batch has not inserted yet edits the row to insert.
@@ -267,21 +262,18 @@ class PendingWrites:
         current, self._current_incidents = self._current_incidents, {}
         links, self._trace_links = self._trace_links, []
         inserted = self._insert_alerts(sql, new_alerts)
-        if changed:
-            sql.execute(_CHANGE_ALERT, [{
-                "row_id": row_id, "new_status": alert.status, "new_ends_at": alert.ends_at,
-                "new_annotations": alert.annotations, "now": now,
-            } for row_id, (alert, now) in changed.items()])
+        sql.update_rows(_ALERT, [{"id": row_id, "status": alert.status, "ends_at": alert.ends_at,
+                                  "annotations": alert.annotations, "last_seen_at": now}
+                                 for row_id, (alert, now) in changed.items()])
         only_seen = {row_id: now for row_id, now in touched.items() if row_id not in changed}
         if only_seen:  # a changed row got its last_seen_at with the change
             sql.execute(_TOUCH_ALERTS[sql.postgres], {"ids": sorted(only_seen), "now": max(only_seen.values())})
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         for incident_id, values in incidents.items():
-            by_columns[tuple(sorted(values))].append({"row_id": incident_id, **values})
+            by_columns[tuple(sorted(values))].append({"id": incident_id, **dict(sorted(values.items()))})
         for rows in by_columns.values():
-            sql.execute(_UPDATE_INCIDENT, rows[0] if len(rows) == 1 else rows)
-        if current:
-            sql.execute(_SET_CURRENT_INCIDENT, [{"group_id": g, "incident_id": i} for g, i in current.items()])
+            sql.update_rows(_INCIDENT, rows)
+        sql.update_rows(_GROUP, [{"id": g, "current_incident_id": i} for g, i in current.items()])
         for incident_id, service, opened_at, sent in links:
             if (later := traces.send_service_traces_link(sql, incident_id, service, opened_at=opened_at)) is not None:
                 sent.append(later)
