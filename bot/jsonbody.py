@@ -49,8 +49,30 @@ def parse_json(raw: bytes, *, max_string: int) -> Any:
         raise BadRequest(400, f"JSON nesting is deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:
         raise BadRequest(400, f"body is not valid JSON: {exc}") from None
-    check_storable(value, max_string=max_string)
+    if len(text) <= max_string and "\\u" not in text and isinstance(value, (dict, list)) \
+            and _nesting_within(text, value, MAX_DEPTH):
+        # The common case, without visiting every string: none can be longer than the whole text,
+        # and JSON can spell a lone surrogate or a NUL only as a \u escape (a raw control
+        # character is invalid JSON, which json.loads refused).
+        return value
+    check_storable(value, max_string=max_string)  # finds the problem, if any, and names its field
     return value
+
+
+def _nesting_within(text: str, value: Any, limit: int) -> bool:
+    """No value deeper than ``limit`` (the document is level 0), as `check_storable` counts."""
+    if text.count("{") + text.count("[") <= limit:  # cannot nest deeper than it has brackets
+        return True
+    level, depth = [value], 0
+    while level:
+        below: list[Any] = []
+        for item in level:
+            children = item.values() if isinstance(item, dict) else item
+            if depth == limit and children:
+                return False
+            below.extend(child for child in children if isinstance(child, (dict, list)))
+        level, depth = below, depth + 1
+    return True
 
 
 def check_storable(value: Any, *, max_string: int, where: str = "") -> None:
