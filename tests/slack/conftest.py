@@ -20,7 +20,7 @@ from bot.emulator import Emulator
 from bot.models import IncidentStep
 from bot.runtime import Runtime
 from bot.web import create_app
-from tests.conftest import ALERT_TOKEN, SIGNING_SECRET, make_settings
+from tests.conftest import ALERT_TOKEN, READER, SIGNING_SECRET, make_settings
 from tests.support import ServerThread, wait_for
 
 PRIYA, SAM, ALEX = "U0PRIYA", "U0SAM", "U0ALEX"
@@ -39,7 +39,7 @@ class SlackHarness:
         return response.json()["incident_id"]
 
     def incident(self, incident_id: int) -> dict[str, Any]:
-        response = self.http.get(f"/api/incidents/{incident_id}")
+        response = self.http.get(f"/api/incidents/{incident_id}", headers=READER)
         assert response.status_code == 200, response.text
         return response.json()
 
