@@ -21,7 +21,9 @@ from bot.routes.access import (clear_session_cookie, form_of, people_only, perso
 from bot.routes.html import render
 from bot.runtime import Runtime
 
-NO_REFERRER = {"Referrer-Policy": "no-referrer"}  # the token is in this page's address
+# The token is in the sign-in page's address: "same-origin" (not "no-referrer", which makes Chromium
+# send "Origin: null" with the form) keeps it from other sites.
+NO_REFERRER = {"Referrer-Policy": "same-origin"}
 
 
 def _runtime(request: Request) -> Runtime:
