@@ -66,13 +66,13 @@ def redeem_link(session: Session, token: str, *, session_for: timedelta) -> Pers
     """Use the link (once: the conditional UPDATE lets one of two racing clicks win) and start a session."""
     user_id = link_owner(session, token)
     if user_id is None:
-        raise LinkNotValid("This sign-in link was used already or has expired. Type `/incident web` in Slack for a new one.")
+        raise LinkNotValid("This sign-in link was used already or has expired.")
     now = utcnow()
     used = session.execute(update(WebSignInLink)
                            .where(WebSignInLink.token_hash == _hash(token), WebSignInLink.used_at.is_(None))
                            .values(used_at=now))
     if used.rowcount != 1:
-        raise LinkNotValid("This sign-in link was used already. Type `/incident web` in Slack for a new one.")
+        raise LinkNotValid("This sign-in link was used already.")
     # Sessions and links that can no longer be used are of no use to anyone: drop them on the way.
     session.execute(delete(WebSession).where(WebSession.expires_at < now))
     session.execute(delete(WebSignInLink).where(WebSignInLink.expires_at < now - timedelta(days=1)))

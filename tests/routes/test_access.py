@@ -5,6 +5,8 @@ Real HTTP over loopback to a whole warroom, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import httpx
@@ -90,6 +92,22 @@ def test_a_sign_in_link_signs_in_once_and_looking_at_it_does_not_use_it(warroom:
     assert again.status_code == 400 and "used already" in again.text and "set-cookie" not in again.headers
     assert browser(warroom).get(f"/signin/{token}").status_code == 400
     assert browser(warroom).post("/signin", data={"token": "made-up"}).status_code == 400
+
+
+def test_two_clicks_on_one_link_at_once_sign_in_one_browser(warroom: Warroom) -> None:
+    token = issue_link(warroom)
+    barrier = threading.Barrier(4)
+
+    def click() -> int:
+        with browser(warroom) as client:
+            barrier.wait()
+            return client.post("/signin", data={"token": token}).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = sorted(pool.map(lambda _: click(), range(4)))
+    assert answers == [303, 400, 400, 400]
+    with transaction(warroom.runtime.engine) as session:
+        assert len(session.execute(select(WebSession)).all()) == 1
 
 
 def test_an_expired_link_and_an_expired_session_sign_nobody_in(warroom: Warroom) -> None:
