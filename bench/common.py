@@ -239,6 +239,7 @@ def warroom(emu: Any, settings: dict[str, Any], workdir: Path, env: dict[str, st
         process = subprocess.Popen([sys.executable, __file__, json.dumps(settings), str(port)],
                                    stdout=out, stderr=subprocess.STDOUT, env=child_env, cwd=ROOT)
     server = ingest.Server(process, f"http://127.0.0.1:{port}", log)
+    # The ingest token also reads /api/incidents (which needs a token or a signed-in person).
     http = httpx.Client(base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {TOKEN}",
                                                                   "Content-Type": "application/json"})
     try:

@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     slack_app_token: str | None = Field(None, alias="SLACK_APP_TOKEN")
     database_url: str = Field("sqlite:///warroom.db", alias="WARROOM_DATABASE_URL")
     alert_token: str = Field(DEV_ALERT_TOKEN, alias="WARROOM_ALERT_TOKEN")
+    # Reads only (incident pages and API, /metrics): for dashboards and scripts that must not write.
+    read_token: str | None = Field(None, alias="WARROOM_READ_TOKEN")
+    # How long a link from `/incident web` works (once), and how long the browser stays signed in.
+    signin_link_minutes: int = Field(10, gt=0, le=24 * 60, alias="WARROOM_SIGNIN_LINK_MINUTES")
+    session_hours: int = Field(12, gt=0, le=24 * 30, alias="WARROOM_SESSION_HOURS")
+    # False: /metrics needs a bearer token (WARROOM_ALERT_TOKEN or WARROOM_READ_TOKEN).
+    metrics_public: bool = Field(True, alias="WARROOM_METRICS_PUBLIC")
     incidents_channel: str | None = Field(None, alias="WARROOM_INCIDENTS_CHANNEL")
     runbooks_dir: Path = Field(Path("runbooks"), alias="WARROOM_RUNBOOKS_DIR")
     playbooks_dir: Path = Field(Path("playbooks"), alias="WARROOM_PLAYBOOKS_DIR")

@@ -38,6 +38,16 @@ def sample_alert(now: datetime) -> dict[str, Any]:
     return body
 
 
+def demo_signin_link(runtime: Any, base_url: str) -> str:
+    """A one-time sign-in link for Priya, as `/incident web` gives; it lasts the day, for a newcomer who reads first."""
+    from bot import signin
+    from bot.db import transaction
+
+    with transaction(runtime.engine) as session:
+        token = signin.issue_link(session, "U0PRIYA", valid_for=timedelta(hours=12))
+    return f"{base_url}/signin/{token}"
+
+
 def bundles_of(service_url: str) -> dict[str, dict[str, Any]]:
     """The example service's bundle catalogue, by version."""
     response = httpx.get(f"{service_url}/control/bundles", headers={"Authorization": f"Bearer {CONTROL_TOKEN}"}, timeout=5)
@@ -88,11 +98,16 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
                                             "deployed_at": (now - offset).isoformat(), "known_good": version == "v41"})
         fired = http.post("/webhooks/alertmanager", json=sample_alert(now)).json()
 
+    signin_url = demo_signin_link(runtime, bot.url)
+
     print(f"""
 warroom demo is running (data in {data_dir}/).
 
   Slack (emulator):   {emu.base_url}/            ← open this: watch #incidents and the new incident channel
-  warroom incidents:  {bot.url}/incidents        (JSON: {bot.url}/api/incidents)
+  warroom incidents:  {bot.url}/incidents
+    sign in first:    {signin_url}
+                      (as Priya, works once; for a new link type /incident web in the emulator)
+    JSON:             curl -H "Authorization: Bearer {DEV_ALERT_TOKEN}" {bot.url}/api/incidents
   example LLM service {service.url}/control/state (serving bad bundle v42; metrics at /metrics)
 
 A sample SLO alert fired (incident #{fired.get('incident_id')}). In the emulator page, pick "Priya" and try:

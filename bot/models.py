@@ -218,3 +218,26 @@ class Postmortem(SQLModel, table=True):
     edited: str | None = Field(default=None, sa_column=Column(Text))
     generated_at: datetime = _ts(nullable=False)
     edited_at: datetime | None = _ts()
+
+
+class WebSignInLink(SQLModel, table=True):
+    """A one-time sign-in link the bot gave a person in Slack (`/incident web`); only its hash is kept."""
+
+    __tablename__ = "web_signin_link"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    user_id: str = Field(max_length=40)
+    created_at: datetime = _ts(nullable=False)
+    expires_at: datetime = _ts(nullable=False)
+    used_at: datetime | None = _ts()
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser: the cookie holds a random token, this row its hash."""
+
+    __tablename__ = "web_session"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    user_id: str = Field(max_length=40)
+    created_at: datetime = _ts(nullable=False)
+    expires_at: datetime = _ts(nullable=False, index=True)

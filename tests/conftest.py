@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("WARROOM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 ALERT_TOKEN = "test-alert-token"
 SIGNING_SECRET = "test-signing-secret"
+READER = {"Authorization": f"Bearer {ALERT_TOKEN}"}  # the incident API's reads take the ingest token
 
 _ENV_PREFIXES = ("WARROOM_", "SLACK_")
 
@@ -100,6 +101,7 @@ class Warroom:
         self.runtime = runtime
         self.url = url
         self.http = httpx.Client(base_url=url, timeout=10)
+        self.csrf = ""
 
     def post(self, path: str, body: Any = None, *, content: bytes | None = None, token: str | None = ALERT_TOKEN,
              headers: dict[str, str] | None = None) -> httpx.Response:
@@ -114,19 +116,37 @@ class Warroom:
         return self.post("/webhooks/alertmanager", body)
 
     def incidents(self, **params: str) -> list[dict[str, Any]]:
-        response = self.http.get("/api/incidents", params=params)
+        response = self.http.get("/api/incidents", params=params, headers=READER)
         assert response.status_code == 200, response.text
         return response.json()
 
     def incident(self, incident_id: int) -> dict[str, Any]:
-        response = self.http.get(f"/api/incidents/{incident_id}")
+        response = self.http.get(f"/api/incidents/{incident_id}", headers=READER)
         assert response.status_code == 200, response.text
         return response.json()
+
+    def sign_in(self, user: str = "U0PRIYA") -> str:
+        """Sign ``self.http`` in as ``user`` with a one-time link, as `/incident web` gives; the forms' CSRF token."""
+        self.csrf = sign_in(self.http, self.runtime, user)
+        return self.csrf
 
     def count(self, model: type) -> int:
         from sqlalchemy import func, select
         with transaction(self.runtime.engine) as session:
             return session.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+def sign_in(http: httpx.Client, runtime: Runtime, user: str) -> str:
+    """Redeem a fresh sign-in link for ``user`` over HTTP; the session cookie lands in ``http``'s jar."""
+    from datetime import timedelta
+
+    from bot import signin
+
+    with transaction(runtime.engine) as session:
+        token = signin.issue_link(session, user, valid_for=timedelta(minutes=5))
+    response = http.post("/signin", data={"token": token})
+    assert response.status_code == 303, response.text
+    return signin.Person(user, http.cookies["warroom_session"]).csrf_token
 
 
 @contextmanager

@@ -37,6 +37,7 @@ from bot.slo.spec import SLO
 
 PINNED_KIND = "pinned"
 EVALS_EXPORTED_KIND = "evals_exported"
+POSTMORTEM_EDIT_KIND = "postmortem_edit"  # a person edited or regenerated it on the page or through the API
 # Failing traces read to pick examples from; enough to find one of every failure type.
 EXAMPLE_CANDIDATES = 200
 
@@ -126,10 +127,11 @@ def traces_in_window(session: Session, incident: Incident, start: datetime, end:
 
 
 def _timeline(session: Session, incident_id: int) -> list[TimelineEntry]:
+    # Edits of the postmortem itself are not part of the incident's story (and would change the draft).
     return [
         TimelineEntry(at=event.at, kind=event.kind, actor=event.actor, text=plain_slack_text(event.text),
                       pinned=event.kind == PINNED_KIND)
-        for event in timeline.events(session, incident_id)
+        for event in timeline.events(session, incident_id) if event.kind != POSTMORTEM_EDIT_KIND
     ]
 
 

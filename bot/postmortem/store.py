@@ -16,10 +16,14 @@ from bot.clock import as_utc, utcnow
 from bot.db import insert_or_ignore
 from bot.incidents import service
 from bot.models import Postmortem
-from bot.postmortem.assemble import build_context
+from bot.incidents import timeline
+from bot.postmortem.assemble import POSTMORTEM_EDIT_KIND, build_context
 from bot.postmortem.render import render_postmortem
 from bot.redact import Redactor
 from bot.slo.spec import SLO
+
+
+API_ACTOR = "api"  # edits through PUT /api/incidents/{id}/postmortem, which takes the bearer token
 
 
 def get(session: Session, incident_id: int) -> Postmortem | None:
@@ -27,11 +31,16 @@ def get(session: Session, incident_id: int) -> Postmortem | None:
 
 
 def generate(session: Session, incident_id: int, *, templates_dir: Path | None = None,
-             redactor: Redactor | None = None, budget_slo: SLO | None = None) -> Postmortem:
-    """Render the draft from the current record and store it; a human edit is kept as it is."""
+             redactor: Redactor | None = None, budget_slo: SLO | None = None, by: str | None = None) -> Postmortem:
+    """Render the draft from the current record and store it; a human edit is kept as it is.
+
+    ``by``: the person who asked for it on the page; the timeline says so.
+    """
     ctx = build_context(session, incident_id, redactor=redactor, budget_slo=budget_slo)
     text = render_postmortem(ctx, templates_dir, redactor=redactor)
     now = utcnow()
+    if by is not None:
+        _attribute(session, incident_id, by, "regenerated the postmortem draft")
     # The unique incident_id decides who creates the row when two requests generate at once.
     insert_or_ignore(session, Postmortem, {"incident_id": incident_id, "draft": text, "generated_at": now},
                      ["incident_id"])
@@ -46,8 +55,22 @@ def get_or_generate(session: Session, incident_id: int, *, templates_dir: Path |
     return get(session, incident_id) or generate(session, incident_id, templates_dir=templates_dir)
 
 
-def save_edit(session: Session, incident_id: int, text: str, *, templates_dir: Path | None = None) -> Postmortem:
-    """Store a human's version. Empty text drops the edit, so the page shows the draft again."""
+def stored_or_preview(session: Session, incident_id: int, *, templates_dir: Path | None = None) -> Postmortem:
+    """What a reader sees: the stored record, or a draft rendered now and not stored (a GET never writes)."""
+    stored = get(session, incident_id)
+    if stored is not None:
+        return stored
+    service.get(session, incident_id)  # NotFound for an incident that does not exist
+    text = render_postmortem(build_context(session, incident_id), templates_dir)
+    return Postmortem(incident_id=incident_id, draft=text, generated_at=utcnow())  # never added to the session
+
+
+def save_edit(session: Session, incident_id: int, text: str, *, templates_dir: Path | None = None,
+              by: str | None = None) -> Postmortem:
+    """Store a human's version. Empty text drops the edit, so the page shows the draft again.
+
+    ``by``: who edited (a Slack user id, or "api" for the bearer-token API); the timeline says so.
+    """
     service.get(session, incident_id)  # NotFound before anything is written
     get_or_generate(session, incident_id, templates_dir=templates_dir)
     pm = _locked(session, incident_id)
@@ -56,8 +79,16 @@ def save_edit(session: Session, incident_id: int, text: str, *, templates_dir: P
         pm.edited, pm.edited_at = text, utcnow()
     else:
         pm.edited, pm.edited_at = None, None
+    if by is not None:
+        _attribute(session, incident_id, by, "edited the postmortem" if pm.edited is not None
+                   else "dropped the postmortem edit (back to the generated draft)")
     session.flush()
     return pm
+
+
+def _attribute(session: Session, incident_id: int, by: str, did: str) -> None:
+    who = "The API (bearer token)" if by == API_ACTOR else f"<@{by}>"
+    timeline.record(session, service.get(session, incident_id), POSTMORTEM_EDIT_KIND, f"{who} {did}", actor=by)
 
 
 def current_text(pm: Postmortem) -> str:

@@ -1,4 +1,5 @@
-"""The JSON API: ``/api/incidents``, ``/healthz`` and ``/metrics``."""
+"""The JSON API: ``/api/incidents`` (for readers, see `bot.routes.access`), ``/healthz`` (open) and
+``/metrics`` (open unless ``WARROOM_METRICS_PUBLIC=false``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from starlette.routing import Route
 from bot.db import ping, transaction
 from bot.errors import NotFound
 from bot.incidents import lifecycle, service
+from bot.jsonbody import BadRequest
+from bot.routes.access import may_read, readers_only
+from bot.routes.common import error_response, incident_id_of, limit_of
 from bot.runtime import Runtime
 
 
@@ -24,23 +28,26 @@ async def list_incidents(request: Request) -> JSONResponse:
         return JSONResponse({"error": f"unknown status {status!r}; one of {', '.join((*lifecycle.STATUSES, 'open'))}"},
                             status_code=400)
     try:
-        limit = min(int(request.query_params.get("limit", "100")), 1000)
-    except ValueError:
-        return JSONResponse({"error": "limit must be a whole number"}, status_code=400)
+        limit = limit_of(request)
+    except BadRequest as exc:
+        return error_response(exc)
 
     def load() -> list[dict]:
         with transaction(runtime.engine) as session:
             return [service.as_dict(session, i) for i in service.list_incidents(session, status=status, limit=limit)]
 
-    return JSONResponse(await run_in_threadpool(load))
+    try:
+        return JSONResponse(await run_in_threadpool(load))
+    except Exception as exc:  # a database outage is a 503, like everywhere else
+        return error_response(exc)
 
 
 async def get_incident(request: Request) -> JSONResponse:
     runtime = _runtime(request)
     try:
-        incident_id = int(request.path_params["incident_id"])
-    except ValueError:
-        return JSONResponse({"error": "incident id must be a number"}, status_code=400)
+        incident_id = incident_id_of(request)
+    except BadRequest as exc:
+        return error_response(exc)
 
     def load() -> dict:
         with transaction(runtime.engine) as session:
@@ -50,6 +57,8 @@ async def get_incident(request: Request) -> JSONResponse:
         return JSONResponse(await run_in_threadpool(load))
     except NotFound as exc:
         return JSONResponse({"error": str(exc)}, status_code=404)
+    except Exception as exc:
+        return error_response(exc)
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -61,13 +70,21 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def metrics(request: Request) -> Response:
+    if not _runtime(request).settings.metrics_public:
+        try:
+            allowed = await may_read(request)
+        except BadRequest as exc:
+            return error_response(exc)
+        if not allowed:
+            return error_response(BadRequest(401, "missing bearer token: /metrics needs WARROOM_READ_TOKEN or "
+                                                  "WARROOM_ALERT_TOKEN (WARROOM_METRICS_PUBLIC=false)"))
     body = await run_in_threadpool(_runtime(request).metrics.exposition)
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 routes = [
-    Route("/api/incidents", list_incidents, methods=["GET"]),
-    Route("/api/incidents/{incident_id}", get_incident, methods=["GET"]),
+    Route("/api/incidents", readers_only(list_incidents, page=False), methods=["GET"]),
+    Route("/api/incidents/{incident_id}", readers_only(get_incident, page=False), methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
 ]

@@ -40,6 +40,9 @@ async def read_body(request: Request, limit: int) -> bytes:
 def error_response(exc: Exception) -> JSONResponse:
     if isinstance(exc, BadRequest):
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if exc.status == 413:
+            # The rest of the body stays unread: closing the connection stops the sender.
+            headers = {"Connection": "close"}
         return JSONResponse(exc.as_json(), status_code=exc.status, headers=headers)
     if is_database_unavailable(exc):
         error_id = new_error_id()
@@ -50,3 +53,23 @@ def error_response(exc: Exception) -> JSONResponse:
     error_id = new_error_id()
     log.error("unexpected error", exc_info=exc, extra={"error_id": error_id})
     return JSONResponse({"error": "internal error", "error_id": error_id}, status_code=500)
+
+
+# Incident ids are 32-bit on PostgreSQL (SERIAL); a larger number in a path is a bad request, not a 500.
+MAX_ID = 2**31 - 1
+
+
+def incident_id_of(request: Request) -> int:
+    raw = str(request.path_params["incident_id"])
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12 or not 1 <= int(raw) <= MAX_ID:
+        raise BadRequest(400, f"incident id must be a whole number from 1 to {MAX_ID}")
+    return int(raw)
+
+
+def limit_of(request: Request, *, default: int = 100, most: int = 1000) -> int:
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6 or not 1 <= int(raw) <= most:
+        raise BadRequest(400, f"limit must be a whole number from 1 to {most}")
+    return int(raw)

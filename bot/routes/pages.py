@@ -1,9 +1,9 @@
-"""Read-only pages for people (``/incidents``, ``/incidents/{id}``) and the postmortem editor.
+"""Pages for people (``/incidents``, ``/incidents/{id}``) and the postmortem editor.
 
-Server-rendered with jinja2, autoescape on: alert labels, annotations and timeline text come from
-outside and are shown as text, never markup. A Content-Security-Policy without scripts backs that
-up. The edit form is a plain POST, refused when the browser says it came from another site; the
-JSON ``PUT`` needs the bearer token like every other write API.
+Reading needs a signed-in person or a bearer token, and never writes (a postmortem not stored yet
+is rendered, not stored). The edit and regenerate forms need a signed-in person and the form's
+CSRF token (see `bot.routes.access`); each change is on the timeline with who made it. The JSON
+``PUT`` needs the bearer token like every other write API. Rendering: `bot.routes.html`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlsplit
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import func, select
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
@@ -28,47 +26,21 @@ from bot import traces
 from bot.db import transaction
 from bot.errors import NotFound
 from bot.incidents import lifecycle, metrics, service, timeline
-from bot.jsonbody import BadRequest, decode_utf8, parse_json
+from bot.jsonbody import BadRequest, parse_json
 from bot.models import ActionRun, Alert, Incident, Postmortem, TimelineEvent, Trace
 from bot.postmortem import store
-from bot.postmortem.assemble import PINNED_KIND, incident_ref, plain_slack_text
-from bot.routes.common import error_response, read_body, require_bearer
+from bot.postmortem.assemble import PINNED_KIND, incident_ref
+from bot.routes.access import form_of, people_only, person_of, readers_only
+from bot.routes.common import error_response, incident_id_of, read_body, require_bearer
+from bot.routes.html import render
 from bot.runtime import Runtime
 
 T = TypeVar("T")
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 TIMELINE_LIMIT = 1000
 CHART_BUCKETS = 48
 CHART_TRACE_LIMIT = 100_000
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-                               "frame-ancestors 'none'; base-uri 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-}
-
-
-def _when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
-    value = as_utc(value)
-    return value.strftime(fmt) if value else "–"
-
-
-def _web_url(url: Any) -> str | None:
-    # Autoescape stops markup, not a javascript: link; only plain web addresses become hrefs.
-    return url if isinstance(url, str) and urlsplit(url).scheme in ("http", "https") else None
-
-
-TEMPLATES = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=True, undefined=StrictUndefined,
-                        trim_blocks=True, lstrip_blocks=True)
-TEMPLATES.filters.update(when=_when, iso=iso, took=metrics.human, plain=plain_slack_text, web_url=_web_url)
-
-
-def _html(name: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:
-    return HTMLResponse(TEMPLATES.get_template(name).render(**ctx), status_code=status_code, headers=SECURITY_HEADERS)
-
-
-def _not_found(message: str) -> HTMLResponse:
-    return _html("error.html", 404, title="Not found", message=message)
+def _not_found(request: Request, message: str) -> HTMLResponse:
+    return render(request, "error.html", 404, title="Not found", message=message)
 
 
 def _runtime(request: Request) -> Runtime:
@@ -99,11 +71,14 @@ async def incidents_page(request: Request) -> HTMLResponse:
                 for i in service.list_incidents(session, status=status, limit=500)]
 
     rows = await _in_session(request, load)
-    return _html("incidents.html", rows=rows, status=status, statuses=lifecycle.STATUSES)
+    return render(request, "incidents.html", rows=rows, status=status, statuses=lifecycle.STATUSES)
 
 
 async def incident_page(request: Request) -> HTMLResponse:
-    incident_id = request.path_params["incident_id"]
+    try:
+        incident_id = incident_id_of(request)
+    except BadRequest as exc:
+        return _bad_id(request, exc)
 
     def load(session: Session) -> dict[str, Any]:
         incident = service.get(session, incident_id)
@@ -125,8 +100,8 @@ async def incident_page(request: Request) -> HTMLResponse:
     try:
         ctx = await _in_session(request, load)
     except NotFound as exc:
-        return _not_found(str(exc))
-    return _html("incident.html", **ctx)
+        return _not_found(request, str(exc))
+    return render(request, "incident.html", **ctx)
 
 
 @dataclass(frozen=True)
@@ -201,77 +176,86 @@ def burn_chart(session: Session, incident: Incident) -> BurnChart:
 # ---- the postmortem: page, Markdown, form and JSON ----
 
 async def postmortem_page(request: Request) -> HTMLResponse:
-    incident_id = request.path_params["incident_id"]
+    try:
+        incident_id = incident_id_of(request)
+    except BadRequest as exc:
+        return _bad_id(request, exc)
 
     def load(session: Session) -> dict[str, Any]:
         incident = service.get(session, incident_id)
-        pm = store.get_or_generate(session, incident_id, templates_dir=_templates_dir(request))
+        pm = store.stored_or_preview(session, incident_id, templates_dir=_templates_dir(request))
         return {"incident": incident, "ref": incident_ref(incident), "pm": pm, "text": store.current_text(pm),
                 "draft_changed": store.draft_changed_since_edit(pm), "saved": request.query_params.get("saved")}
 
     try:
-        return _html("postmortem.html", **await _in_session(request, load))
+        return render(request, "postmortem.html", **await _in_session(request, load))
     except NotFound as exc:
-        return _not_found(str(exc))
+        return _not_found(request, str(exc))
 
 
 async def postmortem_markdown(request: Request) -> Response:
-    incident_id = request.path_params["incident_id"]
+    try:
+        incident_id = incident_id_of(request)
+    except BadRequest as exc:
+        return PlainTextResponse(exc.message, status_code=exc.status)
 
     def load(session: Session) -> str:
-        return store.current_text(store.get_or_generate(session, incident_id, templates_dir=_templates_dir(request)))
+        return store.current_text(store.stored_or_preview(session, incident_id, templates_dir=_templates_dir(request)))
 
     try:
         text = await _in_session(request, load)
     except NotFound as exc:
         return PlainTextResponse(str(exc), status_code=404)
-    return Response(text, media_type="text/markdown; charset=utf-8", headers={"X-Content-Type-Options": "nosniff"})
+    return Response(text, media_type="text/markdown; charset=utf-8",
+                    headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
 
 
 async def postmortem_form(request: Request) -> Response:
-    incident_id = request.path_params["incident_id"]
+    form, person = form_of(request), person_of(request)
     try:
-        _refuse_cross_site(request)
-        form = await _read_form(request)
+        incident_id = incident_id_of(request)
     except BadRequest as exc:
-        return PlainTextResponse(exc.message, status_code=exc.status)
+        return _bad_id(request, exc)
     if "text" not in form:
         return PlainTextResponse("the form needs a 'text' field", status_code=400)
     try:
         await _in_session(request, lambda s: store.save_edit(s, incident_id, form["text"],
-                                                             templates_dir=_templates_dir(request)))
+                                                             templates_dir=_templates_dir(request), by=person.user_id))
     except NotFound as exc:
-        return _not_found(str(exc))
+        return _not_found(request, str(exc))
     return RedirectResponse(f"/incidents/{incident_id}/postmortem?saved=1", status_code=303)
 
 
 async def postmortem_regenerate(request: Request) -> Response:
-    incident_id = request.path_params["incident_id"]
+    person = person_of(request)
     try:
-        _refuse_cross_site(request)
+        incident_id = incident_id_of(request)
     except BadRequest as exc:
-        return PlainTextResponse(exc.message, status_code=exc.status)
+        return _bad_id(request, exc)
     try:
-        await _in_session(request, lambda s: store.generate(s, incident_id, templates_dir=_templates_dir(request)))
+        await _in_session(request, lambda s: store.generate(s, incident_id, templates_dir=_templates_dir(request),
+                                                            by=person.user_id))
     except NotFound as exc:
-        return _not_found(str(exc))
+        return _not_found(request, str(exc))
     return RedirectResponse(f"/incidents/{incident_id}/postmortem", status_code=303)
 
 
 async def postmortem_api_get(request: Request) -> JSONResponse:
-    incident_id = request.path_params["incident_id"]
     try:
+        incident_id = incident_id_of(request)
         return JSONResponse(await _in_session(request, lambda s: _pm_json(
-            store.get_or_generate(s, incident_id, templates_dir=_templates_dir(request)))))
+            store.stored_or_preview(s, incident_id, templates_dir=_templates_dir(request)))))
     except NotFound as exc:
         return JSONResponse({"error": str(exc)}, status_code=404)
+    except Exception as exc:
+        return error_response(exc)
 
 
 async def postmortem_api_put(request: Request) -> JSONResponse:
-    incident_id = request.path_params["incident_id"]
     runtime = _runtime(request)
     try:
         require_bearer(request, runtime.settings.alert_token)
+        incident_id = incident_id_of(request)
         if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
             raise BadRequest(415, "send the edit as JSON: {\"text\": \"...\"}")
         body = parse_json(await read_body(request, runtime.settings.max_body_bytes),
@@ -279,7 +263,7 @@ async def postmortem_api_put(request: Request) -> JSONResponse:
         if not isinstance(body, dict) or not isinstance(body.get("text"), str):
             raise BadRequest(400, "expected a JSON object with a string field 'text'")
         return JSONResponse(await _in_session(request, lambda s: _pm_json(
-            store.save_edit(s, incident_id, body["text"], templates_dir=_templates_dir(request)))))
+            store.save_edit(s, incident_id, body["text"], templates_dir=_templates_dir(request), by=store.API_ACTOR))))
     except NotFound as exc:
         return JSONResponse({"error": str(exc)}, status_code=404)
     except Exception as exc:  # bad input and outages as JSON, like the other API routes
@@ -294,36 +278,17 @@ def _pm_json(pm: Postmortem) -> dict[str, Any]:
     }
 
 
-def _refuse_cross_site(request: Request) -> None:
-    # No session cookie to steal, but a form on another site could still post edits here.
-    if request.headers.get("sec-fetch-site") == "cross-site":
-        raise BadRequest(403, "cross-site form posts are refused")
-    origin = request.headers.get("origin")
-    # Behind a proxy the Host header may be internal; WARROOM_PUBLIC_URL names the outside one.
-    ours = {request.headers.get("host"), urlsplit(_runtime(request).settings.public_url).netloc}
-    if origin is not None and (origin == "null" or urlsplit(origin).netloc not in ours):
-        raise BadRequest(403, "cross-site form posts are refused")
-
-
-async def _read_form(request: Request) -> dict[str, str]:
-    # URL-encoded only (what a plain <form> sends): no multipart parser needed, and the body is bounded.
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
-        raise BadRequest(415, "send the form as application/x-www-form-urlencoded")
-    raw = await read_body(request, _runtime(request).settings.max_body_bytes)
-    try:
-        fields = parse_qs(decode_utf8(raw), keep_blank_values=True, strict_parsing=False, errors="strict")
-    except UnicodeDecodeError:
-        raise BadRequest(400, "form fields are not valid UTF-8") from None
-    return {name: values[-1] for name, values in fields.items()}
+def _bad_id(request: Request, exc: BadRequest) -> HTMLResponse:
+    return render(request, "error.html", exc.status, title="Bad request", message=exc.message)
 
 
 routes = [
-    Route("/incidents", incidents_page, methods=["GET"]),
-    Route("/incidents/{incident_id:int}", incident_page, methods=["GET"]),
-    Route("/incidents/{incident_id:int}/postmortem", postmortem_page, methods=["GET"]),
-    Route("/incidents/{incident_id:int}/postmortem", postmortem_form, methods=["POST"]),
-    Route("/incidents/{incident_id:int}/postmortem/regenerate", postmortem_regenerate, methods=["POST"]),
-    Route("/incidents/{incident_id:int}/postmortem.md", postmortem_markdown, methods=["GET"]),
-    Route("/api/incidents/{incident_id:int}/postmortem", postmortem_api_get, methods=["GET"]),
+    Route("/incidents", readers_only(incidents_page, page=True), methods=["GET"]),
+    Route("/incidents/{incident_id:int}", readers_only(incident_page, page=True), methods=["GET"]),
+    Route("/incidents/{incident_id:int}/postmortem", readers_only(postmortem_page, page=True), methods=["GET"]),
+    Route("/incidents/{incident_id:int}/postmortem", people_only(postmortem_form), methods=["POST"]),
+    Route("/incidents/{incident_id:int}/postmortem/regenerate", people_only(postmortem_regenerate), methods=["POST"]),
+    Route("/incidents/{incident_id:int}/postmortem.md", readers_only(postmortem_markdown, page=True), methods=["GET"]),
+    Route("/api/incidents/{incident_id:int}/postmortem", readers_only(postmortem_api_get, page=False), methods=["GET"]),
     Route("/api/incidents/{incident_id:int}/postmortem", postmortem_api_put, methods=["PUT"]),
 ]

@@ -25,7 +25,7 @@ from bot.clock import utcnow
 from bot.db import transaction
 from bot.errors import NotFound, UserError
 from bot.jsonbody import MAX_DEPTH, BadRequest, decode_utf8, parse_json, pydantic_problems
-from bot.routes.common import error_response, read_body, require_bearer
+from bot.routes.common import error_response, limit_of, read_body, require_bearer
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -194,10 +194,9 @@ async def post_bundle(request: Request, runtime: Runtime) -> JSONResponse:
 
 async def get_bundles(request: Request, runtime: Runtime) -> JSONResponse:
     service = request.query_params.get("service") or None
-    try:
-        limit = min(max(int(request.query_params.get("limit", "100")), 1), 1000)
-    except ValueError:
-        raise BadRequest(400, "limit must be a whole number") from None
+    if service is not None and ("\x00" in service or len(service) > 200):
+        raise BadRequest(400, "service must be a name without NUL characters, at most 200 characters")
+    limit = limit_of(request)
 
     def load() -> list[dict[str, Any]]:
         with transaction(runtime.engine) as session:

@@ -5,6 +5,8 @@
 * Bolt parses any form body containing the substring "payload" as interactivity, so a slash
   command whose text says "payload" became ``{}`` and a 404: we re-parse such command forms.
 * Bolt's dispatch blocks while it waits for ``ack()``; it runs in a worker thread, not the loop.
+* The body is bounded before anything else, signature check included: a declared Content-Length
+  over ``WARROOM_MAX_BODY_BYTES`` is refused unread, a streamed body is cut at the limit.
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-MAX_BODY = 1024 * 1024
-
+from bot.jsonbody import BadRequest
+from bot.routes.common import error_response, read_body
 
 def slack_route(app: App) -> Route:
     async def handle(request: Request) -> Response:
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
-            return JSONResponse({"error": "request too large"}, status_code=413)
+        try:
+            raw = await read_body(request, request.app.state.runtime.settings.max_body_bytes)
+        except BadRequest as exc:
+            return error_response(exc)
         timestamp = request.headers.get("x-slack-request-timestamp", "")
         if not timestamp.isdigit():
             return JSONResponse({"error": "invalid request"}, status_code=401)

@@ -9,6 +9,7 @@ import httpx
 from bot.alerts.fingerprint import fingerprint
 from bot.models import Alert, AlertGroup, Incident, OutboxItem, TimelineEvent
 from tests.alerts.payloads import am_alert, am_payload, grafana_payload
+from tests.conftest import READER
 
 
 def test_alertmanager_notification_opens_one_incident_with_its_alerts(warroom):
@@ -199,9 +200,9 @@ def test_list_filters_by_status_and_rejects_unknown_status(warroom):
     warroom.alertmanager(am_payload([am_alert("a", status="resolved", ends="2026-03-14T02:20:00Z")], group="two"))
     assert [i["status"] for i in warroom.incidents(status="resolved")] == ["resolved"]
     assert len(warroom.incidents(status="open")) == 1
-    bad = warroom.http.get("/api/incidents", params={"status": "burning"})
+    bad = warroom.http.get("/api/incidents", params={"status": "burning"}, headers=READER)
     assert bad.status_code == 400 and "unknown status" in bad.json()["error"]
-    assert warroom.http.get("/api/incidents/999").status_code == 404
+    assert warroom.http.get("/api/incidents/999", headers=READER).status_code == 404
 
 
 def test_metrics_count_alerts_by_source_and_outcome(warroom):

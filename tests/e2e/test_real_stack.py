@@ -26,7 +26,7 @@ from bot.slo.spec import load_slos
 from bot.slo.windows import WindowSet
 from bot.web import create_app
 from examples.llm_service import create_app as llm_service_app
-from tests.conftest import ALERT_TOKEN, ROOT
+from tests.conftest import ALERT_TOKEN, READER, ROOT
 from tests.e2e.promstack import PromStack, wait_until
 from tests.slack.conftest import PRIYA, SlackHarness, _emulator, slack_settings  # noqa: F401  (_emulator: a fixture)
 
@@ -82,7 +82,7 @@ def stack(llm_gateway: LLMGateway, database_url: str, _emulator: Emulator, tmp_p
 
 def page_incident(slack: SlackHarness) -> dict[str, Any] | None:
     """The hallucination-rate page incident (the ticket alert and the other SLOs open their own)."""
-    response = slack.http.get("/api/incidents")
+    response = slack.http.get("/api/incidents", headers=READER)
     assert response.status_code == 200, response.text
     return next((i for i in response.json() if i["runbook"] == "hallucination-spike"
                  and i["labels"].get("sloth_severity") == "page"), None)

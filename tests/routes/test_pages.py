@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-
+import pytest
 
 from bot.db import transaction
 from bot.incidents import service
@@ -15,6 +15,10 @@ HOSTILE = {"title": "<script>alert('title')</script> refund answers", "summary":
            "<img src=x onerror=alert(1)>"}
 
 
+@pytest.fixture(autouse=True)
+def signed_in(warroom: Warroom) -> None:
+    """These tests are a signed-in person's browser: ``warroom.http`` carries the session cookie."""
+    warroom.sign_in()
 
 
 def assert_no_markup_from_alerts(html: str) -> None:
@@ -67,20 +71,21 @@ def test_an_unknown_incident_is_a_404_page(warroom: Warroom) -> None:
     assert warroom.http.get("/incidents/not-a-number").status_code == 404
 
 
-def test_the_markdown_is_generated_on_first_request_and_stored_once(warroom: Warroom) -> None:
+def test_the_markdown_is_generated_on_request_and_reading_stores_nothing(warroom: Warroom) -> None:
     seeded = seed_incident(warroom)
     first = warroom.http.get(f"/incidents/{seeded.incident_id}/postmortem.md")
     assert first.status_code == 200 and first.headers["content-type"] == "text/markdown; charset=utf-8"
     assert first.text.startswith(f"# Postmortem INC-{seeded.opened:%Y%m%d}-{seeded.incident_id:04d}:")
     assert "prompt answer-v41→answer-v42" in first.text
     assert warroom.http.get(f"/incidents/{seeded.incident_id}/postmortem.md").text == first.text
-    assert warroom.count(Postmortem) == 1
+    assert warroom.count(Postmortem) == 0
 
 
 def test_an_edit_from_the_form_is_what_the_markdown_then_serves(warroom: Warroom) -> None:
     seeded = seed_incident(warroom)
     url = f"/incidents/{seeded.incident_id}/postmortem"
-    response = warroom.http.post(url, data={"text": "# Review\r\n\r\nThe <b>retriever</b> snapshot was stale.\r\n"})
+    response = warroom.http.post(url, data={"text": "# Review\r\n\r\nThe <b>retriever</b> snapshot was stale.\r\n",
+                                            "csrf": warroom.csrf})
     assert response.status_code == 303 and response.headers["location"] == f"{url}?saved=1"
     assert warroom.http.get(f"{url}.md").text == "# Review\n\nThe <b>retriever</b> snapshot was stale.\n"
     page = warroom.http.get(f"{url}?saved=1").text
@@ -91,12 +96,12 @@ def test_an_edit_from_the_form_is_what_the_markdown_then_serves(warroom: Warroom
 def test_regenerating_keeps_the_edit_and_the_page_says_the_draft_changed(warroom: Warroom) -> None:
     seeded = seed_incident(warroom)
     url = f"/incidents/{seeded.incident_id}/postmortem"
-    warroom.http.post(url, data={"text": "my words"})
+    warroom.http.post(url, data={"text": "my words", "csrf": warroom.csrf})
     assert "changed since you edited it" not in warroom.http.get(url).text
     with transaction(warroom.runtime.engine) as session:
         service.add_followup(session, service.get(session, seeded.incident_id), "Pin retriever snapshots",
                              actor="U0SAM", owner=None)
-    response = warroom.http.post(f"{url}/regenerate")
+    response = warroom.http.post(f"{url}/regenerate", data={"csrf": warroom.csrf})
     assert response.status_code == 303 and response.headers["location"] == url
     page = warroom.http.get(url).text
     assert "the draft changed since you edited it" in page.lower()
@@ -109,17 +114,18 @@ def test_a_form_post_from_another_site_is_refused(warroom: Warroom) -> None:
     url = f"/incidents/{seeded.incident_id}/postmortem"
     original = warroom.http.get(f"{url}.md").text
     for headers in ({"Origin": "http://evil.example"}, {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"}):
-        assert warroom.http.post(url, data={"text": "pwned"}, headers=headers).status_code == 403
-    assert warroom.http.post(f"{url}/regenerate", headers={"Origin": "http://evil.example"}).status_code == 403
+        assert warroom.http.post(url, data={"text": "pwned", "csrf": warroom.csrf}, headers=headers).status_code == 403
+    assert warroom.http.post(f"{url}/regenerate", data={"csrf": warroom.csrf},
+                             headers={"Origin": "http://evil.example"}).status_code == 403
     same_origin = {"Origin": warroom.url, "Sec-Fetch-Site": "same-origin"}
-    assert warroom.http.post(url, data={"text": "ours"}, headers=same_origin).status_code == 303
+    assert warroom.http.post(url, data={"text": "ours", "csrf": warroom.csrf}, headers=same_origin).status_code == 303
     assert warroom.http.get(f"{url}.md").text == "ours" != original
 
 
 def test_a_form_without_text_or_in_another_encoding_is_a_clear_4xx(warroom: Warroom) -> None:
     seeded = seed_incident(warroom)
     url = f"/incidents/{seeded.incident_id}/postmortem"
-    missing = warroom.http.post(url, data={"other": "x"})
+    missing = warroom.http.post(url, data={"other": "x", "csrf": warroom.csrf})
     assert missing.status_code == 400 and "text" in missing.text
     multipart = warroom.http.post(url, files={"text": ("a.md", b"x")})
     assert multipart.status_code == 415

@@ -20,8 +20,8 @@ from bot.emulator import Emulator
 from bot.models import IncidentStep
 from bot.runtime import Runtime
 from bot.web import create_app
-from tests.conftest import ALERT_TOKEN, SIGNING_SECRET, make_settings
-from tests.support import ServerThread, wait_for
+from tests.conftest import ALERT_TOKEN, READER, SIGNING_SECRET, make_settings
+from tests.support import ServerThread, free_port, wait_for
 
 PRIYA, SAM, ALEX = "U0PRIYA", "U0SAM", "U0ALEX"
 INCIDENTS = "C0INCIDENTS"
@@ -39,7 +39,7 @@ class SlackHarness:
         return response.json()["incident_id"]
 
     def incident(self, incident_id: int) -> dict[str, Any]:
-        response = self.http.get(f"/api/incidents/{incident_id}")
+        response = self.http.get(f"/api/incidents/{incident_id}", headers=READER)
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -102,8 +102,9 @@ def slack_settings(database_url: str, emu: Emulator, **overrides: Any) -> Settin
 @pytest.fixture
 def slack(database_url: str, _emulator: Emulator) -> Iterator[SlackHarness]:
     _emulator.reset()
-    runtime = Runtime.build(slack_settings(database_url, _emulator))
-    server = ServerThread(create_app(runtime)).start()
+    port = free_port()  # known before the settings, so links the bot gives (sign-in, postmortem) point here
+    runtime = Runtime.build(slack_settings(database_url, _emulator, WARROOM_PUBLIC_URL=f"http://127.0.0.1:{port}"))
+    server = ServerThread(create_app(runtime), port=port).start()
     _emulator.bot_url = server.url + "/slack/events"
     yield SlackHarness(_emulator, runtime, server.url)
     server.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import Browser, expect
 
 from tests.alerts.payloads import am_alert, am_payload
@@ -22,4 +24,34 @@ def test_acknowledge_in_the_page_acknowledges_the_incident_and_the_card_changes(
                                                                                          exact=False)).first).to_be_visible()
     assert slack.incident(incident_id)["status"] == "acknowledged"
     page.screenshot(path=str(tmp_path / "acknowledged.png"), full_page=True)
+    page.close()
+
+
+def test_a_person_signs_in_with_the_link_from_incident_web_and_their_edit_is_attributed(slack, browser: Browser):
+    incident_id = slack.fire(am_payload([am_alert("primary-70b")]))
+    channel = slack.room(incident_id)
+    page = browser.new_page()
+    page.goto(f"{slack.url}/incidents")
+    expect(page.get_by_role("heading", name="Sign in to see incidents")).to_be_visible()
+
+    page.goto(f"{slack.emu.base_url}/?channel={channel}&user=U0PRIYA")
+    page.locator("#command input[name=text]").fill("/incident web")
+    page.locator("#command input[name=text]").press("Enter")
+    answer = page.locator("#messages").get_by_text("Your sign-in link", exact=False)
+    expect(answer).to_be_visible(timeout=10000)
+    link = re.search(r"http://\S+/signin/[\w-]+", answer.inner_text())
+    assert link is not None and link.group(0).startswith(slack.url)
+
+    page.goto(link.group(0))  # what a click on the link in Slack does
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("link", name=re.compile("hallucination-rate"))).to_be_visible()
+    page.goto(f"{slack.url}/incidents/{incident_id}/postmortem")
+    page.get_by_label("Postmortem (Markdown)").fill("# Our review\n\nThe retriever snapshot was stale.")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Saved.")).to_be_visible()
+
+    timeline = slack.incident(incident_id)["timeline"]
+    assert any(e["kind"] == "postmortem_edit" and e["actor"] == "U0PRIYA" for e in timeline)
+    page.goto(link.group(0))  # the link worked once
+    expect(page.get_by_text("used already or has expired")).to_be_visible()
     page.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.alerts.payloads import am_alert, am_payload
+from tests.conftest import READER
 from tests.slack.conftest import ALEX, INCIDENTS, PRIYA, SAM, reply_text
 from tests.support import wait_for
 
@@ -121,8 +122,8 @@ def test_declare_without_title_opens_a_form(slack):
     view = wait_for(lambda: next(iter(slack.emu.state.views.values()), None), what="the declare form")
     reply = slack.emu.submit_view(view.id, {"title": "Guardrail blocks everything", "severity": "1"}, user=SAM)
     assert reply.status == 200
-    wait_for(lambda: slack.http.get("/api/incidents").json(), what="the declared incident")
-    assert slack.http.get("/api/incidents").json()[0]["title"] == "Guardrail blocks everything"
+    wait_for(lambda: slack.http.get("/api/incidents", headers=READER).json(), what="the declared incident")
+    assert slack.http.get("/api/incidents", headers=READER).json()[0]["title"] == "Guardrail blocks everything"
 
 
 def test_ack_button_on_the_announcement(slack, opened):

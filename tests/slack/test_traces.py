@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from tests.alerts.payloads import am_alert, am_payload
-from tests.conftest import ALERT_TOKEN
+from tests.conftest import ALERT_TOKEN, READER
 from tests.slack.conftest import PRIYA, reply_text
 from tests.support import wait_for
 
@@ -54,4 +54,4 @@ def test_postmortem_command_posts_a_draft_in_the_channel(slack):
     body = str(draft.blocks)
     for section in ("Summary", "Impact", "Timeline", "Follow-ups"):
         assert section in body
-    assert slack.http.get(f"/incidents/{incident_id}/postmortem.md").status_code == 200
+    assert slack.http.get(f"/incidents/{incident_id}/postmortem.md", headers=READER).status_code == 200

@@ -235,3 +235,17 @@ def _postmortem(ctx: SlackContext, inv: Invocation) -> Reply:
                         f"<@{inv.user}> drafted the postmortem", actor=inv.user)
     ctx.runtime.wake.set()
     return f"Postmortem draft posted in the channel; edit it at {url}"
+
+
+@command("web")
+def _web(ctx: SlackContext, inv: Invocation) -> Reply:
+    """A one-time sign-in link for warroom's pages; the ack is ephemeral, so only the asker sees it."""
+    from datetime import timedelta
+
+    from bot import signin
+
+    settings = ctx.runtime.settings
+    with transaction(ctx.engine) as session:
+        token = signin.issue_link(session, inv.user, valid_for=timedelta(minutes=settings.signin_link_minutes))
+    return (f"Your sign-in link for warroom's pages — it works once, for {settings.signin_link_minutes} minutes; "
+            f"don't share it: {settings.public_url.rstrip('/')}/signin/{token}")
