@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot import permissions
 from bot.db import transaction
 from bot.errors import PermissionDenied
 from bot.incidents import service
@@ -68,6 +69,15 @@ class SlackContext:
         """Acknowledging, changing severity and resolving are for people in the incident channel."""
         if channel_id and not self.is_member(user_id, channel_id):
             raise PermissionDenied(NOT_A_MEMBER.format(channel=channel_id, what=what))
+
+    def authorise(self, operation: str, channel_id: str | None, user_id: str) -> None:
+        """The one permission check (`bot.permissions`) for an incident-level operation."""
+        if permissions.rule_of(operation) is permissions.Rule.ANYONE:
+            return
+        members = None
+        if channel_id:
+            members = set(self.gateway.call("conversations.members", channel=channel_id, limit=1000).get("members", []))
+        permissions.check(operation, permissions.Actor(user=user_id, channel_members=members), channel=channel_id)
 
     def incident_for_channel(self, channel_id: str | None) -> int | None:
         if not channel_id:
