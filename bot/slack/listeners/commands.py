@@ -57,7 +57,8 @@ def incident_id_for(ctx: SlackContext, inv: Invocation) -> int:
     if inv.bad_incident is not None:
         raise UserError(f"`{inv.bad_incident}` is not an incident number: name it like `/incident {inv.sub} 42`.")
     if inv.explicit_incident is not None:
-        return inv.explicit_incident
+        with transaction(ctx.engine) as session:  # a named incident must exist, whatever the command reads
+            return service.get(session, inv.explicit_incident).id
     found = ctx.incident_for_channel(inv.channel)
     if found is None:
         raise UserError(NOT_IN_INCIDENT.format(sub=inv.sub))
