@@ -20,6 +20,8 @@ from bot.actions.playbook import Playbook
 from bot.actions.policy import check_approver, check_requester
 from bot.errors import PermissionDenied
 
+NOT_A_MEMBER = "Only people in the incident channel <#{channel}> can {what}. Join the channel first."
+
 
 class Rule(str, Enum):
     ANYONE = "anyone in the workspace"
@@ -77,10 +79,7 @@ def check(operation: str, who: Actor, *, channel: str | None = None, playbook: P
     if op.rule is Rule.ANYONE:
         return
     if op.rule is Rule.CHANNEL:
-        if who.channel_members is not None and who.user not in who.channel_members:
-            where = f"<#{channel}>" if channel else ""
-            raise PermissionDenied(f"Only people in the incident channel {where} can {op.what}. "
-                                   "Join the channel first.".replace("  ", " "))
+        require_channel_member(who, channel, op.what)
         return
     assert playbook is not None, f"{operation} is checked against a playbook"
     members = who.channel_members or set()
@@ -99,6 +98,11 @@ def check(operation: str, who: Actor, *, channel: str | None = None, playbook: P
                 f"may not run {playbook.name}", f"may not {operation} a {playbook.name} run")})
     if not decision.allowed:
         raise PermissionDenied(decision.reason)
+
+
+def require_channel_member(who: Actor, channel: str | None, what: str) -> None:
+    if who.channel_members is not None and who.user not in who.channel_members:
+        raise PermissionDenied(NOT_A_MEMBER.format(channel=channel, what=what))
 
 
 def rule_of(operation: str) -> Rule:
