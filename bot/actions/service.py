@@ -20,8 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from bot import outbox
-from bot import permissions
+from bot import outbox, permissions
 from bot.actions import (HostAllowList, ParamError, Playbook, idempotency_key, load_playbooks, load_targets,
                          parse_args, run_playbook, run_undo, secrets_from_env, validate_params)
 from bot.actions.runner import RunResult

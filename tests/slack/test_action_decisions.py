@@ -182,3 +182,16 @@ def test_approval_timeout_is_a_setting():
 
     assert Settings().approval_timeout_minutes == 15
     assert Settings(WARROOM_APPROVAL_TIMEOUT_MINUTES="30").approval_timeout_minutes == 30
+
+
+def test_alertmanager_resolving_the_incident_cancels_a_waiting_confirmation(llm_service, slack, room):  # noqa: F811
+    from tests.alerts.payloads import am_alert, am_payload
+
+    incident_id, channel = room
+    slack.command("/incident disable-tool web_search", user=PRIYA, channel=channel)
+    wait_card(slack, channel, 1, "waiting for confirmation")
+    slack.fire(am_payload([am_alert("primary-70b", status="resolved", ends="2026-03-14T02:30:00Z")]))
+    assert slack.incident(incident_id)["status"] == "resolved"
+    slack.settle()
+    assert "cancelled" in card_text(slack, channel, 1)
+    assert llm_service.state()["tools"]["web_search"] is True
