@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     trace_retention_days: int = Field(30, gt=0, alias="WARROOM_TRACE_RETENTION_DAYS")
     worker_enabled: bool = Field(True, alias="WARROOM_WORKER")
     scheduler_enabled: bool = Field(True, alias="WARROOM_SCHEDULER")
+    # A run waiting for its confirmation and approval lapses this long after it was requested.
+    approval_timeout_minutes: int = Field(15, gt=0, alias="WARROOM_APPROVAL_TIMEOUT_MINUTES")
     ack_escalation_minutes: int = Field(10, gt=0, alias="WARROOM_ACK_ESCALATION_MINUTES")
     # A resolved incident nobody closed is closed (and its channel archived) this long after; 0: never.
     auto_close_days: int = Field(7, ge=0, alias="WARROOM_AUTO_CLOSE_DAYS")

@@ -42,6 +42,7 @@ RETRY_SETUP_EVERY = timedelta(minutes=5)
 PRUNE_TRACES_EVERY = timedelta(hours=1)
 CLOSE_RESOLVED_EVERY = timedelta(hours=1)
 WATCH_SLOS_EVERY = timedelta(seconds=30)
+END_STALE_ACTIONS_EVERY = timedelta(minutes=1)
 
 SLOS_SERVICE = "slos"  # Runtime.services keys the watcher job reads
 SLO_WINDOWS_SERVICE = "slo_windows"
@@ -69,6 +70,16 @@ def _watch_slos(runtime: Runtime, now: datetime) -> int:
     return sum(1 for r in results if r.outcome in ("opened", "updated"))
 
 
+def _end_stale_actions(runtime: Runtime, now: datetime) -> int:
+    """Expire runs left waiting past WARROOM_APPROVAL_TIMEOUT_MINUTES, cancel those of ended
+    incidents (their cards say so); a late click is refused the same way (`Actions.decide`)."""
+    actions = runtime.services.get("actions")
+    if actions is None:
+        return 0
+    with reminders.leased(runtime.engine, "end-stale-actions") as session:
+        return actions.end_stale(session, now) if session is not None else 0
+
+
 JOBS: tuple[ScheduledJob, ...] = (
     ScheduledJob("escalate-unacknowledged", _reminder(reminders.escalate_unacknowledged), ESCALATE_EVERY),
     ScheduledJob("nudge-status-updates", _reminder(reminders.nudge_status_updates), NUDGE_EVERY),
@@ -77,6 +88,7 @@ JOBS: tuple[ScheduledJob, ...] = (
     ScheduledJob("prune-traces", _reminder(reminders.prune_traces), PRUNE_TRACES_EVERY),
     ScheduledJob("close-resolved", _reminder(reminders.close_resolved), CLOSE_RESOLVED_EVERY),
     ScheduledJob("watch-slos", _watch_slos, WATCH_SLOS_EVERY),
+    ScheduledJob("end-stale-actions", _end_stale_actions, END_STALE_ACTIONS_EVERY),
 )
 JOBS_BY_ID = {job.id: job for job in JOBS}
 

@@ -29,10 +29,14 @@ def create_app(runtime: Runtime, *, extra_routes: list | None = None) -> Starlet
     from bot.slack.app import build_slack
     from bot.slack.endpoint import slack_route
 
+    from datetime import timedelta
+
     from bot.actions.service import Actions
 
     settings = runtime.settings
-    runtime.services.setdefault("actions", Actions(runtime.engine, settings.playbooks_dir, settings.action_hosts or None))
+    runtime.services.setdefault("actions", Actions(
+        runtime.engine, settings.playbooks_dir, settings.action_hosts or None,
+        approval_timeout=timedelta(minutes=settings.approval_timeout_minutes)))
     slack = build_slack(runtime)
     handlers = {**slack.handlers, **runtime.services.get("handlers", {})}
     worker = Worker(runtime.engine, handlers, wake=runtime.wake, on_give_up=slack.effects.report_give_up)

@@ -95,6 +95,8 @@ class Playbook(_Strict):
     steps: list[Step] = Field(min_length=1)
     verify: Verify | None = None
     undo: list[Step] = Field(default_factory=list)
+    # Polled after the undo steps, like ``verify`` after the steps; it can read ``saved.*``.
+    undo_verify: Verify | None = None
 
 
 class PlaybookError(ValueError):

@@ -243,7 +243,7 @@ def run_undo(
                          error="a dry run changed nothing, so there is nothing to undo")
     undo = _Run(pb, run.params, incident=incident, secrets=secrets, allowed_hosts=allowed_hosts, client=client,
                 targets=targets, dry_run=dry_run, on_event=on_event, sleep=sleep, clock=clock, saved=run.saved)
-    return undo.execute(pb.undo, None, "undo")
+    return undo.execute(pb.undo, pb.undo_verify, "undo")
 
 
 def _same(actual: Any, expected: Any) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,37 +20,35 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from bot import outbox
-from bot.actions import (HostAllowList, ParamError, Playbook, check_approver, check_requester, idempotency_key,
-                         load_playbooks, load_targets, parse_args, run_playbook, run_undo, secrets_from_env,
-                         validate_params)
+from bot import outbox, permissions
+from bot.actions import (HostAllowList, ParamError, Playbook, idempotency_key, load_playbooks, load_targets,
+                         parse_args, run_playbook, run_undo, secrets_from_env, validate_params)
 from bot.actions.runner import RunResult
-from bot.clock import utcnow
+from bot.clock import as_utc, utcnow
 from bot.db import insert_or_ignore, transaction
-from bot.errors import InvalidTransition, NotFound, PermissionDenied, UserError
+from bot.errors import InvalidTransition, NotFound, UserError
+from bot.incidents import lifecycle, timeline
 from bot.incidents import service as incidents
-from bot.incidents import timeline
 from bot.models import ActionRun, Incident
+from bot.permissions import Actor
 
 log = logging.getLogger(__name__)
 
-ACTIVE = ("awaiting_confirmation", "awaiting_approval", "queued", "running")
+PENDING = ("awaiting_confirmation", "awaiting_approval")
+ACTIVE = (*PENDING, "queued", "running")
 MITIGATING = {"fallback", "rollback", "disable-tool", "unleash-kill-switch"}
+DEFAULT_APPROVAL_TIMEOUT = timedelta(minutes=15)
 
-
-@dataclass
-class Requester:
-    """Who asks, as the Slack edge verified it: user id, their user groups, the channel's members."""
-
-    user: str
-    groups: set[str]
-    channel_members: set[str]
+Requester = Actor  # the name the listeners knew it by
 
 
 class Actions:
     def __init__(self, engine: Engine, playbooks_dir: Path, allowed_hosts: list[str] | None,
-                 environ: Mapping[str, str] | None = None, client: httpx.Client | None = None) -> None:
+                 environ: Mapping[str, str] | None = None, client: httpx.Client | None = None,
+                 approval_timeout: timedelta = DEFAULT_APPROVAL_TIMEOUT) -> None:
         self.engine = engine
+        # How long a run may wait for its confirmation and approval (WARROOM_APPROVAL_TIMEOUT_MINUTES).
+        self.approval_timeout = approval_timeout
         self.environ = environ if environ is not None else os.environ
         self.playbooks: dict[str, Playbook] = load_playbooks(playbooks_dir)
         targets_file = playbooks_dir / "targets.yaml"
@@ -67,32 +65,39 @@ class Actions:
         return self.playbooks[name]
 
     def request(self, session: Session, incident: Incident, name: str, args: list[str] | dict[str, Any],
-                who: Requester) -> tuple[ActionRun, bool]:
+                who: Actor) -> tuple[ActionRun, bool]:
         """A run for (incident, playbook, params); ``(run, False)`` when the same one is already underway."""
         pb = self.playbook(name)
-        decision = check_requester(pb, who.user, who.groups, who.channel_members)
-        if not decision.allowed:
-            raise PermissionDenied(decision.reason)
+        permissions.check("run", who, playbook=pb)
+        require_open(incident)
         params = self._params(session, incident, pb, args)
-        base = idempotency_key(incident.id, pb.name, params)
+        return self._new_run(session, incident, pb, params, idempotency_key(incident.id, pb.name, params), who,
+                             f"<@{who.user}> requested {{run}}")
+
+    def _new_run(self, session: Session, incident: Incident, pb: Playbook, params: dict[str, Any], base: str,
+                 who: Actor, text: str, undo_of: int | None = None) -> tuple[ActionRun, bool]:
+        """Insert the run under the first free generation of ``base``; an active one is returned instead."""
         for generation in range(1, 100):
             key = base if generation == 1 else f"{base}:{generation}"
             existing = session.execute(select(ActionRun).where(ActionRun.idempotency_key == key)).scalar_one_or_none()
             if existing is not None:
                 if existing.status in ACTIVE:
                     return existing, False
+                if undo_of is not None and existing.status == "succeeded":
+                    raise InvalidTransition(f"Run #{undo_of} was already undone by run #{existing.id}.")
                 continue  # that run is over: this is a new run of the same action
             status = ("awaiting_confirmation" if pb.confirm else
                       "awaiting_approval" if pb.approval == "second-person" else "queued")
             run_id = insert_or_ignore(session, ActionRun, {
                 "incident_id": incident.id, "playbook": pb.name, "params": params, "idempotency_key": key,
                 "status": status, "requested_by": who.user, "requested_at": utcnow(), "result": {}, "dry_run": False,
+                "undo_of": undo_of,
             }, ["idempotency_key"])
             if run_id is None:  # a concurrent click won the race: that run is ours too
                 return session.execute(select(ActionRun).where(ActionRun.idempotency_key == key)).scalar_one(), False
             run = session.get(ActionRun, run_id)
             assert run is not None
-            timeline.record(session, incident, "action_requested", f"<@{who.user}> requested {describe(run)}",
+            timeline.record(session, incident, "action_requested", text.format(run=describe(run)),
                             actor=who.user, data={"run": run.id})
             self._after_change(session, run)
             return run, True
@@ -120,48 +125,91 @@ class Actions:
 
     # --- decisions --------------------------------------------------------------------------
 
-    def confirm(self, session: Session, run: ActionRun, user: str) -> None:
-        if run.status != "awaiting_confirmation":
-            raise InvalidTransition(f"Run #{run.id} is {run.status}; there is nothing to confirm.")
-        if user != run.requested_by:
-            raise PermissionDenied(f"Only <@{run.requested_by}>, who requested run #{run.id}, can confirm it.")
+    def decide(self, session: Session, run: ActionRun, decision: str, who: Actor) -> str | None:
+        """Confirm, approve or cancel ``run`` (locked by the caller) for ``who``.
+
+        Permission and state errors raise (nothing changes). A run that can no longer go ahead --
+        it waited too long, or its incident ended -- is ended here and the reason returned: the
+        caller commits that and shows it; nothing ran."""
+        if decision not in ("confirm", "approve", "cancel"):
+            raise ValueError(decision)
+        wanted = {"confirm": ("awaiting_confirmation",), "approve": ("awaiting_approval",), "cancel": PENDING}[decision]
+        if run.status not in wanted:
+            what = {"confirm": "there is nothing to confirm", "approve": "there is nothing to approve",
+                    "cancel": "it can no longer be cancelled"}[decision]
+            raise InvalidTransition(f"Run #{run.id} is {run.status.replace('_', ' ')}; {what}.")
         pb = self.playbook(run.playbook)
-        run.status = "awaiting_approval" if pb.approval == "second-person" else "queued"
-        self._record(session, run, "action_confirmed", f"<@{user}> confirmed {describe(run)}", user)
+        permissions.check(decision, who, playbook=pb, requested_by=run.requested_by)
+        if decision == "cancel":
+            run.status = "cancelled"
+            self._record(session, run, "action_cancelled", f"<@{who.user}> cancelled {describe(run)}", who.user)
+            return None
+        stale = self._end_if_stale(session, run, utcnow())
+        if stale:
+            return stale
+        if decision == "confirm":
+            run.status = "awaiting_approval" if pb.approval == "second-person" else "queued"
+            self._record(session, run, "action_confirmed", f"<@{who.user}> confirmed {describe(run)}", who.user)
+        else:
+            run.status, run.approved_by = "queued", who.user
+            self._record(session, run, "action_approved", f"<@{who.user}> approved {describe(run)}", who.user)
+        return None
 
-    def approve(self, session: Session, run: ActionRun, who: Requester) -> None:
-        if run.status != "awaiting_approval":
-            raise InvalidTransition(f"Run #{run.id} is {run.status}; there is nothing to approve.")
-        decision = check_approver(self.playbook(run.playbook), run.requested_by, who.user, who.groups, who.channel_members)
-        if not decision.allowed:
-            raise PermissionDenied(decision.reason)
-        run.status, run.approved_by = "queued", who.user
-        self._record(session, run, "action_approved", f"<@{who.user}> approved {describe(run)}", who.user)
+    # Kept for callers that decide one thing at a time (tests, the CLI).
+    def confirm(self, session: Session, run: ActionRun, who: Actor) -> str | None:
+        return self.decide(session, run, "confirm", who)
 
-    def cancel(self, session: Session, run: ActionRun, user: str) -> None:
-        if run.status not in ("awaiting_confirmation", "awaiting_approval"):
-            raise InvalidTransition(f"Run #{run.id} is {run.status}; it can no longer be cancelled.")
-        run.status = "cancelled"
-        self._record(session, run, "action_cancelled", f"<@{user}> cancelled {describe(run)}", user)
+    def approve(self, session: Session, run: ActionRun, who: Actor) -> str | None:
+        return self.decide(session, run, "approve", who)
 
-    def request_undo(self, session: Session, run: ActionRun, who: Requester) -> ActionRun:
+    def cancel(self, session: Session, run: ActionRun, who: Actor) -> str | None:
+        return self.decide(session, run, "cancel", who)
+
+    def _end_if_stale(self, session: Session, run: ActionRun, now: datetime) -> str | None:
+        """End a waiting run whose incident is over or whose decisions came too late; say why."""
+        incident = incidents.get(session, run.incident_id)
+        if not lifecycle.is_open(incident.status):
+            run.status = "cancelled"
+            why = f"incident #{incident.id} is {incident.status}"
+            self._record(session, run, "action_cancelled", f"{describe(run)} was cancelled: {why}", "warroom")
+            return f"{describe(run)} was cancelled because {why}; nothing ran. Reopen it first."
+        requested = as_utc(run.requested_at)
+        assert requested is not None
+        if now - requested >= self.approval_timeout:
+            run.status = "expired"
+            minutes = _minutes(self.approval_timeout)
+            self._record(session, run, "action_expired",
+                         f"{describe(run)} expired: not confirmed and approved within {minutes}; nothing ran", "warroom")
+            return (f"{describe(run)} expired: it was requested at {requested:%H:%M} UTC and a pending action is valid "
+                    f"for {minutes}. Nothing ran; request it again if it is still needed.")
+        return None
+
+    def end_stale(self, session: Session, now: datetime | None = None, limit: int = 100) -> int:
+        """The scheduler's sweep: expire or cancel waiting runs that can no longer go ahead."""
+        now = now or utcnow()
+        stmt = (select(ActionRun).join(Incident, Incident.id == ActionRun.incident_id)
+                .where(ActionRun.status.in_(PENDING))
+                .where((ActionRun.requested_at <= now - self.approval_timeout)
+                       | Incident.status.notin_(lifecycle.OPEN_STATUSES))
+                .order_by(ActionRun.id).limit(limit).with_for_update(of=ActionRun, skip_locked=True))
+        ended = 0
+        for run in session.execute(stmt).scalars():
+            if self._end_if_stale(session, run, now):
+                ended += 1
+        return ended
+
+    def request_undo(self, session: Session, run: ActionRun, who: Actor) -> tuple[ActionRun, bool]:
+        """A run that reverses ``run``: the same playbook's confirmation, permission and approval apply."""
         if run.status != "succeeded" or run.undo_of is not None:
             raise InvalidTransition(f"Run #{run.id} is {run.status}; only a succeeded run can be undone.")
         pb = self.playbook(run.playbook)
         if not pb.undo:
             raise UserError(f"`{pb.name}` has no undo steps.")
-        decision = check_requester(pb, who.user, who.groups, who.channel_members)
-        if not decision.allowed:
-            raise PermissionDenied(decision.reason)
-        key = f"undo:{run.id}"
-        undo_id = insert_or_ignore(session, ActionRun, {
-            "incident_id": run.incident_id, "playbook": run.playbook, "params": run.params, "idempotency_key": key,
-            "status": "queued", "requested_by": who.user, "requested_at": utcnow(), "result": {}, "dry_run": False,
-            "undo_of": run.id}, ["idempotency_key"])
-        undo = session.execute(select(ActionRun).where(ActionRun.idempotency_key == key)).scalar_one()
-        if undo_id is not None:
-            self._record(session, undo, "action_requested", f"<@{who.user}> requested undo of run #{run.id}", who.user)
-        return undo
+        permissions.check("undo", who, playbook=pb, requested_by=run.requested_by)
+        incident = incidents.get(session, run.incident_id)
+        require_open(incident)
+        return self._new_run(session, incident, pb, dict(run.params), f"undo:{run.id}", who,
+                             "<@" + who.user + "> requested {run}", undo_of=run.id)
 
     def _record(self, session: Session, run: ActionRun, kind: str, text: str, actor: str | None) -> None:
         incident = incidents.get(session, run.incident_id)
@@ -178,10 +226,19 @@ class Actions:
     # --- performing -------------------------------------------------------------------------
 
     def dry_run(self, session: Session, run: ActionRun) -> RunResult:
+        """The requests ``run`` would send (an undo: its undo steps, with what the original saved)."""
         incident = incidents.get(session, run.incident_id)
-        return run_playbook(self.playbook(run.playbook), run.params, incident=incident_facts(incident),
-                            secrets=secrets_from_env(self.environ), allowed_hosts=self.hosts, client=self.client,
-                            targets=self.targets, dry_run=True)
+        common = dict(incident=incident_facts(incident), secrets=secrets_from_env(self.environ),
+                      allowed_hosts=self.hosts, client=self.client, targets=self.targets, dry_run=True)
+        saved = self.undone_result(session, run)
+        if saved is not None:
+            return run_undo(self.playbook(run.playbook), saved, **common)
+        return run_playbook(self.playbook(run.playbook), run.params, **common)
+
+    def undone_result(self, session: Session, run: ActionRun) -> RunResult | None:
+        """For an undo run: the result of the run it reverses (what that run saved)."""
+        original = session.get(ActionRun, run.undo_of) if run.undo_of else None
+        return RunResult.model_validate(original.result) if original and original.result else None
 
     def perform(self, run_id: int) -> None:
         """The worker's ``action.run`` handler. Never runs a run twice."""
@@ -203,15 +260,18 @@ class Actions:
             incident = incidents.get(session, run.incident_id)
             facts = incident_facts(incident)
             pb = self.playbook(run.playbook)
-            original = session.get(ActionRun, run.undo_of) if run.undo_of else None
-            saved_result = RunResult.model_validate(original.result) if original and original.result else None
+            undo_of = run.undo_of
+            saved_result = self.undone_result(session, run)
             self._after_change(session, run)
         common = dict(incident=facts, secrets=secrets_from_env(self.environ), allowed_hosts=self.hosts,
                       client=self.client, targets=self.targets)
-        if saved_result is not None:
-            result = run_undo(pb, saved_result, **common)
-        else:
+        if undo_of is None:
             result = run_playbook(pb, run.params, **common)
+        elif saved_result is None:
+            result = RunResult(playbook=pb.name, kind="undo", status="failed", params=run.params,
+                               error=f"run #{undo_of} left no result to undo from")
+        else:
+            result = run_undo(pb, saved_result, **common)
         self._finish(run_id, result)
 
     def _finish(self, run_id: int, result: RunResult) -> None:
@@ -238,14 +298,31 @@ class Actions:
                                     .order_by(ActionRun.id)).scalars())
 
     def get_run(self, session: Session, run_id: int) -> ActionRun:
-        run = session.get(ActionRun, run_id)
+        run = session.get(ActionRun, run_id) if 0 < run_id <= incidents.MAX_ID else None
         if run is None:
             raise NotFound(f"There is no run #{run_id}.")
         return run
 
 
+def require_open(incident: Incident) -> None:
+    """Actions are for an incident being worked on; a resolved or closed one is reopened first."""
+    if incident.status == lifecycle.CLOSED:
+        raise InvalidTransition(f"Incident #{incident.id} is closed; reopen it first to act on it, and as a closed "
+                                "incident cannot be reopened, declare a new one (`/incident declare`).")
+    if not lifecycle.is_open(incident.status):
+        raise InvalidTransition(f"Incident #{incident.id} is {incident.status}; reopen it first "
+                                f"(`/incident reopen {incident.id}`) to act on it.")
+
+
+def _minutes(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes} min" if minutes else f"{int(delta.total_seconds())} s"
+
+
 def describe(run: ActionRun) -> str:
     params = " ".join(f"{k}={v}" for k, v in sorted(run.params.items()))
+    if run.undo_of:
+        return f"run #{run.id} (undo of run #{run.undo_of} `{run.playbook}{' ' + params if params else ''}`)"
     return f"run #{run.id} `{run.playbook}{' ' + params if params else ''}`"
 
 
@@ -256,23 +333,62 @@ def incident_facts(incident: Incident) -> dict[str, Any]:
 
 
 def what_changes(session: Session, incident: Incident, run: ActionRun) -> str | None:
-    """One line for the confirmation card: the state this run will move the service to."""
-    params = run.params
+    """One line for the card: the state this run moves (or moved) the service to.
+
+    Before a run, from warroom's records (the live bundle); after it, from what the run itself
+    saved from the control plane. An undo is told as the change it makes, not as its original."""
+    params, saved = run.params, _saved(run)
+    undone = _saved(session.get(ActionRun, run.undo_of)) if run.undo_of else {}
+    if run.playbook == "rollback":
+        if run.undo_of:
+            old, new = params.get("bundle"), undone.get("previous_bundle")
+        else:
+            old, new = saved.get("previous_bundle") or _live_version(session, incident), params.get("bundle")
+        return _bundle_change(session, incident, old, new)
+    if run.playbook == "fallback":
+        route = undone.get("previous_route") if run.undo_of else params.get("route")
+        return f"model route → {route or 'the route before run #' + str(run.undo_of)}"
+    if run.playbook in ("disable-tool", "enable-tool"):
+        off = (run.playbook == "disable-tool") != bool(run.undo_of)
+        return f"tool {params.get('tool')} → {'off' if off else 'on'}"
     if run.undo_of:
         return f"reverses run #{run.undo_of}"
-    if run.playbook == "rollback" and incident.service:
-        from bot import bundles
-        live = bundles.live_bundle(session, incident.service, None)
-        try:
-            target = bundles.get_bundle(session, incident.service, params["bundle"])
-        except Exception:
-            return f"live bundle → {params['bundle']} (not registered with warroom: no component diff)"
-        if live is None:
-            return f"bundle → {target.version}"
-        changes = bundles.describe_change(bundles.diff(live, target))
-        return f"bundle {live.version} → {target.version}" + (f": {changes}" if changes else "")
-    if run.playbook == "fallback":
-        return f"model route → {params.get('route')}"
-    if run.playbook in ("disable-tool", "enable-tool"):
-        return f"tool {params.get('tool')} → {'off' if run.playbook == 'disable-tool' else 'on'}"
     return None
+
+
+def live_now(run: ActionRun) -> str | None:
+    """What the control plane reported after the run (its verify's last observation)."""
+    verify = (run.result or {}).get("verify") or {}
+    if run.status == "succeeded" and verify.get("ok"):
+        return str(verify.get("last_observation") or "")
+    return None
+
+
+def _saved(run: ActionRun | None) -> dict[str, Any]:
+    return dict(((run.result or {}).get("saved") or {})) if run is not None else {}
+
+
+def _live_version(session: Session, incident: Incident) -> str | None:
+    from bot import bundles
+    live = bundles.live_bundle(session, incident.service, None) if incident.service else None
+    return live.version if live else None
+
+
+def _bundle_change(session: Session, incident: Incident, old: str | None, new: str | None) -> str:
+    from bot import bundles
+    if new is None:
+        return "bundle → the bundle that was live before"
+    if not incident.service:
+        return f"bundle {old or '?'} → {new}"
+    try:
+        target = bundles.get_bundle(session, incident.service, new)
+    except NotFound:
+        return f"bundle {old + ' ' if old else ''}→ {new} (not registered with warroom: no component diff)"
+    if old is None:
+        return f"bundle → {target.version}"
+    try:
+        current = bundles.get_bundle(session, incident.service, old)
+    except NotFound:
+        return f"bundle {old} → {target.version}"
+    changes = bundles.describe_change(bundles.diff(current, target))
+    return f"bundle {current.version} → {target.version}" + (f": {changes}" if changes else "")

@@ -14,20 +14,27 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from bot import outbox
-from bot.clock import utcnow
-from bot.errors import NotFound, UserError
+from bot.clock import as_utc, utcnow
+from bot.errors import InvalidTransition, NotFound, UserError
 from bot.incidents import lifecycle, metrics, timeline
-from bot.models import Alert, Followup, Incident
+from bot.models import ActionRun, Alert, Followup, Incident
+
+
+# Incident ids are the database's INTEGER: a number beyond it names no incident (and must not
+# reach the database, where PostgreSQL refuses it and SQLite overflows).
+MAX_ID = 2**31 - 1
 
 
 def get(session: Session, incident_id: int) -> Incident:
-    incident = session.get(Incident, incident_id)
+    incident = session.get(Incident, incident_id) if 0 < incident_id <= MAX_ID else None
     if incident is None:
         raise NotFound(f"There is no incident #{incident_id}.")
     return incident
 
 
 def get_for_update(session: Session, incident_id: int) -> Incident:
+    if not 0 < incident_id <= MAX_ID:
+        raise NotFound(f"There is no incident #{incident_id}.")
     stmt = select(Incident).where(Incident.id == incident_id).with_for_update()
     incident = session.execute(stmt).scalar_one_or_none()
     if incident is None:
@@ -107,6 +114,12 @@ def traces_effect(incident_id: int) -> outbox.Effect:
 
 
 def acknowledge(session: Session, incident: Incident, *, actor: str, at: datetime | None = None) -> None:
+    if incident.status in (lifecycle.ACKNOWLEDGED, lifecycle.MITIGATED, lifecycle.RESOLVED):
+        # Acknowledging never moves an incident back (mitigated → acknowledged would hide the mitigation).
+        raise InvalidTransition(f"Incident #{incident.id} is already {incident.status}" + (
+            f"; <@{incident.acknowledged_by}> acknowledged it at {as_utc(incident.acknowledged_at):%H:%M} UTC "
+            f"on {as_utc(incident.acknowledged_at):%Y-%m-%d}." if incident.acknowledged_at and incident.acknowledged_by
+            else "; nobody acknowledged it."))
     lifecycle.check(incident.status, lifecycle.ACKNOWLEDGED)
     now = at or utcnow()
     incident.status = lifecycle.ACKNOWLEDGED
@@ -179,9 +192,28 @@ def resolve(session: Session, incident: Incident, *, actor: str, summary: str | 
     took = metrics.human(metrics.mttr(incident))
     text = f"Resolved by {_who(actor)} (MTTR {took})" + (f": {summary}" if summary else "")
     timeline.record(session, incident, "resolved", text, actor=actor, at=now, echo=True)
+    cancel_waiting_actions(session, incident)
     refresh_card(session, incident)
     outbox.enqueue(session, "postmortem.due", {"incident_id": incident.id}, key=f"pm-due:{incident.id}:{now.isoformat()}",
                    incident_id=incident.id)
+
+
+WAITING_RUN_STATUSES = ("awaiting_confirmation", "awaiting_approval")
+
+
+def cancel_waiting_actions(session: Session, incident: Incident) -> int:
+    """An incident that ends takes its undecided actions with it: a late Confirm or Approve must
+    not change production for an incident nobody is working on any more (reopen it to act)."""
+    runs = list(session.execute(select(ActionRun).where(ActionRun.incident_id == incident.id,
+                                                        ActionRun.status.in_(WAITING_RUN_STATUSES))
+                                .with_for_update()).scalars())
+    for run in runs:
+        run.status = "cancelled"
+        timeline.record(session, incident, "action_cancelled",
+                        f"run #{run.id} `{run.playbook}` was cancelled: the incident is {incident.status}",
+                        actor="warroom", data={"run": run.id})
+        outbox.enqueue(session, "action.card", {"incident_id": incident.id, "run_id": run.id}, incident_id=incident.id)
+    return len(runs)
 
 
 def reopen(session: Session, incident: Incident, *, actor: str, reason: str = "") -> None:
@@ -198,6 +230,7 @@ def close(session: Session, incident: Incident, *, actor: str, reason: str = "")
     incident.status, incident.closed_at = lifecycle.CLOSED, utcnow()
     text = f"Closed by {_who(actor)}" + (f": {reason}" if reason else "") + "; the channel will be archived"
     timeline.record(session, incident, "closed", text, actor=actor, echo=True)
+    cancel_waiting_actions(session, incident)
     refresh_card(session, incident)
     outbox.enqueue(session, "slack.archive", {"incident_id": incident.id}, key=f"archive:{incident.id}", incident_id=incident.id)
 

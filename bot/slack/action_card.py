@@ -11,19 +11,33 @@ from bot.slack.text import code, cut, safe
 STATUS_WORDS = {
     "awaiting_confirmation": "⏸ waiting for confirmation", "awaiting_approval": "✋ waiting for a second person to approve",
     "queued": "⏳ queued", "running": "⚙️ running", "succeeded": "✅ succeeded", "failed": "❌ failed",
-    "unknown": "❓ unknown — warroom stopped mid-run", "cancelled": "🚫 cancelled",
+    "unknown": "❓ unknown — warroom stopped mid-run", "cancelled": "🚫 cancelled — nothing ran",
+    "expired": "⌛ expired before it was confirmed and approved — nothing ran",
 }
+WAITING = ("awaiting_confirmation", "awaiting_approval", "queued", "running")
 
 
 def action_card(run: ActionRun, *, description: str, change_line: str | None, preview: list[dict[str, Any]] | None,
-                destructive: bool) -> list[dict[str, Any]]:
-    title = f"undo of run #{run.undo_of}" if run.undo_of else f"`{run.playbook}`"
-    params = ", ".join(f"{k}=`{safe(str(v), 100)}`" for k, v in sorted(run.params.items())) or "no parameters"
+                destructive: bool, restores: dict[str, Any] | None = None, live: str | None = None,
+                expires_at: str | None = None) -> list[dict[str, Any]]:
+    """``restores``: for an undo, the values the undone run saved (what the undo puts back);
+    ``live``: what the control plane reported after the run; ``expires_at``: when a waiting run lapses."""
+    title = f"undo of run #{run.undo_of} (`{run.playbook}`)" if run.undo_of else f"`{run.playbook}`"
+    params = _pairs(run.params) or "no parameters"
+    if run.undo_of:
+        # The undo's own parameters are what it restores; the original's are context, not the target.
+        params = f"restores {_pairs(restores or {}) or 'the state before run #' + str(run.undo_of)}" \
+                 f" (run #{run.undo_of} had {_pairs(run.params) or 'no parameters'})"
     lines = [f"*Run #{run.id}: {title}* — {STATUS_WORDS.get(run.status, run.status)}",
              f"{safe(description, 300)}", f"Parameters: {params}",
              f"Requested by <@{run.requested_by}>" + (f" · approved by <@{run.approved_by}>" if run.approved_by else "")]
     if change_line:
-        lines.append(f"*Will change:* {safe(change_line, 500)}")
+        label = "Changed" if run.status == "succeeded" else "Will change" if run.status in WAITING else "Was to change"
+        lines.append(f"*{label}:* {safe(change_line, 500)}")
+    if live:
+        lines.append(f"*Live now (verified):* {safe(live, 300)}")
+    if expires_at and run.status in ("awaiting_confirmation", "awaiting_approval"):
+        lines.append(f"Expires at {expires_at} if not confirmed and approved by then.")
     if destructive and run.status in ("awaiting_confirmation", "awaiting_approval"):
         lines.append("⚠️ This action is destructive.")
     blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": cut("\n".join(lines), 2900)}}]
@@ -45,6 +59,10 @@ def action_card(run: ActionRun, *, description: str, change_line: str | None, pr
     if buttons:
         blocks.append({"type": "actions", "block_id": f"run:{run.id}", "elements": buttons})
     return blocks
+
+
+def _pairs(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}=`{safe(str(v), 100)}`" for k, v in sorted(values.items()))
 
 
 def _buttons(run: ActionRun) -> list[dict[str, Any]]:

@@ -8,13 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot import permissions
 from bot.db import transaction
 from bot.errors import PermissionDenied
 from bot.incidents import service
 from bot.runtime import Runtime
 from bot.slack.client import SlackGateway
 from bot.slack.room import Room
-from bot.slack.replies import NOT_A_MEMBER, for_user
+from bot.slack.replies import for_user
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +66,19 @@ class SlackContext:
         return user_id in members.get("members", [])
 
     def require_member(self, channel_id: str | None, user_id: str, what: str) -> None:
-        """Acknowledging, changing severity and resolving are for people in the incident channel."""
-        if channel_id and not self.is_member(user_id, channel_id):
-            raise PermissionDenied(NOT_A_MEMBER.format(channel=channel_id, what=what))
+        """The channel rule of `bot.permissions` for an operation not in its table (prefer ``authorise``)."""
+        members = set(self.gateway.call("conversations.members", channel=channel_id, limit=1000).get(
+            "members", [])) if channel_id else None
+        permissions.require_channel_member(permissions.Actor(user=user_id, channel_members=members), channel_id, what)
+
+    def authorise(self, operation: str, channel_id: str | None, user_id: str) -> None:
+        """The one permission check (`bot.permissions`) for an incident-level operation."""
+        if permissions.rule_of(operation) is permissions.Rule.ANYONE:
+            return
+        members = None
+        if channel_id:
+            members = set(self.gateway.call("conversations.members", channel=channel_id, limit=1000).get("members", []))
+        permissions.check(operation, permissions.Actor(user=user_id, channel_members=members), channel=channel_id)
 
     def incident_for_channel(self, channel_id: str | None) -> int | None:
         if not channel_id:

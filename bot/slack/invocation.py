@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-_ID = re.compile(r"^#?(\d{1,9})$")
+_ID = re.compile(r"^#?(\d+)$")
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
 
@@ -17,6 +17,7 @@ class Invocation:
     args: str
     trigger_id: str | None = None
     explicit_incident: int | None = None
+    bad_incident: str | None = None  # what was typed where an incident number belongs, when it is not one
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -24,15 +25,21 @@ class Invocation:
         sub, _, rest = (text or "").strip().partition(" ")
         rest = rest.strip()
         first, _, after = rest.partition(" ")
-        explicit = None
+        explicit, bad = None, None
+        sub = sub.lower()
         if (match := _ID.match(first)) and (first.startswith("#") or sub in NUMBERED_SUBS):
+            # Any length: a number no incident has is "no incident #N", never this channel's incident.
             explicit, rest = int(match.group(1)), after.strip()
-        return cls(user=user, channel=channel, sub=sub.lower(), args=unescape(rest), trigger_id=trigger_id,
-                   explicit_incident=explicit)
+        elif first and ((sub in NUMBERED_SUBS and first.startswith("#")) or sub in ONLY_NUMBER_SUBS):
+            bad = first
+        return cls(user=user, channel=channel, sub=sub, args=unescape(rest), trigger_id=trigger_id,
+                   explicit_incident=explicit, bad_incident=bad)
 
 
 # Subcommands where a bare number names the incident (the others take numbers as arguments).
-NUMBERED_SUBS = {"ack", "resolve", "reopen", "close", "timeline", "postmortem", "followups", "actions"}
+NUMBERED_SUBS = {"ack", "acknowledge", "resolve", "reopen", "close", "timeline", "postmortem", "followups", "actions"}
+# Of those, the ones that take nothing else: any word after them must be an incident number.
+ONLY_NUMBER_SUBS = {"ack", "acknowledge", "close", "timeline", "postmortem", "followups", "actions"}
 
 
 def mentions(text: str) -> list[str]:

@@ -118,8 +118,14 @@ def test_undo_restores_the_previous_route(llm_service, slack, room):
     slack.emu.click(channel, run_card(slack, channel, 1).ts, "action.confirm", "1", user=PRIYA)
     wait_for(lambda: llm_service.state()["route"] == "safe-fallback-8b", what="fallback")
     slack.settle()
-    assert "Undoing run #1" in reply_text(slack.command("/incident undo 1", user=SAM, channel=channel))
+    # The undo is a fallback run too: its requester confirms it before anything changes.
+    assert "press Confirm" in reply_text(slack.command("/incident undo 1", user=SAM, channel=channel))
+    assert llm_service.state()["route"] == "safe-fallback-8b"
+    slack.emu.click(channel, run_card(slack, channel, 2).ts, "action.confirm", "2", user=SAM)
     wait_for(lambda: llm_service.state()["route"] == "primary-70b", what="undo")
+    card = wait_for(lambda: (c := run_card(slack, channel, 2)) and "succeeded" in str(c.blocks) and c,
+                    what="the undo's card to show the result")
+    assert "route=`primary-70b`" in str(card.blocks) and "verify" in str(card.blocks)
 
 
 def test_not_allowed_user_is_refused_with_a_reason(llm_service, slack, room):

@@ -13,7 +13,8 @@ from typing import Any
 from slack_bolt import App
 from sqlalchemy import select
 
-from bot.actions.service import Actions, Requester, describe, what_changes
+from bot.actions.service import Actions, Requester, describe, live_now, what_changes
+from bot.clock import as_utc
 from bot.db import insert_or_ignore, transaction
 from bot.errors import UserError
 from bot.incidents import service as incidents
@@ -29,8 +30,10 @@ SHORTCUTS = ("fallback", "rollback", "disable-tool", "enable-tool")
 
 
 def requester(ctx: SlackContext, actions: Actions, user: str, channel_id: str | None, playbook: str) -> Requester:
+    """The facts `bot.permissions` decides on: the incident channel's members, the user's groups
+    among those the playbook names."""
     members = set(ctx.gateway.call("conversations.members", channel=channel_id, limit=1000).get("members", [])) \
-        if channel_id else set()
+        if channel_id else None
     handles = [h.lstrip("@") for h in actions.playbook(playbook).allowed if h.startswith("@")]
     groups: set[str] = set()
     if handles:
@@ -110,10 +113,15 @@ def undo_run(ctx: SlackContext, actions: Actions, run_id: int, user: str) -> str
         channel = incidents.get(session, run.incident_id).channel_id
     who = requester(ctx, actions, user, channel, run.playbook)
     with transaction(ctx.engine) as session:
-        undo = actions.request_undo(session, actions.get_run(session, run_id), who)
-        actions._after_change(session, undo)
+        incidents.get_for_update(session, run.incident_id)  # one request at a time per incident
+        undo, new = actions.request_undo(session, actions.get_run(session, run_id), who)
+        text, status = describe(undo), undo.status
     ctx.runtime.wake.set()
-    return f"Undoing run #{run_id} (run #{undo.id}); progress follows in the channel."
+    if not new:
+        return f"{text} is already {status.replace('_', ' ')}; see its card in the channel."
+    return {"queued": f"Undoing run #{run_id} ({text}); progress follows in the channel.",
+            "awaiting_approval": f"{text} needs a second person to approve it (card in the channel)."}.get(
+        status, f"Review {text} in the channel and press Confirm.")
 
 
 def register(app: App, ctx: SlackContext, actions: Actions) -> None:
@@ -129,17 +137,12 @@ def register(app: App, ctx: SlackContext, actions: Actions) -> None:
             with transaction(ctx.engine) as session:
                 run = actions.get_run(session, run_id)
                 channel = incidents.get(session, run.incident_id).channel_id
-            who = requester(ctx, actions, user, channel, run.playbook) if decision == "approve" else None
+            who = requester(ctx, actions, user, channel, run.playbook)
             with transaction(ctx.engine) as session:
                 run = session.execute(select(ActionRun).where(ActionRun.id == run_id).with_for_update()).scalar_one()
-                if decision == "confirm":
-                    actions.confirm(session, run, user)
-                elif decision == "approve":
-                    actions.approve(session, run, who)  # type: ignore[arg-type]
-                else:
-                    actions.cancel(session, run, user)
+                refused = actions.decide(session, run, decision, who)
             ctx.runtime.wake.set()
-            return None
+            return f"⚠️ {refused}" if refused else None
         return work
 
     for decision in ("confirm", "approve", "cancel"):
@@ -214,8 +217,12 @@ class ActionEffects:
             if run.status in ("awaiting_confirmation", "awaiting_approval"):
                 dry = self.actions.dry_run(session, run)
                 preview = [s.request_preview_masked for s in dry.steps]
+            undone = self.actions.undone_result(session, run)
+            expires = as_utc(run.requested_at) + self.actions.approval_timeout  # type: ignore[operator]
             blocks = action_card(run, description=pb.description, change_line=what_changes(session, incident, run),
-                                 preview=preview, destructive=pb.destructive)
+                                 preview=preview, destructive=pb.destructive,
+                                 restores=undone.saved if undone else None, live=live_now(run),
+                                 expires_at=f"{expires:%H:%M} UTC")
             text, channel = describe(run) + f" — {run.status}", incident.channel_id
             step_name = f"run-card:{run_id}"
             insert_or_ignore(session, IncidentStep, {"incident_id": incident.id, "name": step_name, "result": {},

@@ -11,7 +11,7 @@ from bot.slack.context import SlackContext
 
 
 def register(app: App, ctx: SlackContext) -> None:
-    def _change(body, respond, what: str, change) -> None:  # noqa: ANN001
+    def _change(body, respond, operation: str, change) -> None:  # noqa: ANN001
         """Ack first (the listener wrapper already did), then apply; errors go to the clicker."""
         user = body["user"]["id"]
         value = body["actions"][0].get("value") or body["actions"][0].get("selected_option", {}).get("value", "")
@@ -20,7 +20,7 @@ def register(app: App, ctx: SlackContext) -> None:
         def work() -> str | None:
             with transaction(ctx.engine) as session:
                 channel = service.get(session, incident_id).channel_id
-            ctx.require_member(channel, user, what)
+            ctx.authorise(operation, channel, user)
             with transaction(ctx.engine) as session:
                 incident = service.get_for_update(session, incident_id)
                 reply = change(session, incident, user, value)
@@ -32,17 +32,17 @@ def register(app: App, ctx: SlackContext) -> None:
     @app.action("incident.ack")
     def ack_button(ack, body, respond) -> None:  # noqa: ANN001
         ack()
-        _change(body, respond, "acknowledge it", lambda s, i, u, v: service.acknowledge(s, i, actor=u))
+        _change(body, respond, "ack", lambda s, i, u, v: service.acknowledge(s, i, actor=u))
 
     @app.action("incident.resolve")
     def resolve_button(ack, body, respond) -> None:  # noqa: ANN001
         ack()
-        _change(body, respond, "resolve it", lambda s, i, u, v: service.resolve(s, i, actor=u))
+        _change(body, respond, "resolve", lambda s, i, u, v: service.resolve(s, i, actor=u))
 
     @app.action("incident.reopen")
     def reopen_button(ack, body, respond) -> None:  # noqa: ANN001
         ack()
-        _change(body, respond, "reopen it", lambda s, i, u, v: service.reopen(s, i, actor=u))
+        _change(body, respond, "reopen", lambda s, i, u, v: service.reopen(s, i, actor=u))
 
     @app.action("incident.promote")
     def promote_button(ack, body, respond) -> None:  # noqa: ANN001
@@ -64,7 +64,7 @@ def register(app: App, ctx: SlackContext) -> None:
     @app.action("incident.severity")
     def severity_select(ack, body, respond) -> None:  # noqa: ANN001
         ack()
-        _change(body, respond, "change its severity",
+        _change(body, respond, "severity",
                 lambda s, i, u, v: service.set_severity(s, i, int(v.split(":")[1]), actor=u))
 
 

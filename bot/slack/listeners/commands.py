@@ -54,8 +54,11 @@ def register(app: App, ctx: SlackContext) -> None:
 
 
 def incident_id_for(ctx: SlackContext, inv: Invocation) -> int:
+    if inv.bad_incident is not None:
+        raise UserError(f"`{inv.bad_incident}` is not an incident number: name it like `/incident {inv.sub} 42`.")
     if inv.explicit_incident is not None:
-        return inv.explicit_incident
+        with transaction(ctx.engine) as session:  # a named incident must exist, whatever the command reads
+            return service.get(session, inv.explicit_incident).id
     found = ctx.incident_for_channel(inv.channel)
     if found is None:
         raise UserError(NOT_IN_INCIDENT.format(sub=inv.sub))
@@ -85,14 +88,14 @@ def _declare(ctx: SlackContext, inv: Invocation) -> Reply:
     return f"Declared incident #{number} (SEV{severity}): {title}. Its channel is being set up."
 
 
-def _mutate(ctx: SlackContext, inv: Invocation, what: str, change: Callable[[Any, Any], str | None]) -> Reply:
-    """Load the incident, check the user is in its channel, apply ``change``, commit, wake the worker."""
+def _mutate(ctx: SlackContext, inv: Invocation, operation: str, change: Callable[[Any, Any], str | None]) -> Reply:
+    """Load the incident, check the user may do ``operation`` (`bot.permissions`), apply ``change``,
+    commit, wake the worker."""
     incident_id = incident_id_for(ctx, inv)
     with transaction(ctx.engine) as session:
         incident = service.get(session, incident_id)
         channel = incident.channel_id
-    if what:
-        ctx.require_member(channel, inv.user, what)
+    ctx.authorise(operation, channel, inv.user)
     with transaction(ctx.engine) as session:
         incident = service.get_for_update(session, incident_id)
         reply = change(session, incident)
@@ -105,7 +108,7 @@ def _ack(ctx: SlackContext, inv: Invocation) -> Reply:
     def change(session, incident):  # noqa: ANN001
         service.acknowledge(session, incident, actor=inv.user)
         return f"Acknowledged incident #{incident.id} (MTTA {metrics.human(metrics.mtta(incident))})."
-    return _mutate(ctx, inv, "acknowledge it", change)
+    return _mutate(ctx, inv, "ack", change)
 
 
 @command("sev", "severity")
@@ -116,7 +119,7 @@ def _sev(ctx: SlackContext, inv: Invocation) -> Reply:
     def change(session, incident):  # noqa: ANN001
         service.set_severity(session, incident, int(value), actor=inv.user)
         return f"Severity is now SEV{value}."
-    return _mutate(ctx, inv, "change its severity", change)
+    return _mutate(ctx, inv, "severity", change)
 
 
 @command("status")
@@ -132,7 +135,7 @@ def _status(ctx: SlackContext, inv: Invocation) -> Reply:
     def change(session, incident):  # noqa: ANN001
         service.post_status(session, incident, inv.args, actor=inv.user)
         return "Status update posted."
-    return _mutate(ctx, inv, "", change)
+    return _mutate(ctx, inv, "status", change)
 
 
 @command("note")
@@ -140,7 +143,7 @@ def _note(ctx: SlackContext, inv: Invocation) -> Reply:
     def change(session, incident):  # noqa: ANN001
         service.add_note(session, incident, inv.args, actor=inv.user)
         return "Added to the timeline."
-    return _mutate(ctx, inv, "", change)
+    return _mutate(ctx, inv, "note", change)
 
 
 @command("commander")
@@ -151,7 +154,7 @@ def _commander(ctx: SlackContext, inv: Invocation) -> Reply:
     def change(session, incident):  # noqa: ANN001
         service.set_commander(session, incident, people[0], actor=inv.user)
         return f"<@{people[0]}> is the incident commander."
-    return _mutate(ctx, inv, "", change)
+    return _mutate(ctx, inv, "commander", change)
 
 
 @command("followup")
@@ -161,7 +164,7 @@ def _followup(ctx: SlackContext, inv: Invocation) -> Reply:
         service.add_followup(session, incident, strip_mentions(inv.args), actor=inv.user,
                              owner=people[0] if people else None)
         return "Follow-up recorded; it will be in the postmortem."
-    return _mutate(ctx, inv, "", change)
+    return _mutate(ctx, inv, "followup", change)
 
 
 @command("followups")
@@ -179,7 +182,7 @@ def _resolve(ctx: SlackContext, inv: Invocation) -> Reply:
     def change(session, incident):  # noqa: ANN001
         service.resolve(session, incident, actor=inv.user, summary=inv.args or None)
         return f"Resolved incident #{incident.id} (MTTR {metrics.human(metrics.mttr(incident))})."
-    return _mutate(ctx, inv, "resolve it", change)
+    return _mutate(ctx, inv, "resolve", change)
 
 
 @command("reopen")
@@ -187,7 +190,7 @@ def _reopen(ctx: SlackContext, inv: Invocation) -> Reply:
     def change(session, incident):  # noqa: ANN001
         service.reopen(session, incident, actor=inv.user, reason=inv.args)
         return f"Reopened incident #{incident.id}."
-    return _mutate(ctx, inv, "reopen it", change)
+    return _mutate(ctx, inv, "reopen", change)
 
 
 @command("close")
@@ -195,7 +198,7 @@ def _close(ctx: SlackContext, inv: Invocation) -> Reply:
     def change(session, incident):  # noqa: ANN001
         service.close(session, incident, actor=inv.user)
         return f"Closed incident #{incident.id}; the channel will be archived."
-    return _mutate(ctx, inv, "close it", change)
+    return _mutate(ctx, inv, "close", change)
 
 
 @command("list")

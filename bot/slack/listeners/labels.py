@@ -25,6 +25,10 @@ def register(app: App, ctx: SlackContext) -> None:
         values, meta = modals.values(view), modals.metadata(view)
         user = body["user"]["id"]
         try:
+            if meta.get("incident_id"):  # a label becomes an eval case: the incident's responders decide
+                with transaction(ctx.engine) as session:
+                    channel = service.get(session, int(meta["incident_id"])).channel_id
+                ctx.authorise("label", channel, user)
             with transaction(ctx.engine) as session:
                 traces.label_trace(session, meta["request_id"], failure_type=values.get("failure_type"),
                                    expected=values.get("expected"), unsupported_claim=values.get("claim"),

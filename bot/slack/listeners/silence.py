@@ -37,7 +37,7 @@ def silence(ctx: SlackContext, inv: Invocation) -> str:
     incident_id = incident_id_for(ctx, inv)
     with transaction(ctx.engine) as session:
         channel = service.get(session, incident_id).channel_id
-    ctx.require_member(channel, inv.user, "silence its alerts")
+    ctx.authorise("silence", channel, inv.user)
     with httpx.Client(timeout=ALERTMANAGER_TIMEOUT_SECONDS) as client:
         result = silence_incident(ctx.engine, client, alertmanager_url, incident_id, duration=duration, actor=inv.user)
     ctx.runtime.wake.set()  # the timeline line goes to the channel through the outbox

@@ -1,0 +1,109 @@
+"""Who may do what to an incident: one table, one check.
+
+Every command and button names an operation here; the Slack edge gathers the facts (who asks,
+their user groups, the incident channel's members) and calls ``check``. The README's
+"Who may do what" table is this table in words; keep the two in step.
+
+Rules, chosen the way PagerDuty Runbook Automation and StackStorm inquiries behave: the people
+responding to an incident are the people in its channel; an action's own ``allowed`` list
+(empty: the channel's members) governs running it *and* every decision on it (confirm, approve,
+cancel, undo); the requester confirms their own run and can always withdraw it; the approver is
+a second person.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from bot.actions.playbook import Playbook
+from bot.actions.policy import check_approver, check_requester
+from bot.errors import PermissionDenied
+
+NOT_A_MEMBER = "Only people in the incident channel <#{channel}> can {what}. Join the channel first."
+
+
+class Rule(str, Enum):
+    ANYONE = "anyone in the workspace"
+    CHANNEL = "members of the incident channel"
+    PLAYBOOK = "the action's `allowed` (empty: members of the incident channel)"
+
+
+@dataclass(frozen=True)
+class Operation:
+    rule: Rule
+    what: str  # completes "Only … can {what}"
+
+
+OPERATIONS: dict[str, Operation] = {
+    # Talking about the incident is open to everyone who can see it.
+    "status": Operation(Rule.ANYONE, "post a status update"),
+    "note": Operation(Rule.ANYONE, "add a note"),
+    "followup": Operation(Rule.ANYONE, "add a follow-up"),
+    "postmortem": Operation(Rule.ANYONE, "draft the postmortem"),
+    "promote": Operation(Rule.ANYONE, "promote the incident to its own channel"),
+    # Changing the incident is for its responders.
+    "ack": Operation(Rule.CHANNEL, "acknowledge it"),
+    "severity": Operation(Rule.CHANNEL, "change its severity"),
+    "commander": Operation(Rule.CHANNEL, "change its commander"),
+    "resolve": Operation(Rule.CHANNEL, "resolve it"),
+    "reopen": Operation(Rule.CHANNEL, "reopen it"),
+    "close": Operation(Rule.CHANNEL, "close it"),
+    "label": Operation(Rule.CHANNEL, "label its traces (a label becomes an eval case)"),
+    "silence": Operation(Rule.CHANNEL, "silence its alerts"),
+    # Acting on production follows the playbook.
+    "run": Operation(Rule.PLAYBOOK, "run it"),
+    "confirm": Operation(Rule.PLAYBOOK, "confirm it"),
+    "approve": Operation(Rule.PLAYBOOK, "approve it"),
+    "cancel": Operation(Rule.PLAYBOOK, "cancel it"),
+    "undo": Operation(Rule.PLAYBOOK, "undo it"),
+}
+
+
+@dataclass
+class Actor:
+    """Who asks, as the Slack edge verified it. ``channel_members`` is None when the incident has
+    no channel of its own (nothing to be a member of)."""
+
+    user: str
+    groups: set[str] = field(default_factory=set)
+    channel_members: set[str] | None = None
+
+
+def check(operation: str, who: Actor, *, channel: str | None = None, playbook: Playbook | None = None,
+          requested_by: str | None = None) -> None:
+    """Raise PermissionDenied, with the reason, when ``who`` may not do ``operation``.
+
+    For run decisions, ``requested_by`` is the person who asked for the run."""
+    op = OPERATIONS[operation]
+    if op.rule is Rule.ANYONE:
+        return
+    if op.rule is Rule.CHANNEL:
+        require_channel_member(who, channel, op.what)
+        return
+    assert playbook is not None, f"{operation} is checked against a playbook"
+    members = who.channel_members or set()
+    if operation == "confirm" and requested_by is not None and who.user != requested_by:
+        raise PermissionDenied(f"Only <@{requested_by}>, who requested it, can confirm this {playbook.name} run.")
+    if operation == "cancel" and who.user == requested_by:
+        return  # withdrawing your own request is always allowed: it changes nothing
+    if operation == "approve":
+        decision = check_approver(playbook, requested_by or "", who.user, who.groups, members)
+        if playbook.approval == "none":  # nothing to approve; still only people who may run it
+            decision = check_requester(playbook, who.user, who.groups, members)
+    else:
+        decision = check_requester(playbook, who.user, who.groups, members)
+        if not decision.allowed and operation != "run":
+            decision = decision.model_copy(update={"reason": decision.reason.replace(
+                f"may not run {playbook.name}", f"may not {operation} a {playbook.name} run")})
+    if not decision.allowed:
+        raise PermissionDenied(decision.reason)
+
+
+def require_channel_member(who: Actor, channel: str | None, what: str) -> None:
+    if who.channel_members is not None and who.user not in who.channel_members:
+        raise PermissionDenied(NOT_A_MEMBER.format(channel=channel, what=what))
+
+
+def rule_of(operation: str) -> Rule:
+    return OPERATIONS[operation].rule
