@@ -10,7 +10,6 @@ log = logging.getLogger(__name__)
 
 NOT_IN_INCIDENT = ("This channel is not an incident channel. Run the command in the incident's channel, "
                    "or name the incident: `/incident {sub} 42`.")
-NOT_A_MEMBER = "Only people in the incident channel <#{channel}> can {what}. Join the channel first."
 WORKING = "⏳ Working on it… the answer will follow here."
 
 HELP = """*`/incident` commands*
