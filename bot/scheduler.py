@@ -22,7 +22,10 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
+import httpx
+
 from bot import reminders
+from bot.alerts.reconcile import reconcile_truncated
 from bot.clock import utcnow
 from bot.runtime import Runtime
 from bot.slo.spec import SLO
@@ -42,6 +45,8 @@ RETRY_SETUP_EVERY = timedelta(minutes=5)
 PRUNE_TRACES_EVERY = timedelta(hours=1)
 CLOSE_RESOLVED_EVERY = timedelta(hours=1)
 WATCH_SLOS_EVERY = timedelta(seconds=30)
+RECONCILE_TRUNCATED_EVERY = timedelta(minutes=1)
+ALERTMANAGER_TIMEOUT = 10.0  # seconds, per API call of the reconcile job
 
 SLOS_SERVICE = "slos"  # Runtime.services keys the watcher job reads
 SLO_WINDOWS_SERVICE = "slo_windows"
@@ -69,6 +74,14 @@ def _watch_slos(runtime: Runtime, now: datetime) -> int:
     return sum(1 for r in results if r.outcome in ("opened", "updated"))
 
 
+def _reconcile_truncated(runtime: Runtime, now: datetime) -> int:
+    url = runtime.settings.alertmanager_url
+    if not url:
+        return 0  # such incidents say on their card that they cannot resolve by themselves
+    with httpx.Client(timeout=ALERTMANAGER_TIMEOUT) as client:
+        return reconcile_truncated(runtime.engine, client, url, now)
+
+
 JOBS: tuple[ScheduledJob, ...] = (
     ScheduledJob("escalate-unacknowledged", _reminder(reminders.escalate_unacknowledged), ESCALATE_EVERY),
     ScheduledJob("nudge-status-updates", _reminder(reminders.nudge_status_updates), NUDGE_EVERY),
@@ -77,6 +90,7 @@ JOBS: tuple[ScheduledJob, ...] = (
     ScheduledJob("prune-traces", _reminder(reminders.prune_traces), PRUNE_TRACES_EVERY),
     ScheduledJob("close-resolved", _reminder(reminders.close_resolved), CLOSE_RESOLVED_EVERY),
     ScheduledJob("watch-slos", _watch_slos, WATCH_SLOS_EVERY),
+    ScheduledJob("reconcile-truncated", _reconcile_truncated, RECONCILE_TRUNCATED_EVERY),
 )
 JOBS_BY_ID = {job.id: job for job in JOBS}
 
