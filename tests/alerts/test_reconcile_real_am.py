@@ -21,7 +21,9 @@ import pytest
 import yaml
 
 from bot.alerts.reconcile import reconcile_truncated
+from bot.clock import utcnow
 from bot.runtime import Runtime
+from bot.scheduler import JOBS_BY_ID
 from bot.serving import ServerThread, free_port, stop_process, wait_until
 from bot.web import create_app
 from tests.conftest import ALERT_TOKEN, Warroom, make_settings
@@ -100,7 +102,8 @@ def test_a_truncated_group_resolves_once_the_real_alertmanager_holds_none_of_its
                    what="the group's truncated resolved notification")
         assert warroom.incident(incident["id"])["status"] == "triggered"  # it cannot say all resolved
 
-        assert reconcile_truncated(warroom.runtime.engine, client, am_url) == 1
+    # the scheduler's job, as it runs every minute
+    assert JOBS_BY_ID["reconcile-truncated"].body(warroom.runtime, utcnow()) == 1
     resolved = warroom.incident(incident["id"])
     assert resolved["status"] == "resolved" and resolved["alerts_firing"] == 0
     assert any(e["kind"] == "reconciled" for e in resolved["timeline"])

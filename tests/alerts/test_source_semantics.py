@@ -115,6 +115,17 @@ def test_a_replayed_old_notification_names_its_own_incident_not_the_groups_curre
     assert [i["status"] for i in warroom.incidents()] == ["resolved", "resolved"]
 
 
+def test_a_replayed_grafana_notification_names_its_own_incident(warroom):
+    first_fire = grafana_message([grafana_alert(RULE, values={"B": 0.91})])
+    first = grafana(warroom, first_fire)["incident_id"]
+    grafana(warroom, grafana_message([grafana_alert(RULE, status="resolved", ends="2026-03-14T02:30:00Z",
+                                                    values={"B": 0.995})]))
+    second = grafana(warroom, grafana_message([grafana_alert(RULE, starts="2026-03-14T03:00:00Z",
+                                                             values={"B": 0.9})]))["incident_id"]
+    assert second != first
+    assert grafana(warroom, first_fire)["incident_id"] == first
+
+
 def test_an_alertmanager_incident_resolves_at_the_alerts_end_not_when_the_notification_came(warroom):
     started = datetime.now(timezone.utc) - timedelta(minutes=3)
     warroom.alertmanager(am_payload([am_alert("a", starts=rfc3339(started)), am_alert("b", starts=rfc3339(started))]))
