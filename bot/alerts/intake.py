@@ -48,9 +48,15 @@ NAME_LENGTH = 200  # Incident.service and Incident.slo
 MONITORING_GAP_TEXT = "Monitoring gap: the alert source reports NoData/Error, so the SLO cannot be evaluated"
 CANNOT_SELF_RESOLVE = "cannot_self_resolve"  # the timeline kind the card shows as a warning (`bot.slack.views`)
 CANNOT_SELF_RESOLVE_TEXT = (
-    "This incident cannot resolve by itself: Alertmanager truncated the group ({unlisted} alert(s) not listed), "
-    "and the notification that ends a truncated group is truncated too. Set WARROOM_ALERTMANAGER_URL so warroom "
-    "asks Alertmanager which alerts are still active, or resolve it by hand.")
+    "This incident cannot resolve by itself: {source} truncated the group ({unlisted} alert(s) not listed), "
+    "and the notification that ends a truncated group is truncated too. {remedy}")
+_SOURCE_NAMES = {"alertmanager": "Alertmanager", "grafana": "Grafana"}
+_REMEDY = {
+    "alertmanager": "Set WARROOM_ALERTMANAGER_URL so warroom asks Alertmanager which alerts are still active, "
+                    "or resolve it by hand.",
+    "grafana": "Resolve it by hand once Grafana shows the alerts resolved, or raise the contact point's "
+               "max alerts.",
+}
 
 
 @dataclass
@@ -127,7 +133,7 @@ class _Batch:
 
     def test(self, note: Notification) -> IngestResult:
         """A test notification: a line for the incidents channel (a copy of it: the same line)."""
-        source = {"alertmanager": "Alertmanager", "grafana": "Grafana"}.get(note.source, note.source)
+        source = _SOURCE_NAMES.get(note.source, note.source)
         receiver = f" (receiver {note.receiver[:80]})" if note.receiver else ""
         text = f"Test notification received from {source}{receiver}: {len(note.alerts)} alert(s), no incident opened."
         starts = ",".join(sorted({a.starts_at.isoformat() for a in note.alerts}))
@@ -179,11 +185,13 @@ class _Batch:
         self.writes.update_incident(incident.id, values)
 
     def _cannot_self_resolve(self, incident_id: int, note: Notification, now: datetime) -> None:
-        """A group Alertmanager truncates never sends a complete "all resolved": say so, unless
-        its API is there to ask (`bot.alerts.reconcile`)."""
-        if not self.rules.alertmanager_api and note.source == "alertmanager":
-            self.events.add(incident_id, CANNOT_SELF_RESOLVE, CANNOT_SELF_RESOLVE_TEXT.format(unlisted=note.truncated),
-                            actor=note.source, at=now, echo=True)
+        """A truncated group never sends a complete "all resolved": say so, unless Alertmanager's
+        API is there to ask (`bot.alerts.reconcile`; Grafana's needs credentials warroom lacks)."""
+        if note.source not in _REMEDY or (note.source == "alertmanager" and self.rules.alertmanager_api):
+            return
+        text = CANNOT_SELF_RESOLVE_TEXT.format(source=_SOURCE_NAMES[note.source],
+                                               unlisted=note.truncated, remedy=_REMEDY[note.source])
+        self.events.add(incident_id, CANNOT_SELF_RESOLVE, text, actor=note.source, at=now, echo=True)
 
     def _resolve_known_quietly(self, group: GroupState, note: Notification, now: datetime) -> None:
         for alert in note.alerts:

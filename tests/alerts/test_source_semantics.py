@@ -171,3 +171,12 @@ def test_a_truncated_group_without_alertmanager_api_says_it_cannot_resolve_by_it
     with transaction(warroom.runtime.engine) as session:
         view = card_view(session, session.get(Incident, incident["id"]), None)
     assert any("cannot resolve by itself" in warning for warning in view.warnings)
+
+
+def test_a_truncated_grafana_group_says_it_cannot_resolve_by_itself(warroom):
+    body = grafana_message([grafana_alert({**RULE, "model": m}, values={"B": 0.9}) for m in ("a", "b")])
+    body["truncatedAlerts"] = 4
+    grafana(warroom, body)
+    [incident] = warroom.incidents()
+    [line] = [e["text"] for e in warroom.incident(incident["id"])["timeline"] if e["kind"] == "cannot_self_resolve"]
+    assert line.startswith("This incident cannot resolve by itself: Grafana truncated the group (4 alert(s)")
