@@ -26,6 +26,7 @@ Rules a user relies on (see README "Alert intake"):
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -134,7 +135,9 @@ class _Batch:
     def test(self, note: Notification) -> IngestResult:
         """A test notification: a line for the incidents channel (a copy of it: the same line)."""
         source = _SOURCE_NAMES.get(note.source, note.source)
-        receiver = f" (receiver {note.receiver[:80]})" if note.receiver else ""
+        # Alertmanager sends the receiver's name through regexp.QuoteMeta (`llm\\.slo-bot`).
+        name = re.sub(r"\\(.)", r"\1", note.receiver) if note.source == "alertmanager" else note.receiver
+        receiver = f" (receiver {name[:80]})" if name else ""
         text = f"Test notification received from {source}{receiver}: {len(note.alerts)} alert(s), no incident opened."
         starts = ",".join(sorted({a.starts_at.isoformat() for a in note.alerts}))
         key = "test:" + hashlib.sha256(f"{note.group_key_hash}:{starts}".encode()).hexdigest()
