@@ -135,7 +135,7 @@ class _Batch:
     def test(self, note: Notification) -> IngestResult:
         """A test notification: a line for the incidents channel (a copy of it: the same line)."""
         source = _SOURCE_NAMES.get(note.source, note.source)
-        # Alertmanager sends the receiver's name through regexp.QuoteMeta (`llm\\.slo-bot`).
+        # Alertmanager sends the receiver's name through regexp.QuoteMeta (`llm\.slo-bot`).
         name = re.sub(r"\\(.)", r"\1", note.receiver) if note.source == "alertmanager" else note.receiver
         receiver = f" (receiver {name[:80]})" if name else ""
         text = f"Test notification received from {source}{receiver}: {len(note.alerts)} alert(s), no incident opened."
