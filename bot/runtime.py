@@ -43,7 +43,8 @@ class Runtime:
     @property
     def intake_rules(self) -> IntakeRules:
         return IntakeRules(severity_map=self.settings.severity_map, default_severity=self.settings.default_severity,
-                           choose_runbook=self._choose_runbook)
+                           choose_runbook=self._choose_runbook,
+                           alertmanager_api=bool(self.settings.alertmanager_url))
 
     def _choose_runbook(self, labels: dict[str, str], annotations: dict[str, str]) -> tuple[str | None, int | None]:
         runbook = self.runbooks.match(labels, annotations)

@@ -22,7 +22,10 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
+import httpx
+
 from bot import reminders
+from bot.alerts.reconcile import reconcile_truncated
 from bot.clock import utcnow
 from bot.runtime import Runtime
 from bot.slo.spec import SLO
@@ -43,6 +46,8 @@ PRUNE_TRACES_EVERY = timedelta(hours=1)
 CLOSE_RESOLVED_EVERY = timedelta(hours=1)
 WATCH_SLOS_EVERY = timedelta(seconds=30)
 END_STALE_ACTIONS_EVERY = timedelta(minutes=1)
+RECONCILE_TRUNCATED_EVERY = timedelta(minutes=1)
+ALERTMANAGER_TIMEOUT = 10.0  # seconds, per API call of the reconcile job
 
 SLOS_SERVICE = "slos"  # Runtime.services keys the watcher job reads
 SLO_WINDOWS_SERVICE = "slo_windows"
@@ -78,6 +83,12 @@ def _end_stale_actions(runtime: Runtime, now: datetime) -> int:
         return 0
     with reminders.leased(runtime.engine, "end-stale-actions") as session:
         return actions.end_stale(session, now) if session is not None else 0
+def _reconcile_truncated(runtime: Runtime, now: datetime) -> int:
+    url = runtime.settings.alertmanager_url
+    if not url:
+        return 0  # such incidents say on their card that they cannot resolve by themselves
+    with httpx.Client(timeout=ALERTMANAGER_TIMEOUT) as client:
+        return reconcile_truncated(runtime.engine, client, url, now)
 
 
 JOBS: tuple[ScheduledJob, ...] = (
@@ -89,6 +100,7 @@ JOBS: tuple[ScheduledJob, ...] = (
     ScheduledJob("close-resolved", _reminder(reminders.close_resolved), CLOSE_RESOLVED_EVERY),
     ScheduledJob("watch-slos", _watch_slos, WATCH_SLOS_EVERY),
     ScheduledJob("end-stale-actions", _end_stale_actions, END_STALE_ACTIONS_EVERY),
+    ScheduledJob("reconcile-truncated", _reconcile_truncated, RECONCILE_TRUNCATED_EVERY),
 )
 JOBS_BY_ID = {job.id: job for job in JOBS}
 

@@ -16,30 +16,48 @@ Rules a user relies on (see README "Alert intake"):
   (``truncatedAlerts == 0``);
 * a resolved notification for a group with no open incident is accepted and ignored;
 * a new episode (new ``startsAt``) of a group whose incident ended opens a new incident that
-  points at the previous one.
+  points at the previous one;
+* a copy of an old notification is answered with the incident its alerts belong to;
+* an incident resolves at its alerts' own end (``endsAt``), not when the notification came;
+* a test notification (`Notification.is_test`) opens nothing: it queues a line for the
+  incidents channel.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from bot import outbox
 from bot.alerts.normalize import NormalAlert, Notification
 from bot.alerts.severity import severity_from_labels, worst
 from bot.alerts.store import AlertKey, AlertStore, EventBatch, GroupState, IncidentState, KnownAlert, PendingWrites
-from bot.clock import utcnow
+from bot.clock import as_utc, utcnow
 from bot.incidents import lifecycle, service
-from bot.models import Incident
+from bot.models import Alert, Incident
 
-Outcome = Literal["opened", "updated", "duplicate", "ignored"]
+Outcome = Literal["opened", "updated", "duplicate", "ignored", "test"]
 MAX_LINKS = 12
 NAME_LENGTH = 200  # Incident.service and Incident.slo
 MONITORING_GAP_TEXT = "Monitoring gap: the alert source reports NoData/Error, so the SLO cannot be evaluated"
+CANNOT_SELF_RESOLVE = "cannot_self_resolve"  # the timeline kind the card shows as a warning (`bot.slack.views`)
+CANNOT_SELF_RESOLVE_TEXT = (
+    "This incident cannot resolve by itself: {source} truncated the group ({unlisted} alert(s) not listed), "
+    "and the notification that ends a truncated group is truncated too. {remedy}")
+_SOURCE_NAMES = {"alertmanager": "Alertmanager", "grafana": "Grafana"}
+_REMEDY = {
+    "alertmanager": "Set WARROOM_ALERTMANAGER_URL so warroom asks Alertmanager which alerts are still active, "
+                    "or resolve it by hand.",
+    "grafana": "Resolve it by hand once Grafana shows the alerts resolved, or raise the contact point's "
+               "max alerts.",
+}
 
 
 @dataclass
@@ -48,6 +66,9 @@ class IntakeRules:
     default_severity: int = 3
     # (labels, annotations) -> (runbook id, severity override or None)
     choose_runbook: Callable[[dict[str, str], dict[str, str]], tuple[str | None, int | None]] | None = None
+    # WARROOM_ALERTMANAGER_URL is set: truncated groups are reconciled against its API
+    # (`bot.alerts.reconcile`); without it such an incident cannot resolve by itself, and says so.
+    alertmanager_api: bool = False
 
 
 @dataclass
@@ -77,11 +98,17 @@ def ingest_many(session: Session, notes: list[Notification], rules: IntakeRules,
     if not notes:
         return []
     store = AlertStore(session)
-    group_ids = store.lock_groups(notes, now or utcnow())
-    groups = store.read_groups(sorted(set(group_ids.values())),
-                               {alert.fingerprint for note in notes for alert in note.alerts})
     batch = _Batch(session, store, rules)
-    results = [batch.ingest(groups[group_ids[note.group_key_hash]], note, now or utcnow()) for note in notes]
+    real = [note for note in notes if not note.is_test]
+    groups: dict[int, GroupState] = {}
+    group_ids: dict[str, int] = {}
+    if real:
+        group_ids = store.lock_groups(real, now or utcnow())
+        groups = store.read_groups(sorted(set(group_ids.values())),
+                                   {alert.fingerprint for note in real for alert in note.alerts})
+    results = [batch.test(note) if note.is_test else batch.ingest(groups[group_ids[note.group_key_hash]], note,
+                                                                  now or utcnow())
+               for note in notes]
     batch.flush(commit=commit)
     return results
 
@@ -105,30 +132,47 @@ class _Batch:
                 self.session.commit()
         adopt_alert_ids()
 
+    def test(self, note: Notification) -> IngestResult:
+        """A test notification: a line for the incidents channel (a copy of it: the same line)."""
+        source = _SOURCE_NAMES.get(note.source, note.source)
+        # Alertmanager sends the receiver's name through regexp.QuoteMeta (`llm\.slo-bot`).
+        name = re.sub(r"\\(.)", r"\1", note.receiver) if note.source == "alertmanager" else note.receiver
+        receiver = f" (receiver {name[:80]})" if name else ""
+        text = f"Test notification received from {source}{receiver}: {len(note.alerts)} alert(s), no incident opened."
+        starts = ",".join(sorted({a.starts_at.isoformat() for a in note.alerts}))
+        key = "test:" + hashlib.sha256(f"{note.group_key_hash}:{starts}".encode()).hexdigest()
+        self.events.queue(outbox.Effect("slack.notice", {"text": text}, key=key))
+        return IngestResult("test", None)
+
     def ingest(self, group: GroupState, note: Notification, now: datetime) -> IngestResult:
         current = group.incident
+        owner = _owner(group, note)
         if current is None or not lifecycle.is_open(current.status):
             if all(a.status != "firing" or (a.fingerprint, a.starts_at) in group.known for a in note.alerts):
                 # A resolve for a group we never saw, or a late copy of an episode that already ended.
                 self._resolve_known_quietly(group, note, now)
-                return IngestResult("ignored", current.id if current else None)
+                return IngestResult("ignored", owner or (current.id if current else None))
             incident = self._open(group, note, now, previous=current)
             added, resolved = self._apply_alerts(group, incident, note, now)
             if any(a.monitoring_gap for a in note.alerts):  # set on the new row by _open
                 self.events.add(incident.id, "monitoring_gap", MONITORING_GAP_TEXT, actor=note.source, at=now)
+            if note.truncated:
+                self._cannot_self_resolve(incident.id, note, now)
             return IngestResult("opened", incident.id, len(added), resolved)
 
         added, resolved = self._apply_alerts(group, current, note, now)
         self._update_incident(current, note, added, resolved, now)
         if not note.truncated and current.firing == 0 and current.resolved > 0:  # a truncated payload may hide alerts that still fire
             self._resolve(current, note, now)
-        return IngestResult("updated" if added or resolved else "duplicate", current.id, len(added), resolved)
+        return IngestResult("updated" if added or resolved else "duplicate", owner or current.id, len(added), resolved)
 
     def _update_incident(self, incident: IncidentState, note: Notification, added: list[int], resolved: int,
                          now: datetime) -> None:
         """Record what changed on an open incident; an alert fired or resolved also refreshes its card."""
         values: dict[str, Any] = {}
         if note.truncated != incident.alerts_unlisted:
+            if note.truncated and not incident.alerts_unlisted:
+                self._cannot_self_resolve(incident.id, note, now)
             values["alerts_unlisted"] = incident.alerts_unlisted = note.truncated
         if any(a.monitoring_gap for a in note.alerts) and not incident.monitoring_gap:
             values["monitoring_gap"] = incident.monitoring_gap = True
@@ -142,6 +186,15 @@ class _Batch:
             # `service.refresh_card` without its ORM object (updated_at is set above), after the events' lines.
             self.events.queue(outbox.Effect("slack.card", {"incident_id": incident.id}, incident_id=incident.id))
         self.writes.update_incident(incident.id, values)
+
+    def _cannot_self_resolve(self, incident_id: int, note: Notification, now: datetime) -> None:
+        """A truncated group never sends a complete "all resolved": say so, unless Alertmanager's
+        API is there to ask (`bot.alerts.reconcile`; Grafana's needs credentials warroom lacks)."""
+        if note.source not in _REMEDY or (note.source == "alertmanager" and self.rules.alertmanager_api):
+            return
+        text = CANNOT_SELF_RESOLVE_TEXT.format(source=_SOURCE_NAMES[note.source],
+                                               unlisted=note.truncated, remedy=_REMEDY[note.source])
+        self.events.add(incident_id, CANNOT_SELF_RESOLVE, text, actor=note.source, at=now, echo=True)
 
     def _resolve_known_quietly(self, group: GroupState, note: Notification, now: datetime) -> None:
         for alert in note.alerts:
@@ -206,8 +259,9 @@ class _Batch:
                 row.status, row.ends_at, changed = "resolved", alert.ends_at or now, True
                 group.recount(row, was="firing")
                 resolved += 1
-                self.events.add(incident.id, "alert_resolved", f"Alert resolved: {_describe(alert)}", actor=note.source,
-                                at=row.ends_at, data={"fingerprint": alert.fingerprint})
+                # An earlier episode's row belongs to its own incident, and so does the line.
+                self.events.add(row.incident_id or incident.id, "alert_resolved", f"Alert resolved: {_describe(alert)}",
+                                actor=note.source, at=row.ends_at, data={"fingerprint": alert.fingerprint})
             if changed:
                 self.writes.change_alert(row, now)
             else:
@@ -234,10 +288,33 @@ class _Batch:
         # Read afresh: the batch changed the row with Core statements, not through the ORM.
         row = self.session.get(Incident, incident.id, populate_existing=True)
         assert row is not None
-        service.resolve(self.session, row, actor=note.source, summary=None, at=now)
+        service.resolve(self.session, row, actor=note.source, summary=None, at=_resolved_at(self.session, row, now))
         self.session.flush()
         self.session.expunge_all()  # later notifications read rows, not the ORM object
         incident.status = row.status
+
+
+def _owner(group: GroupState, note: Notification) -> int | None:
+    """The incident a notification's alerts belong to, when they are all known and belong to one
+    (a replayed old notification: it names its own incident, not the group's current one)."""
+    owners = set()
+    for alert in note.alerts:
+        row = group.known.get((alert.fingerprint, alert.starts_at))
+        if row is None or row.incident_id is None:
+            return None
+        owners.add(row.incident_id)
+    return owners.pop() if len(owners) == 1 else None
+
+
+def _resolved_at(session: Session, incident: Incident, now: datetime) -> datetime:
+    """When the incident's last alert ended, by its source's clock (``endsAt``): a resolved
+    notification comes up to a ``group_interval`` later. Never before the incident opened (its
+    MTTR would be negative) nor after ``now``."""
+    last_end = as_utc(session.execute(select(func.max(Alert.ends_at)).where(Alert.incident_id == incident.id)).scalar())
+    opened = as_utc(incident.opened_at)
+    if last_end is None or last_end > now:
+        return now
+    return max(last_end, opened) if opened else last_end
 
 
 def _alert_row(incident_id: int, group_id: int, alert: NormalAlert, severity: int, now: datetime) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -15,8 +16,17 @@ from bot.alerts.payloads import AlertmanagerPayload, GrafanaAlert, GrafanaPayloa
 from bot.jsonbody import BadRequest, pydantic_problems
 
 Source = Literal["alertmanager", "grafana", "watcher"]
+# A monitoring gap is what Grafana says it is: its NoData/Error alerts, or a state reason of
+# NoData/Error. `values: null` is not one: Grafana sends it for every alert without a
+# `__values__` annotation (an ordinary firing alert, a MissingSeries resolution, a test).
 GAP_STATE_REASONS = {"nodata", "error"}
 GAP_ALERTNAMES = {"DatasourceNoData", "DatasourceError"}
+# Test notifications: Grafana's contact-point "Test" groups its alert under
+# `<integration>-<fingerprint>-<unix seconds>` (grafana/alerting `TestNotifier`), never a route
+# key `{…}:{…}`; its alert, and Mimir's test receivers', is named TestAlert, the name to use for a
+# hand-made test (`amtool alert add alertname=TestAlert`).
+TEST_ALERTNAME = "TestAlert"
+_TEST_GROUP_KEY = re.compile(r"^[^{}]*-[0-9a-f]{16}-\d+$")
 
 
 @dataclass
@@ -44,6 +54,7 @@ class Notification:
     alerts: list[NormalAlert]
     external_url: str = ""
     title: str = ""
+    is_test: bool = False  # a contact point's test or a TestAlert: answered, announced, no incident
 
     @cached_property
     def group_key_hash(self) -> str:
@@ -82,14 +93,14 @@ def _normalise(payload: AlertmanagerPayload, source: Source, received_at: dateti
             raise BadRequest(422, "alert has no start time", [{"field": f"alerts.{i}.startsAt", "message": "zero time is not a start"}])
         resolved = raw.status == "resolved" or (raw.endsAt is not None and raw.endsAt <= received_at)
         extra: dict[str, Any] = {}
-        gap = False
         if isinstance(raw, GrafanaAlert):
             extra = {k: v for k, v in {
                 "dashboardURL": raw.dashboardURL, "panelURL": raw.panelURL, "silenceURL": raw.silenceURL,
                 "ruleUID": raw.ruleUID, "values": raw.values, "valueString": raw.valueString,
             }.items() if v not in ("", None)}
-            reason = raw.annotations.get("grafana_state_reason", "").lower()
-            gap = raw.values is None or reason in GAP_STATE_REASONS or raw.labels.get("alertname") in GAP_ALERTNAMES
+        reason = raw.annotations.get("grafana_state_reason")
+        gap = (raw.labels.get("alertname") in GAP_ALERTNAMES
+               or (reason is not None and reason.lower() in GAP_STATE_REASONS))
         alerts.append(NormalAlert(
             fingerprint=(raw.fingerprint or fingerprint(raw.labels)).lower(),
             starts_at=raw.startsAt,
@@ -112,4 +123,11 @@ def _normalise(payload: AlertmanagerPayload, source: Source, received_at: dateti
         alerts=alerts,
         external_url=payload.externalURL,
         title=getattr(payload, "title", ""),
+        is_test=_is_test(payload.groupKey, alerts),
     )
+
+
+def _is_test(group_key: str, alerts: list[NormalAlert]) -> bool:
+    if _TEST_GROUP_KEY.match(group_key):
+        return True
+    return all(alert.labels.get("alertname") == TEST_ALERTNAME for alert in alerts)

@@ -256,7 +256,8 @@ def as_dict(session: Session, incident: Incident, *, full: bool = False) -> dict
         "resolved_at": iso(incident.resolved_at), "closed_at": iso(incident.closed_at),
         "alerts_firing": counts["firing"], "alerts_resolved": counts["resolved"],
         "alerts_unlisted": incident.alerts_unlisted, "monitoring_gap": incident.monitoring_gap,
-        "mtta_seconds": mtta.total_seconds() if mtta else None, "mttr_seconds": mttr.total_seconds() if mttr else None,
+        "mtta_seconds": mtta.total_seconds() if mtta is not None else None,
+        "mttr_seconds": mttr.total_seconds() if mttr is not None else None,
         "labels": incident.labels, "links": incident.links, "previous_incident_id": incident.previous_incident_id,
     }
     if incident.group_id:

@@ -38,6 +38,7 @@ class SlackEffects:
             "slack.message": self.post_message,
             "postmortem.due": self.postmortem_nudge,
             "slack.traces": self.post_failing_traces,
+            "slack.notice": self.post_notice,
         }
 
     def _step_result(self, incident_id: int, name: str) -> dict[str, Any] | None:
@@ -82,6 +83,14 @@ class SlackEffects:
             self.gateway.post(channel, escape_keep_mentions(payload["text"]),
                               payload.get("blocks") or blocks.line(payload["text"]),
                               thread_ts=payload.get("thread_ts"))
+
+    def post_notice(self, payload: dict[str, Any]) -> None:
+        """A line for the incidents channel that belongs to no incident (a test notification)."""
+        channel = self.room.settings.incidents_channel
+        if channel:
+            self.gateway.post(channel, escape_keep_mentions(payload["text"]), blocks.line(payload["text"]))
+        else:
+            log.info("no WARROOM_INCIDENTS_CHANNEL for the notice: %s", payload["text"])
 
     def post_failing_traces(self, payload: dict[str, Any]) -> None:
         from bot.redact import Redactor

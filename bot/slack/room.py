@@ -110,8 +110,9 @@ class Room:
             step = self._step(session, incident_id, name)
             step.done_at, step.result, step.last_error = utcnow(), {**(step.result or {}), **result}, None
             incident = service.get(session, incident_id)
-            timeline.record(session, incident, "setup", f"Set-up: {DESCRIPTIONS[name]}", actor="warroom",
-                            data={"step": name})
+            # An announce step with nothing posted (no incidents channel) must not say it announced.
+            what = NOT_ANNOUNCED if name == "announce" and not result.get("ts") else DESCRIPTIONS[name]
+            timeline.record(session, incident, "setup", f"Set-up: {what}", actor="warroom", data={"step": name})
 
     def _record_failure(self, incident_id: int, name: str, exc: SlackCallError) -> None:
         with transaction(self.engine) as session:
@@ -280,3 +281,4 @@ DESCRIPTIONS = {
     "thread_card": "incident card posted in a thread of the incidents channel (low severity)",
     "thread_runbook": "runbook posted in the thread", "promoted": "promoted to its own channel",
 }
+NOT_ANNOUNCED = "not announced (no WARROOM_INCIDENTS_CHANNEL is set)"

@@ -5,8 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlmodel import Session
 
-from bot.incidents import metrics, service
-from bot.models import Incident, IncidentStep
+from bot.alerts.intake import CANNOT_SELF_RESOLVE
+from bot.incidents import lifecycle, metrics, service
+from bot.models import Incident, IncidentStep, TimelineEvent
 from bot.runbooks import RunbookSet
 from bot.slack.blocks import CardView
 
@@ -19,6 +20,8 @@ def card_view(session: Session, incident: Incident, runbooks: RunbookSet | None)
     steps = session.execute(select(IncidentStep).where(IncidentStep.incident_id == incident.id)).scalars()
     warnings = [f"Set-up step '{s.name}' keeps failing ({s.attempts} tries): {s.last_error}"
                 for s in steps if s.done_at is None and s.attempts >= STEP_WARNING_AFTER and s.last_error]
+    if stuck := cannot_self_resolve(session, incident):
+        warnings.append(stuck)
     return CardView(
         id=incident.id, title=incident.title, status=incident.status, severity=incident.severity,
         service=incident.service, slo=incident.slo, firing=counts["firing"], resolved=counts["resolved"],
@@ -30,6 +33,14 @@ def card_view(session: Session, incident: Incident, runbooks: RunbookSet | None)
         bundle_line=bundle_line(session, incident), monitoring_gap=incident.monitoring_gap,
         status_text=incident.status_text, links=list(incident.links or []), warnings=warnings,
     )
+
+
+def cannot_self_resolve(session: Session, incident: Incident) -> str | None:
+    """Why an open incident of a truncated group will not resolve by itself, if the intake said so."""
+    if not incident.alerts_unlisted or not lifecycle.is_open(incident.status):
+        return None
+    return session.execute(select(TimelineEvent.text).where(
+        TimelineEvent.incident_id == incident.id, TimelineEvent.kind == CANNOT_SELF_RESOLVE).limit(1)).scalar()
 
 
 def bundle_line(session: Session, incident: Incident) -> str | None:

@@ -25,7 +25,6 @@ from bot.slo.windows import (
     BurnCondition,
     WindowSet,
     conditions_for,
-    factor_text,
 )
 
 __all__ = ["BurnAlert", "WindowRatio", "budget_consumed", "error_ratios", "evaluate",
@@ -53,7 +52,7 @@ class BurnAlert:
     status: str  # "firing" | "resolved"
     starts_at: datetime
     ends_at: datetime | None  # None while firing
-    burn_rate: float  # the factor of the window pair that fired, e.g. 14.4
+    burn_rate: float  # measured over the long window of the pair that fired, e.g. 23.5
 
     @property
     def severity(self) -> str:
@@ -104,14 +103,14 @@ def evaluate(
         before = firing_before.get(_key(labels))
         condition = _firing_condition(slo, ratios, severity)
         if condition is not None:
-            factor = condition.factor(slo.period)
+            burn = round(ratios[condition.long].ratio / slo.error_budget, 1)  # what the rule's value is
             alerts.append(BurnAlert(
                 labels=labels,
-                annotations=alert_annotations(slo, severity, factor_text(factor)),
+                annotations=alert_annotations(slo, severity, f"{burn:.1f}"),
                 status="firing",
                 starts_at=before.starts_at if before else now,
                 ends_at=None,
-                burn_rate=float(factor_text(factor)),
+                burn_rate=burn,
             ))
         elif before is not None:
             alerts.append(BurnAlert(labels=labels, annotations=before.annotations, status="resolved",

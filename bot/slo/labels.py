@@ -8,6 +8,7 @@ two raised it.
 from __future__ import annotations
 
 from bot.slo.spec import SLO
+from bot.slo.windows import conditions_for, factor_text
 
 # What Alertmanager should group by: page and ticket alerts of one SLO must land in separate
 # groups (they share an alertname), hence sloth_severity.
@@ -32,12 +33,13 @@ def alert_labels(slo: SLO, severity: str) -> dict[str, str]:
 
 
 def alert_annotations(slo: SLO, severity: str, burn_rate: str) -> dict[str, str]:
-    """``burn_rate`` is text: a factor such as ``14.4``, or a template such as ``{{ $value }}``."""
+    """``burn_rate`` is the measured burn rate as text: ``23.5``, or a template such as
+    ``{{ printf "%.1f" $value }}``; the summary names the thresholds it was measured against."""
     annotations = {
         "title": f"({severity}) {slo.service} {slo.name} SLO error budget burn rate is too fast.",
         "summary": (
             f"{slo.service} {slo.name}: error budget burning {burn_rate}× "
-            f"(objective {slo.objective:g} % over {slo.period})."
+            f"({severity} threshold {thresholds(slo, severity)}; objective {slo.objective:g} % over {slo.period})."
         ),
         "burn_rate": burn_rate,
     }
@@ -46,3 +48,9 @@ def alert_annotations(slo: SLO, severity: str, burn_rate: str) -> dict[str, str]
     if slo.runbook:
         annotations["runbook"] = slo.runbook
     return annotations
+
+
+def thresholds(slo: SLO, severity: str) -> str:
+    """"14.4× over 1h and 5m, or 6× over 6h and 30m": the pairs of windows a severity fires on."""
+    return ", or ".join(f"{factor_text(c.factor(slo.period))}× over {c.long} and {c.short}"
+                        for c in conditions_for(severity))

@@ -23,10 +23,10 @@ from bot.slo.windows import (
     WindowError,
     WindowSet,
     conditions_for,
-    factor_text,
 )
 
 SLI_RECORD = "slo:sli_error:ratio_rate{window}"
+BURN_RATE_TEMPLATE = '{{ printf "%.1f" $value }}'  # the alert's value: the measured burn rate
 
 
 def prometheus_rules(slos: Sequence[SLO], *, windows: WindowSet | None = None, source: str | None = None) -> str:
@@ -109,11 +109,12 @@ def _alert_rule(slo: SLO, severity: str, windows: WindowSet) -> dict[str, Any]:
     for condition in conditions_for(severity):
         factor = condition.factor(slo.period)
         threshold = f"({_num(factor)} * {budget})"
-        short = f"max(slo:sli_error:ratio_rate{condition.short}{sel} > {threshold}) without (sloth_window)"
         long = f"max(slo:sli_error:ratio_rate{condition.long}{sel} > {threshold}) without (sloth_window)"
-        # `* 0 + factor` makes the alert's value the factor of the pair that matched (the first
-        # one wins in `or`), so the summary can say "burning 14.4×" or "burning 6×".
-        branches.append(f"(\n  (\n    {short}\n    and\n    {long}\n  ) * 0 + {factor_text(factor)}\n)")
+        short = f"max(slo:sli_error:ratio_rate{condition.short}{sel} > {threshold}) without (sloth_window)"
+        # The alert's value is the burn rate measured over the long window of the pair that
+        # matched (`and` keeps its left side's values; the first pair wins in `or`), so the
+        # annotations can say how fast the budget burns, not only which threshold it crossed.
+        branches.append(f"(\n  (\n    {long}\n    and\n    {short}\n  ) / {budget}\n)")
     labels = alert_labels(slo, severity)
     del labels["alertname"]  # Prometheus adds it from `alert:`
     return {
@@ -121,7 +122,7 @@ def _alert_rule(slo: SLO, severity: str, windows: WindowSet) -> dict[str, Any]:
         "expr": "\nor\n".join(branches) + "\n",
         "for": windows.alert_for,
         "labels": labels,
-        "annotations": alert_annotations(slo, severity, "{{ $value }}"),
+        "annotations": alert_annotations(slo, severity, BURN_RATE_TEMPLATE),
     }
 
 

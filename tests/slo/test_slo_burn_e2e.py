@@ -131,8 +131,9 @@ def test_page_alert_fires_on_hallucinations_and_resolves_after_recovery(tmp_path
             assert alert["labels"]["slo"] == "hallucination-rate"
             assert alert["endsAt"] == "0001-01-01T00:00:00Z"
             assert alert["annotations"]["runbook"] == "hallucination-spike"
-            assert alert["annotations"]["burn_rate"] in {"14.4", "6"}
-            assert f"burning {alert['annotations']['burn_rate']}×" in alert["annotations"]["summary"]
+            # the burn rate Prometheus measured (half the answers bad: far above the 6x and 14.4x thresholds)
+            assert float(alert["annotations"]["burn_rate"]) > 6
+            assert f"burning {alert['annotations']['burn_rate']}× (page threshold 14.4×" in alert["annotations"]["summary"]
             assert any(a["labels"].get("sloth_severity") == "page" for a in stack.alertmanager_alerts())
 
             traffic.switch(0.0)

@@ -29,7 +29,7 @@ def test_firing_payload_looks_like_alertmanagers() -> None:
     assert payload["groupLabels"] == {"alertname": "LLMSLOErrorBudgetBurn", "sloth_service": "llm-gateway",
                                       "sloth_slo": "hallucination-rate", "sloth_severity": "page"}
     assert payload["commonLabels"]["slo"] == "hallucination-rate"
-    assert payload["commonAnnotations"]["burn_rate"] == "14.4"
+    assert payload["commonAnnotations"]["burn_rate"] == "50.0"  # half the answers bad against a 1 % budget
     [alert] = payload["alerts"]
     assert alert["status"] == "firing"
     assert alert["startsAt"] == "2026-03-14T02:07:00.25Z"

@@ -41,14 +41,24 @@ def rules_for(tmp_path: Path, period: str = "30d") -> Path:
     return rules
 
 
+THRESHOLDS = {
+    ("page", "30d"): "14.4× over 1h and 5m, or 6× over 6h and 30m",
+    ("ticket", "30d"): "3× over 1d and 2h, or 1× over 3d and 6h",
+    ("page", "28d"): "13.44× over 1h and 5m, or 5.6× over 6h and 30m",
+    ("ticket", "28d"): "2.8× over 1d and 2h, or 0.93× over 3d and 6h",
+}
+
+
 def expected_alert(severity: str, burn: str, period: str = "30d") -> dict[str, Any]:
+    """``burn``: the burn rate measured over the long window of the pair that fired."""
     return {
         "exp_labels": {"sloth_id": "llm-gateway-hallucination-rate", "sloth_service": "llm-gateway",
                        "sloth_slo": "hallucination-rate", "service": "llm-gateway", "slo": "hallucination-rate",
                        "team": "ml", "sloth_severity": severity},
         "exp_annotations": {
             "title": f"({severity}) llm-gateway hallucination-rate SLO error budget burn rate is too fast.",
-            "summary": f"llm-gateway hallucination-rate: error budget burning {burn}× (objective 99 % over {period}).",
+            "summary": (f"llm-gateway hallucination-rate: error budget burning {burn}× ({severity} threshold "
+                        f"{THRESHOLDS[severity, period]}; objective 99 % over {period})."),
             "burn_rate": burn,
             "runbook": "hallucination-spike",
         },
@@ -105,16 +115,22 @@ def test_sloth_conventions_for_names_and_labels(tmp_path: Path) -> None:
     assert page["for"] == "0s"
 
 
-def test_page_fires_at_fourteen_point_four_times_burn(tmp_path: Path) -> None:
+def test_page_above_fourteen_point_four_times_reports_the_measured_burn_rate(tmp_path: Path) -> None:
     # 20 % hallucinations against a 1 % budget: 20x, above 14.4x on both 1h and 5m
     run_promtool_test(tmp_path, rules_for(tmp_path), 20,
-                      [expected_alert("page", "14.4"), expected_alert("ticket", "3")])
+                      [expected_alert("page", "20.0"), expected_alert("ticket", "20.0")])
 
 
-def test_page_through_the_six_hour_pair_says_six_times(tmp_path: Path) -> None:
+def test_page_through_the_six_hour_pair_reports_the_measured_burn_rate(tmp_path: Path) -> None:
     # 8 %: 8x is under 14.4x but over 6x (30m and 6h windows)
     run_promtool_test(tmp_path, rules_for(tmp_path), 8,
-                      [expected_alert("page", "6"), expected_alert("ticket", "3")])
+                      [expected_alert("page", "8.0"), expected_alert("ticket", "8.0")])
+
+
+def test_a_burn_just_over_the_threshold_is_reported_as_measured_not_as_the_factor(tmp_path: Path) -> None:
+    # 15 %: 15x, over 14.4x; the card and the summary say 15.0, not 14.4
+    run_promtool_test(tmp_path, rules_for(tmp_path), 15,
+                      [expected_alert("page", "15.0"), expected_alert("ticket", "15.0")])
 
 
 def test_nothing_fires_while_within_budget(tmp_path: Path) -> None:
@@ -127,7 +143,7 @@ def test_28_day_period_keeps_the_budget_percentages(tmp_path: Path) -> None:
     for factor in ("13.44 * 0.01", "5.6 * 0.01", "2.8 * 0.01", "0.933333333 * 0.01"):
         assert factor in text
     run_promtool_test(tmp_path, rules, 20,
-                      [expected_alert("page", "13.44", "28d"), expected_alert("ticket", "2.8", "28d")])
+                      [expected_alert("page", "20.0", "28d"), expected_alert("ticket", "20.0", "28d")])
 
 
 def test_scaled_windows_change_ranges_not_thresholds(tmp_path: Path) -> None:
