@@ -11,6 +11,7 @@ from bot.runtime import Runtime
 from bot.slack.client import SlackGateway, make_web_client
 from bot.slack.context import SlackContext
 from bot.slack.effects import SlackEffects
+from bot.slack.guard import GuardedApp, Notifier
 from bot.slack.listeners import actions as action_listeners
 from bot.slack.listeners import buttons, commands, events, labels, silence, views
 from bot.slack.room import Room
@@ -37,12 +38,14 @@ def build_slack(runtime: Runtime) -> SlackSide:
     )
     room = Room(gateway=gateway, engine=runtime.engine, settings=settings, runbooks=runtime.runbooks)
     context = SlackContext(runtime=runtime, gateway=gateway, room=room)
+    # Every listener is registered through the guard: a failure after the ack still reaches the person.
+    guarded = GuardedApp(app, Notifier(gateway))
     for listeners in (commands, buttons, views, events, labels, silence):
-        listeners.register(app, context)
+        listeners.register(guarded, context)  # type: ignore[arg-type]
     effects = SlackEffects(room)
     handlers = effects.handlers()
     actions = runtime.services.get("actions")
     if actions is not None:
-        action_listeners.register(app, context, actions)
+        action_listeners.register(guarded, context, actions)  # type: ignore[arg-type]
         handlers.update(action_listeners.ActionEffects(context, actions).handlers())
     return SlackSide(app=app, context=context, effects=effects, handlers=handlers)
