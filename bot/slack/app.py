@@ -12,6 +12,7 @@ from bot.slack.client import SlackGateway, make_web_client
 from bot.slack.context import SlackContext
 from bot.slack.effects import SlackEffects
 from bot.slack.guard import GuardedApp, Notifier
+from bot.slack.late_traces import TracePoster
 from bot.slack.listeners import actions as action_listeners
 from bot.slack.listeners import buttons, commands, events, labels, silence, views
 from bot.slack.room import Room
@@ -44,6 +45,7 @@ def build_slack(runtime: Runtime) -> SlackSide:
         listeners.register(guarded, context)  # type: ignore[arg-type]
     effects = SlackEffects(room)
     handlers = effects.handlers()
+    handlers.update(TracePoster(gateway, runtime.engine).handlers())  # replaces SlackEffects' "slack.traces"
     actions = runtime.services.get("actions")
     if actions is not None:
         action_listeners.register(guarded, context, actions)  # type: ignore[arg-type]

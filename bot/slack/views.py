@@ -9,6 +9,7 @@ from bot.incidents import metrics, service
 from bot.models import Incident, IncidentStep
 from bot.runbooks import RunbookSet
 from bot.slack.blocks import CardView
+from bot.slack.late_traces import failing_trace_count
 
 STEP_WARNING_AFTER = 3  # failed attempts before a set-up step is shown as a warning
 
@@ -29,6 +30,7 @@ def card_view(session: Session, incident: Incident, runbooks: RunbookSet | None)
         channel_id=incident.channel_id, runbook_title=runbook.title if runbook else None,
         bundle_line=bundle_line(session, incident), monitoring_gap=incident.monitoring_gap,
         status_text=incident.status_text, links=list(incident.links or []), warnings=warnings,
+        failing_traces=failing_trace_count(session, incident.id),
     )
 
 
