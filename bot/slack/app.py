@@ -11,10 +11,11 @@ from bot.runtime import Runtime
 from bot.slack.client import SlackGateway, make_web_client
 from bot.slack.context import SlackContext
 from bot.slack.effects import SlackEffects
+from bot.slack.card_sync import CardSync
 from bot.slack.guard import GuardedApp, Notifier
 from bot.slack.late_traces import TracePoster
 from bot.slack.listeners import actions as action_listeners
-from bot.slack.listeners import buttons, commands, events, labels, silence, views
+from bot.slack.listeners import buttons, commands, events, labels, resolve, silence, views
 from bot.slack.room import Room
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def build_slack(runtime: Runtime) -> SlackSide:
     context = SlackContext(runtime=runtime, gateway=gateway, room=room)
     # Every listener is registered through the guard: a failure after the ack still reaches the person.
     guarded = GuardedApp(app, Notifier(gateway))
-    for listeners in (commands, buttons, views, events, labels, silence):
+    for listeners in (commands, buttons, views, events, labels, silence, resolve):
         listeners.register(guarded, context)  # type: ignore[arg-type]
     effects = SlackEffects(room)
     handlers = effects.handlers()
@@ -50,4 +51,5 @@ def build_slack(runtime: Runtime) -> SlackSide:
     if actions is not None:
         action_listeners.register(guarded, context, actions)  # type: ignore[arg-type]
         handlers.update(action_listeners.ActionEffects(context, actions).handlers())
+    handlers.update(CardSync(effects).handlers(handlers))  # card and topic follow the incident
     return SlackSide(app=app, context=context, effects=effects, handlers=handlers)

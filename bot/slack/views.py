@@ -5,7 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlmodel import Session
 
+from bot import bundles
 from bot.incidents import metrics, service
+from bot.incidents.live_bundle import live_bundle
 from bot.models import Incident, IncidentStep
 from bot.runbooks import RunbookSet
 from bot.slack.blocks import CardView
@@ -35,18 +37,15 @@ def card_view(session: Session, incident: Incident, runbooks: RunbookSet | None)
 
 
 def bundle_line(session: Session, incident: Incident) -> str | None:
-    """"v42 (changed vs v41: prompt answer-v41→answer-v42, …)" when bundles are registered."""
-    if not incident.service:
-        return None
-    try:
-        from bot import bundles
-    except ImportError:  # bundles are optional: a team may not register them
-        return None
-    live = bundles.live_bundle(session, incident.service, incident.opened_at)
+    """"v42 (changed vs v41: prompt answer-v41→answer-v42, …)" when bundles are registered; after a
+    rollback (or its undo) in the incident, the bundle it made live, and by which run."""
+    live = live_bundle(session, incident)
     if live is None:
         return None
-    previous = bundles.previous_bundle(session, live)
+    if live.via_run is not None:
+        return f"{live.version} (run #{live.via_run} replaced {live.replaced or 'the previous bundle'})"
+    previous = bundles.previous_bundle(session, live.bundle) if live.bundle else None
     if previous is None:
         return live.version
-    change = bundles.describe_change(bundles.diff(previous, live))
+    change = bundles.describe_change(bundles.diff(previous, live.bundle))
     return f"{live.version} (changed vs {previous.version}: {change})" if change else live.version

@@ -176,6 +176,11 @@ def _followups(ctx: SlackContext, inv: Invocation) -> Reply:
 
 @command("resolve")
 def _resolve(ctx: SlackContext, inv: Invocation) -> Reply:
+    from bot.slack.listeners import resolve
+    incident_id = incident_id_for(ctx, inv)
+    if firing := resolve.firing_alerts(ctx, incident_id):  # ask first (buttons), say how many
+        resolve.require_member(ctx, incident_id, inv.user)
+        return resolve.confirmation(incident_id, firing, inv.args)
     def change(session, incident):  # noqa: ANN001
         service.resolve(session, incident, actor=inv.user, summary=inv.args or None)
         return f"Resolved incident #{incident.id} (MTTR {metrics.human(metrics.mttr(incident))})."
