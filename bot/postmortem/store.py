@@ -16,6 +16,7 @@ from bot.clock import as_utc, utcnow
 from bot.db import insert_or_ignore
 from bot.incidents import service
 from bot.models import Postmortem
+from bot.people import Names
 from bot.postmortem.assemble import build_context
 from bot.postmortem.render import render_postmortem
 from bot.redact import Redactor
@@ -27,9 +28,10 @@ def get(session: Session, incident_id: int) -> Postmortem | None:
 
 
 def generate(session: Session, incident_id: int, *, templates_dir: Path | None = None,
-             redactor: Redactor | None = None, budget_slo: SLO | None = None) -> Postmortem:
-    """Render the draft from the current record and store it; a human edit is kept as it is."""
-    ctx = build_context(session, incident_id, redactor=redactor, budget_slo=budget_slo)
+             redactor: Redactor | None = None, budget_slo: SLO | None = None, names: Names | None = None) -> Postmortem:
+    """Render the draft from the current record and store it; a human edit is kept as it is.
+    ``names`` shows people by name instead of Slack user id (`bot.people`)."""
+    ctx = build_context(session, incident_id, redactor=redactor, budget_slo=budget_slo, names=names)
     text = render_postmortem(ctx, templates_dir, redactor=redactor)
     now = utcnow()
     # The unique incident_id decides who creates the row when two requests generate at once.
@@ -42,14 +44,16 @@ def generate(session: Session, incident_id: int, *, templates_dir: Path | None =
     return pm
 
 
-def get_or_generate(session: Session, incident_id: int, *, templates_dir: Path | None = None) -> Postmortem:
-    return get(session, incident_id) or generate(session, incident_id, templates_dir=templates_dir)
+def get_or_generate(session: Session, incident_id: int, *, templates_dir: Path | None = None,
+                    names: Names | None = None) -> Postmortem:
+    return get(session, incident_id) or generate(session, incident_id, templates_dir=templates_dir, names=names)
 
 
-def save_edit(session: Session, incident_id: int, text: str, *, templates_dir: Path | None = None) -> Postmortem:
+def save_edit(session: Session, incident_id: int, text: str, *, templates_dir: Path | None = None,
+              names: Names | None = None) -> Postmortem:
     """Store a human's version. Empty text drops the edit, so the page shows the draft again."""
     service.get(session, incident_id)  # NotFound before anything is written
-    get_or_generate(session, incident_id, templates_dir=templates_dir)
+    get_or_generate(session, incident_id, templates_dir=templates_dir, names=names)
     pm = _locked(session, incident_id)
     text = text.replace("\r\n", "\n")  # browsers send textarea lines with CRLF
     if text.strip():
