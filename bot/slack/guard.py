@@ -92,28 +92,56 @@ class Notifier:
         self.gateway = gateway
 
     def tell(self, user: str | None, channel: str | None, text: str,
-             respond: Callable[..., Any] | None = None) -> str | None:
+             respond: Callable[..., Any] | None = None, blocks: list[dict] | None = None) -> str | None:
         """Deliver ``text``; returns how ("ephemeral", "response_url", "dm") or None if nothing worked."""
         if user and channel:
             try:
-                self.gateway.ephemeral(channel, user, text)
+                self.gateway.ephemeral(channel, user, text, blocks)
                 return "ephemeral"
             except SlackCallError as exc:
                 log.info("ephemeral to %s in %s failed (%s); trying the response_url", user, channel, exc.error)
         if respond is not None:
             try:
-                respond(text=text, response_type="ephemeral", replace_original=False)
-                return "response_url"
-            except Exception as exc:  # an expired or used-up response_url
+                answer = respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
+                if _delivered(answer):
+                    return "response_url"
+                log.info("response_url answered HTTP %s; trying a direct message", answer.status_code)
+            except Exception as exc:  # an unreachable response_url
                 log.info("response_url failed (%s); trying a direct message", exc)
         if user:
             try:
                 opened = self.gateway.call("conversations.open", users=user)
-                self.gateway.post(opened["channel"]["id"], text)
+                self.gateway.post(opened["channel"]["id"], text, blocks)
                 return "dm"
             except SlackCallError as exc:
                 log.error("could not tell %s: %s (every way failed)", user, text, extra={"error_id": exc.error_id})
         return None
+
+
+def _delivered(answer: Any) -> bool:
+    """Bolt's ``respond`` returns the HTTP answer instead of raising: an expired url is a 404."""
+    status = getattr(answer, "status_code", 200)
+    return isinstance(status, int) and status < 300
+
+
+class RespondOrTell:
+    """Bolt's ``respond`` for a listener: when the response_url refuses (expired, used up), the
+    reply goes to the person another way (ephemeral, else a DM) instead of being lost."""
+
+    def __init__(self, respond: Callable[..., Any], notifier: Notifier, user: str | None, channel: str | None) -> None:
+        self.respond, self.notifier, self.user, self.channel = respond, notifier, user, channel
+
+    def __call__(self, text: str = "", blocks: list[dict] | None = None, **kwargs: Any) -> Any:
+        try:
+            answer = self.respond(text=text, blocks=blocks, **kwargs)
+            if _delivered(answer):
+                return answer
+            log.info("response_url answered HTTP %s; telling the person another way", answer.status_code)
+        except Exception as exc:
+            log.info("response_url failed (%s); telling the person another way", exc)
+        if kwargs.get("delete_original"):
+            return None  # nothing to say
+        return self.notifier.tell(self.user, self.channel, text, None, blocks)
 
 
 class GuardedApp:
@@ -158,13 +186,14 @@ def guarded(fn: Callable, notifier: Notifier) -> Callable:
 
     def listener(ack, body, respond, client, context, payload, command, action, view, event,  # noqa: ANN001, PLR0913
                  say, logger, options, shortcut, message) -> None:
-        given = dict(zip(_ARGS, (ack, body, respond, client, context, payload, command, action, view, event,
+        user, channel = where(body or {})
+        replies = RespondOrTell(respond, notifier, user, channel) if respond is not None else None
+        given = dict(zip(_ARGS, (ack, body, replies, client, context, payload, command, action, view, event,
                                  say, logger, options, shortcut, message)))
         try:
             fn(**{name: given[name] for name in wanted})
         except Exception as exc:  # noqa: BLE001 - the point: nothing is silent
             text = explain(exc)
-            user, channel = where(body or {})
             if ack.response is None:
                 if command is not None:  # a slash command's ack is shown to the person: say it there
                     ack(text=text)

@@ -71,3 +71,14 @@ def test_every_listener_is_registered_through_the_guard(slack):
     listeners = build_slack(slack.runtime).app._listeners
     guard_code = guard.guarded(lambda: None, None).__code__  # type: ignore[arg-type]
     assert len(listeners) > 10 and all(listener.ack_function.__code__ is guard_code for listener in listeners)
+
+
+def test_a_reply_whose_response_url_expired_reaches_the_person_by_direct_message(slack):
+    from tests.slack.conftest import ALEX
+    incident_id = slack.fire(am_payload([am_alert("a")]))
+    channel = slack.room(incident_id)
+    card = slack.card(channel)
+    slack.emu.inject_fault("response_url", "error:expired_url")
+    slack.emu.click(channel, card.ts, "incident.ack", str(incident_id), user=ALEX)  # Alex is not in the channel
+    dm = wait_for(lambda: [m.text for m in slack.emu.messages(f"D{ALEX[1:]}")], what="a direct message")
+    assert "Only people in the incident channel" in dm[0]
