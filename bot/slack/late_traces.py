@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot import late_traces, traces
-from bot.clock import iso, utcnow
+from bot.clock import as_utc, iso, utcnow
 from bot.db import insert_or_ignore, transaction
 from bot.incidents import service
 from bot.models import IncidentStep, Trace
@@ -32,26 +32,30 @@ class TracePoster:
         self.gateway, self.engine = gateway, engine
 
     def handlers(self) -> dict[str, Any]:
-        return {"slack.traces": self.post_new, late_traces.EFFECT_KIND: self.post_new}
+        return {"slack.traces": lambda p: self.post_new(p, at_open=True),
+                late_traces.EFFECT_KIND: lambda p: self.post_new(p, at_open=False)}
 
-    def post_new(self, payload: dict[str, Any]) -> None:
+    def post_new(self, payload: dict[str, Any], *, at_open: bool) -> None:
         incident_id = payload["incident_id"]
         with transaction(self.engine) as session:
-            channel = service.get(session, incident_id).channel_id
+            incident = service.get(session, incident_id)
+            channel, opened_at = incident.channel_id, as_utc(incident.opened_at)
             marker = _marker(session, incident_id)
             after = int(marker.get("last_id") or 0)
             total, last_id, examples = new_failing_traces(session, incident_id, after, Redactor())
         if not channel or not total:
             return  # nothing new; or no room yet, then the room's own first post will carry them
-        if marker.get("last_id") is None:
+        if marker.get("last_id") is None and at_open:
             minutes = int(traces.LINK_WINDOW_BEFORE.total_seconds() // 60)
             heading = (f"*{total} failing trace(s)* of this service from {minutes} min before the alert"
                        f" — top {len(examples)}")
             text = f"{total} failing trace(s) — top {len(examples)}"
         else:
-            since = datetime.fromisoformat(marker["at"])
-            heading = f"*{total} more failing trace(s) since {since:%H:%M} UTC* — top {len(examples)}"
-            text = f"{total} more failing trace(s) since {since:%H:%M} UTC — top {len(examples)}"
+            # "more" after an earlier post; else the first since the incident opened
+            since = datetime.fromisoformat(marker["at"]) if marker.get("at") else opened_at
+            more = " more" if marker.get("last_id") is not None else ""
+            heading = f"*{total}{more} failing trace(s) since {since:%H:%M} UTC* — top {len(examples)}"
+            text = f"{total}{more} failing trace(s) since {since:%H:%M} UTC — top {len(examples)}"
         self.gateway.post(channel, text, blocks.failing_traces(total, 0, examples, heading=heading))
         with transaction(self.engine) as session:
             step = _step(session, incident_id)

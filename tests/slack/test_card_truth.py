@@ -30,7 +30,8 @@ def test_topic_follows_status_severity_commander_and_alert_counts(slack):
     slack.fire(am_payload([am_alert("a", status="resolved", ends="2026-03-14T02:20:00Z"), am_alert("b")]))
     wait_for(lambda: topic(slack, channel).startswith(f"SEV1 · acknowledged · IC <@{SAM}>")
              and "1 firing, 1 resolved" in topic(slack, channel), what="the topic to follow the incident")
-    assert "SEV1" in card_text(slack, channel) and f"<@{SAM}>" in card_text(slack, channel)
+    wait_for(lambda: "SEV1" in card_text(slack, channel) and f"<@{SAM}>" in card_text(slack, channel),
+             what="the card to follow the incident")
 
 
 def test_card_and_topic_show_the_bundle_a_rollback_made_live_and_its_undo_brought_back(llm_service, slack, room):  # noqa: F811

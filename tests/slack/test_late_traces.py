@@ -108,3 +108,12 @@ def test_batches_in_the_same_slot_queue_one_post_due_when_the_slot_ends(engine):
     assert [r.payload for r in rows] == [{"incident_id": incident_id}] * 2  # one per slot, not one per batch
     first_due = as_utc(rows[0].next_attempt_at)
     assert first_due - queued_from >= timedelta(seconds=47)  # the first slot's end: its later batches coalesce
+
+
+def test_the_first_failing_traces_after_a_quiet_open_are_posted_as_since_the_incident_opened(slack_every_second):
+    slack = slack_every_second
+    incident_id = slack.fire(am_payload([am_alert("primary-70b", starts=datetime.now(timezone.utc).isoformat())]))
+    channel = slack.room(incident_id)
+    send(slack, failing("late", 3, datetime.now(timezone.utc)))
+    post = wait_for(lambda: next(iter(posts_about_traces(slack, channel)), None), what="the failing-traces post")
+    assert post.text.startswith("3 failing trace(s) since ") and "more" not in post.text
