@@ -82,3 +82,13 @@ def test_a_reply_whose_response_url_expired_reaches_the_person_by_direct_message
     slack.emu.click(channel, card.ts, "incident.ack", str(incident_id), user=ALEX)  # Alex is not in the channel
     dm = wait_for(lambda: [m.text for m in slack.emu.messages(f"D{ALEX[1:]}")], what="a direct message")
     assert "Only people in the incident channel" in dm[0]
+
+
+def test_a_stale_trigger_is_refused_by_the_emulator_as_slack_does_and_the_person_is_told(slack, monkeypatch):
+    from bot.emulator.methods import views
+    monkeypatch.setattr(views, "TRIGGER_TTL_S", -1.0)  # every trigger_id is already older than Slack allows
+    reply = slack.command("/incident declare", user=PRIYA, channel=INCIDENTS)
+    assert reply.status == 200 and reply.elapsed_s < SLACK_ACK_LIMIT_S
+    told = wait_for(lambda: ephemerals_to(slack, PRIYA, INCIDENTS), timeout=SLACK_ACK_LIMIT_S, what="the explanation")
+    assert "expired_trigger_id" in told[0]
+    assert slack.emu.calls_to("views.open")[-1].response["error"] == "expired_trigger_id"
