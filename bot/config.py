@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, gt=0, alias="WARROOM_MAX_BODY_BYTES")
     max_value_length: int = Field(16384, gt=0, alias="WARROOM_MAX_VALUE_LENGTH")
     trace_retention_days: int = Field(30, gt=0, alias="WARROOM_TRACE_RETENTION_DAYS")
+    # Failing traces arriving during an incident: at most one post to its room per this many seconds.
+    traces_post_every_seconds: float = Field(60, gt=0, alias="WARROOM_TRACES_POST_EVERY_SECONDS")
     worker_enabled: bool = Field(True, alias="WARROOM_WORKER")
     scheduler_enabled: bool = Field(True, alias="WARROOM_SCHEDULER")
     # A run waiting for its confirmation and approval lapses this long after it was requested.

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy import bindparam, delete, select, update
 from sqlmodel import Session
 
+from bot import late_traces, outbox
 from bot.clock import as_utc, iso, utcnow
 from bot.db import insert_or_ignore
 from bot.errors import NotFound, UserError
@@ -61,8 +62,11 @@ class TraceIngestResult:
 
 
 def ingest_traces(session: Session, events: list[Any], *, rules: FailureRules, now: datetime | None = None,
-                  max_string: int | None = None) -> TraceIngestResult:
-    """Validate and store ``events``; ``max_string`` turns on the storable checks of ``bot.jsonbody``."""
+                  max_string: int | None = None, post_every_s: float = late_traces.DEFAULT_EVERY_SECONDS) -> TraceIngestResult:
+    """Validate and store ``events``; ``max_string`` turns on the storable checks of ``bot.jsonbody``.
+
+    Failing traces linked to an open incident are posted to its room, at most once per
+    ``post_every_s`` per incident (`bot.late_traces`)."""
     now = now or utcnow()
     result = TraceIngestResult()
     failing_services: set[str] = set()
@@ -86,8 +90,14 @@ def ingest_traces(session: Session, events: list[Any], *, rules: FailureRules, n
         result.accepted += 1
         if kinds:
             failing_services.add(event.service)
+    grew: list[int] = []
     for incident in _open_incidents(session, failing_services):
-        result.linked += link_failing_traces(session, incident, now=now)
+        linked = link_failing_traces(session, incident, now=now)
+        result.linked += linked
+        if linked and incident.id is not None:
+            grew.append(incident.id)
+    if grew:
+        outbox.enqueue_many(session, late_traces.effects(grew, now=now, every_s=post_every_s))
     return result
 
 

@@ -289,7 +289,8 @@ class Actions:
             self._record(session, run, f"action_{result.status}", text, "warroom")
             incident = incidents.get(session, run.incident_id)
             if result.status == "succeeded" and not run.undo_of and run.playbook in MITIGATING:
-                incidents.mitigate(session, incident, actor="warroom", reason=text)
+                if incidents.mitigate(session, incident, actor="warroom", reason=text, echo=False):
+                    text += " — incident mitigated"  # the channel's one line for this run says it
             outbox.enqueue(session, "slack.message", {"incident_id": run.incident_id, "text": text},
                            incident_id=run.incident_id)
 

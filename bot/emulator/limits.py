@@ -27,6 +27,7 @@ METHOD_TIERS: dict[str, str] = {
     "conversations.list": "T2",
     "conversations.history": "T3",
     "conversations.replies": "T3",
+    "conversations.open": "T3",
     "chat.update": "T3",
     "chat.delete": "T3",
     "reactions.add": "T3",

@@ -12,6 +12,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response as HttpResponse
 
+from bot.emulator.limits import FaultInjector
 from bot.emulator.state import Message, Response, ResponseUrl, Workspace
 
 
@@ -43,11 +44,15 @@ def _truthy(value: Any) -> bool:
     return value is True or str(value).lower() == "true"
 
 
-def endpoint(ws: Workspace):  # noqa: ANN201 - a Starlette endpoint
+def endpoint(ws: Workspace, faults: FaultInjector | None = None):  # noqa: ANN201 - a Starlette endpoint
+    """``faults`` may hold ``error:<code>`` faults for the pseudo-method ``response_url``: the next
+    post to any response_url is then refused with HTTP 404 and that code (an expired url)."""
     async def response_url(request: Request) -> HttpResponse:
         hook = ws.response_urls.get(request.path_params["rid"])
-        if hook is None:
-            return JSONResponse({"ok": False, "error": "expired_url"}, status_code=404)
+        fault = faults.take("response_url") if faults is not None else None
+        if hook is None or fault is not None:
+            error = fault.kind.removeprefix("error:") if fault is not None else "expired_url"
+            return JSONResponse({"ok": False, "error": error}, status_code=404)
         try:
             body = await request.json()
         except ValueError:

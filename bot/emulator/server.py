@@ -38,7 +38,7 @@ def create_app(emu: Emulator) -> Starlette:
     api = emu.web_api
     return Starlette(routes=[
         Route("/api/{method}", api.handle, methods=["GET", "POST"]),
-        Route("/response/{rid}", responses.endpoint(emu.state), methods=["POST"]),
+        Route("/response/{rid}", responses.endpoint(emu.state, emu.faults), methods=["POST"]),
         Route("/healthz", lambda request: PlainTextResponse("ok")),
         emu.socket_mode.route(),
         *page.routes(emu),

@@ -173,13 +173,16 @@ def followups(session: Session, incident_id: int) -> list[Followup]:
     return list(session.execute(select(Followup).where(Followup.incident_id == incident_id).order_by(Followup.id)).scalars())
 
 
-def mitigate(session: Session, incident: Incident, *, actor: str, reason: str) -> None:
+def mitigate(session: Session, incident: Incident, *, actor: str, reason: str, echo: bool = True) -> bool:
+    """Mark the incident mitigated; whether it changed. ``echo=False`` when the caller already
+    tells the channel (an action's result line says it mitigated: one line, not two)."""
     if incident.status == lifecycle.MITIGATED or not lifecycle.is_open(incident.status):
-        return
+        return False
     lifecycle.check(incident.status, lifecycle.MITIGATED)
     incident.status, incident.mitigated_at = lifecycle.MITIGATED, incident.mitigated_at or utcnow()
-    timeline.record(session, incident, "mitigated", f"Mitigated: {reason}", actor=actor, echo=True)
+    timeline.record(session, incident, "mitigated", f"Mitigated: {reason}", actor=actor, echo=echo)
     refresh_card(session, incident)
+    return True
 
 
 def resolve(session: Session, incident: Incident, *, actor: str, summary: str | None = None,

@@ -31,6 +31,7 @@ from bot.postmortem.context import (
     TraceExample,
     TraceSummary,
 )
+from bot.people import Names, named_mentions, person
 from bot.redact import Redactor
 from bot.slo.burn import budget_consumed, trace_outcomes
 from bot.slo.spec import SLO
@@ -64,30 +65,33 @@ def plain_slack_text(text: str) -> str:
 
 
 def build_context(session: Session, incident_id: int, *, redactor: Redactor | None = None,
-                  budget_slo: SLO | None = None, eval_cases_added: int | None = None) -> PostmortemContext:
+                  budget_slo: SLO | None = None, eval_cases_added: int | None = None,
+                  names: Names | None = None) -> PostmortemContext:
+    """``names`` turns Slack user ids into people's names (`bot.people`); without it ids stay."""
     incident = service.get(session, incident_id)
     redactor = redactor or Redactor()
     start, end = impact_window(session, incident)
     return PostmortemContext(
-        incident=_info(incident),
+        incident=_info(incident, names),
         impact=_impact(session, incident, start, end, budget_slo),
-        timeline=_timeline(session, incident_id),
-        actions=_actions(session, incident_id),
+        timeline=_timeline(session, incident_id, names),
+        actions=_actions(session, incident_id, names),
         bundles=_lineage(session, incident),
         traces=_traces(session, incident_id, redactor),
-        followups=[_followup_text(f.text, f.owner, f.done) for f in service.followups(session, incident_id)],
+        followups=[_followup_text(named_mentions(f.text, names), person(f.owner, names), f.done)
+                   for f in service.followups(session, incident_id)],
         eval_cases_added=eval_cases_added if eval_cases_added is not None else exported_case_count(session, incident_id),
         summary=incident.summary or None,
     )
 
 
-def _info(incident: Incident) -> IncidentInfo:
+def _info(incident: Incident, names: Names | None = None) -> IncidentInfo:
     return IncidentInfo(
         id=incident.id or 0, ref=incident_ref(incident), title=incident.title, service=incident.service,
         slo=incident.slo, severity=f"SEV{incident.severity}", status=incident.status,
         opened_at=incident.opened_at, acknowledged_at=incident.acknowledged_at,
         mitigated_at=incident.mitigated_at, resolved_at=incident.resolved_at,
-        commander=incident.commander, channel=incident.channel_name,
+        commander=person(incident.commander, names), channel=incident.channel_name,
     )
 
 
@@ -126,29 +130,30 @@ def traces_in_window(session: Session, incident: Incident, start: datetime, end:
     ).scalar_one()
 
 
-def _timeline(session: Session, incident_id: int) -> list[TimelineEntry]:
+def _timeline(session: Session, incident_id: int, names: Names | None = None) -> list[TimelineEntry]:
     # Edits of the postmortem itself are not part of the incident's story (and would change the draft).
     return [
-        TimelineEntry(at=event.at, kind=event.kind, actor=event.actor, text=plain_slack_text(event.text),
+        TimelineEntry(at=event.at, kind=event.kind, actor=person(event.actor, names),
+                      text=plain_slack_text(named_mentions(event.text, names)),
                       pinned=event.kind == PINNED_KIND)
         for event in timeline.events(session, incident_id) if event.kind != POSTMORTEM_EDIT_KIND
     ]
 
 
-def _actions(session: Session, incident_id: int) -> list[ActionRecord]:
+def _actions(session: Session, incident_id: int, names: Names | None = None) -> list[ActionRecord]:
     runs = session.execute(
         select(ActionRun).where(ActionRun.incident_id == incident_id).order_by(ActionRun.requested_at, ActionRun.id)
     ).scalars()
-    return [_action(run) for run in runs]
+    return [_action(run, names) for run in runs]
 
 
-def _action(run: ActionRun) -> ActionRecord:
+def _action(run: ActionRun, names: Names | None = None) -> ActionRecord:
     started, finished = as_utc(run.started_at), as_utc(run.finished_at)
     took = (finished - started).total_seconds() if started and finished else run.result.get("duration_s")
     verify = run.result.get("verify")
     return ActionRecord(
         playbook=f"{run.playbook} (undo of run {run.undo_of})" if run.undo_of else run.playbook,
-        params=run.params, requested_by=run.requested_by, approved_by=run.approved_by,
+        params=run.params, requested_by=person(run.requested_by, names), approved_by=person(run.approved_by, names),
         status="dry run" if run.dry_run else run.status, started_at=started or as_utc(run.requested_at),
         duration_s=float(took) if isinstance(took, (int, float)) else None,
         verify=verify.get("ok") if isinstance(verify, dict) else None,

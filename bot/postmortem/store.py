@@ -17,6 +17,7 @@ from bot.db import insert_or_ignore
 from bot.incidents import service
 from bot.models import Postmortem
 from bot.incidents import timeline
+from bot.people import Names
 from bot.postmortem.assemble import POSTMORTEM_EDIT_KIND, build_context
 from bot.postmortem.render import render_postmortem
 from bot.redact import Redactor
@@ -33,12 +34,14 @@ def get(session: Session, incident_id: int) -> Postmortem | None:
 
 
 def generate(session: Session, incident_id: int, *, templates_dir: Path | None = None,
-             redactor: Redactor | None = None, budget_slo: SLO | None = None, by: str | None = None) -> Postmortem:
+             redactor: Redactor | None = None, budget_slo: SLO | None = None, names: Names | None = None,
+             by: str | None = None) -> Postmortem:
     """Render the draft from the current record and store it; a human edit is kept as it is.
 
-    ``by``: the person who asked for it on the page; the timeline says so.
+    ``names`` shows people by name instead of Slack user id (`bot.people`); ``by``: the person who
+    asked for it on the page; the timeline says so.
     """
-    ctx = build_context(session, incident_id, redactor=redactor, budget_slo=budget_slo)
+    ctx = build_context(session, incident_id, redactor=redactor, budget_slo=budget_slo, names=names)
     text = render_postmortem(ctx, templates_dir, redactor=redactor)
     now = utcnow()
     if by is not None:
@@ -53,28 +56,30 @@ def generate(session: Session, incident_id: int, *, templates_dir: Path | None =
     return pm
 
 
-def get_or_generate(session: Session, incident_id: int, *, templates_dir: Path | None = None) -> Postmortem:
-    return get(session, incident_id) or generate(session, incident_id, templates_dir=templates_dir)
+def get_or_generate(session: Session, incident_id: int, *, templates_dir: Path | None = None,
+                    names: Names | None = None) -> Postmortem:
+    return get(session, incident_id) or generate(session, incident_id, templates_dir=templates_dir, names=names)
 
 
-def stored_or_preview(session: Session, incident_id: int, *, templates_dir: Path | None = None) -> Postmortem:
+def stored_or_preview(session: Session, incident_id: int, *, templates_dir: Path | None = None,
+                      names: Names | None = None) -> Postmortem:
     """What a reader sees: the stored record, or a draft rendered now and not stored (a GET never writes)."""
     stored = get(session, incident_id)
     if stored is not None:
         return stored
     service.get(session, incident_id)  # NotFound for an incident that does not exist
-    text = render_postmortem(build_context(session, incident_id), templates_dir)
+    text = render_postmortem(build_context(session, incident_id, names=names), templates_dir)
     return Postmortem(incident_id=incident_id, draft=text, generated_at=utcnow())  # never added to the session
 
 
 def save_edit(session: Session, incident_id: int, text: str, *, templates_dir: Path | None = None,
-              by: str | None = None) -> Postmortem:
+              names: Names | None = None, by: str | None = None) -> Postmortem:
     """Store a human's version. Empty text drops the edit, so the page shows the draft again.
 
     ``by``: who edited (a Slack user id, or "api" for the bearer-token API); the timeline says so.
     """
     service.get(session, incident_id)  # NotFound before anything is written
-    get_or_generate(session, incident_id, templates_dir=templates_dir)
+    get_or_generate(session, incident_id, templates_dir=templates_dir, names=names)
     pm = _locked(session, incident_id)
     text = text.replace("\r\n", "\n")  # browsers send textarea lines with CRLF
     if text.strip():

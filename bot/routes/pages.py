@@ -27,6 +27,7 @@ from bot.db import transaction
 from bot.errors import NotFound
 from bot.incidents import lifecycle, metrics, service, timeline
 from bot.jsonbody import BadRequest, parse_json
+from bot.people import Names, named_mentions, person
 from bot.models import ActionRun, Alert, Incident, Postmortem, TimelineEvent, Trace
 from bot.postmortem import store
 from bot.postmortem.assemble import PINNED_KIND, incident_ref
@@ -49,6 +50,11 @@ def _runtime(request: Request) -> Runtime:
 
 def _templates_dir(request: Request) -> Path | None:
     return _runtime(request).settings.templates_dir
+
+
+def _names(request: Request) -> Names | None:
+    """People's names for Slack user ids (`bot.people`), when Slack is configured."""
+    return _runtime(request).services.get("people")
 
 
 async def _in_session(request: Request, work: Callable[[Session], T]) -> T:
@@ -79,6 +85,7 @@ async def incident_page(request: Request) -> HTMLResponse:
         incident_id = incident_id_of(request)
     except BadRequest as exc:
         return _bad_id(request, exc)
+    names = _names(request)
 
     def load(session: Session) -> dict[str, Any]:
         incident = service.get(session, incident_id)
@@ -95,6 +102,7 @@ async def incident_page(request: Request) -> HTMLResponse:
             "trace_counts": traces.counts_by_failure(session, incident_id),
             "chart": burn_chart(session, incident), "followups": service.followups(session, incident_id),
             "postmortem": store.get(session, incident_id),
+            "who": lambda actor: person(actor, names), "with_names": lambda text: named_mentions(text, names),
         }
 
     try:
@@ -183,7 +191,7 @@ async def postmortem_page(request: Request) -> HTMLResponse:
 
     def load(session: Session) -> dict[str, Any]:
         incident = service.get(session, incident_id)
-        pm = store.stored_or_preview(session, incident_id, templates_dir=_templates_dir(request))
+        pm = store.stored_or_preview(session, incident_id, templates_dir=_templates_dir(request), names=_names(request))
         return {"incident": incident, "ref": incident_ref(incident), "pm": pm, "text": store.current_text(pm),
                 "draft_changed": store.draft_changed_since_edit(pm), "saved": request.query_params.get("saved")}
 
@@ -200,7 +208,8 @@ async def postmortem_markdown(request: Request) -> Response:
         return PlainTextResponse(exc.message, status_code=exc.status)
 
     def load(session: Session) -> str:
-        return store.current_text(store.stored_or_preview(session, incident_id, templates_dir=_templates_dir(request)))
+        return store.current_text(store.stored_or_preview(session, incident_id, templates_dir=_templates_dir(request),
+                                                          names=_names(request)))
 
     try:
         text = await _in_session(request, load)
@@ -220,7 +229,8 @@ async def postmortem_form(request: Request) -> Response:
         return PlainTextResponse("the form needs a 'text' field", status_code=400)
     try:
         await _in_session(request, lambda s: store.save_edit(s, incident_id, form["text"],
-                                                             templates_dir=_templates_dir(request), by=person.user_id))
+                                                             templates_dir=_templates_dir(request), names=_names(request),
+                                                             by=person.user_id))
     except NotFound as exc:
         return _not_found(request, str(exc))
     return RedirectResponse(f"/incidents/{incident_id}/postmortem?saved=1", status_code=303)
@@ -234,7 +244,7 @@ async def postmortem_regenerate(request: Request) -> Response:
         return _bad_id(request, exc)
     try:
         await _in_session(request, lambda s: store.generate(s, incident_id, templates_dir=_templates_dir(request),
-                                                            by=person.user_id))
+                                                            names=_names(request), by=person.user_id))
     except NotFound as exc:
         return _not_found(request, str(exc))
     return RedirectResponse(f"/incidents/{incident_id}/postmortem", status_code=303)
@@ -244,7 +254,7 @@ async def postmortem_api_get(request: Request) -> JSONResponse:
     try:
         incident_id = incident_id_of(request)
         return JSONResponse(await _in_session(request, lambda s: _pm_json(
-            store.stored_or_preview(s, incident_id, templates_dir=_templates_dir(request)))))
+            store.stored_or_preview(s, incident_id, templates_dir=_templates_dir(request), names=_names(request)))))
     except NotFound as exc:
         return JSONResponse({"error": str(exc)}, status_code=404)
     except Exception as exc:
@@ -263,7 +273,8 @@ async def postmortem_api_put(request: Request) -> JSONResponse:
         if not isinstance(body, dict) or not isinstance(body.get("text"), str):
             raise BadRequest(400, "expected a JSON object with a string field 'text'")
         return JSONResponse(await _in_session(request, lambda s: _pm_json(
-            store.save_edit(s, incident_id, body["text"], templates_dir=_templates_dir(request), by=store.API_ACTOR))))
+            store.save_edit(s, incident_id, body["text"], templates_dir=_templates_dir(request), names=_names(request),
+                            by=store.API_ACTOR))))
     except NotFound as exc:
         return JSONResponse({"error": str(exc)}, status_code=404)
     except Exception as exc:  # bad input and outages as JSON, like the other API routes

@@ -70,7 +70,8 @@ async def post_traces(request: Request, runtime: Runtime) -> JSONResponse:
     def store() -> traces.TraceIngestResult:
         with transaction(runtime.engine) as session:
             return traces.ingest_traces(session, events, rules=runtime.settings.failure_rules(), now=utcnow(),
-                                        max_string=runtime.settings.max_value_length)
+                                        max_string=runtime.settings.max_value_length,
+                                        post_every_s=runtime.settings.traces_post_every_seconds)
 
     result = await run_in_threadpool(store)
     for outcome, count in (("accepted", result.accepted), ("duplicate", result.duplicates),

@@ -7,12 +7,17 @@ from dataclasses import dataclass
 
 from slack_bolt import App
 
+from bot.config import DEV_BOT_TOKEN
 from bot.runtime import Runtime
 from bot.slack.client import SlackGateway, make_web_client
 from bot.slack.context import SlackContext
+from bot.slack.directory import UserDirectory
 from bot.slack.effects import SlackEffects
+from bot.slack.card_sync import CardSync
+from bot.slack.guard import GuardedApp, Notifier
+from bot.slack.late_traces import TracePoster
 from bot.slack.listeners import actions as action_listeners
-from bot.slack.listeners import buttons, commands, events, labels, silence, views
+from bot.slack.listeners import buttons, commands, events, labels, resolve, silence, views
 from bot.slack.room import Room
 
 log = logging.getLogger(__name__)
@@ -35,14 +40,23 @@ def build_slack(runtime: Runtime) -> SlackSide:
         token_verification_enabled=False,  # auth.test happens on the first request, not at import
         raise_error_for_unhandled_request=False,
     )
+    # Names for user ids on pages and in the postmortem (bot.people), from a cached users.info;
+    # not with the placeholder token, which no Slack would accept (ids are shown then).
+    if settings.slack_bot_token != DEV_BOT_TOKEN:
+        runtime.services.setdefault("people", UserDirectory.for_settings(settings.slack_bot_token,
+                                                                         settings.slack_api_url))
     room = Room(gateway=gateway, engine=runtime.engine, settings=settings, runbooks=runtime.runbooks)
     context = SlackContext(runtime=runtime, gateway=gateway, room=room)
-    for listeners in (commands, buttons, views, events, labels, silence):
-        listeners.register(app, context)
+    # Every listener is registered through the guard: a failure after the ack still reaches the person.
+    guarded = GuardedApp(app, Notifier(gateway))
+    for listeners in (commands, buttons, views, events, labels, silence, resolve):
+        listeners.register(guarded, context)  # type: ignore[arg-type]
     effects = SlackEffects(room)
     handlers = effects.handlers()
+    handlers.update(TracePoster(gateway, runtime.engine).handlers())  # replaces SlackEffects' "slack.traces"
     actions = runtime.services.get("actions")
     if actions is not None:
-        action_listeners.register(app, context, actions)
+        action_listeners.register(guarded, context, actions)  # type: ignore[arg-type]
         handlers.update(action_listeners.ActionEffects(context, actions).handlers())
+    handlers.update(CardSync(effects).handlers(handlers))  # card and topic follow the incident
     return SlackSide(app=app, context=context, effects=effects, handlers=handlers)

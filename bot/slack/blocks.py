@@ -39,6 +39,7 @@ class CardView:
     status_text: str | None = None
     links: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    failing_traces: int = 0  # LLM traces linked to the incident that failed the trace rules
     thread_only: bool = False  # a low-severity incident living in a thread of the incidents channel
 
     @property
@@ -80,6 +81,8 @@ def card(view: CardView) -> list[dict[str, Any]]:
         f"*Service*\n{safe(view.service or '–', 100)}", f"*SLO*\n{safe(view.slo or '–', 100)}",
         f"*Alerts*\n{alerts}", f"*Burn rate*\n{safe(view.burn_rate + '×', 20) if view.burn_rate else '–'}",
     ]
+    if view.failing_traces:
+        fields.append(f"*Failing traces*\n{view.failing_traces}")
     if view.acknowledged_by:
         fields.append(f"*Acknowledged*\n<@{view.acknowledged_by}> (MTTA {view.mtta or '–'})")
     if view.commander:
@@ -180,9 +183,11 @@ def line(text: str) -> list[dict[str, Any]]:
     return [{"type": "context", "elements": [_md(cut(escape_keep_mentions(text), SECTION_TEXT_LIMIT))]}]
 
 
-def failing_traces(total: int, window_minutes: int, examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """"N failing traces in the last 15 min — top 3", each with a Label button (texts already redacted)."""
-    blocks: list[dict[str, Any]] = [{"type": "section", "text": _md(
+def failing_traces(total: int, window_minutes: int, examples: list[dict[str, Any]],
+                   heading: str | None = None) -> list[dict[str, Any]]:
+    """"N failing traces in the last 15 min — top 3" (or ``heading``), each with a Label button
+    (texts already redacted)."""
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": _md(heading or
         f"*{total} failing trace(s)* of this service from {window_minutes} min before the alert — top {len(examples)}")}]
     for example in examples:
         text = (f"`{safe(example['request_id'], 60)}` · {safe(', '.join(example['failure_types']), 80)} · "

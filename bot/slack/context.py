@@ -10,7 +10,6 @@ from typing import Any
 
 from bot import permissions
 from bot.db import transaction
-from bot.errors import PermissionDenied
 from bot.incidents import service
 from bot.runtime import Runtime
 from bot.slack.client import SlackGateway

@@ -25,6 +25,7 @@ BOT_SCOPES: dict[str, str] = {
     "users:read": "show responders' names (users.info); required alongside users:read.email",
     "users:read.email": "map runbook owners given by email to Slack users (users.lookupByEmail)",
     "usergroups:read": "expand @ml-oncall style user groups into members to invite",
+    "im:write": "tell a person by direct message when an ephemeral reply and the response_url both fail",
 }
 
 # Web API method -> scopes that allow it (any one is enough). An empty tuple means the method
@@ -45,6 +46,7 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "conversations.list": ("channels:read", "groups:read"),
     "conversations.history": ("channels:history", "groups:history"),
     "conversations.replies": ("channels:history", "groups:history"),
+    "conversations.open": ("im:write",),
     "pins.add": ("pins:write",),
     "bookmarks.add": ("bookmarks:write",),
     "reactions.add": ("reactions:write",),

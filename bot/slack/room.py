@@ -168,10 +168,13 @@ class Room:
                 return None
         return None
 
-    def _topic(self, incident_id: int) -> None:
-        incident = self._incident(incident_id)
-        topic = " · ".join(p for p in (incident.title, f"SEV{incident.severity}", incident.status, incident.slo or "") if p)
-        self.gateway.call("conversations.setTopic", channel=incident.channel_id, topic=cut(topic, 250))
+    def _topic(self, incident_id: int) -> dict[str, Any]:
+        from bot.slack.topic import topic_text  # the same text `CardSync` keeps current later
+        with transaction(self.engine) as session:
+            incident = service.get(session, incident_id)
+            topic, channel = topic_text(card_view(session, incident, self.runbooks)), incident.channel_id
+        self.gateway.call("conversations.setTopic", channel=channel, topic=topic)
+        return {"text": topic}
 
     def _invite(self, incident_id: int) -> dict[str, Any]:
         incident = self._incident(incident_id)

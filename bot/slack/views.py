@@ -5,11 +5,14 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlmodel import Session
 
+from bot import bundles
 from bot.alerts.intake import CANNOT_SELF_RESOLVE
 from bot.incidents import lifecycle, metrics, service
+from bot.incidents.live_bundle import live_bundle
 from bot.models import Incident, IncidentStep, TimelineEvent
 from bot.runbooks import RunbookSet
 from bot.slack.blocks import CardView
+from bot.slack.late_traces import failing_trace_count
 
 STEP_WARNING_AFTER = 3  # failed attempts before a set-up step is shown as a warning
 
@@ -32,6 +35,7 @@ def card_view(session: Session, incident: Incident, runbooks: RunbookSet | None)
         channel_id=incident.channel_id, runbook_title=runbook.title if runbook else None,
         bundle_line=bundle_line(session, incident), monitoring_gap=incident.monitoring_gap,
         status_text=incident.status_text, links=list(incident.links or []), warnings=warnings,
+        failing_traces=failing_trace_count(session, incident.id),
     )
 
 
@@ -44,18 +48,15 @@ def cannot_self_resolve(session: Session, incident: Incident) -> str | None:
 
 
 def bundle_line(session: Session, incident: Incident) -> str | None:
-    """"v42 (changed vs v41: prompt answer-v41→answer-v42, …)" when bundles are registered."""
-    if not incident.service:
-        return None
-    try:
-        from bot import bundles
-    except ImportError:  # bundles are optional: a team may not register them
-        return None
-    live = bundles.live_bundle(session, incident.service, incident.opened_at)
+    """"v42 (changed vs v41: prompt answer-v41→answer-v42, …)" when bundles are registered; after a
+    rollback (or its undo) in the incident, the bundle it made live, and by which run."""
+    live = live_bundle(session, incident)
     if live is None:
         return None
-    previous = bundles.previous_bundle(session, live)
+    if live.via_run is not None:
+        return f"{live.version} (run #{live.via_run} replaced {live.replaced or 'the previous bundle'})"
+    previous = bundles.previous_bundle(session, live.bundle) if live.bundle else None
     if previous is None:
         return live.version
-    change = bundles.describe_change(bundles.diff(previous, live))
+    change = bundles.describe_change(bundles.diff(previous, live.bundle))
     return f"{live.version} (changed vs {previous.version}: {change})" if change else live.version

@@ -65,6 +65,17 @@ class SlackHarness:
     def command(self, line: str, *, user: str = PRIYA, channel: str = INCIDENTS):
         return self.emu.command(line, user=user, channel=channel)
 
+    def resolve(self, channel: str, summary: str = "", *, user: str = PRIYA) -> str:
+        """``/incident resolve``, pressing "Resolve anyway" when alerts still fire; the answer's text."""
+        reply = self.command(f"/incident resolve {summary}".strip(), user=user, channel=channel)
+        prompt = next((m for m in reversed(self.emu.messages(channel, viewer=user)) if m.ephemeral_to == user and
+                       m.blocks and "incident.resolve_anyway" in str(m.blocks)), None)
+        if prompt is None or "still firing" not in reply_text(reply):
+            return reply_text(reply)
+        self.emu.click(channel, prompt.ts, "incident.resolve_anyway", None, user=user)
+        return wait_for(lambda: next((t for t in self.said_to(user) if t.startswith("Resolved")), None),
+                        what="the incident to resolve")
+
     def said_to(self, user: str) -> list[str]:
         """Every ephemeral answer ``user`` got: acks with text and response_url replies."""
         return [str(r.body.get("text", "")) for r in self.emu.responses if r.user == user]

@@ -94,10 +94,10 @@ def test_commander_followups_timeline_list(slack, opened):
 def test_resolve_reopen_close_lifecycle(slack, opened):
     incident_id, channel = opened
     assert "Only a resolved incident" in reply_text(slack.command("/incident close", channel=channel))
-    assert "Resolved" in reply_text(slack.command("/incident resolve rolled back to v41", channel=channel))
+    assert "Resolved" in slack.resolve(channel, "rolled back to v41")
     assert slack.incident(incident_id)["status"] == "resolved"
     assert "Reopened" in reply_text(slack.command("/incident reopen", channel=channel))
-    slack.command("/incident resolve", channel=channel)
+    slack.resolve(channel)
     assert "Closed" in reply_text(slack.command("/incident close", channel=channel))
     slack.settle()
     assert slack.emu.state.channels[channel].archived
@@ -176,7 +176,7 @@ def test_bad_signatures_and_timestamps_are_401_not_500(slack):
 def test_mtta_and_mttr_are_exposed_in_metrics(slack, opened):
     incident_id, channel = opened
     slack.command("/incident ack", channel=channel)
-    slack.command("/incident resolve", channel=channel)
+    slack.resolve(channel)
     metrics = slack.http.get("/metrics").text
     assert "warroom_mtta_incidents_30d 1.0" in metrics and "warroom_mttr_incidents_30d 1.0" in metrics
     mttr = float(next(line.split()[1] for line in metrics.splitlines() if line.startswith("warroom_mttr_seconds_mean_30d")))

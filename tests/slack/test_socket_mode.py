@@ -47,6 +47,10 @@ def test_commands_buttons_and_events_arrive_over_the_socket(socket_slack: SlackH
     card = slack.card(channel)
     reply = slack.emu.click(channel, card.ts, "incident.resolve", str(incident_id), user=PRIYA)
     assert reply.status == 200
+    prompt = wait_for(lambda: next((m for m in slack.emu.messages(channel, viewer=PRIYA)
+                                    if "incident.resolve_anyway" in str(m.blocks)), None),
+                      what="the question whether to resolve with an alert firing")
+    slack.emu.click(channel, prompt.ts, "incident.resolve_anyway", None, user=PRIYA)
     wait_for(lambda: slack.incident(incident_id)["status"] == "resolved", what="the resolve button")
 
     runbook = next(m for m in slack.messages(channel) if m.text.startswith("Runbook"))

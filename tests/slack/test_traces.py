@@ -46,7 +46,7 @@ def test_postmortem_command_posts_a_draft_in_the_channel(slack):
     incident_id = slack.fire(am_payload([am_alert("a")]))
     channel = slack.room(incident_id)
     slack.command("/incident ack", channel=channel)
-    slack.command("/incident resolve rolled back", channel=channel)
+    slack.resolve(channel, "rolled back")
     reply = slack.command("/incident postmortem", channel=channel)
     assert "Postmortem draft posted" in reply_text(reply)
     draft = wait_for(lambda: next((m for m in slack.messages(channel) if m.text.startswith("Postmortem draft")), None),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.emulator.methods import chat, conversations, directory, items, views
+from bot.emulator.methods import chat, conversations, directory, im, items, views
 from bot.emulator.methods.registry import METHODS, ApiError, Args
 
-__all__ = ["METHODS", "ApiError", "Args", "chat", "conversations", "directory", "items", "views"]
+__all__ = ["METHODS", "ApiError", "Args", "chat", "conversations", "directory", "im", "items", "views"]

@@ -37,7 +37,9 @@ def register(app: App, ctx: SlackContext) -> None:
     @app.action("incident.resolve")
     def resolve_button(ack, body, respond) -> None:  # noqa: ANN001
         ack()
-        _change(body, respond, "resolve", lambda s, i, u, v: service.resolve(s, i, actor=u))
+        from bot.slack.listeners.resolve import resolve_or_ask  # asks first while alerts fire
+        incident_id, user = int(body["actions"][0]["value"]), body["user"]["id"]
+        ctx.background(lambda: resolve_or_ask(ctx, incident_id, user), respond)
 
     @app.action("incident.reopen")
     def reopen_button(ack, body, respond) -> None:  # noqa: ANN001

@@ -179,6 +179,11 @@ def _followups(ctx: SlackContext, inv: Invocation) -> Reply:
 
 @command("resolve")
 def _resolve(ctx: SlackContext, inv: Invocation) -> Reply:
+    from bot.slack.listeners import resolve
+    incident_id = incident_id_for(ctx, inv)
+    if firing := resolve.firing_alerts(ctx, incident_id):  # ask first (buttons), say how many
+        resolve.require_member(ctx, incident_id, inv.user)
+        return resolve.confirmation(incident_id, firing, inv.args)
     def change(session, incident):  # noqa: ANN001
         service.resolve(session, incident, actor=inv.user, summary=inv.args or None)
         return f"Resolved incident #{incident.id} (MTTR {metrics.human(metrics.mttr(incident))})."
@@ -229,7 +234,8 @@ def _postmortem(ctx: SlackContext, inv: Invocation) -> Reply:
 
     incident_id = incident_id_for(ctx, inv)
     with transaction(ctx.engine) as session:
-        text = current_text(generate(session, incident_id, templates_dir=ctx.runtime.settings.templates_dir))
+        text = current_text(generate(session, incident_id, templates_dir=ctx.runtime.settings.templates_dir,
+                                     names=ctx.runtime.services.get("people")))
         url = f"{ctx.runtime.settings.public_url}/incidents/{incident_id}/postmortem"
         outbox.enqueue(session, "slack.message", {
             "incident_id": incident_id, "text": f"Postmortem draft for incident #{incident_id}",

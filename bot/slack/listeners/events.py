@@ -51,11 +51,13 @@ def register(app: App, ctx: SlackContext) -> None:
         author = message.get("user") or message.get("bot_id") or event.get("item_user")
         text = message.get("text") or "(message without text)"
         at = datetime.fromtimestamp(float(ts), tz=timezone.utc)
+        pinner = event.get("user")
         with transaction(ctx.engine) as session:
             incident = service.get(session, incident_id)
-            recorded = timeline.record(session, incident, "pinned", text, actor=author, at=at,
+            # The 📌 is the pinner's decision that this matters: the event is theirs; the author is kept.
+            recorded = timeline.record(session, incident, "pinned", text, actor=pinner or author, at=at,
                                        dedupe_key=f"pin:{channel}:{ts}",
-                                       data={"channel": channel, "ts": ts, "pinned_by": event.get("user")})
+                                       data={"channel": channel, "ts": ts, "pinned_by": pinner, "author": author})
         if recorded is not None:
             # Tell the channel it worked; already_reacted (a retry) counts as success.
             ctx.gateway.call("reactions.add", channel=channel, timestamp=ts, name="white_check_mark")

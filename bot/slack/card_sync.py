@@ -1,0 +1,63 @@
+"""Keep the card and the channel topic telling the truth after every change.
+
+The ``slack.card`` effect re-renders the card (`SlackEffects.refresh_card`) and now also sets the
+channel topic when its text changed (the last one set is kept in the room's ``topic`` step, so
+an unchanged topic costs no Slack call: setTopic is a tier-2 method). An action run changing
+state (a rollback finishing, its undo) re-renders the card too, since the live bundle and the
+status come from the runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.db import transaction
+from bot.incidents import service
+from bot.models import IncidentStep
+from bot.slack.effects import SlackEffects
+from bot.slack.topic import topic_text
+from bot.slack.views import card_view
+
+FINISHED = ("succeeded", "failed", "unknown", "cancelled")
+
+
+class CardSync:
+    def __init__(self, effects: SlackEffects) -> None:
+        self.effects = effects
+        self.room = effects.room
+
+    def handlers(self, current: dict[str, Callable[[dict[str, Any]], Any]]) -> dict[str, Callable[[dict[str, Any]], Any]]:
+        """``slack.card`` with the topic; ``action.card`` (when present) followed by a card refresh."""
+        updated: dict[str, Callable[[dict[str, Any]], Any]] = {"slack.card": self.refresh}
+        action_card = current.get("action.card")
+        if action_card is not None:
+            def action_card_then_incident_card(payload: dict[str, Any]) -> None:
+                action_card(payload)
+                self.refresh({"incident_id": payload["incident_id"]})
+            updated["action.card"] = action_card_then_incident_card
+        return updated
+
+    def refresh(self, payload: dict[str, Any]) -> None:
+        self.effects.refresh_card(payload)
+        self.sync_topic(payload["incident_id"])
+
+    def sync_topic(self, incident_id: int) -> None:
+        with transaction(self.room.engine) as session:
+            incident = service.get(session, incident_id)
+            view = card_view(session, incident, self.room.runbooks)
+            step = session.execute(select(IncidentStep).where(IncidentStep.incident_id == incident_id,
+                                                              IncidentStep.name == "topic")).scalar_one_or_none()
+            if step is None or step.done_at is None or not incident.channel_id:
+                return  # the room's set-up sets the first topic
+            wanted, last = topic_text(view), (step.result or {}).get("text")
+            channel = incident.channel_id
+        if wanted == last:
+            return
+        self.room.gateway.call("conversations.setTopic", channel=channel, topic=wanted)
+        with transaction(self.room.engine) as session:
+            step = session.execute(select(IncidentStep).where(IncidentStep.incident_id == incident_id,
+                                                              IncidentStep.name == "topic")).scalar_one()
+            step.result = {**(step.result or {}), "text": wanted}
