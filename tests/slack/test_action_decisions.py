@@ -76,7 +76,7 @@ def test_undo_of_an_approved_rollback_needs_confirmation_and_a_second_person(llm
 def test_undo_on_a_resolved_incident_is_refused_until_it_is_reopened(llm_service, slack, room):  # noqa: F811
     incident_id, channel = room
     roll_back_to_v41(slack, channel, llm_service)
-    slack.command("/incident resolve", user=PRIYA, channel=channel)
+    slack.resolve(channel, user=PRIYA)
 
     reply = reply_text(slack.command("/incident undo 1", user=SAM, channel=channel))
     assert "resolved" in reply and "reopen it first" in reply
@@ -89,7 +89,7 @@ def test_undo_on_a_resolved_incident_is_refused_until_it_is_reopened(llm_service
 
 def test_an_action_on_a_resolved_or_closed_incident_is_refused(llm_service, slack, room):  # noqa: F811
     incident_id, channel = room
-    slack.command("/incident resolve", user=PRIYA, channel=channel)
+    slack.resolve(channel, user=PRIYA)
     reply = reply_text(slack.command("/incident disable-tool web_search", user=PRIYA, channel=channel))
     assert "is resolved; reopen it first" in reply
     slack.command("/incident close", user=PRIYA, channel=channel)
@@ -156,7 +156,7 @@ def test_resolving_the_incident_cancels_its_pending_approvals(llm_service, slack
     click(slack, channel, 1, "action.confirm", PRIYA)
     card = wait_card(slack, channel, 1, "waiting for a second person")
     ts = run_card(slack, channel, 1).ts
-    slack.command("/incident resolve", user=PRIYA, channel=channel)
+    slack.resolve(channel, user=PRIYA)
     slack.settle()
     assert "cancelled" in card_text(slack, channel, 1) and "action.approve" not in card_text(slack, channel, 1)
     # Sam approves from the card as it was before it refreshed (a stale screen): nothing runs.

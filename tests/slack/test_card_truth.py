@@ -7,6 +7,7 @@ from __future__ import annotations
 from bot.emulator.state import Message
 from tests.alerts.payloads import am_alert, am_payload
 from tests.slack.conftest import ALEX, PRIYA, SAM, reply_text
+from tests.slack.test_action_decisions import click
 from tests.slack.test_actions import llm_service, room, run_card  # noqa: F401 - fixtures
 from tests.support import wait_for
 
@@ -45,7 +46,9 @@ def test_card_and_topic_show_the_bundle_a_rollback_made_live_and_its_undo_brough
              what="the card and topic to show v41 live")
     assert "mitigated" in topic(slack, channel)
 
-    assert "Undoing run #1" in reply_text(slack.command("/incident undo 1", user=SAM, channel=channel))
+    assert "press Confirm" in reply_text(slack.command("/incident undo 1", user=SAM, channel=channel))
+    click(slack, channel, 2, "action.confirm", SAM)  # an undo is an action: confirmed, then approved by another
+    click(slack, channel, 2, "action.approve", PRIYA)
     wait_for(lambda: "Live bundle v42" in card_text(slack, channel) and "bundle v42" in topic(slack, channel),
              what="the card and topic to show v42 live again after the undo")
 

@@ -33,7 +33,7 @@ def test_ack_on_a_mitigated_or_resolved_incident_keeps_its_status_and_says_who_a
     incident = slack.incident(incident_id)
     assert incident["status"] == "mitigated" and incident["acknowledged_by"] == PRIYA
 
-    slack.command("/incident resolve", user=PRIYA, channel=channel)
+    slack.resolve(channel, user=PRIYA)
     reply = reply_text(slack.command(f"/incident ack {incident_id}", user=SAM, channel=INCIDENTS))
     assert "already resolved" in reply and "<@U0PRIYA> acknowledged it" in reply
     assert slack.incident(incident_id)["status"] == "resolved"

@@ -4,6 +4,7 @@ from ``users.info`` asked once per person."""
 from __future__ import annotations
 
 from tests.alerts.payloads import am_alert, am_payload
+from tests.conftest import READER
 from tests.slack.conftest import PRIYA, SAM
 
 
@@ -14,14 +15,14 @@ def test_pages_and_postmortem_show_names_from_a_cached_users_info(slack):
     slack.command(f"/incident commander <@{SAM}>", user=PRIYA, channel=channel)
     slack.command(f"/incident followup write the refund eval <@{SAM}>", user=PRIYA, channel=channel)
 
-    page = slack.http.get(f"/incidents/{incident_id}").text
+    page = slack.http.get(f"/incidents/{incident_id}", headers=READER).text
     assert "Priya" in page and "Sam" in page
     assert PRIYA not in page and SAM not in page
 
-    postmortem = slack.http.get(f"/incidents/{incident_id}/postmortem.md").text
+    postmortem = slack.http.get(f"/incidents/{incident_id}/postmortem.md", headers=READER).text
     assert "Priya" in postmortem and "Sam" in postmortem
     assert PRIYA not in postmortem and SAM not in postmortem
 
-    slack.http.get(f"/incidents/{incident_id}")
+    slack.http.get(f"/incidents/{incident_id}", headers=READER)
     asked = [call.args.get("user") for call in slack.emu.calls_to("users.info")]
     assert sorted(asked) == sorted(set(asked)) and {PRIYA, SAM} <= set(asked)  # once per person
