@@ -53,9 +53,9 @@ class SlackCallError(ExternalError):
 SLACK_CALL_TIMEOUT_S = 15
 
 
-def make_web_client(token: str, base_url: str, *, timeout: int = SLACK_CALL_TIMEOUT_S,
+def make_web_client(token: str, base_url: str, *, timeout: float = SLACK_CALL_TIMEOUT_S,
                     rate_limit_retries: int = 8) -> WebClient:
-    client = WebClient(token=token, base_url=base_url, timeout=timeout)
+    client = WebClient(token=token, base_url=base_url, timeout=timeout)  # type: ignore[arg-type]  (urllib takes float)
     client.retry_handlers = [
         ConnectionErrorRetryHandler(max_retry_count=2),
         RateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
