@@ -7,10 +7,12 @@ own HTTP server and worker, real SQLite and PostgreSQL.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from bot import outbox
 from bot.db import make_engine
@@ -100,7 +102,6 @@ def test_an_unmarked_channel_with_the_same_name_is_not_adopted(slack):
 
 
 def _intended(session, incident_id, model) -> str | None:  # noqa: ANN001
-    from sqlalchemy import select
     session.expire_all()
     step = session.execute(select(model).where(model.incident_id == incident_id, model.name == "channel")).scalar_one_or_none()
     return (step.result or {}).get("intended") if step else None
@@ -160,3 +161,29 @@ def test_a_second_worker_never_runs_what_a_slow_first_one_holds(slack, database_
         assert len(cards(slack, channel)) == 1
         assert len(runbooks(slack, channel)) == 1
     assert len(announcements(slack)) == 3
+
+
+def test_a_worker_whose_row_was_taken_over_stops_before_its_next_step(slack, caplog):
+    """While Slack is slow to set the topic, the row's lease passes to another worker: the first
+    one finishes the call it is in, then does nothing more (no card, no announcement), and leaves
+    the row to its new holder."""
+    from sqlalchemy import update
+
+    from bot.clock import utcnow
+    from bot.db import transaction
+    from bot.models import OutboxItem
+
+    caplog.set_level("WARNING", logger="bot.worker")
+    inject(slack.emu, "conversations.setTopic", "delay", delay_s=1.5)
+    incident_id = slack.fire(am_payload([am_alert("a")]))
+    wait_for(lambda: "channel" in slack.steps_done(incident_id), timeout=10, what="the channel")
+    with transaction(slack.runtime.engine) as session:
+        session.execute(update(OutboxItem).where(OutboxItem.kind == "slack.room", OutboxItem.status == "running")
+                        .values(claimed_by="another-worker", claimed_until=utcnow() + timedelta(minutes=5)))
+    wait_for(lambda: any("left to its new holder" in r.getMessage() for r in caplog.records), timeout=10,
+             what="the worker to give the row up")
+    channel = slack.incident(incident_id)["channel_id"]
+    assert cards(slack, channel) == [] and announcements(slack) == []
+    with transaction(slack.runtime.engine) as session:
+        row = session.execute(select(OutboxItem).where(OutboxItem.kind == "slack.room")).scalar_one()
+        assert (row.status, row.claimed_by) == ("running", "another-worker")
