@@ -86,14 +86,14 @@ class SlackEffects:
         thread = self._step_result(payload["incident_id"], "thread_card") if not channel else None
         if text and (channel or thread):
             self._post(channel or thread["channel"], escape_keep_mentions(text), blocks.line(text),  # type: ignore[index]
-                              thread_ts=None if channel else thread["ts"])  # type: ignore[index]
+                       thread_ts=None if channel else thread["ts"])  # type: ignore[index]
 
     def post_message(self, payload: dict[str, Any]) -> None:
         channel = payload.get("channel") or self._channel(payload["incident_id"])
         if channel:
             self._post(channel, escape_keep_mentions(payload["text"]),
-                              payload.get("blocks") or blocks.line(payload["text"]),
-                              thread_ts=payload.get("thread_ts"))
+                       payload.get("blocks") or blocks.line(payload["text"]),
+                       thread_ts=payload.get("thread_ts"))
 
     def post_failing_traces(self, payload: dict[str, Any]) -> None:
         from bot.redact import Redactor
