@@ -83,12 +83,22 @@ def demo(port: int = typer.Option(8080, help="Port for warroom."),
 @app.command()
 def emulator(host: str = "127.0.0.1", port: int = 3000,
              bot_url: str = typer.Option("http://127.0.0.1:8080/slack/events", help="Where to send commands/clicks."),
-             seed: Path | None = typer.Option(None, help="Workspace seed YAML (users, groups, channels).")) -> None:
+             seed: Path | None = typer.Option(None, help="Workspace seed YAML (users, groups, channels)."),
+             fault: list[str] = typer.Option([], help="Inject a Slack fault from the start, repeatable: "
+                                                       "METHOD=KIND[xTIMES][@SECONDS] with KIND 500, 429, timeout, "
+                                                       "delay or error:CODE, e.g. chat.postMessage=500x3. "
+                                                       "More at run time: POST /control/faults.")) -> None:
     """Run the local Slack emulator alone (point SLACK_API_URL at http://HOST:PORT/api/)."""
     from bot.emulator import run
+    from bot.emulator.control import parse_cli_fault
+    try:
+        faults = [parse_cli_fault(f) for f in fault]
+    except ValueError as exc:
+        typer.echo(f"warroom emulator: --fault {exc}", err=True)
+        raise typer.Exit(2) from None
     settings = load_settings()
     run(host=host, port=port, bot_url=bot_url, signing_secret=settings.slack_signing_secret, seed=seed,
-        token=settings.slack_bot_token)
+        token=settings.slack_bot_token, faults=faults)
 
 
 @db_app.command("upgrade")

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     slack_signing_secret: str = Field(DEV_SIGNING_SECRET, alias="SLACK_SIGNING_SECRET")
     slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
     slack_app_token: str | None = Field(None, alias="SLACK_APP_TOKEN")
+    # Seconds one Slack call may take before warroom treats its answer as lost (see bot.slack.client).
+    slack_timeout_seconds: float = Field(15, gt=0, le=120, alias="WARROOM_SLACK_TIMEOUT_SECONDS")
     database_url: str = Field("sqlite:///warroom.db", alias="WARROOM_DATABASE_URL")
     alert_token: str = Field(DEV_ALERT_TOKEN, alias="WARROOM_ALERT_TOKEN")
     # Reads only (incident pages and API, /metrics): for dashboards and scripts that must not write.

@@ -116,9 +116,18 @@ class OutboxItem(SQLModel, table=True):
     attempts: int = Field(default=0)
     next_attempt_at: datetime = _ts(nullable=False)
     claimed_until: datetime | None = _ts()
+    claimed_by: str | None = Field(default=None, max_length=80)  # the worker whose lease this is
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = _ts(nullable=False)
     done_at: datetime | None = _ts()
+
+
+class Installation(SQLModel, table=True):
+    """This warroom's one row: a random id it writes into what it creates in Slack, to know it later."""
+
+    __tablename__ = "installation"
+    id: str = Field(primary_key=True, max_length=40)
+    created_at: datetime = _ts(nullable=False)
 
 
 class IncidentStep(SQLModel, table=True):

@@ -25,7 +25,10 @@ from bot.models import OutboxItem
 from bot.statements import Later, Statements
 
 MAX_ATTEMPTS = 8
-CLAIM_SECONDS = 120
+# A lease is renewed every third of this while its row runs, so it only runs out when the
+# worker's process is gone or cannot reach the database.
+CLAIM_SECONDS = 60
+SOON_SECONDS = 1.0  # a row whose run met a database blip is due again this soon
 ACTIVE = ("pending", "running")
 
 _OUTBOX = OutboxItem.__table__  # type: ignore[attr-defined]
@@ -74,8 +77,8 @@ def send_many(sql: Statements, effects: Sequence[Effect]) -> Later:
     return sql.insert_rows(_OUTBOX, rows, conflict=("dedupe_key",))
 
 
-def claim(session: Session, *, limit: int = 10, now: datetime | None = None) -> list[OutboxItem]:
-    """Take due rows for this worker; expired claims (a crashed worker) are due again."""
+def claim(session: Session, *, limit: int = 1, now: datetime | None = None, owner: str | None = None) -> list[OutboxItem]:
+    """Take due rows for ``owner`` (a worker); expired claims (a crashed worker) are due again."""
     now = now or utcnow()
     earlier = aliased(OutboxItem)
     blocked_by_older = exists().where(and_(
@@ -95,25 +98,48 @@ def claim(session: Session, *, limit: int = 10, now: datetime | None = None) -> 
         row.status = "running"
         row.attempts += 1
         row.claimed_until = now + timedelta(seconds=CLAIM_SECONDS)
+        row.claimed_by = owner
     session.flush()
     return rows
 
 
-def complete(session: Session, item_id: int) -> None:
-    session.execute(update(OutboxItem).where(OutboxItem.id == item_id)
-                    .values(status="done", done_at=utcnow(), claimed_until=None, last_error=None))
+def _held(item_id: int, owner: str | None) -> Any:
+    """The row, while ``owner`` still holds it (``None``: whoever holds it, for tools and tests)."""
+    where = (OutboxItem.id == item_id) & (OutboxItem.status == "running")
+    return where if owner is None else where & (OutboxItem.claimed_by == owner)
 
 
-def fail(session: Session, item_id: int, error: str, *, retry: bool = True) -> bool:
-    """Record a failure; returns True when the row gave up (it is then ``failed``)."""
-    row = session.get(OutboxItem, item_id)
+def renew(session: Session, item_id: int, owner: str | None, *, now: datetime | None = None) -> bool:
+    """Extend ``owner``'s lease on a running row; ``False`` when the row is no longer theirs."""
+    until = (now or utcnow()) + timedelta(seconds=CLAIM_SECONDS)
+    result = session.execute(update(OutboxItem).where(_held(item_id, owner)).values(claimed_until=until))
+    return (result.rowcount or 0) == 1
+
+
+def complete(session: Session, item_id: int, owner: str | None = None) -> bool:
+    """Mark the row done; ``False`` (and nothing changed) when ``owner`` lost it meanwhile."""
+    result = session.execute(update(OutboxItem).where(_held(item_id, owner))
+                             .values(status="done", done_at=utcnow(), claimed_until=None, claimed_by=None,
+                                     last_error=None))
+    return (result.rowcount or 0) == 1
+
+
+def fail(session: Session, item_id: int, error: str, *, retry: bool = True, owner: str | None = None,
+         soon: bool = False) -> bool:
+    """Record a failure; returns True when the row gave up (it is then ``failed``).
+
+    ``soon``: the failure was the database's, not the effect's: due again in a second, and it
+    does not count towards giving up. A row ``owner`` no longer holds is left alone.
+    """
+    row = session.execute(select(OutboxItem).where(_held(item_id, owner))).scalar_one_or_none()
     if row is None:
-        return True
-    give_up = not retry or row.attempts >= MAX_ATTEMPTS
+        return False
+    give_up = not soon and (not retry or row.attempts >= MAX_ATTEMPTS)
     row.status = "failed" if give_up else "pending"
     row.last_error = error[:2000]
-    row.claimed_until = None
-    row.next_attempt_at = utcnow() + timedelta(seconds=min(2 ** row.attempts, 300))
+    row.claimed_until = row.claimed_by = None
+    delay = SOON_SECONDS if soon else min(2 ** row.attempts, 300)
+    row.next_attempt_at = utcnow() + timedelta(seconds=delay)
     return give_up
 
 

@@ -3,17 +3,29 @@
 It sleeps on an event the request handlers set after a commit, so effects start within
 milliseconds, and wakes every second anyway to pick up retries and rows queued by other
 processes. `drain()` runs the queue to empty in the caller's thread (tests and the CLI).
+
+One row at a time: the worker claims a row under its own name, a heartbeat renews the lease
+while the handler runs, and long handlers (the room's set-up) call `check_lease()` before each
+step, so a row whose lease was lost (this process stalled; another took the row) stops before it
+does anything twice. A database blip is not the effect's failure: the outcome is recorded as
+soon as the database answers again and the row is due again within a second.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from bot import outbox
 from bot.db import transaction
@@ -25,9 +37,54 @@ log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any]], None]
 GiveUp = Callable[[str, dict[str, Any], str], None]
 
+RECORD_RETRY_SECONDS = 0.5  # how often an outcome is retried while the database is away
+
 
 class Retry(Exception):
     """Not yet: try again later (e.g. the room is not set up yet)."""
+
+
+class LeaseLost(Exception):
+    """Another worker holds this row now (ours ran out): stop without touching anything."""
+
+
+@dataclass
+class Lease:
+    """The row a handler is performing, as the handler sees it (through `current_lease`)."""
+
+    engine: Engine
+    item_id: int
+    owner: str
+    attempts: int
+    retried: bool  # an earlier attempt ran (and may have done part of the work)
+    lost: threading.Event = field(default_factory=threading.Event)
+
+    def renew(self) -> bool:
+        with transaction(self.engine) as session:
+            held = outbox.renew(session, self.item_id, self.owner)
+        if not held:
+            self.lost.set()
+        return held
+
+    def check(self) -> None:
+        """Renew now; raise `LeaseLost` when the row is no longer ours."""
+        if self.lost.is_set() or not self.renew():
+            raise LeaseLost(f"outbox #{self.item_id} is no longer held by {self.owner}")
+
+
+current_lease: contextvars.ContextVar[Lease | None] = contextvars.ContextVar("outbox_lease", default=None)
+
+
+def check_lease() -> None:
+    """Before a step with an effect in Slack: is the row being performed still ours? (No-op
+    outside the worker.)"""
+    lease = current_lease.get()
+    if lease is not None:
+        lease.check()
+
+
+def is_database_error(exc: BaseException) -> bool:
+    return isinstance(exc, DBAPIError)
 
 
 class Worker:
@@ -38,6 +95,7 @@ class Worker:
         self.wake = wake or threading.Event()
         self.on_give_up = on_give_up
         self.poll_seconds = poll_seconds
+        self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -63,11 +121,21 @@ class Worker:
                 self.wake.clear()
 
     def run_once(self, limit: int = 10) -> int:
-        with transaction(self.engine) as session:
-            items = [(i.id, i.kind, dict(i.payload), i.incident_id) for i in outbox.claim(session, limit=limit)]
-        for item_id, kind, payload, incident in items:
-            self._perform(item_id, kind, payload, incident)
-        return len(items)
+        """Claim and perform up to ``limit`` rows, one at a time (a claim never waits behind
+        another row's Slack calls)."""
+        done = 0
+        while done < limit and not self._stop.is_set():
+            with transaction(self.engine) as session:
+                rows = outbox.claim(session, limit=1, owner=self.owner)
+                items = [(i.id, i.kind, dict(i.payload), i.incident_id, i.attempts, i.last_error is not None)
+                         for i in rows]
+            if not items:
+                break
+            item_id, kind, payload, incident, attempts, had_error = items[0]
+            lease = Lease(self.engine, item_id, self.owner, attempts, retried=attempts > 1 or had_error)
+            self._perform(lease, kind, payload, incident)
+            done += 1
+        return done
 
     def drain(self, *, timeout: float = 30.0) -> None:
         """Perform everything due now, including effects queued by effects."""
@@ -76,30 +144,77 @@ class Worker:
             if time.monotonic() > deadline:
                 raise TimeoutError("outbox did not drain in time")
 
-    def _perform(self, item_id: int, kind: str, payload: dict[str, Any], incident: int | None) -> None:
+    def _perform(self, lease: Lease, kind: str, payload: dict[str, Any], incident: int | None) -> None:
         token = incident_ctx.set(incident)
+        lease_token = current_lease.set(lease)
+        heartbeat = _Heartbeat(lease)
+        heartbeat.start()
+        item_id = lease.item_id
         try:
             handler = self.handlers.get(kind)
             if handler is None:
                 raise LookupError(f"no handler for outbox kind {kind!r}")
+            lease.check()
             handler(payload)
+        except LeaseLost as exc:
+            log.warning("outbox %s #%s: %s; left to its new holder", kind, item_id, exc)
         except Retry as exc:
-            with transaction(self.engine) as session:
-                outbox.fail(session, item_id, f"retry: {exc}")
+            self._record(lease, lambda s: outbox.fail(s, item_id, f"retry: {exc}", owner=lease.owner))
         except Exception as exc:
             error_id = getattr(exc, "error_id", None) or new_error_id()
-            expected = isinstance(exc, (ExternalError, UserError))
+            database = is_database_error(exc)
+            expected = database or isinstance(exc, (ExternalError, UserError))
             log.log(logging.WARNING if expected else logging.ERROR, "outbox %s #%s failed: %s", kind, item_id, exc,
                     exc_info=not expected, extra={"error_id": error_id})
-            with transaction(self.engine) as session:
-                gave_up = outbox.fail(session, item_id, f"{error_id}: {exc}")
+            gave_up = self._record(lease, lambda s: outbox.fail(s, item_id, f"{error_id}: {exc}", owner=lease.owner,
+                                                                soon=database))
             if gave_up and self.on_give_up is not None:
                 try:
                     self.on_give_up(kind, payload, f"{exc} (error {error_id})")
                 except Exception:
                     log.exception("could not report a failed %s", kind, extra={"error_id": error_id})
         else:
-            with transaction(self.engine) as session:
-                outbox.complete(session, item_id)
+            self._record(lease, lambda s: outbox.complete(s, item_id, owner=lease.owner))
         finally:
+            heartbeat.stop()
+            current_lease.reset(lease_token)
             incident_ctx.reset(token)
+
+    def _record(self, lease: Lease, write: Callable[[Any], bool]) -> bool:
+        """Write the row's outcome, waiting out a database blip for as long as the lease could
+        still be ours (after that the row is someone else's, or due again anyway)."""
+        deadline = time.monotonic() + outbox.CLAIM_SECONDS
+        while True:
+            try:
+                with transaction(self.engine) as session:
+                    return write(session)
+            except DBAPIError as exc:
+                if time.monotonic() > deadline or self._stop.is_set():
+                    log.error("could not record the outcome of outbox #%s: %s", lease.item_id, exc)
+                    return False
+                log.warning("database unavailable while recording outbox #%s; retrying", lease.item_id)
+                time.sleep(RECORD_RETRY_SECONDS)
+
+
+class _Heartbeat:
+    """Renews a lease every third of its length while its row runs."""
+
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{lease.item_id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._done.wait(outbox.CLAIM_SECONDS / 3):
+            try:
+                if not self.lease.renew():
+                    return
+            except Exception:  # the database is away: try again at the next beat
+                log.warning("could not renew the lease on outbox #%s", self.lease.item_id)

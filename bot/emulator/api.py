@@ -106,17 +106,24 @@ class WebApi:
         fault = self.faults.take(name)
         if fault is not None:
             if fault.kind == "timeout":
-                # Slow, not lost: the call still takes effect after the delay, like a real timeout
-                # where the client gave up but Slack finished the work.
+                # Done, answer lost: the work happens now and the answer comes too late for a
+                # client that gave up, like a real timeout where Slack finished the work.
+                response = await self._checked(call, name, args, needed)
                 await asyncio.sleep(fault.delay_s)
+                return response
+            if fault.kind == "delay":
+                await asyncio.sleep(fault.delay_s)  # slow, then done
             elif fault.kind == "500":
                 call.response = {"ok": False, "error": "internal_error"}
                 return JSONResponse(call.response, status_code=500)
             elif fault.kind == "429":
-                return self._rate_limited(call, 1)
+                return self._rate_limited(call, fault.retry_after)
             else:
                 return self._error(call, fault.kind.removeprefix("error:"))
+        return await self._checked(call, name, args, needed)
 
+    async def _checked(self, call: Call, name: str, args: dict[str, Any], needed: tuple[str, ...] | None) -> Response:
+        """Rate limit, scopes, then the method itself."""
         retry_after = self.limiter.check(name, str(args.get("channel") or args.get("channel_id") or ""))
         if retry_after:
             return self._rate_limited(call, retry_after)

@@ -110,11 +110,39 @@ class RateLimiter:
         return 0 if wait == 0 else max(1, math.ceil(wait))
 
 
+FAULT_KINDS = ("500", "timeout", "delay", "429")
+
+
 @dataclass
 class Fault:
-    kind: str  # "500" | "timeout" | "429" | "error:<code>"
+    """What the next ``remaining`` calls to a method meet.
+
+    ``500``: HTTP 500, nothing done. ``429``: HTTP 429 with ``Retry-After: retry_after``, nothing
+    done. ``timeout``: the call takes effect at once but its answer comes ``delay_s`` later (a
+    client that gave up earlier never learns it worked). ``delay``: the call waits ``delay_s``,
+    then takes effect and answers (Slack being slow). ``error:<code>``: HTTP 200 with that error.
+    """
+
+    kind: str
     remaining: int
     delay_s: float
+    retry_after: int = 1
+
+    def to_api(self, method: str) -> dict[str, object]:
+        return {"method": method, "kind": self.kind, "times": self.remaining, "delay_s": self.delay_s,
+                "retry_after": self.retry_after}
+
+
+def check_fault(kind: str, times: int, delay_s: float, retry_after: int) -> None:
+    """Raise ``ValueError`` saying what is wrong with a fault's settings."""
+    if kind not in FAULT_KINDS and not (kind.startswith("error:") and len(kind) > 6):
+        raise ValueError(f"unknown fault kind {kind!r}: use 500, 429, timeout, delay or error:<code>")
+    if times < 1:
+        raise ValueError("times must be at least 1")
+    if not 0 <= delay_s <= 600:
+        raise ValueError("delay_s must be between 0 and 600")
+    if not 1 <= retry_after <= 3600:
+        raise ValueError("retry_after must be between 1 and 3600")
 
 
 class FaultInjector:
@@ -124,11 +152,16 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._faults: dict[str, list[Fault]] = {}
 
-    def inject(self, method: str, kind: str = "500", times: int = 1, delay_s: float = 5.0) -> None:
-        if kind not in ("500", "timeout", "429") and not kind.startswith("error:"):
-            raise ValueError(f"unknown fault kind {kind!r}: use 500, timeout, 429 or error:<code>")
+    def inject(self, method: str, kind: str = "500", times: int = 1, delay_s: float = 5.0,
+               retry_after: int = 1) -> None:
+        check_fault(kind, times, delay_s, retry_after)
         with self._lock:
-            self._faults.setdefault(method, []).append(Fault(kind, times, delay_s))
+            self._faults.setdefault(method, []).append(Fault(kind, times, delay_s, retry_after))
+
+    def pending(self) -> list[dict[str, object]]:
+        """The faults still queued, per method in the order they will be met."""
+        with self._lock:
+            return [f.to_api(method) for method, queue in self._faults.items() for f in queue]
 
     def take(self, method: str) -> Fault | None:
         with self._lock:

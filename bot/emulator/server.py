@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from bot.emulator import page, responses
+from bot.emulator import control, page, responses
 from bot.emulator.api import WebApi
 from bot.emulator.driver import BotReply, Driver
 from bot.emulator.limits import FaultInjector, RateLimiter
@@ -40,6 +40,7 @@ def create_app(emu: Emulator) -> Starlette:
         Route("/api/{method}", api.handle, methods=["GET", "POST"]),
         Route("/response/{rid}", responses.endpoint(emu.state, emu.faults), methods=["POST"]),
         Route("/healthz", lambda request: PlainTextResponse("ok")),
+        *control.routes(emu.faults),
         emu.socket_mode.route(),
         *page.routes(emu),
     ])
@@ -159,10 +160,12 @@ class Emulator:
             raise TimeoutError(f"{message} not met within {timeout}s; last Web API calls: {recent}") from None
 
     # control -------------------------------------------------------------------------------
-    def inject_fault(self, method: str, kind: str = "500", times: int = 1, delay_s: float = 5.0) -> None:
-        """Make the next ``times`` calls to ``method`` fail: "500", "timeout" (answer after
-        ``delay_s``, the work still happens), "429" (Retry-After: 1) or "error:<code>"."""
-        self.faults.inject(method, kind, times, delay_s)
+    def inject_fault(self, method: str, kind: str = "500", times: int = 1, delay_s: float = 5.0,
+                     retry_after: int = 1) -> None:
+        """Make the next ``times`` calls to ``method`` fail: "500", "timeout" (the work happens, the
+        answer comes ``delay_s`` later), "delay" (answer and work after ``delay_s``), "429"
+        (``Retry-After: retry_after``) or "error:<code>". Also over HTTP: ``POST /control/faults``."""
+        self.faults.inject(method, kind, times, delay_s, retry_after)
 
     def set_rate_limits(self, enabled: bool = True, per_channel_per_second: float | None = None,
                         channel_burst: int | None = None, tier_per_minute: dict[str, float] | None = None) -> None:
@@ -197,9 +200,12 @@ class Emulator:
 
 def run(host: str = "127.0.0.1", port: int = 3000, bot_url: str | None = None,
         signing_secret: str = DEFAULT_SIGNING_SECRET, seed: str | Path | None = None,
-        token: str = "xoxb-warroom") -> None:
-    """Blocking entry point for ``warroom emulator``."""
+        token: str = "xoxb-warroom", faults: list[dict[str, Any]] | None = None) -> None:
+    """Blocking entry point for ``warroom emulator``; ``faults``: `control.parse_fault` results."""
     emu = Emulator(seed=seed, signing_secret=signing_secret, bot_url=bot_url, token=token)
     emu.base_url = f"http://{host}:{port}"
-    print(f"Slack emulator on {emu.base_url}  (SLACK_API_URL={emu.api_url}, token {token})")
+    for fault in faults or []:
+        emu.faults.inject(**fault)
+    print(f"Slack emulator on {emu.base_url}  (SLACK_API_URL={emu.api_url}, token {token}); "
+          f"faults: {emu.base_url}{control.PATH}", flush=True)
     uvicorn.run(create_app(emu), host=host, port=port, log_level="warning", lifespan="off")

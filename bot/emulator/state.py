@@ -57,9 +57,12 @@ class Message:
     reactions: dict[str, list[str]] = field(default_factory=dict)  # name -> users
     ephemeral_to: str | None = None  # set for chat.postEphemeral: only this user sees it
     edited: bool = False
+    metadata: dict[str, Any] | None = None  # {"event_type", "event_payload"} from chat.postMessage
 
-    def to_api(self) -> dict[str, Any]:
+    def to_api(self, *, with_metadata: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "message", "ts": self.ts, "user": self.user, "text": self.text}
+        if self.metadata and with_metadata:
+            out["metadata"] = self.metadata
         if self.blocks:
             out["blocks"] = self.blocks
         if self.thread_ts:

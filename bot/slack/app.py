@@ -33,7 +33,8 @@ class SlackSide:
 
 def build_slack(runtime: Runtime) -> SlackSide:
     settings = runtime.settings
-    gateway = SlackGateway(make_web_client(settings.slack_bot_token, settings.slack_api_url), runtime.metrics)
+    gateway = SlackGateway(make_web_client(settings.slack_bot_token, settings.slack_api_url,
+                                           timeout=settings.slack_timeout_seconds), runtime.metrics)
     app = App(
         client=gateway.client,
         signing_secret=settings.slack_signing_secret,

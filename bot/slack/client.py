@@ -4,6 +4,11 @@ Retries: 429 honouring ``Retry-After``, 5xx and connection errors (slack-sdk's r
 configured here, because its default retries only connection errors once). "Already done"
 answers (``already_in_channel``, ``already_pinned`` …) are success: every call is made so that
 repeating it is safe. Anything else raises `SlackCallError` with an id that is logged and shown.
+
+Posting is the exception: a ``chat.postMessage`` whose answer was lost (timeout, 5xx, dropped
+connection) may have posted. `post_once` therefore tags every post with message metadata naming
+it (a key) and, before posting again, looks for that key in the channel's history; slack-sdk's own
+retries are off for it except on 429 (Slack did nothing then).
 """
 
 from __future__ import annotations
@@ -27,12 +32,19 @@ ALREADY_DONE = frozenset({"already_in_channel", "already_pinned", "already_react
                           "cant_invite_self", "already_starred"})
 
 
+POST_EVENT_TYPE = "warroom_post"  # message metadata event_type on everything warroom posts
+POST_TRIES = 3  # posts per `post_once` call when answers are lost (each after a history look-up)
+HISTORY_LOOKBACK = 200  # newest messages searched for an earlier post (the retry comes minutes later at most)
+
+
 class SlackCallError(ExternalError):
     """Slack refused or failed a call after retries."""
 
-    def __init__(self, method: str, error: str, *, status: int | None = None) -> None:
+    def __init__(self, method: str, error: str, *, status: int | None = None, unanswered: bool = False) -> None:
         super().__init__(f"Slack {method} failed: {error}")
         self.method, self.error, self.status = method, error, status
+        # No answer (timeout, 5xx, connection lost): Slack may have done it anyway.
+        self.unanswered = unanswered or (status is not None and status >= 500)
 
 
 # Seconds a Slack call may take. A stall of ~10 s (Slack's slow moments, a congested link) must
@@ -41,9 +53,9 @@ class SlackCallError(ExternalError):
 SLACK_CALL_TIMEOUT_S = 15
 
 
-def make_web_client(token: str, base_url: str, *, timeout: int = SLACK_CALL_TIMEOUT_S,
+def make_web_client(token: str, base_url: str, *, timeout: float = SLACK_CALL_TIMEOUT_S,
                     rate_limit_retries: int = 8) -> WebClient:
-    client = WebClient(token=token, base_url=base_url, timeout=timeout)
+    client = WebClient(token=token, base_url=base_url, timeout=timeout)  # type: ignore[arg-type]  (urllib takes float)
     client.retry_handlers = [
         ConnectionErrorRetryHandler(max_retry_count=2),
         RateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
@@ -52,19 +64,29 @@ def make_web_client(token: str, base_url: str, *, timeout: int = SLACK_CALL_TIME
     return client
 
 
+def _rate_limit_only(client: WebClient) -> WebClient:
+    """The same client, retrying only 429s: the caller decides what an unanswered post means."""
+    twin = WebClient(token=client.token, base_url=client.base_url, timeout=client.timeout)
+    twin.retry_handlers = [h for h in client.retry_handlers if isinstance(h, RateLimitErrorRetryHandler)]
+    return twin
+
+
 class SlackGateway:
     def __init__(self, client: WebClient, metrics: Any | None = None) -> None:
         self.client = client
+        self._post_client = _rate_limit_only(client)
         self._metrics = metrics
 
-    def call(self, method: str, *, json: bool = False, ok_errors: frozenset[str] = frozenset(), **args: Any) -> dict[str, Any]:
+    def call(self, method: str, *, json: bool = False, ok_errors: frozenset[str] = frozenset(),
+             client: WebClient | None = None, **args: Any) -> dict[str, Any]:
         """Call ``method``; JSON body for chat.* and views.* (as slack-sdk does), form otherwise."""
         payload = {k: v for k, v in args.items() if v is not None}
+        client = client or self.client
         try:
             if json:
-                response = self.client.api_call(method, json=payload)
+                response = client.api_call(method, json=payload)
             else:
-                response = self.client.api_call(method, data=payload)
+                response = client.api_call(method, data=payload)
             self._count(method, "ok")
             return dict(response.data) if isinstance(response.data, dict) else {}
         except SlackApiError as exc:
@@ -78,13 +100,54 @@ class SlackGateway:
             raise failure from exc
         except (SlackRequestError, OSError) as exc:
             self._count(method, "error")
-            failure = SlackCallError(method, f"{type(exc).__name__}: {exc}")
+            failure = SlackCallError(method, f"{type(exc).__name__}: {exc}", unanswered=True)
             log.warning("slack %s failed: %s", method, exc, extra={"error_id": failure.error_id})
             raise failure from exc
 
     # Thin named wrappers keep call sites readable and the body encoding right.
     def post(self, channel: str, text: str, blocks: list[dict] | None = None, **extra: Any) -> dict[str, Any]:
         return self.call("chat.postMessage", json=True, channel=channel, text=text, blocks=blocks, **extra)
+
+    def post_once(self, key: str, channel: str, text: str, blocks: list[dict] | None = None, *,
+                  maybe_posted: bool = False, **extra: Any) -> dict[str, Any]:
+        """Post at most once per ``key``, whatever is lost on the way.
+
+        The post carries ``key`` in its metadata. ``maybe_posted``: an earlier attempt may have
+        posted it (the caller recorded its intent before, or the effect is a retry), so look first.
+        A post whose answer is lost is looked for before it is tried again.
+        """
+        thread_ts = extra.get("thread_ts")
+        if maybe_posted and (found := self.find_post(channel, key, thread_ts)) is not None:
+            return found
+        metadata = {"event_type": POST_EVENT_TYPE, "event_payload": {"key": key}}
+        for attempt in range(1, POST_TRIES + 1):
+            try:
+                return self.call("chat.postMessage", json=True, client=self._post_client, channel=channel, text=text,
+                                 blocks=blocks, metadata=metadata, **extra)
+            except SlackCallError as exc:
+                if not exc.unanswered:
+                    raise
+                found = self.find_post(channel, key, thread_ts)
+                if found is not None:
+                    return found
+                if attempt == POST_TRIES:
+                    raise
+        raise AssertionError("unreachable")
+
+    def find_post(self, channel: str, key: str, thread_ts: str | None = None) -> dict[str, Any] | None:
+        """An earlier post with ``key`` in its metadata, shaped like chat.postMessage's answer."""
+        if thread_ts:
+            page = self.call("conversations.replies", channel=channel, ts=thread_ts, include_all_metadata="true",
+                             limit=HISTORY_LOOKBACK)
+        else:
+            page = self.call("conversations.history", channel=channel, include_all_metadata="true",
+                             limit=HISTORY_LOOKBACK)
+        for message in page.get("messages", []):
+            metadata = message.get("metadata") or {}
+            if metadata.get("event_type") == POST_EVENT_TYPE and (metadata.get("event_payload") or {}).get("key") == key:
+                log.info("found the earlier post %s in %s: not posting it again", key, channel)
+                return {"ok": True, "channel": channel, "ts": message["ts"], "message": message}
+        return None
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict] | None = None) -> dict[str, Any]:
         # chat.update without blocks drops the blocks: always send them.

@@ -1,4 +1,8 @@
-"""Outbox handlers that talk to Slack: the worker calls these with the row's payload."""
+"""Outbox handlers that talk to Slack: the worker calls these with the row's payload.
+
+Every post goes through `_post`: keyed by the outbox row, so a retried row (its earlier run's
+answer lost, or its process killed after posting) finds its post in Slack instead of posting twice.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from bot.slack import blocks
 from bot.slack.room import Room
 from bot.slack.text import escape_keep_mentions, safe
 from bot.slack.views import card_view
-from bot.worker import Handler
+from bot.worker import Handler, current_lease
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,14 @@ class SlackEffects:
             "slack.traces": self.post_failing_traces,
             "slack.notice": self.post_notice,
         }
+
+    def _post(self, channel: str, text: str, blocks_: list[dict] | None = None, **extra: Any) -> dict[str, Any]:
+        """Post once per outbox row (see the module docstring); outside the worker, just post."""
+        lease = current_lease.get()
+        if lease is None:
+            return self.gateway.post(channel, text, blocks_, **extra)
+        key = f"{self.room.installation}:outbox:{lease.item_id}"
+        return self.gateway.post_once(key, channel, text, blocks_, maybe_posted=lease.retried, **extra)
 
     def _step_result(self, incident_id: int, name: str) -> dict[str, Any] | None:
         with transaction(self.room.engine) as session:
@@ -74,15 +86,15 @@ class SlackEffects:
             channel, text = incident.channel_id, event.text if event else None
         thread = self._step_result(payload["incident_id"], "thread_card") if not channel else None
         if text and (channel or thread):
-            self.gateway.post(channel or thread["channel"], escape_keep_mentions(text), blocks.line(text),  # type: ignore[index]
-                              thread_ts=None if channel else thread["ts"])  # type: ignore[index]
+            self._post(channel or thread["channel"], escape_keep_mentions(text), blocks.line(text),  # type: ignore[index]
+                       thread_ts=None if channel else thread["ts"])  # type: ignore[index]
 
     def post_message(self, payload: dict[str, Any]) -> None:
         channel = payload.get("channel") or self._channel(payload["incident_id"])
         if channel:
-            self.gateway.post(channel, escape_keep_mentions(payload["text"]),
-                              payload.get("blocks") or blocks.line(payload["text"]),
-                              thread_ts=payload.get("thread_ts"))
+            self._post(channel, escape_keep_mentions(payload["text"]),
+                       payload.get("blocks") or blocks.line(payload["text"]),
+                       thread_ts=payload.get("thread_ts"))
 
     def post_notice(self, payload: dict[str, Any]) -> None:
         """A line for the incidents channel that belongs to no incident (a test notification)."""
@@ -103,7 +115,7 @@ class SlackEffects:
         if channel and total:
             text = f"{total} failing trace(s) — top {len(examples)}"
             minutes = int(LINK_WINDOW_BEFORE.total_seconds() // 60)
-            self.gateway.post(channel, text, blocks.failing_traces(total, minutes, examples))
+            self._post(channel, text, blocks.failing_traces(total, minutes, examples))
 
     def post_reminder(self, payload: dict[str, Any]) -> None:
         incident_id = payload["incident_id"]
@@ -122,7 +134,7 @@ class SlackEffects:
         text = f"⏰ {mention}{payload['text']}"
         target = channel or self.room.settings.incidents_channel
         if target:
-            self.gateway.post(target, escape_keep_mentions(text), blocks.line(text))
+            self._post(target, escape_keep_mentions(text), blocks.line(text))
 
     def _mention(self, owner: str) -> str:
         if owner.startswith("@"):
@@ -138,7 +150,7 @@ class SlackEffects:
         channel = self._channel(payload["incident_id"])
         if channel:
             text = "The incident is resolved. Postmortem due in 48 h: `/incident postmortem` drafts it from the timeline."
-            self.gateway.post(channel, text, blocks.line(text))
+            self._post(channel, text, blocks.line(text))
 
     def report_give_up(self, kind: str, payload: dict[str, Any], error: str) -> None:
         """A side effect failed for good: say so where people look, and on the timeline."""

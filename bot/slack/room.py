@@ -6,6 +6,13 @@ crash or a Slack failure midway is finished by the next run (the outbox retry, t
 or ``warroom incidents resume``) without duplicating anything. Steps that are not essential
 (topic, invite, pin, bookmarks) do not stop the others when they fail; the run is retried and a
 step that keeps failing is shown on the card as a warning.
+
+Nothing twice in Slack, whatever fails: warroom writes a marker naming this installation and the
+incident into the purpose of each channel it creates, and adopts a channel whose name it finds
+taken only when that marker proves it is this incident's (otherwise it takes a new name). Each
+post carries a key in its message metadata and is recorded as "posting" first, so a run after a
+lost answer or a crash finds the earlier post in the channel's history instead of posting again.
+Under the worker, each step first checks that the outbox row is still this process's.
 """
 
 from __future__ import annotations
@@ -24,18 +31,20 @@ from bot.config import Settings
 from bot.db import insert_or_ignore, transaction
 from bot.errors import ExternalError
 from bot.incidents import service, timeline
-from bot.models import Incident, IncidentStep
+from bot.models import Incident, IncidentStep, Installation
 from bot.runbooks import RunbookSet, owner_kind
 from bot.slack import blocks
 from bot.slack.channel_names import channel_name, with_suffix
 from bot.slack.client import SlackCallError, SlackGateway
 from bot.slack.text import cut
 from bot.slack.views import card_view
+from bot.worker import check_lease
 
 log = logging.getLogger(__name__)
 
 ESSENTIAL = ("channel", "card", "runbook", "announce", "thread_card", "thread_runbook")
 MAX_NAME_ATTEMPTS = 20
+MARKER_PREFIX = "warroom:"  # in the channel purpose: warroom:<installation>:incident:<id>
 
 
 class SetupIncomplete(ExternalError):
@@ -55,6 +64,7 @@ class Room:
         for name, step in steps:
             if self._is_done(incident_id, name):
                 continue
+            check_lease()  # the row may have been taken over while Slack was slow: stop here
             try:
                 result = step(incident_id)
             except SlackCallError as exc:
@@ -84,6 +94,34 @@ class Room:
     def promote(self, incident_id: int) -> None:
         """Mark the incident for a full room; the next `open` (queued by the caller) builds it."""
         self._mark_done(incident_id, "promoted", {})
+
+    # --- what makes it warroom's, and this incident's ----------------------------------------
+
+    @property
+    def installation(self) -> str:
+        """This warroom's id (from its database): in channel markers and post keys."""
+        cached = getattr(self, "_installation", None)
+        if cached is None:
+            with transaction(self.engine) as session:
+                cached = session.execute(select(Installation.id)).scalars().first() or "unknown"
+            self._installation = cached
+        return cached
+
+    def marker(self, incident_id: int) -> str:
+        return f"{MARKER_PREFIX}{self.installation}:incident:{incident_id}"
+
+    def post_key(self, incident_id: int, step: str) -> str:
+        return f"{self.installation}:incident:{incident_id}:{step}"
+
+    def _post_step(self, incident_id: int, step: str, channel: str, text: str, blocks: list[dict] | None,
+                   **extra: Any) -> dict[str, Any]:
+        """Post a step's message once: "posting" is recorded first, so a later run (after a lost
+        answer, a crash, a database blip) looks in Slack before posting it again."""
+        before = self._result(incident_id, step)
+        if not before.get("posting"):
+            self._save_result(incident_id, step, {**before, "posting": True})
+        return self.gateway.post_once(self.post_key(incident_id, step), channel, text, blocks,
+                                      maybe_posted=bool(before.get("posting")), **extra)
 
     # --- step bookkeeping ------------------------------------------------------------------
 
@@ -132,28 +170,49 @@ class Room:
         incident = self._incident(incident_id)
         base = channel_name(self.settings.channel_template, incident_id=incident_id, opened_at=incident.opened_at,
                             title=incident.title, service=incident.service, slo=incident.slo, severity=incident.severity)
+        marker = self.marker(incident_id)
+        created = self._result(incident_id, "channel").get("created")
+        if created:  # created by an earlier run that could not mark it: finish that
+            self.gateway.call("conversations.setPurpose", channel=created["id"], purpose=self._purpose(marker))
+            return self._use_channel(incident_id, created)
         intended = self._result(incident_id, "channel").get("intended")
         for attempt in range(1, MAX_NAME_ATTEMPTS + 1):
             # On a clash the incident number makes the name unique at once (a storm of one alert
             # kind would otherwise walk -2, -3, … one Slack call each); -N after that is a fallback.
             name = base if attempt == 1 else with_suffix(f"{base[:70]}-{incident_id}", attempt - 1)
-            # Remember the name before asking for it: if we crash after Slack created it, the next
-            # run finds `name_taken` on exactly this name and adopts the channel instead of a twin.
+            # Remember the name before asking for it: only a name an earlier run asked for can be
+            # taken by our own channel (created, answer lost), so only then is the owner looked up.
             self._save_result(incident_id, "channel", {"intended": name})
             response = self.gateway.call("conversations.create", ok_errors=frozenset({"name_taken"}), name=name,
                                          is_private=self.settings.private_channels)
             if response.get("ok"):
                 channel = response["channel"]
+                # Marked before anything else, so a retry after a lost database write adopts it.
+                try:
+                    self.gateway.call("conversations.setPurpose", channel=channel["id"], purpose=self._purpose(marker))
+                except SlackCallError:
+                    self._save_result(incident_id, "channel", {"intended": name, "created": {
+                        "id": channel["id"], "name": channel["name"]}})
+                    raise
                 break
-            if name == intended and (adopted := self._find_channel(name)) is not None:
+            # Taken: ours only if our marker says so (we created it and lost the answer or the
+            # record). A channel of another incident or installation, or an unmarked one, is not.
+            if name == intended and (adopted := self._find_channel(name)) is not None and _marked(adopted, marker):
                 channel = adopted
                 break
         else:
             raise SlackCallError("conversations.create", f"name_taken for {base} and {MAX_NAME_ATTEMPTS - 1} suffixes")
+        return self._use_channel(incident_id, channel)
+
+    def _use_channel(self, incident_id: int, channel: dict[str, Any]) -> dict[str, Any]:
         with transaction(self.engine) as session:
             incident = service.get(session, incident_id)
             incident.channel_id, incident.channel_name = channel["id"], channel["name"]
         return {"channel_id": channel["id"], "name": channel["name"]}
+
+    @staticmethod
+    def _purpose(marker: str) -> str:
+        return f"Incident room opened by warroom. ({marker})"
 
     def _find_channel(self, name: str) -> dict[str, Any] | None:
         cursor = None
@@ -218,11 +277,11 @@ class Room:
     def _card(self, incident_id: int) -> dict[str, Any]:
         with transaction(self.engine) as session:
             view = card_view(session, service.get(session, incident_id), self.runbooks)
-        posted = self.gateway.post(view.channel_id or "", blocks.card_text(view), blocks.card(view))
+        posted = self._post_step(incident_id, "card", view.channel_id or "", blocks.card_text(view), blocks.card(view))
         with transaction(self.engine) as session:
             # the card is what `slack.card` effects update from now on
             step = self._step(session, incident_id, "card")
-            step.result = {"channel": posted["channel"], "ts": posted["ts"]}
+            step.result = {**(step.result or {}), "channel": posted["channel"], "ts": posted["ts"]}
         return {"channel": posted["channel"], "ts": posted["ts"]}
 
     def _runbook(self, incident_id: int) -> dict[str, Any] | None:
@@ -230,7 +289,7 @@ class Room:
         runbook = self.runbooks.get(incident.runbook_id) if incident.runbook_id else None
         if runbook is None:
             return None
-        posted = self.gateway.post(incident.channel_id or "", f"Runbook: {runbook.title}",
+        posted = self._post_step(incident_id, "runbook", incident.channel_id or "", f"Runbook: {runbook.title}",
                                    blocks.runbook(incident_id, runbook.title, runbook.body, list(runbook.actions)))
         return {"ts": posted["ts"]}
 
@@ -253,7 +312,8 @@ class Room:
         with transaction(self.engine) as session:
             view = card_view(session, service.get(session, incident_id), self.runbooks)
         view.thread_only = True
-        posted = self.gateway.post(self.settings.incidents_channel or "", blocks.card_text(view), blocks.card(view))
+        posted = self._post_step(incident_id, "thread_card", self.settings.incidents_channel or "",
+                                 blocks.card_text(view), blocks.card(view))
         return {"channel": posted["channel"], "ts": posted["ts"]}
 
     def _thread_runbook(self, incident_id: int) -> dict[str, Any] | None:
@@ -262,7 +322,7 @@ class Room:
         card = self._result(incident_id, "thread_card")
         if runbook is None:
             return None
-        posted = self.gateway.post(card["channel"], f"Runbook: {runbook.title}",
+        posted = self._post_step(incident_id, "thread_runbook", card["channel"], f"Runbook: {runbook.title}",
                                    blocks.runbook(incident_id, runbook.title, runbook.body, list(runbook.actions)),
                                    thread_ts=card["ts"])
         return {"ts": posted["ts"]}
@@ -273,8 +333,15 @@ class Room:
             return None
         with transaction(self.engine) as session:
             view = card_view(session, service.get(session, incident_id), self.runbooks)
-        posted = self.gateway.post(channel, f"New incident: {blocks.card_text(view)}", blocks.announcement(view))
+        posted = self._post_step(incident_id, "announce", channel, f"New incident: {blocks.card_text(view)}",
+                                 blocks.announcement(view))
         return {"channel": posted["channel"], "ts": posted["ts"]}
+
+
+def _marked(channel: dict[str, Any], marker: str) -> bool:
+    """Does the channel's purpose carry exactly this marker (not a longer incident number)?"""
+    purpose = str((channel.get("purpose") or {}).get("value") or "")
+    return f"({marker})" in purpose
 
 
 DESCRIPTIONS = {

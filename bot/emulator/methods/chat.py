@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any
 
@@ -9,6 +10,7 @@ from bot.emulator.methods.registry import ApiError, Args, find_channel, method, 
 from bot.emulator.state import Message, Workspace
 
 MAX_BLOCKS = 50
+_EVENT_TYPE = re.compile(r"^[a-zA-Z0-9_.]{1,255}$")
 
 
 def parse_blocks(args: Args) -> list[dict[str, Any]] | None:
@@ -25,6 +27,20 @@ def parse_blocks(args: Args) -> list[dict[str, Any]] | None:
     return [{**b, "block_id": b.get("block_id") or secrets.token_hex(3)} for b in blocks]
 
 
+def parse_metadata(args: Args) -> dict[str, Any] | None:
+    """Message metadata as Slack checks it: an object with a word-like ``event_type`` and an object
+    ``event_payload`` (``invalid_metadata_format`` otherwise; JSON text in forms, as ``blocks``)."""
+    metadata = args.structured("metadata")
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("event_payload", {}), dict):
+        raise ApiError("invalid_metadata_format")
+    event_type = metadata.get("event_type")
+    if not isinstance(event_type, str) or not _EVENT_TYPE.match(event_type):
+        raise ApiError("invalid_metadata_format")
+    return {"event_type": event_type, "event_payload": dict(metadata.get("event_payload") or {})}
+
+
 def _message_response(channel_id: str, msg: Message) -> dict[str, Any]:
     return {"channel": channel_id, "ts": msg.ts, "message": msg.to_api()}
 
@@ -33,14 +49,17 @@ def _message_response(channel_id: str, msg: Message) -> dict[str, Any]:
 def post_message(ws: Workspace, args: Args) -> dict[str, Any]:
     """Slack rules: ``channel_not_found`` for unknown channels, ``not_in_channel`` unless the bot
     is a member (we grant no ``chat:write.public``), ``is_archived``; ``text`` or ``blocks`` is required
-    (``no_text``); the answer carries a unique, increasing ``ts`` like ``1700000000.000100``."""
+    (``no_text``); the answer carries a unique, increasing ``ts`` like ``1700000000.000100``.
+    ``metadata`` is kept with the message; conversations.history/replies return it when asked
+    with ``include_all_metadata``."""
     blocks = parse_blocks(args)
+    metadata = parse_metadata(args)
     text = args.text("text")
     if not text and not blocks:
         raise ApiError("no_text")
     with ws.lock:
         channel = writable_channel(ws, args.require("channel", "channel_not_found"))
-        msg = Message(ws.next_ts(), channel.id, ws.bot_user_id, text, blocks, args.get("thread_ts"))
+        msg = Message(ws.next_ts(), channel.id, ws.bot_user_id, text, blocks, args.get("thread_ts"), metadata=metadata)
         channel.messages.append(msg)
     return _message_response(channel.id, msg)
 

@@ -136,7 +136,8 @@ def _bounded(ts: str, oldest: str | None, latest: str | None, inclusive: bool) -
 @method("conversations.history")
 def history(ws: Workspace, args: Args) -> dict[str, Any]:
     """Slack rules: newest first; ``limit`` (default 100, max 999); ``oldest``/``latest`` bounds are
-    exclusive unless ``inclusive``; thread replies are not listed; the bot must be a member."""
+    exclusive unless ``inclusive``; thread replies are not listed; the bot must be a member; message
+    metadata only with ``include_all_metadata``."""
     with ws.lock:
         channel = find_channel(ws, args.require("channel", "channel_not_found"))
         if ws.bot_user_id not in channel.members:
@@ -149,17 +150,19 @@ def history(ws: Workspace, args: Args) -> dict[str, Any]:
             and _bounded(m.ts, oldest, latest, inclusive)
         ]
     page = found[:limit]
-    return {"messages": [m.to_api() for m in page], "has_more": len(found) > limit,
+    with_metadata = args.flag("include_all_metadata")
+    return {"messages": [m.to_api(with_metadata=with_metadata) for m in page], "has_more": len(found) > limit,
             "response_metadata": {"next_cursor": ""}}
 
 
 @method("conversations.replies")
 def replies(ws: Workspace, args: Args) -> dict[str, Any]:
-    """The thread parent followed by its replies, oldest first."""
+    """The thread parent followed by its replies, oldest first; metadata with ``include_all_metadata``."""
     with ws.lock:
         channel = find_channel(ws, args.require("channel", "channel_not_found"))
         ts = args.require("ts", "thread_not_found")
         thread = [m for m in channel.messages if m.ephemeral_to is None and (m.ts == ts or m.thread_ts == ts)]
         if not thread:
             raise ApiError("thread_not_found")
-    return {"messages": [m.to_api() for m in thread], "has_more": False}
+    with_metadata = args.flag("include_all_metadata")
+    return {"messages": [m.to_api(with_metadata=with_metadata) for m in thread], "has_more": False}
