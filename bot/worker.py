@@ -159,15 +159,16 @@ class Worker:
         except LeaseLost as exc:
             log.warning("outbox %s #%s: %s; left to its new holder", kind, item_id, exc)
         except Retry as exc:
-            self._record(lease, lambda s: outbox.fail(s, item_id, f"retry: {exc}", owner=lease.owner))
+            reason = f"retry: {exc}"
+            self._record(lease, lambda s: outbox.fail(s, item_id, reason, owner=lease.owner))
         except Exception as exc:
             error_id = getattr(exc, "error_id", None) or new_error_id()
             database = is_database_error(exc)
             expected = database or isinstance(exc, (ExternalError, UserError))
             log.log(logging.WARNING if expected else logging.ERROR, "outbox %s #%s failed: %s", kind, item_id, exc,
                     exc_info=not expected, extra={"error_id": error_id})
-            gave_up = self._record(lease, lambda s: outbox.fail(s, item_id, f"{error_id}: {exc}", owner=lease.owner,
-                                                                soon=database))
+            failure = f"{error_id}: {exc}"
+            gave_up = self._record(lease, lambda s: outbox.fail(s, item_id, failure, owner=lease.owner, soon=database))
             if gave_up and self.on_give_up is not None:
                 try:
                     self.on_give_up(kind, payload, f"{exc} (error {error_id})")

@@ -54,7 +54,7 @@ def build_slack(runtime: Runtime) -> SlackSide:
         listeners.register(guarded, context)  # type: ignore[arg-type]
     effects = SlackEffects(room)
     handlers = effects.handlers()
-    handlers.update(TracePoster(gateway, runtime.engine).handlers())  # replaces SlackEffects' "slack.traces"
+    handlers.update(TracePoster(room).handlers())  # replaces SlackEffects' "slack.traces"
     actions = runtime.services.get("actions")
     if actions is not None:
         action_listeners.register(guarded, context, actions)  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ from bot.slack import blocks
 from bot.slack.room import Room
 from bot.slack.text import escape_keep_mentions, safe
 from bot.slack.views import card_view
-from bot.worker import Handler, current_lease
+from bot.worker import Handler
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +41,11 @@ class SlackEffects:
             "slack.archive": self.archive,
             "slack.message": self.post_message,
             "postmortem.due": self.postmortem_nudge,
-            "slack.traces": self.post_failing_traces,
             "slack.notice": self.post_notice,
         }
 
     def _post(self, channel: str, text: str, blocks_: list[dict] | None = None, **extra: Any) -> dict[str, Any]:
-        """Post once per outbox row (see the module docstring); outside the worker, just post."""
-        lease = current_lease.get()
-        if lease is None:
-            return self.gateway.post(channel, text, blocks_, **extra)
-        key = f"{self.room.installation}:outbox:{lease.item_id}"
-        return self.gateway.post_once(key, channel, text, blocks_, maybe_posted=lease.retried, **extra)
+        return self.room.post_for_effect(channel, text, blocks_, **extra)
 
     def _step_result(self, incident_id: int, name: str) -> dict[str, Any] | None:
         with transaction(self.room.engine) as session:
@@ -104,19 +98,6 @@ class SlackEffects:
         else:
             log.info("no WARROOM_INCIDENTS_CHANNEL for the notice: %s", payload["text"])
 
-    def post_failing_traces(self, payload: dict[str, Any]) -> None:
-        from bot.redact import Redactor
-        from bot.traces import LINK_WINDOW_BEFORE
-
-        incident_id = payload["incident_id"]
-        with transaction(self.room.engine) as session:
-            total, examples = trace_examples(session, incident_id, Redactor())
-            channel = service.get(session, incident_id).channel_id
-        if channel and total:
-            text = f"{total} failing trace(s) — top {len(examples)}"
-            minutes = int(LINK_WINDOW_BEFORE.total_seconds() // 60)
-            self._post(channel, text, blocks.failing_traces(total, minutes, examples))
-
     def post_reminder(self, payload: dict[str, Any]) -> None:
         incident_id = payload["incident_id"]
         with transaction(self.room.engine) as session:
@@ -167,22 +148,3 @@ class SlackEffects:
                     return
                 except Exception:
                     log.warning("could not post the failure notice to %s", channel)
-
-
-def trace_examples(session, incident_id: int, redactor, limit: int = 3) -> tuple[int, list[dict[str, Any]]]:  # noqa: ANN001
-    """The incident's failing traces: how many, and up to ``limit`` examples of different prompts."""
-    from bot import traces
-
-    rows = traces.failing_traces(session, incident_id, limit=200)
-    examples, seen = [], set()
-    for row in rows:
-        key = row.prompt_hash or row.request_id
-        if key in seen:
-            continue
-        seen.add(key)
-        event = traces.as_event(row)
-        examples.append({"request_id": row.request_id, "failure_types": row.failure_types, "bundle": row.bundle_version,
-                         "question": redactor.redact(event.question), "output": redactor.redact(event.output or "")})
-        if len(examples) == limit:
-            break
-    return len(rows), examples

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot import late_traces, traces
@@ -22,14 +21,14 @@ from bot.incidents import service
 from bot.models import IncidentStep, Trace
 from bot.redact import Redactor
 from bot.slack import blocks
-from bot.slack.client import SlackGateway
+from bot.slack.room import Room
 
 EXAMPLES = 3
 
 
 class TracePoster:
-    def __init__(self, gateway: SlackGateway, engine: Engine) -> None:
-        self.gateway, self.engine = gateway, engine
+    def __init__(self, room: Room) -> None:
+        self.room, self.engine = room, room.engine
 
     def handlers(self) -> dict[str, Any]:
         return {"slack.traces": lambda p: self.post_new(p, at_open=True),
@@ -56,7 +55,7 @@ class TracePoster:
             more = " more" if marker.get("last_id") is not None else ""
             heading = f"*{total}{more} failing trace(s) since {since:%H:%M} UTC* — top {len(examples)}"
             text = f"{total}{more} failing trace(s) since {since:%H:%M} UTC — top {len(examples)}"
-        self.gateway.post(channel, text, blocks.failing_traces(total, 0, examples, heading=heading))
+        self.room.post_for_effect(channel, text, blocks.failing_traces(total, 0, examples, heading=heading))
         with transaction(self.engine) as session:
             step = _step(session, incident_id)
             step.result = {"last_id": max(last_id, after), "at": iso(utcnow())}

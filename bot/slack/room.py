@@ -38,7 +38,7 @@ from bot.slack.channel_names import channel_name, with_suffix
 from bot.slack.client import SlackCallError, SlackGateway
 from bot.slack.text import cut
 from bot.slack.views import card_view
-from bot.worker import check_lease
+from bot.worker import check_lease, current_lease
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,17 @@ class Room:
             self._save_result(incident_id, step, {**before, "posting": True})
         return self.gateway.post_once(self.post_key(incident_id, step), channel, text, blocks,
                                       maybe_posted=bool(before.get("posting")), **extra)
+
+    def post_for_effect(self, channel: str, text: str, blocks: list[dict] | None = None,
+                        **extra: Any) -> dict[str, Any]:
+        """Post once per outbox row: keyed by the row the worker is performing, looked up in Slack
+        first when the row is a retry (its earlier answer may have been lost); outside the worker,
+        just post."""
+        lease = current_lease.get()
+        if lease is None:
+            return self.gateway.post(channel, text, blocks, **extra)
+        key = f"{self.installation}:outbox:{lease.item_id}"
+        return self.gateway.post_once(key, channel, text, blocks, maybe_posted=lease.retried, **extra)
 
     # --- step bookkeeping ------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Sign-in for the web pages: one-time links given in Slack, and browser sessions (hashes only).
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0003"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -235,7 +235,7 @@ class ActionEffects:
         if posted.get("ts"):
             self.ctx.gateway.update(posted["channel"], posted["ts"], text, blocks)
             return
-        answer = self.ctx.gateway.post(channel, text, blocks)
+        answer = self.ctx.room.post_for_effect(channel, text, blocks)
         with transaction(self.ctx.engine) as session:
             step = session.execute(select(IncidentStep).where(IncidentStep.incident_id == incident.id,
                                                               IncidentStep.name == step_name)).scalar_one()
