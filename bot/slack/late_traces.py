@@ -9,7 +9,7 @@ the card is re-rendered so its failing-trace count stays current.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlmodel import Session
@@ -21,7 +21,9 @@ from bot.incidents import service
 from bot.models import IncidentStep, Trace
 from bot.redact import Redactor
 from bot.slack import blocks
-from bot.slack.room import Room
+
+if TYPE_CHECKING:  # the room renders the card, whose count of failing traces comes from here
+    from bot.slack.room import Room
 
 EXAMPLES = 3
 
