@@ -134,12 +134,23 @@ def playbooks_check(directory: Path = typer.Argument(Path("playbooks"), help="Th
 
 @slo_app.command("rules")
 def slo_rules(file: Path = typer.Argument(..., help="SLO definitions (YAML)."),
-              window: list[str] = typer.Option([], help="Scale a window for tests, e.g. --window 1h=30s."),
+              time_scale: float = typer.Option(1.0, help="Rehearsal: every window, the period and the route's "
+                                                         "timings this many times shorter (60: 1h becomes 60s)."),
+              window: list[str] = typer.Option([], help="Set one window's length by hand, e.g. --window 1h=30s "
+                                                        "(windows must stay in order; prefer --time-scale)."),
               for_: str = typer.Option("0s", "--for", help="Alert 'for' duration."),
-              alertmanager_webhook: str | None = typer.Option(None, help="Also print an Alertmanager route to stderr.")) -> None:
+              alertmanager_webhook: str | None = typer.Option(
+                  None, help="Also write an Alertmanager config (route + receiver) posting to this URL, e.g. "
+                             "http://127.0.0.1:8080/webhooks/alertmanager."),
+              alertmanager_out: Path | None = typer.Option(
+                  None, help="Write that Alertmanager config to this file (default: stderr)."),
+              credentials_file: str | None = typer.Option(
+                  None, help="Have Alertmanager read the bearer token from this file instead of writing "
+                             "WARROOM_ALERT_TOKEN into the config.")) -> None:
     """Prometheus recording and multi-window multi-burn-rate alert rules (stdout passes promtool check rules)."""
     from bot.slo.rules import slo_rules_main
-    raise typer.Exit(slo_rules_main(file, window, alertmanager_webhook, alert_for=for_))
+    raise typer.Exit(slo_rules_main(file, window, alertmanager_webhook, alert_for=for_, time_scale=time_scale,
+                                    alertmanager_out=alertmanager_out, credentials_file=credentials_file))
 
 
 @slo_app.command("check")
