@@ -36,7 +36,9 @@ def load_settings():  # noqa: ANN201
         raise typer.Exit(2) from None
 
 
-def _runtime(settings=None):  # noqa: ANN001, ANN202
+def _runtime(settings=None, *, quiet_migrations: bool = True):  # noqa: ANN001, ANN202
+    import logging
+
     from bot.db import upgrade
     from bot.logs import configure
     from bot.runbooks import RunbookError
@@ -44,6 +46,8 @@ def _runtime(settings=None):  # noqa: ANN001, ANN202
 
     settings = settings or load_settings()
     configure(settings.log_format, settings.log_level)
+    if quiet_migrations:  # a one-shot command's output is its answer, not alembic's chatter
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         runtime = Runtime.build(settings)
     except RunbookError as exc:
@@ -62,10 +66,19 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     from bot.serving import freeze_startup_objects
     from bot.web import create_app
 
-    runtime = _runtime()
+    runtime = _runtime(quiet_migrations=False)
     web_app = create_app(runtime)  # with SLACK_APP_TOKEN, it also connects to Slack in Socket Mode
     freeze_startup_objects()
+    typer.echo(listening_banner(runtime.settings, f"http://{host}:{port}"))
     uvicorn.run(web_app, host=host, port=port, log_level="warning")
+
+
+def listening_banner(settings, url: str) -> str:  # noqa: ANN001
+    """Where warroom listens and what it talks to, printed once on start."""
+    from sqlalchemy.engine import make_url
+    database = make_url(settings.database_url).render_as_string(hide_password=True)
+    return (f"warroom on {url}  (alerts: {url}/webhooks/alertmanager, incidents: {url}/incidents)\n"
+            f"  database {database}, Slack API {settings.slack_api_url}")
 
 
 @app.command()
@@ -236,4 +249,9 @@ def slack_manifest(url: str = typer.Option(..., help="Public base URL of warroom
 
 
 def main() -> None:
-    app()
+    from bot.errors import UserError
+    try:
+        app()
+    except UserError as exc:  # a missing incident and the like: one line, not a traceback
+        typer.echo(f"warroom: {exc}", err=True)
+        raise SystemExit(1) from None

@@ -3,6 +3,11 @@
 Starts the Slack emulator, the example LLM service (serving the bad bundle v42), and warroom on a
 SQLite file; registers bundles v41 (known-good) and v42; fires the sample SLO alert; prints where
 to look and what to try. Ctrl-C stops everything.
+
+Each start is a fresh world: the emulator keeps its channels in memory only, so the demo's database
+starts empty too (incident #1 is always the sample alert's, and its channel exists). The settings
+are written to ``.warroom-demo/warroom.env``, which the CLI reads, so ``warroom postmortem 1`` in
+another terminal acts on the demo.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from bot.config import DEV_ALERT_TOKEN, DEV_SIGNING_SECRET, Settings
+from bot.config import DEMO_ENV_FILE, DEV_ALERT_TOKEN, DEV_SIGNING_SECRET, Settings
 from bot.serving import ServerThread, free_port, port_is_free
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +50,23 @@ def bundles_of(service_url: str) -> dict[str, dict[str, Any]]:
     return {b["version"]: b for b in response.json()["bundles"]}
 
 
+def fresh_database(data_dir: Path) -> Path:
+    """Remove the previous run's SQLite file (and its journal): its channels died with the emulator."""
+    db = data_dir / "warroom.db"
+    for path in (db, *(db.with_name(db.name + suffix) for suffix in ("-journal", "-wal", "-shm"))):
+        path.unlink(missing_ok=True)
+    return db
+
+
+def write_cli_settings(path: Path, values: dict[str, Any]) -> None:
+    """The demo's settings as an env file the CLI reads (bot.config.DEMO_ENV_FILE)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["# Written by `warroom demo`: the CLI run in this folder uses these settings.",
+             "# .env and the environment override them; delete this file to stop using the demo's."]
+    lines += [f"{key}={value}" for key, value in values.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path, watch: bool = False) -> None:
     from bot.emulator import Emulator
     from bot.runtime import Runtime
@@ -54,6 +76,7 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
     from examples.llm_service import create_app as service_app
 
     data_dir.mkdir(parents=True, exist_ok=True)
+    database = fresh_database(data_dir)
     port, emulator_port, service_port = _port(port), _port(emulator_port), _port(service_port)
     warroom_url = f"http://127.0.0.1:{port}"
 
@@ -64,14 +87,16 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
     # Playbooks read their target and secrets from the environment (see playbooks/targets.yaml).
     os.environ.setdefault("WARROOM_TARGET_LLM_GATEWAY", service.url)
     os.environ.setdefault("WARROOM_SECRET_CONTROL_TOKEN", CONTROL_TOKEN)
-    settings = Settings(_env_file=None, **{  # type: ignore[arg-type]
-        "WARROOM_ENV": "development", "WARROOM_DATABASE_URL": f"sqlite:///{(data_dir / 'warroom.db').resolve()}",
+    values: dict[str, Any] = {
+        "WARROOM_ENV": "development", "WARROOM_DATABASE_URL": f"sqlite:///{database.resolve()}",
         "SLACK_API_URL": emu.api_url, "SLACK_BOT_TOKEN": emu.token, "SLACK_SIGNING_SECRET": DEV_SIGNING_SECRET,
         "WARROOM_ALERT_TOKEN": DEV_ALERT_TOKEN, "WARROOM_INCIDENTS_CHANNEL": "C0INCIDENTS",
         "WARROOM_PUBLIC_URL": warroom_url, "WARROOM_RUNBOOKS_DIR": ROOT / "runbooks",
         "WARROOM_PLAYBOOKS_DIR": ROOT / "playbooks",
         **({"WARROOM_SLO_FILE": ROOT / "examples" / "slos.yaml"} if watch else {}),
-    })
+    }
+    settings = Settings(_env_file=None, **values)  # type: ignore[arg-type]
+    write_cli_settings(DEMO_ENV_FILE, values)
     configure(settings.log_format, "WARNING")
     runtime = Runtime.build(settings)
     upgrade(runtime.engine)
@@ -89,7 +114,7 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
         fired = http.post("/webhooks/alertmanager", json=sample_alert(now)).json()
 
     print(f"""
-warroom demo is running (data in {data_dir}/).
+warroom demo is running (a fresh database in {data_dir}/).
 
   Slack (emulator):   {emu.base_url}/            ← open this: watch #incidents and the new incident channel
   warroom incidents:  {bot.url}/incidents        (JSON: {bot.url}/api/incidents)
@@ -100,6 +125,10 @@ A sample SLO alert fired (incident #{fired.get('incident_id')}). In the emulator
   • /incident fallback          → confirm; the service switches to safe-fallback-8b and is verified
   • /incident rollback          → proposes v41; Sam must approve (switch user to Sam)
   • react 📌 on a message, /incident status <text>, /incident resolve, then /incident postmortem
+
+The CLI in this folder now uses the demo's database and emulator (settings in {DEMO_ENV_FILE};
+.env and the environment override them), e.g. in another terminal:
+  .venv/bin/warroom postmortem {fired.get('incident_id')}      .venv/bin/warroom evals export {fired.get('incident_id')}
 
 Ctrl-C stops everything.""", flush=True)
 
