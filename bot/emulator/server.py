@@ -201,5 +201,6 @@ def run(host: str = "127.0.0.1", port: int = 3000, bot_url: str | None = None,
     """Blocking entry point for ``warroom emulator``."""
     emu = Emulator(seed=seed, signing_secret=signing_secret, bot_url=bot_url, token=token)
     emu.base_url = f"http://{host}:{port}"
-    print(f"Slack emulator on {emu.base_url}  (SLACK_API_URL={emu.api_url}, token {token})")
+    print(f"Slack emulator on {emu.base_url}  (open it to watch and act; SLACK_API_URL={emu.api_url}, "
+          f"token {token}, bot at {bot_url or 'none'})", flush=True)
     uvicorn.run(create_app(emu), host=host, port=port, log_level="warning", lifespan="off")
