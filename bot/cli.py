@@ -87,10 +87,13 @@ def demo(port: int = typer.Option(8080, help="Port for warroom."),
          service_port: int = typer.Option(9201, help="Port for the example LLM service."),
          data_dir: Path = typer.Option(Path(".warroom-demo"), help="Where the demo's SQLite file lives."),
          watch: bool = typer.Option(False, help="Also run the built-in SLO watcher on the service's traces "
-                                                "(examples/slos.yaml); it raises its own incident.")) -> None:
+                                                "(examples/slos.yaml); it raises its own incident."),
+         keep: bool = typer.Option(False, help="Keep the last run's database and emulator channels "
+                                               "(default: both start fresh).")) -> None:
     """Everything on this machine: Slack emulator, warroom on SQLite, the example LLM service, a sample alert."""
     from bot.demo import run_demo
-    run_demo(port=port, emulator_port=emulator_port, service_port=service_port, data_dir=data_dir, watch=watch)
+    run_demo(port=port, emulator_port=emulator_port, service_port=service_port, data_dir=data_dir, watch=watch,
+             keep=keep)
 
 
 @app.command()
