@@ -69,7 +69,9 @@ class Shell:
         """Paste ``text``; its output once every command in it has returned (exit status must be 0)."""
         assert self.proc.stdin is not None
         marker = f"__walk_{uuid.uuid4().hex}__"
-        self.proc.stdin.write(f"{text}\necho; echo {marker} $?\n")
+        # The status is read before the newline echo (which would reset $?); the newline ends a last
+        # line that has none (curl's JSON), so the marker starts a line of its own.
+        self.proc.stdin.write(f"{text}\n__walk_status=$?; echo; echo {marker} $__walk_status\n")
         self.proc.stdin.flush()
         out: list[str] = []
         deadline = time.monotonic() + timeout
