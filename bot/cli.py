@@ -244,7 +244,7 @@ def incidents_resume(incident: int = typer.Argument(..., help="Incident id.")) -
 
 
 @slack_app.command("manifest")
-def slack_manifest(url: str = typer.Option(..., help="Public base URL of warroom, e.g. https://warroom.example.com"),
+def slack_manifest(url: str = typer.Option(..., help="Public base URL of warroom, e.g. https://warroom.example.com."),
                    name: str = "warroom") -> None:
     """Print the Slack app manifest (YAML) to paste into api.slack.com/apps."""
     from bot.slack.manifest import manifest
