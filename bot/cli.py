@@ -36,7 +36,7 @@ def load_settings():  # noqa: ANN201
         raise typer.Exit(2) from None
 
 
-def _runtime(settings=None, *, quiet_migrations: bool = True):  # noqa: ANN001, ANN202
+def _runtime(settings=None, *, quiet_migrations: bool = True, must_exist: bool = True):  # noqa: ANN001, ANN202
     import logging
 
     from bot.db import upgrade
@@ -45,6 +45,8 @@ def _runtime(settings=None, *, quiet_migrations: bool = True):  # noqa: ANN001, 
     from bot.runtime import Runtime
 
     settings = settings or load_settings()
+    if must_exist:
+        _require_existing_sqlite(settings.database_url)
     configure(settings.log_format, settings.log_level)
     if quiet_migrations:  # a one-shot command's output is its answer, not alembic's chatter
         logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -57,6 +59,18 @@ def _runtime(settings=None, *, quiet_migrations: bool = True):  # noqa: ANN001, 
     return runtime
 
 
+def _require_existing_sqlite(url: str) -> None:
+    """Commands that read incidents stop at a SQLite file that is not there, instead of creating an
+    empty database and then not finding the incident in it."""
+    from sqlalchemy.engine import make_url
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:" \
+            and not Path(parsed.database).exists():
+        typer.echo(f"warroom: no database at {parsed.database}: run `warroom demo` in this folder first, "
+                   "or set WARROOM_DATABASE_URL", err=True)
+        raise typer.Exit(1)
+
+
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
           port: int = typer.Option(8080, help="Port to listen on.")) -> None:
@@ -66,7 +80,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     from bot.serving import freeze_startup_objects
     from bot.web import create_app
 
-    runtime = _runtime(quiet_migrations=False)
+    runtime = _runtime(quiet_migrations=False, must_exist=False)
     web_app = create_app(runtime)  # with SLACK_APP_TOKEN, it also connects to Slack in Socket Mode
     freeze_startup_objects()
     typer.echo(listening_banner(runtime.settings, f"http://{host}:{port}"))
@@ -223,7 +237,8 @@ def evals_run(directory: Path = typer.Argument(Path("evals"), help="Folder writt
               bundle: str | None = typer.Option(None, help="Mark SERVICE:VERSION known-good when every case passes.")) -> None:
     """Run the exported cases with promptfoo (offline); exit 1 when any case fails."""
     from bot.evals_run import run_and_report
-    raise typer.Exit(run_and_report(_runtime(), directory, incident=incident, bundle=bundle))
+    runtime = _runtime(must_exist=incident is not None or bundle is not None)
+    raise typer.Exit(run_and_report(runtime, directory, incident=incident, bundle=bundle))
 
 
 @incidents_app.command("resume")

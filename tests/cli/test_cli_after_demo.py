@@ -26,11 +26,20 @@ def test_cli_after_the_demo_uses_the_demos_database_and_says_a_missing_incident_
     (tmp_path / "runbooks").symlink_to(ROOT / "runbooks")
     write_cli_settings(tmp_path / DEMO_ENV_FILE, {"WARROOM_DATABASE_URL": f"sqlite:///{demo_db}",
                                                   "SLACK_API_URL": "http://127.0.0.1:1/api/"})
+    assert warroom(tmp_path, "db", "upgrade").returncode == 0  # what the demo did when it started
     result = warroom(tmp_path, "evals", "export", "7")
     assert (result.returncode, result.stdout, result.stderr) == (1, "", "warroom: There is no incident #7.\n")
-    assert demo_db.exists() and not (tmp_path / "warroom.db").exists()
+    assert not (tmp_path / "warroom.db").exists()
     result = warroom(tmp_path, "postmortem", "7")
     assert (result.returncode, result.stderr) == (1, "warroom: There is no incident #7.\n")
+
+
+def test_cli_without_a_database_says_so_instead_of_creating_one(tmp_path: Path) -> None:
+    (tmp_path / "runbooks").symlink_to(ROOT / "runbooks")
+    result = warroom(tmp_path, "evals", "export", "1")
+    assert (result.returncode, result.stderr) == (
+        1, "warroom: no database at warroom.db: run `warroom demo` in this folder first, or set WARROOM_DATABASE_URL\n")
+    assert list(tmp_path.iterdir()) == [tmp_path / "runbooks"]
 
 
 def test_env_file_overrides_the_demo_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
