@@ -36,14 +36,20 @@ def load_settings():  # noqa: ANN201
         raise typer.Exit(2) from None
 
 
-def _runtime(settings=None):  # noqa: ANN001, ANN202
+def _runtime(settings=None, *, quiet_migrations: bool = True, must_exist: bool = True):  # noqa: ANN001, ANN202
+    import logging
+
     from bot.db import upgrade
     from bot.logs import configure
     from bot.runbooks import RunbookError
     from bot.runtime import Runtime
 
     settings = settings or load_settings()
+    if must_exist:
+        _require_existing_sqlite(settings.database_url)
     configure(settings.log_format, settings.log_level)
+    if quiet_migrations:  # a one-shot command's output is its answer, not alembic's chatter
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         runtime = Runtime.build(settings)
     except RunbookError as exc:
@@ -51,6 +57,18 @@ def _runtime(settings=None):  # noqa: ANN001, ANN202
         raise typer.Exit(2) from None
     upgrade(runtime.engine)
     return runtime
+
+
+def _require_existing_sqlite(url: str) -> None:
+    """Commands that read incidents stop at a SQLite file that is not there, instead of creating an
+    empty database and then not finding the incident in it."""
+    from sqlalchemy.engine import make_url
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:" \
+            and not Path(parsed.database).exists():
+        typer.echo(f"warroom: no database at {parsed.database}: run `warroom demo` in this folder first, "
+                   "or set WARROOM_DATABASE_URL", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -62,10 +80,19 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     from bot.serving import freeze_startup_objects
     from bot.web import create_app
 
-    runtime = _runtime()
+    runtime = _runtime(quiet_migrations=False, must_exist=False)
     web_app = create_app(runtime)  # with SLACK_APP_TOKEN, it also connects to Slack in Socket Mode
     freeze_startup_objects()
+    typer.echo(listening_banner(runtime.settings, f"http://{host}:{port}"))
     uvicorn.run(web_app, host=host, port=port, log_level="warning")
+
+
+def listening_banner(settings, url: str) -> str:  # noqa: ANN001
+    """Where warroom listens and what it talks to, printed once on start."""
+    from sqlalchemy.engine import make_url
+    database = make_url(settings.database_url).render_as_string(hide_password=True)
+    return (f"warroom on {url}  (alerts: {url}/webhooks/alertmanager, incidents: {url}/incidents)\n"
+            f"  database {database}, Slack API {settings.slack_api_url}")
 
 
 @app.command()
@@ -74,10 +101,13 @@ def demo(port: int = typer.Option(8080, help="Port for warroom."),
          service_port: int = typer.Option(9201, help="Port for the example LLM service."),
          data_dir: Path = typer.Option(Path(".warroom-demo"), help="Where the demo's SQLite file lives."),
          watch: bool = typer.Option(False, help="Also run the built-in SLO watcher on the service's traces "
-                                                "(examples/slos.yaml); it raises its own incident.")) -> None:
+                                                "(examples/slos.yaml); it raises its own incident."),
+         keep: bool = typer.Option(False, help="Keep the last run's database and emulator channels "
+                                               "(default: both start fresh).")) -> None:
     """Everything on this machine: Slack emulator, warroom on SQLite, the example LLM service, a sample alert."""
     from bot.demo import run_demo
-    run_demo(port=port, emulator_port=emulator_port, service_port=service_port, data_dir=data_dir, watch=watch)
+    run_demo(port=port, emulator_port=emulator_port, service_port=service_port, data_dir=data_dir, watch=watch,
+             keep=keep)
 
 
 @app.command()
@@ -144,12 +174,23 @@ def playbooks_check(directory: Path = typer.Argument(Path("playbooks"), help="Th
 
 @slo_app.command("rules")
 def slo_rules(file: Path = typer.Argument(..., help="SLO definitions (YAML)."),
-              window: list[str] = typer.Option([], help="Scale a window for tests, e.g. --window 1h=30s."),
+              time_scale: float = typer.Option(1.0, help="Rehearsal: every window, the period and the route's "
+                                                         "timings this many times shorter (60: 1h becomes 60s)."),
+              window: list[str] = typer.Option([], help="Set one window's length by hand, e.g. --window 1h=30s "
+                                                        "(windows must stay in order; prefer --time-scale)."),
               for_: str = typer.Option("0s", "--for", help="Alert 'for' duration."),
-              alertmanager_webhook: str | None = typer.Option(None, help="Also print an Alertmanager route to stderr.")) -> None:
+              alertmanager_webhook: str | None = typer.Option(
+                  None, help="Also write an Alertmanager config (route + receiver) posting to this URL, e.g. "
+                             "http://127.0.0.1:8080/webhooks/alertmanager."),
+              alertmanager_out: Path | None = typer.Option(
+                  None, help="Write that Alertmanager config to this file (default: stderr)."),
+              credentials_file: str | None = typer.Option(
+                  None, help="Have Alertmanager read the bearer token from this file instead of writing "
+                             "WARROOM_ALERT_TOKEN into the config.")) -> None:
     """Prometheus recording and multi-window multi-burn-rate alert rules (stdout passes promtool check rules)."""
     from bot.slo.rules import slo_rules_main
-    raise typer.Exit(slo_rules_main(file, window, alertmanager_webhook, alert_for=for_))
+    raise typer.Exit(slo_rules_main(file, window, alertmanager_webhook, alert_for=for_, time_scale=time_scale,
+                                    alertmanager_out=alertmanager_out, credentials_file=credentials_file))
 
 
 @slo_app.command("check")
@@ -206,7 +247,8 @@ def evals_run(directory: Path = typer.Argument(Path("evals"), help="Folder writt
               bundle: str | None = typer.Option(None, help="Mark SERVICE:VERSION known-good when every case passes.")) -> None:
     """Run the exported cases with promptfoo (offline); exit 1 when any case fails."""
     from bot.evals_run import run_and_report
-    raise typer.Exit(run_and_report(_runtime(), directory, incident=incident, bundle=bundle))
+    runtime = _runtime(must_exist=incident is not None or bundle is not None)
+    raise typer.Exit(run_and_report(runtime, directory, incident=incident, bundle=bundle))
 
 
 @incidents_app.command("resume")
@@ -227,7 +269,7 @@ def incidents_resume(incident: int = typer.Argument(..., help="Incident id.")) -
 
 
 @slack_app.command("manifest")
-def slack_manifest(url: str = typer.Option(..., help="Public base URL of warroom, e.g. https://warroom.example.com"),
+def slack_manifest(url: str = typer.Option(..., help="Public base URL of warroom, e.g. https://warroom.example.com."),
                    name: str = "warroom") -> None:
     """Print the Slack app manifest (YAML) to paste into api.slack.com/apps."""
     from bot.slack.manifest import manifest
@@ -235,4 +277,9 @@ def slack_manifest(url: str = typer.Option(..., help="Public base URL of warroom
 
 
 def main() -> None:
-    app()
+    from bot.errors import UserError
+    try:
+        app()
+    except UserError as exc:  # a missing incident and the like: one line, not a traceback
+        typer.echo(f"warroom: {exc}", err=True)
+        raise SystemExit(1) from None

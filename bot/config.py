@@ -2,6 +2,10 @@
 
 A setting that is invalid stops the start with a message naming it (pydantic-settings does the
 naming); unsafe development defaults are refused when ``WARROOM_ENV`` is not ``development``.
+
+Sources, strongest first: the environment, ``.env``, then ``.warroom-demo/warroom.env`` (written by
+``warroom demo``, so the CLI run in the same folder afterwards acts on the demo's database and
+emulator without any setting).
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ from bot.trace_rules import FailureRules
 DEV_ALERT_TOKEN = "dev-alert-token"
 DEV_SIGNING_SECRET = "dev-signing-secret"
 DEV_BOT_TOKEN = "xoxb-warroom-local"
+REAL_SLACK_API_URL = "https://slack.com/api/"
+# Where `warroom emulator` listens by default: the development bot token talks to it, never to slack.com.
+LOCAL_SLACK_API_URL = "http://127.0.0.1:3000/api/"
+DEMO_ENV_FILE = Path(".warroom-demo") / "warroom.env"
 
 DEFAULT_SEVERITY_MAP: dict[str, int] = {
     # Generic `severity` label values.
@@ -31,12 +39,14 @@ DEFAULT_SEVERITY_MAP: dict[str, int] = {
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    # Later files win: `.env` overrides the demo's settings.
+    model_config = SettingsConfigDict(env_file=(DEMO_ENV_FILE, ".env"), extra="ignore", populate_by_name=True)
 
     env: Literal["development", "production", "test"] = Field("development", alias="WARROOM_ENV")
     slack_bot_token: str = Field(DEV_BOT_TOKEN, alias="SLACK_BOT_TOKEN")
     slack_signing_secret: str = Field(DEV_SIGNING_SECRET, alias="SLACK_SIGNING_SECRET")
-    slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+    # Empty: slack.com with a real bot token, the local emulator with the development one.
+    slack_api_url: str = Field("", alias="SLACK_API_URL")
     slack_app_token: str | None = Field(None, alias="SLACK_APP_TOKEN")
     # Seconds one Slack call may take before warroom treats its answer as lost (see bot.slack.client).
     slack_timeout_seconds: float = Field(15, gt=0, le=120, alias="WARROOM_SLACK_TIMEOUT_SECONDS")
@@ -114,7 +124,15 @@ class Settings(BaseSettings):
     @classmethod
     def _trailing_slash(cls, value: str) -> str:
         # slack-sdk urljoins method names onto the base URL; without the slash "/api" is lost.
-        return value if value.endswith("/") else value + "/"
+        return value if not value or value.endswith("/") else value + "/"
+
+    @model_validator(mode="after")
+    def _slack_for_the_token(self) -> Settings:
+        # A development token sent to slack.com is an invalid_auth at best and a leak of what the
+        # bot was about to post at worst: without a real token, Slack is the local emulator.
+        if not self.slack_api_url:
+            self.slack_api_url = LOCAL_SLACK_API_URL if self.slack_bot_token == DEV_BOT_TOKEN else REAL_SLACK_API_URL
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> Settings:

@@ -3,12 +3,20 @@
 Starts the Slack emulator, the example LLM service (serving the bad bundle v42), and warroom on a
 SQLite file; registers bundles v41 (known-good) and v42; fires the sample SLO alert; prints where
 to look and what to try. Ctrl-C stops everything.
+
+Each start is a fresh world: the emulator keeps its channels in memory only, so the demo's database
+starts empty too (incident #1 is always the sample alert's, and its channel exists). With
+``--keep`` both are kept instead: the emulator's channels are saved next to the database when the
+demo stops and loaded on the next start. The settings
+are written to ``.warroom-demo/warroom.env``, which the CLI reads, so ``warroom postmortem 1`` in
+another terminal acts on the demo.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import threading
 from datetime import datetime, timedelta, timezone
@@ -17,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from bot.config import DEV_ALERT_TOKEN, DEV_SIGNING_SECRET, Settings
+from bot.config import DEMO_ENV_FILE, DEV_ALERT_TOKEN, DEV_SIGNING_SECRET, Settings
 from bot.serving import ServerThread, free_port, port_is_free
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +35,7 @@ SERVICE = "llm-gateway"
 
 
 def _port(wanted: int) -> int:
-    return wanted if port_is_free(wanted) else free_port()
+    return wanted if wanted and port_is_free(wanted) else free_port()  # 0: any free port
 
 
 def sample_alert(now: datetime) -> dict[str, Any]:
@@ -55,7 +63,40 @@ def bundles_of(service_url: str) -> dict[str, dict[str, Any]]:
     return {b["version"]: b for b in response.json()["bundles"]}
 
 
-def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path, watch: bool = False) -> None:
+def fresh_database(data_dir: Path) -> Path:
+    """Remove the previous run's SQLite file (and its journal): its channels died with the emulator."""
+    db = data_dir / "warroom.db"
+    for path in (db, *(db.with_name(db.name + suffix) for suffix in ("-journal", "-wal", "-shm"))):
+        path.unlink(missing_ok=True)
+    return db
+
+
+def save_workspace(emu: Any, path: Path) -> None:
+    """The emulator's channels (messages, pins, bookmarks) and id counters, for ``--keep``."""
+    ws = emu.state
+    with ws.lock:
+        path.write_bytes(pickle.dumps({"channels": ws.channels, "ids": ws._ids, "last_us": ws._last_us}))
+
+
+def load_workspace(emu: Any, path: Path) -> None:
+    # A file this demo wrote itself in its own data folder, never one received from elsewhere.
+    saved = pickle.loads(path.read_bytes())  # noqa: S301
+    ws = emu.state
+    with ws.lock:
+        ws.channels, ws._ids, ws._last_us = saved["channels"], saved["ids"], saved["last_us"]
+
+
+def write_cli_settings(path: Path, values: dict[str, Any]) -> None:
+    """The demo's settings as an env file the CLI reads (bot.config.DEMO_ENV_FILE)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["# Written by `warroom demo`: the CLI run in this folder uses these settings.",
+             "# .env and the environment override them; delete this file to stop using the demo's."]
+    lines += [f"{key}={value}" for key, value in values.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path, watch: bool = False,
+             keep: bool = False) -> None:
     from bot.emulator import Emulator
     from bot.runtime import Runtime
     from bot.db import upgrade
@@ -64,24 +105,34 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
     from examples.llm_service import create_app as service_app
 
     data_dir.mkdir(parents=True, exist_ok=True)
+    snapshot = data_dir / "emulator.pickle"
+    database = data_dir / "warroom.db"
+    kept = keep and snapshot.exists() and database.exists()
+    if not kept:  # both fresh: the database's channels would not exist in a new emulator
+        fresh_database(data_dir)
+        snapshot.unlink(missing_ok=True)
     port, emulator_port, service_port = _port(port), _port(emulator_port), _port(service_port)
     warroom_url = f"http://127.0.0.1:{port}"
 
     emu = Emulator(signing_secret=DEV_SIGNING_SECRET)
+    if kept:
+        load_workspace(emu, snapshot)
     emu.start(port=emulator_port)
     service = ServerThread(service_app(control_token=CONTROL_TOKEN, warroom_url=warroom_url, warroom_token=DEV_ALERT_TOKEN,
                                        bundle="v42", traffic_rps=2), port=service_port).start()
     # Playbooks read their target and secrets from the environment (see playbooks/targets.yaml).
     os.environ.setdefault("WARROOM_TARGET_LLM_GATEWAY", service.url)
     os.environ.setdefault("WARROOM_SECRET_CONTROL_TOKEN", CONTROL_TOKEN)
-    settings = Settings(_env_file=None, **{  # type: ignore[arg-type]
-        "WARROOM_ENV": "development", "WARROOM_DATABASE_URL": f"sqlite:///{(data_dir / 'warroom.db').resolve()}",
+    values: dict[str, Any] = {
+        "WARROOM_ENV": "development", "WARROOM_DATABASE_URL": f"sqlite:///{database.resolve()}",
         "SLACK_API_URL": emu.api_url, "SLACK_BOT_TOKEN": emu.token, "SLACK_SIGNING_SECRET": DEV_SIGNING_SECRET,
         "WARROOM_ALERT_TOKEN": DEV_ALERT_TOKEN, "WARROOM_INCIDENTS_CHANNEL": "C0INCIDENTS",
         "WARROOM_PUBLIC_URL": warroom_url, "WARROOM_RUNBOOKS_DIR": ROOT / "runbooks",
         "WARROOM_PLAYBOOKS_DIR": ROOT / "playbooks",
         **({"WARROOM_SLO_FILE": ROOT / "examples" / "slos.yaml"} if watch else {}),
-    })
+    }
+    settings = Settings(_env_file=None, **values)  # type: ignore[arg-type]
+    write_cli_settings(DEMO_ENV_FILE, values)
     configure(settings.log_format, "WARNING")
     runtime = Runtime.build(settings)
     upgrade(runtime.engine)
@@ -90,18 +141,25 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
 
     auth = {"Authorization": f"Bearer {DEV_ALERT_TOKEN}"}
     now = datetime.now(timezone.utc)
-    with httpx.Client(base_url=bot.url, headers=auth, timeout=10) as http:
-        catalogue = bundles_of(service.url)
-        for offset, version in ((timedelta(days=2), "v41"), (timedelta(minutes=17), "v42")):
-            components = catalogue[version]["components"]
-            http.post("/api/bundles", json={"service": SERVICE, "version": version, "components": components,
-                                            "deployed_at": (now - offset).isoformat(), "known_good": version == "v41"})
-        fired = http.post("/webhooks/alertmanager", json=sample_alert(now)).json()
+    incident: Any = "1"
+    if not kept:
+        with httpx.Client(base_url=bot.url, headers=auth, timeout=10) as http:
+            catalogue = bundles_of(service.url)
+            for offset, version in ((timedelta(days=2), "v41"), (timedelta(minutes=17), "v42")):
+                components = catalogue[version]["components"]
+                http.post("/api/bundles", json={"service": SERVICE, "version": version, "components": components,
+                                                "deployed_at": (now - offset).isoformat(),
+                                                "known_good": version == "v41"})
+            incident = http.post("/webhooks/alertmanager", json=sample_alert(now)).json().get("incident_id")
+    world = ("the previous run's database and channels, kept (--keep)" if kept
+             else "a fresh database and emulator; --keep keeps both for the next start")
+    fired = (f"A sample SLO alert fired (incident #{incident})." if not kept
+             else "Nothing new fired: your incidents and their channels are as you left them.")
 
     signin_url = demo_signin_link(runtime, bot.url)
 
     print(f"""
-warroom demo is running (data in {data_dir}/).
+warroom demo is running: {world}, in {data_dir}/.
 
   Slack (emulator):   {emu.base_url}/            ← open this: watch #incidents and the new incident channel
   warroom incidents:  {bot.url}/incidents
@@ -110,11 +168,15 @@ warroom demo is running (data in {data_dir}/).
     JSON:             curl -H "Authorization: Bearer {DEV_ALERT_TOKEN}" {bot.url}/api/incidents
   example LLM service {service.url}/control/state (serving bad bundle v42; metrics at /metrics)
 
-A sample SLO alert fired (incident #{fired.get('incident_id')}). In the emulator page, pick "Priya" and try:
+{fired} In the emulator page, pick "Priya", open the incident channel and try:
   • click Acknowledge on the card
-  • /incident fallback          → confirm; the service switches to safe-fallback-8b and is verified
-  • /incident rollback          → proposes v41; Sam must approve (switch user to Sam)
-  • react 📌 on a message, /incident status <text>, /incident resolve, then /incident postmortem
+  • /incident fallback          → Confirm; the service switches to safe-fallback-8b and is verified
+  • /incident rollback          → proposes v41; Priya clicks Confirm, then switch to Sam to Approve
+  • post a message and react 📌 on it, /incident status <text>, /incident resolve, /incident postmortem
+
+The CLI in this folder now uses the demo's database and emulator (settings in {DEMO_ENV_FILE};
+.env and the environment override them), e.g. in another terminal:
+  .venv/bin/warroom postmortem {incident}      .venv/bin/warroom evals export {incident}
 
 Ctrl-C stops everything.""", flush=True)
 
@@ -125,4 +187,5 @@ Ctrl-C stops everything.""", flush=True)
     print("stopping…", flush=True)
     bot.stop()
     service.stop()
+    save_workspace(emu, snapshot)  # so that `--keep` finds the channels the database points at
     emu.stop()

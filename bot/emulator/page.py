@@ -1,23 +1,28 @@
 """The watch page: a readable view of the workspace and a place to act as a user.
 
 Server-rendered with jinja2 (autoescape on); a little vanilla JS polls ``/ui/state`` and posts
-user actions, which the emulator turns into real signed Slack requests via the driver.
+user actions, which the emulator turns into real signed Slack requests via the driver. Message
+text is rendered as Slack renders mrkdwn (bold, italic, strike, code, links, mentions), built from
+escaped pieces only; a plain message typed on the page is posted as the chosen person.
 """
 
 from __future__ import annotations
 
+import html
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader
+from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from bot.emulator.driver import BotReply
-from bot.emulator.state import Workspace
+from bot.emulator.state import Message, Workspace
 
 if TYPE_CHECKING:
     from bot.emulator.server import Emulator
@@ -49,9 +54,72 @@ def readable(ws: Workspace, text: str | None) -> str:
     return _TOKEN.sub(one, text or "").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
+_LINK_SCHEMES = ("http://", "https://", "mailto:")
+_PLACEHOLDER = re.compile("\x00(\\d+)\x00")
+_CODE_BLOCK = re.compile(r"```\n?(.+?)```", re.S)
+_CODE = re.compile(r"`([^`\n]+)`")
+# Slack's emphasis: the marker hugs the words and is not inside a word (snake_case stays as it is).
+_EMPHASIS = tuple((re.compile(rf"(?<![\w{m}])\{m}(?=\S)([^{m}\n]+?)(?<=\S)\{m}(?![\w{m}])"), tag)
+                  for m, tag in (("*", "strong"), ("_", "em"), ("~", "del")))
+
+
+def mrkdwn(ws: Workspace, text: str | None) -> Markup:
+    """Slack mrkdwn as HTML: every piece of the text is escaped before a tag is put around it."""
+    pieces: list[str] = []
+
+    def keep(fragment: str) -> str:
+        pieces.append(fragment)
+        return f"\x00{len(pieces) - 1}\x00"
+
+    def token(match: re.Match[str]) -> str:
+        target, label = match.group(1), match.group(2)
+        if target.startswith(("@", "#", "!")):
+            return keep(f'<span class="mention">{escape(readable(ws, match.group(0)))}</span>')
+        if target.startswith(_LINK_SCHEMES):
+            return keep(f'<a href="{escape(html.unescape(target))}" target="_blank" rel="noopener">'
+                        f"{escape(html.unescape(label or target))}</a>")
+        return match.group(0)  # `<title>` in help text is a placeholder, not a link: show it as typed
+
+    marked = _TOKEN.sub(token, text or "")
+    escaped = str(escape(html.unescape(marked)))
+    escaped = _CODE_BLOCK.sub(lambda m: keep(f"<pre>{m.group(1)}</pre>"), escaped)
+    escaped = _CODE.sub(lambda m: keep(f"<code>{m.group(1)}</code>"), escaped)
+    for pattern, tag in _EMPHASIS:
+        escaped = pattern.sub(lambda m, tag=tag: f"<{tag}>{m.group(1)}</{tag}>", escaped)
+    while _PLACEHOLDER.search(escaped):  # a code span can hold a mention's placeholder
+        escaped = _PLACEHOLDER.sub(lambda m: pieces[int(m.group(1))], escaped)
+    return Markup(escaped)
+
+
+def clock(ts: str) -> str:
+    """A message ts as the time of day on this machine (``14:03:27``); older days get their date."""
+    try:
+        when = datetime.fromtimestamp(float(ts))
+    except (TypeError, ValueError):
+        return ts
+    return when.strftime("%H:%M:%S" if when.date() == datetime.now().date() else "%Y-%m-%d %H:%M")
+
+
+def post_as(ws: Workspace, channel_id: str, user: str, text: str) -> Message:
+    """A plain message typed on the page, stored as Slack stores a person's message (``&<>`` escaped)."""
+    if not text.strip():
+        raise LookupError("type a message, or a /command")
+    with ws.lock:
+        channel = ws.channels.get(channel_id)
+        if channel is None:
+            raise LookupError(f"no channel {channel_id}")
+        if user not in ws.users:
+            raise LookupError(f"no user {user}")
+        escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        message = Message(ts=ws.next_ts(), channel=channel_id, user=user, text=escaped)
+        channel.messages.append(message)
+        return message
+
+
 def _render(ws: Workspace, name: str, **ctx: Any) -> str:
     return TEMPLATES.get_template(name).render(
-        ws=ws, readable=lambda t: readable(ws, t), user_name=lambda u: ws.users[u].name if u in ws.users else u, **ctx)
+        ws=ws, readable=lambda t: readable(ws, t), mrkdwn=lambda t: mrkdwn(ws, t), clock=clock,
+        user_name=lambda u: ws.users[u].name if u in ws.users else u, **ctx)
 
 
 def _fragments(ws: Workspace, channel_id: str, user: str) -> dict[str, str]:
@@ -98,6 +166,14 @@ def routes(emu: Emulator) -> list[Route]:
 
         return endpoint
 
+    async def message(request: Request) -> JSONResponse:
+        data = await request.json()
+        try:
+            posted = post_as(ws, str(data["channel"]), str(data["user"]), str(data["text"]))
+        except (LookupError, TypeError) as exc:
+            return JSONResponse({"status": 0, "error": str(exc).strip("'\"")}, status_code=400)
+        return JSONResponse({"posted": posted.ts, "at": clock(posted.ts)})
+
     return [
         Route("/", index),
         Route("/ui/state", state),
@@ -107,6 +183,7 @@ def routes(emu: Emulator) -> list[Route]:
                                                    user=d["user"])), methods=["POST"]),
         Route("/ui/select", act(lambda d: emu.select(d["channel"], d["ts"], d["action_id"], d["value"],
                                                      user=d["user"])), methods=["POST"]),
+        Route("/ui/message", message, methods=["POST"]),
         Route("/ui/react", act(lambda d: emu.react(d["channel"], d["ts"], d.get("name", "pushpin"),
                                                    user=d["user"])), methods=["POST"]),
         Route("/ui/submit", act(lambda d: emu.submit_view(d["view_id"], d["values"], user=d["user"])),

@@ -206,6 +206,6 @@ def run(host: str = "127.0.0.1", port: int = 3000, bot_url: str | None = None,
     emu.base_url = f"http://{host}:{port}"
     for fault in faults or []:
         emu.faults.inject(**fault)
-    print(f"Slack emulator on {emu.base_url}  (SLACK_API_URL={emu.api_url}, token {token}); "
-          f"faults: {emu.base_url}{control.PATH}", flush=True)
+    print(f"Slack emulator on {emu.base_url}  (open it to watch and act; SLACK_API_URL={emu.api_url}, "
+          f"token {token}, bot at {bot_url or 'none'}); faults: {emu.base_url}{control.PATH}", flush=True)
     uvicorn.run(create_app(emu), host=host, port=port, log_level="warning", lifespan="off")

@@ -94,7 +94,7 @@ def test_28_day_slo_pages_at_13_44() -> None:
 
 
 def test_scaled_windows_let_seconds_stand_in_for_hours() -> None:
-    windows = WindowSet.from_overrides(["5m=5s", "30m=15s", "1h=30s", "6h=120s"])
+    windows = WindowSet.from_overrides(["5m=5s", "30m=15s", "1h=30s", "2h=60s", "6h=120s"])
     outcomes = [(NOW - timedelta(seconds=s), s % 2 == 0) for s in range(0, 30)]  # 50 % over 30 s
     assert page(evaluate(SLO_99, outcomes, NOW, windows)) is not None
     assert page(evaluate(SLO_99, outcomes, NOW + timedelta(minutes=5), windows)) is None  # data aged out

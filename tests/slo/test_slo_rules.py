@@ -149,11 +149,17 @@ def test_28_day_period_keeps_the_budget_percentages(tmp_path: Path) -> None:
 def test_scaled_windows_change_ranges_not_thresholds(tmp_path: Path) -> None:
     slo_path = tmp_path / "slos.yaml"
     slo_path.write_text(SLO_FILE.format(period="30d"))
-    windows = WindowSet.from_overrides(["5m=5s", "1h=30s"], alert_for="10s")
+    windows = WindowSet.scaled(60, alert_for="10s")
     text = prometheus_rules(load_slos(slo_path), windows=windows)
     groups = yaml.safe_load(text)["groups"]
-    five_minutes = groups[0]["rules"][0]
-    assert five_minutes["record"] == "slo:sli_error:ratio_rate5m" and "[5s]" in five_minutes["expr"]
+    ranges = {r["record"]: (r["expr"], r["labels"]["sloth_window"]) for r in groups[0]["rules"]}
+    # Every window shrinks 60 times, in order; the period too; names and labels stay nominal.
+    for nominal, scaled in (("5m", "5s"), ("30m", "30s"), ("1h", "1m"), ("2h", "2m"), ("6h", "6m"),
+                            ("1d", "24m"), ("3d", "72m")):
+        expr, label = ranges[f"slo:sli_error:ratio_rate{nominal}"]
+        assert f"[{scaled}]" in expr and label == nominal
+    expr, label = ranges["slo:sli_error:ratio_rate30d"]
+    assert "[12h]" in expr and label == "30d"
     assert "14.4 * 0.01" in groups[2]["rules"][0]["expr"]
     assert groups[2]["rules"][0]["for"] == "10s"
     (tmp_path / "rules.yml").write_text(text)
@@ -164,23 +170,96 @@ def test_scaled_windows_change_ranges_not_thresholds(tmp_path: Path) -> None:
         WindowSet.from_overrides(["1h=soon"])
 
 
+def test_scaling_one_window_alone_is_refused_because_it_breaks_their_order() -> None:
+    with pytest.raises(WindowError, match="window 30m=30m is longer than 1h=30s; scale every window together"):
+        WindowSet.from_overrides(["1h=30s"])
+    with pytest.raises(WindowError, match="5m window shorter than 1s"):
+        WindowSet.scaled(600)
+
+
+def test_the_period_ratio_stays_one_to_one_when_the_scale_changes(tmp_path: Path) -> None:
+    # Prometheus keeps the old series after a reload; with the scaled range in `sloth_window` the
+    # 30-day ratio then failed with "many-to-many matching not allowed". promtool replays that.
+    slo_path = tmp_path / "slos.yaml"
+    slo_path.write_text(SLO_FILE.format(period="30d"))
+    unscaled = yaml.safe_load(prometheus_rules(load_slos(slo_path)))
+    scaled = yaml.safe_load(prometheus_rules(load_slos(slo_path), windows=WindowSet.scaled(60)))
+    assert [r["labels"] for r in unscaled["groups"][0]["rules"]] == [r["labels"] for r in scaled["groups"][0]["rules"]]
+    rules = tmp_path / "rules.yml"
+    rules.write_text(yaml.safe_dump(scaled))
+    five_minutes = 'slo:sli_error:ratio_rate5m{sloth_id="llm-gateway-hallucination-rate", sloth_service="llm-gateway", ' \
+                   'sloth_slo="hallucination-rate", sloth_window="5m"}'
+    test = {
+        "rule_files": [str(rules)],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            # An earlier, unscaled rule file recorded the same series; the ratio stays one series.
+            "input_series": [{"series": 'llm_answers_total{service="llm-gateway", outcome="good"}', "values": "0+60x30"},
+                             {"series": 'llm_answers_total{service="llm-gateway", outcome="hallucination"}',
+                              "values": "0+0x30"},
+                             {"series": five_minutes.replace("}", ', team="ml", service="llm-gateway", '
+                                                                  'slo="hallucination-rate"}'), "values": "0x10"}],
+            "promql_expr_test": [{"expr": 'count(slo:sli_error:ratio_rate30d)', "eval_time": "20m",
+                                  "exp_samples": [{"labels": "{}", "value": 1}]}],
+        }],
+    }
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(test))
+    result = promtool("test", "rules", str(tmp_path / "test.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_cli_prints_a_rule_file_and_asks_for_the_alertmanager_snippet(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert slo_rules_main(EXAMPLE, ["5m=10s"], "http://127.0.0.1:8000/webhooks/alertmanager") == 0
+    monkeypatch.delenv("WARROOM_ALERT_TOKEN", raising=False)
+    assert slo_rules_main(EXAMPLE, [], "http://127.0.0.1:8000/webhooks/alertmanager") == 0
     out, err = capsys.readouterr()
     rules = tmp_path / "stdout.yml"
     rules.write_text(out)
     assert promtool("check", "rules", str(rules)).returncode == 0
+    assert err.startswith("note: WARROOM_ALERT_TOKEN is not set")
     am = tmp_path / "alertmanager.yml"
-    am.write_text(err)
+    am.write_text(err.split("\n", 1)[1])
     result = subprocess.run(["amtool", "check-config", str(am)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
-    route = yaml.safe_load(err)["route"]
+    route = yaml.safe_load(am.read_text())["route"]
     assert route["group_by"] == ["alertname", "sloth_service", "sloth_slo", "sloth_severity"]
+    assert (route["group_wait"], route["group_interval"]) == ("30s", "5m")
+    # Without a placeholder: the development token warroom accepts in development.
+    [webhook] = yaml.safe_load(am.read_text())["receivers"][0]["webhook_configs"]
+    assert webhook["http_config"]["authorization"]["credentials"] == "dev-alert-token"
 
     assert slo_rules_main(EXAMPLE, [], None) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_rehearsal_route_goes_to_a_file_with_the_environment_token_and_short_timings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WARROOM_ALERT_TOKEN", "from-the-env")
+    am = tmp_path / "alertmanager.yml"
+    assert slo_rules_main(EXAMPLE, [], "http://127.0.0.1:8080/webhooks/alertmanager", time_scale=60,
+                          alertmanager_out=am) == 0
+    out, err = capsys.readouterr()
+    assert err == f"wrote the Alertmanager route and receiver to {am}\n"
+    assert "Windows scaled for a rehearsal: 5m=5s, 30m=30s, 1h=1m" in out
+    result = subprocess.run(["amtool", "check-config", str(am)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    config = yaml.safe_load(am.read_text())
+    assert (config["route"]["group_wait"], config["route"]["group_interval"]) == ("1s", "5s")
+    [webhook] = config["receivers"][0]["webhook_configs"]
+    assert webhook["http_config"]["authorization"] == {"type": "Bearer", "credentials": "from-the-env"}
+
+    assert slo_rules_main(EXAMPLE, [], "http://127.0.0.1:8080/webhooks/alertmanager", alertmanager_out=am,
+                          credentials_file="/etc/alertmanager/warroom-token") == 0
+    [webhook] = yaml.safe_load(am.read_text())["receivers"][0]["webhook_configs"]
+    assert webhook["http_config"]["authorization"] == {"type": "Bearer",
+                                                       "credentials_file": "/etc/alertmanager/warroom-token"}
+    assert "from-the-env" not in am.read_text()
+
+    assert slo_rules_main(EXAMPLE, [], None, alertmanager_out=am) == 2
+    assert "--alertmanager-out needs --alertmanager-webhook" in capsys.readouterr().err
 
 
 def test_cli_reports_file_problems_and_bad_windows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
