@@ -125,12 +125,14 @@ _DEFAULT_RULES: tuple[_Rule, ...] = (
     # scheme://user:password@host → scheme://[secret]@host
     _credential("basic-auth-url", r"(?P<prefix>[A-Za-z][A-Za-z0-9+.-]*://)[^\s/:@]*:[^\s/@]+@", "://",
                 replace=lambda match: f"{match.group('prefix')}{SECRET_LABEL}@"),
-    _credential("bearer", _START + r"(?P<prefix>[Bb]earer\s+)[A-Za-z0-9._~+/=-]{8,}", "earer",
+    # A token has a digit, a capital or a symbol: "Bearer authentication" is prose.
+    _credential("bearer", _START + r"(?P<prefix>[Bb]earer\s+)(?=[a-z]*[A-Z0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,}", "earer",
                 replace=_keep_prefix(SECRET_LABEL)),
-    _credential("github", _START + r"(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})", "_"),
-    _credential("gitlab", _START + r"glpat-[A-Za-z0-9_-]{20,}", "glpat-"),
+    # Distinctive prefixes: a token cut short after a few characters still goes.
+    _credential("github", _START + r"(?:gh[pousr]_[A-Za-z0-9]{8,}|github_pat_[A-Za-z0-9_]{8,})", "_"),
+    _credential("gitlab", _START + r"glpat-[A-Za-z0-9_-]{8,}", "glpat-"),
     _credential("slack", _START + r"(?:xox[abposre]-[A-Za-z0-9-]{10,}|xapp-\d-[A-Za-z0-9-]{10,})", "xox", "xapp-"),
-    _credential("stripe", _START + r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}|" + _START + r"whsec_[A-Za-z0-9]{20,}",
+    _credential("stripe", _START + r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{8,}|" + _START + r"whsec_[A-Za-z0-9]{20,}",
            "_"),
     # OpenAI (sk-…, sk-proj-…) and Anthropic (sk-ant-…) keys share the prefix.
     _credential("openai-anthropic", _START + r"sk-[A-Za-z0-9_-]{16,}", "k-"),
@@ -142,7 +144,7 @@ _DEFAULT_RULES: tuple[_Rule, ...] = (
                 r"(?P<prefix>(?:secret|Secret|SECRET)[_ .-]?(?:(?:access|Access|ACCESS)[_ .-]?)?(?:key|Key|KEY)"
                 r"[\"']?\s*[:=]\s*[\"']?"
                 r"|" + _START + r"(?:AKIA|ASIA)[0-9A-Z]{16}[^A-Za-z0-9/+]{1,20})"
-                r"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])",
+                r"[A-Za-z0-9/+]{40,}",
                 "ecret", "ECRET", "AKIA", "ASIA", replace=_keep_prefix(SECRET_LABEL)),
     _credential("aws-access-key", _START + r"(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|APKA)[0-9A-Z]{16}(?![0-9A-Z])",
            "AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "APKA"),
