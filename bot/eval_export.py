@@ -28,6 +28,7 @@ from bot.trace_rules import FailureRules, question_text
 from bot.incidents import lifecycle, service, timeline
 from bot.models import Incident, Trace
 from bot.postmortem.assemble import EVALS_EXPORTED_KIND, incident_ref
+from bot import redact
 from bot.redact import Redactor
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def export_incident(session: Session, incident_id: int, out_dir: Path, *, target
     Failure types are the ones found when each trace arrived (stored with it); ``rules`` gives
     the thresholds the cases assert, e.g. the latency limit."""
     incident = service.get(session, incident_id)
-    collector = CaseCollector(incident_id=incident_ref(incident), rules=rules, redactor=redactor or Redactor())
+    collector = CaseCollector(incident_id=incident_ref(incident), rules=rules, redactor=redactor or redact.current())
     for row in _export_rows(session, incident_id):
         _add_row(collector, row)
     lines = collector.lines(load=lambda ids: _reload(session, ids))

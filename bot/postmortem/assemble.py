@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from bot import bundles, traces
+from bot import bundles, redact, traces
 from bot.clock import as_utc, utcnow
 from bot.errors import NotFound
 from bot.incidents import metrics, service, timeline
@@ -65,7 +65,7 @@ def plain_slack_text(text: str) -> str:
 def build_context(session: Session, incident_id: int, *, redactor: Redactor | None = None,
                   budget_slo: SLO | None = None, eval_cases_added: int | None = None) -> PostmortemContext:
     incident = service.get(session, incident_id)
-    redactor = redactor or Redactor()
+    redactor = redactor or redact.current()
     start, end = impact_window(session, incident)
     return PostmortemContext(
         incident=_info(incident),

@@ -18,6 +18,7 @@ from bot.incidents import service
 from bot.models import Postmortem
 from bot.postmortem.assemble import build_context
 from bot.postmortem.render import render_postmortem
+from bot import redact
 from bot.redact import Redactor
 from bot.slo.spec import SLO
 
@@ -53,7 +54,8 @@ def save_edit(session: Session, incident_id: int, text: str, *, templates_dir: P
     pm = _locked(session, incident_id)
     text = text.replace("\r\n", "\n")  # browsers send textarea lines with CRLF
     if text.strip():
-        pm.edited, pm.edited_at = text, utcnow()
+        # A credential pasted into the edit is not kept: the text is shown, exported and posted.
+        pm.edited, pm.edited_at = redact.current().redact_credentials(text), utcnow()
     else:
         pm.edited, pm.edited_at = None, None
     session.flush()

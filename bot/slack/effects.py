@@ -84,12 +84,12 @@ class SlackEffects:
                               thread_ts=payload.get("thread_ts"))
 
     def post_failing_traces(self, payload: dict[str, Any]) -> None:
-        from bot.redact import Redactor
+        from bot import redact
         from bot.traces import LINK_WINDOW_BEFORE
 
         incident_id = payload["incident_id"]
         with transaction(self.room.engine) as session:
-            total, examples = trace_examples(session, incident_id, Redactor())
+            total, examples = trace_examples(session, incident_id, redact.current())
             channel = service.get(session, incident_id).channel_id
         if channel and total:
             text = f"{total} failing trace(s) — top {len(examples)}"
