@@ -112,9 +112,10 @@ def _credential(name: str, pattern: str, *literals: str, replace: Callable[[re.M
                  _hint(*literals), literals)
 
 
-# Order matters: whole blocks and URLs before the tokens they may contain, credentials before
-# emails (a basic-auth URL has an "@"), cards before phones (both are digit runs; the card rule
-# is stricter).
+# Order matters: whole blocks, URLs and labelled values before the tokens they may contain,
+# the generic bearer rule last among credentials (it would take a label or half a token),
+# credentials before emails (a basic-auth URL has an "@"), cards before phones (both are digit
+# runs; the card rule is stricter).
 _DEFAULT_RULES: tuple[_Rule, ...] = (
     # Cut off before its END line, a key block is redacted to the end of the text.
     _credential("private-key",
@@ -125,9 +126,14 @@ _DEFAULT_RULES: tuple[_Rule, ...] = (
     # scheme://user:password@host → scheme://[secret]@host
     _credential("basic-auth-url", r"(?P<prefix>[A-Za-z][A-Za-z0-9+.-]*://)[^\s/:@]*:[^\s/@]+@", "://",
                 replace=lambda match: f"{match.group('prefix')}{SECRET_LABEL}@"),
-    # A token has a digit, a capital or a symbol: "Bearer authentication" is prose.
-    _credential("bearer", _START + r"(?P<prefix>[Bb]earer\s+)(?=[a-z]*[A-Z0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,}", "earer",
-                replace=_keep_prefix(SECRET_LABEL)),
+    # A secret access key is 40 characters of base64 that only its context gives away: a label
+    # ("aws_secret_access_key = …", "SecretAccessKey": "…") or the access key id just before it.
+    _credential("aws-secret-key",
+                r"(?P<prefix>(?:secret|Secret|SECRET)[_ .-]?(?:(?:access|Access|ACCESS)[_ .-]?)?(?:key|Key|KEY)"
+                r"[\"']?\s*[:=]\s*[\"']?"
+                r"|" + _START + r"(?:AKIA|ASIA)[0-9A-Z]{16}[^A-Za-z0-9/+]{1,20})"
+                r"[A-Za-z0-9/+]{40,}",
+                "ecret", "ECRET", "AKIA", "ASIA", replace=_keep_prefix(SECRET_LABEL)),
     # Distinctive prefixes: a token cut short after a few characters still goes.
     _credential("github", _START + r"(?:gh[pousr]_[A-Za-z0-9]{8,}|github_pat_[A-Za-z0-9_]{8,})", "_"),
     _credential("gitlab", _START + r"glpat-[A-Za-z0-9_-]{8,}", "glpat-"),
@@ -138,17 +144,13 @@ _DEFAULT_RULES: tuple[_Rule, ...] = (
     _credential("openai-anthropic", _START + r"sk-[A-Za-z0-9_-]{16,}", "k-"),
     _credential("huggingface", _START + r"hf_[A-Za-z0-9]{20,}", "_"),
     _credential("google", _START + r"AIza[0-9A-Za-z_-]{30,}", "AIza"),
-    # A secret access key is 40 characters of base64 that only its context gives away: a label
-    # ("aws_secret_access_key = …", "SecretAccessKey": "…") or the access key id just before it.
-    _credential("aws-secret-key",
-                r"(?P<prefix>(?:secret|Secret|SECRET)[_ .-]?(?:(?:access|Access|ACCESS)[_ .-]?)?(?:key|Key|KEY)"
-                r"[\"']?\s*[:=]\s*[\"']?"
-                r"|" + _START + r"(?:AKIA|ASIA)[0-9A-Z]{16}[^A-Za-z0-9/+]{1,20})"
-                r"[A-Za-z0-9/+]{40,}",
-                "ecret", "ECRET", "AKIA", "ASIA", replace=_keep_prefix(SECRET_LABEL)),
     _credential("aws-access-key", _START + r"(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|APKA)[0-9A-Z]{16}(?![0-9A-Z])",
            "AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "APKA"),
     _credential("jwt", _START + r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*", "yJ"),
+    # Last of the credentials: it would take a label or a piece of a token another rule knows.
+    # A token has a digit, a capital or a symbol: "Bearer authentication" is prose.
+    _credential("bearer", _START + r"(?P<prefix>[Bb]earer\s+)(?=[a-z]*[A-Z0-9_.~+/=-])[A-Za-z0-9_.~+/=-]{8,}", "earer",
+                replace=_keep_prefix(SECRET_LABEL)),
     _Rule("hex", "heuristic", re.compile(r"\b[0-9a-fA-F]{32,}\b"), _constant(SECRET_LABEL)),
     _Rule("email", "personal", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
           _constant("[email]"), _hint("@"), ("@",)),
@@ -256,16 +258,19 @@ class Redactor:
         if unknown:
             raise RedactionPatternError(f"unknown redaction rule(s) {', '.join(map(repr, unknown))}; "
                                         f"the rules are {', '.join(RULE_NAMES)}")
-        # Extra patterns run first so a site rule wins over a broader default on the same text.
-        self._rules = _compile_extra(extra_patterns) + tuple(r for r in _DEFAULT_RULES if r.name not in disabled)
+        defaults = tuple(r for r in _DEFAULT_RULES if r.name not in disabled)
+        credentials = tuple(r for r in defaults if r.kind == "credential")
+        site = _compile_extra(extra_patterns)
+        rest = tuple(r for r in defaults if r.kind != "credential")
+        # Site rules run after the credential rules (a site rule that takes a piece of a token
+        # must not leave the rest unrecognisable) and before the others (so that a site rule
+        # wins over a broader phone or card rule on the same text).
+        self._rules = credentials + site + rest
         self._known = KnownSecrets(known_secrets)
-        site = tuple(r for r in self._rules if r.kind == "site")
-        credentials = tuple(r for r in self._rules if r.kind == "credential")
-        rest = tuple(r for r in self._rules if r.kind not in ("site", "credential"))
-        # Every credential rule has literals; the defaults put them first, so the gate keeps the order.
+        # Every credential rule has literals: clean text is told apart with one search.
         gate = _gate({literal for rule in credentials for literal in rule.literals}) if credentials else None
-        self._all = (site, (gate, credentials), rest)
-        self._credentials_only = (site, (gate, credentials), ())
+        self._all = ((gate, credentials), site, rest)
+        self._credentials_only = ((gate, credentials), site, ())
 
     def redact(self, text: str) -> str:
         """Everything: credentials, long hex strings, emails, cards and phone numbers (trace text)."""
@@ -275,16 +280,16 @@ class Redactor:
         """Credentials and site patterns only (timeline, pages, Slack, logs)."""
         return self._apply(text, *self._credentials_only)
 
-    def _apply(self, text: str, site: tuple[_Rule, ...], gated: tuple[Hint | None, tuple[_Rule, ...]],
+    def _apply(self, text: str, gated: tuple[Hint | None, tuple[_Rule, ...]], site: tuple[_Rule, ...],
                rest: tuple[_Rule, ...]) -> str:
         if self._known:
             text = self._known.mask(text)
-        for rule in site:
-            text = rule.apply(text)
         gate, credentials = gated
         if gate is not None and gate(text):
             for rule in credentials:
                 text = rule.apply(text)
+        for rule in site:
+            text = rule.apply(text)
         for rule in rest:
             text = rule.apply(text)
         return text

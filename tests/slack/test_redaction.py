@@ -25,3 +25,13 @@ def test_a_credential_in_a_status_update_or_alert_never_reaches_the_channel_or_a
     assert "Status update from" in shown and "rotating the token [secret] now" in shown
     for leaked in (PASTED, PASTED[:12], PASTED[-12:], AWS_ID):
         assert leaked not in shown
+
+
+def test_a_credential_cut_by_the_card_limit_leaves_no_prefix_on_the_card(slack):
+    incident_id = slack.fire(am_payload([am_alert("a")]))
+    channel = slack.room(incident_id)
+    # The card shows the status cut at 500 characters: right inside the token.
+    slack.command(f"/incident status {'x' * 480} {PASTED}", channel=channel)
+    slack.settle()
+    card = str(slack.card(channel).blocks)
+    assert "x" * 100 in card and PASTED[:10] not in card
