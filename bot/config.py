@@ -22,6 +22,7 @@ from bot.trace_rules import FailureRules
 DEV_ALERT_TOKEN = "dev-alert-token"
 DEV_SIGNING_SECRET = "dev-signing-secret"
 DEV_BOT_TOKEN = "xoxb-warroom-local"
+KNOWN_SECRET_MIN = 8  # shorter secret values are masked in playbook results only
 
 DEFAULT_SEVERITY_MAP: dict[str, int] = {
     # Generic `severity` label values.
@@ -147,10 +148,13 @@ class Settings(BaseSettings):
 
     def redactor(self, known_secrets: Iterable[str] = ()) -> Redactor:
         """The redactor every surface uses: the WARROOM_REDACT_* settings, and warroom's own secrets."""
-        own = [value for value, dev in ((self.slack_bot_token, DEV_BOT_TOKEN), (self.slack_signing_secret, DEV_SIGNING_SECRET),
-                                        (self.alert_token, DEV_ALERT_TOKEN), (self.slack_app_token, None))
-               if value and value != dev]
-        return Redactor(self.redact_patterns, disabled=self.redact_disable, known_secrets=[*own, *known_secrets])
+        tokens = ((self.slack_bot_token, DEV_BOT_TOKEN), (self.slack_signing_secret, DEV_SIGNING_SECRET),
+                  (self.alert_token, DEV_ALERT_TOKEN), (self.slack_app_token, None))
+        own = [value for value, dev in tokens if value and value != dev]  # the public dev defaults are no secret
+        # A value this short cannot be told from ordinary text everywhere (the playbook runner still
+        # masks it in its own results).
+        known = [value for value in (*own, *known_secrets) if len(value) >= KNOWN_SECRET_MIN]
+        return Redactor(self.redact_patterns, disabled=self.redact_disable, known_secrets=known)
 
     def failure_rules(self) -> FailureRules:
         """The thresholds that make a trace a failure (WARROOM_HALLUCINATION_THRESHOLD, …)."""

@@ -73,8 +73,9 @@ def _gate(literals: Iterable[str]) -> Hint:
     A regex alternation tries every position whose character starts one of its literals, so
     literals that start with a common letter are looked for with ``in`` instead.
     """
-    common = tuple(sorted(literal for literal in literals if literal[0] in "etaoinshr"))
-    rare = re.compile("|".join(re.escape(literal) for literal in sorted(set(literals) - set(common)))).search
+    unique = set(literals)
+    common = tuple(sorted(literal for literal in unique if literal[0] in "etaoinshr"))
+    rare = re.compile("|".join(re.escape(literal) for literal in sorted(unique - set(common)))).search
     return lambda text: rare(text) is not None or any(literal in text for literal in common)
 
 

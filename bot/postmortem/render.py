@@ -32,7 +32,8 @@ _LINE_START_MARKUP = re.compile(r"^(\s*)([#>+*=-]|\d+[.)])")
 
 def md(value: Any, limit: int | None = None) -> str:
     """User text made safe to drop into one Markdown line or table cell (credentials out before any cut)."""
-    text = " ".join(redact.current().redact_credentials(str(value)).split())  # newlines would end the list item / table row
+    # Newlines would end the list item / table row.
+    text = " ".join(redact.current().redact_credentials(str(value)).split())
     if limit is not None and len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
     text = text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")

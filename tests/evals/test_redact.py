@@ -206,3 +206,11 @@ def test_a_known_secret_is_masked_whole_and_in_part() -> None:
     assert redactor.redact_credentials(f"got {token[:15]} and {token[-14:]}") == "got [secret] and [secret]"
     # Words the token shares with ordinary text stay.
     assert redactor.redact_credentials("the control token") == "the control token"
+
+
+def test_the_settings_redactor_masks_warroom_tokens_but_not_values_too_short_to_tell_from_text() -> None:
+    from bot.config import Settings
+
+    redactor = Settings(WARROOM_ALERT_TOKEN="alert-Zq8vK2mN4bX7cR1t").redactor(known_secrets=["on", "Hx9-Lm2-Qp7-Zt4"])
+    assert redactor.redact_credentials("token alert-Zq8vK2mN4b, key Hx9-Lm2-Qp7-Zt4") == "token [secret], key [secret]"
+    assert redactor.redact_credentials("the alert is on") == "the alert is on"

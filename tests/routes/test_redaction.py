@@ -1,4 +1,4 @@
-"""A credential in alert text, the timeline, a run's error or a pasted edit: no page, API answer or postmortem shows it."""
+"""A credential in alert text, the timeline, a run's error or a pasted edit: no page, API or postmortem shows it."""
 
 from __future__ import annotations
 
