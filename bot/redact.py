@@ -187,20 +187,42 @@ def _compile_extra(patterns: Iterable[str]) -> tuple[_Rule, ...]:
     return tuple(rules)
 
 
+_ANCHOR = 4
+
+
+def _anchors(value: str) -> list[int]:
+    """Offsets of ``_ANCHOR``-long blocks of ``value`` such that every FRAGMENT_MIN-long run holds one."""
+    reach = FRAGMENT_MIN - _ANCHOR  # a run starting at r holds the blocks starting in [r, r + reach]
+
+    def rarity(offset: int) -> tuple[int, int]:
+        char = value[offset]
+        return (0 if char.islower() or char.isspace() else 1 if char.isdigit() else 2), offset
+
+    offsets: list[int] = []
+    uncovered = 0  # the first run start no block holds yet
+    while uncovered <= len(value) - FRAGMENT_MIN:
+        best = max(range(uncovered, uncovered + reach + 1), key=rarity)
+        offsets.append(best)
+        uncovered = best + 1
+    return offsets
+
+
 class KnownSecrets:
     """Masks given secret values, whole or any ``FRAGMENT_MIN``-long run of one.
 
-    Any such run contains one of the secret's blocks of ``FRAGMENT_MIN // 2`` characters taken
-    at block-aligned offsets, so looking for those blocks (``str.find``, fast) finds every run;
-    each hit is then grown to the longest stretch text and secret share there.
+    Each secret gets a few short blocks ("anchors") placed so that every such run holds one whole;
+    text holding none of them is done with one regex search. Anchors start, where the secret
+    allows, with a character that ordinary text has few of (a capital, a symbol), which keeps that
+    search fast. Each anchor found is grown to the longest stretch text and secret share there.
     """
 
     def __init__(self, values: Iterable[str]) -> None:
         unique = sorted({v for v in values if v}, key=len, reverse=True)
         self._short = [v for v in unique if len(v) < FRAGMENT_MIN]
-        size = FRAGMENT_MIN // 2
-        self._blocks = [(v, offset, v[offset:offset + size]) for v in unique if len(v) >= FRAGMENT_MIN
-                        for offset in range(0, len(v) - size + 1, size)]
+        self._blocks = [(v, offset, v[offset:offset + _ANCHOR]) for v in unique if len(v) >= FRAGMENT_MIN
+                        for offset in _anchors(v)]
+        literals = sorted({block for _, _, block in self._blocks} | set(self._short))
+        self._hint = re.compile("|".join(re.escape(literal) for literal in literals)).search if literals else None
 
     def __bool__(self) -> bool:
         return bool(self._short or self._blocks)
@@ -224,6 +246,8 @@ class KnownSecrets:
         return "".join(pieces)
 
     def _spans(self, text: str) -> list[tuple[int, int]]:
+        if self._hint is None or self._hint(text) is None:
+            return []
         spans = []
         for value in self._short:
             at = text.find(value)

@@ -214,3 +214,17 @@ def test_the_settings_redactor_masks_warroom_tokens_but_not_values_too_short_to_
     redactor = Settings(WARROOM_ALERT_TOKEN="alert-Zq8vK2mN4bX7cR1t").redactor(known_secrets=["on", "Hx9-Lm2-Qp7-Zt4"])
     assert redactor.redact_credentials("token alert-Zq8vK2mN4b, key Hx9-Lm2-Qp7-Zt4") == "token [secret], key [secret]"
     assert redactor.redact_credentials("the alert is on") == "the alert is on"
+
+
+_SECRET_CHARS = _ALNUM + "-_.:*/+="
+
+
+@given(st.text(_SECRET_CHARS, min_size=12, max_size=80), st.data(),
+       st.text(_SECRET_CHARS + " ", max_size=30), st.text(_SECRET_CHARS + " ", max_size=30))
+def test_any_twelve_characters_of_a_known_secret_are_masked_wherever_they_appear(
+    secret: str, data: st.DataObject, before: str, after: str,
+) -> None:
+    start = data.draw(st.integers(0, len(secret) - 12))
+    end = data.draw(st.integers(start + 12, len(secret)))
+    out = Redactor(known_secrets=[secret]).redact_credentials(before + secret[start:end] + after)
+    assert not any(piece in out for piece in _fragments(secret))
