@@ -22,13 +22,13 @@ from sqlalchemy import Text, cast, or_, select
 from sqlalchemy.engine import Row
 from sqlmodel import Session
 
+from bot import redact
 from bot.clock import as_utc
 from bot.evals import CaseCollector, ExportResult, Label, TraceFacts, case_kinds, prompt_key, write_eval_files
 from bot.trace_rules import FailureRules, question_text
 from bot.incidents import lifecycle, service, timeline
 from bot.models import Incident, Trace
 from bot.postmortem.assemble import EVALS_EXPORTED_KIND, incident_ref
-from bot import redact
 from bot.redact import Redactor
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,11 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         redactor = redact.current()
-        record.msg, record.args = redactor.redact_credentials(record.getMessage()), None
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format call must not raise into the caller
+            message = f"{record.msg!s} {record.args!r}"
+        record.msg, record.args = redactor.redact_credentials(message), None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:

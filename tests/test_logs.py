@@ -58,3 +58,12 @@ def test_a_bad_redaction_setting_stops_the_start_naming_it() -> None:
         Settings(WARROOM_REDACT_DISABLE="email, phones")
     with pytest.raises(ValueError, match="expected a JSON list of regular expressions"):
         Settings(WARROOM_REDACT_PATTERNS="ACME-\\d+")
+
+
+def test_a_log_call_with_bad_arguments_still_logs_redacted_and_raises_nothing(
+    warroom_logging: None, capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure("text", "INFO")
+    logging.getLogger("bot.test").warning("two values %s %s", PASTED)
+    err = capsys.readouterr().err
+    assert "two values" in err and PASTED not in err

@@ -16,11 +16,11 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, Field
 
+from bot import redact
+
 from .hosts import HostAllowList, HostRefused
 from .jsonpath import PathNotFound, lookup
 from .playbook import Expect, Playbook, Step, Verify
-from bot import redact
-
 from .render import Renderer, RenderError, scrub_value
 from .targets import env_name
 

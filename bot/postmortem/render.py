@@ -18,9 +18,9 @@ from typing import Any
 from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from bot import redact
 from bot.postmortem.context import PostmortemContext, TraceExample
 from bot.postmortem.timeline import summarise_timeline
-from bot import redact
 from bot.redact import Redactor
 
 TEMPLATE_NAME = "postmortem.md.j2"

@@ -12,13 +12,13 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlmodel import Session
 
+from bot import redact
 from bot.clock import as_utc, utcnow
 from bot.db import insert_or_ignore
 from bot.incidents import service
 from bot.models import Postmortem
 from bot.postmortem.assemble import build_context
 from bot.postmortem.render import render_postmortem
-from bot import redact
 from bot.redact import Redactor
 from bot.slo.spec import SLO
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -18,7 +20,7 @@ def _runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def _without_credentials(body: object) -> object:
+def _without_credentials(body: Any) -> Any:
     # Alert annotations, timeline text and labels come from outside; the API shows them.
     return redact.current().redact_obj(body, credentials_only=True)
 
