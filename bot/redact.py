@@ -76,7 +76,16 @@ def _gate(literals: Iterable[str]) -> Hint:
     unique = set(literals)
     common = tuple(sorted(literal for literal in unique if literal[0] in "etaoinshr"))
     rare = re.compile("|".join(re.escape(literal) for literal in sorted(unique - set(common)))).search
-    return lambda text: rare(text) is not None or any(literal in text for literal in common)
+
+    def gate(text: str) -> bool:
+        if rare(text) is not None:
+            return True
+        for literal in common:  # a plain loop: a generator costs more than the search here
+            if literal in text:
+                return True
+        return False
+
+    return gate
 
 
 def _constant(label: str) -> Callable[[re.Match[str]], str]:
@@ -291,31 +300,27 @@ class Redactor:
         # must not leave the rest unrecognisable) and before the others (so that a site rule
         # wins over a broader phone or card rule on the same text).
         self._rules = credentials + site + rest
-        self._known = KnownSecrets(known_secrets)
+        self._credentials, self._site, self._rest = credentials, site, rest
+        known = KnownSecrets(known_secrets)
+        self._mask_known = known.mask if known else None
         # Every credential rule has literals: clean text is told apart with one search.
-        gate = _gate({literal for rule in credentials for literal in rule.literals}) if credentials else None
-        self._all = ((gate, credentials), site, rest)
-        self._credentials_only = ((gate, credentials), site, ())
+        self._gate = _gate({literal for rule in credentials for literal in rule.literals}) if credentials else None
 
     def redact(self, text: str) -> str:
         """Everything: credentials, long hex strings, emails, cards and phone numbers (trace text)."""
-        return self._apply(text, *self._all)
+        text = self.redact_credentials(text)
+        for rule in self._rest:
+            text = rule.apply(text)
+        return text
 
     def redact_credentials(self, text: str) -> str:
-        """Credentials and site patterns only (timeline, pages, Slack, logs)."""
-        return self._apply(text, *self._credentials_only)
-
-    def _apply(self, text: str, gated: tuple[Hint | None, tuple[_Rule, ...]], site: tuple[_Rule, ...],
-               rest: tuple[_Rule, ...]) -> str:
-        if self._known:
-            text = self._known.mask(text)
-        gate, credentials = gated
-        if gate is not None and gate(text):
-            for rule in credentials:
+        """Known secrets, credentials and site patterns only (timeline, pages, Slack, logs)."""
+        if self._mask_known is not None:
+            text = self._mask_known(text)
+        if self._gate is not None and self._gate(text):
+            for rule in self._credentials:
                 text = rule.apply(text)
-        for rule in site:
-            text = rule.apply(text)
-        for rule in rest:
+        for rule in self._site:
             text = rule.apply(text)
         return text
 
