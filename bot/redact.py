@@ -240,17 +240,12 @@ class KnownSecrets:
         spans = self._spans(text)
         if not spans:
             return text
-        spans.sort()
-        pieces, cursor = [], 0
-        for start, end in spans:
-            if end <= cursor:
-                continue
-            if start < cursor:
-                start = cursor
-            else:
-                pieces.append(text[cursor:start])
-                pieces.append(label)
-            cursor = end
+        pieces: list[str] = []
+        cursor = -1  # where the last masked stretch ends
+        for start, end in sorted(spans):
+            if start > cursor:  # overlapping or adjacent stretches extend the last one
+                pieces += [text[max(cursor, 0):start], label]
+            cursor = max(cursor, end)
         pieces.append(text[cursor:])
         return "".join(pieces)
 
@@ -287,12 +282,12 @@ class Redactor:
 
     def __init__(self, extra_patterns: Iterable[str] = (), *, disabled: Iterable[str] = (),
                  known_secrets: Iterable[str] = ()) -> None:
-        disabled = set(disabled)
-        unknown = sorted(disabled - set(RULE_NAMES))
+        off = set(disabled)
+        unknown = sorted(off - set(RULE_NAMES))
         if unknown:
             raise RedactionPatternError(f"unknown redaction rule(s) {', '.join(map(repr, unknown))}; "
                                         f"the rules are {', '.join(RULE_NAMES)}")
-        defaults = tuple(r for r in _DEFAULT_RULES if r.name not in disabled)
+        defaults = tuple(r for r in _DEFAULT_RULES if r.name not in off)
         credentials = tuple(r for r in defaults if r.kind == "credential")
         site = _compile_extra(extra_patterns)
         rest = tuple(r for r in defaults if r.kind != "credential")
