@@ -11,6 +11,7 @@ emulator without any setting).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -19,6 +20,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
+from bot.redact import RedactionPatternError, Redactor
 from bot.trace_rules import FailureRules
 
 DEV_ALERT_TOKEN = "dev-alert-token"
@@ -28,6 +30,7 @@ REAL_SLACK_API_URL = "https://slack.com/api/"
 # Where `warroom emulator` listens by default: the development bot token talks to it, never to slack.com.
 LOCAL_SLACK_API_URL = "http://127.0.0.1:3000/api/"
 DEMO_ENV_FILE = Path(".warroom-demo") / "warroom.env"
+KNOWN_SECRET_MIN = 8  # shorter secret values are masked in playbook results only
 
 DEFAULT_SEVERITY_MAP: dict[str, int] = {
     # Generic `severity` label values.
@@ -95,6 +98,9 @@ class Settings(BaseSettings):
     cost_budget: float | None = Field(None, gt=0, alias="WARROOM_COST_BUDGET")
     alertmanager_url: str | None = Field(None, alias="WARROOM_ALERTMANAGER_URL")
     slo_file: Path | None = Field(None, alias="WARROOM_SLO_FILE")
+    # Site patterns to redact too (a JSON list of regexes) and default rules to turn off (names).
+    redact_patterns: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="WARROOM_REDACT_PATTERNS")
+    redact_disable: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="WARROOM_REDACT_DISABLE")
 
     @field_validator("action_hosts", mode="before")
     @classmethod
@@ -102,6 +108,31 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [h.strip() for h in value.split(",") if h.strip()]
         return value
+
+    @field_validator("redact_patterns", mode="before")
+    @classmethod
+    def _parse_patterns(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else []
+            except ValueError:
+                raise ValueError('expected a JSON list of regular expressions, e.g. ["ACME-\\\\d{6}"]') from None
+        return value
+
+    @field_validator("redact_disable", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check_redaction(self) -> Settings:
+        try:
+            Redactor(self.redact_patterns, disabled=self.redact_disable)
+        except RedactionPatternError as exc:
+            raise ValueError(f"WARROOM_REDACT_PATTERNS / WARROOM_REDACT_DISABLE: {exc}") from None
+        return self
 
     @field_validator("thread_only_severities", mode="before")
     @classmethod
@@ -145,6 +176,16 @@ class Settings(BaseSettings):
                 if value == dev:
                     raise ValueError(f"{name} must be set when WARROOM_ENV=production")
         return self
+
+    def redactor(self, known_secrets: Iterable[str] = ()) -> Redactor:
+        """The redactor every surface uses: the WARROOM_REDACT_* settings, and warroom's own secrets."""
+        tokens = ((self.slack_bot_token, DEV_BOT_TOKEN), (self.slack_signing_secret, DEV_SIGNING_SECRET),
+                  (self.alert_token, DEV_ALERT_TOKEN), (self.slack_app_token, None))
+        own = [value for value, dev in tokens if value and value != dev]  # the public dev defaults are no secret
+        # A value this short cannot be told from ordinary text everywhere (the playbook runner still
+        # masks it in its own results).
+        known = [value for value in (*own, *known_secrets) if len(value) >= KNOWN_SECRET_MIN]
+        return Redactor(self.redact_patterns, disabled=self.redact_disable, known_secrets=known)
 
     def failure_rules(self) -> FailureRules:
         """The thresholds that make a trace a failure (WARROOM_HALLUCINATION_THRESHOLD, …)."""

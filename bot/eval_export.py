@@ -22,6 +22,7 @@ from sqlalchemy import Text, cast, or_, select
 from sqlalchemy.engine import Row
 from sqlmodel import Session
 
+from bot import redact
 from bot.clock import as_utc
 from bot.evals import CaseCollector, ExportResult, Label, TraceFacts, case_kinds, prompt_key, write_eval_files
 from bot.trace_rules import FailureRules, question_text
@@ -50,7 +51,7 @@ def export_incident(session: Session, incident_id: int, out_dir: Path, *, target
     Failure types are the ones found when each trace arrived (stored with it); ``rules`` gives
     the thresholds the cases assert, e.g. the latency limit."""
     incident = service.get(session, incident_id)
-    collector = CaseCollector(incident_id=incident_ref(incident), rules=rules, redactor=redactor or Redactor())
+    collector = CaseCollector(incident_id=incident_ref(incident), rules=rules, redactor=redactor or redact.current())
     for row in _export_rows(session, incident_id):
         _add_row(collector, row)
     lines = collector.lines(load=lambda ids: _reload(session, ids))

@@ -28,6 +28,7 @@ import orjson
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bot import redact
 from bot.redact import Redactor
 from bot.trace_rules import FAILURE_TYPES, FailureRules, TraceEvent, failure_types
 
@@ -188,7 +189,7 @@ def prompt_key(prompt_hash: str | None, question: str) -> str:
 def _distinctive_sentence(output: str) -> str | None:
     """The longest sentence free of redaction markers: specific enough to catch the same answer again."""
     pieces = re.split(r"(?<=[.!?])\s+|\n+", output)
-    pieces += [p for piece in pieces for p in re.split(r"\[(?:email|phone|secret|card|redacted)\]", piece)]
+    pieces += [p for piece in pieces for p in re.split(r"\[(?:email|phone|secret|card|redacted|private key)\]", piece)]
     candidates = [p.strip() for p in pieces if "[" not in p and len(p.strip()) >= 8]
     return max(candidates, key=len) if candidates else None
 
@@ -283,7 +284,7 @@ class CaseCollector:
     """
 
     def __init__(self, *, incident_id: str, rules: FailureRules = FailureRules(), redactor: Redactor | None = None):
-        self.incident_id, self.rules, self.redactor = incident_id, rules, redactor or Redactor()
+        self.incident_id, self.rules, self.redactor = incident_id, rules, redactor or redact.current()
         self._cases: dict[tuple[str, str], _Case] = {}
 
     def add(self, ref: Any, *, prompt_key: str, kinds: Sequence[str], label: Label | None,

@@ -1,24 +1,19 @@
 """One line per event, with the request or incident id; JSON when WARROOM_LOG_FORMAT=json.
 
-Secrets never reach a log line: tokens and signing secrets are masked by the formatter whatever
-the caller passed in.
+Secrets never reach a log line: a filter on warroom's handler redacts every record (message and
+traceback) with the configured redactor, whatever the caller passed in.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from contextvars import ContextVar
+
+from bot import redact
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 incident_id: ContextVar[int | None] = ContextVar("incident_id", default=None)
-
-_SECRET = re.compile(r"(xox[abposr]-[A-Za-z0-9-]+|Bearer\s+[A-Za-z0-9._~+/=-]+|xapp-[A-Za-z0-9-]+)")
-
-
-def mask(text: str) -> str:
-    return _SECRET.sub(lambda m: m.group(0)[:5] + "••••", text)
 
 
 class _ContextFilter(logging.Filter):
@@ -28,20 +23,39 @@ class _ContextFilter(logging.Filter):
         return True
 
 
+class RedactingFilter(logging.Filter):
+    """Credentials out of the message and the traceback before any formatter sees the record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        redactor = redact.current()
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format call must not raise into the caller
+            message = f"{record.msg!s} {record.args!r}"
+        record.msg, record.args = redactor.redact_credentials(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redactor.redact_credentials(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redactor.redact_credentials(record.stack_info)
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": mask(record.getMessage()),
+            "message": record.getMessage(),
         }
         for key in ("request_id", "incident_id", "error_id"):
             value = getattr(record, key, None)
             if value is not None:
                 entry[key] = value
-        if record.exc_info:
-            entry["exception"] = mask(self.formatException(record.exc_info))
+        if record.exc_info or record.exc_text:
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
 
 
@@ -52,15 +66,16 @@ class TextFormatter(logging.Formatter):
         line = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.name}: {record.getMessage()}"
         if ids:
             line += f" [{ids}]"
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return mask(line)
+        if record.exc_info or record.exc_text:
+            line += "\n" + (record.exc_text or self.formatException(record.exc_info))
+        return line
 
 
 def configure(fmt: str = "text", level: str = "INFO") -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_ContextFilter())
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from bot import redact
+from bot.actions.render import secrets_from_env
 from bot.alerts.intake import IntakeRules
 from bot.clock import as_utc, utcnow
 from bot.config import Settings
@@ -38,6 +40,8 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings, engine: Engine | None = None) -> Runtime:
         runbooks = load_runbooks(settings.runbooks_dir)  # refuses to start on a broken folder, saying why
+        # Everything shown (Slack, pages, API, postmortems, logs, eval files) is redacted with these settings.
+        redact.configure(settings.redactor(known_secrets=secrets_from_env().values()))
         return cls(settings=settings, engine=engine or make_engine(settings.database_url), runbooks=runbooks)
 
     @property

@@ -17,6 +17,8 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from bot.redact import KnownSecrets
+
 MASK = "••••"
 SECRET_ENV_PREFIX = "WARROOM_SECRET_"
 CONTEXT_NAMES = frozenset({"params", "incident", "saved", "target", "secrets"})
@@ -102,17 +104,16 @@ class Renderer:
 
 
 def scrub(text: str, secret_values: list[str] | tuple[str, ...]) -> str:
-    """Replace every secret value that appears in ``text`` (longest first, so prefixes don't leak)."""
-    for value in sorted((v for v in secret_values if v), key=len, reverse=True):
-        text = text.replace(value, MASK)
-    return text
+    """Mask every secret value in ``text``, and any part of one long enough to matter (an echoed half)."""
+    return KnownSecrets(secret_values).mask(text, MASK)
 
 
-def scrub_value(value: Any, secret_values: list[str]) -> Any:
+def scrub_value(value: Any, secret_values: list[str] | KnownSecrets) -> Any:
+    known = secret_values if isinstance(secret_values, KnownSecrets) else KnownSecrets(secret_values)
     if isinstance(value, str):
-        return scrub(value, secret_values)
+        return known.mask(value, MASK)
     if isinstance(value, dict):
-        return {scrub_value(k, secret_values): scrub_value(v, secret_values) for k, v in value.items()}
+        return {scrub_value(k, known): scrub_value(v, known) for k, v in value.items()}
     if isinstance(value, list):
-        return [scrub_value(item, secret_values) for item in value]
+        return [scrub_value(item, known) for item in value]
     return value

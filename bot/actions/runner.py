@@ -16,6 +16,8 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, Field
 
+from bot import redact
+
 from .hosts import HostAllowList, HostRefused
 from .jsonpath import PathNotFound, lookup
 from .playbook import Expect, Playbook, Step, Verify
@@ -81,7 +83,8 @@ class _Run:
         self.secret_values = [v for v in secrets.values() if v]
 
     def mask(self, value: Any) -> Any:
-        return scrub_value(value, self.secret_values)
+        # Our own secrets first (whole or in part), then any credential a control plane echoes.
+        return redact.current().redact_obj(scrub_value(value, self.secret_values), credentials_only=True)
 
     def emit(self, kind: Literal["step", "verify", "finished"], name: str, ok: bool | None, message: str) -> None:
         if self.on_event is not None:
@@ -120,14 +123,14 @@ class _Run:
         wanted = expect.status
         if (wanted is None and not 200 <= code < 300) or (wanted is not None and code not in wanted):
             expected = "2xx" if wanted is None else " or ".join(map(str, wanted))
-            raise _StepFailed(f"HTTP {code} (expected {expected}): {_snippet(response)}")
+            raise _StepFailed(f"HTTP {code} (expected {expected}): {self.snippet(response)}")
         body: Any = None
         if expect.json_ or response.headers.get("content-type", "").startswith("application/json"):
             try:
                 body = response.json()
             except ValueError:
                 if expect.json_:
-                    raise _StepFailed(f"HTTP {code}, but the body is not JSON: {_snippet(response)}") from None
+                    raise _StepFailed(f"HTTP {code}, but the body is not JSON: {self.snippet(response)}") from None
         real, _ = self.renderers()
         seen = []
         for path, expected_value in real.render(expect.json_).items():
@@ -139,6 +142,11 @@ class _Run:
                 raise _StepFailed(f"{path} is {actual!r}, expected {expected_value!r}")
             seen.append(f"{path} is {actual!r}")
         return body, "; ".join(seen) or f"HTTP {code}"
+
+    def snippet(self, response: httpx.Response) -> str:
+        # Masked before it is cut: a cut through a token would leave its start unrecognisable.
+        text = " ".join(self.mask(response.text).split())
+        return (text[:200] + "…") if len(text) > 200 else (text or "(empty body)")
 
     def run_step(self, step: Step) -> StepResult:
         started = self.clock()
@@ -251,8 +259,3 @@ def _same(actual: Any, expected: Any) -> bool:
         return True
     # Rendered expectations are strings ("{{ params.enabled }}" → "false"); compare as JSON text.
     return isinstance(expected, str) and not isinstance(actual, str) and json.dumps(actual) == expected
-
-
-def _snippet(response: httpx.Response) -> str:
-    text = " ".join(response.text.split())
-    return (text[:200] + "…") if len(text) > 200 else (text or "(empty body)")

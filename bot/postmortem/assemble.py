@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from bot import bundles, traces
+from bot import bundles, redact, traces
 from bot.clock import as_utc, utcnow
 from bot.errors import NotFound
 from bot.incidents import metrics, service, timeline
@@ -69,7 +69,7 @@ def build_context(session: Session, incident_id: int, *, redactor: Redactor | No
                   names: Names | None = None) -> PostmortemContext:
     """``names`` turns Slack user ids into people's names (`bot.people`); without it ids stay."""
     incident = service.get(session, incident_id)
-    redactor = redactor or Redactor()
+    redactor = redactor or redact.current()
     start, end = impact_window(session, incident)
     return PostmortemContext(
         incident=_info(incident, names),

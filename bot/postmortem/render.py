@@ -18,6 +18,7 @@ from typing import Any
 from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from bot import redact
 from bot.postmortem.context import PostmortemContext, TraceExample
 from bot.postmortem.timeline import summarise_timeline
 from bot.redact import Redactor
@@ -30,8 +31,9 @@ _LINE_START_MARKUP = re.compile(r"^(\s*)([#>+*=-]|\d+[.)])")
 
 
 def md(value: Any, limit: int | None = None) -> str:
-    """User text made safe to drop into one Markdown line or table cell."""
-    text = " ".join(str(value).split())  # newlines would end the list item / table row
+    """User text made safe to drop into one Markdown line or table cell (credentials out before any cut)."""
+    # Newlines would end the list item / table row.
+    text = " ".join(redact.current().redact_credentials(str(value)).split())
     if limit is not None and len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
     text = text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
@@ -48,7 +50,7 @@ def md_paragraphs(value: Any) -> str:
 
 def code(value: Any) -> str:
     """An identifier (bundle, request id, playbook) as inline code that cannot break a table."""
-    text = " ".join(str(value).split()).replace("|", "\\|")
+    text = " ".join(redact.current().redact_credentials(str(value)).split()).replace("|", "\\|")
     fence = "``" if "`" in text else "`"
     pad = " " if fence == "``" else ""
     return f"{fence}{pad}{text}{pad}{fence}"
@@ -89,6 +91,10 @@ def number(value: int | None) -> str:
     return "unknown" if value is None else f"{value:,}"
 
 
+def _without_credentials(value: Any) -> Any:
+    return redact.current().redact_credentials(value) if isinstance(value, str) else value
+
+
 @lru_cache(maxsize=16)
 def _environment(templates_dir: str | None) -> ImmutableSandboxedEnvironment:
     # The user's folder first, so a team can override the whole draft without forking the bot.
@@ -101,6 +107,8 @@ def _environment(templates_dir: str | None) -> ImmutableSandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        # A team's own template may print user text without ``md``: credentials go all the same.
+        finalize=_without_credentials,
     )
     env.filters.update(md=md, md_paragraphs=md_paragraphs, code=code, utc=utc, clock=clock, duration=duration, percent=percent, number=number)
     return env
@@ -130,7 +138,7 @@ def render_postmortem(
         actions=ctx.actions,
         bundles=ctx.bundles,
         traces=ctx.traces,
-        trace_examples=_redacted(ctx.traces.examples, redactor or Redactor()),
+        trace_examples=_redacted(ctx.traces.examples, redactor or redact.current()),
         followups=ctx.followups,
         eval_cases_added=ctx.eval_cases_added,
         summary=ctx.summary,

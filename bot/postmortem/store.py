@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlmodel import Session
 
+from bot import redact
 from bot.clock import as_utc, utcnow
 from bot.db import insert_or_ignore
 from bot.incidents import service
@@ -83,7 +84,8 @@ def save_edit(session: Session, incident_id: int, text: str, *, templates_dir: P
     pm = _locked(session, incident_id)
     text = text.replace("\r\n", "\n")  # browsers send textarea lines with CRLF
     if text.strip():
-        pm.edited, pm.edited_at = text, utcnow()
+        # A credential pasted into the edit is not kept: the text is shown, exported and posted.
+        pm.edited, pm.edited_at = redact.current().redact_credentials(text), utcnow()
     else:
         pm.edited, pm.edited_at = None, None
     if by is not None:

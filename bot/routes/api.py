@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot import redact
 from bot.db import ping, transaction
 from bot.errors import NotFound
 from bot.incidents import lifecycle, service
@@ -19,6 +22,11 @@ from bot.runtime import Runtime
 
 def _runtime(request: Request) -> Runtime:
     return request.app.state.runtime
+
+
+def _without_credentials(body: Any) -> Any:
+    # Alert annotations, timeline text and labels come from outside; the API shows them.
+    return redact.current().redact_obj(body, credentials_only=True)
 
 
 async def list_incidents(request: Request) -> JSONResponse:
@@ -34,7 +42,8 @@ async def list_incidents(request: Request) -> JSONResponse:
 
     def load() -> list[dict]:
         with transaction(runtime.engine) as session:
-            return [service.as_dict(session, i) for i in service.list_incidents(session, status=status, limit=limit)]
+            return _without_credentials([service.as_dict(session, i)
+                                         for i in service.list_incidents(session, status=status, limit=limit)])
 
     try:
         return JSONResponse(await run_in_threadpool(load))
@@ -51,7 +60,7 @@ async def get_incident(request: Request) -> JSONResponse:
 
     def load() -> dict:
         with transaction(runtime.engine) as session:
-            return service.as_dict(session, service.get(session, incident_id), full=True)
+            return _without_credentials(service.as_dict(session, service.get(session, incident_id), full=True))
 
     try:
         return JSONResponse(await run_in_threadpool(load))

@@ -15,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from bot import redact
 from bot.clock import as_utc, iso
 from bot.incidents import metrics
 from bot.postmortem.assemble import plain_slack_text
@@ -39,8 +40,13 @@ def _web_url(url: Any) -> str | None:
     return url if isinstance(url, str) and urlsplit(url).scheme in ("http", "https") else None
 
 
+def _without_credentials(value: Any) -> Any:
+    # Every value a page prints (timeline, alert text, run errors, the postmortem) passes here.
+    return redact.current().redact_credentials(value) if isinstance(value, str) else value
+
+
 TEMPLATES = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=True, undefined=StrictUndefined,
-                        trim_blocks=True, lstrip_blocks=True)
+                        trim_blocks=True, lstrip_blocks=True, finalize=_without_credentials)
 TEMPLATES.filters.update(when=_when, iso=iso, took=metrics.human, plain=plain_slack_text, web_url=_web_url)
 
 

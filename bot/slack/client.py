@@ -24,6 +24,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
+from bot import redact
 from bot.errors import ExternalError
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,20 @@ def _rate_limit_only(client: WebClient) -> WebClient:
     return twin
 
 
+# What people read in a call (message text, Block Kit text objects, topics); never ids, values or URLs.
+_READ_KEYS = frozenset({"text", "topic", "purpose", "alt_text"})
+
+
+def redact_readable(value: Any, redactor: redact.Redactor) -> Any:
+    """Credentials out of everything readable in a Slack call: whatever the text came from, it is shown."""
+    if isinstance(value, dict):
+        return {key: redactor.redact_credentials(item) if key in _READ_KEYS and isinstance(item, str)
+                else redact_readable(item, redactor) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_readable(item, redactor) for item in value]
+    return value
+
+
 class SlackGateway:
     def __init__(self, client: WebClient, metrics: Any | None = None) -> None:
         self.client = client
@@ -80,7 +95,7 @@ class SlackGateway:
     def call(self, method: str, *, json: bool = False, ok_errors: frozenset[str] = frozenset(),
              client: WebClient | None = None, **args: Any) -> dict[str, Any]:
         """Call ``method``; JSON body for chat.* and views.* (as slack-sdk does), form otherwise."""
-        payload = {k: v for k, v in args.items() if v is not None}
+        payload = redact_readable({k: v for k, v in args.items() if v is not None}, redact.current())
         client = client or self.client
         try:
             if json:

@@ -12,7 +12,8 @@ from bot import permissions
 from bot.db import transaction
 from bot.incidents import service
 from bot.runtime import Runtime
-from bot.slack.client import SlackGateway
+from bot import redact
+from bot.slack.client import SlackGateway, redact_readable
 from bot.slack.room import Room
 from bot.slack.replies import for_user
 
@@ -97,9 +98,8 @@ def _safely(work: Callable[[], Any]) -> Any:
 def _as_kwargs(reply: Any) -> dict[str, Any]:
     if reply is None:
         return {}
-    if isinstance(reply, dict):
-        return reply
-    return {"text": str(reply)}
+    # Replies go out through the ack or response_url, not the gateway: redacted here alike.
+    return redact_readable(reply if isinstance(reply, dict) else {"text": str(reply)}, redact.current())
 
 
 def _respond(respond: Callable[..., None], reply: Any) -> None:

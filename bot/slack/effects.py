@@ -94,7 +94,7 @@ class SlackEffects:
         """A line for the incidents channel that belongs to no incident (a test notification)."""
         channel = self.room.settings.incidents_channel
         if channel:
-            self.gateway.post(channel, escape_keep_mentions(payload["text"]), blocks.line(payload["text"]))
+            self._post(channel, escape_keep_mentions(payload["text"]), blocks.line(payload["text"]))
         else:
             log.info("no WARROOM_INCIDENTS_CHANNEL for the notice: %s", payload["text"])
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from bot import redact
+
 SECTION_TEXT_LIMIT = 3000
 PLAIN_TEXT_LIMIT = 150  # button labels, headers
 MAX_BLOCKS = 50
@@ -19,6 +21,8 @@ def escape(text: str) -> str:
 
 
 def cut(text: str, limit: int) -> str:
+    # Credentials out before the cut: a token cut in half is no longer recognisable as one.
+    text = redact.current().redact_credentials(text)
     return text if len(text) <= limit else text[: max(0, limit - 1)].rstrip() + "…"
 
 

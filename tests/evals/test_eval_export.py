@@ -135,3 +135,28 @@ def test_a_suite_too_large_for_block_yaml_is_still_valid_yaml_matching_the_jsonl
     tests = yaml.safe_load((tmp_path / "tests.yaml").read_text())
     lines = [json.loads(line) for line in (tmp_path / "cases.jsonl").read_text().splitlines()]
     assert tests == lines
+
+
+PASTED = {
+    "huggingface": "hf_" + "QwErTyUiOpAsDfGhJkLzXcVbNm12345678",
+    "private key": "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n"
+                   "-----END OPENSSH PRIVATE KEY-----",
+    "basic auth": "postgres://app:Hunter2-Zq8vK2@db.internal:5432/orders",
+    "stripe": "sk_live_" + "51HxZq8vK2mN4bX7cR1tY5uW9e",
+}
+
+
+def test_credentials_pasted_into_prompts_answers_and_labels_never_reach_the_eval_files(tmp_path: Path) -> None:
+    traces = [
+        trace("pasted", 7, input=f"why does {PASTED['huggingface']} fail? my key: {PASTED['private key']}",
+              output=f"Use {PASTED['basic auth']} and the key {PASTED['stripe']}.", hallucination_score=0.9,
+              expected=f"Never repeat {PASTED['stripe']}."),
+    ]
+    export(tmp_path, traces, labels={"pasted": Label(notes=f"user pasted {PASTED['huggingface']}",
+                                                    unsupported_claim=f"the key {PASTED['stripe']}")})
+    written = "".join(p.read_text() for p in tmp_path.iterdir())
+    assert "hallucination" in written and "[secret]" in written and "[private key]" in written
+    for secret in PASTED.values():
+        for line in secret.splitlines():
+            assert line[-12:] not in written
+    assert "Hunter2" not in written
