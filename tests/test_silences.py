@@ -229,7 +229,7 @@ def test_silence_refuses_bad_durations_and_outsiders(alertmanager_env: str, slac
     channel = slack.room(incident_id)
     assert "longer than 7 days" in answer(slack, "/incident silence 8d", channel=channel)
     assert "not a duration" in answer(slack, "/incident silence forever", channel=channel)
-    assert "Usage: `/incident silence <duration>`" in answer(slack, "/incident silence", channel=channel)
+    assert "Usage: `/incident silence &lt;duration&gt;`" in answer(slack, "/incident silence", channel=channel)
     outsider = answer(slack, f"/incident silence #{incident_id} 30m", channel=INCIDENTS, user=ALEX)
     assert "Only people in the incident channel" in outsider
     assert silenced_events(slack, incident_id) == []

@@ -16,6 +16,7 @@ from bot import redact
 from bot.slack.client import SlackGateway, redact_readable
 from bot.slack.room import Room
 from bot.slack.replies import for_user
+from bot.slack.text import escape_placeholders
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,10 @@ def _as_kwargs(reply: Any) -> dict[str, Any]:
     if reply is None:
         return {}
     # Replies go out through the ack or response_url, not the gateway: redacted here alike.
-    return redact_readable(reply if isinstance(reply, dict) else {"text": str(reply)}, redact.current())
+    kwargs = redact_readable(reply if isinstance(reply, dict) else {"text": str(reply)}, redact.current())
+    if isinstance(kwargs.get("text"), str):
+        kwargs["text"] = escape_placeholders(kwargs["text"])
+    return kwargs
 
 
 def _respond(respond: Callable[..., None], reply: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from bot.errors import ExternalError, UserError, new_error_id
+from bot.slack.text import escape_placeholders
 
 log = logging.getLogger(__name__)
 
@@ -12,7 +13,7 @@ NOT_IN_INCIDENT = ("This channel is not an incident channel. Run the command in 
                    "or name the incident: `/incident {sub} 42`.")
 WORKING = "⏳ Working on it… the answer will follow here."
 
-HELP = """*`/incident` commands*
+HELP = escape_placeholders("""*`/incident` commands*
 • `declare [sev1-4] <title>` — open an incident (no title: a form)
 • `ack` — acknowledge · `sev <1-4>` — change severity · `commander @user`
 • `status [text]` — show or post a status update · `note <text>` — add to the timeline
@@ -23,7 +24,7 @@ HELP = """*`/incident` commands*
 • `disable-tool <tool>` · `enable-tool <tool>` · `undo <run>` · `silence <duration>`
 • `postmortem` — draft the postmortem from the timeline
 • `web` — a one-time sign-in link for warroom's pages (only you see it)
-Outside an incident channel, name the incident: `/incident ack 42`. React with 📌 to add a message to the timeline."""
+Outside an incident channel, name the incident: `/incident ack 42`. React with 📌 to add a message to the timeline.""")
 
 
 def for_user(exc: BaseException) -> str:

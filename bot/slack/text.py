@@ -43,3 +43,13 @@ def escape_keep_mentions(text: str) -> str:
     """Escape everything but user and channel references (``<@U…>``, ``<#C…>``) that warroom
     writes into timeline text; ``<!channel>``, ``<!here>`` and links stay inert."""
     return _ESCAPED_REF.sub(r"<\1>", escape(text))
+
+
+# `<title>` in help and usage text is a placeholder to fill in. Slack would read it as a control
+# sequence and drop it, so it goes out escaped; mentions (`<@U…>`), `<!here>` and links
+# (`<https://…|x>`) do not match (they start with @, # or ! or hold a colon).
+_PLACEHOLDER = re.compile(r"<([a-z][a-z0-9_-]*(?: [a-z0-9_-]+)*)>")
+
+
+def escape_placeholders(text: str) -> str:
+    return _PLACEHOLDER.sub(r"&lt;\1&gt;", text)

@@ -18,6 +18,7 @@ LEAKS = (IN_ALERT, PINNED, IN_RUN_ERROR, IN_EDIT)
 
 
 def seed_with_credentials(warroom: Warroom) -> int:
+    warroom.sign_in()  # the pages and the incident API are for signed-in people
     seeded = seed_incident(warroom, annotations={"summary": f"CI token {IN_ALERT} failed", "title": "ci"})
     with transaction(warroom.runtime.engine) as session:
         incident = service.get(session, seeded.incident_id)
@@ -62,7 +63,8 @@ def test_the_postmortem_shows_no_credential_in_draft_page_markdown_or_api(warroo
 
 def test_a_credential_pasted_into_a_postmortem_edit_is_not_kept(warroom: Warroom) -> None:
     incident_id = seed_with_credentials(warroom)
-    form = warroom.http.post(f"/incidents/{incident_id}/postmortem", data={"text": f"# Review\n\nbot token {IN_EDIT}\n"})
+    form = warroom.http.post(f"/incidents/{incident_id}/postmortem", data={"text": f"# Review\n\nbot token {IN_EDIT}\n",
+                                                                         "csrf": warroom.csrf})
     assert form.status_code == 303
     put = warroom.http.put(f"/api/incidents/{incident_id}/postmortem", json={"text": f"bot token {IN_EDIT} again"},
                            headers={"Authorization": f"Bearer {ALERT_TOKEN}"})

@@ -105,8 +105,8 @@ def test_resolve_reopen_close_lifecycle(slack, opened):
 
 def test_unknown_subcommand_and_help_answer_with_usage(slack):
     assert "Unknown subcommand `frobnicate`" in reply_text(slack.command("/incident frobnicate"))
-    assert "`declare [sev1-4] <title>`" in reply_text(slack.command("/incident help"))
-    assert "`declare [sev1-4] <title>`" in reply_text(slack.command("/incident"))
+    assert "`declare [sev1-4] &lt;title&gt;`" in reply_text(slack.command("/incident help"))
+    assert "`declare [sev1-4] &lt;title&gt;`" in reply_text(slack.command("/incident"))
 
 
 def test_declare_opens_an_incident_and_its_room(slack):
@@ -194,3 +194,13 @@ def test_a_command_whose_slow_part_takes_10_s_is_answered_within_3_s(slack, open
     wait_for(lambda: any("Acknowledged incident" in t for t in slack.said_to(PRIYA)), timeout=30,
              what="the result through response_url")
     assert slack.incident(incident_id)["status"] == "acknowledged"
+
+
+def test_help_placeholders_reach_slack_escaped_and_mentions_stay_mentions():
+    from bot.slack.text import escape_placeholders
+
+    # Slack reads a bare `<title>` as a control sequence and drops it; `&lt;title&gt;` shows as typed.
+    assert escape_placeholders("`declare [sev1-4] <title>` · `undo <run>`") == (
+        "`declare [sev1-4] &lt;title&gt;` · `undo &lt;run&gt;`")
+    kept = "<@U0PRIYA> <#C0123|inc> <!here> <https://example.com|link>"
+    assert escape_placeholders(kept) == kept
