@@ -120,3 +120,12 @@ def slack(database_url: str, _emulator: Emulator) -> Iterator[SlackHarness]:
     yield SlackHarness(_emulator, runtime, server.url)
     server.stop()
     runtime.engine.dispose()
+
+
+@pytest.fixture
+def opened(slack: SlackHarness) -> tuple[int, str]:
+    """An incident opened by one firing alert, and its room's channel."""
+    from tests.alerts.payloads import am_alert, am_payload
+
+    incident_id = slack.fire(am_payload([am_alert("primary-70b")]))
+    return incident_id, slack.room(incident_id)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import pytest
 
 from bot.db import transaction
 from bot.incidents import service
@@ -12,12 +11,6 @@ from tests.alerts.payloads import am_alert, am_payload
 from tests.slack.conftest import ALEX, INCIDENTS, PRIYA, SAM, reply_text
 from tests.slack.test_traces import post_traces
 from tests.support import wait_for
-
-
-@pytest.fixture
-def opened(slack):
-    incident_id = slack.fire(am_payload([am_alert("primary-70b")]))
-    return incident_id, slack.room(incident_id)
 
 
 def test_ack_on_a_mitigated_or_resolved_incident_keeps_its_status_and_says_who_acknowledged(slack, opened):

@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.alerts.payloads import am_alert, am_payload
 from tests.conftest import READER
 from tests.slack.conftest import ALEX, INCIDENTS, PRIYA, SAM, reply_text
 from tests.support import wait_for
-
-
-@pytest.fixture
-def opened(slack):
-    incident_id = slack.fire(am_payload([am_alert("primary-70b")]))
-    return incident_id, slack.room(incident_id)
 
 
 def test_ack_in_the_channel_acknowledges_and_updates_the_card(slack, opened):
