@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     cost_budget: float | None = Field(None, gt=0, alias="WARROOM_COST_BUDGET")
     alertmanager_url: str | None = Field(None, alias="WARROOM_ALERTMANAGER_URL")
     slo_file: Path | None = Field(None, alias="WARROOM_SLO_FILE")
+    # OTLP ingest (`POST /v1/traces`): the resource attribute naming the release bundle, and the
+    # body limit (compressed and inflated): exporters send batches of 512 spans with content.
+    otlp_bundle_attribute: str = Field("service.version", min_length=1, alias="WARROOM_OTLP_BUNDLE_ATTRIBUTE")
+    otlp_max_body_bytes: int = Field(16 * 1024 * 1024, gt=0, alias="WARROOM_OTLP_MAX_BODY_BYTES")
 
     @field_validator("action_hosts", mode="before")
     @classmethod

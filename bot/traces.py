@@ -54,6 +54,8 @@ class TraceIngestResult:
     duplicates: int = 0
     rejected: list[RejectedEvent] = field(default_factory=list)
     linked: int = 0
+    # What was newly stored, with its failure types: for counters (``bot.trace_metrics``).
+    stored: list[tuple[TraceEvent, list[str]]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {"accepted": self.accepted, "duplicates": self.duplicates,
@@ -84,6 +86,7 @@ def ingest_traces(session: Session, events: list[Any], *, rules: FailureRules, n
             result.duplicates += 1
             continue
         result.accepted += 1
+        result.stored.append((event, kinds))
         if kinds:
             failing_services.add(event.service)
     for incident in _open_incidents(session, failing_services):
