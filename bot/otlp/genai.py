@@ -147,6 +147,16 @@ def to_event(span: OtelSpan, descendants: list[OtelSpan], options: MappingOption
         "latency_ms": max(span.end_ns - span.start_ns, 0) / 1e6 if span.end_ns else None,
         "tool_calls": [_tool_call(d) for d in descendants if operation(d) == TOOL_OPERATION],
     }
+    # warroom.* attributes: what the GenAI conventions have no name for (see README, "OTLP ingest").
+    given_id = attrs.get("warroom.request_id")
+    if isinstance(given_id, str) and given_id:
+        event["request_id"] = given_id
+    for name in ("prompt_template_id", "prompt_hash"):
+        if isinstance(attrs.get(f"warroom.{name}"), str):
+            event[name] = attrs[f"warroom.{name}"]
+    cost = attrs.get("warroom.cost")
+    if isinstance(cost, int | float) and not isinstance(cost, bool):
+        event["cost"] = float(cost)
     bundle = span.resource.get(options.bundle_attribute)
     if bundle is not None:
         event["bundle_version"] = str(bundle)

@@ -19,6 +19,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--control-token", help="bearer token the /control API requires")
     parser.add_argument("--warroom-url", help="post traces to <URL>/api/traces")
     parser.add_argument("--warroom-token", help="bearer token for warroom's /api/traces")
+    parser.add_argument("--otlp", choices=["protobuf", "json"],
+                        help="export OpenTelemetry GenAI spans to <URL>/v1/traces (OTLP/HTTP) instead of /api/traces")
     parser.add_argument("--unleash-url", help="poll Unleash kill switches llm.tool.<tool>")
     parser.add_argument("--unleash-token", help="Unleash client (backend) API token")
     parser.add_argument("--traffic-rps", type=float, default=0, help="synthetic questions per second")
@@ -33,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         unleash_url=args.unleash_url,
         unleash_token=args.unleash_token,
         traffic_rps=args.traffic_rps,
+        otlp=args.otlp,
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
