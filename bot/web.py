@@ -22,6 +22,10 @@ def _start_scheduler(runtime: Runtime):  # noqa: ANN202
     from bot.slo import load_slos
 
     slo_file = runtime.settings.slo_file
+    if slo_file:
+        from bot.scheduler import SENSORS_SERVICE
+        from bot.sensors.spec import load_sensors
+        runtime.services[SENSORS_SERVICE] = load_sensors(slo_file)
     return start_scheduler(runtime, slos=load_slos(slo_file) if slo_file else None)
 
 
