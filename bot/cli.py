@@ -74,10 +74,16 @@ def demo(port: int = typer.Option(8080, help="Port for warroom."),
          service_port: int = typer.Option(9201, help="Port for the example LLM service."),
          data_dir: Path = typer.Option(Path(".warroom-demo"), help="Where the demo's SQLite file lives."),
          watch: bool = typer.Option(False, help="Also run the built-in SLO watcher on the service's traces "
-                                                "(examples/slos.yaml); it raises its own incident.")) -> None:
+                                                "(examples/slos.yaml); it raises its own incident."),
+         otlp: str | None = typer.Option(None, help="protobuf or json: the service sends OpenTelemetry traces "
+                                                    "(OTLP/HTTP) only; warroom's watcher raises the incidents "
+                                                    "(examples/slos-otlp.yaml).")) -> None:
     """Everything on this machine: Slack emulator, warroom on SQLite, the example LLM service, a sample alert."""
     from bot.demo import run_demo
-    run_demo(port=port, emulator_port=emulator_port, service_port=service_port, data_dir=data_dir, watch=watch)
+    if otlp not in (None, "protobuf", "json"):
+        raise typer.BadParameter("--otlp must be protobuf or json")
+    run_demo(port=port, emulator_port=emulator_port, service_port=service_port, data_dir=data_dir, watch=watch,
+             otlp=otlp)
 
 
 @app.command()

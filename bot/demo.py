@@ -55,7 +55,10 @@ def bundles_of(service_url: str) -> dict[str, dict[str, Any]]:
     return {b["version"]: b for b in response.json()["bundles"]}
 
 
-def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path, watch: bool = False) -> None:
+def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path, watch: bool = False,
+             otlp: str | None = None) -> None:
+    """``otlp`` ("protobuf" or "json"): the service exports OpenTelemetry traces only, ships v42 once
+    warroom has its v41 history (`bot.demo_otlp`), and warroom's watcher raises the incidents."""
     from bot.emulator import Emulator
     from bot.runtime import Runtime
     from bot.db import upgrade
@@ -70,7 +73,9 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
     emu = Emulator(signing_secret=DEV_SIGNING_SECRET)
     emu.start(port=emulator_port)
     service = ServerThread(service_app(control_token=CONTROL_TOKEN, warroom_url=warroom_url, warroom_token=DEV_ALERT_TOKEN,
-                                       bundle="v42", traffic_rps=2), port=service_port).start()
+                                       bundle="v41" if otlp else "v42", traffic_rps=5 if otlp else 2,
+                                       otlp=otlp),  # type: ignore[arg-type]
+                           port=service_port).start()
     # Playbooks read their target and secrets from the environment (see playbooks/targets.yaml).
     os.environ.setdefault("WARROOM_TARGET_LLM_GATEWAY", service.url)
     os.environ.setdefault("WARROOM_SECRET_CONTROL_TOKEN", CONTROL_TOKEN)
@@ -80,7 +85,8 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
         "WARROOM_ALERT_TOKEN": DEV_ALERT_TOKEN, "WARROOM_INCIDENTS_CHANNEL": "C0INCIDENTS",
         "WARROOM_PUBLIC_URL": warroom_url, "WARROOM_RUNBOOKS_DIR": ROOT / "runbooks",
         "WARROOM_PLAYBOOKS_DIR": ROOT / "playbooks",
-        **({"WARROOM_SLO_FILE": ROOT / "examples" / "slos.yaml"} if watch else {}),
+        **({"WARROOM_SLO_FILE": ROOT / "examples" / "slos.yaml"} if watch and not otlp else {}),
+        **({"WARROOM_SLO_FILE": ROOT / "examples" / "slos-otlp.yaml"} if otlp else {}),
     })
     configure(settings.log_format, "WARNING")
     runtime = Runtime.build(settings)
@@ -96,9 +102,22 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
             components = catalogue[version]["components"]
             http.post("/api/bundles", json={"service": SERVICE, "version": version, "components": components,
                                             "deployed_at": (now - offset).isoformat(), "known_good": version == "v41"})
-        fired = http.post("/webhooks/alertmanager", json=sample_alert(now)).json()
+        if otlp:
+            from bot.demo_otlp import replay_history
+            replayed = replay_history(bot.url, DEV_ALERT_TOKEN, otlp)  # type: ignore[arg-type]
+            shipped = httpx.put(f"{service.url}/control/bundle", json={"version": "v42"},
+                                headers={"Authorization": f"Bearer {CONTROL_TOKEN}"}, timeout=5)
+            shipped.raise_for_status()
+            fired = {"incident_id": None}
+            print(f"OTLP mode ({otlp}): replayed {replayed} answers of v41 from the last 70 minutes, then shipped v42; "
+                  "the watcher (examples/slos-otlp.yaml) opens burn-rate and drift incidents within a few minutes.",
+                  flush=True)
+        else:
+            fired = http.post("/webhooks/alertmanager", json=sample_alert(now)).json()
 
     signin_url = demo_signin_link(runtime, bot.url)
+    intro = (f"A sample SLO alert fired (incident #{fired.get('incident_id')})." if not otlp else
+             "Bad bundle v42 is live and sends OTLP traces only; incidents open as the watcher sees it.")
 
     print(f"""
 warroom demo is running (data in {data_dir}/).
@@ -110,7 +129,7 @@ warroom demo is running (data in {data_dir}/).
     JSON:             curl -H "Authorization: Bearer {DEV_ALERT_TOKEN}" {bot.url}/api/incidents
   example LLM service {service.url}/control/state (serving bad bundle v42; metrics at /metrics)
 
-A sample SLO alert fired (incident #{fired.get('incident_id')}). In the emulator page, pick "Priya" and try:
+{intro} In the emulator page, pick "Priya" and try:
   • click Acknowledge on the card
   • /incident fallback          → confirm; the service switches to safe-fallback-8b and is verified
   • /incident rollback          → proposes v41; Sam must approve (switch user to Sam)

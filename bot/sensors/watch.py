@@ -13,9 +13,10 @@ for drift per bundle, and the sensor's own labels: what runbooks match on.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -39,6 +40,36 @@ RECEIVER = "warroom-sensors"
 GROUP_BY = ("alertname", "service", "sensor", "severity")
 ALERTNAMES = ("LLMQualityDrift", "LLMFailureSpike")
 MAX_SAMPLE = 20_000  # values per drift window; more moves PSI by less than its own sampling noise
+# History (a drift baseline, a spike's past days) is reused until ``now`` has moved on by this
+# share of its span: a 7-day baseline is read again every 1.7 h, not every 30 s.
+REFRESH_PARTS = 100
+
+
+class _HistoryCache:
+    """Per process: what a sensor read of the past, with the moment it was read for.
+
+    Keyed by database and sensor (its whole definition, so an edited file reads afresh); used
+    only for a ``now`` from the moment it was read up to ``ttl`` later, never for an earlier one.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[tuple[str, str, str], tuple[datetime, timedelta, Any]] = {}
+
+    def get(self, session: Session, sensor: Sensor, part: str, now: datetime, ttl: timedelta,
+            load: Callable[[], Any]) -> Any:
+        key = (str(session.get_bind().url), repr(sensor), part)
+        with self._lock:
+            cached = self._items.get(key)
+        if cached is not None and cached[0] <= now < cached[0] + cached[1]:
+            return cached[2]
+        value = load()
+        with self._lock:
+            self._items[key] = (now, ttl, value)
+        return value
+
+
+_HISTORY = _HistoryCache()
 
 
 @dataclass(frozen=True)
@@ -80,7 +111,8 @@ def firing_alerts(session: Session, sensor: Sensor, now: datetime) -> list[tuple
 
 def _drift(session: Session, sensor: Sensor, now: datetime) -> list[tuple[dict[str, str], dict[str, str]]]:
     current_start = now - sensor.window
-    baseline = [v for _, v in _values(session, sensor, now - sensor.window - sensor.baseline, current_start)]
+    baseline = _HISTORY.get(session, sensor, "baseline", now, sensor.baseline / REFRESH_PARTS, lambda: [
+        v for _, v in _values(session, sensor, now - sensor.window - sensor.baseline, current_start)])
     if len(baseline) < sensor.min_samples:
         return []
     groups: dict[str, list[float]] = {}
@@ -138,8 +170,10 @@ def _spike(session: Session, sensor: Sensor, now: datetime) -> list[tuple[dict[s
     rule = sensor.trace
     assert rule is not None
     fields = rule.fields
-    pairs: list[tuple[datetime, bool]] = []
-    for start, end in spans_needed(now, sensor.window, sensor.days, sensor.sustained):
+    today, *past_days = spans_needed(now, sensor.window, sensor.days, sensor.sustained)
+
+    def outcomes(start: datetime, end: datetime) -> list[tuple[datetime, bool]]:
+        pairs = []
         stmt = (select(Trace.timestamp, *(Trace.data[field_path(f)] for f in fields))
                 .where(Trace.service == sensor.service, Trace.timestamp > start, Trace.timestamp <= end))
         for row in session.execute(stmt).all():
@@ -148,7 +182,14 @@ def _spike(session: Session, sensor: Sensor, now: datetime) -> list[tuple[dict[s
                 ts = as_utc(row[0])
                 assert ts is not None
                 pairs.append((ts, rule.is_bad(event)))
-    verdict = spike(Outcomes(pairs), now, window=sensor.window, days=sensor.days, factor=sensor.factor,
+        return pairs
+
+    # Past days' spans are read with a margin ahead and kept until ``now`` has used it up: they
+    # are history, while today's span is read every round (its traces are still arriving).
+    margin = max((sensor.sustained + sensor.window) / 10, timedelta(minutes=10))
+    history = _HISTORY.get(session, sensor, "past-days", now, margin, lambda: [
+        pair for start, end in past_days for pair in outcomes(start, end + margin)])
+    verdict = spike(Outcomes(history + outcomes(*today)), now, window=sensor.window, days=sensor.days, factor=sensor.factor,
                     sustained=sensor.sustained, min_samples=sensor.min_samples, min_rate=sensor.min_rate)
     if not verdict.firing:
         return []

@@ -19,6 +19,7 @@ import json
 import os
 import threading
 import time
+from datetime import datetime
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -52,6 +53,16 @@ def make_exporter(endpoint: str, token: str | None, encoding: Encoding) -> SpanE
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     return OTLPSpanExporter(endpoint=endpoint, headers=headers, compression=Compression.Gzip)
+
+
+def _ns(timestamp: Any) -> int | None:
+    """The event's ISO timestamp in ns (a replayed answer keeps its time), or None."""
+    if not isinstance(timestamp, str):
+        return None
+    try:
+        return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp() * 1e9)
+    except ValueError:
+        return None
 
 
 class OtelShipper:
@@ -96,7 +107,7 @@ class OtelShipper:
         tracer = self._provider(str(event["bundle_version"])).get_tracer("examples.llm_service")
         latest = semconv_latest()
         model = str(event["model"])
-        end = time.time_ns()
+        end = _ns(event.get("timestamp")) or time.time_ns()
         start = end - int(float(event.get("latency_ms") or 0) * 1e6)
         span = tracer.start_span(f"chat {model}", start_time=start)
         span.set_attributes({
