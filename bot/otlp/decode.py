@@ -161,7 +161,12 @@ def _from_json(body: bytes) -> Decoded:
     for r_index, resource_spans in enumerate(_list(data, "resourceSpans", "resource_spans", "$")):
         where = f"resourceSpans[{r_index}]"
         _object(resource_spans, where)
-        resource = _json_attributes(_get(_get(resource_spans, "resource") or {}, "attributes"), f"{where}.resource")
+        try:
+            resource = _json_attributes(_get(_get(resource_spans, "resource") or {}, "attributes"),
+                                        f"{where}.resource")
+        except (TypeError, ValueError, RecursionError) as exc:
+            # Every span of the resource would lack its service: the request is malformed as a whole.
+            raise BadRequest(400, f"{where}.resource.attributes: {exc or 'nested too deeply'}") from None
         for s_index, scope_spans in enumerate(_list(resource_spans, "scopeSpans", "scope_spans", where)):
             scope_where = f"{where}.scopeSpans[{s_index}]"
             _object(scope_spans, scope_where)
@@ -199,8 +204,8 @@ def _json_span(span: Any, where: str, resource: Mapping[str, Any]) -> OtelSpan:
             status_code=_status_code(status.get("code") if isinstance(status, dict) else None),
             status_message=str(status.get("message") or "") if isinstance(status, dict) else "",
             attributes=_json_attributes(_get(span, "attributes"), where), events=events, resource=resource)
-    except (TypeError, ValueError, AttributeError, BadRequest) as exc:
-        raise _SpanProblem(f"{where}: {getattr(exc, 'message', exc)}") from None
+    except (TypeError, ValueError, AttributeError, RecursionError, BadRequest) as exc:
+        raise _SpanProblem(f"{where}: {getattr(exc, 'message', exc) or 'nested too deeply'}") from None
 
 
 _STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}

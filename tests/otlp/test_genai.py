@@ -109,3 +109,18 @@ def test_a_span_with_a_bad_id_is_rejected_alone():
     decoded = decode_request(body, "application/json")
     assert decoded.rejected == 1 and "traceId must be 16 bytes" in decoded.problems[0]
     assert [s.name for s in decoded.spans] == ["y"]
+
+
+def test_hostile_json_is_a_400_or_a_rejected_span_never_a_crash():
+    deep = '{"kvlistValue": {"values": [{"key": "k", "value": ' * 300 + '{"stringValue": "x"}' + "}]}}" * 300
+    resource = ('{"resourceSpans": [{"resource": {"attributes": [{"key": "a", "value": ' + deep + '}]}, '
+                '"scopeSpans": []}]}').encode()
+    bad_int = b'{"resourceSpans": [{"resource": {"attributes": [{"key": "n", "value": {"intValue": "many"}}]}}]}'
+    for body in (resource, bad_int):
+        with pytest.raises(BadRequest) as refused:
+            decode_request(body, "application/json")
+        assert refused.value.status == 400
+    span = ('{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "0102030405060708090a0b0c0d0e0f10", '
+            '"spanId": "0102030405060708", "startTimeUnixNano": "soon"}]}]}]}').encode()
+    decoded = decode_request(span, "application/json")
+    assert decoded.rejected == 1 and decoded.spans == []
