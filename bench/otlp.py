@@ -166,12 +166,14 @@ def run_ingest(url: str, pid: int, batches: Batches, seconds: float, senders: in
 def ingest_bench(args: argparse.Namespace, workdir: Path) -> None:
     spans = make_spans()
     print(f"== OTLP ingest: batches of {len(spans)} spans (about 750 answers + 250 tool spans), {args.senders} senders, "
-          f"{args.seconds:g} s per row, {ingest.os.cpu_count()} cores ==")
+          f"{args.seconds:g} s per row, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} ==")
     print(f"  {'':<28} {'batches':>8} {'spans/s':>9} {'answers/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'RSS@5s':>8} {'RSS end':>8}  statuses")
     for db in args.db:
         with ingest.databases(db, workdir, args.pg_admin) as fresh:
             for kind, path in (("protobuf", "/v1/traces"), ("json", "/v1/traces"), ("api-traces", "/api/traces")):
+                if kind not in args.kinds:
+                    continue
                 with ingest.server("warroom", fresh(kind.replace("-", "")), workdir) as running:
                     result = run_ingest(running.url, running.process.pid, Batches(kind, spans), args.seconds,
                                         args.senders, path)
@@ -259,6 +261,8 @@ def main() -> None:
     parser.add_argument("--db", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"])
     parser.add_argument("--seconds", type=float, default=30, help="length of each ingest row (300: the memory check)")
     parser.add_argument("--senders", type=int, default=2, help="concurrent exporters")
+    parser.add_argument("--kinds", nargs="+", choices=("protobuf", "json", "api-traces"),
+                        default=["protobuf", "json", "api-traces"], help="which ingest rows to run")
     parser.add_argument("--traces", type=int, default=1_000_000, help="stored traces for the watcher part (0: skip)")
     parser.add_argument("--rounds", type=int, default=3, help="watcher rounds")
     parser.add_argument("--skip-ingest", action="store_true")
