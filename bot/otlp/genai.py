@@ -49,6 +49,7 @@ class Mapped:
     events: list[dict[str, Any]] = field(default_factory=list)
     orphans: int = 0  # tool or evaluation spans whose answer span was not in the request
     ignored: int = 0  # spans that are not GenAI operations
+    rejected: list[str] = field(default_factory=list)  # answer spans that cannot be events, and why
 
     def warning(self) -> str:
         if not self.orphans:
@@ -77,6 +78,10 @@ def map_spans(spans: Iterable[OtelSpan], options: MappingOptions = MappingOption
     attached: set[tuple[str, str]] = set()
     for span in spans:
         if not is_answer(span) or _has_answer_ancestor(span, by_id):
+            continue
+        if span.start_ns <= 0:
+            # Without a start time the answer would be filed in 1970: outside every window and pruned.
+            mapped.rejected.append(f"span {span.trace_id}-{span.span_id}: startTimeUnixNano is missing")
             continue
         descendants = sorted(_descendants(span, children), key=lambda d: d.start_ns)  # tool calls in order
         attached.update((d.trace_id, d.span_id) for d in descendants)

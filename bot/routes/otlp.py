@@ -60,8 +60,8 @@ async def post_otlp_traces(request: Request) -> Response:
         return response.failure(encoding, 500, f"internal error (error id {error_id})")
 
     # A span is rejected when it is malformed, or when it is an answer whose event was refused.
-    rejected = decoded.rejected + len(result.rejected)
-    reasons = decoded.problems + [f"span {mapped.events[r.index]['request_id']}: "
+    rejected = decoded.rejected + len(mapped.rejected) + len(result.rejected)
+    reasons = decoded.problems + mapped.rejected + [f"span {mapped.events[r.index]['request_id']}: "
                                   + "; ".join(f"{p['field']}: {p['message']}" for p in r.problems)
                                   for r in result.rejected[:5]]
     warning = mapped.warning()

@@ -124,3 +124,11 @@ def test_hostile_json_is_a_400_or_a_rejected_span_never_a_crash():
             '"spanId": "0102030405060708", "startTimeUnixNano": "soon"}]}]}]}').encode()
     decoded = decode_request(span, "application/json")
     assert decoded.rejected == 1 and decoded.spans == []
+
+
+def test_an_answer_span_without_a_start_time_is_rejected_with_the_reason():
+    body = ('{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "0102030405060708090a0b0c0d0e0f10", '
+            '"spanId": "0102030405060708", "name": "chat", '
+            '"attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}}]}]}]}]}').encode()
+    result = map_spans(decode_request(body, "application/json").spans)
+    assert result.events == [] and "startTimeUnixNano is missing" in result.rejected[0]
