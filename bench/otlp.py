@@ -33,7 +33,7 @@ for path in (str(ROOT), str(BENCH)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-import ingest  # noqa: E402
+import ingest
 
 SPANS = 1000  # per batch: chat spans (answers), every fourth with an execute_tool child
 QUESTIONS = ["What is the refund policy?", "Where is my order 1234?", "Give the order status as JSON for order 1234",
@@ -47,7 +47,9 @@ def make_spans(count: int = SPANS) -> list[Any]:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+        InMemorySpanExporter,
+    )
     from opentelemetry.trace import Status, StatusCode, set_span_in_context
 
     memory = InMemorySpanExporter()
@@ -88,15 +90,22 @@ class Batches:
         self.kind = kind
         self.lock = threading.Lock()
         if kind == "protobuf":
-            from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+            from opentelemetry.exporter.otlp.proto.common.trace_encoder import (
+                encode_spans,
+            )
             self.message = encode_spans(spans)
         elif kind == "json":
-            from opentelemetry.exporter.otlp.json.common.trace_encoder import encode_spans as encode_json
+            from opentelemetry.exporter.otlp.json.common.trace_encoder import (
+                encode_spans as encode_json,
+            )
             self.template = json.loads(encode_json(spans).to_json())
         else:  # the same answers as /api/traces events
+            from opentelemetry.exporter.otlp.proto.common.trace_encoder import (
+                encode_spans,
+            )
+
             from bot.otlp.decode import decode_request
             from bot.otlp.genai import map_spans
-            from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
             body = encode_spans(spans).SerializeToString()
             self.events = map_spans(decode_request(body, "application/x-protobuf").spans).events
 

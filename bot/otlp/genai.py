@@ -67,7 +67,8 @@ def operation(span: OtelSpan) -> str:
     return str(span.attributes.get("gen_ai.operation.name") or "")
 
 
-def map_spans(spans: Iterable[OtelSpan], options: MappingOptions = MappingOptions()) -> Mapped:
+def map_spans(spans: Iterable[OtelSpan], options: MappingOptions | None = None) -> Mapped:
+    options = options or MappingOptions()
     spans = list(spans)
     by_id = {(s.trace_id, s.span_id): s for s in spans}
     children: dict[tuple[str, str], list[OtelSpan]] = {}

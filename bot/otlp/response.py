@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceResponse,
+)
 from starlette.responses import Response
 
 from bot.otlp.decode import JSON, PROTOBUF

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
@@ -35,7 +35,7 @@ from bot.sensors.spike import Outcomes, spans_needed, spike
 from bot.slo.payload import to_alertmanager_payload
 from bot.slo.tracerule import field_path
 
-SOURCE = "watcher"
+SOURCE: Final = "watcher"
 RECEIVER = "warroom-sensors"
 GROUP_BY = ("alertname", "service", "sensor", "severity")
 ALERTNAMES = ("LLMQualityDrift", "LLMFailureSpike")
@@ -232,9 +232,9 @@ def _send(session: Session, sensor: Sensor, wanted: list[tuple[dict[str, str], d
           rules: IntakeRules, external_url: str) -> list[IngestResult]:
     firing = _firing(session, sensor)
     alerts: list[SensorAlert] = []
-    for labels, annotations in wanted:
+    for labels, notes in wanted:
         before = firing.pop(frozenset(labels.items()), None)
-        alerts.append(SensorAlert(labels, annotations, "firing", before.starts_at if before else now, None))
+        alerts.append(SensorAlert(labels, notes, "firing", before.starts_at if before else now, None))
     alerts += [SensorAlert(a.labels, a.annotations, "resolved", a.starts_at, now) for a in firing.values()]
     if not alerts:
         return []

@@ -19,8 +19,8 @@ import json
 import os
 import threading
 import time
-from datetime import datetime
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Literal
 
 from opentelemetry.sdk.resources import Resource
@@ -45,8 +45,12 @@ def capture_content() -> bool:
 def make_exporter(endpoint: str, token: str | None, encoding: Encoding) -> SpanExporter:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     if encoding == "json":
-        from opentelemetry.exporter.otlp.json.http.trace_exporter import OTLPSpanExporter as JsonExporter
-        from opentelemetry.exporter.otlp.common.http import Compression as JsonCompression
+        from opentelemetry.exporter.otlp.common.http import (
+            Compression as JsonCompression,
+        )
+        from opentelemetry.exporter.otlp.json.http.trace_exporter import (
+            OTLPSpanExporter as JsonExporter,
+        )
 
         return JsonExporter(endpoint=endpoint, headers=headers, compression=JsonCompression.GZIP)
     from opentelemetry.exporter.otlp.proto.http import Compression

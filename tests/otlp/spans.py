@@ -6,8 +6,12 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from opentelemetry.exporter.otlp.json.common.trace_encoder import encode_spans as encode_json
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as encode_protobuf
+from opentelemetry.exporter.otlp.json.common.trace_encoder import (
+    encode_spans as encode_json,
+)
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import (
+    encode_spans as encode_protobuf,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor

@@ -15,7 +15,7 @@ from tests.otlp.spans import Recorder, json_body, protobuf_body, request_id
 ENCODINGS = {"application/x-protobuf": protobuf_body, "application/json": json_body}
 
 
-def mapped_events(recorder: Recorder, content_type: str, options: MappingOptions = MappingOptions()) -> list[dict]:
+def mapped_events(recorder: Recorder, content_type: str, options: MappingOptions | None = None) -> list[dict]:
     body = ENCODINGS[content_type](recorder.spans())
     return map_spans(decode_request(body, content_type).spans, options).events
 
@@ -102,10 +102,10 @@ def test_gzip_bodies_are_inflated_and_bombs_refused():
 
 
 def test_a_span_with_a_bad_id_is_rejected_alone():
-    body = ('{"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": ['
-            '{"traceId": "abc", "spanId": "0102030405060708", "name": "x"},'
-            '{"traceId": "0102030405060708090a0b0c0d0e0f10", "spanId": "0102030405060708", "name": "y",'
-            ' "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}}]}]}]}]}').encode()
+    body = (b'{"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": ['
+            b'{"traceId": "abc", "spanId": "0102030405060708", "name": "x"},'
+            b'{"traceId": "0102030405060708090a0b0c0d0e0f10", "spanId": "0102030405060708", "name": "y",'
+            b' "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}}]}]}]}]}')
     decoded = decode_request(body, "application/json")
     assert decoded.rejected == 1 and "traceId must be 16 bytes" in decoded.problems[0]
     assert [s.name for s in decoded.spans] == ["y"]
@@ -120,15 +120,15 @@ def test_hostile_json_is_a_400_or_a_rejected_span_never_a_crash():
         with pytest.raises(BadRequest) as refused:
             decode_request(body, "application/json")
         assert refused.value.status == 400
-    span = ('{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "0102030405060708090a0b0c0d0e0f10", '
-            '"spanId": "0102030405060708", "startTimeUnixNano": "soon"}]}]}]}').encode()
+    span = (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "0102030405060708090a0b0c0d0e0f10", '
+            b'"spanId": "0102030405060708", "startTimeUnixNano": "soon"}]}]}]}')
     decoded = decode_request(span, "application/json")
     assert decoded.rejected == 1 and decoded.spans == []
 
 
 def test_an_answer_span_without_a_start_time_is_rejected_with_the_reason():
-    body = ('{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "0102030405060708090a0b0c0d0e0f10", '
-            '"spanId": "0102030405060708", "name": "chat", '
-            '"attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}}]}]}]}]}').encode()
+    body = (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "0102030405060708090a0b0c0d0e0f10", '
+            b'"spanId": "0102030405060708", "name": "chat", '
+            b'"attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}}]}]}]}]}')
     result = map_spans(decode_request(body, "application/json").spans)
     assert result.events == [] and "startTimeUnixNano is missing" in result.rejected[0]

@@ -6,7 +6,9 @@ import gzip
 import json
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceResponse,
+)
 from sqlalchemy import select
 
 from bot.db import transaction
@@ -14,7 +16,7 @@ from bot.models import Trace
 from bot.runtime import Runtime
 from bot.web import create_app
 from tests.alerts.payloads import am_alert, am_payload
-from tests.conftest import ALERT_TOKEN, Warroom, make_settings
+from tests.conftest import Warroom, make_settings
 from tests.otlp.spans import Recorder, json_body, protobuf_body, request_id
 from tests.support import ServerThread, free_port
 
