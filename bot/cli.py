@@ -103,11 +103,16 @@ def demo(port: int = typer.Option(8080, help="Port for warroom."),
          watch: bool = typer.Option(False, help="Also run the built-in SLO watcher on the service's traces "
                                                 "(examples/slos.yaml); it raises its own incident."),
          keep: bool = typer.Option(False, help="Keep the last run's database and emulator channels "
-                                               "(default: both start fresh).")) -> None:
+                                               "(default: both start fresh)."),
+         otlp: str | None = typer.Option(None, help="protobuf or json: the service sends OpenTelemetry traces "
+                                                    "(OTLP/HTTP) only; warroom's watcher raises the incidents "
+                                                    "(examples/slos-otlp.yaml).")) -> None:
     """Everything on this machine: Slack emulator, warroom on SQLite, the example LLM service, a sample alert."""
     from bot.demo import run_demo
+    if otlp not in (None, "protobuf", "json"):
+        raise typer.BadParameter("--otlp must be protobuf or json")
     run_demo(port=port, emulator_port=emulator_port, service_port=service_port, data_dir=data_dir, watch=watch,
-             keep=keep)
+             keep=keep, otlp=otlp)
 
 
 @app.command()

@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     # Site patterns to redact too (a JSON list of regexes) and default rules to turn off (names).
     redact_patterns: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="WARROOM_REDACT_PATTERNS")
     redact_disable: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="WARROOM_REDACT_DISABLE")
+    # OTLP ingest (`POST /v1/traces`): the resource attribute naming the release bundle, and the
+    # body limit (compressed and inflated): exporters send batches of 512 spans with content.
+    otlp_bundle_attribute: str = Field("service.version", min_length=1, alias="WARROOM_OTLP_BUNDLE_ATTRIBUTE")
+    otlp_max_body_bytes: int = Field(16 * 1024 * 1024, gt=0, alias="WARROOM_OTLP_MAX_BODY_BYTES")
 
     @field_validator("action_hosts", mode="before")
     @classmethod

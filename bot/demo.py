@@ -96,7 +96,9 @@ def write_cli_settings(path: Path, values: dict[str, Any]) -> None:
 
 
 def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path, watch: bool = False,
-             keep: bool = False) -> None:
+             keep: bool = False, otlp: str | None = None) -> None:
+    """``otlp`` ("protobuf" or "json"): the service exports OpenTelemetry traces only, ships v42 once
+    warroom has its v41 history (`bot.demo_otlp`), and warroom's watcher raises the incidents."""
     from bot.emulator import Emulator
     from bot.runtime import Runtime
     from bot.db import upgrade
@@ -119,7 +121,9 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
         load_workspace(emu, snapshot)
     emu.start(port=emulator_port)
     service = ServerThread(service_app(control_token=CONTROL_TOKEN, warroom_url=warroom_url, warroom_token=DEV_ALERT_TOKEN,
-                                       bundle="v42", traffic_rps=2), port=service_port).start()
+                                       bundle="v41" if otlp else "v42", traffic_rps=5 if otlp else 2,
+                                       otlp=otlp),  # type: ignore[arg-type]
+                           port=service_port).start()
     # Playbooks read their target and secrets from the environment (see playbooks/targets.yaml).
     os.environ.setdefault("WARROOM_TARGET_LLM_GATEWAY", service.url)
     os.environ.setdefault("WARROOM_SECRET_CONTROL_TOKEN", CONTROL_TOKEN)
@@ -129,7 +133,8 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
         "WARROOM_ALERT_TOKEN": DEV_ALERT_TOKEN, "WARROOM_INCIDENTS_CHANNEL": "C0INCIDENTS",
         "WARROOM_PUBLIC_URL": warroom_url, "WARROOM_RUNBOOKS_DIR": ROOT / "runbooks",
         "WARROOM_PLAYBOOKS_DIR": ROOT / "playbooks",
-        **({"WARROOM_SLO_FILE": ROOT / "examples" / "slos.yaml"} if watch else {}),
+        **({"WARROOM_SLO_FILE": ROOT / "examples" / "slos.yaml"} if watch and not otlp else {}),
+        **({"WARROOM_SLO_FILE": ROOT / "examples" / "slos-otlp.yaml"} if otlp else {}),
     }
     settings = Settings(_env_file=None, **values)  # type: ignore[arg-type]
     write_cli_settings(DEMO_ENV_FILE, values)
@@ -142,6 +147,7 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
     auth = {"Authorization": f"Bearer {DEV_ALERT_TOKEN}"}
     now = datetime.now(timezone.utc)
     incident: Any = "1"
+    fired = ""
     if not kept:
         with httpx.Client(base_url=bot.url, headers=auth, timeout=10) as http:
             catalogue = bundles_of(service.url)
@@ -150,11 +156,23 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
                 http.post("/api/bundles", json={"service": SERVICE, "version": version, "components": components,
                                                 "deployed_at": (now - offset).isoformat(),
                                                 "known_good": version == "v41"})
-            incident = http.post("/webhooks/alertmanager", json=sample_alert(now)).json().get("incident_id")
+            if otlp:
+                from bot.demo_otlp import replay_history
+                replayed = replay_history(bot.url, DEV_ALERT_TOKEN, otlp)  # type: ignore[arg-type]
+                shipped = httpx.put(f"{service.url}/control/bundle", json={"version": "v42"},
+                                    headers={"Authorization": f"Bearer {CONTROL_TOKEN}"}, timeout=5)
+                shipped.raise_for_status()
+                print(f"OTLP mode ({otlp}): replayed {replayed} answers of v41 from the last 70 minutes, then shipped "
+                      "v42; the watcher (examples/slos-otlp.yaml) opens burn-rate and drift incidents within a few "
+                      "minutes.", flush=True)
+                fired = "Bad bundle v42 is live and sends OTLP traces only; incidents open as the watcher sees it."
+            else:
+                incident = http.post("/webhooks/alertmanager", json=sample_alert(now)).json().get("incident_id")
+                fired = f"A sample SLO alert fired (incident #{incident})."
     world = ("the previous run's database and channels, kept (--keep)" if kept
              else "a fresh database and emulator; --keep keeps both for the next start")
-    fired = (f"A sample SLO alert fired (incident #{incident})." if not kept
-             else "Nothing new fired: your incidents and their channels are as you left them.")
+    if kept:
+        fired = "Nothing new fired: your incidents and their channels are as you left them."
 
     signin_url = demo_signin_link(runtime, bot.url)
 

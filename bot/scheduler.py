@@ -51,6 +51,7 @@ ALERTMANAGER_TIMEOUT = 10.0  # seconds, per API call of the reconcile job
 
 SLOS_SERVICE = "slos"  # Runtime.services keys the watcher job reads
 SLO_WINDOWS_SERVICE = "slo_windows"
+SENSORS_SERVICE = "sensors"  # the SLO file's quality sensors (bot.sensors), run with the SLO watcher
 
 JobBody = Callable[[Runtime, datetime], int]
 
@@ -68,10 +69,14 @@ def _reminder(job: Callable[..., int]) -> JobBody:
 
 def _watch_slos(runtime: Runtime, now: datetime) -> int:
     slos: Sequence[SLO] = runtime.services.get(SLOS_SERVICE) or ()
-    if not slos:
+    sensors = runtime.services.get(SENSORS_SERVICE) or ()
+    if not slos and not sensors:
         return 0  # no SLO file configured in this process
     results = evaluate_slos(runtime.engine, runtime.settings, slos, now,
                             windows=runtime.services.get(SLO_WINDOWS_SERVICE), rules=runtime.intake_rules)
+    if sensors:
+        from bot.sensors.watch import evaluate_sensors
+        results += evaluate_sensors(runtime.engine, runtime.settings, sensors, now, rules=runtime.intake_rules)
     return sum(1 for r in results if r.outcome in ("opened", "updated"))
 
 

@@ -39,6 +39,8 @@ class Metrics:
                                    ["method", "result"], registry=self.registry)
         self.traces_received = Counter("warroom_traces_received", "Trace events, by outcome", ["outcome"],
                                        registry=self.registry)
+        from bot.trace_metrics import TraceMetrics
+        self.llm = TraceMetrics(self.registry)
         if read_gauges is not None:
             self.registry.register(_DatabaseGauges(read_gauges))
 

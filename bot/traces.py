@@ -11,6 +11,7 @@ resolution (or now, while the incident is open).
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,11 +23,11 @@ from sqlmodel import Session
 
 from bot import late_traces, outbox
 from bot.clock import as_utc, iso, utcnow
-from bot.db import insert_or_ignore
+from bot.db import upsert_ignoring
 from bot.errors import NotFound, UserError
 from bot.evals import Label
 from bot.incidents.lifecycle import OPEN_STATUSES
-from bot.jsonbody import BadRequest, check_storable, pydantic_problems
+from bot.jsonbody import MAX_DEPTH, BadRequest, check_storable, pydantic_problems
 from bot.models import Incident, Trace
 from bot.statements import Later, Statements
 from bot.trace_rules import FailureRules, TraceEvent, failure_types
@@ -55,6 +56,8 @@ class TraceIngestResult:
     duplicates: int = 0
     rejected: list[RejectedEvent] = field(default_factory=list)
     linked: int = 0
+    # What was newly stored, with its failure types: for counters (``bot.trace_metrics``).
+    stored: list[tuple[TraceEvent, list[str]]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {"accepted": self.accepted, "duplicates": self.duplicates,
@@ -70,6 +73,7 @@ def ingest_traces(session: Session, events: list[Any], *, rules: FailureRules, n
     now = now or utcnow()
     result = TraceIngestResult()
     failing_services: set[str] = set()
+    valid: dict[str, tuple[TraceEvent, list[str], dict[str, Any]]] = {}
     for index, raw in enumerate(events):
         event, problems = _validate(raw, max_string)
         if event is None:
@@ -77,17 +81,28 @@ def ingest_traces(session: Session, events: list[Any], *, rules: FailureRules, n
             request_id = request_id[:200] if isinstance(request_id, str) else None  # echoed back: bounded
             result.rejected.append(RejectedEvent(index, request_id, problems))
             continue
+        if event.request_id in valid:  # twice in one batch: the first one counts
+            result.duplicates += 1
+            continue
         kinds = failure_types(event, rules)
-        inserted = insert_or_ignore(session, Trace, {
+        valid[event.request_id] = (event, kinds, {
             "request_id": event.request_id, "service": event.service, "timestamp": event.timestamp,
             "bundle_version": event.bundle_version, "model": event.model, "prompt_hash": event.prompt_hash,
             "failure_types": kinds, "failed": bool(kinds), "label": {},
             "data": event.model_dump(mode="json"), "received_at": now,
-        }, ["request_id"])
-        if inserted is None:
+        })
+    # One multi-row INSERT … ON CONFLICT DO NOTHING for the batch (a statement per event was most
+    # of an OTLP batch's time); RETURNING names the rows this call inserted, the rest were stored before.
+    inserted: set[str] = set()
+    if valid:
+        stmt = upsert_ignoring(_TRACE, session.get_bind().dialect.name, ("request_id",), ("request_id",))
+        inserted = {row.request_id for row in session.connection().execute(stmt, [v[2] for v in valid.values()])}
+    for event, kinds, _ in valid.values():
+        if event.request_id not in inserted:
             result.duplicates += 1
             continue
         result.accepted += 1
+        result.stored.append((event, kinds))
         if kinds:
             failing_services.add(event.service)
     grew: list[int] = []
@@ -104,7 +119,7 @@ def ingest_traces(session: Session, events: list[Any], *, rules: FailureRules, n
 def _validate(raw: Any, max_string: int | None) -> tuple[TraceEvent | None, list[dict[str, str]]]:
     if not isinstance(raw, dict):
         return None, [{"field": "$", "message": f"expected a JSON object, got {type(raw).__name__}"}]
-    if max_string is not None:
+    if max_string is not None and not _surely_storable(raw, max_string):
         try:
             check_storable(raw, max_string=max_string)
         except BadRequest as exc:
@@ -118,6 +133,20 @@ def _validate(raw: Any, max_string: int | None) -> tuple[TraceEvent | None, list
                 if (limit := Trace.__table__.c[name].type.length)  # type: ignore[attr-defined]
                 and len(getattr(event, name) or "") > limit]
     return (None, too_long) if too_long else (event, [])
+
+
+def _surely_storable(raw: dict[str, Any], max_string: int) -> bool:
+    """A quick yes for the usual event, else the full walk of ``check_storable`` decides: when the
+    whole event serialises to at most ``max_string`` characters, no string in it is longer; fewer
+    brackets than ``MAX_DEPTH`` bound its depth; the C encoder escapes NUL as ``\\u0000`` and the
+    UTF-8 encode fails on a lone surrogate."""
+    try:
+        text = json.dumps(raw, ensure_ascii=False)
+        text.encode("utf-8")
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return (len(text) <= max_string and "\\u0000" not in text
+            and text.count("{") + text.count("[") < MAX_DEPTH)
 
 
 def _open_incidents(session: Session, services: set[str]) -> list[Incident]:

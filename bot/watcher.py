@@ -32,6 +32,7 @@ from bot.runbooks import load_runbooks
 from bot.slo.burn import BurnAlert, evaluate, to_alertmanager_payload, trace_outcomes
 from bot.slo.labels import GROUP_BY, alert_labels
 from bot.slo.spec import SLO
+from bot.slo.tracerule import field_path
 from bot.slo.windows import NOMINAL_WINDOWS, SEVERITIES, WindowSet
 
 SOURCE: Final = "watcher"
@@ -85,16 +86,17 @@ def _evaluate_one(session: Session, slo: SLO, now: datetime, windows: WindowSet,
 def _trace_events(session: Session, slo: SLO, now: datetime, windows: WindowSet) -> list[tuple[datetime, dict]]:
     """``(timestamp, {field: value})`` for the service's traces in the longest window.
 
-    Only the rule's field is read from ``data`` (the rest, prompts and answers, can be large).
+    Only the rule's fields are read from ``data`` (the rest, prompts and answers, can be large).
     SQLite's JSON extraction returns a top-level ``false`` as ``0``; the rule's comparisons are
     Python's, where ``0 == False``, so the outcome is the same.
     """
     assert slo.trace is not None
-    field = slo.trace.field
+    fields = slo.trace.fields
     longest = max(windows.duration(w) for w in NOMINAL_WINDOWS)
-    stmt = (select(Trace.timestamp, Trace.data[field])
+    stmt = (select(Trace.timestamp, *(Trace.data[field_path(f)] for f in fields))
             .where(Trace.service == slo.service, Trace.timestamp > now - longest, Trace.timestamp <= now))
-    return [(as_utc(ts), {field: value}) for ts, value in session.execute(stmt).all()]  # type: ignore[misc]
+    return [(as_utc(row[0]), dict(zip(fields, row[1:])))  # type: ignore[misc]
+            for row in session.execute(stmt).all()]
 
 
 def _firing_alerts(session: Session, slo: SLO) -> tuple[list[BurnAlert], list[BurnAlert]]:

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 
-from bot.routes import api, pages, sessions, telemetry, webhooks
+from bot.routes import api, otlp, pages, sessions, telemetry, webhooks
 from bot.runtime import Runtime
 from bot.scheduler import stop as stop_scheduler
 from bot.worker import Worker
@@ -22,6 +22,10 @@ def _start_scheduler(runtime: Runtime):  # noqa: ANN202
     from bot.slo import load_slos
 
     slo_file = runtime.settings.slo_file
+    if slo_file:
+        from bot.scheduler import SENSORS_SERVICE
+        from bot.sensors.spec import load_sensors
+        runtime.services[SENSORS_SERVICE] = load_sensors(slo_file)
     return start_scheduler(runtime, slos=load_slos(slo_file) if slo_file else None)
 
 
@@ -66,7 +70,7 @@ def create_app(runtime: Runtime, *, extra_routes: list | None = None) -> Starlet
             slack.context.pool.shutdown(wait=False, cancel_futures=True)
 
     routes = [*webhooks.routes, *api.routes, slack_route(slack.app),
-              *telemetry.routes, *pages.routes, *sessions.routes, *(extra_routes or [])]
+              *telemetry.routes, *otlp.routes, *pages.routes, *sessions.routes, *(extra_routes or [])]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.runtime = runtime
     return app

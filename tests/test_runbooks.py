@@ -45,7 +45,7 @@ def test_shipped_runbooks_have_no_problems() -> None:
     assert check_runbooks(SHIPPED, playbook_names=PLAYBOOKS) == []
     assert load_runbooks(SHIPPED).ids == [
         "cost-blowup", "default", "guardrail-over-blocking", "hallucination-spike",
-        "latency-p99", "retrieval-drift", "schema-valid-drop", "tool-call-failures",
+        "latency-p99", "quality-drift", "retrieval-drift", "schema-valid-drop", "tool-call-failures",
     ]
 
 

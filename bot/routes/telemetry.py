@@ -67,13 +67,7 @@ async def post_traces(request: Request, runtime: Runtime) -> JSONResponse:
         runtime.metrics.traces_received.labels("bad_body").inc()
         raise
 
-    def store() -> traces.TraceIngestResult:
-        with transaction(runtime.engine) as session:
-            return traces.ingest_traces(session, events, rules=runtime.settings.failure_rules(), now=utcnow(),
-                                        max_string=runtime.settings.max_value_length,
-                                        post_every_s=runtime.settings.traces_post_every_seconds)
-
-    result = await run_in_threadpool(store)
+    result = await run_in_threadpool(store_events, runtime, events)
     for outcome, count in (("accepted", result.accepted), ("duplicate", result.duplicates),
                            ("rejected", len(result.rejected))):
         if count:
@@ -81,6 +75,16 @@ async def post_traces(request: Request, runtime: Runtime) -> JSONResponse:
     log.info("traces: %d accepted, %d duplicates, %d rejected, %d linked to incidents",
              result.accepted, result.duplicates, len(result.rejected), result.linked)
     return JSONResponse(result.as_json())
+
+
+def store_events(runtime: Runtime, events: list[Any]) -> traces.TraceIngestResult:
+    """Store a batch of trace events (from JSON or OTLP) the same way, and count what was stored."""
+    with transaction(runtime.engine) as session:
+        result = traces.ingest_traces(session, events, rules=runtime.settings.failure_rules(), now=utcnow(),
+                                      max_string=runtime.settings.max_value_length,
+                                      post_every_s=runtime.settings.traces_post_every_seconds)
+    runtime.metrics.llm.record(result.stored)
+    return result
 
 
 def decode_events(raw: bytes, content_type: str) -> list[Any]:

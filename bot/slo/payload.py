@@ -21,16 +21,18 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
 def to_alertmanager_payload(
-    alerts: Sequence[BurnAlert], *, receiver: str = "warroom-watcher", external_url: str = ""
+    alerts: Sequence[BurnAlert], *, receiver: str = "warroom-watcher", external_url: str = "",
+    group_by: Sequence[str] = GROUP_BY,
 ) -> dict[str, Any]:
     """One notification for one group (alerts sharing ``alertname``, ``sloth_service``,
-    ``sloth_slo``, ``sloth_severity``); raises ``ValueError`` for an empty or mixed list."""
+    ``sloth_slo``, ``sloth_severity``, or the ``group_by`` labels given: the quality sensors
+    group by their own); raises ``ValueError`` for an empty or mixed list."""
     from bot.alerts.fingerprint import fingerprint  # the lead's module; shared with the intake
 
     if not alerts:
         raise ValueError("an Alertmanager notification needs at least one alert")
-    group_labels = _group_labels(alerts[0].labels)
-    if any(_group_labels(a.labels) != group_labels for a in alerts):
+    group_labels = _group_labels(alerts[0].labels, group_by)
+    if any(_group_labels(a.labels, group_by) != group_labels for a in alerts):
         raise ValueError("alerts belong to different groups; send one payload per group")
     ordered = sorted(alerts, key=lambda a: (a.labels.get("job", ""), a.labels.get("instance", ""),
                                             sorted(a.labels.items())))
@@ -95,8 +97,8 @@ def rfc3339(moment: datetime) -> str:
     return text + "Z"
 
 
-def _group_labels(labels: Mapping[str, str]) -> dict[str, str]:
-    return {name: labels[name] for name in GROUP_BY if name in labels}
+def _group_labels(labels: Mapping[str, str], group_by: Sequence[str] = GROUP_BY) -> dict[str, str]:
+    return {name: labels[name] for name in group_by if name in labels}
 
 
 def _common(maps: Sequence[Mapping[str, str]]) -> dict[str, str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.problems import Problem
-from bot.slo.tracerule import OPERATORS, TraceRule, default_trace_rule
+from bot.slo.tracerule import NO_VALUE_OPERATORS, OPERATORS, TraceRule, default_trace_rule
 from bot.slo.windows import PERIOD_DAYS
 from bot.yamlsource import LineMap, YamlSyntaxError, load_yaml
 
@@ -27,6 +27,7 @@ SLI_KINDS = (
     "error_rate",
     "latency_over_threshold",
     "cost_over_budget",
+    "provenance_coverage",
 )
 DEFAULT_ALERTNAME = "LLMSLOErrorBudgetBurn"
 WINDOW_PLACEHOLDER = "{{window}}"
@@ -89,7 +90,11 @@ class SLOFileError(ValueError):
 
 
 def check_slos(path: Path | str) -> list[Problem]:
-    return parse_slos(Path(path).read_text(encoding="utf-8"), str(path))[1]
+    """Every problem of the file: its SLOs and its sensors (``bot.sensors.spec``), by line."""
+    from bot.sensors.spec import parse_sensors
+
+    text = Path(path).read_text(encoding="utf-8")
+    return sorted(set(parse_slos(text, str(path))[1] + parse_sensors(text, str(path))[1]))
 
 
 def load_slos(path: Path | str) -> list[SLO]:
@@ -233,7 +238,7 @@ class _Reader:
             self.problem((*where, "op") if "op" in value else where,
                          f"trace.op must be one of {', '.join(OPERATORS)} (got {op!r})")
             ok = False
-        elif op != "any_not_ok" and "value" not in value:
+        elif op not in NO_VALUE_OPERATORS and "value" not in value:
             self.problem(where, f"trace.value is required for op {op!r}")
             ok = False
         if not ok:

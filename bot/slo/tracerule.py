@@ -1,9 +1,10 @@
 """When one LLM trace counts as a bad event for an SLO the built-in watcher computes itself.
 
 A rule compares one field of a telemetry event (``hallucination_score``, ``schema_valid``,
-``latency_ms`` ...) with a value. ``any_not_ok`` is for lists of tool calls: the event is bad when
+``latency_ms``, an evaluation score ``scores.<name>`` ...) with a value. ``any_not_ok`` is for lists of tool calls: the event is bad when
 any call reports ``ok: false`` (or a ``status`` other than ``"ok"``). A trace without the field
-says nothing about this SLO and is not bad.
+says nothing about this SLO and is not bad. ``cites_no_retrieved`` is provenance: an answer that
+retrieved documents is bad when none of its ``citations`` is one of them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,26 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
 }
-OPERATORS = (*_COMPARE, "any_not_ok")
+OPERATORS = (*_COMPARE, "any_not_ok", "cites_no_retrieved")
+NO_VALUE_OPERATORS = ("any_not_ok", "cites_no_retrieved")
+# Top-level fields of a stored trace event; any other name lives under ``attributes`` (where the
+# event model moves unknown fields, and where OTLP ingest puts ``status`` and ``scores``).
+EVENT_FIELDS = frozenset({"request_id", "timestamp", "service", "bundle_version", "model", "prompt_template_id",
+                          "prompt_hash", "input", "output", "retrieval_ids", "citations", "tool_calls", "latency_ms",
+                          "tokens", "cost", "schema_valid", "hallucination_score", "user_feedback", "expected",
+                          "attributes"})
+
+
+def field_path(name: str) -> tuple[str, ...]:
+    """Where a rule's field is in a stored event: ``scores.relevance`` is an evaluation score
+    (``attributes.scores.relevance``), ``attributes.x.y`` is spelled out, ``status`` and other
+    names that are not event fields are attributes."""
+    parts = tuple(name.split("."))
+    if parts[0] == "scores":
+        return ("attributes", *parts)
+    if parts[0] in EVENT_FIELDS:
+        return parts
+    return ("attributes", *parts)
 
 
 @dataclass(frozen=True)
@@ -30,8 +50,16 @@ class TraceRule:
     op: str
     value: Any = None
 
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The event fields the rule reads (the watcher loads only these)."""
+        return (self.field, "retrieval_ids") if self.op == "cites_no_retrieved" else (self.field,)
+
     def applies(self, event: Mapping[str, Any]) -> bool:
-        """Whether the event says anything about this SLO (it carries the field)."""
+        """Whether the event says anything about this SLO (it carries the field; for provenance:
+        it retrieved at least one document, so it could cite one)."""
+        if self.op == "cites_no_retrieved":
+            return bool(event.get("retrieval_ids"))
         return event.get(self.field) is not None
 
     def is_bad(self, event: Mapping[str, Any]) -> bool:
@@ -40,6 +68,9 @@ class TraceRule:
         observed = event[self.field]
         if self.op == "any_not_ok":
             return isinstance(observed, list) and any(_call_failed(call) for call in observed)
+        if self.op == "cites_no_retrieved":
+            retrieved = {str(d) for d in event.get("retrieval_ids") or []}
+            return not any(str(c) in retrieved for c in (observed if isinstance(observed, list) else []))
         try:
             return bool(_COMPARE[self.op](observed, self.value))
         except TypeError:  # a string where a number belongs: not evidence of a bad answer
@@ -48,6 +79,8 @@ class TraceRule:
     def __str__(self) -> str:
         if self.op == "any_not_ok":
             return f"any {self.field} not ok"
+        if self.op == "cites_no_retrieved":
+            return f"no {self.field} among retrieval_ids"
         return f"{self.field} {self.op} {self.value!r}"
 
 
@@ -69,6 +102,8 @@ def default_trace_rule(
         return TraceRule("schema_valid", "==", False)
     if sli == "tool_call_success":
         return TraceRule("tool_calls", "any_not_ok")
+    if sli == "provenance_coverage":
+        return TraceRule("citations", "cites_no_retrieved")
     if sli == "error_rate":
         return TraceRule("status", "!=", "ok")
     if sli == "latency_over_threshold" and threshold_ms is not None:

@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--control-token", help="bearer token the /control API requires")
     parser.add_argument("--warroom-url", help="post traces to <URL>/api/traces")
     parser.add_argument("--warroom-token", help="bearer token for warroom's /api/traces")
+    parser.add_argument("--otlp", choices=["protobuf", "json"],
+                        help="export OpenTelemetry GenAI spans to <URL>/v1/traces (OTLP/HTTP) instead of /api/traces")
     parser.add_argument("--unleash-url", help="poll Unleash kill switches llm.tool.<tool>")
     parser.add_argument("--unleash-token", help="Unleash client (backend) API token")
     parser.add_argument("--traffic-rps", type=float, default=DEFAULT_TRAFFIC_RPS,
@@ -42,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         unleash_url=args.unleash_url,
         unleash_token=args.unleash_token,
         traffic_rps=args.traffic_rps,
+        otlp=args.otlp,
     )
     print(banner(f"http://{args.host}:{args.port}", args.bundle, args.traffic_rps, args.control_token), flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

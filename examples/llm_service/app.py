@@ -16,6 +16,7 @@ from .answers import answer_question
 from .bundles import BUNDLES, DEFAULT_BUNDLE, ROUTES
 from .metrics import ServiceMetrics
 from .state import ServiceState, UnknownBundle, UnknownRoute, UnknownTool
+from .otel import Encoding, OtelShipper
 from .traces import TraceShipper, trace_event
 from .traffic import TrafficGenerator
 from .unleash import UnleashPoller
@@ -26,7 +27,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 class LLMService:
     """Answers questions against the live state and records what happened."""
 
-    def __init__(self, state: ServiceState, shipper: TraceShipper | None) -> None:
+    def __init__(self, state: ServiceState, shipper: TraceShipper | OtelShipper | None) -> None:
         self.state = state
         self.metrics = ServiceMetrics()
         self.shipper = shipper
@@ -63,9 +64,15 @@ def create_app(
     bundle: str | None = None,
     trace_interval: float = 1.0,
     unleash_interval: float = 0.5,
+    otlp: Encoding | None = None,
 ) -> Starlette:
     state = state or ServiceState(bundle=bundle or DEFAULT_BUNDLE)
-    shipper = TraceShipper(warroom_url, warroom_token, interval=trace_interval) if warroom_url else None
+    # otlp: export OpenTelemetry GenAI spans to warroom's /v1/traces instead of posting /api/traces.
+    shipper: TraceShipper | OtelShipper | None = None
+    if warroom_url and otlp:
+        shipper = OtelShipper(warroom_url, warroom_token, encoding=otlp, interval=trace_interval)
+    elif warroom_url:
+        shipper = TraceShipper(warroom_url, warroom_token, interval=trace_interval)
     service = LLMService(state, shipper)
     poller = UnleashPoller(state, unleash_url, unleash_token, interval=unleash_interval) if unleash_url else None
     traffic = TrafficGenerator(service.ask, traffic_rps) if traffic_rps > 0 else None

@@ -97,8 +97,8 @@ slos:
         f"{p}:16: label 'slo' is set by warroom and cannot be overridden",
         f"{p}:17: SLO 'latency' needs prometheus queries or a trace rule or threshold_ms",
         f"{p}:23: sli must be one of hallucination_rate, schema_valid_rate, tool_call_success, error_rate, "
-        "latency_over_threshold, cost_over_budget (got 'mood')",
-        f"{p}:25: trace.op must be one of >, >=, <, <=, ==, !=, any_not_ok (got '~')",
+        "latency_over_threshold, cost_over_budget, provenance_coverage (got 'mood')",
+        f"{p}:25: trace.op must be one of >, >=, <, <=, ==, !=, any_not_ok, cites_no_retrieved (got '~')",
     ]
     with pytest.raises(SLOFileError) as error:
         load_slos(path)

@@ -1,0 +1,288 @@
+"""OTLP trace ingest (``POST /v1/traces``) next to ``POST /api/traces``, and the sensors' watcher cost.
+
+Run ``.venv/bin/python bench/otlp.py --help``; see bench/README.md. warroom runs in its own process
+(``bench/ingest.py --serve warroom``, worker and scheduler off), the load generator here. Batches
+are made once with the OpenTelemetry SDK and encoded by its exporters' encoders; before each send
+only the trace ids are renewed, so every span is new to warroom (no dedupe shortcut).
+
+The watcher part fills a SQLite database with ``--traces`` traces over 30 days and times rounds of
+``evaluate_sensors`` with 10 sensors (5 drift, 5 spike).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+for path in (str(ROOT), str(BENCH)):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+import ingest
+
+SPANS = 1000  # per batch: chat spans (answers), every fourth with an execute_tool child
+QUESTIONS = ["What is the refund policy?", "Where is my order 1234?", "Give the order status as JSON for order 1234",
+             "What are your support hours?"]
+
+
+# --- batches ---------------------------------------------------------------------------------
+
+
+def make_spans(count: int = SPANS) -> list[Any]:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+        InMemorySpanExporter,
+    )
+    from opentelemetry.trace import Status, StatusCode, set_span_in_context
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "llm-gateway", "service.version": "v42"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("bench")
+    rng = random.Random(1)
+    made = 0
+    while made < count:
+        question = rng.choice(QUESTIONS)
+        span = tracer.start_span("chat primary-70b")
+        span.set_attributes({
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "primary-70b",
+            "gen_ai.response.model": "primary-70b", "gen_ai.usage.input_tokens": rng.randint(20, 60),
+            "gen_ai.usage.output_tokens": rng.randint(10, 40), "gen_ai.response.finish_reasons": ["stop"],
+            "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [{"type": "text", "content": question}]}]),
+            "gen_ai.output.messages": json.dumps([{"role": "assistant", "finish_reason": "stop",
+                                                   "parts": [{"type": "text", "content": "Refunds within 30 days."}]}]),
+            "warroom.retrieval_ids": ["refunds#2"], "warroom.citations": ["refunds#2"]})
+        span.add_event("gen_ai.evaluation.result", {"gen_ai.evaluation.name": "hallucination",
+                                                    "gen_ai.evaluation.score.value": rng.random() * 0.6})
+        made += 1
+        if made % 4 == 0 and made < count:
+            tool = tracer.start_span("execute_tool web_search", context=set_span_in_context(span))
+            tool.set_attributes({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "web_search"})
+            if rng.random() < 0.05:
+                tool.set_status(Status(StatusCode.ERROR, "timeout"))
+            tool.end()
+            made += 1
+        span.end()
+    return list(memory.get_finished_spans())
+
+
+class Batches:
+    """Bodies of one kind, each send with fresh trace ids (so nothing is a duplicate)."""
+
+    def __init__(self, kind: str, spans: list[Any]) -> None:
+        self.kind = kind
+        self.lock = threading.Lock()
+        if kind == "protobuf":
+            from opentelemetry.exporter.otlp.proto.common.trace_encoder import (
+                encode_spans,
+            )
+            self.message = encode_spans(spans)
+        elif kind == "json":
+            from opentelemetry.exporter.otlp.json.common.trace_encoder import (
+                encode_spans as encode_json,
+            )
+            self.template = json.loads(encode_json(spans).to_json())
+        else:  # the same answers as /api/traces events
+            from opentelemetry.exporter.otlp.proto.common.trace_encoder import (
+                encode_spans,
+            )
+
+            from bot.otlp.decode import decode_request
+            from bot.otlp.genai import map_spans
+            body = encode_spans(spans).SerializeToString()
+            self.events = map_spans(decode_request(body, "application/x-protobuf").spans).events
+
+    def next(self) -> tuple[bytes, dict[str, str]]:
+        with self.lock:  # one message, renewed per send
+            if self.kind == "protobuf":
+                for rs in self.message.resource_spans:
+                    for ss in rs.scope_spans:
+                        renew: dict[bytes, bytes] = {}
+                        for span in ss.spans:
+                            span.trace_id = renew.setdefault(span.trace_id, os.urandom(16))
+                body = self.message.SerializeToString()
+                return gzip.compress(body, 1), {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}
+            if self.kind == "json":
+                renew_hex: dict[str, str] = {}
+                for rs in self.template["resourceSpans"]:
+                    for ss in rs["scopeSpans"]:
+                        for span in ss["spans"]:
+                            span["traceId"] = renew_hex.setdefault(span["traceId"], os.urandom(16).hex())
+                return gzip.compress(json.dumps(self.template).encode(), 1), {
+                    "Content-Type": "application/json", "Content-Encoding": "gzip"}
+            for event in self.events:
+                event["request_id"] = uuid.uuid4().hex
+            return json.dumps(self.events).encode(), {"Content-Type": "application/json"}
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_ingest(url: str, pid: int, batches: Batches, seconds: float, senders: int, path: str) -> dict[str, Any]:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    rss: list[tuple[float, float]] = []
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+    started = time.perf_counter()
+
+    def sender() -> None:
+        with httpx.Client(base_url=url, timeout=60, headers={"Authorization": f"Bearer {ingest.TOKEN}"}) as client:
+            while time.perf_counter() < deadline:
+                body, headers = batches.next()
+                t = time.perf_counter()
+                response = client.post(path, content=body, headers=headers)
+                with lock:
+                    latencies.append(time.perf_counter() - t)
+                    statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+
+    threads = [threading.Thread(target=sender) for _ in range(senders)]
+    for thread in threads:
+        thread.start()
+    while any(t.is_alive() for t in threads):
+        rss.append((time.perf_counter() - started, rss_mb(pid)))
+        time.sleep(1)
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    ordered = sorted(latencies)
+    return {"batches": len(latencies), "seconds": elapsed, "statuses": statuses,
+            "p50": ordered[len(ordered) // 2] * 1000, "p99": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000,
+            "rss_first": rss[min(len(rss) - 1, 5)][1] if rss else float("nan"), "rss_last": rss[-1][1] if rss else float("nan")}
+
+
+def ingest_bench(args: argparse.Namespace, workdir: Path) -> None:
+    spans = make_spans()
+    print(f"== OTLP ingest: batches of {len(spans)} spans (about 750 answers + 250 tool spans), {args.senders} senders, "
+          f"{args.seconds:g} s per row, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} ==")
+    print(f"  {'':<28} {'batches':>8} {'spans/s':>9} {'answers/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'RSS@5s':>8} {'RSS end':>8}  statuses")
+    for db in args.db:
+        with ingest.databases(db, workdir, args.pg_admin) as fresh:
+            for kind, path in (("protobuf", "/v1/traces"), ("json", "/v1/traces"), ("api-traces", "/api/traces")):
+                if kind not in args.kinds:
+                    continue
+                with ingest.server("warroom", fresh(kind.replace("-", "")), workdir) as running:
+                    result = run_ingest(running.url, running.process.pid, Batches(kind, spans), args.seconds,
+                                        args.senders, path)
+                answers = len(Batches("api-traces", spans).events) * result["batches"] / result["seconds"]
+                span_rate = len(spans) * result["batches"] / result["seconds"] if kind != "api-traces" else float("nan")
+                label = f"{db} {kind} {path}"
+                print(f"  {label:<28} {result['batches']:8d} {span_rate:9.0f} {answers:10.0f} {result['p50']:8.1f} "
+                      f"{result['p99']:8.1f} {result['rss_first']:7.0f}M {result['rss_last']:7.0f}M  {result['statuses']}")
+
+
+# --- the watcher ------------------------------------------------------------------------------
+
+
+SENSORS = """\
+slos: []
+sensors:
+""" + "".join(f"""\
+  - name: drift-{field.replace('.', '-')}
+    service: llm-gateway
+    kind: drift
+    field: {field}
+""" for field in ("tokens", "latency_ms", "answer_length", "retrieved_documents", "hallucination_score")) + "".join(f"""\
+  - name: spike-{name}
+    service: llm-gateway
+    kind: spike
+    trace: {rule}
+""" for name, rule in (("tools", "{field: tool_calls, op: any_not_ok}"),
+                       ("hallucination", '{field: hallucination_score, op: ">", value: 0.5}'),
+                       ("schema", "{field: schema_valid, op: ==, value: false}"),
+                       ("latency", '{field: latency_ms, op: ">", value: 2000}'),
+                       ("status", "{field: status, op: '!=', value: ok}")))
+
+
+def watcher_bench(args: argparse.Namespace, workdir: Path) -> None:
+    from sqlalchemy import insert
+
+    from bot.config import Settings
+    from bot.db import make_engine, upgrade
+    from bot.models import Trace
+    from bot.sensors.spec import parse_sensors
+    from bot.sensors.watch import evaluate_sensors
+
+    sensors, problems = parse_sensors(SENSORS, "bench")
+    assert not problems, problems
+    db_url = f"sqlite:///{workdir / 'watcher.db'}"
+    engine = make_engine(db_url)
+    upgrade(engine)
+    now = datetime(2026, 3, 14, 2, 0, tzinfo=timezone.utc)
+    rng = random.Random(5)
+    started = time.perf_counter()
+    step = timedelta(days=30) / args.traces
+    chunk = 20_000
+    with engine.begin() as conn:
+        for base in range(0, args.traces, chunk):
+            rows = []
+            for i in range(base, min(args.traces, base + chunk)):
+                at = now - timedelta(days=30) + step * i
+                data = {"request_id": f"t{i}", "service": "llm-gateway", "timestamp": at.isoformat(),
+                        "bundle_version": "v41", "tokens": rng.randint(20, 60), "latency_ms": rng.gauss(900, 200),
+                        "output": "Refunds are available within 30 days." * rng.randint(1, 3),
+                        "retrieval_ids": ["refunds#2"] * rng.randint(0, 3),
+                        "hallucination_score": rng.random() * 0.6, "schema_valid": rng.random() > 0.01,
+                        "tool_calls": [{"name": "web_search", "ok": rng.random() > 0.05}],
+                        "attributes": {"status": "ok"}}
+                rows.append({"request_id": f"t{i}", "service": "llm-gateway", "timestamp": at, "bundle_version": "v41",
+                             "model": "primary-70b", "failure_types": [], "failed": False, "label": {}, "data": data,
+                             "received_at": at})
+            conn.execute(insert(Trace), rows)
+    print(f"\n== watcher: {args.traces:,} traces over 30 days in SQLite (filled in {time.perf_counter() - started:.0f} s), "
+          f"{len(sensors)} sensors (5 drift, 5 spike) ==")
+    settings = Settings(_env_file=None, WARROOM_DATABASE_URL=db_url, WARROOM_RUNBOOKS_DIR=ROOT / "runbooks",  # type: ignore[call-arg]
+                        WARROOM_PLAYBOOKS_DIR=ROOT / "playbooks")
+    # Rounds 30 s apart, as the scheduler runs them: the first reads the sensors' history (cold),
+    # the next ones reuse it and read only the recent windows.
+    for round_ in range(args.rounds):
+        t = time.perf_counter()
+        results = evaluate_sensors(engine, settings, sensors, now + timedelta(seconds=30 * round_))
+        state = "cold" if round_ == 0 else "warm"
+        print(f"  round {round_ + 1} ({state}): {(time.perf_counter() - t) * 1000:.0f} ms, {len(results)} notification(s)")
+    engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"])
+    parser.add_argument("--seconds", type=float, default=30, help="length of each ingest row (300: the memory check)")
+    parser.add_argument("--senders", type=int, default=2, help="concurrent exporters")
+    parser.add_argument("--kinds", nargs="+", choices=("protobuf", "json", "api-traces"),
+                        default=["protobuf", "json", "api-traces"], help="which ingest rows to run")
+    parser.add_argument("--traces", type=int, default=1_000_000, help="stored traces for the watcher part (0: skip)")
+    parser.add_argument("--rounds", type=int, default=3, help="watcher rounds")
+    parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--pg-admin", default=os.environ.get("WARROOM_BENCH_PG", ingest.DEFAULT_PG_ADMIN))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="warroom-bench-otlp-") as tmp:
+        if not args.skip_ingest:
+            ingest_bench(args, Path(tmp))
+        if args.traces:
+            watcher_bench(args, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

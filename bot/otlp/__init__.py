@@ -1,0 +1,1 @@
+"""OpenTelemetry (OTLP/HTTP) trace ingest: decode export requests, map GenAI spans to trace events."""

@@ -1,0 +1,269 @@
+"""One evaluation round of the quality sensors: read traces, decide, raise or resolve through the intake.
+
+Like the SLO watcher (`bot.watcher`), a sensor's alerts are Alertmanager notifications (source
+``watcher``) handed to the same intake, so identity, dedupe, grouping, runbook matching and
+re-fire are the intake's: a firing alert keeps its ``startsAt`` while it fires (a duplicate for the
+intake), and a new episode after a resolve opens a new incident. The alerts still firing are the
+``Alert`` rows of the sensor's groups, read under the sensor's lease, so several processes agree.
+
+Labels: ``alertname`` (``LLMQualityDrift`` / ``LLMFailureSpike``), ``sensor``, ``sensor_kind``,
+``service``, ``severity`` (drift: ``warning`` at ``warn``, ``critical`` at ``alert``), ``bundle``
+for drift per bundle, and the sensor's own labels: what runbooks match on.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from bot.alerts.intake import IngestResult, IntakeRules, ingest_many
+from bot.alerts.normalize import from_alertmanager
+from bot.clock import as_utc
+from bot.config import Settings
+from bot.models import Alert, AlertGroup, Trace
+from bot.reminders import leased
+from bot.sensors.psi import psi
+from bot.sensors.spec import Sensor
+from bot.sensors.spike import Outcomes, spans_needed, spike
+from bot.slo.payload import to_alertmanager_payload
+from bot.slo.tracerule import field_path
+
+SOURCE: Final = "watcher"
+RECEIVER = "warroom-sensors"
+GROUP_BY = ("alertname", "service", "sensor", "severity")
+ALERTNAMES = ("LLMQualityDrift", "LLMFailureSpike")
+MAX_SAMPLE = 20_000  # values per drift window; more moves PSI by less than its own sampling noise
+# History (a drift baseline, a spike's past days) is reused until ``now`` has moved on by this
+# share of its span: a 7-day baseline is read again every 1.7 h, not every 30 s.
+REFRESH_PARTS = 100
+
+
+class _HistoryCache:
+    """Per process: what a sensor read of the past, with the moment it was read for.
+
+    Keyed by database and sensor (its whole definition, so an edited file reads afresh); used
+    only for a ``now`` from the moment it was read up to ``ttl`` later, never for an earlier one.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[tuple[str, str, str], tuple[datetime, timedelta, Any]] = {}
+
+    def get(self, session: Session, sensor: Sensor, part: str, now: datetime, ttl: timedelta,
+            load: Callable[[], Any]) -> Any:
+        key = (str(session.get_bind().url), repr(sensor), part)
+        with self._lock:
+            cached = self._items.get(key)
+        if cached is not None and cached[0] <= now < cached[0] + cached[1]:
+            return cached[2]
+        value = load()
+        with self._lock:
+            self._items[key] = (now, ttl, value)
+        return value
+
+
+_HISTORY = _HistoryCache()
+
+
+@dataclass(frozen=True)
+class SensorAlert:
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    status: str
+    starts_at: datetime
+    ends_at: datetime | None
+
+
+def evaluate_sensors(engine: Engine, settings: Settings, sensors: Sequence[Sensor], now: datetime, *,
+                     rules: IntakeRules | None = None) -> list[IngestResult]:
+    """Evaluate every sensor at ``now``; one intake result per notification sent."""
+    from bot.watcher import intake_rules
+
+    rules = rules or intake_rules(settings)
+    moment = as_utc(now)
+    assert moment is not None
+    results: list[IngestResult] = []
+    for sensor in sensors:
+        with leased(engine, f"sensor:{sensor.service}/{sensor.name}") as session:
+            if session is None:
+                continue
+            wanted = firing_alerts(session, sensor, moment)
+            results.extend(_send(session, sensor, wanted, moment, rules, settings.public_url))
+    return results
+
+
+def firing_alerts(session: Session, sensor: Sensor, now: datetime) -> list[tuple[dict[str, str], dict[str, str]]]:
+    """``(labels, annotations)`` of the alerts the sensor fires at ``now`` (empty: all quiet)."""
+    if sensor.kind == "drift":
+        return _drift(session, sensor, now)
+    return _spike(session, sensor, now)
+
+
+# --- drift -----------------------------------------------------------------------------------
+
+
+def _drift(session: Session, sensor: Sensor, now: datetime) -> list[tuple[dict[str, str], dict[str, str]]]:
+    current_start = now - sensor.window
+    baseline = _HISTORY.get(session, sensor, "baseline", now, sensor.baseline / REFRESH_PARTS, lambda: [
+        v for _, v in _values(session, sensor, now - sensor.window - sensor.baseline, current_start)])
+    if len(baseline) < sensor.min_samples:
+        return []
+    groups: dict[str, list[float]] = {}
+    for bundle, value in _values(session, sensor, current_start, now):
+        groups.setdefault(bundle if sensor.by_bundle else "", []).append(value)
+    alerts = []
+    for bundle, values in sorted(groups.items()):
+        if len(values) < sensor.min_samples:
+            continue
+        index = psi(baseline, values, sensor.bins)
+        for severity, threshold in (("warning", sensor.warn), ("critical", sensor.alert)):
+            if index >= threshold:
+                alerts.append(_drift_alert(sensor, bundle, severity, index, threshold, len(values), len(baseline)))
+    return alerts
+
+
+def _values(session: Session, sensor: Sensor, start: datetime, end: datetime) -> list[tuple[str, float]]:
+    """``(bundle, value)`` of the sensor's field for the service's traces in ``(start, end]``."""
+    if sensor.field == "answer_length":
+        column: Any = func.length(Trace.data["output"].as_string())
+    elif sensor.field == "retrieved_documents":
+        column = func.json_array_length(Trace.data["retrieval_ids"])
+    else:
+        column = Trace.data[field_path(sensor.field)].as_float()
+    where = (Trace.service == sensor.service, Trace.timestamp > start, Trace.timestamp <= end)
+    stmt = select(Trace.bundle_version, column).where(*where)
+    # A week of a busy service is hundreds of thousands of traces; PSI needs a few thousand. Every
+    # k-th row by id is an even sample over time (ids grow with arrival) and reads far less JSON.
+    count = session.execute(select(func.count()).select_from(Trace).where(*where)).scalar_one()
+    if count > MAX_SAMPLE:
+        stmt = stmt.where(Trace.id % ((count + MAX_SAMPLE - 1) // MAX_SAMPLE) == 0)
+    return [(bundle or "", float(value)) for bundle, value in session.execute(stmt).all() if value is not None]
+
+
+def _drift_alert(sensor: Sensor, bundle: str, severity: str, index: float, threshold: float, samples: int,
+                 baseline_samples: int) -> tuple[dict[str, str], dict[str, str]]:
+    labels = _labels(sensor, severity)
+    if sensor.by_bundle:
+        labels["bundle"] = bundle
+    which = f" on bundle {bundle}" if sensor.by_bundle and bundle else ""
+    annotations = _annotations(sensor, {
+        "title": f"{sensor.service}: {sensor.field} drifted{which} (PSI {index:.2f})",
+        "summary": (f"{sensor.service} {sensor.field}{which}: PSI {index:.2f} over the last {_text(sensor.window)} "
+                    f"({samples} traces) against the {_text(sensor.baseline)} before it ({baseline_samples} traces); "
+                    f"{severity} at {threshold:g}."),
+        "psi": f"{index:.3f}",
+    })
+    return labels, annotations
+
+
+# --- spike -----------------------------------------------------------------------------------
+
+
+def _spike(session: Session, sensor: Sensor, now: datetime) -> list[tuple[dict[str, str], dict[str, str]]]:
+    rule = sensor.trace
+    assert rule is not None
+    fields = rule.fields
+    today, *past_days = spans_needed(now, sensor.window, sensor.days, sensor.sustained)
+
+    def outcomes(start: datetime, end: datetime) -> list[tuple[datetime, bool]]:
+        pairs = []
+        stmt = (select(Trace.timestamp, *(Trace.data[field_path(f)] for f in fields))
+                .where(Trace.service == sensor.service, Trace.timestamp > start, Trace.timestamp <= end))
+        for row in session.execute(stmt).all():
+            event = dict(zip(fields, row[1:]))
+            if rule.applies(event):
+                ts = as_utc(row[0])
+                assert ts is not None
+                pairs.append((ts, rule.is_bad(event)))
+        return pairs
+
+    # Past days' spans are read with a margin ahead and kept until ``now`` has used it up: they
+    # are history, while today's span is read every round (its traces are still arriving).
+    margin = max((sensor.sustained + sensor.window) / 10, timedelta(minutes=10))
+    history = _HISTORY.get(session, sensor, "past-days", now, margin, lambda: [
+        pair for start, end in past_days for pair in outcomes(start, end + margin)])
+    verdict = spike(Outcomes(history + outcomes(*today)), now, window=sensor.window, days=sensor.days, factor=sensor.factor,
+                    sustained=sensor.sustained, min_samples=sensor.min_samples, min_rate=sensor.min_rate)
+    if not verdict.firing:
+        return []
+    ratio = verdict.current / max(verdict.baseline, sensor.min_rate)
+    annotations = _annotations(sensor, {
+        "title": f"{sensor.service}: {rule} spiked to {verdict.current:.1%} ({ratio:.1f}× the usual)",
+        "summary": (f"{sensor.service}: {rule} in {verdict.current:.1%} of the last {_text(sensor.window)} "
+                    f"({verdict.samples} traces), {ratio:.1f}× the same hour of the last {sensor.days} days "
+                    f"({verdict.baseline:.1%}), for {_text(sensor.sustained)}; fires above {sensor.factor:g}×."),
+        "rate": f"{verdict.current:.4f}", "baseline_rate": f"{verdict.baseline:.4f}",
+    })
+    return [(_labels(sensor, sensor.severity), annotations)]
+
+
+# --- alerts through the intake --------------------------------------------------------------
+
+
+def _labels(sensor: Sensor, severity: str) -> dict[str, str]:
+    return {**sensor.labels, "alertname": sensor.alertname, "sensor": sensor.name, "sensor_kind": sensor.kind,
+            "service": sensor.service, "severity": severity}
+
+
+def _annotations(sensor: Sensor, values: dict[str, str]) -> dict[str, str]:
+    if sensor.description:
+        values["description"] = sensor.description
+    if sensor.runbook:
+        values["runbook"] = sensor.runbook
+    return values
+
+
+def _text(duration: Any) -> str:
+    seconds = int(duration.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _send(session: Session, sensor: Sensor, wanted: list[tuple[dict[str, str], dict[str, str]]], now: datetime,
+          rules: IntakeRules, external_url: str) -> list[IngestResult]:
+    firing = _firing(session, sensor)
+    alerts: list[SensorAlert] = []
+    for labels, notes in wanted:
+        before = firing.pop(frozenset(labels.items()), None)
+        alerts.append(SensorAlert(labels, notes, "firing", before.starts_at if before else now, None))
+    alerts += [SensorAlert(a.labels, a.annotations, "resolved", a.starts_at, now) for a in firing.values()]
+    if not alerts:
+        return []
+    notes = [from_alertmanager(to_alertmanager_payload(group, receiver=RECEIVER, external_url=external_url,  # type: ignore[arg-type]
+                                                       group_by=GROUP_BY),
+                               received_at=now, source=SOURCE) for group in _by_group(alerts)]
+    return ingest_many(session, notes, rules, now=now)
+
+
+def _firing(session: Session, sensor: Sensor) -> dict[frozenset[tuple[str, str]], SensorAlert]:
+    groups = [g.id for g in session.execute(select(AlertGroup).where(AlertGroup.source == SOURCE)).scalars()
+              if g.group_labels.get("alertname") in ALERTNAMES and g.group_labels.get("sensor") == sensor.name
+              and g.group_labels.get("service") == sensor.service]
+    if not groups:
+        return {}
+    rows = session.execute(select(Alert).where(Alert.group_id.in_(groups), Alert.status == "firing")
+                           .order_by(Alert.starts_at, Alert.id)).scalars()
+    firing: dict[frozenset[tuple[str, str]], SensorAlert] = {}
+    for row in rows:
+        starts_at = as_utc(row.starts_at)
+        assert starts_at is not None
+        # Ordered by start: a later episode of the same labels replaces an earlier one.
+        firing[frozenset(row.labels.items())] = SensorAlert(dict(row.labels), dict(row.annotations), "firing",
+                                                            starts_at, None)
+    return firing
+
+
+def _by_group(alerts: Iterable[SensorAlert]) -> list[list[SensorAlert]]:
+    groups: dict[tuple[str, ...], list[SensorAlert]] = {}
+    for alert in alerts:
+        groups.setdefault(tuple(alert.labels.get(name, "") for name in GROUP_BY), []).append(alert)
+    return list(groups.values())
