@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     cost_budget: float | None = Field(None, gt=0, alias="WARROOM_COST_BUDGET")
     alertmanager_url: str | None = Field(None, alias="WARROOM_ALERTMANAGER_URL")
     slo_file: Path | None = Field(None, alias="WARROOM_SLO_FILE")
+    # Evals (bot.eval_target, bot.eval_gate): per service, the URL template a candidate bundle is
+    # evaluated at (JSON: {"service": "http://…/v1/answer?bundle={{bundle}}"}), and JSON schema files.
+    eval_targets: str | None = Field(None, alias="WARROOM_EVAL_TARGETS")
+    eval_schema_dir: Path | None = Field(None, alias="WARROOM_EVAL_SCHEMA_DIR")
 
     @field_validator("action_hosts", mode="before")
     @classmethod
