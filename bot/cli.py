@@ -232,12 +232,47 @@ def evals_collect(incident: int = typer.Argument(..., help="Incident id.")) -> N
 
 
 @evals_app.command("run")
-def evals_run(directory: Path = typer.Argument(Path("evals"), help="Folder written by `evals export`."),
+def evals_run(directory: Path = typer.Argument(Path("evals"), help="Folder written by `evals export` (or, with "
+                                                                   "--bundle, where the suite is written)."),
               incident: int | None = typer.Option(None, help="Post the summary to this incident's channel."),
-              bundle: str | None = typer.Option(None, help="Mark SERVICE:VERSION known-good when every case passes.")) -> None:
-    """Run the exported cases with promptfoo (offline); exit 1 when any case fails."""
+              bundle: str | None = typer.Option(None, help="Evaluate SERVICE:VERSION: the service's suite against "
+                                                           "that bundle (not whatever production serves)."),
+              target_url: str | None = typer.Option(None, help="With --bundle: base URL when WARROOM_EVAL_TARGETS "
+                                                               "has no template for the service.")) -> None:
+    """Run eval cases with promptfoo (offline); exit 1 when any case fails. Only `evals gate` marks
+    a bundle known-good."""
     from bot.evals_run import run_and_report
-    raise typer.Exit(run_and_report(_runtime(), directory, incident=incident, bundle=bundle))
+    raise typer.Exit(run_and_report(_runtime(), directory, incident=incident, bundle=bundle, target_url=target_url))
+
+
+@evals_app.command("replay")
+def evals_replay(incident: int = typer.Option(..., help="Incident whose failing inputs are re-sent."),
+                 bundle: str = typer.Option(..., help="The candidate, SERVICE:VERSION."),
+                 target_url: str | None = typer.Option(None, help="Base URL when WARROOM_EVAL_TARGETS has no "
+                                                                  "template for the service.")) -> None:
+    """Re-send every failing input of an incident to a candidate bundle; per failure type: fixed,
+    still failing, newly failing. Exit 1 unless everything is fixed, 2 when it could not run."""
+    from bot.db import transaction
+    from bot.eval_gate import GateCannotRun, parse_ref
+    from bot.eval_replay import replay
+    from bot.eval_suite import incident_rows
+    from bot.eval_suite_export import target_for
+    from bot.eval_target import EvalTargetError
+    from bot.incidents import service as incidents
+    runtime = _runtime()
+    try:
+        service, version = parse_ref(bundle)
+        target = target_for(service, targets_json=runtime.settings.eval_targets, fallback_url=target_url)
+        with transaction(runtime.engine) as session:
+            incidents.get(session, incident)
+            rows = list(incident_rows(session, incident))
+        report = replay(rows, target, service, version, rules=runtime.settings.failure_rules(),
+                        run_tag=f"replay-{incident}")
+    except (GateCannotRun, EvalTargetError) as exc:
+        typer.echo(f"warroom: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(report.as_text())
+    raise typer.Exit(0 if report.ok else (2 if report.errors == report.requests else 1))
 
 
 @evals_app.command("gate")

@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -26,45 +24,18 @@ from bot.eval_target import EvalTarget
 from bot.models import EvalRun
 from bot.serving import serving
 from examples.llm_service import create_app
-from examples.llm_service.bundles import BUNDLES
 from tests.conftest import make_settings
-from tests.evals.suite_support import SERVICE, T0, add_incident, add_trace, engine  # noqa: F401
+from tests.evals.suite_support import (SERVICE, add_incident, add_trace, engine,  # noqa: F401
+                                      register_catalogue, seed_incident_from_v42)
 
 CACHE_DIR = Path(__file__).resolve().parents[2] / ".cache" / "promptfoo"
 CONTRACTS = Path(__file__).resolve().parents[2] / "examples" / "llm_service" / "contracts"
-REFUND = "What is the refund policy?"
-ORDER_JSON = "Give the order status as JSON for order 1234"
 
 
 @pytest.fixture
 def llm_service() -> Iterator[str]:
     with serving(create_app(bundle="v42")) as url:
         yield url
-
-
-def register_catalogue(engine: Engine) -> None:
-    with transaction(engine) as session:
-        for n, (version, bundle) in enumerate(BUNDLES.items()):
-            bundles.register_bundle(session, service=SERVICE, version=version, components=bundle.components(),
-                                    deployed_at=T0 - timedelta(days=10 - n), known_good=version == "v41" or None)
-
-
-def seed_incident_from_v42(engine: Engine, url: str) -> int:
-    """The demo's incident: v42's production answers, one refund answer labelled by a human."""
-    incident = add_incident(engine)
-    with httpx.Client(base_url=url, timeout=10) as client:
-        for n, question in enumerate([REFUND, REFUND, ORDER_JSON, REFUND]):
-            reply = client.post("/v1/answer", json={"question": question}).raise_for_status().json()
-            assert reply["bundle"] == "v42"
-            label = ({"failure_type": "hallucination", "expected": "Refunds are available within 30 days.",
-                      "unsupported_claim": "90 days"} if n == 3 else None)
-            add_trace(engine, reply["request_id"], question, reply["output"], incident_id=incident,
-                      at=T0 + timedelta(seconds=n), label=label, schema_valid=reply["schema_valid"],
-                      hallucination_score=reply["hallucination_score"], latency_ms=reply["latency_ms"])
-    with transaction(engine) as session:
-        change = collect_incident(session, incident)
-    assert (change.new, change.updated) == (2, 0)
-    return incident
 
 
 @pytest.mark.e2e
