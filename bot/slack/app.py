@@ -12,7 +12,7 @@ from bot.slack.client import SlackGateway, make_web_client
 from bot.slack.context import SlackContext
 from bot.slack.effects import SlackEffects
 from bot.slack.listeners import actions as action_listeners
-from bot.slack.listeners import buttons, commands, events, labels, silence, views
+from bot.slack.listeners import buttons, commands, evals, events, labels, silence, views
 from bot.slack.room import Room
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def build_slack(runtime: Runtime) -> SlackSide:
     )
     room = Room(gateway=gateway, engine=runtime.engine, settings=settings, runbooks=runtime.runbooks)
     context = SlackContext(runtime=runtime, gateway=gateway, room=room)
-    for listeners in (commands, buttons, views, events, labels, silence):
+    for listeners in (commands, evals, buttons, views, events, labels, silence):
         listeners.register(app, context)
     effects = SlackEffects(room)
     handlers = effects.handlers()

@@ -43,8 +43,11 @@ def bundle_line(session: Session, incident: Incident) -> str | None:
     live = bundles.live_bundle(session, incident.service, incident.opened_at)
     if live is None:
         return None
+    gated = bundles.newest_gated(session, incident.service, excluding=live.version)
+    # The bundle `/incident rollback` proposes once one has passed the eval gate.
+    gate = f" · {gated.version} passed eval gate run #{gated.known_good_run_id}" if gated else ""
     previous = bundles.previous_bundle(session, live)
     if previous is None:
-        return live.version
+        return live.version + gate
     change = bundles.describe_change(bundles.diff(previous, live))
-    return f"{live.version} (changed vs {previous.version}: {change})" if change else live.version
+    return (f"{live.version} (changed vs {previous.version}: {change})" if change else live.version) + gate

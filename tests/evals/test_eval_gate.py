@@ -72,7 +72,8 @@ def test_the_gate_fails_v42_and_its_paraphrase_and_passes_and_marks_v43(engine: 
     with transaction(engine) as session:
         v43 = bundles.get_bundle(session, SERVICE, "v43")
         assert v43.known_good and v43.known_good_run_id == fixed.run_id
-        assert bundles.as_dict(v43)["known_good_by"] == "gate"
+        assert bundles.as_dict(v43)["known_good_by"] == "gate" and bundles.as_dict(v43)["known_good_run_id"] == fixed.run_id
+        assert bundles.as_dict(bundles.get_bundle(session, SERVICE, "v41"))["known_good_by"] == "hand"
         assert bundles.newest_gated(session, SERVICE).version == "v43"  # type: ignore[union-attr]
         assert not bundles.get_bundle(session, SERVICE, "v42b").known_good
         runs = list(session.execute(select(EvalRun).order_by(EvalRun.id)).scalars())
