@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy.engine import Engine
 
 from bot import bundles
-from bot.db import make_engine, transaction
+from bot.db import transaction
 from bot.eval_suite import collect_incident
 from bot.models import Incident, Trace
 from bot.trace_rules import TraceEvent, failure_types
@@ -21,13 +19,6 @@ SERVICE = "llm-gateway"
 T0 = datetime(2026, 3, 14, 2, 0, tzinfo=timezone.utc)
 REFUND = "What is the refund policy?"
 ORDER_JSON = "Give the order status as JSON for order 1234"
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def add_incident(engine: Engine, *, service: str = SERVICE, at: datetime = T0) -> int:

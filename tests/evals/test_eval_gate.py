@@ -25,8 +25,7 @@ from bot.models import EvalRun
 from bot.serving import serving
 from examples.llm_service import create_app
 from tests.conftest import make_settings
-from tests.evals.suite_support import (SERVICE, add_incident, add_trace, engine,  # noqa: F401
-                                      register_catalogue, seed_incident_from_v42)
+from tests.evals.suite_support import SERVICE, add_incident, add_trace, register_catalogue, seed_incident_from_v42
 
 CACHE_DIR = Path(__file__).resolve().parents[2] / ".cache" / "promptfoo"
 CONTRACTS = Path(__file__).resolve().parents[2] / "examples" / "llm_service" / "contracts"

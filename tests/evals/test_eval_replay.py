@@ -15,7 +15,7 @@ from bot.eval_target import EvalTarget
 from bot.serving import serving
 from bot.trace_rules import FailureRules
 from examples.llm_service import create_app
-from tests.evals.suite_support import SERVICE, engine, register_catalogue, seed_incident_from_v42  # noqa: F401
+from tests.evals.suite_support import SERVICE, register_catalogue, seed_incident_from_v42
 
 
 @pytest.fixture

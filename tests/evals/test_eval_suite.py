@@ -14,7 +14,7 @@ from bot.eval_suite import collect_incident, incident_case_counts, signature, su
 from bot.eval_suite_export import export_suite
 from bot.eval_target import EvalTarget
 from bot.redact import Redactor
-from tests.evals.suite_support import SERVICE, T0, add_incident, add_trace, engine  # noqa: F401
+from tests.evals.suite_support import SERVICE, T0, add_incident, add_trace
 
 REFUND_WRONG = "Refunds are available within 90 days, no receipt needed."
 TARGET = EvalTarget("http://127.0.0.1:9201/v1/answer?bundle={{bundle}}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import httpx
 
 from bot.serving import serving
-
 from examples.llm_service import create_app
 from examples.llm_service.app import LLMService
 from examples.llm_service.state import ServiceState

@@ -88,8 +88,8 @@ def test_rollback_to_a_hand_marked_bundle_says_so(llm_service, slack, room):
 
 def test_the_card_names_the_bundle_that_passed_the_gate(llm_service, slack, room):
     from bot import bundles
-    from bot.slack.views import bundle_line
     from bot.incidents import service
+    from bot.slack.views import bundle_line
     incident_id, _ = room
     with transaction(slack.runtime.engine) as session:
         bundles.register_bundle(session, service="llm-gateway", version="v43", components={"prompt_version": "answer-v43"})

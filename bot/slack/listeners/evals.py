@@ -12,6 +12,7 @@ from bot.slack.eval_blocks import incident_cases
 from bot.slack.invocation import Invocation
 from bot.slack.listeners.commands import Reply, command, incident_id_for
 
+
 @command("evals")
 def _evals(ctx: SlackContext, inv: Invocation) -> Reply:
     incident_id = incident_id_for(ctx, inv)
@@ -25,7 +26,7 @@ def _evals(ctx: SlackContext, inv: Invocation) -> Reply:
         return f"Incident #{incident_id} has no failing traces yet, so no eval cases."
     return incident_cases(incident_id, cases, counts)
 
+
 def register(app: App, ctx: SlackContext) -> None:
     """Nothing to wire: the subcommand registers itself with `/incident` on import."""
     _ = (app, ctx)
-
