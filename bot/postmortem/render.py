@@ -133,5 +133,7 @@ def render_postmortem(
         trace_examples=_redacted(ctx.traces.examples, redactor or Redactor()),
         followups=ctx.followups,
         eval_cases_added=ctx.eval_cases_added,
+        eval_cases_updated=ctx.eval_cases_updated,
+        gate_passed=ctx.gate_passed,
         summary=ctx.summary,
     )

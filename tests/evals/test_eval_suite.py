@@ -121,3 +121,27 @@ def test_redaction_applies_to_what_the_suite_stores(engine: Engine) -> None:
         collect_incident(session, incident, redactor=Redactor())
         [case] = suite_cases(session, SERVICE)
     assert "jane@example.com" not in case.question and "jane@example.com" not in str(case.data)
+
+
+def test_the_postmortem_counts_new_and_updated_cases_and_ticks_gate_the_fix_after_a_passing_gate(engine: Engine) -> None:
+    from bot.models import EvalRun
+    from bot.postmortem.assemble import build_context
+    from bot.postmortem.render import render_postmortem
+    earlier, incident = add_incident(engine, at=T0 - timedelta(days=2)), add_incident(engine)
+    seed_refund_failures(engine, earlier, "old")
+    seed_refund_failures(engine, incident, "new")
+    add_trace(engine, "json-1", "Give the order status as JSON for order 1234", '{"order_id": "1234"',
+              incident_id=incident, schema_valid=False)
+    with transaction(engine) as session:
+        collect_incident(session, earlier)
+        collect_incident(session, incident)
+        before = render_postmortem(build_context(session, incident))
+        session.add(EvalRun(service=SERVICE, bundle_version="v43", kind="gate", status="passed",
+                            started_at=T0 + timedelta(hours=1), finished_at=T0 + timedelta(hours=1)))
+        session.add(EvalRun(service=SERVICE, bundle_version="v40", kind="gate", status="passed",
+                            started_at=T0 - timedelta(days=9)))  # before the incident: proves nothing about the fix
+        session.flush()
+        after = render_postmortem(build_context(session, incident))
+    assert "Eval cases added: 2 (1 new, 1 already in the suite from earlier incidents" in before
+    assert "- [ ] Gate the fix: `warroom evals gate llm-gateway:VERSION`" in before
+    assert "- [x] Gate the fix: llm-gateway:v43 passed eval gate run #" in after and "v40" not in after
