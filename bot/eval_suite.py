@@ -12,6 +12,7 @@ how many traces it stands for and their request ids, and the human label merged 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -23,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Text, cast, or_, select
+from sqlalchemy import Text, bindparam, cast, insert, or_, select, update
 from sqlmodel import Session
 
 from bot.clock import as_utc
@@ -75,7 +76,8 @@ def case_id_of(service: str, failure_type: str, sig: str) -> str:
 
 @dataclass(slots=True)
 class TraceRow:
-    """What the suite needs of one failing (or labelled) trace."""
+    """What the suite needs of one failing (or labelled) trace. The JSON lists stay text until a
+    case is built from the row: most rows only add their request id to a cluster."""
 
     request_id: str
     timestamp: datetime
@@ -85,9 +87,16 @@ class TraceRow:
     bundle_version: str | None
     kinds: tuple[str, ...]
     label: Label | None
-    retrieval_ids: list[str] = field(default_factory=list)
-    citations: list[str] = field(default_factory=list)
-    tools: list[str] = field(default_factory=list)
+    retrieval_text: str | None = None
+    tools_text: str | None = None
+
+    @property
+    def retrieval_ids(self) -> list[str]:
+        return _strings(self.retrieval_text)
+
+    @property
+    def tools(self) -> list[str]:
+        return [t["name"] for t in _list(self.tools_text) if isinstance(t, dict) and isinstance(t.get("name"), str)]
 
 
 @dataclass(slots=True)
@@ -108,11 +117,14 @@ class Clusterer:
         self.rules = rules
         self.clusters: dict[tuple[str, str], Cluster] = {}
         self._signatures: dict[str, str] = {}  # question → signature: repeated questions are common
+        self._cache_limit = 20_000  # bounded: an incident of mostly distinct questions must not keep them all
 
     def add(self, row: TraceRow) -> None:
         sig = self._signatures.get(row.question)
         if sig is None:
-            sig = self._signatures[row.question] = signature(row.question, self.rules)
+            sig = signature(row.question, self.rules)
+            if len(self._signatures) < self._cache_limit:
+                self._signatures[row.question] = sig
         for kind in case_kinds(list(row.kinds), row.label):
             cluster = self.clusters.get((kind, sig))
             if cluster is None:
@@ -171,7 +183,6 @@ _KINDS = cast(Trace.failure_types, Text).label("kinds_text")
 _COLUMNS = (Trace.request_id, Trace.timestamp, Trace.bundle_version, Trace.data["input"].label("input"),
             Trace.data["output"].as_string().label("output"), Trace.data["expected"].as_string().label("expected"),
             cast(Trace.data["retrieval_ids"], Text).label("retrieval_text"),
-            cast(Trace.data["citations"], Text).label("citations_text"),
             cast(Trace.data["tool_calls"], Text).label("tools_text"), _KINDS, _LABEL)
 
 
@@ -184,8 +195,7 @@ def incident_rows(session: Session, incident_id: int) -> Iterator[TraceRow]:
             request_id=row.request_id, timestamp=as_utc(row.timestamp) or row.timestamp,
             question=question_text(row.input), output=_text(row.output), expected=_text(row.expected),
             bundle_version=row.bundle_version, kinds=_kinds(row.kinds_text), label=_label(row.label_text),
-            retrieval_ids=_strings(row.retrieval_text), citations=_strings(row.citations_text),
-            tools=[t.get("name") for t in _list(row.tools_text) if isinstance(t, dict) and isinstance(t.get("name"), str)],
+            retrieval_text=row.retrieval_text, tools_text=row.tools_text,
         )
 
 
@@ -207,7 +217,8 @@ def _strings(text: str | None) -> list[str]:
     return [v for v in _list(text) if isinstance(v, str)]
 
 
-def _kinds(text: str | None) -> tuple[str, ...]:
+@functools.lru_cache(maxsize=256)
+def _kinds(text: str | None) -> tuple[str, ...]:  # a handful of distinct lists over many rows: parse each once
     return tuple(k for k in _list(text) if isinstance(k, str))
 
 
@@ -250,60 +261,112 @@ def collect_incident(session: Session, incident_id: int, *, redactor: Redactor |
     return store_clusters(session, service, incident_id, clusterer.clusters.values(), redactor=redactor or Redactor())
 
 
+_CHUNK = 2_000
+_CASE_TABLE = EvalCase.__table__  # type: ignore[attr-defined]
+
+
 def store_clusters(session: Session, service: str, incident_id: int | None, clusters: Iterable[Cluster], *,
                    redactor: Redactor) -> SuiteChange:
+    """Insert the new cases and update the known ones, in bulk and in chunks: an incident can bring
+    tens of thousands, and collecting it again must not load every stored case as an object."""
     by_id = {case_id_of(service, c.failure_type, c.signature): c for c in clusters}
-    existing: dict[str, EvalCase] = {}
     ids = sorted(by_id)
-    for start in range(0, len(ids), 500):
-        stmt = select(EvalCase).where(EvalCase.service == service, EvalCase.case_id.in_(ids[start:start + 500]))
-        existing.update({case.case_id: case for case in session.execute(stmt).scalars()})
-    links: dict[int, EvalCaseIncident] = {}
-    if incident_id is not None and existing:
-        stmt = select(EvalCaseIncident).where(EvalCaseIncident.incident_id == incident_id)
-        links = {link.eval_case_id: link for link in session.execute(stmt).scalars()}
-    new = updated = 0
-    for case_id in ids:
-        cluster = by_id[case_id]
-        data, labelled = case_data(cluster, redactor)
-        case = existing.get(case_id)
-        if case is None:
-            case = EvalCase(service=service, case_id=case_id, failure_type=cluster.failure_type,
-                            signature=cluster.signature, question=redactor.redact(cluster.first.question),
-                            labelled=labelled, trace_count=len(cluster.request_ids),
-                            request_ids=list(cluster.request_ids), data=data,
-                            first_seen=cluster.first_seen, last_seen=cluster.last_seen)
-            session.add(case)
-            session.flush()
-            added = "new"
-            new += 1
+    links: dict[int, tuple[str, int]] = {}
+    if incident_id is not None:
+        stmt = select(EvalCaseIncident.eval_case_id, EvalCaseIncident.added, EvalCaseIncident.trace_count).where(
+            EvalCaseIncident.incident_id == incident_id)
+        links = {pk: (added, count) for pk, added, count in session.execute(stmt)}
+    change = _Change()
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
+        stmt = select(EvalCase.id, EvalCase.case_id, EvalCase.labelled, cast(EvalCase.request_ids, Text),
+                      cast(EvalCase.data, Text), EvalCase.last_seen).where(EvalCase.service == service,
+                                                                           EvalCase.case_id.in_(chunk))
+        known = {row[1]: row for row in session.execute(stmt)}
+        fresh_rows = []
+        for case_id in chunk:
+            cluster = by_id[case_id]
+            row = known.get(case_id)
+            if row is None:
+                data, labelled = case_data(cluster, redactor)
+                fresh_rows.append({"service": service, "case_id": case_id, "failure_type": cluster.failure_type,
+                                   "signature": cluster.signature, "question": redactor.redact(cluster.first.question),
+                                   "labelled": labelled, "trace_count": len(cluster.request_ids),
+                                   "request_ids": list(cluster.request_ids), "data": data,
+                                   "first_seen": cluster.first_seen, "last_seen": cluster.last_seen})
+            else:
+                change.existing(row, cluster, links.get(row[0]), incident_id, redactor)
+        change.new += len(fresh_rows)
+        if fresh_rows:
+            session.connection().execute(insert(_CASE_TABLE), fresh_rows)  # Core: the ORM's bulk path is slower
+            if incident_id is not None:
+                stmt = select(EvalCase.id, EvalCase.case_id).where(
+                    EvalCase.service == service, EvalCase.case_id.in_([r["case_id"] for r in fresh_rows]))
+                pks = {case_id: pk for pk, case_id in session.execute(stmt)}
+                change.links += [{"eval_case_id": pks[r["case_id"]], "incident_id": incident_id, "added": "new",
+                                  "trace_count": r["trace_count"]} for r in fresh_rows]
+        change.flush(session)
+    return SuiteChange(service, change.new, change.updated, ids)
+
+
+_UPDATE_CASE = (update(EvalCase.__table__)  # type: ignore[attr-defined]
+                .where(EvalCase.__table__.c.id == bindparam("pk"))  # type: ignore[attr-defined]
+                .values(request_ids=bindparam("ids"), trace_count=bindparam("count"), labelled=bindparam("lab"),
+                        data=bindparam("dat"), last_seen=bindparam("seen")))
+_UPDATE_LINK = (update(EvalCaseIncident.__table__)  # type: ignore[attr-defined]
+                .where(EvalCaseIncident.__table__.c.eval_case_id == bindparam("pk"),  # type: ignore[attr-defined]
+                       EvalCaseIncident.__table__.c.incident_id == bindparam("inc"))  # type: ignore[attr-defined]
+                .values(trace_count=bindparam("count")))
+
+
+@dataclass
+class _Change:
+    """What `store_clusters` writes for cases already in the suite, batched per chunk."""
+
+    new: int = 0
+    updated: int = 0
+    cases: list[dict[str, Any]] = field(default_factory=list)
+    links: list[dict[str, Any]] = field(default_factory=list)
+    link_counts: list[dict[str, Any]] = field(default_factory=list)
+
+    def existing(self, row: Any, cluster: Cluster, link: tuple[str, int] | None, incident_id: int | None,
+                 redactor: Redactor) -> None:
+        pk, _, labelled_before, ids_text, data_text, last_seen = row
+        if link is not None and link[0] == "new":
+            self.new += 1  # this incident created it on an earlier collection
         else:
-            seen = set(case.request_ids)
-            fresh = [r for r in cluster.request_ids if r not in seen]
-            link = links.get(case.id or 0)
-            added = link.added if link is not None else "updated"
-            if added == "new":
-                new += 1
-            else:
-                updated += 1
-            if fresh:
-                case.request_ids = [*case.request_ids, *fresh]
-                case.trace_count = len(case.request_ids)
-            case.last_seen = max(as_utc(case.last_seen) or cluster.last_seen, cluster.last_seen)
-            if labelled and (not case.labelled or data != case.data):
+            self.updated += 1
+        request_ids = _list(ids_text)
+        seen = set(request_ids)
+        fresh = [r for r in cluster.request_ids if r not in seen]
+        before = json.loads(data_text) if data_text else {}
+        data, labelled = before, bool(labelled_before)
+        if cluster.label is not None:
+            found, human = case_data(cluster, redactor)
+            if human and (not labelled or any(before.get(k) != v for k, v in found.items())):
                 # A human's label upgrades the case; an unlabelled sighting never downgrades one.
-                case.labelled, case.data = True, {**case.data, **data}
-            elif not case.labelled and data.get("expected") and not case.data.get("expected"):
-                case.data = {**case.data, **data}
-        if incident_id is not None:
-            link = links.get(case.id or 0)
-            if link is None:
-                session.add(EvalCaseIncident(eval_case_id=case.id, incident_id=incident_id, added=added,
-                                             trace_count=len(cluster.request_ids)))
-            else:
-                link.trace_count = len(cluster.request_ids)
-    session.flush()
-    return SuiteChange(service, new, updated, ids)
+                data, labelled = {**before, **found}, True
+        newest = max(as_utc(last_seen) or cluster.last_seen, cluster.last_seen)
+        if fresh or data is not before or newest != as_utc(last_seen):
+            ids = request_ids + fresh
+            self.cases.append({"pk": pk, "ids": ids, "count": len(ids), "lab": labelled, "dat": data, "seen": newest})
+        if incident_id is None:
+            return
+        if link is None:
+            self.links.append({"eval_case_id": pk, "incident_id": incident_id, "added": "updated",
+                               "trace_count": len(cluster.request_ids)})
+        elif link[1] != len(cluster.request_ids):
+            self.link_counts.append({"pk": pk, "inc": incident_id, "count": len(cluster.request_ids)})
+
+    def flush(self, session: Session) -> None:
+        connection = session.connection()
+        if self.cases:
+            connection.execute(_UPDATE_CASE, self.cases)
+        if self.links:
+            connection.execute(insert(EvalCaseIncident), self.links)
+        if self.link_counts:
+            connection.execute(_UPDATE_LINK, self.link_counts)
+        self.cases, self.links, self.link_counts = [], [], []
 
 
 # --- reading the suite ------------------------------------------------------------------------
