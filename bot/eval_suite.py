@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import logging
 import re
 import unicodedata
@@ -23,8 +22,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
-from sqlalchemy import Text, bindparam, cast, insert, or_, select, update
+from sqlalchemy import JSON, Text, bindparam, cast, insert, or_, select, update
+from sqlalchemy import column as sa_column
+from sqlalchemy import table as sa_table
 from sqlmodel import Session
 
 from bot.clock import as_utc
@@ -207,8 +209,8 @@ def _list(text: str | None) -> list[Any]:
     if not text or text == "null":
         return []
     try:
-        value = json.loads(text)
-    except ValueError:
+        value = orjson.loads(text)  # ~3x json.loads: an incident's worth of rows goes through here
+    except orjson.JSONDecodeError:
         return []
     return value if isinstance(value, list) else []
 
@@ -262,7 +264,19 @@ def collect_incident(session: Session, incident_id: int, *, redactor: Redactor |
 
 
 _CHUNK = 2_000
-_CASE_TABLE = EvalCase.__table__  # type: ignore[attr-defined]
+# The eval_case table with its JSON columns as text: new cases are serialised once with orjson
+# instead of per row by SQLAlchemy's JSON type (a third of the time of a 70,000-case insert).
+_CASE_TABLE = sa_table("eval_case", *(sa_column(c.name, Text if c.name in ("request_ids", "data") else c.type)
+                                      for c in EvalCase.__table__.c if c.name != "id"))  # type: ignore[attr-defined]
+
+
+def _insert_cases(dialect: str) -> Any:
+    if dialect != "postgresql":
+        return insert(_CASE_TABLE)  # SQLite stores JSON as text
+    # PostgreSQL will not take text for a json column without a cast (SQLite's CAST AS JSON would
+    # turn it into a number, hence only here).
+    return insert(_CASE_TABLE).values(request_ids=cast(bindparam("request_ids", type_=Text), JSON),
+                                      data=cast(bindparam("data", type_=Text), JSON))
 
 
 def store_clusters(session: Session, service: str, incident_id: int | None, clusters: Iterable[Cluster], *,
@@ -292,13 +306,15 @@ def store_clusters(session: Session, service: str, incident_id: int | None, clus
                 fresh_rows.append({"service": service, "case_id": case_id, "failure_type": cluster.failure_type,
                                    "signature": cluster.signature, "question": redactor.redact(cluster.first.question),
                                    "labelled": labelled, "trace_count": len(cluster.request_ids),
-                                   "request_ids": list(cluster.request_ids), "data": data,
+                                   "request_ids": orjson.dumps(cluster.request_ids).decode(),
+                                   "data": orjson.dumps(data).decode(),
                                    "first_seen": cluster.first_seen, "last_seen": cluster.last_seen})
             else:
                 change.existing(row, cluster, links.get(row[0]), incident_id, redactor)
         change.new += len(fresh_rows)
         if fresh_rows:
-            session.connection().execute(insert(_CASE_TABLE), fresh_rows)  # Core: the ORM's bulk path is slower
+            connection = session.connection()
+            connection.execute(_insert_cases(connection.dialect.name), fresh_rows)
             if incident_id is not None:
                 stmt = select(EvalCase.id, EvalCase.case_id).where(
                     EvalCase.service == service, EvalCase.case_id.in_([r["case_id"] for r in fresh_rows]))
@@ -339,7 +355,7 @@ class _Change:
         request_ids = _list(ids_text)
         seen = set(request_ids)
         fresh = [r for r in cluster.request_ids if r not in seen]
-        before = json.loads(data_text) if data_text else {}
+        before = orjson.loads(data_text) if data_text else {}
         data, labelled = before, bool(labelled_before)
         if cluster.label is not None:
             found, human = case_data(cluster, redactor)
