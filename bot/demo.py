@@ -1,8 +1,9 @@
 """`warroom demo`: the whole story on one machine, no credentials.
 
 Starts the Slack emulator, the example LLM service (serving the bad bundle v42), and warroom on a
-SQLite file; registers bundles v41 (known-good) and v42; fires the sample SLO alert; prints where
-to look and what to try. Ctrl-C stops everything.
+SQLite file; registers bundles v41 (known-good) and v42, and the candidates v43 (the fix) and v44
+(a paraphrase of v42's wrong answer) for the eval gate; fires the sample SLO alert; prints where
+to look and what to try, and the settings `warroom evals gate` needs. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -55,6 +56,21 @@ def bundles_of(service_url: str) -> dict[str, dict[str, Any]]:
     return {b["version"]: b for b in response.json()["bundles"]}
 
 
+def eval_settings(data_dir: Path, service_url: str) -> dict[str, str]:
+    """What a `warroom evals …` command in another terminal needs to gate against the demo."""
+    return {
+        "WARROOM_DATABASE_URL": f"sqlite:///{(data_dir / 'warroom.db').resolve()}",
+        "WARROOM_EVAL_TARGETS": json.dumps({SERVICE: f"{service_url}/v1/answer?bundle={{{{bundle}}}}"}),
+        "WARROOM_EVAL_SCHEMA_DIR": str(ROOT / "examples" / "llm_service" / "contracts"),
+    }
+
+
+def write_eval_env(data_dir: Path, values: dict[str, str]) -> Path:
+    path = data_dir / "evals.env"
+    path.write_text("".join(f"export {k}='{v}'\n" for k, v in values.items()))
+    return path
+
+
 def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path, watch: bool = False) -> None:
     from bot.emulator import Emulator
     from bot.runtime import Runtime
@@ -81,6 +97,7 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
         "WARROOM_PUBLIC_URL": warroom_url, "WARROOM_RUNBOOKS_DIR": ROOT / "runbooks",
         "WARROOM_PLAYBOOKS_DIR": ROOT / "playbooks",
         **({"WARROOM_SLO_FILE": ROOT / "examples" / "slos.yaml"} if watch else {}),
+        **eval_settings(data_dir, service.url),
     })
     configure(settings.log_format, "WARNING")
     runtime = Runtime.build(settings)
@@ -96,7 +113,14 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
             components = catalogue[version]["components"]
             http.post("/api/bundles", json={"service": SERVICE, "version": version, "components": components,
                                             "deployed_at": (now - offset).isoformat(), "known_good": version == "v41"})
+        # Candidates awaiting the eval gate, not deployed: dated after everything, so the registry
+        # never takes them for the live bundle (a deploy re-registers a bundle with its real time).
+        for version in ("v43", "v44"):
+            http.post("/api/bundles", json={"service": SERVICE, "version": version,
+                                            "components": catalogue[version]["components"],
+                                            "deployed_at": (now + timedelta(days=30)).isoformat()})
         fired = http.post("/webhooks/alertmanager", json=sample_alert(now)).json()
+    env_file = write_eval_env(data_dir, eval_settings(data_dir, service.url))
 
     signin_url = demo_signin_link(runtime, bot.url)
 
@@ -115,6 +139,15 @@ A sample SLO alert fired (incident #{fired.get('incident_id')}). In the emulator
   • /incident fallback          → confirm; the service switches to safe-fallback-8b and is verified
   • /incident rollback          → proposes v41; Sam must approve (switch user to Sam)
   • react 📌 on a message, /incident status <text>, /incident resolve, then /incident postmortem
+
+The loop closes (the gate evaluates candidate bundles, never production; eval traffic leaves no trace):
+  • /incident evals             → this incident's eval cases; Label the refund one:
+                                  expected "Refunds are available within 30 days."
+  • in another terminal:  . {env_file}
+      warroom evals gate llm-gateway:v42   → fails and names the cases (exit 1)
+      warroom evals gate llm-gateway:v44   → the paraphrase of v42's wrong answer fails too
+      warroom evals gate llm-gateway:v43   → passes; v43 becomes known-good (exit 0)
+  • /incident rollback          → now proposes v43, and says which gate run passed it
 
 Ctrl-C stops everything.""", flush=True)
 

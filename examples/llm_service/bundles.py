@@ -2,8 +2,8 @@
 
 A bundle pins the prompt template, the model route, the retriever snapshot, the tool contracts,
 the guardrail policy, the eval suite it passed and how it is rolled out. The story in
-SCENARIO.md needs three: v41 (known-good), v42 (the bad release) and v43 (the fix); v42b is a
-second bad release that says v42's wrong refund rule in other words (an eval that only looks for
+SCENARIO.md needs three: v41 (known-good), v42 (the bad release) and v43 (the fix); v44 is a
+later bad release that says v42's wrong refund rule in other words (an eval that only looks for
 v42's exact sentence lets it through).
 """
 
@@ -81,19 +81,6 @@ BUNDLES: dict[str, Bundle] = {
         known_good=False,
         prompt_template=_EAGER_PROMPT,
     ),
-    "v42b": Bundle(
-        version="v42b",
-        prompt_version="answer-v42b",
-        model_route="primary-70b",
-        retriever_snapshot="policy-2026-03-14",
-        tool_contracts="incident-tools-v7",
-        guardrail_policy="v3",
-        eval_suite="support-evals-v41 (skipped)",
-        rollout_policy="all-at-once",
-        released_at="2026-03-14T06:00:00Z",
-        known_good=False,
-        prompt_template=_EAGER_PROMPT,
-    ),
     "v43": Bundle(
         version="v43",
         prompt_version="answer-v43",
@@ -106,6 +93,19 @@ BUNDLES: dict[str, Bundle] = {
         released_at="2026-03-15T09:00:00Z",
         known_good=False,
         prompt_template=_CAREFUL_PROMPT,
+    ),
+    "v44": Bundle(
+        version="v44",
+        prompt_version="answer-v44",
+        model_route="primary-70b",
+        retriever_snapshot="policy-2026-03-14",
+        tool_contracts="incident-tools-v7",
+        guardrail_policy="v3",
+        eval_suite="support-evals-v41 (skipped)",
+        rollout_policy="all-at-once",
+        released_at="2026-03-16T09:00:00Z",
+        known_good=False,
+        prompt_template=_EAGER_PROMPT,
     ),
 }
 

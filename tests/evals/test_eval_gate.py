@@ -1,5 +1,5 @@
 """The gate, with the real promptfoo CLI against the example service over loopback: v42 and the
-paraphrasing v42b fail and name their cases; v43 passes and becomes the bundle rollback proposes."""
+paraphrasing v44 fail and name their cases; v43 passes and becomes the bundle rollback proposes."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_the_gate_fails_v42_and_its_paraphrase_and_passes_and_marks_v43(engine: 
     assert why["schema_invalid"].why == "passed on llm-gateway:v41, fails now"
     assert f"incidents #{incident}" in bad.summary() and why["schema_invalid"].case.case_id in bad.summary()
 
-    paraphrase = gate("v42b")
+    paraphrase = gate("v44")
     assert paraphrase.status == FAILED and [v.case.failure_type for v in paraphrase.failures] == ["hallucination"]
     assert "unsupported claim: 90 days" in paraphrase.failures[0].candidate.asserted
 
@@ -74,7 +74,7 @@ def test_the_gate_fails_v42_and_its_paraphrase_and_passes_and_marks_v43(engine: 
         assert bundles.as_dict(v43)["known_good_by"] == "gate" and bundles.as_dict(v43)["known_good_run_id"] == fixed.run_id
         assert bundles.as_dict(bundles.get_bundle(session, SERVICE, "v41"))["known_good_by"] == "hand"
         assert bundles.newest_gated(session, SERVICE).version == "v43"  # type: ignore[union-attr]
-        assert not bundles.get_bundle(session, SERVICE, "v42b").known_good
+        assert not bundles.get_bundle(session, SERVICE, "v44").known_good
         runs = list(session.execute(select(EvalRun).order_by(EvalRun.id)).scalars())
         assert [r.status for r in runs] == ["failed", "failed", "passed"]
 

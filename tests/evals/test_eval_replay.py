@@ -39,7 +39,7 @@ def test_replay_reports_what_the_fix_fixes_and_what_the_paraphrase_does_not(engi
     incident = seed_incident_from_v42(engine, llm_service)
     assert replay_against(engine, incident, llm_service, "v43") == {
         "hallucination": {"fixed": 3}, "schema_invalid": {"fixed": 1}}
-    assert replay_against(engine, incident, llm_service, "v42b") == {
+    assert replay_against(engine, incident, llm_service, "v44") == {
         "hallucination": {"still failing": 3}, "schema_invalid": {"fixed": 1}}
     assert replay_against(engine, incident, llm_service, "v42") == {
         "hallucination": {"still failing": 3}, "schema_invalid": {"still failing": 1}}

@@ -30,7 +30,7 @@ def test_an_eval_request_is_answered_by_the_named_bundle_while_production_stays_
 def test_eval_answers_are_not_shipped_as_traces() -> None:
     shipper = TraceShipper("http://127.0.0.1:9", None)
     service = LLMService(ServiceState(bundle="v42"), shipper)
-    service.ask(REFUND, eval_bundle="v42b")
+    service.ask(REFUND, eval_bundle="v44")
     service.ask(REFUND, eval_bundle="v43")
     assert len(shipper._buffer) == 0
     service.ask(REFUND)
@@ -39,5 +39,5 @@ def test_eval_answers_are_not_shipped_as_traces() -> None:
 
 def test_the_paraphrasing_bundle_states_the_wrong_rule_in_other_words() -> None:
     service = LLMService(ServiceState(bundle="v42"), None)
-    v42, v42b = service.ask(REFUND)["output"], service.ask(REFUND, eval_bundle="v42b")["output"]
-    assert v42 != v42b and "90 days" in v42b.lower() and "30 days" not in v42b
+    v42, v44 = service.ask(REFUND)["output"], service.ask(REFUND, eval_bundle="v44")["output"]
+    assert v42 != v44 and "90 days" in v44.lower() and "30 days" not in v44

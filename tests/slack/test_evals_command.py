@@ -48,14 +48,14 @@ def test_a_failed_gate_posts_its_summary_to_the_incidents_its_cases_came_from(sl
     slack.command("/incident evals", user=PRIYA, channel=channel)  # collects the cases
     with transaction(slack.runtime.engine) as session:
         [case] = suite_cases(session, "llm-gateway")
-        report = GateReport(service="llm-gateway", version="v42b", baseline="v41", status=FAILED, run_id=7, cases=1,
+        report = GateReport(service="llm-gateway", version="v44", baseline="v41", status=FAILED, run_id=7, cases=1,
                             failures=[CaseVerdict(case, Outcome(False, "missing fact: 30 days", "Ninety days!", 5, None),
                                                   None, True, "labelled case fails")], incidents=[incident_id])
         post_to_incidents(session, report)
     slack.runtime.wake.set()
     posted = wait_for(lambda: next((m for m in slack.messages(channel) if "Eval gate FAILED" in m.text), None),
                       what="the gate summary in the incident channel")
-    assert "llm-gateway:v42b" in posted.text and case.case_id in posted.text and "missing fact: 30 days" in posted.text
+    assert "llm-gateway:v44" in posted.text and case.case_id in posted.text and "missing fact: 30 days" in posted.text
 
 
 def test_rollback_proposes_the_newest_gated_bundle_and_says_when_it_passed(llm_service, slack, room):
