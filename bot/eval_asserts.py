@@ -22,8 +22,16 @@ JUDGED_BY_HUMANS = ("hallucination", "negative_feedback")
 
 
 def inert_literal(value: Any) -> str:
-    """``value`` as a JSON (and JavaScript) literal no template engine will touch."""
-    return json.dumps(value, ensure_ascii=True).replace("{", "\\u007b").replace("}", "\\u007d")
+    """``value`` as a JSON (and JavaScript) literal no template engine will touch: braces inside
+    strings are escaped; an object's own braces stay (``{`` is then followed by ``"`` or ``}``,
+    never by ``{``, ``%`` or ``#``)."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=True).replace("{", "\\u007b").replace("}", "\\u007d")
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{inert_literal(str(k))}: {inert_literal(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(inert_literal(v) for v in value) + "]"
+    return json.dumps(value)
 
 
 @dataclass(frozen=True)

@@ -141,14 +141,26 @@ class Clusterer:
 
 # --- what a stored case carries ---------------------------------------------------------------
 
-_NUMBER_FACT = re.compile(r"\b\d[\d.,:/-]*(?:\s*%|\s+[A-Za-z]+)?")
+_NUMBER_FACT = re.compile(r"(?<![\w.])\d[\d.,:/-]*\d|(?<![\w.])\d")
+# Words that belong to a figure: "30 days" is the fact, "30" alone would also match "130".
+_UNITS = frozenset("""
+second seconds minute minutes hour hours day days week weeks month months year years
+percent % countries items pieces euros eur dollars usd gb mb kg km
+""".split())
 
 
 def key_facts(expected: str) -> list[str]:
-    """The facts of an expected answer a paraphrase must still state: its figures with their unit
-    ("30 days", "2026-03-16"); with no figures, the whole answer."""
-    facts = [m.group(0).strip().rstrip(".,") for m in _NUMBER_FACT.finditer(expected)]
-    unique = list(dict.fromkeys(f for f in facts if f))
+    """The facts of an expected answer a paraphrase must still state: its figures, with their unit
+    when one follows ("30 days", "2026-03-16"); with no figures, the whole answer."""
+    facts = []
+    for match in _NUMBER_FACT.finditer(expected):
+        figure = match.group(0)
+        after = expected[match.end():]
+        unit = re.match(r"\s*(%|[A-Za-z]+)", after)
+        if unit and unit.group(1).lower() in _UNITS:
+            figure += after[: unit.end()]  # as written: "5 %" stays "5 %"
+        facts.append(figure)
+    unique = list(dict.fromkeys(facts))
     return unique or [expected.strip().rstrip(".")]
 
 

@@ -90,16 +90,21 @@ def echo_app(seen: list[str]) -> Starlette:
     async def answer(request: Request) -> JSONResponse:
         question = (await request.json())["question"]
         seen.append(question)
-        return JSONResponse({"output": f"You asked: {question}"})
+        calls = [{"name": "order_lookup", "ok": False, "error": "order 9999 not found"}] if "9999" in question else []
+        return JSONResponse({"output": f"You asked: {question}", "tool_calls": calls})
     return Starlette(routes=[Route("/v1/answer", answer, methods=["POST"])])
 
 
 @pytest.mark.e2e
 def test_template_syntax_in_a_case_is_sent_and_compared_as_written(engine: Engine, database_url: str) -> None:
+    """Also: a tool-error case checks the response's tool calls against the contract (the failing
+    call is reported; unlabelled, with no known-good bundle to compare, it does not block)."""
     question = "Hi {{ user.name }}, {% if vip %}refund?{% endif %} {# note #}"
     incident = add_incident(engine, service="echo")
     add_trace(engine, "tpl", question, "{{ broken }}", incident_id=incident, service="echo", hallucination_score=0.9,
               label={"expected": f"You asked: {question}", "unsupported_claim": "{{ broken }}"})
+    add_trace(engine, "tool", "Where is my order 9999?", "Sorry", incident_id=incident, service="echo",
+              tool_calls=[{"name": "order_lookup", "ok": False, "error": "order 9999 not found"}])
     with transaction(engine) as session:
         bundles.register_bundle(session, service="echo", version="e1", components={})
         collect_incident(session, incident)
@@ -107,5 +112,7 @@ def test_template_syntax_in_a_case_is_sent_and_compared_as_written(engine: Engin
     with serving(echo_app(seen)) as url:
         report = run_gate(engine, "echo:e1", settings=make_settings(database_url),
                           target=EvalTarget(url + "/v1/answer?b={{bundle}}"), cache_dir=CACHE_DIR)
-    assert seen == [question]
+    assert sorted(seen) == sorted([question, "Where is my order 9999?"])
     assert report.status == PASSED, report.summary()
+    [tool] = report.tolerated
+    assert tool.case.failure_type == "tool_error" and "order_lookup failed: order 9999 not found" in tool.candidate.asserted
