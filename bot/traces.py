@@ -54,10 +54,11 @@ class TraceIngestResult:
     duplicates: int = 0
     rejected: list[RejectedEvent] = field(default_factory=list)
     linked: int = 0
+    eval_traffic: int = 0  # events of an eval run (bot.eval_target), not stored
 
     def as_json(self) -> dict[str, Any]:
         return {"accepted": self.accepted, "duplicates": self.duplicates,
-                "rejected": [r.as_json() for r in self.rejected]}
+                "rejected": [r.as_json() for r in self.rejected], "eval_traffic": self.eval_traffic}
 
 
 def ingest_traces(session: Session, events: list[Any], *, rules: FailureRules, now: datetime | None = None,
@@ -72,6 +73,9 @@ def ingest_traces(session: Session, events: list[Any], *, rules: FailureRules, n
             request_id = raw.get("request_id") if isinstance(raw, dict) else None
             request_id = request_id[:200] if isinstance(request_id, str) else None  # echoed back: bounded
             result.rejected.append(RejectedEvent(index, request_id, problems))
+            continue
+        if is_eval_traffic(event):
+            result.eval_traffic += 1  # never a production trace: no SLI, no incident, no eval case
             continue
         kinds = failure_types(event, rules)
         inserted = insert_or_ignore(session, Trace, {
@@ -89,6 +93,14 @@ def ingest_traces(session: Session, events: list[Any], *, rules: FailureRules, n
     for incident in _open_incidents(session, failing_services):
         result.linked += link_failing_traces(session, incident, now=now)
     return result
+
+
+EVAL_ATTRIBUTES = ("warroom.eval", "warroom_eval", "x-warroom-eval")
+
+
+def is_eval_traffic(event: TraceEvent) -> bool:
+    """A service that forwards the eval header (``X-Warroom-Eval``) into its trace marks it so."""
+    return any(event.attributes.get(name) for name in EVAL_ATTRIBUTES)
 
 
 def _validate(raw: Any, max_string: int | None) -> tuple[TraceEvent | None, list[dict[str, str]]]:
