@@ -56,6 +56,8 @@ def register_bundle(session: Session, *, service: str, version: str, components:
     if known_good is not None:
         bundle.known_good = known_good
         bundle.known_good_reason = (reason or "registered as known good") if known_good else None
+        if not known_good:  # a gate's verdict does not survive a registration that says otherwise
+            bundle.known_good_run_id = bundle.known_good_at = None
     session.flush()
     return bundle
 
