@@ -44,7 +44,7 @@ def test_latency_cost_provenance_and_tool_cases_assert_at_the_configured_limits(
     assert case_asserts(case("cost"), ctx) == [{"type": "cost", "threshold": 0.01}]
     [cites] = case_asserts(case("missing_provenance", retrieval_ids=["refunds#2"]), ctx)
     assert '["refunds#2"]' in cites["value"]
-    echoed, contract = case_asserts(case("tool_error"), ctx)
+    _echoed, contract = case_asserts(case("tool_error"), ctx)
     assert '"order_lookup": {"required": ["id"]}' in contract["value"] and "tool_calls" in contract["value"]
 
 

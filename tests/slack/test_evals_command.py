@@ -22,7 +22,7 @@ def open_incident_with_failures(slack) -> tuple[int, str]:
 
 
 def test_incident_evals_lists_unlabelled_cases_and_a_label_makes_them_labelled(slack):
-    incident_id, channel = open_incident_with_failures(slack)
+    _, channel = open_incident_with_failures(slack)
     reply = slack.command("/incident evals", user=PRIYA, channel=channel)
     text = str(reply.json.get("blocks")) + reply_text(reply)
     assert "1 (1 new, 0 seen in earlier incidents)" in text and "0 labelled, 1 unlabelled" in text
