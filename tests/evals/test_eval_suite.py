@@ -145,3 +145,17 @@ def test_the_postmortem_counts_new_and_updated_cases_and_ticks_gate_the_fix_afte
     assert "Eval cases added: 2 (1 new, 1 already in the suite from earlier incidents" in before
     assert "- [ ] Gate the fix: `warroom evals gate llm-gateway:VERSION`" in before
     assert "- [x] Gate the fix: llm-gateway:v43 passed eval gate run #" in after and "v40" not in after
+
+
+def test_a_trace_labelled_missing_provenance_becomes_a_case_that_asks_for_a_retrieved_document(engine: Engine,
+                                                                                              tmp_path: Path) -> None:
+    incident = add_incident(engine)
+    add_trace(engine, "prov", "What is the refund policy?", "Refunds take 30 days.", incident_id=incident,
+              retrieval_ids=["policy-2026-03-14/refunds#2"], label={"failure_type": "missing_provenance"})
+    with transaction(engine) as session:
+        collect_incident(session, incident)
+        [case] = suite_cases(session, SERVICE)
+        export_suite(session, SERVICE, tmp_path, target=TARGET, bundle="v43", ctx=AssertContext())
+    assert case.failure_type == "missing_provenance" and case.labelled
+    [test] = yaml.safe_load((tmp_path / "tests.yaml").read_text())
+    assert '["policy-2026-03-14/refunds#2"]' in test["assert"][0]["value"]
