@@ -157,7 +157,9 @@ def postmortem(incident: int = typer.Argument(..., help="Incident id."),
     from bot.db import transaction
     from bot.postmortem.store import current_text, generate
     runtime = _runtime()
+    from bot.eval_suite import collect_incident
     with transaction(runtime.engine) as session:
+        collect_incident(session, incident)  # the draft counts the eval cases this incident added
         text = current_text(generate(session, incident, templates_dir=runtime.settings.templates_dir))
     if out:
         out.write_text(text)

@@ -31,7 +31,7 @@ from sqlmodel import Session
 
 from bot.clock import as_utc
 from bot.evals import Label, case_kinds
-from bot.models import EvalCase, EvalCaseIncident, Incident, Trace
+from bot.models import EvalCase, EvalCaseIncident, Trace
 from bot.redact import Redactor
 from bot.trace_rules import FAILURE_TYPES, question_text
 
@@ -264,10 +264,8 @@ class SuiteChange:
 def collect_incident(session: Session, incident_id: int, *, redactor: Redactor | None = None,
                      rules: ClusterRules = ClusterRules()) -> SuiteChange:
     """Add the incident's failures to its service's suite; running it again changes nothing."""
-    incident = session.get(Incident, incident_id)
-    if incident is None:
-        from bot.errors import NotFound
-        raise NotFound(f"There is no incident #{incident_id}.")
+    from bot.incidents import service as incidents
+    incident = incidents.get(session, incident_id)  # NotFound, worded as everywhere else
     service = incident.service or "unknown"
     clusterer = Clusterer(rules)
     for row in incident_rows(session, incident_id):

@@ -96,3 +96,12 @@ def test_the_card_names_the_bundle_that_passed_the_gate(llm_service, slack, room
         bundles.mark_known_good(session, "llm-gateway", "v43", run_id=12)
         line = bundle_line(session, service.get(session, incident_id))
     assert line is not None and line.startswith("v42") and line.endswith("· v43 passed eval gate run #12")
+
+
+def test_the_postmortem_from_slack_counts_the_eval_cases_the_incident_added(slack):
+    _, channel = open_incident_with_failures(slack)
+    slack.command("/incident postmortem", user=PRIYA, channel=channel)
+    draft = wait_for(lambda: next((m for m in slack.messages(channel) if m.text.startswith("Postmortem draft")), None),
+                     what="the draft in the channel")
+    assert "Eval cases added: 1 (1 new, 0 already in the suite from earlier incidents" in str(draft.blocks)
+    assert "Gate the fix" in str(draft.blocks)
