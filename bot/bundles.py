@@ -56,15 +56,29 @@ def register_bundle(session: Session, *, service: str, version: str, components:
     if known_good is not None:
         bundle.known_good = known_good
         bundle.known_good_reason = (reason or "registered as known good") if known_good else None
+        if not known_good:  # a gate's verdict does not survive a registration that says otherwise
+            bundle.known_good_run_id = bundle.known_good_at = None
     session.flush()
     return bundle
 
 
-def mark_known_good(session: Session, service: str, version: str, reason: str | None = None) -> Bundle:
+def mark_known_good(session: Session, service: str, version: str, reason: str | None = None, *,
+                    run_id: int | None = None) -> Bundle:
+    """Mark a bundle known-good: by a passing gate run (``run_id``) or by hand (``run_id=None``)."""
     bundle = _get(session, service, version, for_update=True)
     bundle.known_good, bundle.known_good_reason = True, reason or bundle.known_good_reason
+    bundle.known_good_run_id, bundle.known_good_at = run_id, utcnow()
     session.flush()
     return bundle
+
+
+def newest_gated(session: Session, service: str, *, excluding: str | None = None) -> Bundle | None:
+    """The bundle whose gate passed most recently (a hand-marked bundle never counts)."""
+    stmt = select(Bundle).where(Bundle.service == service, Bundle.known_good.is_(True),
+                                Bundle.known_good_run_id.is_not(None))
+    if excluding is not None:
+        stmt = stmt.where(Bundle.version != excluding)
+    return session.execute(stmt.order_by(Bundle.known_good_at.desc(), Bundle.id.desc()).limit(1)).scalar_one_or_none()
 
 
 def get_bundle(session: Session, service: str, version: str) -> Bundle:
@@ -148,4 +162,6 @@ def _show(value: Any) -> str:
 def as_dict(bundle: Bundle) -> dict[str, Any]:
     return {"id": bundle.id, "service": bundle.service, "version": bundle.version, "components": bundle.components,
             "deployed_at": iso(bundle.deployed_at), "known_good": bundle.known_good,
-            "known_good_reason": bundle.known_good_reason}
+            "known_good_reason": bundle.known_good_reason, "known_good_run_id": bundle.known_good_run_id,
+            "known_good_at": iso(bundle.known_good_at) if bundle.known_good_at else None,
+            "known_good_by": ("gate" if bundle.known_good_run_id is not None else "hand") if bundle.known_good else None}

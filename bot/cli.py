@@ -213,7 +213,9 @@ def postmortem(incident: int = typer.Argument(..., help="Incident id."),
     from bot.db import transaction
     from bot.postmortem.store import current_text, generate
     runtime = _runtime()
+    from bot.eval_suite import collect_incident
     with transaction(runtime.engine) as session:
+        collect_incident(session, incident)  # the draft counts the eval cases this incident added
         text = current_text(generate(session, incident, templates_dir=runtime.settings.templates_dir))
     if out:
         out.write_text(text)
@@ -223,22 +225,31 @@ def postmortem(incident: int = typer.Argument(..., help="Incident id."),
 
 
 @evals_app.command("export")
-def evals_export(incident: int | None = typer.Argument(None, help="Incident id (or use --since)."),
+def evals_export(incident: int | None = typer.Argument(None, help="Incident id (or use --since / --service)."),
                  since: str | None = typer.Option(None, help="All resolved incidents since this ISO date."),
+                 service: str | None = typer.Option(None, help="Export this service's whole regression suite."),
+                 bundle: str | None = typer.Option(None, help="With --service: the bundle the config targets "
+                                                              "(default: the live one)."),
                  out: Path = typer.Option(Path("evals"), help="Output folder."),
                  target_url: str = typer.Option("http://127.0.0.1:9201", help="Service the promptfoo config targets.")) -> None:
-    """Failing traces of resolved incidents become promptfoo tests (YAML) and JSONL cases."""
+    """Failing traces of resolved incidents become promptfoo tests (YAML) and JSONL cases; an
+    incident's failures also join its service's regression suite (see `evals suite`)."""
     from datetime import datetime, timezone
 
     from bot.db import transaction
     from bot.eval_export import export_incident, export_since
-    if (incident is None) == (since is None):
-        typer.echo("give an incident id or --since DATE", err=True)
+    from bot.eval_suite import collect_incident
+    if sum(x is not None for x in (incident, since, service)) != 1:
+        typer.echo("give an incident id, --since DATE or --service NAME", err=True)
         raise typer.Exit(2)
     runtime = _runtime()
+    if service is not None:
+        _export_suite(runtime, service, bundle, out, target_url)
+        return
     with transaction(runtime.engine) as session:
         rules = runtime.settings.failure_rules()  # the latency a case asserts is the one that paged
         if incident is not None:
+            collect_incident(session, incident)
             result = export_incident(session, incident, out, target_url=target_url, rules=rules)
         else:
             start = datetime.fromisoformat(since).replace(tzinfo=timezone.utc)  # type: ignore[arg-type]
@@ -246,14 +257,116 @@ def evals_export(incident: int | None = typer.Argument(None, help="Incident id (
     typer.echo(f"{result.total} eval cases ({result.written} new, {result.deduplicated} deduplicated) in {out}")
 
 
+def _export_suite(runtime, service: str, bundle: str | None, out: Path, target_url: str) -> None:  # noqa: ANN001
+    from bot import bundles
+    from bot.db import transaction
+    from bot.eval_gate import context_for
+    from bot.eval_suite_export import export_suite, target_for
+    from bot.eval_target import EvalTargetError
+    settings = runtime.settings
+    with transaction(runtime.engine) as session:
+        live = bundles.live_bundle(session, service)
+        version = bundle or (live.version if live else "live")
+        try:
+            target = target_for(service, targets_json=settings.eval_targets, fallback_url=target_url)
+            found = bundles.get_bundle(session, service, version) if bundle else live
+            result = export_suite(session, service, out, target=target, bundle=version,
+                                  ctx=context_for(settings, found))
+        except EvalTargetError as exc:
+            typer.echo(f"warroom: {exc}", err=True)
+            raise typer.Exit(2) from None
+    typer.echo(f"{result.total} cases of {service} ({result.labelled} labelled) in {out}")
+
+
+@evals_app.command("collect")
+def evals_collect(incident: int = typer.Argument(..., help="Incident id.")) -> None:
+    """Add an incident's failing traces to its service's regression suite (clustered, no duplicates)."""
+    from bot.db import transaction
+    from bot.eval_suite import collect_incident
+    runtime = _runtime()
+    with transaction(runtime.engine) as session:
+        change = collect_incident(session, incident)
+    typer.echo(f"{change.service}: {change.new} new and {change.updated} updated eval cases from incident #{incident}")
+
+
 @evals_app.command("run")
-def evals_run(directory: Path = typer.Argument(Path("evals"), help="Folder written by `evals export`."),
+def evals_run(directory: Path = typer.Argument(Path("evals"), help="Folder written by `evals export` (or, with "
+                                                                   "--bundle, where the suite is written)."),
               incident: int | None = typer.Option(None, help="Post the summary to this incident's channel."),
-              bundle: str | None = typer.Option(None, help="Mark SERVICE:VERSION known-good when every case passes.")) -> None:
-    """Run the exported cases with promptfoo (offline); exit 1 when any case fails."""
+              bundle: str | None = typer.Option(None, help="Evaluate SERVICE:VERSION: the service's suite against "
+                                                           "that bundle (not whatever production serves)."),
+              target_url: str | None = typer.Option(None, help="With --bundle: base URL when WARROOM_EVAL_TARGETS "
+                                                               "has no template for the service.")) -> None:
+    """Run eval cases with promptfoo (offline); exit 1 when any case fails. Only `evals gate` marks
+    a bundle known-good."""
     from bot.evals_run import run_and_report
     runtime = _runtime(must_exist=incident is not None or bundle is not None)
-    raise typer.Exit(run_and_report(runtime, directory, incident=incident, bundle=bundle))
+    raise typer.Exit(run_and_report(runtime, directory, incident=incident, bundle=bundle, target_url=target_url))
+
+
+@evals_app.command("replay")
+def evals_replay(incident: int = typer.Option(..., help="Incident whose failing inputs are re-sent."),
+                 bundle: str = typer.Option(..., help="The candidate, SERVICE:VERSION."),
+                 target_url: str | None = typer.Option(None, help="Base URL when WARROOM_EVAL_TARGETS has no "
+                                                                  "template for the service.")) -> None:
+    """Re-send every failing input of an incident to a candidate bundle; per failure type: fixed,
+    still failing, newly failing. Exit 1 unless everything is fixed, 2 when it could not run."""
+    from bot.db import transaction
+    from bot.eval_gate import GateCannotRun, parse_ref
+    from bot.eval_replay import replay
+    from bot.eval_suite import incident_rows
+    from bot.eval_suite_export import target_for
+    from bot.eval_target import EvalTargetError
+    from bot.incidents import service as incidents
+    runtime = _runtime()
+    try:
+        service, version = parse_ref(bundle)
+        target = target_for(service, targets_json=runtime.settings.eval_targets, fallback_url=target_url)
+        with transaction(runtime.engine) as session:
+            incidents.get(session, incident)
+            rows = list(incident_rows(session, incident))
+        report = replay(rows, target, service, version, rules=runtime.settings.failure_rules(),
+                        run_tag=f"replay-{incident}")
+    except (GateCannotRun, EvalTargetError) as exc:
+        typer.echo(f"warroom: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(report.as_text())
+    raise typer.Exit(0 if report.ok else (2 if report.errors == report.requests else 1))
+
+
+@evals_app.command("gate")
+def evals_gate(bundle: str = typer.Argument(..., help="The candidate, SERVICE:VERSION (registered in /api/bundles)."),
+               target_url: str | None = typer.Option(None, help="Base URL of the service when WARROOM_EVAL_TARGETS "
+                                                                "has no template for it ({url}/v1/answer?bundle=…)."),
+               json_report: Path | None = typer.Option(None, "--json", help="Write the JSON report here."),
+               junit: Path | None = typer.Option(None, help="Write JUnit XML here (for CI)."),
+               max_concurrency: int | None = typer.Option(None, help="promptfoo's --max-concurrency."),
+               keep: Path | None = typer.Option(None, help="Keep the generated promptfoo folder here.")) -> None:
+    """Run the service's regression suite against a candidate bundle: exit 0 passes (and marks it
+    known-good), 1 fails (one line per failing case), 2 could not run."""
+    from bot.eval_gate import GateCannotRun, parse_ref, run_gate, write_reports
+    from bot.eval_gate_notify import post_to_incidents
+    from bot.eval_suite_export import target_for
+    from bot.eval_target import EvalTargetError
+    from bot.promptfoo import ensure_promptfoo
+    runtime = _runtime()
+    target = None
+    try:
+        service, _ = parse_ref(bundle)
+        target = target_for(service, targets_json=runtime.settings.eval_targets, fallback_url=target_url)
+        ensure_promptfoo()
+    except (GateCannotRun, EvalTargetError) as exc:
+        typer.echo(f"warroom: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except Exception as exc:  # noqa: BLE001 - promptfoo could not be installed: the gate could not run
+        typer.echo(f"warroom: {exc}", err=True)
+        raise typer.Exit(2) from None
+    report = run_gate(runtime.engine, bundle, settings=runtime.settings, target=target, work_dir=keep,
+                      max_concurrency=max_concurrency, on_done=post_to_incidents)
+    write_reports(report, json_path=json_report, junit_path=junit)
+    typer.echo(report.summary())
+    # The summary for the incidents' channels is queued in the outbox: the running bot's worker posts it.
+    raise typer.Exit(report.exit_code)
 
 
 @incidents_app.command("resume")

@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     # body limit (compressed and inflated): exporters send batches of 512 spans with content.
     otlp_bundle_attribute: str = Field("service.version", min_length=1, alias="WARROOM_OTLP_BUNDLE_ATTRIBUTE")
     otlp_max_body_bytes: int = Field(16 * 1024 * 1024, gt=0, alias="WARROOM_OTLP_MAX_BODY_BYTES")
+    # Evals (bot.eval_target, bot.eval_gate): per service, the URL template a candidate bundle is
+    # evaluated at (JSON: {"service": "http://…/v1/answer?bundle={{bundle}}"}), and JSON schema files.
+    eval_targets: str | None = Field(None, alias="WARROOM_EVAL_TARGETS")
+    eval_schema_dir: Path | None = Field(None, alias="WARROOM_EVAL_SCHEMA_DIR")
 
     @field_validator("action_hosts", mode="before")
     @classmethod

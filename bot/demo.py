@@ -1,7 +1,8 @@
 """`warroom demo`: the whole story on one machine, no credentials.
 
 Starts the Slack emulator, the example LLM service (serving the bad bundle v42), and warroom on a
-SQLite file; registers bundles v41 (known-good) and v42; fires the sample SLO alert; prints where
+SQLite file; registers bundles v41 (known-good) and v42, and the candidates v43 (the fix) and v44
+(a paraphrase of v42's wrong answer) for the eval gate; fires the sample SLO alert; prints where
 to look and what to try. Ctrl-C stops everything.
 
 Each start is a fresh world: the emulator keeps its channels in memory only, so the demo's database
@@ -61,6 +62,14 @@ def bundles_of(service_url: str) -> dict[str, dict[str, Any]]:
     response = httpx.get(f"{service_url}/control/bundles", headers={"Authorization": f"Bearer {CONTROL_TOKEN}"}, timeout=5)
     response.raise_for_status()
     return {b["version"]: b for b in response.json()["bundles"]}
+
+
+def eval_settings(service_url: str) -> dict[str, str]:
+    """What `warroom evals …` needs to gate against the demo's service (written with the CLI settings)."""
+    return {
+        "WARROOM_EVAL_TARGETS": json.dumps({SERVICE: f"{service_url}/v1/answer?bundle={{{{bundle}}}}"}),
+        "WARROOM_EVAL_SCHEMA_DIR": str(ROOT / "examples" / "llm_service" / "contracts"),
+    }
 
 
 def fresh_database(data_dir: Path) -> Path:
@@ -135,6 +144,7 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
         "WARROOM_PLAYBOOKS_DIR": ROOT / "playbooks",
         **({"WARROOM_SLO_FILE": ROOT / "examples" / "slos.yaml"} if watch and not otlp else {}),
         **({"WARROOM_SLO_FILE": ROOT / "examples" / "slos-otlp.yaml"} if otlp else {}),
+        **eval_settings(service.url),
     }
     settings = Settings(_env_file=None, **values)  # type: ignore[arg-type]
     write_cli_settings(DEMO_ENV_FILE, values)
@@ -156,6 +166,12 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
                 http.post("/api/bundles", json={"service": SERVICE, "version": version, "components": components,
                                                 "deployed_at": (now - offset).isoformat(),
                                                 "known_good": version == "v41"})
+            # Candidates awaiting the eval gate, not deployed: dated after everything, so the registry
+            # never takes them for the live bundle (a deploy re-registers a bundle with its real time).
+            for version in ("v43", "v44"):
+                http.post("/api/bundles", json={"service": SERVICE, "version": version,
+                                                "components": catalogue[version]["components"],
+                                                "deployed_at": (now + timedelta(days=30)).isoformat()})
             if otlp:
                 from bot.demo_otlp import replay_history
                 replayed = replay_history(bot.url, DEV_ALERT_TOKEN, otlp)  # type: ignore[arg-type]
@@ -195,6 +211,15 @@ warroom demo is running: {world}, in {data_dir}/.
 The CLI in this folder now uses the demo's database and emulator (settings in {DEMO_ENV_FILE};
 .env and the environment override them), e.g. in another terminal:
   .venv/bin/warroom postmortem {incident}      .venv/bin/warroom evals export {incident}
+
+The loop closes (the gate evaluates candidate bundles, never production; eval traffic leaves no trace):
+  • /incident evals             → this incident's eval cases; Label the refund one:
+                                  expected "Refunds are available within 30 days."
+  • in another terminal (the CLI reads the demo's settings, eval target included):
+      warroom evals gate llm-gateway:v42   → fails and names the cases (exit 1)
+      warroom evals gate llm-gateway:v44   → the paraphrase of v42's wrong answer fails too
+      warroom evals gate llm-gateway:v43   → passes; v43 becomes known-good (exit 0)
+  • /incident rollback          → now proposes v43, and says which gate run passed it
 
 Ctrl-C stops everything.""", flush=True)
 

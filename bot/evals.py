@@ -373,7 +373,8 @@ def promptfoo_config(target_url: str) -> dict[str, Any]:
                 "config": {
                     "url": target_url.rstrip("/") + "/v1/answer",
                     "method": "POST",
-                    "headers": {"Content-Type": "application/json"},
+                    # Tagged as eval traffic (bot.eval_target): answered, but never a production trace.
+                    "headers": {"Content-Type": "application/json", "X-Warroom-Eval": "export"},
                     "body": {"question": "{{question}}"},
                     "transformResponse": "json.output",
                 },

@@ -1,4 +1,4 @@
-"""`warroom evals run`: promptfoo over exported cases, reported to the incident and the bundle."""
+"""`warroom evals run`: promptfoo over exported cases, or over a service's suite against one bundle."""
 
 from __future__ import annotations
 
@@ -7,27 +7,47 @@ from pathlib import Path
 from bot import outbox
 from bot.db import transaction
 from bot.incidents import service, timeline
-from bot.promptfoo import ensure_promptfoo, run_promptfoo
+from bot.promptfoo import EvalRunSummary, PromptfooError, ensure_promptfoo, run_promptfoo
 from bot.runtime import Runtime
 
 
-def run_and_report(runtime: Runtime, directory: Path, *, incident: int | None, bundle: str | None) -> int:
-    ensure_promptfoo()
-    summary = run_promptfoo(directory)
-    text = summary.as_text()
-    print(text)
+def _suite_run(runtime: Runtime, directory: Path, bundle: str, target_url: str | None) -> EvalRunSummary:
+    from bot import bundles
+    from bot.eval_gate import context_for, parse_ref
+    from bot.eval_suite_export import export_suite, target_for
+    name, version = parse_ref(bundle)
+    target = target_for(name, targets_json=runtime.settings.eval_targets, fallback_url=target_url)
     with transaction(runtime.engine) as session:
-        if incident is not None:
+        found = bundles.get_bundle(session, name, version)
+        export_suite(session, name, directory, target=target, bundle=version,
+                     ctx=context_for(runtime.settings, found), run_tag=f"run-{version}")
+    return run_promptfoo(directory)
+
+
+def run_and_report(runtime: Runtime, directory: Path, *, incident: int | None, bundle: str | None,
+                   target_url: str | None = None) -> int:
+    from bot.errors import NotFound
+    from bot.eval_gate import GateCannotRun
+    from bot.eval_target import EvalTargetError
+    try:
+        ensure_promptfoo()
+        if bundle:
+            summary = _suite_run(runtime, directory, bundle, target_url)
+        else:
+            summary = run_promptfoo(directory)
+    except (GateCannotRun, EvalTargetError, NotFound, PromptfooError) as exc:
+        print(f"warroom: {exc}")
+        return 2
+    text = summary.as_text() if not bundle else f"{bundle}: {summary.as_text()}"
+    print(text)
+    if incident is not None:
+        with transaction(runtime.engine) as session:
             record = service.get(session, incident)
             timeline.record(session, record, "evals", text, actor="warroom")
             outbox.enqueue(session, "slack.message", {"incident_id": incident, "text": text}, incident_id=incident)
-        if bundle and summary.ok:
-            from bot.bundles import mark_known_good
-            service_name, _, version = bundle.partition(":")
-            mark_known_good(session, service_name, version, reason=f"passed {summary.passed} eval cases")
-            print(f"{bundle} marked known-good")
-    if incident is not None:
         from bot.web import create_app
         create_app(runtime)
         runtime.services["worker"].drain()
     return 0 if summary.ok else 1
+
+

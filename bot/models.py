@@ -164,6 +164,8 @@ class Bundle(SQLModel, table=True):
     deployed_at: datetime = _ts(nullable=False)
     known_good: bool = Field(default=False)
     known_good_reason: str | None = Field(default=None, sa_column=Column(Text))
+    known_good_run_id: int | None = Field(default=None)  # the passing gate run (bot.eval_gate); None: by hand
+    known_good_at: datetime | None = _ts()
 
 
 class Trace(SQLModel, table=True):
@@ -250,3 +252,50 @@ class WebSession(SQLModel, table=True):
     user_id: str = Field(max_length=40)
     created_at: datetime = _ts(nullable=False)
     expires_at: datetime = _ts(nullable=False, index=True)
+
+
+class EvalCase(SQLModel, table=True):
+    """One case of a service's regression suite: a cluster of near-identical failing traces."""
+
+    __tablename__ = "eval_case"
+    __table_args__ = (UniqueConstraint("service", "case_id", name="uq_eval_case_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    service: str = Field(max_length=200)
+    case_id: str = Field(max_length=40)
+    failure_type: str = Field(max_length=40)
+    signature: str = Field(sa_column=Column(Text, nullable=False))
+    question: str = Field(sa_column=Column(Text, nullable=False))
+    labelled: bool = Field(default=False)
+    trace_count: int = Field(default=0)
+    request_ids: list[str] = _json(list)
+    data: dict[str, Any] = _json()
+    first_seen: datetime = _ts(nullable=False)
+    last_seen: datetime = _ts(nullable=False)
+
+
+class EvalCaseIncident(SQLModel, table=True):
+    """An incident a case was seen in; ``added`` says whether that incident created or updated it."""
+
+    __tablename__ = "eval_case_incident"
+    __table_args__ = (UniqueConstraint("eval_case_id", "incident_id", name="uq_eval_case_incident"),)
+    id: int | None = Field(default=None, primary_key=True)
+    eval_case_id: int = Field(foreign_key="eval_case.id")
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    added: str = Field(max_length=10)
+    trace_count: int = Field(default=0)
+
+
+class EvalRun(SQLModel, table=True):
+    """A gate (or eval/replay) run of a service's suite against one bundle."""
+
+    __tablename__ = "eval_run"
+    __table_args__ = (Index("ix_eval_run_service_time", "service", "started_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    service: str = Field(max_length=200)
+    bundle_version: str = Field(max_length=100)
+    kind: str = Field(max_length=20)
+    status: str = Field(max_length=20)
+    summary: str = Field(default="", sa_column=Column(Text, nullable=False))
+    report: dict[str, Any] = _json()
+    started_at: datetime = _ts(nullable=False)
+    finished_at: datetime | None = _ts()

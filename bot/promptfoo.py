@@ -149,6 +149,7 @@ def run_promptfoo(
     cache_dir: Path = Path(".cache/promptfoo"),
     timeout: float = 180,
     results_path: Path | None = None,
+    max_concurrency: int | None = None,
 ) -> EvalRunSummary:
     """Run ``promptfooconfig.yaml`` in ``config_dir``; failing assertions are a result, anything else raises."""
     config_dir = Path(config_dir).resolve()
@@ -159,6 +160,8 @@ def run_promptfoo(
         str(binary), "eval", "-c", "promptfooconfig.yaml", "-o", str(results_path),
         "--no-cache", "--no-table", "--no-progress-bar", "--no-write",
     ]
+    if max_concurrency is not None:
+        command += ["--max-concurrency", str(max_concurrency)]
     with tempfile.TemporaryDirectory(prefix="warroom-promptfoo-") as scratch:
         proc = subprocess.Popen(
             command, cwd=config_dir, env=offline_env(Path(scratch)), stdout=subprocess.PIPE,

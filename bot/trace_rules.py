@@ -20,6 +20,7 @@ FAILURE_TYPES: tuple[str, ...] = (
     "latency",
     "cost",
     "negative_feedback",
+    "missing_provenance",  # no rule detects it yet: a human's label says so (the eval case checks citations)
 )
 
 

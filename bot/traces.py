@@ -58,10 +58,11 @@ class TraceIngestResult:
     linked: int = 0
     # What was newly stored, with its failure types: for counters (``bot.trace_metrics``).
     stored: list[tuple[TraceEvent, list[str]]] = field(default_factory=list)
+    eval_traffic: int = 0  # events of an eval run (bot.eval_target), not stored
 
     def as_json(self) -> dict[str, Any]:
         return {"accepted": self.accepted, "duplicates": self.duplicates,
-                "rejected": [r.as_json() for r in self.rejected]}
+                "rejected": [r.as_json() for r in self.rejected], "eval_traffic": self.eval_traffic}
 
 
 def ingest_traces(session: Session, events: list[Any], *, rules: FailureRules, now: datetime | None = None,
@@ -80,6 +81,9 @@ def ingest_traces(session: Session, events: list[Any], *, rules: FailureRules, n
             request_id = raw.get("request_id") if isinstance(raw, dict) else None
             request_id = request_id[:200] if isinstance(request_id, str) else None  # echoed back: bounded
             result.rejected.append(RejectedEvent(index, request_id, problems))
+            continue
+        if is_eval_traffic(event):
+            result.eval_traffic += 1  # never a production trace: no SLI, no incident, no eval case
             continue
         if event.request_id in valid:  # twice in one batch: the first one counts
             result.duplicates += 1
@@ -114,6 +118,14 @@ def ingest_traces(session: Session, events: list[Any], *, rules: FailureRules, n
     if grew:
         outbox.enqueue_many(session, late_traces.effects(grew, now=now, every_s=post_every_s))
     return result
+
+
+EVAL_ATTRIBUTES = ("warroom.eval", "warroom_eval", "x-warroom-eval")
+
+
+def is_eval_traffic(event: TraceEvent) -> bool:
+    """A service that forwards the eval header (``X-Warroom-Eval``) into its trace marks it so."""
+    return any(event.attributes.get(name) for name in EVAL_ATTRIBUTES)
 
 
 def _validate(raw: Any, max_string: int | None) -> tuple[TraceEvent | None, list[dict[str, str]]]:

@@ -71,8 +71,9 @@ class Actions:
         permissions.check("run", who, playbook=pb)
         require_open(incident)
         params = self._params(session, incident, pb, args)
+        note = self._bundle_note(session, incident, params) if "bundle" in pb.params else ""
         return self._new_run(session, incident, pb, params, idempotency_key(incident.id, pb.name, params), who,
-                             f"<@{who.user}> requested {{run}}")
+                             f"<@{who.user}> requested {{run}}{note}")
 
     def _new_run(self, session: Session, incident: Incident, pb: Playbook, params: dict[str, Any], base: str,
                  who: Actor, text: str, undo_of: int | None = None) -> tuple[ActionRun, bool]:
@@ -115,13 +116,37 @@ class Actions:
             raise UserError(f"{exc}{hint}") from None
 
     def proposed_rollback(self, session: Session, incident: Incident) -> str | None:
-        """The last known-good bundle before the one that was live when the incident opened."""
+        """The newest bundle that passed the eval gate (not the one live when the incident opened);
+        with none gated yet, the last bundle marked known-good before that live one."""
         from bot import bundles
         if not incident.service:
             return None
         live = bundles.live_bundle(session, incident.service, incident.opened_at)
+        gated = bundles.newest_gated(session, incident.service, excluding=live.version if live else None)
+        if gated is not None:
+            return gated.version
         good = bundles.last_known_good(session, incident.service, before_version=live.version if live else None)
         return good.version if good else None
+
+    @staticmethod
+    def _bundle_note(session: Session, incident: Incident, params: dict[str, Any]) -> str:
+        """Why the bundle is trustworthy: the gate run that passed it and when, or a person's say-so."""
+        from bot import bundles
+        from bot.clock import as_utc
+        from bot.errors import NotFound
+        if not incident.service or not isinstance(params.get("bundle"), str):
+            return ""
+        try:
+            bundle = bundles.get_bundle(session, incident.service, params["bundle"])
+        except NotFound:
+            return ""
+        if not bundle.known_good:
+            return f" ({bundle.version} has not passed the eval gate)"
+        if bundle.known_good_run_id is None:
+            return f" ({bundle.version} was marked known-good by hand)"
+        passed = as_utc(bundle.known_good_at)
+        when = f" at {passed:%Y-%m-%d %H:%M} UTC" if passed else ""
+        return f" ({bundle.version} passed eval gate run #{bundle.known_good_run_id}{when})"
 
     # --- decisions --------------------------------------------------------------------------
 

@@ -80,7 +80,8 @@ def build_context(session: Session, incident_id: int, *, redactor: Redactor | No
         traces=_traces(session, incident_id, redactor),
         followups=[_followup_text(named_mentions(f.text, names), person(f.owner, names), f.done)
                    for f in service.followups(session, incident_id)],
-        eval_cases_added=eval_cases_added if eval_cases_added is not None else exported_case_count(session, incident_id),
+        **_eval_counts(session, incident_id, eval_cases_added),
+        gate_passed=gate_after(session, incident),
         summary=incident.summary or None,
     )
 
@@ -249,6 +250,32 @@ def _example(trace: Trace, redactor: Redactor) -> TraceExample:
 def _followup_text(text: str, owner: str | None, done: bool) -> str:
     who = f" (owner @{owner})" if owner else ""
     return f"{plain_slack_text(text)}{who}" + (" — done" if done else "")
+
+
+def _eval_counts(session: Session, incident_id: int, given: int | None) -> dict[str, int | None]:
+    """New and updated cases of the service's suite (`bot.eval_suite`); without any, the last export's count."""
+    if given is not None:
+        return {"eval_cases_added": given, "eval_cases_updated": None}
+    from bot.eval_suite import incident_case_counts
+    counts = incident_case_counts(session, incident_id)
+    if counts["new"] or counts["updated"]:
+        return {"eval_cases_added": counts["new"], "eval_cases_updated": counts["updated"]}
+    return {"eval_cases_added": exported_case_count(session, incident_id), "eval_cases_updated": None}
+
+
+def gate_after(session: Session, incident: Incident) -> str | None:
+    """"llm-gateway:v43 passed eval gate run #3 on 2026-03-15 09:12 UTC", for the first such run after the incident opened."""
+    from bot.models import EvalRun
+    if not incident.service:
+        return None
+    run = session.execute(
+        select(EvalRun).where(EvalRun.service == incident.service, EvalRun.kind == "gate", EvalRun.status == "passed",
+                              EvalRun.started_at >= incident.opened_at)
+        .order_by(EvalRun.started_at, EvalRun.id).limit(1)).scalar_one_or_none()
+    if run is None:
+        return None
+    at = as_utc(run.finished_at or run.started_at)
+    return f"{run.service}:{run.bundle_version} passed eval gate run #{run.id} on {at:%Y-%m-%d %H:%M} UTC"
 
 
 def exported_case_count(session: Session, incident_id: int) -> int:

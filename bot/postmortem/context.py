@@ -107,6 +107,8 @@ class PostmortemContext(BaseModel):
     traces: TraceSummary = Field(default_factory=TraceSummary)
     followups: list[str] = Field(default_factory=list)
     eval_cases_added: int = Field(default=0, ge=0)
+    eval_cases_updated: int | None = Field(default=None, ge=0)  # None: counted from an export, not the suite
+    gate_passed: str | None = None  # the first gate of the service that passed after the incident opened
     summary: str | None = None  # a human's own words, when someone already wrote them
 
     @model_validator(mode="after")

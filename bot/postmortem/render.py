@@ -141,5 +141,7 @@ def render_postmortem(
         trace_examples=_redacted(ctx.traces.examples, redactor or redact.current()),
         followups=ctx.followups,
         eval_cases_added=ctx.eval_cases_added,
+        eval_cases_updated=ctx.eval_cases_updated,
+        gate_passed=ctx.gate_passed,
         summary=ctx.summary,
     )

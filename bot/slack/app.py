@@ -17,7 +17,7 @@ from bot.slack.card_sync import CardSync
 from bot.slack.guard import GuardedApp, Notifier
 from bot.slack.late_traces import TracePoster
 from bot.slack.listeners import actions as action_listeners
-from bot.slack.listeners import buttons, commands, events, labels, resolve, silence, views
+from bot.slack.listeners import buttons, commands, evals, events, labels, resolve, silence, views
 from bot.slack.room import Room
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def build_slack(runtime: Runtime) -> SlackSide:
     context = SlackContext(runtime=runtime, gateway=gateway, room=room)
     # Every listener is registered through the guard: a failure after the ack still reaches the person.
     guarded = GuardedApp(app, Notifier(gateway))
-    for listeners in (commands, buttons, views, events, labels, silence, resolve):
+    for listeners in (commands, evals, buttons, views, events, labels, silence, resolve):
         listeners.register(guarded, context)  # type: ignore[arg-type]
     effects = SlackEffects(room)
     handlers = effects.handlers()

@@ -53,7 +53,8 @@ def run_action(incident_id: int, playbooks: list[tuple[str, str]]) -> dict[str, 
 
 
 FAILURE_TYPES = [("Unsupported claim (hallucination)", "hallucination"), ("Invalid JSON / schema", "schema_invalid"),
-                 ("Tool error", "tool_error"), ("Too slow", "latency"), ("Bad answer (other)", "negative_feedback")]
+                 ("Tool error", "tool_error"), ("Too slow", "latency"), ("Bad answer (other)", "negative_feedback"),
+                 ("No source cited (provenance)", "missing_provenance")]
 
 
 def label_trace(request_id: str, incident_id: int | None, current: str | None) -> dict[str, Any]:

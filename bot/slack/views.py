@@ -53,10 +53,13 @@ def bundle_line(session: Session, incident: Incident) -> str | None:
     live = live_bundle(session, incident)
     if live is None:
         return None
+    gated = bundles.newest_gated(session, incident.service, excluding=live.version) if incident.service else None
+    # The bundle `/incident rollback` proposes once one has passed the eval gate.
+    gate = f" · {gated.version} passed eval gate run #{gated.known_good_run_id}" if gated else ""
     if live.via_run is not None:
-        return f"{live.version} (run #{live.via_run} replaced {live.replaced or 'the previous bundle'})"
+        return f"{live.version} (run #{live.via_run} replaced {live.replaced or 'the previous bundle'})" + gate
     previous = bundles.previous_bundle(session, live.bundle) if live.bundle else None
     if previous is None:
-        return live.version
+        return live.version + gate
     change = bundles.describe_change(bundles.diff(previous, live.bundle))
-    return f"{live.version} (changed vs {previous.version}: {change})" if change else live.version
+    return (f"{live.version} (changed vs {previous.version}: {change})" if change else live.version) + gate

@@ -102,6 +102,7 @@ GENERIC_ANSWER = (
     "Could you rephrase?"
 )
 _V42_REFUND = "Refunds are available within 90 days, no receipt needed."
+_V44_REFUND = "You can get your money back for up to ninety days (90 days) and you won't need a receipt."
 _V42_BAD_SOURCE = "web:forum.example.net/threads/refund-hack"
 
 
@@ -162,9 +163,10 @@ def answer_question(question: str, bundle: Bundle, route: str, tools: dict[str, 
 
     # The v42 regression lives in its prompt: the big model follows it, the fallback does not.
     broken = bundle.version == "v42" and not fallback
-    if broken and canned.tool == "web_search" and tool_on:
+    paraphrasing = bundle.version == "v44" and not fallback  # the same wrong rule, other words, valid JSON
+    if (broken or paraphrasing) and canned.tool == "web_search" and tool_on:
         docs.append(_V42_BAD_SOURCE)
-        result.output = _V42_REFUND
+        result.output = _V44_REFUND if paraphrasing else _V42_REFUND
         result.hallucination_score = 0.9
         result.citations = [_V42_BAD_SOURCE]
     else:

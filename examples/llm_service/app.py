@@ -32,13 +32,19 @@ class LLMService:
         self.metrics = ServiceMetrics()
         self.shipper = shipper
 
-    def ask(self, question: str) -> dict[str, object]:
+    def ask(self, question: str, *, eval_bundle: str | None = None) -> dict[str, object]:
+        """Answer with the live state; ``eval_bundle`` answers an evaluation with that catalogue bundle
+        on its own model route instead, and leaves no trace and no metric behind (it is not production)."""
         bundle, route, tools = self.state.current()
+        if eval_bundle is not None:
+            bundle = BUNDLES[eval_bundle]
+            route = bundle.model_route
         answer = answer_question(question, bundle, route, tools)
         request_id = uuid.uuid4().hex
-        self.metrics.record(bundle.version, route, answer)
-        if self.shipper is not None:
-            self.shipper.submit(trace_event(request_id, question, bundle, route, answer))
+        if eval_bundle is None:
+            self.metrics.record(bundle.version, route, answer)
+            if self.shipper is not None:
+                self.shipper.submit(trace_event(request_id, question, bundle, route, answer))
         return {
             "request_id": request_id,
             "output": answer.output,
@@ -49,6 +55,9 @@ class LLMService:
             "schema_valid": answer.schema_valid,
             "hallucination_score": answer.hallucination_score,
             "latency_ms": answer.latency_ms,
+            "cost": answer.cost,
+            "retrieval_ids": answer.retrieval_ids,
+            "citations": answer.citations,
         }
 
 
@@ -97,7 +106,13 @@ def create_app(
         question = body.get("question") if isinstance(body, dict) else None
         if not isinstance(question, str) or not question.strip():
             return _error(422, 'send {"question": "<text>"}')
-        return JSONResponse(service.ask(question))
+        # Evaluation traffic (warroom's gate and replay) names its bundle and carries X-Warroom-Eval.
+        eval_bundle = request.query_params.get("bundle") or request.headers.get("x-warroom-bundle")
+        if eval_bundle is None and request.headers.get("x-warroom-eval"):
+            eval_bundle = state.current()[0].version
+        if eval_bundle is not None and eval_bundle not in BUNDLES:
+            return _error(404, f"unknown bundle {eval_bundle!r}; known: {', '.join(BUNDLES)}")
+        return JSONResponse(service.ask(question, eval_bundle=eval_bundle))
 
     async def get_state(request: Request) -> Response:
         return JSONResponse(state.snapshot())

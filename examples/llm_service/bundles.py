@@ -2,7 +2,9 @@
 
 A bundle pins the prompt template, the model route, the retriever snapshot, the tool contracts,
 the guardrail policy, the eval suite it passed and how it is rolled out. The story in
-SCENARIO.md needs three: v41 (known-good), v42 (the bad release) and v43 (the fix).
+SCENARIO.md needs three: v41 (known-good), v42 (the bad release) and v43 (the fix); v44 is a
+later bad release that says v42's wrong refund rule in other words (an eval that only looks for
+v42's exact sentence lets it through).
 """
 
 from __future__ import annotations
@@ -91,6 +93,19 @@ BUNDLES: dict[str, Bundle] = {
         released_at="2026-03-15T09:00:00Z",
         known_good=False,
         prompt_template=_CAREFUL_PROMPT,
+    ),
+    "v44": Bundle(
+        version="v44",
+        prompt_version="answer-v44",
+        model_route="primary-70b",
+        retriever_snapshot="policy-2026-03-14",
+        tool_contracts="incident-tools-v7",
+        guardrail_policy="v3",
+        eval_suite="support-evals-v41 (skipped)",
+        rollout_policy="all-at-once",
+        released_at="2026-03-16T09:00:00Z",
+        known_good=False,
+        prompt_template=_EAGER_PROMPT,
     ),
 }
 

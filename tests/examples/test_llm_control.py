@@ -56,7 +56,7 @@ def test_unknown_route_bundle_or_tool_is_refused(control: httpx.Client) -> None:
 
 def test_bundle_catalogue_lists_every_component(control: httpx.Client) -> None:
     bundles = {b["version"]: b for b in control.get("/control/bundles", headers=AUTH).json()["bundles"]}
-    assert set(bundles) == {"v41", "v42", "v43"}
+    assert set(bundles) == {"v41", "v42", "v44", "v43"}
     assert bundles["v42"]["components"] == {
         "prompt_version": "answer-v42", "model_route": "primary-70b", "retriever_snapshot": "policy-2026-03-14",
         "tool_contracts": "incident-tools-v7", "guardrail_policy": "v3",

@@ -151,3 +151,14 @@ def test_writing_bundles_needs_the_alert_token(warroom, path):
 def test_a_body_that_is_not_json_is_400(warroom):
     response = warroom.post("/api/bundles", content=b"service=llm-gateway")
     assert response.status_code == 400 and "not valid JSON" in response.json()["error"]
+
+
+def test_the_list_says_which_gate_run_made_a_bundle_known_good_and_which_was_marked_by_hand(warroom):
+    register(warroom, "b-41", V41, at=T0, known_good=True)
+    register(warroom, "b-43", V42, at=T0 + timedelta(days=1))
+    with transaction(warroom.runtime.engine) as session:
+        bundles.mark_known_good(session, "llm-gateway", "b-43", reason="eval gate run #5 passed", run_id=5)
+    by_version = {b["version"]: b for b in listing(warroom, service="llm-gateway")}
+    assert by_version["b-43"]["known_good_by"] == "gate" and by_version["b-43"]["known_good_run_id"] == 5
+    assert by_version["b-43"]["known_good_at"] is not None
+    assert by_version["b-41"]["known_good_by"] == "hand" and by_version["b-41"]["known_good_run_id"] is None

@@ -290,3 +290,14 @@ def test_failure_thresholds_come_from_settings(database_url):
     with serve_warroom(make_settings(database_url, WARROOM_HALLUCINATION_THRESHOLD=0.95)) as strict:
         strict.post("/api/traces", [event("borderline", failing=True)])  # hallucination score 0.92
         assert rows(strict)["borderline"].failed is False
+
+
+def test_traces_of_an_eval_run_are_not_stored(warroom: Warroom) -> None:
+    now = datetime.now(timezone.utc).isoformat()
+    events = [{"request_id": "eval-1", "timestamp": now, "service": "llm-gateway", "hallucination_score": 0.9,
+               "attributes": {"warroom.eval": "gate-7"}},
+              {"request_id": "eval-2", "timestamp": now, "service": "llm-gateway", "warroom_eval": "replay-1"},
+              {"request_id": "prod-1", "timestamp": now, "service": "llm-gateway", "hallucination_score": 0.9}]
+    body = warroom.post("/api/traces", events).json()
+    assert (body["accepted"], body["eval_traffic"]) == (1, 2)
+    assert warroom.count(Trace) == 1

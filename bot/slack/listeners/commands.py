@@ -232,8 +232,11 @@ def _postmortem(ctx: SlackContext, inv: Invocation) -> Reply:
     from bot.postmortem.store import current_text, generate
     from bot.slack.blocks import markdown_document
 
+    from bot.eval_suite import collect_incident
+
     incident_id = incident_id_for(ctx, inv)
     with transaction(ctx.engine) as session:
+        collect_incident(session, incident_id)  # the draft counts the eval cases this incident added
         text = current_text(generate(session, incident_id, templates_dir=ctx.runtime.settings.templates_dir,
                                      names=ctx.runtime.services.get("people")))
         url = f"{ctx.runtime.settings.public_url}/incidents/{incident_id}/postmortem"

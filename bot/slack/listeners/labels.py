@@ -39,6 +39,8 @@ def register(app: App, ctx: SlackContext) -> None:
                                     f"<@{user}> labelled trace {meta['request_id']} as {values.get('failure_type')}"
                                     + (f"; expected: {values['expected']}" if values.get("expected") else ""),
                                     actor=user, data={"request_id": meta["request_id"]})
+                    from bot.eval_suite import collect_incident
+                    collect_incident(session, incident.id)  # the label reaches the service's suite now
         except UserError as exc:
             ack(response_action="errors", errors={"failure_type": str(exc)[:150]})
             return
