@@ -113,13 +113,14 @@ def runbooks_check(directory: Path = typer.Argument(Path("runbooks"), help="The 
     """Validate every runbook; prints path:line: message for each problem, exit 1 on any."""
     from bot.actions import load_playbooks
     from bot.runbooks import check_runbooks
-    names = None
+    names = unattended = None
     if playbooks.is_dir():
         try:
-            names = set(load_playbooks(playbooks))
+            loaded = load_playbooks(playbooks)
+            names, unattended = set(loaded), {name for name, pb in loaded.items() if pb.unattended}
         except Exception:
             names = None  # a broken playbooks folder is `warroom playbooks check`'s to report
-    problems = check_runbooks(directory, playbook_names=names)
+    problems = check_runbooks(directory, playbook_names=names, unattended=unattended)
     _print_problems(problems)
     typer.echo(f"{directory}: ok")
 

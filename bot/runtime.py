@@ -43,7 +43,11 @@ class Runtime:
     @property
     def intake_rules(self) -> IntakeRules:
         return IntakeRules(severity_map=self.settings.severity_map, default_severity=self.settings.default_severity,
-                           choose_runbook=self._choose_runbook)
+                           choose_runbook=self._choose_runbook, automatic=self._automatic)
+
+    def _automatic(self, runbook_id: str | None) -> bool:
+        runbook = self.runbooks.get(runbook_id) if runbook_id and self.settings.automation else None
+        return bool(runbook and runbook.auto)
 
     def _choose_runbook(self, labels: dict[str, str], annotations: dict[str, str]) -> tuple[str | None, int | None]:
         runbook = self.runbooks.match(labels, annotations)

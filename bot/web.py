@@ -37,8 +37,11 @@ def create_app(runtime: Runtime, *, extra_routes: list | None = None) -> Starlet
     runtime.services.setdefault("actions", Actions(
         runtime.engine, settings.playbooks_dir, settings.action_hosts or None,
         approval_timeout=timedelta(minutes=settings.approval_timeout_minutes)))
+    from bot.automation.wiring import install as install_automation
+
+    automatic = install_automation(runtime, runtime.services["actions"])
     slack = build_slack(runtime)
-    handlers = {**slack.handlers, **runtime.services.get("handlers", {})}
+    handlers = {**slack.handlers, **automatic, **runtime.services.get("handlers", {})}
     worker = Worker(runtime.engine, handlers, wake=runtime.wake, on_give_up=slack.effects.report_give_up)
     runtime.services.update(worker=worker, slack=slack)
 

@@ -48,6 +48,8 @@ class IntakeRules:
     default_severity: int = 3
     # (labels, annotations) -> (runbook id, severity override or None)
     choose_runbook: Callable[[dict[str, str], dict[str, str]], tuple[str | None, int | None]] | None = None
+    # (runbook id) -> whether its `auto:` rules are to be considered for a new incident (bot.automation)
+    automatic: Callable[[str | None], bool] | None = None
 
 
 @dataclass
@@ -184,6 +186,9 @@ class _Batch:
         self.events.queue(service.room_effect(incident.id))
         self.events.queue(service.traces_effect(incident.id),
                           only_if=self.writes.link_traces(incident.id, service_name, opened_at=now))
+        if rules.automatic is not None and rules.automatic(runbook_id):
+            from bot.automation.service import consider_effect
+            self.events.queue(consider_effect(incident.id))
         return incident
 
     def _apply_alerts(self, group: GroupState, incident: IncidentState, note: Notification,

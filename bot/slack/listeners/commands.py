@@ -103,6 +103,18 @@ def _mutate(ctx: SlackContext, inv: Invocation, operation: str, change: Callable
     return reply or "Done."
 
 
+@command("auto")
+def _auto(ctx: SlackContext, inv: Invocation) -> Reply:
+    """`/incident auto off|on`: whether warroom acts on its own (the runbook's `auto:`) for this incident."""
+    from bot.automation.service import set_switch
+
+    word = inv.args.strip().lower()
+    if word not in ("on", "off"):
+        raise UserError("Usage: `/incident auto off` (warroom stops acting on its own here) or `/incident auto on`.")
+    return _mutate(ctx, inv, "automation",
+                   lambda session, incident: set_switch(session, incident, on=word == "on", actor=inv.user))
+
+
 @command("ack", "acknowledge")
 def _ack(ctx: SlackContext, inv: Invocation) -> Reply:
     def change(session, incident):  # noqa: ANN001
