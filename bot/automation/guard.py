@@ -49,6 +49,9 @@ from bot.telemetry import Metrics
 log = logging.getLogger(__name__)
 
 CHECK = "guard.check"
+# The "before" ratio covers at least this much time before the run (a short guard window would
+# otherwise judge against a handful of requests).
+MIN_BASELINE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -154,7 +157,7 @@ class Guard:
         finished = as_utc(run.finished_at) or utcnow()
         began = as_utc(run.started_at) or finished
         try:
-            before = source.read(session, slo, began - self.settings.window, began)
+            before = source.read(session, slo, began - max(self.settings.window, MIN_BASELINE), began)
         except ExternalError as exc:
             log.warning("guard baseline unavailable: %s", exc)
             before = Reading(None, None)
