@@ -18,7 +18,9 @@ from sqlmodel import Session
 
 from bot.clock import as_utc, utcnow
 from bot.db import insert_or_ignore
-from bot.models import Bundle, ChangeEvent
+from bot.incidents import lifecycle, timeline
+from bot.incidents import service as incidents
+from bot.models import Bundle, ChangeEvent, Incident
 
 KINDS = ("deploy", "prompt", "model_route", "retriever", "flag", "config", "other")
 LOOKBACK = timedelta(hours=6)  # how far before an incident its card and postmortem look
@@ -34,9 +36,11 @@ class Change:
     link: str | None = None
     source: str = "api"
 
-    def line(self, before: datetime) -> str:
-        """"changed 17 min before: bundle v42 by deploy-bot" for an incident opened at ``before``."""
-        return f"changed {_ago(before - self.at)} before: {self.summary}" + (f" by {self.actor}" if self.actor else "")
+    def line(self, opened: datetime) -> str:
+        """"changed 17 min before: bundle v42 by deploy-bot" for an incident opened at ``opened``."""
+        when = (f"{_ago(opened - self.at)} before" if self.at <= opened
+                else f"{_ago(self.at - opened)} after it opened")
+        return f"changed {when}: {self.summary}" + (f" by {self.actor}" if self.actor else "")
 
 
 def record(session: Session, *, service: str, kind: str, summary: str, at: datetime | None = None,
@@ -52,6 +56,25 @@ def record(session: Session, *, service: str, kind: str, summary: str, at: datet
         "source": source, "dedupe_key": f"{source}:{key}"[:200], "received_at": utcnow(),
     }, ["dedupe_key"])
     return row_id, change
+
+
+def announce(session: Session, **fields: object) -> tuple[int | None, list[int]]:
+    """`record`, and put a new change on the timeline and card of the service's open incidents:
+    ``(change id or None for a repeat, incident ids told)``."""
+    row_id, change = record(session, **fields)  # type: ignore[arg-type]
+    if row_id is None:
+        return None, []
+    told = []
+    # Old news (a deploy registered long after it happened) is not told to today's incidents.
+    for incident in session.execute(select(Incident).where(
+            Incident.service == change.service, Incident.status.in_(lifecycle.OPEN_STATUSES),
+            Incident.opened_at <= change.at + LOOKBACK)).scalars():
+        timeline.record(session, incident, "change", f"Change: {change.summary}" + (
+            f" by {change.actor}" if change.actor else "") + (f" ({change.link})" if change.link else ""),
+            actor=change.actor or change.source, at=change.at, echo=True, data={"change": row_id})
+        incidents.refresh_card(session, incident)
+        told.append(incident.id)
+    return row_id, told  # type: ignore[return-value]
 
 
 def changes_before(session: Session, service: str | None, at: datetime, *,
@@ -77,6 +100,11 @@ def changes_before(session: Session, service: str | None, at: datetime, *,
 
 def bundle_summary(version: str) -> str:
     return f"bundle {version}"
+
+
+def for_incident(session: Session, service: str | None, opened: datetime, *, until: datetime | None = None) -> list[Change]:
+    """The changes an incident's card shows: the hours before it opened, and any since."""
+    return changes_before(session, service, until or utcnow(), lookback=(until or utcnow()) - opened + LOOKBACK)
 
 
 def last_change_before(session: Session, service: str | None, at: datetime) -> Change | None:

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 
-from bot.routes import api, pages, sessions, telemetry, webhooks
+from bot.routes import api, changes, pages, sessions, telemetry, webhooks
 from bot.runtime import Runtime
 from bot.scheduler import stop as stop_scheduler
 from bot.worker import Worker
@@ -68,7 +68,7 @@ def create_app(runtime: Runtime, *, extra_routes: list | None = None) -> Starlet
                 stop()
             slack.context.pool.shutdown(wait=False, cancel_futures=True)
 
-    routes = [*webhooks.routes, *api.routes, slack_route(slack.app),
+    routes = [*webhooks.routes, *api.routes, *changes.routes, slack_route(slack.app),
               *telemetry.routes, *pages.routes, *sessions.routes, *(extra_routes or [])]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.runtime = runtime

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from sqlmodel import Session
 
-from bot import outbox
+from bot import changes, outbox
 from bot.alerts.normalize import NormalAlert, Notification
 from bot.alerts.severity import severity_from_labels, worst
 from bot.alerts.store import AlertKey, AlertStore, EventBatch, GroupState, IncidentState, KnownAlert, PendingWrites
@@ -38,6 +38,7 @@ from bot.models import Incident
 
 Outcome = Literal["opened", "updated", "duplicate", "ignored"]
 MAX_LINKS = 12
+MAX_CHANGES_SHOWN = 5  # the service's latest changes before a new incident, on its timeline
 NAME_LENGTH = 200  # Incident.service and Incident.slo
 MONITORING_GAP_TEXT = "Monitoring gap: the alert source reports NoData/Error, so the SLO cannot be evaluated"
 
@@ -181,6 +182,9 @@ class _Batch:
             self.events.add(previous.id, "refired", f"The alert group fired again as incident #{incident.id}",
                             actor=note.source, at=now)
         self.events.add(incident.id, "opened", text, actor=note.source, at=now)
+        for change in changes.changes_before(self.session, service_name, now)[:MAX_CHANGES_SHOWN]:
+            self.events.add(incident.id, "change", f"Change: {change.line(now)}", actor=change.actor or change.source,
+                            at=change.at)
         # `service.open_room` without its ORM object or a round trip of its own: the room's rows
         # come first among the new incident's, the failing traces' only if there are any.
         self.events.queue(service.room_effect(incident.id))

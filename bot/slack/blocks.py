@@ -35,6 +35,7 @@ class CardView:
     channel_id: str | None = None
     runbook_title: str | None = None
     bundle_line: str | None = None
+    change_line: str | None = None  # "Changed 17 min before: bundle v42 by deploy-bot"
     monitoring_gap: bool = False
     status_text: str | None = None
     links: list[dict[str, str]] = field(default_factory=list)
@@ -93,6 +94,8 @@ def card(view: CardView) -> list[dict[str, Any]]:
     context = []
     if view.bundle_line:
         context.append(f"Live bundle {safe(view.bundle_line, 400)}")
+    if view.change_line:
+        context.append(safe(view.change_line, 400))
     if view.runbook_title:
         context.append(f"Runbook: {safe(view.runbook_title, 200)}")
     if view.monitoring_gap:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlmodel import Session
 
+from bot.clock import as_utc
 from bot.incidents import metrics, service
 from bot.models import Incident, IncidentStep
 from bot.runbooks import RunbookSet
@@ -27,9 +28,24 @@ def card_view(session: Session, incident: Incident, runbooks: RunbookSet | None)
         mtta=metrics.human(metrics.mtta(incident)) if incident.acknowledged_at else None,
         mttr=metrics.human(metrics.mttr(incident)) if incident.resolved_at else None,
         channel_id=incident.channel_id, runbook_title=runbook.title if runbook else None,
-        bundle_line=bundle_line(session, incident), monitoring_gap=incident.monitoring_gap,
+        bundle_line=bundle_line(session, incident), change_line=change_line(session, incident),
+        monitoring_gap=incident.monitoring_gap,
         status_text=incident.status_text, links=list(incident.links or []), warnings=warnings,
     )
+
+
+def change_line(session: Session, incident: Incident) -> str | None:
+    """"Changed 17 min before: bundle v42 by deploy-bot": the service's latest change (hours before
+    the incident, or since), and how many more there were."""
+    from bot import changes
+
+    opened = as_utc(incident.opened_at)
+    found = changes.for_incident(session, incident.service, opened)  # type: ignore[arg-type]
+    if not found:
+        return None
+    line = found[0].line(opened)  # type: ignore[arg-type]
+    more = f" (and {len(found) - 1} earlier change{'s' if len(found) > 2 else ''})" if len(found) > 1 else ""
+    return line[0].upper() + line[1:] + more
 
 
 def bundle_line(session: Session, incident: Incident) -> str | None:
