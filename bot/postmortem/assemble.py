@@ -32,6 +32,7 @@ from bot.postmortem.context import (
     TraceSummary,
 )
 from bot.redact import Redactor
+from bot.postmortem.response import response_facts
 from bot.slo.burn import budget_consumed, trace_outcomes
 from bot.slo.spec import SLO
 
@@ -68,12 +69,19 @@ def build_context(session: Session, incident_id: int, *, redactor: Redactor | No
     incident = service.get(session, incident_id)
     redactor = redactor or Redactor()
     start, end = impact_window(session, incident)
+    lineage = _lineage(session, incident)
+    response = response_facts(session, incident, lineage.live_version if lineage.rolled_back_to else None)
+    impact = _impact(session, incident, start, end, budget_slo)
+    if response.cause is not None and (incident.resolved_at or incident.mitigated_at):
+        # A change named as the cause started the harm: count the duration from it.
+        impact.duration = as_utc(incident.resolved_at or incident.mitigated_at) - response.cause.at  # type: ignore[operator]
     return PostmortemContext(
+        response=response,
         incident=_info(incident),
-        impact=_impact(session, incident, start, end, budget_slo),
+        impact=impact,
         timeline=_timeline(session, incident_id),
         actions=_actions(session, incident_id),
-        bundles=_lineage(session, incident),
+        bundles=lineage,
         traces=_traces(session, incident_id, redactor),
         followups=[_followup_text(f.text, f.owner, f.done) for f in service.followups(session, incident_id)],
         eval_cases_added=eval_cases_added if eval_cases_added is not None else exported_case_count(session, incident_id),

@@ -108,6 +108,7 @@ class PostmortemContext(BaseModel):
     followups: list[str] = Field(default_factory=list)
     eval_cases_added: int = Field(default=0, ge=0)
     summary: str | None = None  # a human's own words, when someone already wrote them
+    response: Any = None  # bot.postmortem.response.ResponseFacts: changes, time to detect, automation
 
     @model_validator(mode="after")
     def _derive_missing_impact(self) -> PostmortemContext:

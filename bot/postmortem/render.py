@@ -134,4 +134,5 @@ def render_postmortem(
         followups=ctx.followups,
         eval_cases_added=ctx.eval_cases_added,
         summary=ctx.summary,
+        response=ctx.response,
     )

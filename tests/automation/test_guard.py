@@ -40,6 +40,10 @@ def guarded(start_warroom):
 
 def test_the_guard_mitigates_with_evidence_when_the_ratio_drops(guarded, llm_service):
     slack = guarded(WARROOM_GUARD_SECONDS=60)
+    deployed = (datetime.now(timezone.utc) - timedelta(minutes=17, seconds=20)).isoformat()
+    assert slack.http.post("/api/bundles", headers=AUTH, json={
+        "service": "llm-gateway", "version": "v42", "components": {"prompt_version": "answer-v42"},
+        "deployed_at": deployed, "deployed_by": "deploy-bot"}).status_code == 201
     send_traces(slack, 20, 8, at=datetime.now(timezone.utc) - timedelta(seconds=1), spread=timedelta(seconds=50))
     incident_id = slack.fire(am_payload([am_alert("primary-70b")]))
     channel = slack.room(incident_id)
@@ -59,6 +63,20 @@ def test_the_guard_mitigates_with_evidence_when_the_ratio_drops(guarded, llm_ser
     metrics = slack.http.get("/metrics").text
     assert "warroom_auto_action_verified_seconds_count 1.0" in metrics
     assert 'warroom_guard_verdict_seconds_count{verdict="improved"} 1.0' in metrics
+
+    draft = postmortem_of(slack, incident_id)
+    assert "Time to detect: 17 m" in draft and "| `deploy` | bundle v42 | deploy-bot |" in draft
+    assert "Automatic actions by warroom: 1; alert received → first automatic action verified:" in draft
+    assert "Guard after `fallback` (run 1): improved" in draft and "40.0 % → 0.0 %" in draft
+    assert "| warroom (auto) |" in draft  # the actions table says whose run it was
+
+
+def postmortem_of(harness, incident_id: int) -> str:
+    from bot.db import transaction
+    from bot.postmortem.assemble import build_context
+    from bot.postmortem.render import render_postmortem
+    with transaction(harness.runtime.engine) as session:
+        return render_postmortem(build_context(session, incident_id))
 
 
 def test_not_improved_by_the_deadline_pages_again_undoes_and_proposes_the_next_action(guarded, llm_service):
