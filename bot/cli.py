@@ -159,7 +159,8 @@ def postmortem(incident: int = typer.Argument(..., help="Incident id."),
     from bot.postmortem.store import current_text, generate
     runtime = _runtime()
     with transaction(runtime.engine) as session:
-        text = current_text(generate(session, incident, templates_dir=runtime.settings.templates_dir))
+        text = current_text(generate(session, incident, templates_dir=runtime.settings.templates_dir,
+                                     slos=runtime.slos))
     if out:
         out.write_text(text)
         typer.echo(f"wrote {out}")

@@ -18,10 +18,7 @@ GUARD_SLOS_SERVICE = "guard_slos"  # Runtime.services: SLOs the guard reads when
 def install(runtime: Runtime, actions: Actions) -> dict[str, Handler]:
     """The outbox handlers of the automation and the guard; ``actions`` reports finished runs to them."""
     settings = runtime.settings
-    slos = runtime.services.get(GUARD_SLOS_SERVICE)
-    if slos is None and settings.slo_file:
-        from bot.slo import load_slos
-        slos = load_slos(settings.slo_file)
+    slos = runtime.slos  # the SLO file's, or those registered under GUARD_SLOS_SERVICE
     automation = Automation(runtime.engine, runtime.runbooks, actions, Limits.from_settings(settings), runtime.metrics)
     guard = Guard(runtime.engine, slos or [], GuardSettings.from_settings(settings), runtime.runbooks, actions,
                   runtime.metrics, PrometheusSLI(settings.prometheus_url) if settings.prometheus_url else None)

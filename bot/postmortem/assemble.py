@@ -15,7 +15,10 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from collections.abc import Sequence
+
 from bot import bundles, traces
+from bot import impact as measured_impact
 from bot.clock import as_utc, utcnow
 from bot.errors import NotFound
 from bot.incidents import metrics, service, timeline
@@ -65,8 +68,11 @@ def plain_slack_text(text: str) -> str:
 
 
 def build_context(session: Session, incident_id: int, *, redactor: Redactor | None = None,
-                  budget_slo: SLO | None = None, eval_cases_added: int | None = None) -> PostmortemContext:
+                  budget_slo: SLO | None = None, eval_cases_added: int | None = None,
+                  slos: Sequence[SLO] = ()) -> PostmortemContext:
+    """``slos``: the SLO file's SLOs; the incident's own one gives the budget and the failing rule."""
     incident = service.get(session, incident_id)
+    budget_slo = budget_slo or measured_impact.slo_of(slos, incident)
     redactor = redactor or Redactor()
     start, end = impact_window(session, incident)
     lineage = _lineage(session, incident)
@@ -120,8 +126,15 @@ def _impact(session: Session, incident: Incident, start: datetime, end: datetime
         consumed = budget_consumed(slo, trace_outcomes(slo, [(ts, data) for ts, data in rows]), start, end)
     # No failing trace says nothing unless the service was sending traces at the time.
     affected = failing if failing or traces_in_window(session, incident, start, end) else None
-    return Impact(mtta=metrics.mtta(incident), mttr=metrics.mttr(incident), budget_consumed=consumed,
-                  requests_affected=affected)
+    measured = measured_impact.from_traces(session, incident, slo, start, end)
+    if measured is None:
+        return Impact(mtta=metrics.mtta(incident), mttr=metrics.mttr(incident), budget_consumed=consumed,
+                      requests_affected=affected)
+    return Impact(mtta=metrics.mtta(incident), mttr=metrics.mttr(incident),
+                  budget_consumed=measured.budget_consumed if measured.budget_consumed is not None else consumed,
+                  requests_affected=measured.failing, requests_served=measured.requests,
+                  failing_fraction=measured.failing_fraction, users_affected=measured.people_affected,
+                  people_kind=measured.people_kind, source=measured.source)
 
 
 def traces_in_window(session: Session, incident: Incident, start: datetime, end: datetime) -> int:

@@ -48,6 +48,10 @@ class Impact(BaseModel):
     budget_consumed: float | None = Field(default=None, ge=0)  # fraction of the period's error budget
     requests_affected: int | None = Field(default=None, ge=0)
     users_affected: int | None = Field(default=None, ge=0)
+    requests_served: int | None = Field(default=None, ge=0)
+    failing_fraction: float | None = Field(default=None, ge=0)
+    people_kind: str | None = None  # "users" or "sessions": what users_affected counts
+    source: str | None = None  # where the figures come from (bot.impact)
 
 
 class TimelineEntry(_UtcModel):

@@ -7,6 +7,8 @@ when the draft's text changes, so regenerating an unchanged record raises no fal
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pathlib import Path
 
 from sqlalchemy import select
@@ -33,12 +35,13 @@ def get(session: Session, incident_id: int) -> Postmortem | None:
 
 
 def generate(session: Session, incident_id: int, *, templates_dir: Path | None = None,
-             redactor: Redactor | None = None, budget_slo: SLO | None = None, by: str | None = None) -> Postmortem:
+             redactor: Redactor | None = None, budget_slo: SLO | None = None, by: str | None = None,
+             slos: Sequence[SLO] = ()) -> Postmortem:
     """Render the draft from the current record and store it; a human edit is kept as it is.
 
     ``by``: the person who asked for it on the page; the timeline says so.
     """
-    ctx = build_context(session, incident_id, redactor=redactor, budget_slo=budget_slo)
+    ctx = build_context(session, incident_id, redactor=redactor, budget_slo=budget_slo, slos=slos)
     text = render_postmortem(ctx, templates_dir, redactor=redactor)
     now = utcnow()
     if by is not None:
@@ -57,13 +60,14 @@ def get_or_generate(session: Session, incident_id: int, *, templates_dir: Path |
     return get(session, incident_id) or generate(session, incident_id, templates_dir=templates_dir)
 
 
-def stored_or_preview(session: Session, incident_id: int, *, templates_dir: Path | None = None) -> Postmortem:
+def stored_or_preview(session: Session, incident_id: int, *, templates_dir: Path | None = None,
+                      slos: Sequence[SLO] = ()) -> Postmortem:
     """What a reader sees: the stored record, or a draft rendered now and not stored (a GET never writes)."""
     stored = get(session, incident_id)
     if stored is not None:
         return stored
     service.get(session, incident_id)  # NotFound for an incident that does not exist
-    text = render_postmortem(build_context(session, incident_id), templates_dir)
+    text = render_postmortem(build_context(session, incident_id, slos=slos), templates_dir)
     return Postmortem(incident_id=incident_id, draft=text, generated_at=utcnow())  # never added to the session
 
 

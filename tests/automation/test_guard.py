@@ -21,7 +21,7 @@ def send_traces(harness, count: int, bad: int, *, at: datetime | None = None, sp
     at = at or datetime.now(timezone.utc)
     events = [{"request_id": f"guard-{next(_ids)}-{i}", "service": "llm-gateway", "model": "primary-70b",
                "timestamp": (at - spread * (i / max(count, 1))).isoformat(), "question": "q", "output": "a",
-               "hallucination_score": 0.9 if i < bad else 0.02} for i in range(count)]
+               "hallucination_score": 0.9 if i < bad else 0.02, "user_id": f"user-{i % 5}"} for i in range(count)]
     response = harness.http.post("/api/traces", json=events, headers=AUTH)
     assert response.status_code == 200 and response.json()["accepted"] == count, response.text
 
@@ -45,7 +45,7 @@ def test_the_guard_mitigates_with_evidence_when_the_ratio_drops(guarded, llm_ser
         "service": "llm-gateway", "version": "v42", "components": {"prompt_version": "answer-v42"},
         "deployed_at": deployed, "deployed_by": "deploy-bot"}).status_code == 201
     send_traces(slack, 20, 8, at=datetime.now(timezone.utc) - timedelta(seconds=1), spread=timedelta(seconds=50))
-    incident_id = slack.fire(am_payload([am_alert("primary-70b")]))
+    incident_id = slack.fire(am_payload([am_alert("primary-70b", starts=(datetime.now(timezone.utc) - timedelta(seconds=60)).isoformat())]))
     channel = slack.room(incident_id)
     started = wait_for(lambda: events(slack, incident_id, "guard_started"), timeout=10, what="the guard")
     assert "before: 40.0 % bad, objective 99.5 %; from traces" in started[0]["text"]
@@ -69,6 +69,12 @@ def test_the_guard_mitigates_with_evidence_when_the_ratio_drops(guarded, llm_ser
     assert "Automatic actions by warroom: 1; alert received → first automatic action verified:" in draft
     assert "Guard after `fallback` (run 1): improved" in draft and "40.0 % → 0.0 %" in draft
     assert "| warroom (auto) |" in draft  # the actions table says whose run it was
+    assert "Requests served: 30\n- Requests affected: 8 (26.7 % failing)" in draft
+    assert "Users affected: 5" in draft and "user-1" not in draft
+    assert "failing by hallucination-rate SLO rule hallucination_score" in draft
+    assert "budget from its 99.5 % objective over 30d" in draft and "Error budget consumed: unknown" not in draft
+    budget = float(draft.split("Error budget consumed: ")[1].split(" %")[0])
+    assert 0 < budget < 5  # a minute of a 26.7 % failure rate, against 0.5 % of 30 days
 
 
 def postmortem_of(harness, incident_id: int) -> str:
@@ -76,7 +82,7 @@ def postmortem_of(harness, incident_id: int) -> str:
     from bot.postmortem.assemble import build_context
     from bot.postmortem.render import render_postmortem
     with transaction(harness.runtime.engine) as session:
-        return render_postmortem(build_context(session, incident_id))
+        return render_postmortem(build_context(session, incident_id, slos=harness.runtime.slos))
 
 
 def test_not_improved_by_the_deadline_pages_again_undoes_and_proposes_the_next_action(guarded, llm_service):

@@ -241,7 +241,8 @@ def _postmortem(ctx: SlackContext, inv: Invocation) -> Reply:
 
     incident_id = incident_id_for(ctx, inv)
     with transaction(ctx.engine) as session:
-        text = current_text(generate(session, incident_id, templates_dir=ctx.runtime.settings.templates_dir))
+        text = current_text(generate(session, incident_id, templates_dir=ctx.runtime.settings.templates_dir,
+                                     slos=ctx.runtime.slos))
         url = f"{ctx.runtime.settings.public_url}/incidents/{incident_id}/postmortem"
         outbox.enqueue(session, "slack.message", {
             "incident_id": incident_id, "text": f"Postmortem draft for incident #{incident_id}",
