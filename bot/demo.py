@@ -84,6 +84,12 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
     })
     configure(settings.log_format, "WARNING")
     runtime = Runtime.build(settings)
+    if not watch:
+        # The guard judges the automatic fallback from the service's traces by these SLOs even
+        # when the built-in watcher is off (the sample alert stands in for Prometheus).
+        from bot.automation.wiring import GUARD_SLOS_SERVICE
+        from bot.slo import load_slos
+        runtime.services[GUARD_SLOS_SERVICE] = load_slos(ROOT / "examples" / "slos.yaml")
     upgrade(runtime.engine)
     bot = ServerThread(create_app(runtime), port=port).start()
     emu.bot_url = f"{bot.url}/slack/events"
@@ -95,7 +101,8 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
         for offset, version in ((timedelta(days=2), "v41"), (timedelta(minutes=17), "v42")):
             components = catalogue[version]["components"]
             http.post("/api/bundles", json={"service": SERVICE, "version": version, "components": components,
-                                            "deployed_at": (now - offset).isoformat(), "known_good": version == "v41"})
+                                            "deployed_at": (now - offset).isoformat(), "known_good": version == "v41",
+                                            "deployed_by": "deploy-bot"})
         fired = http.post("/webhooks/alertmanager", json=sample_alert(now)).json()
 
     signin_url = demo_signin_link(runtime, bot.url)
@@ -110,10 +117,14 @@ warroom demo is running (data in {data_dir}/).
     JSON:             curl -H "Authorization: Bearer {DEV_ALERT_TOKEN}" {bot.url}/api/incidents
   example LLM service {service.url}/control/state (serving bad bundle v42; metrics at /metrics)
 
-A sample SLO alert fired (incident #{fired.get('incident_id')}). In the emulator page, pick "Priya" and try:
+A sample SLO alert fired (incident #{fired.get('incident_id')}). Before anyone clicks, its runbook's automatic
+fallback runs: the channel says what warroom did, why and how to undo it, then the guard's evidence
+(hallucination ratio before → after) and the incident turns mitigated. The card names the change
+before it (bundle v42 by deploy-bot), and warroom proposes the rollback to v41 for a person to approve.
+In the emulator page, pick "Priya" and try:
   • click Acknowledge on the card
-  • /incident fallback          → confirm; the service switches to safe-fallback-8b and is verified
-  • /incident rollback          → proposes v41; Sam must approve (switch user to Sam)
+  • /incident undo 1            → put the route back (you confirm it); /incident auto off stops automation here
+  • approve the rollback proposal as Sam (switch user to Sam)
   • react 📌 on a message, /incident status <text>, /incident resolve, then /incident postmortem
 
 Ctrl-C stops everything.""", flush=True)
