@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlmodel import Session
 
 from bot.clock import as_utc
@@ -79,11 +79,26 @@ def from_traces(session: Session, incident: Incident, slo: SLO | None, start: da
                 if found is not None:
                     people[kind].add(str(found))
     requests = len(outcomes) if slo is not None and slo.trace is not None else len(rows)
-    kind = next((k for k in PEOPLE_FIELDS if people[k]), None)
+    counted = next((k for k in PEOPLE_FIELDS if people[k]), None)
     consumed = budget_consumed(slo, outcomes, start, end) if slo is not None and slo.trace is not None else None
     rule = f"{slo.name} SLO rule {slo.trace}" if slo is not None and slo.trace is not None else "warroom's failure rules"
     return Figures(requests=requests, failing=failing, budget_consumed=consumed,
-                   people_affected=len(people[kind]) if kind else None,
-                   people_kind=kind,
+                   people_affected=len(people[counted]) if counted else None,
+                   people_kind=counted,
                    source=f"{len(rows)} traces from {incident.service} in the incident window; failing by {rule}"
-                          + (f", budget from its {slo.objective:g} % objective over {slo.period}" if consumed is not None else ""))
+                          + (f", budget from its {slo.objective:g} % objective over {slo.period}"
+                             if slo is not None and consumed is not None else ""))
+
+
+def traffic_line(session: Session, incident: Incident, start: datetime, end: datetime) -> str | None:
+    """For the card: "Traffic since it started: 1,204 requests, 8.1 % failing (traces, warroom's
+    failure rules)"; two aggregates over the (service, time) index, so a card refresh stays cheap."""
+    if not incident.service:
+        return None
+    total, failed = session.execute(select(func.count(), func.sum(case((Trace.failed.is_(True), 1), else_=0)))
+                                    .where(Trace.service == incident.service, Trace.timestamp >= start,
+                                           Trace.timestamp <= end)).one()
+    if not total:
+        return None
+    return (f"Traffic since it started: {total:,} requests, {int(failed or 0) / total:.1%} failing "
+            "(from traces, by warroom's failure rules)").replace("%", " %", 1)

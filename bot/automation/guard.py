@@ -162,6 +162,7 @@ class Guard:
             log.warning("guard baseline unavailable: %s", exc)
             before = Reading(None, None)
         rule = self._rule(incident, run)
+        assert incident.id is not None and run.id is not None
         guard = ActionGuard(incident_id=incident.id, run_id=run.id, slo=slo.name, source=source.name, status="watching",
                             undo_if_not_improved=bool(rule and rule.undo_if_not_improved), started_at=finished,
                             deadline=finished + self.settings.window, baseline_ratio=before.ratio,
@@ -173,6 +174,7 @@ class Guard:
                 f"(before: {_pct(before.ratio)} bad, objective {slo.objective} %; from {source.name})")
         timeline.record(session, incident, "guard_started", text, actor="warroom", echo=True,
                         data={"run": run.id, "guard": guard.id})
+        incidents.refresh_card(session, incident)
         self._next(session, guard, 0)
         return True
 
@@ -250,6 +252,7 @@ class Guard:
             "Paging the owners again: the incident needs a person.")}, key=f"guard-page:{guard.id}",
             incident_id=incident.id)
         self._observe("not_improved", incident, now)
+        incidents.refresh_card(session, incident)
         if not (guard.undo_if_not_improved and self.settings.automation and incident.automation_off_by is None):
             return
         try:
@@ -267,6 +270,7 @@ class Guard:
         runbook = self.runbooks.get(incident.runbook_id) if incident.runbook_id else None
         names = list(runbook.actions) if runbook else []
         later = names[names.index(run.playbook) + 1:] if run.playbook in names else names
+        assert incident.id is not None
         tried = {r.playbook for r in self.actions.runs(session, incident.id)}
         for name in later:
             if name in tried or name not in self.actions.playbooks or name not in MITIGATING:

@@ -116,6 +116,7 @@ class Automation:
             return None
         assert run.id is not None
         self._announce(session, incident, run, rule, why)
+        incidents.refresh_card(session, incident)
         return run.id
 
     def _announce(self, session: Session, incident: Incident, run: ActionRun, rule: AutoRule, why: str) -> None:
@@ -198,4 +199,31 @@ def _silenced(session: Session, incident: Incident) -> bool:
 
 
 def _who(user: str | None) -> str:
-    return user if not user or user == AUTOMATION or not user[:1] in "UW" else f"<@{user}>"
+    if not user:
+        return "someone"
+    return user if user == AUTOMATION or user[:1] not in "UW" else f"<@{user}>"
+
+
+def card_line(session: Session, incident: Incident) -> str | None:
+    """For the incident card: warroom's own latest action and what the guard said of it."""
+    from bot.models import ActionGuard
+
+    run = session.execute(select(ActionRun).where(ActionRun.incident_id == incident.id,
+                                                  ActionRun.requested_by == AUTOMATION, ActionRun.undo_of.is_(None))
+                          .order_by(ActionRun.id.desc()).limit(1)).scalar_one_or_none()
+    guard = session.execute(select(ActionGuard).where(ActionGuard.incident_id == incident.id)
+                            .order_by(ActionGuard.id.desc()).limit(1)).scalar_one_or_none()
+    parts = []
+    if run is not None:
+        verb = "proposed" if run.status == "awaiting_approval" else "ran"
+        text = f"🤖 warroom {verb} `{run.playbook}` on its own (run #{run.id}, {run.status.replace('_', ' ')})"
+        if run.status == "succeeded":
+            text += f"; anyone who may run it can undo: `/incident undo {run.id}`"
+        parts.append(text)
+    if guard is not None:
+        verdict = {"watching": "watching", "improved": "improved", "not_improved": "not improved",
+                   "ended": "ended"}.get(guard.status, guard.status)
+        parts.append(f"guard: {verdict}" + (f" — {guard.evidence}" if guard.evidence else ""))
+    if incident.automation_off_by:
+        parts.append("automatic actions switched off for this incident (`/incident auto on` to resume)")
+    return " · ".join(parts) or None

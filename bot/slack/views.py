@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlmodel import Session
 
+from bot.automation import service as automation
 from bot.clock import as_utc
 from bot.incidents import metrics, service
 from bot.models import Incident, IncidentStep
@@ -29,9 +30,18 @@ def card_view(session: Session, incident: Incident, runbooks: RunbookSet | None)
         mttr=metrics.human(metrics.mttr(incident)) if incident.resolved_at else None,
         channel_id=incident.channel_id, runbook_title=runbook.title if runbook else None,
         bundle_line=bundle_line(session, incident), change_line=change_line(session, incident),
+        auto_line=automation.card_line(session, incident), traffic_line=_traffic_line(session, incident),
         monitoring_gap=incident.monitoring_gap,
         status_text=incident.status_text, links=list(incident.links or []), warnings=warnings,
     )
+
+
+def _traffic_line(session: Session, incident: Incident) -> str | None:
+    from bot import impact
+    from bot.postmortem.assemble import impact_window
+
+    start, end = impact_window(session, incident)
+    return impact.traffic_line(session, incident, start, end)
 
 
 def change_line(session: Session, incident: Incident) -> str | None:

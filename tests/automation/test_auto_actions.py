@@ -167,3 +167,15 @@ def test_people_outside_the_channel_cannot_undo_warroom_s_run(start_warroom, llm
     slack.command(f"/incident undo 1", user="U0OUTSIDER")
     wait_for(lambda: any("may not undo a fallback run" in t for t in slack.said_to("U0OUTSIDER")), what="the refusal")
     assert len(runs(slack, incident_id)) == 1
+
+
+def test_the_incident_card_says_what_warroom_did_and_how_to_undo_it(start_warroom, llm_service):
+    slack = start_warroom()
+    incident_id = slack.fire(am_payload([am_alert("primary-70b")]))
+    channel = slack.room(incident_id)
+    wait_for(lambda: "run #1, succeeded); anyone who may run it can undo: `/incident undo 1`" in str(
+        slack.card(channel).blocks), timeout=10, what="the card to tell the automatic run")
+    assert "warroom ran `fallback` on its own" in str(slack.card(channel).blocks)
+    slack.command("/incident auto off", user=PRIYA, channel=channel)
+    wait_for(lambda: "automatic actions switched off for this incident" in str(slack.card(channel).blocks),
+             what="the card to show the switch")
