@@ -45,7 +45,7 @@ class Service:
 def _event_at(room: Any, incident_id: int, kind: str, needle: str = "") -> float | None:
     for event in room.incident(incident_id)["timeline"]:
         if event["kind"] == kind and needle in event["text"]:
-            return datetime.fromisoformat(event["at"].replace("Z", "+00:00")).timestamp()
+            return datetime.fromisoformat(event["at"]).timestamp()
     return None
 
 

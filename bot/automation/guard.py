@@ -34,7 +34,9 @@ from sqlmodel import Session
 from bot import outbox
 from bot.actions.runner import RunResult
 from bot.actions.service import MITIGATING, Actions, describe
+from bot.automation.rules import AutoRule
 from bot.clock import as_utc, utcnow
+from bot.config import Settings
 from bot.db import transaction
 from bot.errors import ExternalError, UserError
 from bot.incidents import lifecycle, timeline
@@ -63,10 +65,10 @@ class GuardSettings:
     automation: bool = True
 
     @classmethod
-    def from_settings(cls, settings: object) -> GuardSettings:
-        return cls(window=timedelta(seconds=getattr(settings, "guard_seconds")),
-                   every=getattr(settings, "guard_check_seconds"), improvement=getattr(settings, "guard_improvement"),
-                   min_requests=getattr(settings, "guard_min_requests"), automation=getattr(settings, "automation"))
+    def from_settings(cls, settings: Settings) -> GuardSettings:
+        return cls(window=timedelta(seconds=settings.guard_seconds), every=settings.guard_check_seconds,
+                   improvement=settings.guard_improvement, min_requests=settings.guard_min_requests,
+                   automation=settings.automation)
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,7 @@ class Guard:
         self._next(session, guard, 0)
         return True
 
-    def _rule(self, incident: Incident, run: ActionRun):  # noqa: ANN202
+    def _rule(self, incident: Incident, run: ActionRun) -> AutoRule | None:
         if run.requested_by != AUTOMATION or not incident.runbook_id:
             return None
         runbook = self.runbooks.get(incident.runbook_id)

@@ -29,6 +29,7 @@ from bot.actions.runner import RunResult
 from bot.actions.service import Actions, describe, what_changes
 from bot.automation.rules import AutoRule, Facts, why_not
 from bot.clock import as_utc, utcnow
+from bot.config import Settings
 from bot.db import transaction
 from bot.errors import UserError
 from bot.incidents import lifecycle, timeline
@@ -50,9 +51,9 @@ class Limits:
     max_per_hour: int = 3
 
     @classmethod
-    def from_settings(cls, settings: object) -> Limits:
-        return cls(enabled=getattr(settings, "automation"), max_severity=getattr(settings, "automation_max_severity"),
-                   max_per_hour=getattr(settings, "automation_max_per_hour"))
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(enabled=settings.automation, max_severity=settings.automation_max_severity,
+                   max_per_hour=settings.automation_max_per_hour)
 
 
 def consider_effect(incident_id: int) -> outbox.Effect:

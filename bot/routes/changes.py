@@ -7,7 +7,7 @@ that service's open incidents (timeline and card) and before the next ones.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -55,7 +55,7 @@ class ChangeIn(BaseModel):
     def _utc(cls, value: datetime | None) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class UnleashEvent(BaseModel):
@@ -129,7 +129,7 @@ async def post_unleash(request: Request) -> JSONResponse:
         verb = _UNLEASH_VERBS.get(event.type, event.type.replace("-", " "))
         where = f" in {event.environment}" if event.environment else ""
         summary = f"flag {event.featureName or '(project ' + str(event.project) + ')'} {verb}{where}"
-        at = event.createdAt.astimezone(timezone.utc) if event.createdAt and event.createdAt.tzinfo else event.createdAt
+        at = event.createdAt.astimezone(UTC) if event.createdAt and event.createdAt.tzinfo else event.createdAt
         return await _store(runtime, service=service, kind="flag", summary=summary, at=at, actor=event.createdBy,
                             source="unleash", dedupe_key=str(event.id))
     except Exception as exc:

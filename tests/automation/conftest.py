@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -94,8 +95,8 @@ def runs(harness: SlackHarness, incident_id: int) -> list[ActionRun]:
 
 
 def register_bundles(harness: SlackHarness, v42_minutes_ago: float = 17) -> None:
-    from datetime import datetime, timedelta, timezone
-    now = datetime.now(timezone.utc)
+    from datetime import datetime, timedelta
+    now = datetime.now(UTC)
     for version, good, deployed in (("v41", True, now - timedelta(days=2)),
                                     ("v42", False, now - timedelta(minutes=v42_minutes_ago))):
         components = {"prompt_version": f"answer-{version}", "model_route": "primary-70b"}

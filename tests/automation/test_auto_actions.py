@@ -164,7 +164,7 @@ def test_people_outside_the_channel_cannot_undo_warroom_s_run(start_warroom, llm
     incident_id = slack.fire(am_payload([am_alert("primary-70b")]))
     slack.room(incident_id)
     wait_for(lambda: llm_service.state()["route"] == "safe-fallback-8b", timeout=10, what="the automatic fallback")
-    slack.command(f"/incident undo 1", user="U0OUTSIDER")
+    slack.command("/incident undo 1", user="U0OUTSIDER")
     wait_for(lambda: any("may not undo a fallback run" in t for t in slack.said_to("U0OUTSIDER")), what="the refusal")
     assert len(runs(slack, incident_id)) == 1
 

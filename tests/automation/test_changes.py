@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 from sqlalchemy import select
 
@@ -23,7 +22,7 @@ def card_text(harness, channel: str) -> str:
 
 def test_a_new_incident_names_the_deploy_before_it_on_the_card_and_the_timeline(start_warroom, llm_service):
     slack = start_warroom(WARROOM_AUTOMATION=False)
-    deployed = datetime.now(timezone.utc) - timedelta(minutes=17, seconds=10)
+    deployed = datetime.now(UTC) - timedelta(minutes=17, seconds=10)
     response = slack.http.post("/api/bundles", headers=AUTH, json={
         "service": "llm-gateway", "version": "v42", "components": {"prompt_version": "answer-v42"},
         "deployed_at": deployed.isoformat(), "deployed_by": "deploy-bot"})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,7 +18,7 @@ _ids = itertools.count(1)
 
 
 def send_traces(harness, count: int, bad: int, *, at: datetime | None = None, spread: timedelta = timedelta(0)) -> None:
-    at = at or datetime.now(timezone.utc)
+    at = at or datetime.now(UTC)
     events = [{"request_id": f"guard-{next(_ids)}-{i}", "service": "llm-gateway", "model": "primary-70b",
                "timestamp": (at - spread * (i / max(count, 1))).isoformat(), "question": "q", "output": "a",
                "hallucination_score": 0.9 if i < bad else 0.02, "user_id": f"user-{i % 5}"} for i in range(count)]
@@ -40,12 +40,12 @@ def guarded(start_warroom):
 
 def test_the_guard_mitigates_with_evidence_when_the_ratio_drops(guarded, llm_service):
     slack = guarded(WARROOM_GUARD_SECONDS=60)
-    deployed = (datetime.now(timezone.utc) - timedelta(minutes=17, seconds=20)).isoformat()
+    deployed = (datetime.now(UTC) - timedelta(minutes=17, seconds=20)).isoformat()
     assert slack.http.post("/api/bundles", headers=AUTH, json={
         "service": "llm-gateway", "version": "v42", "components": {"prompt_version": "answer-v42"},
         "deployed_at": deployed, "deployed_by": "deploy-bot"}).status_code == 201
-    send_traces(slack, 20, 8, at=datetime.now(timezone.utc) - timedelta(seconds=1), spread=timedelta(seconds=50))
-    incident_id = slack.fire(am_payload([am_alert("primary-70b", starts=(datetime.now(timezone.utc) - timedelta(seconds=60)).isoformat())]))
+    send_traces(slack, 20, 8, at=datetime.now(UTC) - timedelta(seconds=1), spread=timedelta(seconds=50))
+    incident_id = slack.fire(am_payload([am_alert("primary-70b", starts=(datetime.now(UTC) - timedelta(seconds=60)).isoformat())]))
     channel = slack.room(incident_id)
     started = wait_for(lambda: events(slack, incident_id, "guard_started"), timeout=10, what="the guard")
     assert "before: 40.0 % bad, objective 99.5 %; from traces" in started[0]["text"]
@@ -91,7 +91,7 @@ def postmortem_of(harness, incident_id: int) -> str:
 def test_not_improved_by_the_deadline_pages_again_undoes_and_proposes_the_next_action(guarded, llm_service):
     slack = guarded(WARROOM_GUARD_SECONDS=2)
     register_bundles(slack, v42_minutes_ago=5 * 60)  # too long ago for the open-time proposal
-    send_traces(slack, 20, 8, at=datetime.now(timezone.utc) - timedelta(seconds=1), spread=timedelta(seconds=50))
+    send_traces(slack, 20, 8, at=datetime.now(UTC) - timedelta(seconds=1), spread=timedelta(seconds=50))
     incident_id = slack.fire(am_payload([am_alert("primary-70b")]))
     channel = slack.room(incident_id)
     wait_for(lambda: events(slack, incident_id, "guard_started"), timeout=10, what="the guard")
@@ -142,7 +142,7 @@ def test_with_prometheus_configured_the_guard_reads_the_slo_file_s_query():
 
     slo = next(s for s in load_slos(ROOT / "examples" / "slos.yaml") if s.name == "hallucination-rate")
     source = PrometheusSLI("http://prometheus.test:9090/", httpx.Client(transport=httpx.MockTransport(prometheus)))
-    end = datetime(2026, 3, 14, 2, 10, tzinfo=timezone.utc)
+    end = datetime(2026, 3, 14, 2, 10, tzinfo=UTC)
     reading = source.read(None, slo, end - timedelta(seconds=90), end)  # type: ignore[arg-type]
     assert (reading.ratio, reading.requests) == (0.004, None)
     query = asked[0].url.params["query"]

@@ -74,7 +74,7 @@ def event(slack: SlackHarness, incident_id: int, kind: str) -> dict[str, Any] | 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_bad_release_is_fallen_back_automatically_the_guard_confirms_and_alertmanager_resolves(
         llm_gateway: LLMGateway, auto_stack) -> None:  # noqa: F811
-    prom, slack = auto_stack()
+    _prom, slack = auto_stack()
     llm_gateway.ship("v42")
     incident = wait_until(lambda: page_incident(slack), timeout=90, what="warroom to open the page incident")
     wait_until(lambda: llm_gateway.state()["route"] == "safe-fallback-8b", timeout=30,
@@ -107,7 +107,7 @@ def test_a_fallback_that_does_not_help_is_reported_and_undone(
     shutil.copytree(ROOT / "runbooks", runbooks)
     path = runbooks / "hallucination-spike.md"
     path.write_text(path.read_text().replace("  - run: fallback\n", "  - run: fallback\n    params: {route: primary-70b}\n", 1))
-    prom, slack = auto_stack(runbooks)
+    _prom, slack = auto_stack(runbooks)
     llm_gateway.ship("v42")
     incident = wait_until(lambda: page_incident(slack), timeout=90, what="warroom to open the page incident")
     verdict = wait_until(lambda: event(slack, incident["id"], "guard_not_improved"), timeout=120,
