@@ -16,11 +16,12 @@ the rule's own conditions, the same action already requested for the incident, a
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -78,6 +79,7 @@ class Automation:
             runbook = self.runbooks.get(incident.runbook_id) if incident.runbook_id else None
             if runbook is None or not runbook.auto:
                 return []
+            _one_at_a_time_per_service(session, incident.service)
             indexes = [rule_index] if rule_index is not None else list(range(len(runbook.auto)))
             for index in indexes:
                 if not 0 <= index < len(runbook.auto):
@@ -180,6 +182,16 @@ class Automation:
         opened = as_utc(incident.opened_at)
         if opened is not None:
             self.metrics.observe_auto_verified((utcnow() - opened).total_seconds())
+
+
+def _one_at_a_time_per_service(session: Session, service: str | None) -> None:
+    """Two incidents of one service opening together (a storm, several replicas) must not both see
+    room under the hourly limit: their decisions take turns. SQLite's writers already do (BEGIN
+    IMMEDIATE); PostgreSQL takes a transaction-scoped advisory lock on the service's name."""
+    if not service or session.get_bind().dialect.name != "postgresql":
+        return
+    key = int.from_bytes(hashlib.sha256(f"warroom-automation:{service}".encode()).digest()[:8], "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def set_switch(session: Session, incident: Incident, *, on: bool, actor: str) -> str:

@@ -179,3 +179,19 @@ def test_the_incident_card_says_what_warroom_did_and_how_to_undo_it(start_warroo
     slack.command("/incident auto off", user=PRIYA, channel=channel)
     wait_for(lambda: "automatic actions switched off for this incident" in str(slack.card(channel).blocks),
              what="the card to show the switch")
+
+
+def test_a_storm_of_incidents_at_once_stays_within_the_hourly_limit(start_warroom, llm_service):
+    from concurrent.futures import ThreadPoolExecutor
+
+    slack = start_warroom(WARROOM_AUTOMATION_MAX_PER_HOUR=2, WARROOM_WORKER=False)
+    with transaction(slack.runtime.engine) as session:
+        ids = [incidents.declare(session, title=f"storm {n}", severity=1, actor=PRIYA, service="llm-gateway",
+                                 runbook_id="hallucination-spike").id for n in range(6)]
+    automation = slack.runtime.services["automation"]
+    with ThreadPoolExecutor(6) as pool:
+        requested = [run for found in pool.map(automation.consider, ids) for run in found]
+    assert len(requested) == 2
+    limited = [i for i in ids if any("2 automatic actions already ran for llm-gateway in the last hour" in e["text"]
+                                     for e in events(slack, i, "auto_skipped"))]
+    assert len(limited) == 4
