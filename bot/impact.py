@@ -100,5 +100,13 @@ def traffic_line(session: Session, incident: Incident, start: datetime, end: dat
                                            Trace.timestamp <= end)).one()
     if not total:
         return None
-    return (f"Traffic since it started: {total:,} requests, {int(failed or 0) / total:.1%} failing "
-            "(from traces, by warroom's failure rules)").replace("%", " %", 1)
+    line = f"Traffic since it started: {total:,} requests, {int(failed or 0) / total:.1%} failing".replace("%", " %")
+    for kind, names in PEOPLE_FIELDS.items():
+        person = func.coalesce(*(Trace.data[("attributes", name)].as_string() for name in names))
+        people = session.execute(select(func.count(func.distinct(person))).where(
+            Trace.service == incident.service, Trace.timestamp >= start, Trace.timestamp <= end,
+            Trace.failed.is_(True))).scalar_one()
+        if people:
+            line += f", {people:,} {kind} affected"
+            break
+    return line + " (from traces, by warroom's failure rules)"

@@ -61,7 +61,8 @@ def test_the_guard_mitigates_with_evidence_when_the_ratio_drops(guarded, llm_ser
     slack.settle()
     assert any("Guard: improved" in m.text for m in slack.messages(channel))
     card = str(slack.card(channel).blocks)
-    assert "Traffic since it started: 30 requests, 26.7 % failing (from traces" in card
+    assert "Traffic since it started: 30 requests, 26.7 % failing, 5 users affected (from traces" in card
+    assert "user-1" not in card
     assert "guard: improved — hallucination-rate error ratio 40.0 % → 0.0 %" in card
     metrics = slack.http.get("/metrics").text
     assert "warroom_auto_action_verified_seconds_count 1.0" in metrics
