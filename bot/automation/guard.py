@@ -158,11 +158,10 @@ class Guard:
             return False
         finished = as_utc(run.finished_at) or utcnow()
         began = as_utc(run.started_at) or finished
-        try:
-            before = source.read(session, slo, began - max(self.settings.window, MIN_BASELINE), began)
-        except ExternalError as exc:
-            log.warning("guard baseline unavailable: %s", exc)
-            before = Reading(None, None)
+        # Traces are read in this transaction; Prometheus is asked at the first check, outside any
+        # transaction (an HTTP call must not hold the database's locks).
+        before = (source.read(session, slo, began - max(self.settings.window, MIN_BASELINE), began)
+                  if isinstance(source, TraceSLI) else Reading(None, None))
         rule = self._rule(incident, run)
         assert incident.id is not None and run.id is not None
         guard = ActionGuard(incident_id=incident.id, run_id=run.id, slo=slo.name, source=source.name, status="watching",
@@ -192,22 +191,37 @@ class Guard:
     # --- checks -----------------------------------------------------------------------------
 
     def check(self, guard_id: int, *, now: datetime | None = None) -> str:
-        """One look; the guard's status after it."""
+        """One look; the guard's status after it. The SLI is read first, without locks (and, from
+        Prometheus, outside any transaction); the verdict is taken on the locked guard."""
         now = now or utcnow()
         with transaction(self.engine) as session:
-            guard = session.execute(select(ActionGuard).where(ActionGuard.id == guard_id)
-                                    .with_for_update()).scalar_one_or_none()
+            guard = session.get(ActionGuard, guard_id)
             if guard is None or guard.status != "watching":
                 return guard.status if guard else "gone"
-            incident = incidents.get_for_update(session, guard.incident_id)
+            incident = incidents.get(session, guard.incident_id)
             slo = self.slo_for(incident)
             source = self.source_for(slo) if slo else None
-            if not lifecycle.is_open(incident.status) or slo is None or source is None:
+            run = self.actions.get_run(session, guard.run_id)
+            since, began = as_utc(guard.started_at), as_utc(run.started_at)
+            need_baseline = guard.baseline_ratio is None and isinstance(source, PrometheusSLI)
+            reading = before = None
+            if slo is not None and isinstance(source, TraceSLI):
+                reading = source.read(session, slo, since, now)  # type: ignore[arg-type]
+        if slo is not None and isinstance(source, PrometheusSLI):
+            reading = source.read(None, slo, since, now)  # type: ignore[arg-type]
+            if need_baseline and began is not None:
+                before = source.read(None, slo, began - max(self.settings.window, MIN_BASELINE), began)
+        with transaction(self.engine) as session:
+            guard = session.execute(select(ActionGuard).where(ActionGuard.id == guard_id)
+                                    .with_for_update()).scalar_one()
+            if guard.status != "watching":
+                return guard.status
+            incident = incidents.get_for_update(session, guard.incident_id)
+            if not lifecycle.is_open(incident.status) or slo is None or reading is None:
                 guard.status = "ended"
                 return guard.status
-            since = as_utc(guard.started_at)
-            assert since is not None
-            reading = source.read(session, slo, since, now)
+            if before is not None and guard.baseline_ratio is None:
+                guard.baseline_ratio = before.ratio
             guard.last_ratio, guard.last_total = reading.ratio, reading.requests or 0
             enough = reading.requests is None or reading.requests >= self.settings.min_requests
             if enough and reading.ratio is not None and self._better(slo, guard.baseline_ratio, reading.ratio):
