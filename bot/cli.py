@@ -158,13 +158,14 @@ def runbooks_check(directory: Path = typer.Argument(Path("runbooks"), help="The 
     """Validate every runbook; prints path:line: message for each problem, exit 1 on any."""
     from bot.actions import load_playbooks
     from bot.runbooks import check_runbooks
-    names = None
+    names = unattended = None
     if playbooks.is_dir():
         try:
-            names = set(load_playbooks(playbooks))
+            loaded = load_playbooks(playbooks)
+            names, unattended = set(loaded), {name for name, pb in loaded.items() if pb.unattended}
         except Exception:
             names = None  # a broken playbooks folder is `warroom playbooks check`'s to report
-    problems = check_runbooks(directory, playbook_names=names)
+    problems = check_runbooks(directory, playbook_names=names, unattended=unattended)
     _print_problems(problems)
     typer.echo(f"{directory}: ok")
 
@@ -216,7 +217,8 @@ def postmortem(incident: int = typer.Argument(..., help="Incident id."),
     from bot.eval_suite import collect_incident
     with transaction(runtime.engine) as session:
         collect_incident(session, incident)  # the draft counts the eval cases this incident added
-        text = current_text(generate(session, incident, templates_dir=runtime.settings.templates_dir))
+        text = current_text(generate(session, incident, templates_dir=runtime.settings.templates_dir,
+                                     slos=runtime.slos))
     if out:
         out.write_text(text)
         typer.echo(f"wrote {out}")

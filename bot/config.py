@@ -109,6 +109,18 @@ class Settings(BaseSettings):
     # evaluated at (JSON: {"service": "http://…/v1/answer?bundle={{bundle}}"}), and JSON schema files.
     eval_targets: str | None = Field(None, alias="WARROOM_EVAL_TARGETS")
     eval_schema_dir: Path | None = Field(None, alias="WARROOM_EVAL_SCHEMA_DIR")
+    # Automatic first response (runbooks' `auto:`): the global switch and its limits.
+    automation: bool = Field(True, alias="WARROOM_AUTOMATION")
+    automation_max_severity: int = Field(2, ge=1, le=4, alias="WARROOM_AUTOMATION_MAX_SEVERITY")
+    automation_max_per_hour: int = Field(3, ge=0, alias="WARROOM_AUTOMATION_MAX_PER_HOUR")
+    # The guard after a mitigating action: how long to wait for the SLI to improve, how often to
+    # look, what counts as improved (under the objective, or down by this fraction), on how many requests.
+    guard_seconds: int = Field(120, gt=0, le=3600, alias="WARROOM_GUARD_SECONDS")
+    guard_check_seconds: float = Field(5, gt=0, le=300, alias="WARROOM_GUARD_CHECK_SECONDS")
+    guard_improvement: float = Field(0.5, gt=0, le=1, alias="WARROOM_GUARD_IMPROVEMENT")
+    guard_min_requests: int = Field(10, ge=1, alias="WARROOM_GUARD_MIN_REQUESTS")
+    # Optional: judge the guard from Prometheus (the SLO file's queries) instead of traces.
+    prometheus_url: str | None = Field(None, alias="WARROOM_PROMETHEUS_URL")
 
     @field_validator("action_hosts", mode="before")
     @classmethod

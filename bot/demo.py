@@ -150,6 +150,12 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
     write_cli_settings(DEMO_ENV_FILE, values)
     configure(settings.log_format, "WARNING")
     runtime = Runtime.build(settings)
+    if not watch:
+        # The guard judges the automatic fallback from the service's traces by these SLOs even
+        # when the built-in watcher is off (the sample alert stands in for Prometheus).
+        from bot.automation.wiring import GUARD_SLOS_SERVICE
+        from bot.slo import load_slos
+        runtime.services[GUARD_SLOS_SERVICE] = load_slos(ROOT / "examples" / "slos.yaml")
     upgrade(runtime.engine)
     bot = ServerThread(create_app(runtime), port=port).start()
     emu.bot_url = f"{bot.url}/slack/events"
@@ -165,7 +171,7 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
                 components = catalogue[version]["components"]
                 http.post("/api/bundles", json={"service": SERVICE, "version": version, "components": components,
                                                 "deployed_at": (now - offset).isoformat(),
-                                                "known_good": version == "v41"})
+                                                "known_good": version == "v41", "deployed_by": "deploy-bot"})
             # Candidates awaiting the eval gate, not deployed: dated after everything, so the registry
             # never takes them for the live bundle (a deploy re-registers a bundle with its real time).
             for version in ("v43", "v44"):
@@ -184,7 +190,10 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
                 fired = "Bad bundle v42 is live and sends OTLP traces only; incidents open as the watcher sees it."
             else:
                 incident = http.post("/webhooks/alertmanager", json=sample_alert(now)).json().get("incident_id")
-                fired = f"A sample SLO alert fired (incident #{incident})."
+                fired = (f"A sample SLO alert fired (incident #{incident}). Before anyone clicks, its runbook's automatic\n"
+                         "fallback runs: the channel says what warroom did, why and how to undo it, then the guard's\n"
+                         "evidence (hallucination ratio before → after) and the incident turns mitigated. The card names\n"
+                         "the change before it (bundle v42 by deploy-bot), and warroom proposes the rollback to v41.")
     world = ("the previous run's database and channels, kept (--keep)" if kept
              else "a fresh database and emulator; --keep keeps both for the next start")
     if kept:
@@ -202,10 +211,12 @@ warroom demo is running: {world}, in {data_dir}/.
     JSON:             curl -H "Authorization: Bearer {DEV_ALERT_TOKEN}" {bot.url}/api/incidents
   example LLM service {service.url}/control/state (serving bad bundle v42; metrics at /metrics)
 
-{fired} In the emulator page, pick "Priya", open the incident channel and try:
+{fired}
+In the emulator page, pick "Priya", open the incident channel and try:
   • click Acknowledge on the card
-  • /incident fallback          → Confirm; the service switches to safe-fallback-8b and is verified
-  • /incident rollback          → proposes v41; Priya clicks Confirm, then switch to Sam to Approve
+  • /incident undo 1            → put the route back (you confirm it, a second person approves);
+                                  /incident auto off stops automation in this incident
+  • the rollback proposal       → a person approves it (switch user to Sam and click Approve)
   • post a message and react 📌 on it, /incident status <text>, /incident resolve, /incident postmortem
 
 The CLI in this folder now uses the demo's database and emulator (settings in {DEMO_ENV_FILE};

@@ -59,6 +59,8 @@ class Incident(SQLModel, table=True):
     summary: str | None = Field(default=None, sa_column=Column(Text))
     status_text: str | None = Field(default=None, sa_column=Column(Text))
     previous_incident_id: int | None = Field(default=None)
+    # Who switched automatic actions off for this incident (`/incident auto off`); None: on.
+    automation_off_by: str | None = Field(default=None, max_length=40)
     opened_at: datetime = _ts(nullable=False, index=True)
     acknowledged_at: datetime | None = _ts()
     mitigated_at: datetime | None = _ts()
@@ -299,3 +301,39 @@ class EvalRun(SQLModel, table=True):
     report: dict[str, Any] = _json()
     started_at: datetime = _ts(nullable=False)
     finished_at: datetime | None = _ts()
+class ActionGuard(SQLModel, table=True):
+    """After a mitigating run: is the incident's SLI better by the deadline? (`bot.automation.guard`)"""
+
+    __tablename__ = "action_guard"
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    run_id: int = Field(unique=True)
+    slo: str = Field(max_length=200)
+    source: str = Field(max_length=20)  # "traces" | "prometheus"
+    status: str = Field(max_length=20)  # watching | improved | not_improved | ended
+    undo_if_not_improved: bool = Field(default=False)
+    started_at: datetime = _ts(nullable=False)
+    deadline: datetime = _ts(nullable=False)
+    baseline_ratio: float | None = Field(default=None)
+    baseline_total: int = Field(default=0)
+    last_ratio: float | None = Field(default=None)
+    last_total: int = Field(default=0)
+    verdict_at: datetime | None = _ts()
+    evidence: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class ChangeEvent(SQLModel, table=True):
+    """Something that changed a service (a deploy, a prompt edit, a flag flip), as its system reported it."""
+
+    __tablename__ = "change_event"
+    __table_args__ = (Index("ix_change_service_time", "service", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    service: str = Field(max_length=200)
+    kind: str = Field(max_length=40)
+    summary: str = Field(sa_column=Column(Text, nullable=False))
+    actor: str | None = Field(default=None, max_length=200)
+    at: datetime = _ts(nullable=False)
+    link: str | None = Field(default=None, sa_column=Column(Text))
+    source: str = Field(max_length=40)
+    dedupe_key: str = Field(max_length=200, unique=True)
+    received_at: datetime = _ts(nullable=False)

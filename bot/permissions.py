@@ -9,6 +9,11 @@ responding to an incident are the people in its channel; an action's own ``allow
 (empty: the channel's members) governs running it *and* every decision on it (confirm, approve,
 cancel, undo); the requester confirms their own run and can always withdraw it; the approver is
 a second person.
+
+Automation is a user (``Actor.automated``): warroom itself may *run* a playbook that says
+``unattended: true``, *propose* any playbook (a person then approves it), and *undo* its own
+unattended runs; it never confirms, approves or cancels. Anyone who may run a playbook may
+request the undo of warroom's run of it; that undo then follows the normal confirm/approve flow.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from bot.actions.playbook import Playbook
 from bot.actions.policy import check_approver, check_requester
 from bot.errors import PermissionDenied
 
+AUTOMATION = "warroom (auto)"  # how automatic requests are recorded (requested_by, timeline actor)
 NOT_A_MEMBER = "Only people in the incident channel <#{channel}> can {what}. Join the channel first."
 
 
@@ -52,7 +58,9 @@ OPERATIONS: dict[str, Operation] = {
     "label": Operation(Rule.CHANNEL, "label its traces (a label becomes an eval case)"),
     "silence": Operation(Rule.CHANNEL, "silence its alerts"),
     # Acting on production follows the playbook.
+    "automation": Operation(Rule.CHANNEL, "switch automatic actions on or off"),
     "run": Operation(Rule.PLAYBOOK, "run it"),
+    "propose": Operation(Rule.PLAYBOOK, "propose it"),
     "confirm": Operation(Rule.PLAYBOOK, "confirm it"),
     "approve": Operation(Rule.PLAYBOOK, "approve it"),
     "cancel": Operation(Rule.PLAYBOOK, "cancel it"),
@@ -68,6 +76,11 @@ class Actor:
     user: str
     groups: set[str] = field(default_factory=set)
     channel_members: set[str] | None = None
+    automated: bool = False
+
+    @classmethod
+    def automation(cls) -> Actor:
+        return cls(user=AUTOMATION, automated=True)
 
 
 def check(operation: str, who: Actor, *, channel: str | None = None, playbook: Playbook | None = None,
@@ -76,6 +89,9 @@ def check(operation: str, who: Actor, *, channel: str | None = None, playbook: P
 
     For run decisions, ``requested_by`` is the person who asked for the run."""
     op = OPERATIONS[operation]
+    if who.automated:
+        _check_automation(operation, playbook, requested_by)
+        return
     if op.rule is Rule.ANYONE:
         return
     if op.rule is Rule.CHANNEL:
@@ -98,6 +114,24 @@ def check(operation: str, who: Actor, *, channel: str | None = None, playbook: P
                 f"may not run {playbook.name}", f"may not {operation} a {playbook.name} run")})
     if not decision.allowed:
         raise PermissionDenied(decision.reason)
+
+
+def _check_automation(operation: str, playbook: Playbook | None, requested_by: str | None) -> None:
+    name = playbook.name if playbook else "this"
+    if operation == "propose" and playbook is not None:
+        return
+    if operation == "run" and playbook is not None and playbook.unattended:
+        return
+    if operation == "undo" and playbook is not None and playbook.unattended and requested_by == AUTOMATION:
+        return
+    if operation in ("run", "undo"):
+        raise PermissionDenied(f"warroom may not {operation} {name} on its own: the playbook does not say "
+                               "`unattended: true` (a person can run it, or a runbook can `propose` it)")
+    raise PermissionDenied(f"warroom may not {OPERATIONS[operation].what} on its own; a person must")
+
+
+def is_automation(user: str | None) -> bool:
+    return user == AUTOMATION
 
 
 def require_channel_member(who: Actor, channel: str | None, what: str) -> None:

@@ -9,6 +9,9 @@ A runbook file looks like::
     severity: 2
     owners: ["@ml-oncall"]
     actions: [fallback, rollback, disable-tool]
+    auto:                     # optional: what warroom does itself when the incident opens
+      - run: fallback         # an unattended playbook (see bot.automation.rules)
+      - propose: rollback     # any playbook: posted for a person's approval, never run alone
     ---
     Markdown shown to responders.
 
@@ -26,6 +29,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
+from bot.automation.rules import AutoRule
 from bot.matchers import Matcher, MatcherError, parse_matcher
 from bot.problems import Problem
 from bot.yamlsource import LineMap, YamlSyntaxError, load_yaml
@@ -64,6 +68,7 @@ class _FrontMatter(BaseModel):
     owners: list[str] = []
     actions: list[str] = []
     links: list[Link] = []
+    auto: list[AutoRule] = []
 
 
 class Runbook(BaseModel):
@@ -76,6 +81,7 @@ class Runbook(BaseModel):
     actions: tuple[str, ...]
     links: tuple[Link, ...]
     body: str
+    auto: tuple[AutoRule, ...] = ()
     path: Path
 
     def matches(self, labels: Mapping[str, str]) -> bool:
@@ -129,20 +135,24 @@ def owner_kind(owner: str) -> str | None:
 
 
 def load_runbooks(directory: Path, playbook_names: set[str] | None = None) -> RunbookSet:
-    runbooks, problems = _scan(Path(directory), playbook_names)
+    runbooks, problems = _scan(Path(directory), playbook_names, None)
     if problems:
         raise RunbookError(problems)
     return RunbookSet(runbooks)
 
 
-def check_runbooks(directory: Path, playbook_names: set[str] | None = None) -> list[Problem]:
-    return _scan(Path(directory), playbook_names)[1]
+def check_runbooks(directory: Path, playbook_names: set[str] | None = None,
+                   unattended: set[str] | None = None) -> list[Problem]:
+    """``unattended``: the playbooks that say they may run without a person (``unattended: true``);
+    an ``auto: - run:`` entry must name one of them."""
+    return _scan(Path(directory), playbook_names, unattended)[1]
 
 
-def _scan(directory: Path, playbook_names: set[str] | None) -> tuple[list[Runbook], list[Problem]]:
+def _scan(directory: Path, playbook_names: set[str] | None,
+          unattended: set[str] | None) -> tuple[list[Runbook], list[Problem]]:
     if not directory.is_dir():
         return [], [Problem(_shown(directory), 1, "not a directory")]
-    files = [_RunbookFile(path, playbook_names) for path in sorted(directory.glob("*.md"))]
+    files = [_RunbookFile(path, playbook_names, unattended) for path in sorted(directory.glob("*.md"))]
     problems = [problem for file in files for problem in file.problems]
     claimants: dict[str, list[_RunbookFile]] = {}
     for file in files:
@@ -165,8 +175,9 @@ def _scan(directory: Path, playbook_names: set[str] | None) -> tuple[list[Runboo
 class _RunbookFile:
     """One file read and checked: its problems, the id it declares, and the runbook if it has no problems."""
 
-    def __init__(self, path: Path, playbook_names: set[str] | None) -> None:
+    def __init__(self, path: Path, playbook_names: set[str] | None, unattended: set[str] | None = None) -> None:
         self.path = path
+        self._unattended = unattended
         self.shown = _shown(path)
         self.problems: list[Problem] = []
         self.declared_id: str | None = None
@@ -215,7 +226,7 @@ class _RunbookFile:
         self.runbook = Runbook(
             id=front.id, title=front.title, matchers=tuple(matchers), severity=front.severity,
             owners=tuple(front.owners), actions=tuple(front.actions), links=tuple(front.links),
-            body=body, path=self.path,
+            body=body, path=self.path, auto=tuple(front.auto),
         )
 
     def _check_values(self, data: dict[str, object], playbook_names: set[str] | None) -> list[Matcher]:
@@ -243,12 +254,35 @@ class _RunbookFile:
             if playbook_names is not None and action not in playbook_names:
                 known = ", ".join(sorted(playbook_names)) or "none"
                 self._report(("actions", i), f"unknown playbook '{action}' (known: {known})")
+        self._check_auto(data.get("auto"), playbook_names)
         links = data.get("links")
         for i, link in enumerate(links if isinstance(links, list) else []):
             url = link.get("url") if isinstance(link, dict) else None
             if isinstance(url, str) and not url.startswith(("https://", "http://")):
                 self._report(("links", i, "url"), f"'{url}' is not an http(s) URL")
         return matchers
+
+
+    def _check_auto(self, auto: object, playbook_names: set[str] | None) -> None:
+        for i, entry in enumerate(auto if isinstance(auto, list) else []):
+            if not isinstance(entry, dict):
+                continue
+            for key in ("run", "propose"):
+                name = entry.get(key)
+                if not isinstance(name, str):
+                    continue
+                if playbook_names is not None and name not in playbook_names:
+                    known = ", ".join(sorted(playbook_names)) or "none"
+                    self._report(("auto", i, key), f"unknown playbook '{name}' (known: {known})")
+                elif key == "run" and self._unattended is not None and name not in self._unattended:
+                    self._report(("auto", i, key), f"'{name}' may not run unattended (its playbook needs "
+                                 "'unattended: true', which requires undo steps, a verify step and no second-person "
+                                 f"approval); use 'propose: {name}' to offer it for approval instead")
+            for j, text in _strings(entry.get("match")):
+                try:
+                    parse_matcher(text)
+                except MatcherError as exc:
+                    self._report(("auto", i, "match", j), exc.message)
 
 
 def _strings(value: object) -> list[tuple[int, str]]:
@@ -278,7 +312,8 @@ def _message(error: ErrorDetails) -> str:
         return "required"
     if kind == "extra_forbidden":
         nested = len(error["loc"]) > 1
-        allowed = Link.model_fields if nested else _FrontMatter.model_fields
+        allowed = (AutoRule.model_fields if error["loc"][0] == "auto" else Link.model_fields) if nested \
+            else _FrontMatter.model_fields
         return f"unknown key (expected one of: {', '.join(allowed)})"
     if kind in ("greater_than_equal", "less_than_equal"):
         return f"must be from 1 to 4, not {error['input']!r}"

@@ -48,7 +48,22 @@ class Runtime:
     def intake_rules(self) -> IntakeRules:
         return IntakeRules(severity_map=self.settings.severity_map, default_severity=self.settings.default_severity,
                            choose_runbook=self._choose_runbook,
-                           alertmanager_api=bool(self.settings.alertmanager_url))
+                           alertmanager_api=bool(self.settings.alertmanager_url), automatic=self._automatic)
+
+    def _automatic(self, runbook_id: str | None) -> bool:
+        runbook = self.runbooks.get(runbook_id) if runbook_id and self.settings.automation else None
+        return bool(runbook and runbook.auto)
+
+    @property
+    def slos(self) -> list[Any]:
+        """The SLO file's SLOs (WARROOM_SLO_FILE), or those a caller registered for the guard; read once."""
+        if "slo_catalogue" not in self.services:
+            found = self.services.get("guard_slos")
+            if found is None and self.settings.slo_file:
+                from bot.slo import load_slos
+                found = load_slos(self.settings.slo_file)
+            self.services["slo_catalogue"] = list(found or [])
+        return self.services["slo_catalogue"]
 
     def _choose_runbook(self, labels: dict[str, str], annotations: dict[str, str]) -> tuple[str | None, int | None]:
         runbook = self.runbooks.match(labels, annotations)

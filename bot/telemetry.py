@@ -41,8 +41,20 @@ class Metrics:
                                        registry=self.registry)
         from bot.trace_metrics import TraceMetrics
         self.llm = TraceMetrics(self.registry)
+        self.auto_verified_seconds = Histogram(
+            "warroom_auto_action_verified_seconds", "Alert received to warroom's automatic action verified",
+            buckets=(0.5, 1, 2, 5, 10, 30, 60, 90, 180, 600), registry=self.registry)
+        self.guard_verdict_seconds = Histogram(
+            "warroom_guard_verdict_seconds", "Alert received to the guard's verdict on a mitigating action",
+            ["verdict"], buckets=(5, 10, 30, 60, 90, 120, 300, 600, 1800), registry=self.registry)
         if read_gauges is not None:
             self.registry.register(_DatabaseGauges(read_gauges))
+
+    def observe_auto_verified(self, seconds: float) -> None:
+        self.auto_verified_seconds.observe(seconds)
+
+    def observe_guard_verdict(self, verdict: str, seconds: float) -> None:
+        self.guard_verdict_seconds.labels(verdict).observe(seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 
-from bot.routes import api, otlp, pages, sessions, telemetry, webhooks
+from bot.routes import api, changes, otlp, pages, sessions, telemetry, webhooks
 from bot.runtime import Runtime
 from bot.scheduler import stop as stop_scheduler
 from bot.worker import Worker
@@ -41,8 +41,11 @@ def create_app(runtime: Runtime, *, extra_routes: list | None = None) -> Starlet
     runtime.services.setdefault("actions", Actions(
         runtime.engine, settings.playbooks_dir, settings.action_hosts or None,
         approval_timeout=timedelta(minutes=settings.approval_timeout_minutes)))
+    from bot.automation.wiring import install as install_automation
+
+    automatic = install_automation(runtime, runtime.services["actions"])
     slack = build_slack(runtime)
-    handlers = {**slack.handlers, **runtime.services.get("handlers", {})}
+    handlers = {**slack.handlers, **automatic, **runtime.services.get("handlers", {})}
     worker = Worker(runtime.engine, handlers, wake=runtime.wake, on_give_up=slack.effects.report_give_up)
     runtime.services.update(worker=worker, slack=slack)
 
@@ -69,7 +72,7 @@ def create_app(runtime: Runtime, *, extra_routes: list | None = None) -> Starlet
                 stop()
             slack.context.pool.shutdown(wait=False, cancel_futures=True)
 
-    routes = [*webhooks.routes, *api.routes, slack_route(slack.app),
+    routes = [*webhooks.routes, *api.routes, *changes.routes, slack_route(slack.app),
               *telemetry.routes, *otlp.routes, *pages.routes, *sessions.routes, *(extra_routes or [])]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.runtime = runtime

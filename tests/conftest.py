@@ -84,6 +84,9 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "WARROOM_PLAYBOOKS_DIR": ROOT / "playbooks",
         "WARROOM_WORKER": False,
         "WARROOM_SCHEDULER": False,
+        # Runbooks declare automatic actions; tests of the manual flows start without them
+        # (tests/automation turns them on).
+        "WARROOM_AUTOMATION": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]

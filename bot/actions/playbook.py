@@ -91,6 +91,8 @@ class Playbook(_Strict):
     approval: Literal["none", "second-person"] = "none"
     allowed: list[str] = Field(default_factory=list)
     destructive: bool = False
+    # May warroom run it on its own, when a runbook's `auto:` says so? Needs undo, verify, no approval.
+    unattended: bool = False
     target: str | None = None
     steps: list[Step] = Field(min_length=1)
     verify: Verify | None = None
@@ -189,6 +191,14 @@ def _check_semantics(
     playbook: Playbook, data: dict[str, Any], where: str, lines: LineMap, targets: set[str] | None
 ) -> list[Problem]:
     problems: list[Problem] = []
+    if playbook.unattended:
+        missing = [why for why, bad in (
+            ("undo steps", not playbook.undo), ("a verify step", playbook.verify is None),
+            ("approval: none (no second person)", playbook.approval != "none"),
+            ("destructive: false", playbook.destructive)) if bad]
+        if missing:
+            problems.append(Problem(where, lines.line_of(("unattended",)),
+                                    f"unattended: a playbook warroom may run on its own needs {', '.join(missing)}"))
     if targets is not None and playbook.target is not None and playbook.target not in targets:
         problems.append(Problem(where, lines.line_of(("target",)),
                                 f"target: unknown target {playbook.target!r} (known: {', '.join(sorted(targets)) or 'none'})"))

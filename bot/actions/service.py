@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,9 @@ class Actions:
         self.hosts = (HostAllowList(allowed_hosts) if allowed_hosts
                       else HostAllowList.from_env(self.environ, targets=self.targets))
         self.client = client or httpx.Client(timeout=10)
+        # Told of every finished run (bot.automation wires it); True: it decides on mitigation itself
+        # (the guard watches the SLI first), so the run does not mitigate the incident at once.
+        self.after_finish: Callable[[Session, ActionRun, Incident, RunResult], bool] | None = None
 
     # --- requests ---------------------------------------------------------------------------
 
@@ -75,8 +78,24 @@ class Actions:
         return self._new_run(session, incident, pb, params, idempotency_key(incident.id, pb.name, params), who,
                              f"<@{who.user}> requested {{run}}{note}")
 
+    def request_automatic(self, session: Session, incident: Incident, name: str, params: dict[str, Any], *,
+                          propose: bool, why: str) -> tuple[ActionRun, bool]:
+        """warroom's own request, as a runbook declares it: the same permission table (warroom may run
+        only ``unattended`` playbooks), parameters, idempotency key and run as a person's. A run starts
+        at once (the runbook is its confirmation); a proposal waits for a person's approval."""
+        who = Actor.automation()
+        pb = self.playbook(name)
+        permissions.check("propose" if propose else "run", who, playbook=pb)
+        require_open(incident)
+        values = self._params(session, incident, pb, params)
+        verb = "proposes" if propose else "runs"
+        return self._new_run(session, incident, pb, values, idempotency_key(incident.id, pb.name, values), who,
+                             f"{who.user} {verb} {{run}}: {why}",
+                             status="awaiting_approval" if propose else "queued")
+
     def _new_run(self, session: Session, incident: Incident, pb: Playbook, params: dict[str, Any], base: str,
-                 who: Actor, text: str, undo_of: int | None = None) -> tuple[ActionRun, bool]:
+                 who: Actor, text: str, undo_of: int | None = None,
+                 status: str | None = None) -> tuple[ActionRun, bool]:
         """Insert the run under the first free generation of ``base``; an active one is returned instead."""
         for generation in range(1, 100):
             key = base if generation == 1 else f"{base}:{generation}"
@@ -87,8 +106,8 @@ class Actions:
                 if undo_of is not None and existing.status == "succeeded":
                     raise InvalidTransition(f"Run #{undo_of} was already undone by run #{existing.id}.")
                 continue  # that run is over: this is a new run of the same action
-            status = ("awaiting_confirmation" if pb.confirm else
-                      "awaiting_approval" if pb.approval == "second-person" else "queued")
+            status = status or ("awaiting_confirmation" if pb.confirm else
+                                "awaiting_approval" if pb.approval == "second-person" else "queued")
             run_id = insert_or_ignore(session, ActionRun, {
                 "incident_id": incident.id, "playbook": pb.name, "params": params, "idempotency_key": key,
                 "status": status, "requested_by": who.user, "requested_at": utcnow(), "result": {}, "dry_run": False,
@@ -233,8 +252,10 @@ class Actions:
         permissions.check("undo", who, playbook=pb, requested_by=run.requested_by)
         incident = incidents.get(session, run.incident_id)
         require_open(incident)
+        # warroom undoing its own unattended run (the guard saw no improvement) needs no confirmation.
         return self._new_run(session, incident, pb, dict(run.params), f"undo:{run.id}", who,
-                             "<@" + who.user + "> requested {run}", undo_of=run.id)
+                             (who.user if who.automated else "<@" + who.user + ">") + " requested {run}",
+                             undo_of=run.id, status="queued" if who.automated else None)
 
     def _record(self, session: Session, run: ActionRun, kind: str, text: str, actor: str | None) -> None:
         incident = incidents.get(session, run.incident_id)
@@ -313,7 +334,8 @@ class Actions:
                 text = f"{what} failed after {result.duration_s:.1f} s: {result.error}"
             self._record(session, run, f"action_{result.status}", text, "warroom")
             incident = incidents.get(session, run.incident_id)
-            if result.status == "succeeded" and not run.undo_of and run.playbook in MITIGATING:
+            watched = self.after_finish(session, run, incident, result) if self.after_finish else False
+            if result.status == "succeeded" and not run.undo_of and run.playbook in MITIGATING and not watched:
                 if incidents.mitigate(session, incident, actor="warroom", reason=text, echo=False):
                     text += " — incident mitigated"  # the channel's one line for this run says it
             outbox.enqueue(session, "slack.message", {"incident_id": run.incident_id, "text": text},

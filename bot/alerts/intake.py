@@ -35,7 +35,7 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from bot import outbox
+from bot import changes, outbox
 from bot.alerts.normalize import NormalAlert, Notification
 from bot.alerts.severity import severity_from_labels, worst
 from bot.alerts.store import AlertKey, AlertStore, EventBatch, GroupState, IncidentState, KnownAlert, PendingWrites
@@ -45,6 +45,7 @@ from bot.models import Alert, Incident
 
 Outcome = Literal["opened", "updated", "duplicate", "ignored", "test"]
 MAX_LINKS = 12
+MAX_CHANGES_SHOWN = 5  # the service's latest changes before a new incident, on its timeline
 NAME_LENGTH = 200  # Incident.service and Incident.slo
 MONITORING_GAP_TEXT = "Monitoring gap: the alert source reports NoData/Error, so the SLO cannot be evaluated"
 CANNOT_SELF_RESOLVE = "cannot_self_resolve"  # the timeline kind the card shows as a warning (`bot.slack.views`)
@@ -69,6 +70,8 @@ class IntakeRules:
     # WARROOM_ALERTMANAGER_URL is set: truncated groups are reconciled against its API
     # (`bot.alerts.reconcile`); without it such an incident cannot resolve by itself, and says so.
     alertmanager_api: bool = False
+    # (runbook id) -> whether its `auto:` rules are to be considered for a new incident (bot.automation)
+    automatic: Callable[[str | None], bool] | None = None
 
 
 @dataclass
@@ -232,11 +235,17 @@ class _Batch:
             self.events.add(previous.id, "refired", f"The alert group fired again as incident #{incident.id}",
                             actor=note.source, at=now)
         self.events.add(incident.id, "opened", text, actor=note.source, at=now)
+        for change in changes.changes_before(self.session, service_name, now)[:MAX_CHANGES_SHOWN]:
+            self.events.add(incident.id, "change", f"Change: {change.line(now)}", actor=change.actor or change.source,
+                            at=change.at)
         # `service.open_room` without its ORM object or a round trip of its own: the room's rows
         # come first among the new incident's, the failing traces' only if there are any.
         self.events.queue(service.room_effect(incident.id))
         self.events.queue(service.traces_effect(incident.id),
                           only_if=self.writes.link_traces(incident.id, service_name, opened_at=now))
+        if rules.automatic is not None and rules.automatic(runbook_id):
+            from bot.automation.service import consider_effect
+            self.events.queue(consider_effect(incident.id))
         return incident
 
     def _apply_alerts(self, group: GroupState, incident: IncidentState, note: Notification,

@@ -15,7 +15,10 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from collections.abc import Sequence
+
 from bot import bundles, redact, traces
+from bot import impact as measured_impact
 from bot.clock import as_utc, utcnow
 from bot.errors import NotFound
 from bot.incidents import metrics, service, timeline
@@ -33,6 +36,7 @@ from bot.postmortem.context import (
 )
 from bot.people import Names, named_mentions, person
 from bot.redact import Redactor
+from bot.postmortem.response import response_facts
 from bot.slo.burn import budget_consumed, trace_outcomes
 from bot.slo.spec import SLO
 
@@ -66,17 +70,26 @@ def plain_slack_text(text: str) -> str:
 
 def build_context(session: Session, incident_id: int, *, redactor: Redactor | None = None,
                   budget_slo: SLO | None = None, eval_cases_added: int | None = None,
-                  names: Names | None = None) -> PostmortemContext:
-    """``names`` turns Slack user ids into people's names (`bot.people`); without it ids stay."""
+                  names: Names | None = None, slos: Sequence[SLO] = ()) -> PostmortemContext:
+    """``names`` turns Slack user ids into people's names (`bot.people`); without it ids stay.
+    ``slos``: the SLO file's SLOs; the incident's own one gives the budget and the failing rule."""
     incident = service.get(session, incident_id)
+    budget_slo = budget_slo or measured_impact.slo_of(slos, incident)
     redactor = redactor or redact.current()
     start, end = impact_window(session, incident)
+    lineage = _lineage(session, incident)
+    response = response_facts(session, incident, lineage.live_version if lineage.rolled_back_to else None)
+    impact = _impact(session, incident, start, end, budget_slo)
+    if response.cause is not None and (incident.resolved_at or incident.mitigated_at):
+        # A change named as the cause started the harm: count the duration from it.
+        impact.duration = as_utc(incident.resolved_at or incident.mitigated_at) - response.cause.at  # type: ignore[operator]
     return PostmortemContext(
+        response=response,
         incident=_info(incident, names),
-        impact=_impact(session, incident, start, end, budget_slo),
+        impact=impact,
         timeline=_timeline(session, incident_id, names),
         actions=_actions(session, incident_id, names),
-        bundles=_lineage(session, incident),
+        bundles=lineage,
         traces=_traces(session, incident_id, redactor),
         followups=[_followup_text(named_mentions(f.text, names), person(f.owner, names), f.done)
                    for f in service.followups(session, incident_id)],
@@ -117,8 +130,15 @@ def _impact(session: Session, incident: Incident, start: datetime, end: datetime
         consumed = budget_consumed(slo, trace_outcomes(slo, [(ts, data) for ts, data in rows]), start, end)
     # No failing trace says nothing unless the service was sending traces at the time.
     affected = failing if failing or traces_in_window(session, incident, start, end) else None
-    return Impact(mtta=metrics.mtta(incident), mttr=metrics.mttr(incident), budget_consumed=consumed,
-                  requests_affected=affected)
+    measured = measured_impact.from_traces(session, incident, slo, start, end)
+    if measured is None:
+        return Impact(mtta=metrics.mtta(incident), mttr=metrics.mttr(incident), budget_consumed=consumed,
+                      requests_affected=affected)
+    return Impact(mtta=metrics.mtta(incident), mttr=metrics.mttr(incident),
+                  budget_consumed=measured.budget_consumed if measured.budget_consumed is not None else consumed,
+                  requests_affected=measured.failing, requests_served=measured.requests,
+                  failing_fraction=measured.failing_fraction, users_affected=measured.people_affected,
+                  people_kind=measured.people_kind, source=measured.source)
 
 
 def traces_in_window(session: Session, incident: Incident, start: datetime, end: datetime) -> int:

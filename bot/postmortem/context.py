@@ -48,6 +48,10 @@ class Impact(BaseModel):
     budget_consumed: float | None = Field(default=None, ge=0)  # fraction of the period's error budget
     requests_affected: int | None = Field(default=None, ge=0)
     users_affected: int | None = Field(default=None, ge=0)
+    requests_served: int | None = Field(default=None, ge=0)
+    failing_fraction: float | None = Field(default=None, ge=0)
+    people_kind: str | None = None  # "users" or "sessions": what users_affected counts
+    source: str | None = None  # where the figures come from (bot.impact)
 
 
 class TimelineEntry(_UtcModel):
@@ -110,6 +114,7 @@ class PostmortemContext(BaseModel):
     eval_cases_updated: int | None = Field(default=None, ge=0)  # None: counted from an export, not the suite
     gate_passed: str | None = None  # the first gate of the service that passed after the incident opened
     summary: str | None = None  # a human's own words, when someone already wrote them
+    response: Any = None  # bot.postmortem.response.ResponseFacts: changes, time to detect, automation
 
     @model_validator(mode="after")
     def _derive_missing_impact(self) -> PostmortemContext:

@@ -144,4 +144,5 @@ def render_postmortem(
         eval_cases_updated=ctx.eval_cases_updated,
         gate_passed=ctx.gate_passed,
         summary=ctx.summary,
+        response=ctx.response,
     )

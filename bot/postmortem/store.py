@@ -7,6 +7,8 @@ when the draft's text changes, so regenerating an unchanged record raises no fal
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pathlib import Path
 
 from sqlalchemy import select
@@ -36,13 +38,13 @@ def get(session: Session, incident_id: int) -> Postmortem | None:
 
 def generate(session: Session, incident_id: int, *, templates_dir: Path | None = None,
              redactor: Redactor | None = None, budget_slo: SLO | None = None, names: Names | None = None,
-             by: str | None = None) -> Postmortem:
+             by: str | None = None, slos: Sequence[SLO] = ()) -> Postmortem:
     """Render the draft from the current record and store it; a human edit is kept as it is.
 
     ``names`` shows people by name instead of Slack user id (`bot.people`); ``by``: the person who
     asked for it on the page; the timeline says so.
     """
-    ctx = build_context(session, incident_id, redactor=redactor, budget_slo=budget_slo, names=names)
+    ctx = build_context(session, incident_id, redactor=redactor, budget_slo=budget_slo, names=names, slos=slos)
     text = render_postmortem(ctx, templates_dir, redactor=redactor)
     now = utcnow()
     if by is not None:
@@ -63,13 +65,13 @@ def get_or_generate(session: Session, incident_id: int, *, templates_dir: Path |
 
 
 def stored_or_preview(session: Session, incident_id: int, *, templates_dir: Path | None = None,
-                      names: Names | None = None) -> Postmortem:
+                      names: Names | None = None, slos: Sequence[SLO] = ()) -> Postmortem:
     """What a reader sees: the stored record, or a draft rendered now and not stored (a GET never writes)."""
     stored = get(session, incident_id)
     if stored is not None:
         return stored
     service.get(session, incident_id)  # NotFound for an incident that does not exist
-    text = render_postmortem(build_context(session, incident_id, names=names), templates_dir)
+    text = render_postmortem(build_context(session, incident_id, names=names, slos=slos), templates_dir)
     return Postmortem(incident_id=incident_id, draft=text, generated_at=utcnow())  # never added to the session
 
 

@@ -191,7 +191,8 @@ async def postmortem_page(request: Request) -> HTMLResponse:
 
     def load(session: Session) -> dict[str, Any]:
         incident = service.get(session, incident_id)
-        pm = store.stored_or_preview(session, incident_id, templates_dir=_templates_dir(request), names=_names(request))
+        pm = store.stored_or_preview(session, incident_id, templates_dir=_templates_dir(request), names=_names(request),
+                                     slos=request.app.state.runtime.slos)
         return {"incident": incident, "ref": incident_ref(incident), "pm": pm, "text": store.current_text(pm),
                 "draft_changed": store.draft_changed_since_edit(pm), "saved": request.query_params.get("saved")}
 
@@ -209,7 +210,7 @@ async def postmortem_markdown(request: Request) -> Response:
 
     def load(session: Session) -> str:
         return store.current_text(store.stored_or_preview(session, incident_id, templates_dir=_templates_dir(request),
-                                                          names=_names(request)))
+                                                          names=_names(request), slos=request.app.state.runtime.slos))
 
     try:
         text = await _in_session(request, load)
@@ -244,7 +245,8 @@ async def postmortem_regenerate(request: Request) -> Response:
         return _bad_id(request, exc)
     try:
         await _in_session(request, lambda s: store.generate(s, incident_id, templates_dir=_templates_dir(request),
-                                                            names=_names(request), by=person.user_id))
+                                                            names=_names(request), by=person.user_id,
+                                                            slos=request.app.state.runtime.slos))
     except NotFound as exc:
         return _not_found(request, str(exc))
     return RedirectResponse(f"/incidents/{incident_id}/postmortem", status_code=303)
@@ -254,7 +256,8 @@ async def postmortem_api_get(request: Request) -> JSONResponse:
     try:
         incident_id = incident_id_of(request)
         return JSONResponse(await _in_session(request, lambda s: _pm_json(
-            store.stored_or_preview(s, incident_id, templates_dir=_templates_dir(request), names=_names(request)))))
+            store.stored_or_preview(s, incident_id, templates_dir=_templates_dir(request), names=_names(request),
+                                    slos=request.app.state.runtime.slos))))
     except NotFound as exc:
         return JSONResponse({"error": str(exc)}, status_code=404)
     except Exception as exc:

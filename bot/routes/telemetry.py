@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from typing_extensions import Annotated
 
-from bot import bundles, traces
+from bot import bundles, changes, traces
 from bot.clock import utcnow
 from bot.db import transaction
 from bot.errors import NotFound, UserError
@@ -144,6 +144,7 @@ class BundleIn(BaseModel):
     deployed_at: datetime | None = None
     known_good: bool | None = None
     reason: str | None = Field(default=None, max_length=1000)
+    deployed_by: str | None = Field(default=None, max_length=200)  # shown with the change on incidents
 
     @field_validator("service")
     @classmethod
@@ -187,9 +188,14 @@ async def post_bundle(request: Request, runtime: Runtime) -> JSONResponse:
 
     def store() -> dict[str, Any]:
         with transaction(runtime.engine) as session:
+            deployed_at = given.deployed_at or utcnow()
             bundle = bundles.register_bundle(session, service=given.service, version=given.version,
-                                             components=given.components, deployed_at=given.deployed_at or utcnow(),
+                                             components=given.components, deployed_at=deployed_at,
                                              known_good=given.known_good, reason=given.reason)
+            # A deploy is a change: on the service's open incidents now, before its next ones later.
+            changes.announce(session, service=given.service, kind="deploy", summary=changes.bundle_summary(given.version),
+                             at=deployed_at, actor=given.deployed_by, source="bundles",
+                             dedupe_key=f"{given.service}:{given.version}:{deployed_at.isoformat()}")
             return _with_lineage(session, bundle)
 
     body = await run_in_threadpool(store)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.models import ActionRun
+from bot.permissions import is_automation
 from bot.slack.blocks import button
 from bot.slack.text import code, cut, safe
 
@@ -30,7 +31,10 @@ def action_card(run: ActionRun, *, description: str, change_line: str | None, pr
                  f" (run #{run.undo_of} had {_pairs(run.params) or 'no parameters'})"
     lines = [f"*Run #{run.id}: {title}* — {STATUS_WORDS.get(run.status, run.status)}",
              f"{safe(description, 300)}", f"Parameters: {params}",
-             f"Requested by <@{run.requested_by}>" + (f" · approved by <@{run.approved_by}>" if run.approved_by else "")]
+             f"Requested by {_person(run.requested_by)}" + (f" · approved by <@{run.approved_by}>" if run.approved_by else "")]
+    if is_automation(run.requested_by) and run.status == "succeeded" and not run.undo_of:
+        lines.append("warroom ran this on its own (the runbook says so). Anyone who may run it can press Undo; "
+                     "the undo then asks them to confirm.")
     if change_line:
         label = "Changed" if run.status == "succeeded" else "Will change" if run.status in WAITING else "Was to change"
         lines.append(f"*{label}:* {safe(change_line, 500)}")
@@ -59,6 +63,10 @@ def action_card(run: ActionRun, *, description: str, change_line: str | None, pr
     if buttons:
         blocks.append({"type": "actions", "block_id": f"run:{run.id}", "elements": buttons})
     return blocks
+
+
+def _person(user: str) -> str:
+    return "warroom (automatic)" if is_automation(user) else f"<@{user}>"
 
 
 def _pairs(values: dict[str, Any]) -> str:

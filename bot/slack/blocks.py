@@ -35,6 +35,9 @@ class CardView:
     channel_id: str | None = None
     runbook_title: str | None = None
     bundle_line: str | None = None
+    change_line: str | None = None  # "Changed 17 min before: bundle v42 by deploy-bot"
+    auto_line: str | None = None  # warroom's own action and the guard's verdict (bot.automation)
+    traffic_line: str | None = None  # requests and failing fraction since the incident started
     monitoring_gap: bool = False
     status_text: str | None = None
     links: list[dict[str, str]] = field(default_factory=list)
@@ -96,6 +99,12 @@ def card(view: CardView) -> list[dict[str, Any]]:
     context = []
     if view.bundle_line:
         context.append(f"Live bundle {safe(view.bundle_line, 400)}")
+    if view.change_line:
+        context.append(safe(view.change_line, 400))
+    if view.auto_line:
+        context.append(safe(view.auto_line, 600))
+    if view.traffic_line:
+        context.append(safe(view.traffic_line, 300))
     if view.runbook_title:
         context.append(f"Runbook: {safe(view.runbook_title, 200)}")
     if view.monitoring_gap:

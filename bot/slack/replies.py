@@ -22,6 +22,7 @@ HELP = escape_placeholders("""*`/incident` commands*
 • `list` — open incidents · `timeline` — last events
 • `actions` — what this incident's runbook offers · `fallback [route]` · `rollback [bundle]`
 • `disable-tool <tool>` · `enable-tool <tool>` · `undo <run>` · `silence <duration>`
+• `auto off` · `auto on` — stop (or let) warroom run its runbook's automatic actions here
 • `postmortem` — draft the postmortem from the timeline · `evals` — this incident's eval cases, to label
 • `web` — a one-time sign-in link for warroom's pages (only you see it)
 Outside an incident channel, name the incident: `/incident ack 42`. React with 📌 to add a message to the timeline.""")

@@ -7,6 +7,8 @@ from sqlmodel import Session
 
 from bot import bundles
 from bot.alerts.intake import CANNOT_SELF_RESOLVE
+from bot.automation import service as automation
+from bot.clock import as_utc
 from bot.incidents import lifecycle, metrics, service
 from bot.incidents.live_bundle import live_bundle
 from bot.models import Incident, IncidentStep, TimelineEvent
@@ -33,7 +35,9 @@ def card_view(session: Session, incident: Incident, runbooks: RunbookSet | None)
         mtta=metrics.human(metrics.mtta(incident)) if incident.acknowledged_at else None,
         mttr=metrics.human(metrics.mttr(incident)) if incident.resolved_at else None,
         channel_id=incident.channel_id, runbook_title=runbook.title if runbook else None,
-        bundle_line=bundle_line(session, incident), monitoring_gap=incident.monitoring_gap,
+        bundle_line=bundle_line(session, incident), change_line=change_line(session, incident),
+        auto_line=automation.card_line(session, incident), traffic_line=_traffic_line(session, incident),
+        monitoring_gap=incident.monitoring_gap,
         status_text=incident.status_text, links=list(incident.links or []), warnings=warnings,
         failing_traces=failing_trace_count(session, incident.id),
     )
@@ -45,6 +49,26 @@ def cannot_self_resolve(session: Session, incident: Incident) -> str | None:
         return None
     return session.execute(select(TimelineEvent.text).where(
         TimelineEvent.incident_id == incident.id, TimelineEvent.kind == CANNOT_SELF_RESOLVE).limit(1)).scalar()
+def _traffic_line(session: Session, incident: Incident) -> str | None:
+    from bot import impact
+    from bot.postmortem.assemble import impact_window
+
+    start, end = impact_window(session, incident)
+    return impact.traffic_line(session, incident, start, end)
+
+
+def change_line(session: Session, incident: Incident) -> str | None:
+    """"Changed 17 min before: bundle v42 by deploy-bot": the service's latest change (hours before
+    the incident, or since), and how many more there were."""
+    from bot import changes
+
+    opened = as_utc(incident.opened_at)
+    found = changes.for_incident(session, incident.service, opened)  # type: ignore[arg-type]
+    if not found:
+        return None
+    line = found[0].line(opened)  # type: ignore[arg-type]
+    more = f" (and {len(found) - 1} earlier change{'s' if len(found) > 2 else ''})" if len(found) > 1 else ""
+    return line[0].upper() + line[1:] + more
 
 
 def bundle_line(session: Session, incident: Incident) -> str | None:

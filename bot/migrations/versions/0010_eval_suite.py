@@ -1,7 +1,7 @@
 """Per-service eval suites: clustered cases that outlive incidents, gate runs, gated bundles.
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0006"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

@@ -103,6 +103,18 @@ def _mutate(ctx: SlackContext, inv: Invocation, operation: str, change: Callable
     return reply or "Done."
 
 
+@command("auto")
+def _auto(ctx: SlackContext, inv: Invocation) -> Reply:
+    """`/incident auto off|on`: whether warroom acts on its own (the runbook's `auto:`) for this incident."""
+    from bot.automation.service import set_switch
+
+    word = inv.args.strip().lower()
+    if word not in ("on", "off"):
+        raise UserError("Usage: `/incident auto off` (warroom stops acting on its own here) or `/incident auto on`.")
+    return _mutate(ctx, inv, "automation",
+                   lambda session, incident: set_switch(session, incident, on=word == "on", actor=inv.user))
+
+
 @command("ack", "acknowledge")
 def _ack(ctx: SlackContext, inv: Invocation) -> Reply:
     def change(session, incident):  # noqa: ANN001
@@ -238,7 +250,7 @@ def _postmortem(ctx: SlackContext, inv: Invocation) -> Reply:
     with transaction(ctx.engine) as session:
         collect_incident(session, incident_id)  # the draft counts the eval cases this incident added
         text = current_text(generate(session, incident_id, templates_dir=ctx.runtime.settings.templates_dir,
-                                     names=ctx.runtime.services.get("people")))
+                                     names=ctx.runtime.services.get("people"), slos=ctx.runtime.slos))
         url = f"{ctx.runtime.settings.public_url}/incidents/{incident_id}/postmortem"
         outbox.enqueue(session, "slack.message", {
             "incident_id": incident_id, "text": f"Postmortem draft for incident #{incident_id}",

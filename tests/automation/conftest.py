@@ -1,0 +1,106 @@
+"""A warroom with automation on, the Slack emulator, and the example LLM service the playbooks act on."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from bot.db import transaction
+from bot.emulator import Emulator
+from bot.models import ActionRun
+from bot.runtime import Runtime
+from bot.serving import ServerThread
+from bot.web import create_app
+from examples.llm_service import create_app as service_app
+from tests.conftest import ROOT
+from tests.slack.conftest import SlackHarness, slack_settings
+from tests.support import free_port
+
+CONTROL_TOKEN = "test-control-token"
+AUTH = {"Authorization": "Bearer test-alert-token"}
+
+
+class Service:
+    def __init__(self, url: str, state: Any = None) -> None:
+        self.url = url
+        self.http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {CONTROL_TOKEN}"}, timeout=5)
+
+    def state(self) -> dict:
+        return self.http.get("/control/state").json()
+
+
+@pytest.fixture
+def llm_service(monkeypatch: pytest.MonkeyPatch) -> Iterator[Service]:
+    server = ServerThread(service_app(control_token=CONTROL_TOKEN, bundle="v42")).start()
+    monkeypatch.setenv("WARROOM_TARGET_LLM_GATEWAY", server.url)
+    monkeypatch.setenv("WARROOM_SECRET_CONTROL_TOKEN", CONTROL_TOKEN)
+    yield Service(server.url)
+    server.stop()
+
+
+@pytest.fixture
+def runbooks_dir(tmp_path: Path) -> Path:
+    """A copy of the shipped runbooks a test may add to."""
+    target = tmp_path / "runbooks"
+    shutil.copytree(ROOT / "runbooks", target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def _emu() -> Iterator[Emulator]:
+    from tests.conftest import SIGNING_SECRET
+    emulator = Emulator(signing_secret=SIGNING_SECRET)
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def start_warroom(database_url: str, _emu: Emulator, llm_service: Service,
+                  runbooks_dir: Path) -> Iterator[Callable[..., SlackHarness]]:
+    """Start warroom (automation on) with extra settings; the harness drives it like Slack and Alertmanager."""
+    started: list[tuple[ServerThread, Runtime]] = []
+
+    def start(services: dict[str, Any] | None = None, **overrides: Any) -> SlackHarness:
+        _emu.reset()
+        port = free_port()
+        values = {"WARROOM_AUTOMATION": True, "WARROOM_PUBLIC_URL": f"http://127.0.0.1:{port}",
+                  "WARROOM_RUNBOOKS_DIR": runbooks_dir, **overrides}
+        runtime = Runtime.build(slack_settings(database_url, _emu, **values))
+        runtime.services.update(services or {})
+        server = ServerThread(create_app(runtime), port=port).start()
+        _emu.bot_url = server.url + "/slack/events"
+        started.append((server, runtime))
+        return SlackHarness(_emu, runtime, server.url)
+
+    yield start
+    for server, runtime in started:
+        server.stop()
+        runtime.engine.dispose()
+
+
+def runs(harness: SlackHarness, incident_id: int) -> list[ActionRun]:
+    with transaction(harness.runtime.engine) as session:
+        found = list(session.execute(select(ActionRun).where(ActionRun.incident_id == incident_id)
+                                     .order_by(ActionRun.id)).scalars())
+        session.expunge_all()
+        return found
+
+
+def register_bundles(harness: SlackHarness, v42_minutes_ago: float = 17) -> None:
+    from datetime import datetime, timedelta
+    now = datetime.now(UTC)
+    for version, good, deployed in (("v41", True, now - timedelta(days=2)),
+                                    ("v42", False, now - timedelta(minutes=v42_minutes_ago))):
+        components = {"prompt_version": f"answer-{version}", "model_route": "primary-70b"}
+        response = harness.http.post("/api/bundles", headers=AUTH, json={
+            "service": "llm-gateway", "version": version, "components": components,
+            "deployed_at": deployed.isoformat(), "known_good": good})
+        assert response.status_code in (200, 201), response.text

@@ -1,0 +1,53 @@
+"""`warroom demo`: the sample alert's incident is mitigated by the automatic fallback before anyone clicks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from bot.config import DEV_ALERT_TOKEN
+from bot.serving import stop_process
+from tests.conftest import ROOT
+from tests.support import free_port, wait_for
+
+
+def test_the_demo_s_incident_is_mitigated_by_the_automatic_fallback_with_the_guard_s_evidence(tmp_path: Path):
+    port, emulator_port, service_port = free_port(), free_port(), free_port()
+    log = (tmp_path / "demo.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "bot", "demo", "--port", str(port), "--emulator-port",
+                                str(emulator_port), "--service-port", str(service_port), "--data-dir", str(tmp_path)],
+                               cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5,
+                        headers={"Authorization": f"Bearer {DEV_ALERT_TOKEN}"})
+
+    def incident() -> dict | None:
+        try:
+            response = http.get("/api/incidents/1")
+        except httpx.HTTPError:
+            return None
+        return response.json() if response.status_code == 200 else None
+
+    try:
+        mitigated = wait_for(lambda: (i := incident()) and i["status"] == "mitigated" and i, timeout=90,
+                             interval=0.5, what="the automatic mitigation")
+        by_kind = {e["kind"]: e for e in mitigated["timeline"]}
+        assert by_kind["action_requested"]["actor"] == "warroom (auto)"
+        assert "Guard: improved — hallucination-rate error ratio" in by_kind["guard_improved"]["text"]
+        assert by_kind["mitigated"]["actor"] == "warroom (auto)"
+        assert "bundle v42 by deploy-bot" in by_kind["change"]["text"]
+        assert not any(e["actor"] in ("U0PRIYA", "U0SAM") for e in mitigated["timeline"])  # nobody clicked
+        state = httpx.get(f"http://127.0.0.1:{service_port}/control/state",
+                          headers={"Authorization": "Bearer demo-control-token"}).json()
+        assert state["route"] == "safe-fallback-8b"
+        seen = httpx.get(f"http://127.0.0.1:{emulator_port}/ui/state",  # what the emulator page shows Priya
+                         params={"channel": mitigated["channel_id"], "user": "U0PRIYA"}).text
+        assert "warroom is running run #1" in seen and "/incident undo 1" in seen  # what, how to undo
+        assert "runbook *Hallucination rate spike* declares it" in seen  # why
+        assert "Changed 17 min before: bundle v42 by deploy-bot" in seen  # the card names the change
+    finally:
+        http.close()
+        stop_process(process)
+        log.close()
