@@ -195,3 +195,23 @@ def test_alertmanager_resolving_the_incident_cancels_a_waiting_confirmation(llm_
     slack.settle()
     assert "cancelled" in card_text(slack, channel, 1)
     assert llm_service.state()["tools"]["web_search"] is True
+
+
+def test_an_approval_clicked_many_times_at_once_runs_the_action_once(llm_service, slack, room):  # noqa: F811
+    from concurrent.futures import ThreadPoolExecutor
+
+    incident_id, channel = room
+    slack.command("/incident rollback", user=PRIYA, channel=channel)
+    click(slack, channel, 1, "action.confirm", PRIYA)
+    wait_card(slack, channel, 1, "action.approve")
+    card_ts = run_card(slack, channel, 1).ts
+    with ThreadPoolExecutor(max_workers=6) as pool:  # Sam's impatient clicks, and Slack's retries of them
+        list(pool.map(lambda _: slack.emu.click(channel, card_ts, "action.approve", "1", user=SAM), range(6)))
+    wait_card(slack, channel, 1, "succeeded")
+    slack.settle()
+    timeline = [e for e in slack.incident(incident_id)["timeline"] if "run #1" in e["text"]]
+    assert [e["kind"] for e in timeline].count("action_approved") == 1
+    assert [e["kind"] for e in timeline].count("action_succeeded") == 1
+    with transaction(slack.runtime.engine) as session:
+        assert session.get(ActionRun, 1).status == "succeeded"
+    assert llm_service.state()["bundle"] == "v41"

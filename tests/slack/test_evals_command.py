@@ -87,12 +87,17 @@ def test_rollback_to_a_hand_marked_bundle_says_so(llm_service, slack, room):  # 
 
 
 def test_the_card_names_the_bundle_that_passed_the_gate(llm_service, slack, room):  # noqa: F811
+    from datetime import timedelta
+
     from bot import bundles
+    from bot.clock import utcnow
     from bot.incidents import service
     from bot.slack.views import bundle_line
     incident_id, _ = room
     with transaction(slack.runtime.engine) as session:
-        bundles.register_bundle(session, service="llm-gateway", version="v43", components={"prompt_version": "answer-v43"})
+        # A candidate awaiting the gate, not deployed: dated after everything, as the demo registers it.
+        bundles.register_bundle(session, service="llm-gateway", version="v43", components={"prompt_version": "answer-v43"},
+                                deployed_at=utcnow() + timedelta(days=30))
         bundles.mark_known_good(session, "llm-gateway", "v43", run_id=12)
         line = bundle_line(session, service.get(session, incident_id))
     assert line is not None and line.startswith("v42") and line.endswith("· v43 passed eval gate run #12")
