@@ -21,10 +21,14 @@ DEFAULT_EVERY_SECONDS = 60.0
 
 
 def effects(incident_ids: Iterable[int], *, now: datetime, every_s: float = DEFAULT_EVERY_SECONDS) -> list[outbox.Effect]:
-    """One effect per incident for this slot: due when the slot ends, so the slot's traces coalesce."""
+    """One effect per incident for this slot: due when the slot ends, so the slot's traces coalesce.
+
+    Queued without the row's incident id: the outbox runs an incident's rows in order, so a row due
+    a minute from now would hold back that incident's card updates and action runs until then.
+    The payload still names the incident."""
     at = now.timestamp()
     slot = math.floor(at / every_s)
     due_in = max((slot + 1) * every_s - at, 0.0)
     return [outbox.Effect(EFFECT_KIND, {"incident_id": incident_id}, key=f"traces-more:{incident_id}:{slot}",
-                          incident_id=incident_id, delay=due_in)
+                          delay=due_in)
             for incident_id in sorted(set(incident_ids))]

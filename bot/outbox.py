@@ -155,3 +155,12 @@ def retry_failed(session: Session, incident_id: int | None = None) -> int:
 def pending_count(session: Session) -> int:
     from sqlalchemy import func
     return session.execute(select(func.count()).select_from(OutboxItem).where(OutboxItem.status.in_(ACTIVE))).scalar_one()
+
+
+def due_count(session: Session, now: datetime | None = None) -> int:
+    """Rows being performed or due now; rows queued for later (a guard's next look, the next
+    failing-traces post) are not work waiting."""
+    from sqlalchemy import func
+    due = (OutboxItem.status == "running") | ((OutboxItem.status == "pending") &
+                                               (OutboxItem.next_attempt_at <= (now or utcnow())))
+    return session.execute(select(func.count()).select_from(OutboxItem).where(due)).scalar_one()

@@ -45,7 +45,7 @@ def test_the_demo_s_incident_is_mitigated_by_the_automatic_fallback_with_the_gua
         seen = httpx.get(f"http://127.0.0.1:{emulator_port}/ui/state",  # what the emulator page shows Priya
                          params={"channel": mitigated["channel_id"], "user": "U0PRIYA"}).text
         assert "warroom is running run #1" in seen and "/incident undo 1" in seen  # what, how to undo
-        assert "runbook *Hallucination rate spike* declares it" in seen  # why
+        assert "runbook <strong>Hallucination rate spike</strong> declares it" in seen  # why (mrkdwn bold on the page)
         assert "Changed 17 min before: bundle v42 by deploy-bot" in seen  # the card names the change
     finally:
         http.close()

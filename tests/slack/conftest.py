@@ -54,11 +54,12 @@ class SlackHarness:
         return self.incident(incident_id)["channel_id"]
 
     def settle(self, timeout: float = 10) -> None:
-        """Wait until every queued Slack effect has been performed."""
+        """Wait until every queued Slack effect that is due has been performed (rows queued for
+        later, such as the next failing-traces post, are not waited for)."""
         from bot import outbox
         def idle() -> bool:
             with transaction(self.runtime.engine) as session:
-                return outbox.pending_count(session) == 0
+                return outbox.due_count(session) == 0
         wait_for(idle, timeout=timeout, what="the outbox to drain")
 
     # Slack's side
