@@ -158,9 +158,9 @@ def pending_count(session: Session) -> int:
 
 
 def due_count(session: Session, now: datetime | None = None) -> int:
-    """Rows being performed or due now; rows queued for later (a guard's next look, the next
-    failing-traces post) are not work waiting."""
+    """Rows being performed, due now, or waiting to be retried; rows queued for later and not yet
+    tried (a guard's next look, the next failing-traces post) are not work waiting."""
     from sqlalchemy import func
-    due = (OutboxItem.status == "running") | ((OutboxItem.status == "pending") &
-                                               (OutboxItem.next_attempt_at <= (now or utcnow())))
+    waiting = (OutboxItem.next_attempt_at <= (now or utcnow())) | (OutboxItem.attempts > 0)
+    due = (OutboxItem.status == "running") | ((OutboxItem.status == "pending") & waiting)
     return session.execute(select(func.count()).select_from(OutboxItem).where(due)).scalar_one()
