@@ -8,7 +8,6 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import select
 
@@ -18,31 +17,12 @@ from bot.models import ActionRun
 from bot.runtime import Runtime
 from bot.serving import ServerThread
 from bot.web import create_app
-from examples.llm_service import create_app as service_app
 from tests.conftest import ROOT
 from tests.slack.conftest import SlackHarness, slack_settings
+from tests.slack.test_actions import Service, llm_service  # noqa: F401  (the example service, as in the Slack tests)
 from tests.support import free_port
 
-CONTROL_TOKEN = "test-control-token"
 AUTH = {"Authorization": "Bearer test-alert-token"}
-
-
-class Service:
-    def __init__(self, url: str, state: Any = None) -> None:
-        self.url = url
-        self.http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {CONTROL_TOKEN}"}, timeout=5)
-
-    def state(self) -> dict:
-        return self.http.get("/control/state").json()
-
-
-@pytest.fixture
-def llm_service(monkeypatch: pytest.MonkeyPatch) -> Iterator[Service]:
-    server = ServerThread(service_app(control_token=CONTROL_TOKEN, bundle="v42")).start()
-    monkeypatch.setenv("WARROOM_TARGET_LLM_GATEWAY", server.url)
-    monkeypatch.setenv("WARROOM_SECRET_CONTROL_TOKEN", CONTROL_TOKEN)
-    yield Service(server.url)
-    server.stop()
 
 
 @pytest.fixture
@@ -63,7 +43,7 @@ def _emu() -> Iterator[Emulator]:
 
 
 @pytest.fixture
-def start_warroom(database_url: str, _emu: Emulator, llm_service: Service,
+def start_warroom(database_url: str, _emu: Emulator, llm_service: Service,  # noqa: F811
                   runbooks_dir: Path) -> Iterator[Callable[..., SlackHarness]]:
     """Start warroom (automation on) with extra settings; the harness drives it like Slack and Alertmanager."""
     started: list[tuple[ServerThread, Runtime]] = []
