@@ -3,6 +3,9 @@ Markdown, with the status and headers a caller acts on (exception handlers in `b
 
 from __future__ import annotations
 
+from starlette.requests import Request
+from starlette.responses import Response
+
 from tests.conftest import ALERT_TOKEN, READER, Warroom, make_settings, serve_warroom
 
 MISSING = "There is no incident #4242."
@@ -59,7 +62,7 @@ def test_a_bug_is_a_json_500_naming_the_error_id_in_the_log(settings, caplog) ->
     from bot.web import create_app
     from tests.support import ServerThread
 
-    async def broken(request):  # noqa: ANN001, ANN202
+    async def broken(request: Request) -> Response:
         raise KeyError("a bug")
 
     runtime = Runtime.build(settings)
