@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.clock import as_utc, utcnow
+from bot.db import transaction
 from bot.errors import UserError
 from bot.models import WebSession, WebSignInLink
 
@@ -93,3 +95,26 @@ def person_for(session: Session, session_token: str) -> Person | None:
 
 def end_session(session: Session, session_token: str) -> None:
     session.execute(delete(WebSession).where(WebSession.token_hash == _hash(session_token)))
+
+
+# ---- what the web pages call: each one transaction of its own ----
+
+def owner_of_link(engine: Engine, token: str) -> str | None:
+    with transaction(engine) as session:
+        return link_owner(session, token)
+
+
+def redeem(engine: Engine, token: str, *, session_for: timedelta) -> Person:
+    """Raises `LinkNotValid` for a link used already, expired or unknown."""
+    with transaction(engine) as session:
+        return redeem_link(session, token, session_for=session_for)
+
+
+def signed_in(engine: Engine, session_token: str) -> Person | None:
+    with transaction(engine) as session:
+        return person_for(session, session_token)
+
+
+def sign_out(engine: Engine, session_token: str) -> None:
+    with transaction(engine) as session:
+        end_session(session, session_token)

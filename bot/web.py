@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 
 from bot.routes import api, changes, otlp, pages, sessions, telemetry, webhooks
+from bot.routes.errors import exception_handlers
 from bot.runtime import Runtime
 from bot.scheduler import stop as stop_scheduler
 from bot.worker import Worker
@@ -74,6 +75,6 @@ def create_app(runtime: Runtime, *, extra_routes: list | None = None) -> Starlet
 
     routes = [*webhooks.routes, *api.routes, *changes.routes, slack_route(slack.app),
               *telemetry.routes, *otlp.routes, *pages.routes, *sessions.routes, *(extra_routes or [])]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers())
     app.state.runtime = runtime
     return app

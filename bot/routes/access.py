@@ -21,7 +21,6 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from bot import signin
 from bot.config import Settings
-from bot.db import transaction
 from bot.jsonbody import BadRequest, decode_utf8
 from bot.routes.common import error_response, read_body
 from bot.routes.html import render
@@ -53,11 +52,7 @@ async def signed_in(request: Request) -> signin.Person | None:
     if not token or len(token) > 200:
         return None
 
-    def look_up() -> signin.Person | None:
-        with transaction(_runtime(request).engine) as session:
-            return signin.person_for(session, token)
-
-    return await run_in_threadpool(look_up)
+    return await run_in_threadpool(signin.signed_in, _runtime(request).engine, token)
 
 
 async def may_read(request: Request) -> bool:

@@ -2,7 +2,8 @@
 ``POST /webhooks/unleash?service=…`` (Unleash's webhook addon, feature-flag events).
 
 Both take the bearer token ``WARROOM_ALERT_TOKEN``; a change names its service, and it shows on
-that service's open incidents (timeline and card) and before the next ones.
+that service's open incidents (timeline and card) and before the next ones (`bot.releases`).
+Failures are answered as JSON by the app's exception handlers (`bot.routes.errors`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
-from bot import changes
-from bot.db import transaction
+from bot import releases
 from bot.jsonbody import BadRequest, parse_json, pydantic_problems
-from bot.routes.common import error_response, read_body, require_bearer
+from bot.routes.common import read_body, require_bearer
+from bot.routes.errors import Route
 from bot.runtime import Runtime
 
 Kind = Literal["deploy", "prompt", "model_route", "retriever", "flag", "config", "other"]
@@ -92,11 +92,7 @@ def _validated(model: type[BaseModel], body: Any, what: str) -> Any:
 
 
 async def _store(runtime: Runtime, **fields: Any) -> JSONResponse:
-    def store() -> tuple[int | None, list[int]]:
-        with transaction(runtime.engine) as session:
-            return changes.announce(session, **fields)
-
-    change_id, told = await run_in_threadpool(store)
+    change_id, told = await run_in_threadpool(lambda: releases.record_change(runtime.engine, **fields))
     if told:
         runtime.wake.set()
     return JSONResponse({"id": change_id, "duplicate": change_id is None, "incidents": told},
@@ -105,35 +101,29 @@ async def _store(runtime: Runtime, **fields: Any) -> JSONResponse:
 
 async def post_change(request: Request) -> JSONResponse:
     runtime = _runtime(request)
-    try:
-        require_bearer(request, runtime.settings.alert_token)
-        raw = await read_body(request, runtime.settings.max_body_bytes)
-        given: ChangeIn = _validated(ChangeIn, parse_json(raw, max_string=runtime.settings.max_value_length), "change")
-        return await _store(runtime, service=given.service, kind=given.kind, summary=given.summary, at=given.when,
-                            actor=given.who, link=given.link, source="api", dedupe_key=given.id)
-    except Exception as exc:
-        return error_response(exc)
+    require_bearer(request, runtime.settings.alert_token)
+    raw = await read_body(request, runtime.settings.max_body_bytes)
+    given: ChangeIn = _validated(ChangeIn, parse_json(raw, max_string=runtime.settings.max_value_length), "change")
+    return await _store(runtime, service=given.service, kind=given.kind, summary=given.summary, at=given.when,
+                        actor=given.who, link=given.link, source="api", dedupe_key=given.id)
 
 
 async def post_unleash(request: Request) -> JSONResponse:
     runtime = _runtime(request)
-    try:
-        require_bearer(request, runtime.settings.alert_token)
-        service = request.query_params.get("service", "")
-        if not service or len(service) > 200 or not service.isprintable():
-            raise BadRequest(400, "name the service the flags belong to in the webhook URL: "
-                                  "/webhooks/unleash?service=<name>")
-        raw = await read_body(request, runtime.settings.max_body_bytes)
-        event: UnleashEvent = _validated(UnleashEvent, parse_json(raw, max_string=runtime.settings.max_value_length),
-                                         "Unleash event")
-        verb = _UNLEASH_VERBS.get(event.type, event.type.replace("-", " "))
-        where = f" in {event.environment}" if event.environment else ""
-        summary = f"flag {event.featureName or '(project ' + str(event.project) + ')'} {verb}{where}"
-        at = event.createdAt.astimezone(UTC) if event.createdAt and event.createdAt.tzinfo else event.createdAt
-        return await _store(runtime, service=service, kind="flag", summary=summary, at=at, actor=event.createdBy,
-                            source="unleash", dedupe_key=str(event.id))
-    except Exception as exc:
-        return error_response(exc)
+    require_bearer(request, runtime.settings.alert_token)
+    service = request.query_params.get("service", "")
+    if not service or len(service) > 200 or not service.isprintable():
+        raise BadRequest(400, "name the service the flags belong to in the webhook URL: "
+                              "/webhooks/unleash?service=<name>")
+    raw = await read_body(request, runtime.settings.max_body_bytes)
+    event: UnleashEvent = _validated(UnleashEvent, parse_json(raw, max_string=runtime.settings.max_value_length),
+                                     "Unleash event")
+    verb = _UNLEASH_VERBS.get(event.type, event.type.replace("-", " "))
+    where = f" in {event.environment}" if event.environment else ""
+    summary = f"flag {event.featureName or '(project ' + str(event.project) + ')'} {verb}{where}"
+    at = event.createdAt.astimezone(UTC) if event.createdAt and event.createdAt.tzinfo else event.createdAt
+    return await _store(runtime, service=service, kind="flag", summary=summary, at=at, actor=event.createdBy,
+                        source="unleash", dedupe_key=str(event.id))
 
 
 routes = [

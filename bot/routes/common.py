@@ -1,15 +1,20 @@
-"""What every JSON route shares: bearer auth, a bounded body, and errors as JSON."""
+"""What every JSON route shares: bearer auth, a bounded body, and errors as JSON.
+
+`problem_of` decides what a failure means for the caller (status, message, headers, log line);
+`bot.routes.errors` shows it in the form the route answers in.
+"""
 
 from __future__ import annotations
 
 import hmac
 import logging
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from bot.db import is_database_unavailable
-from bot.errors import new_error_id
+from bot.errors import NotFound, UserError, new_error_id
+from bot.health import is_outage
 from bot.jsonbody import BadRequest
 
 log = logging.getLogger(__name__)
@@ -37,22 +42,52 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def error_response(exc: Exception) -> JSONResponse:
+@dataclass(frozen=True)
+class Problem:
+    """A failure as the caller sees it; ``error_id`` ties a 5xx answer to its line in the log."""
+
+    status: int
+    message: str
+    problems: list[dict[str, str]] = field(default_factory=list)
+    error_id: str | None = None
+    headers: dict[str, str] | None = None
+
+    def as_json(self) -> dict[str, object]:
+        body: dict[str, object] = {"error": self.message}
+        if self.problems:
+            body["problems"] = self.problems
+        if self.error_id:
+            body["error_id"] = self.error_id
+        return body
+
+
+def problem_of(exc: Exception) -> Problem:
     if isinstance(exc, BadRequest):
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         if exc.status == 413:
             # The rest of the body stays unread: closing the connection stops the sender.
             headers = {"Connection": "close"}
-        return JSONResponse(exc.as_json(), status_code=exc.status, headers=headers)
-    if is_database_unavailable(exc):
-        error_id = new_error_id()
-        log.error("database unavailable", exc_info=exc, extra={"error_id": error_id})
-        # 503 makes Alertmanager retry: nothing is lost while the database is down.
-        return JSONResponse({"error": "database unavailable, try again", "error_id": error_id},
-                            status_code=503, headers={"Retry-After": "5"})
+        return Problem(exc.status, exc.message, exc.problems, headers=headers)
+    if isinstance(exc, NotFound):
+        return Problem(404, str(exc))
+    if isinstance(exc, UserError):
+        return Problem(400, str(exc))
     error_id = new_error_id()
+    if is_outage(exc):
+        log.error("database unavailable", exc_info=exc, extra={"error_id": error_id})
+        # 503 makes Alertmanager (and OTLP exporters) retry: nothing is lost while the database is down.
+        return Problem(503, "database unavailable, try again", error_id=error_id, headers={"Retry-After": "5"})
     log.error("unexpected error", exc_info=exc, extra={"error_id": error_id})
-    return JSONResponse({"error": "internal error", "error_id": error_id}, status_code=500)
+    return Problem(500, "internal error", error_id=error_id)
+
+
+def as_json(problem: Problem) -> JSONResponse:
+    return JSONResponse(problem.as_json(), status_code=problem.status, headers=problem.headers)
+
+
+def error_response(exc: Exception) -> JSONResponse:
+    """For a route that must see the answer itself (the webhooks count it by status)."""
+    return as_json(problem_of(exc))
 
 
 # Incident ids are 32-bit on PostgreSQL (SERIAL); a larger number in a path is a bad request, not a 500.

@@ -4,7 +4,8 @@ Answers follow the OTLP/HTTP specification: 200 with an ``ExportTraceServiceResp
 ``partial_success`` names what was rejected and why), 400/413/415 with a ``google.rpc.Status``
 for a body that is not an export request (the exporter must not retry it), 401 without the
 bearer token, and 503 with ``Retry-After`` while the database is down (the exporter retries).
-Every answer is in the request's encoding. GenAI spans are mapped (`bot.otlp.genai`) to the
+Every answer is in the request's encoding; failures are answered by the app's exception handlers
+(`bot.routes.errors`) in this route's `otlp_style`. GenAI spans are mapped (`bot.otlp.genai`) to the
 trace events ``POST /api/traces`` takes and stored by the same code, with the same rules.
 """
 
@@ -15,49 +16,44 @@ import logging
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from bot.db import is_database_unavailable
-from bot.errors import new_error_id
 from bot.jsonbody import BadRequest
 from bot.otlp import response
 from bot.otlp.decode import JSON, PROTOBUF, decode_request, decompress, media_type
 from bot.otlp.genai import MappingOptions, map_spans
-from bot.routes.common import read_body, require_bearer
-from bot.routes.telemetry import store_events
+from bot.routes.common import Problem, read_body, require_bearer
+from bot.routes.errors import Route
 from bot.runtime import Runtime
+from bot.trace_intake import store_events
 
 log = logging.getLogger(__name__)
 
 
+def _encoding(request: Request) -> str:
+    # The answer's encoding: the request's, and JSON when we cannot tell.
+    return PROTOBUF if media_type(request.headers.get("content-type", "")) == PROTOBUF else JSON
+
+
+def otlp_style(request: Request, problem: Problem) -> Response:
+    """A ``google.rpc.Status``; a 5xx names the error id that is in the log."""
+    message = problem.message + (f" (error id {problem.error_id})" if problem.error_id else "")
+    return response.failure(_encoding(request), problem.status, message, headers=problem.headers)
+
+
 async def post_otlp_traces(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
-    kind = media_type(request.headers.get("content-type", ""))
-    encoding = PROTOBUF if kind == PROTOBUF else JSON  # the answer's encoding; JSON when we cannot tell
     try:
         require_bearer(request, runtime.settings.alert_token)
         limit = runtime.settings.otlp_max_body_bytes
         raw = await read_body(request, limit)
         body = decompress(raw, request.headers.get("content-encoding", ""), limit)
         decoded = decode_request(body, request.headers.get("content-type", ""))
-    except BadRequest as exc:
+    except BadRequest:
         runtime.metrics.traces_received.labels("bad_body").inc()
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        if exc.status == 413:
-            headers = {"Connection": "close"}
-        return response.failure(encoding, exc.status, exc.message, headers=headers)
+        raise
 
     mapped = map_spans(decoded.spans, MappingOptions(bundle_attribute=runtime.settings.otlp_bundle_attribute))
-    try:
-        result = await run_in_threadpool(store_events, runtime, mapped.events)
-    except Exception as exc:
-        error_id = new_error_id()
-        if is_database_unavailable(exc):
-            log.error("database unavailable", exc_info=exc, extra={"error_id": error_id})
-            return response.failure(encoding, 503, f"database unavailable, try again (error id {error_id})",
-                                    headers={"Retry-After": "5"})
-        log.error("unexpected error", exc_info=exc, extra={"error_id": error_id})
-        return response.failure(encoding, 500, f"internal error (error id {error_id})")
+    result = await run_in_threadpool(store_events, runtime.engine, runtime.settings, runtime.metrics, mapped.events)
 
     # A span is rejected when it is malformed, or when it is an answer whose event was refused.
     rejected = decoded.rejected + len(mapped.rejected) + len(result.rejected)
@@ -72,7 +68,7 @@ async def post_otlp_traces(request: Request) -> Response:
     log.info("otlp: %d spans, %d answers stored, %d duplicates, %d rejected, %d not GenAI, %d linked",
              len(decoded.spans) + decoded.rejected, result.accepted, result.duplicates, rejected, mapped.ignored,
              result.linked)
-    return response.success(encoding, rejected, message)
+    return response.success(_encoding(request), rejected, message)
 
 
-routes = [Route("/v1/traces", post_otlp_traces, methods=["POST"])]
+routes = [Route("/v1/traces", post_otlp_traces, methods=["POST"], errors=otlp_style)]

@@ -11,13 +11,12 @@ from datetime import timedelta
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
 
 from bot import signin
-from bot.db import transaction
 from bot.jsonbody import BadRequest
 from bot.routes.access import (clear_session_cookie, form_of, people_only, person_of, read_form, refuse_cross_site,
                                set_session_cookie)
+from bot.routes.errors import Route, page_style
 from bot.routes.html import render
 from bot.runtime import Runtime
 
@@ -33,11 +32,7 @@ def _runtime(request: Request) -> Runtime:
 async def signin_page(request: Request) -> Response:
     token = request.path_params["token"]
 
-    def owner() -> str | None:
-        with transaction(_runtime(request).engine) as session:
-            return signin.link_owner(session, token)
-
-    user_id = await run_in_threadpool(owner) if len(token) <= 200 else None
+    user_id = await run_in_threadpool(signin.owner_of_link, _runtime(request).engine, token) if len(token) <= 200 else None
     if user_id is None:
         return render(request, "signin.html", 400, headers=NO_REFERRER, token=None, user_id=None,
                       reason="This sign-in link was used already or has expired.")
@@ -54,12 +49,8 @@ async def signin_post(request: Request) -> Response:
                       reason=exc.message)
     lasts = timedelta(hours=settings.session_hours)
 
-    def redeem() -> signin.Person:
-        with transaction(_runtime(request).engine) as session:
-            return signin.redeem_link(session, token, session_for=lasts)
-
     try:
-        person = await run_in_threadpool(redeem)
+        person = await run_in_threadpool(lambda: signin.redeem(_runtime(request).engine, token, session_for=lasts))
     except signin.LinkNotValid as exc:
         return render(request, "signin.html", 400, headers=NO_REFERRER, token=None, user_id=None, reason=str(exc))
     response = RedirectResponse("/incidents", status_code=303)
@@ -71,18 +62,14 @@ async def signout(request: Request) -> Response:
     token = person_of(request).session_token
     form_of(request)  # checked by people_only: the CSRF token was right
 
-    def end() -> None:
-        with transaction(_runtime(request).engine) as session:
-            signin.end_session(session, token)
-
-    await run_in_threadpool(end)
+    await run_in_threadpool(signin.sign_out, _runtime(request).engine, token)
     response = RedirectResponse("/incidents", status_code=303)
     clear_session_cookie(response)
     return response
 
 
 routes = [
-    Route("/signin/{token}", signin_page, methods=["GET"]),
-    Route("/signin", signin_post, methods=["POST"]),
-    Route("/signout", people_only(signout), methods=["POST"]),
+    Route("/signin/{token}", signin_page, methods=["GET"], errors=page_style),
+    Route("/signin", signin_post, methods=["POST"], errors=page_style),
+    Route("/signout", people_only(signout), methods=["POST"], errors=page_style),
 ]

@@ -3,13 +3,13 @@
 Traces: the answer is 200 once the batch is committed, naming each rejected event and why; only a
 body that is not a batch at all (bad JSON, an object instead of an array, too large) is a 4xx,
 and then nothing is stored. A database outage is a 503, so the sender keeps the batch and retries.
+Failures are answered as JSON by the app's exception handlers (`bot.routes.errors`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -17,16 +17,20 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 from typing_extensions import Annotated
 
-from bot import bundles, changes, traces
-from bot.clock import utcnow
-from bot.db import transaction
-from bot.errors import NotFound, UserError
-from bot.jsonbody import MAX_DEPTH, BadRequest, decode_utf8, parse_json, pydantic_problems
-from bot.routes.common import error_response, limit_of, read_body, require_bearer
+from bot import releases
+from bot.jsonbody import (
+    MAX_DEPTH,
+    BadRequest,
+    decode_utf8,
+    parse_json,
+    pydantic_problems,
+)
+from bot.routes.common import limit_of, read_body, require_bearer
+from bot.routes.errors import Route
 from bot.runtime import Runtime
+from bot.trace_intake import store_events
 
 log = logging.getLogger(__name__)
 
@@ -39,26 +43,11 @@ def _runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def _json_endpoint(handler: Callable[[Request, Runtime], Awaitable[JSONResponse]]) -> Callable[[Request], Awaitable[JSONResponse]]:
-    """Every failure becomes a JSON answer: ours as 4xx, the database's as 503 (see ``error_response``)."""
-
-    async def endpoint(request: Request) -> JSONResponse:
-        try:
-            return await handler(request, _runtime(request))
-        except NotFound as exc:
-            return JSONResponse({"error": str(exc)}, status_code=404)
-        except UserError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        except Exception as exc:
-            return error_response(exc)
-
-    return endpoint
-
-
 # --- traces ---------------------------------------------------------------------------------
 
 
-async def post_traces(request: Request, runtime: Runtime) -> JSONResponse:
+async def post_traces(request: Request) -> JSONResponse:
+    runtime = _runtime(request)
     require_bearer(request, runtime.settings.alert_token)
     try:
         raw = await read_body(request, runtime.settings.max_body_bytes)
@@ -67,7 +56,7 @@ async def post_traces(request: Request, runtime: Runtime) -> JSONResponse:
         runtime.metrics.traces_received.labels("bad_body").inc()
         raise
 
-    result = await run_in_threadpool(store_events, runtime, events)
+    result = await run_in_threadpool(store_events, runtime.engine, runtime.settings, runtime.metrics, events)
     for outcome, count in (("accepted", result.accepted), ("duplicate", result.duplicates),
                            ("rejected", len(result.rejected))):
         if count:
@@ -75,16 +64,6 @@ async def post_traces(request: Request, runtime: Runtime) -> JSONResponse:
     log.info("traces: %d accepted, %d duplicates, %d rejected, %d linked to incidents",
              result.accepted, result.duplicates, len(result.rejected), result.linked)
     return JSONResponse(result.as_json())
-
-
-def store_events(runtime: Runtime, events: list[Any]) -> traces.TraceIngestResult:
-    """Store a batch of trace events (from JSON or OTLP) the same way, and count what was stored."""
-    with transaction(runtime.engine) as session:
-        result = traces.ingest_traces(session, events, rules=runtime.settings.failure_rules(), now=utcnow(),
-                                      max_string=runtime.settings.max_value_length,
-                                      post_every_s=runtime.settings.traces_post_every_seconds)
-    runtime.metrics.llm.record(result.stored)
-    return result
 
 
 def decode_events(raw: bytes, content_type: str) -> list[Any]:
@@ -174,65 +153,42 @@ def _validated(model: type[BaseModel], body: Any, what: str) -> Any:
         raise BadRequest(422, f"invalid {what}", pydantic_problems(exc)) from None
 
 
-def _with_lineage(session: Any, bundle: Any) -> dict[str, Any]:
-    previous = bundles.previous_bundle(session, bundle)
-    changes = bundles.diff(previous, bundle)
-    return {**bundles.as_dict(bundle), "previous_version": previous.version if previous else None,
-            "changes": [c.as_json() for c in changes], "change_summary": bundles.describe_change(changes)}
-
-
-async def post_bundle(request: Request, runtime: Runtime) -> JSONResponse:
+async def post_bundle(request: Request) -> JSONResponse:
+    runtime = _runtime(request)
     require_bearer(request, runtime.settings.alert_token)
     raw = await read_body(request, runtime.settings.max_body_bytes)
     given: BundleIn = _validated(BundleIn, parse_json(raw, max_string=runtime.settings.max_value_length), "bundle")
-
-    def store() -> dict[str, Any]:
-        with transaction(runtime.engine) as session:
-            deployed_at = given.deployed_at or utcnow()
-            bundle = bundles.register_bundle(session, service=given.service, version=given.version,
-                                             components=given.components, deployed_at=deployed_at,
-                                             known_good=given.known_good, reason=given.reason)
-            # A deploy is a change: on the service's open incidents now, before its next ones later.
-            changes.announce(session, service=given.service, kind="deploy", summary=changes.bundle_summary(given.version),
-                             at=deployed_at, actor=given.deployed_by, source="bundles",
-                             dedupe_key=f"{given.service}:{given.version}:{deployed_at.isoformat()}")
-            return _with_lineage(session, bundle)
-
-    body = await run_in_threadpool(store)
+    body = await run_in_threadpool(lambda: releases.register_bundle(
+        runtime.engine, service=given.service, version=given.version, components=given.components,
+        deployed_at=given.deployed_at, known_good=given.known_good, reason=given.reason,
+        deployed_by=given.deployed_by))
     log.info("bundle %s %s registered: %s", given.service, given.version, body["change_summary"])
     return JSONResponse(body, status_code=201)
 
 
-async def get_bundles(request: Request, runtime: Runtime) -> JSONResponse:
+async def get_bundles(request: Request) -> JSONResponse:
     service = request.query_params.get("service") or None
     if service is not None and ("\x00" in service or len(service) > 200):
         raise BadRequest(400, "service must be a name without NUL characters, at most 200 characters")
     limit = limit_of(request)
-
-    def load() -> list[dict[str, Any]]:
-        with transaction(runtime.engine) as session:
-            return [_with_lineage(session, b) for b in bundles.list_bundles(session, service=service, limit=limit)]
-
-    return JSONResponse(await run_in_threadpool(load))
+    return JSONResponse(await run_in_threadpool(lambda: releases.list_bundles(_runtime(request).engine,
+                                                                              service=service, limit=limit)))
 
 
-async def post_known_good(request: Request, runtime: Runtime) -> JSONResponse:
+async def post_known_good(request: Request) -> JSONResponse:
+    runtime = _runtime(request)
     require_bearer(request, runtime.settings.alert_token)
     raw = await read_body(request, runtime.settings.max_body_bytes)
     body = parse_json(raw, max_string=runtime.settings.max_value_length) if raw.strip() else {}
     given: KnownGoodIn = _validated(KnownGoodIn, body, "known-good request")
     service, version = request.path_params["service"], request.path_params["version"]
-
-    def mark() -> dict[str, Any]:
-        with transaction(runtime.engine) as session:
-            return _with_lineage(session, bundles.mark_known_good(session, service, version, given.reason))
-
-    return JSONResponse(await run_in_threadpool(mark))
+    return JSONResponse(await run_in_threadpool(releases.mark_known_good, runtime.engine, service, version,
+                                                given.reason))
 
 
 routes = [
-    Route("/api/traces", _json_endpoint(post_traces), methods=["POST"]),
-    Route("/api/bundles", _json_endpoint(post_bundle), methods=["POST"]),
-    Route("/api/bundles", _json_endpoint(get_bundles), methods=["GET"]),
-    Route("/api/bundles/{service}/{version}/known-good", _json_endpoint(post_known_good), methods=["POST"]),
+    Route("/api/traces", post_traces, methods=["POST"]),
+    Route("/api/bundles", post_bundle, methods=["POST"]),
+    Route("/api/bundles", get_bundles, methods=["GET"]),
+    Route("/api/bundles/{service}/{version}/known-good", post_known_good, methods=["POST"]),
 ]

@@ -15,7 +15,6 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from bot.alerts.normalize import Notification, from_alertmanager, from_grafana
 from bot.alerts.writer import IntakeWriter
@@ -23,6 +22,7 @@ from bot.clock import utcnow
 from bot.jsonbody import parse_json
 from bot.logs import request_id
 from bot.routes.common import error_response, read_body, require_bearer
+from bot.routes.errors import Route
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
