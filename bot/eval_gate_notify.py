@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from bot import outbox
+from bot.effects import PostMessage
 from bot.eval_gate import ERROR, GateReport
 from bot.incidents import timeline
 from bot.models import Incident
@@ -35,5 +36,5 @@ def post_to_incidents(session: Session, report: GateReport) -> None:
         timeline.record(session, incident, "eval_gate", lines[0], actor="warroom",
                         data={"run_id": report.run_id, "bundle": f"{report.service}:{report.version}",
                               "status": report.status}, dedupe_key=f"eval-gate:{report.run_id}:{incident_id}")
-        outbox.enqueue(session, "slack.message", {"incident_id": incident_id, "text": text},
+        outbox.enqueue(session, PostMessage(incident_id=incident_id, text=text),
                        key=f"eval-gate:{report.run_id}:{incident_id}", incident_id=incident_id)

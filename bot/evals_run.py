@@ -6,6 +6,7 @@ from pathlib import Path
 
 from bot import outbox
 from bot.db import transaction
+from bot.effects import PostMessage
 from bot.incidents import service, timeline
 from bot.promptfoo import EvalRunSummary, PromptfooError, ensure_promptfoo, run_promptfoo
 from bot.runtime import Runtime
@@ -44,7 +45,7 @@ def run_and_report(runtime: Runtime, directory: Path, *, incident: int | None, b
         with transaction(runtime.engine) as session:
             record = service.get(session, incident)
             timeline.record(session, record, "evals", text, actor="warroom")
-            outbox.enqueue(session, "slack.message", {"incident_id": incident, "text": text}, incident_id=incident)
+            outbox.enqueue(session, PostMessage(incident_id=incident, text=text), incident_id=incident)
         from bot.web import create_app
         create_app(runtime)
         runtime.services["worker"].drain()

@@ -14,13 +14,13 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from bot import outbox
+from bot.effects import PostLateTraces
 
-EFFECT_KIND = "slack.traces_more"
 POSTED_STEP = "traces_posted"  # IncidentStep whose result remembers the last trace posted to the room
 DEFAULT_EVERY_SECONDS = 60.0
 
 
-def effects(incident_ids: Iterable[int], *, now: datetime, every_s: float = DEFAULT_EVERY_SECONDS) -> list[outbox.Effect]:
+def effects(incident_ids: Iterable[int], *, now: datetime, every_s: float = DEFAULT_EVERY_SECONDS) -> list[outbox.Queued]:
     """One effect per incident for this slot: due when the slot ends, so the slot's traces coalesce.
 
     Queued without the row's incident id: the outbox runs an incident's rows in order, so a row due
@@ -29,6 +29,6 @@ def effects(incident_ids: Iterable[int], *, now: datetime, every_s: float = DEFA
     at = now.timestamp()
     slot = math.floor(at / every_s)
     due_in = max((slot + 1) * every_s - at, 0.0)
-    return [outbox.Effect(EFFECT_KIND, {"incident_id": incident_id}, key=f"traces-more:{incident_id}:{slot}",
+    return [outbox.Queued(PostLateTraces(incident_id=incident_id), key=f"traces-more:{incident_id}:{slot}",
                           delay=due_in)
             for incident_id in sorted(set(incident_ids))]

@@ -2,7 +2,7 @@
 
 A row is written in the same transaction as the change that needs it, keyed so the same effect
 is never queued twice; several effects can go in one INSERT (`enqueue_many`), numbered in list
-order. Workers claim due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's single writer
+order. A row holds a typed effect (`bot.effects`): its kind, and its fields as the payload. Workers claim due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's single writer
 lock serialises claims), perform them and mark them done. Rows of one incident run in order: a
 row is not claimable while an older row (lower id) of its incident is pending or running. A
 failure backs off exponentially and, after ``MAX_ATTEMPTS``, stays ``failed`` and visible.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +21,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from bot.clock import utcnow
+from bot.effects import Effect
 from bot.models import OutboxItem
 from bot.statements import Later, Statements
 
@@ -35,23 +36,23 @@ _OUTBOX = OutboxItem.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
-class Effect:
-    """One outbox row to queue: `enqueue`'s arguments, for `enqueue_many`."""
+class Queued:
+    """One outbox row to queue: an effect, its dedupe key (none: never a duplicate), the incident
+    whose rows it runs in order with (none: it waits for no other row), and how late it is due."""
 
-    kind: str
-    payload: dict[str, Any] = field(default_factory=dict)
+    effect: Effect
     key: str | None = None
     incident_id: int | None = None
     delay: float = 0.0
 
 
-def enqueue(session: Session, kind: str, payload: dict[str, Any] | None = None, *,
-            key: str | None = None, incident_id: int | None = None, delay: float = 0.0) -> bool:
+def enqueue(session: Session, effect: Effect, *, key: str | None = None, incident_id: int | None = None,
+            delay: float = 0.0) -> bool:
     """Queue an effect; ``False`` when one with this key was queued before (so: not again)."""
-    return enqueue_many(session, [Effect(kind, payload or {}, key, incident_id, delay)]) == 1
+    return enqueue_many(session, [Queued(effect, key, incident_id, delay)]) == 1
 
 
-def enqueue_many(session: Session, effects: Sequence[Effect]) -> int:
+def enqueue_many(session: Session, effects: Sequence[Queued]) -> int:
     """Queue effects in one INSERT … ON CONFLICT DO NOTHING, in list order; how many were new.
 
     The rows get ascending ids in list order (both databases number a multi-row INSERT in VALUES
@@ -60,20 +61,20 @@ def enqueue_many(session: Session, effects: Sequence[Effect]) -> int:
     return len(send_many(Statements(session.connection()), effects).rows())
 
 
-def send_many(sql: Statements, effects: Sequence[Effect]) -> Later:
+def send_many(sql: Statements, effects: Sequence[Queued]) -> Later:
     """`enqueue_many`'s INSERT, on ``sql`` (inside its pipeline: sent, not waited for); the rows
     it inserted."""
     now = utcnow()
     rows = [{
-        "kind": effect.kind,
-        "dedupe_key": effect.key or f"{effect.kind}:{uuid.uuid4().hex}",
-        "incident_id": effect.incident_id,
-        "payload": effect.payload,
+        "kind": queued.effect.kind,
+        "dedupe_key": queued.key or f"{queued.effect.kind}:{uuid.uuid4().hex}",
+        "incident_id": queued.incident_id,
+        "payload": queued.effect.payload(),
         "status": "pending",
         "attempts": 0,
-        "next_attempt_at": now + timedelta(seconds=effect.delay),
+        "next_attempt_at": now + timedelta(seconds=queued.delay),
         "created_at": now,
-    } for effect in effects]
+    } for queued in effects]
     return sql.insert_rows(_OUTBOX, rows, conflict=("dedupe_key",))
 
 

@@ -33,6 +33,7 @@ from bot import outbox
 from bot.clock import as_utc
 from bot.config import Settings
 from bot.db import is_postgres, transaction
+from bot.effects import OpenRoom, PostReminder
 from bot.incidents import lifecycle, service, timeline
 from bot.models import Incident, OutboxItem, Postmortem, TimelineEvent, Trace
 
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 
 Mention = Literal["owners", "commander", "none"]
 
-REMINDER_KIND = "slack.reminder"
 ACTOR = "scheduler"  # an automated actor for the postmortem timeline's noise filter
 
 # Level 1 re-pings the runbook owners, each further period goes one group up the chain; past the
@@ -53,7 +53,6 @@ POSTMORTEM_DUE_AFTER = timedelta(hours=48)
 # Incidents resolved longer ago than this are history: turning the job on must not flood
 # every old channel with a postmortem reminder.
 POSTMORTEM_LOOKBACK = timedelta(days=14)
-SETUP_KIND_PREFIX = "slack.room"
 # A failed room set-up goes back in the queue no sooner than this after its last failure, so a
 # Slack outage costs one attempt per period, whatever the job interval and the process count.
 RETRY_SETUP_AFTER = timedelta(minutes=5)
@@ -172,7 +171,7 @@ def retry_setup(engine: Engine, settings: Settings, now: datetime) -> int:
             return 0
         stmt = (update(OutboxItem)
                 .where(OutboxItem.status == "failed",
-                       OutboxItem.kind.startswith(SETUP_KIND_PREFIX, autoescape=True),
+                       OutboxItem.kind == OpenRoom.kind,
                        # next_attempt_at is stamped at failure time plus the back-off, so this
                        # holds only once the row has been failed for at least RETRY_SETUP_AFTER.
                        OutboxItem.next_attempt_at <= now - RETRY_SETUP_AFTER)
@@ -219,8 +218,8 @@ def close_resolved(engine: Engine, settings: Settings, now: datetime) -> int:
 
 def _remind(session: Session, incident: Incident, *, key: str, text_: str, mention: Mention, level: int,
             rule: str, now: datetime) -> int:
-    payload = {"incident_id": incident.id, "text": text_, "mention": mention, "level": level}
-    if not outbox.enqueue(session, REMINDER_KIND, payload, key=key, incident_id=incident.id):
+    reminder = PostReminder(incident_id=incident.id, text=text_, mention=mention, level=level)
+    if not outbox.enqueue(session, reminder, key=key, incident_id=incident.id):
         return 0  # this period's reminder was queued before (by this process or another)
     timeline.record(session, incident, "reminder", text_, actor=ACTOR, at=now,
                     data={"rule": rule, "level": level, "mention": mention}, dedupe_key=key)

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 
+from bot.effects import Handlers
 from bot.routes import api, changes, otlp, pages, sessions, telemetry, webhooks
 from bot.routes.errors import exception_handlers
 from bot.runtime import Runtime
@@ -46,7 +47,7 @@ def create_app(runtime: Runtime, *, extra_routes: list | None = None) -> Starlet
 
     automatic = install_automation(runtime, runtime.services["actions"])
     slack = build_slack(runtime)
-    handlers = {**slack.handlers, **automatic, **runtime.services.get("handlers", {})}
+    handlers = Handlers(slack.handlers, automatic)
     worker = Worker(runtime.engine, handlers, wake=runtime.wake, on_give_up=slack.effects.report_give_up)
     runtime.services.update(worker=worker, slack=slack)
 

@@ -4,6 +4,11 @@ It sleeps on an event the request handlers set after a commit, so effects start 
 milliseconds, and wakes every second anyway to pick up retries and rows queued by other
 processes. `drain()` runs the queue to empty in the caller's thread (tests and the CLI).
 
+Each row is read back as its typed effect (`bot.effects`) and given to the one handler of its
+kind; the worker is not built unless every kind has one. A row that cannot be read back (a kind
+no type has, a payload that does not fit its type) fails at once, without retries: trying it
+again cannot help.
+
 One row at a time: the worker claims a row under its own name, a heartbeat renews the lease
 while the handler runs, and long handlers (the room's set-up) call `check_lease()` before each
 step, so a row whose lease was lost (this process stalled; another took the row) stops before it
@@ -29,13 +34,13 @@ from sqlalchemy.exc import DBAPIError
 
 from bot import outbox
 from bot.db import transaction
+from bot.effects import Effect, EffectError, Handlers
 from bot.errors import ExternalError, UserError, new_error_id
 from bot.logs import incident_id as incident_ctx
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[dict[str, Any]], None]
-GiveUp = Callable[[str, dict[str, Any], str], None]
+GiveUp = Callable[[str, int | None, str], None]  # (kind, the incident it was for, the error)
 
 RECORD_RETRY_SECONDS = 0.5  # how often an outcome is retried while the database is away
 
@@ -88,8 +93,10 @@ def is_database_error(exc: BaseException) -> bool:
 
 
 class Worker:
-    def __init__(self, engine: Engine, handlers: dict[str, Handler], *, wake: threading.Event | None = None,
+    def __init__(self, engine: Engine, handlers: Handlers, *, wake: threading.Event | None = None,
                  on_give_up: GiveUp | None = None, poll_seconds: float = 1.0) -> None:
+        """Refuses (`bot.effects.HandlerSetError`) handlers that leave an effect kind without one."""
+        handlers.check()
         self.engine = engine
         self.handlers = handlers
         self.wake = wake or threading.Event()
@@ -127,7 +134,7 @@ class Worker:
         while done < limit and not self._stop.is_set():
             with transaction(self.engine) as session:
                 rows = outbox.claim(session, limit=1, owner=self.owner)
-                items = [(i.id, i.kind, dict(i.payload), i.incident_id, i.attempts, i.last_error is not None)
+                items = [(i.id, i.kind, i.payload, i.incident_id, i.attempts, i.last_error is not None)
                          for i in rows]
             if not items:
                 break
@@ -144,18 +151,22 @@ class Worker:
             if time.monotonic() > deadline:
                 raise TimeoutError("outbox did not drain in time")
 
-    def _perform(self, lease: Lease, kind: str, payload: dict[str, Any], incident: int | None) -> None:
+    def _perform(self, lease: Lease, kind: str, payload: Any, incident: int | None) -> None:
         token = incident_ctx.set(incident)
         lease_token = current_lease.set(lease)
         heartbeat = _Heartbeat(lease)
         heartbeat.start()
         item_id = lease.item_id
+        effect: Effect | None = None
         try:
-            handler = self.handlers.get(kind)
-            if handler is None:
-                raise LookupError(f"no handler for outbox kind {kind!r}")
+            effect = self.handlers.decode(kind, payload)
             lease.check()
-            handler(payload)
+            self.handlers.perform(effect)
+        except EffectError as exc:
+            failure = f"outbox #{item_id} ({kind}) cannot be performed: {exc}"
+            log.error(failure)
+            self._record(lease, lambda s: outbox.fail(s, item_id, failure, retry=False, owner=lease.owner))
+            self._give_up(kind, _incident_of(None, payload, incident), failure)
         except LeaseLost as exc:
             log.warning("outbox %s #%s: %s; left to its new holder", kind, item_id, exc)
         except Retry as exc:
@@ -169,17 +180,22 @@ class Worker:
                     exc_info=not expected, extra={"error_id": error_id})
             failure = f"{error_id}: {exc}"
             gave_up = self._record(lease, lambda s: outbox.fail(s, item_id, failure, owner=lease.owner, soon=database))
-            if gave_up and self.on_give_up is not None:
-                try:
-                    self.on_give_up(kind, payload, f"{exc} (error {error_id})")
-                except Exception:
-                    log.exception("could not report a failed %s", kind, extra={"error_id": error_id})
+            if gave_up:
+                self._give_up(kind, _incident_of(effect, payload, incident), f"{exc} (error {error_id})")
         else:
             self._record(lease, lambda s: outbox.complete(s, item_id, owner=lease.owner))
         finally:
             heartbeat.stop()
             current_lease.reset(lease_token)
             incident_ctx.reset(token)
+
+    def _give_up(self, kind: str, incident_id: int | None, error: str) -> None:
+        if self.on_give_up is None:
+            return
+        try:
+            self.on_give_up(kind, incident_id, error)
+        except Exception:
+            log.exception("could not report a failed %s", kind)
 
     def _record(self, lease: Lease, write: Callable[[Any], bool]) -> bool:
         """Write the row's outcome, waiting out a database blip for as long as the lease could
@@ -195,6 +211,17 @@ class Worker:
                     return False
                 log.warning("database unavailable while recording outbox #%s; retrying", lease.item_id)
                 time.sleep(RECORD_RETRY_SECONDS)
+
+
+def _incident_of(effect: Effect | None, payload: Any, row_incident: int | None) -> int | None:
+    """The incident a failed row was for: its effect's, else its payload's (when it is a number),
+    else the row's (rows that wait for no other row of their incident carry it only in the
+    payload)."""
+    stored = payload.get("incident_id") if isinstance(payload, dict) else None
+    found = getattr(effect, "incident_id", None) if effect is not None else stored
+    if isinstance(found, int) and not isinstance(found, bool):
+        return found
+    return row_incident
 
 
 class _Heartbeat:

@@ -26,6 +26,7 @@ from bot.actions import (HostAllowList, ParamError, Playbook, idempotency_key, l
 from bot.actions.runner import RunResult
 from bot.clock import as_utc, utcnow
 from bot.db import insert_or_ignore, transaction
+from bot.effects import ActionCard, PostMessage, RunAction
 from bot.errors import InvalidTransition, NotFound, UserError
 from bot.incidents import lifecycle, timeline
 from bot.incidents import service as incidents
@@ -263,10 +264,9 @@ class Actions:
         self._after_change(session, run)
 
     def _after_change(self, session: Session, run: ActionRun) -> None:
-        outbox.enqueue(session, "action.card", {"incident_id": run.incident_id, "run_id": run.id},
-                       incident_id=run.incident_id)
+        outbox.enqueue(session, ActionCard(incident_id=run.incident_id, run_id=run.id), incident_id=run.incident_id)
         if run.status == "queued":
-            outbox.enqueue(session, "action.run", {"incident_id": run.incident_id, "run_id": run.id},
+            outbox.enqueue(session, RunAction(incident_id=run.incident_id, run_id=run.id),
                            key=f"run:{run.id}", incident_id=run.incident_id)
 
     # --- performing -------------------------------------------------------------------------
@@ -338,8 +338,7 @@ class Actions:
             if result.status == "succeeded" and not run.undo_of and run.playbook in MITIGATING and not watched:
                 if incidents.mitigate(session, incident, actor="warroom", reason=text, echo=False):
                     text += " — incident mitigated"  # the channel's one line for this run says it
-            outbox.enqueue(session, "slack.message", {"incident_id": run.incident_id, "text": text},
-                           incident_id=run.incident_id)
+            outbox.enqueue(session, PostMessage(incident_id=run.incident_id, text=text), incident_id=run.incident_id)
 
     def runs(self, session: Session, incident_id: int) -> list[ActionRun]:
         return list(session.execute(select(ActionRun).where(ActionRun.incident_id == incident_id)

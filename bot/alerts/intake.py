@@ -40,6 +40,7 @@ from bot.alerts.normalize import NormalAlert, Notification
 from bot.alerts.severity import severity_from_labels, worst
 from bot.alerts.store import AlertKey, AlertStore, EventBatch, GroupState, IncidentState, KnownAlert, PendingWrites
 from bot.clock import as_utc, utcnow
+from bot.effects import PostNotice, RefreshCard
 from bot.incidents import lifecycle, service
 from bot.models import Alert, Incident
 
@@ -144,7 +145,7 @@ class _Batch:
         text = f"Test notification received from {source}{receiver}: {len(note.alerts)} alert(s), no incident opened."
         starts = ",".join(sorted({a.starts_at.isoformat() for a in note.alerts}))
         key = "test:" + hashlib.sha256(f"{note.group_key_hash}:{starts}".encode()).hexdigest()
-        self.events.queue(outbox.Effect("slack.notice", {"text": text}, key=key))
+        self.events.queue(outbox.Queued(PostNotice(text=text), key=key))
         return IngestResult("test", None)
 
     def ingest(self, group: GroupState, note: Notification, now: datetime) -> IngestResult:
@@ -187,7 +188,7 @@ class _Batch:
             summary = _change_summary(len(added), resolved, incident, note.truncated)
             self.events.add(incident.id, "alerts_changed", summary, actor=note.source, at=now, echo=True)
             # `service.refresh_card` without its ORM object (updated_at is set above), after the events' lines.
-            self.events.queue(outbox.Effect("slack.card", {"incident_id": incident.id}, incident_id=incident.id))
+            self.events.queue(outbox.Queued(RefreshCard(incident_id=incident.id), incident_id=incident.id))
         self.writes.update_incident(incident.id, values)
 
     def _cannot_self_resolve(self, incident_id: int, note: Notification, now: datetime) -> None:

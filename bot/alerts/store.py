@@ -36,6 +36,7 @@ from sqlmodel import Session
 from bot import outbox, traces
 from bot.alerts.normalize import Notification
 from bot.clock import as_utc
+from bot.effects import PostLine
 from bot.models import Alert, AlertGroup, Incident, TimelineEvent
 from bot.statements import Later, Statements
 
@@ -300,7 +301,7 @@ class PendingWrites:
 
 @dataclass(slots=True)
 class _Conditional:
-    effect: outbox.Effect
+    effect: outbox.Queued
     only_if: Callable[[], bool]
 
 
@@ -327,13 +328,13 @@ class EventBatch:
     """
 
     def __init__(self) -> None:
-        self._items: list[_Event | outbox.Effect | _Conditional] = []
+        self._items: list[_Event | outbox.Queued | _Conditional] = []
 
     def add(self, incident_id: int, kind: str, text: str, *, actor: str | None, at: datetime,
             data: dict[str, Any] | None = None, echo: bool = False) -> None:
         self._items.append(_Event(incident_id, kind, text, actor, at, data or {}, echo))
 
-    def queue(self, effect: outbox.Effect, only_if: Callable[[], bool] | None = None) -> None:
+    def queue(self, effect: outbox.Queued, only_if: Callable[[], bool] | None = None) -> None:
         """Queue an outbox row after the events and effects added so far; with ``only_if``, only
         if that says so once the batch's writes have been sent (`PendingWrites.link_traces`)."""
         self._items.append(effect if only_if is None else _Conditional(effect, only_if))
@@ -344,9 +345,9 @@ class EventBatch:
         items, self._items = self._items, []
         events = [item for item in items if isinstance(item, _Event)]
         event_ids = iter(self._insert_events(sql, events))
-        effects: list[outbox.Effect] = []
+        effects: list[outbox.Queued] = []
         for item in items:
-            if isinstance(item, outbox.Effect):
+            if isinstance(item, outbox.Queued):
                 effects.append(item)
                 continue
             if isinstance(item, _Conditional):
@@ -355,7 +356,7 @@ class EventBatch:
                 continue
             event_id = next(event_ids)
             if item.echo:
-                effects.append(outbox.Effect("slack.line", {"incident_id": item.incident_id, "event_id": event_id},
+                effects.append(outbox.Queued(PostLine(incident_id=item.incident_id, event_id=event_id),
                                              key=f"line:{event_id}", incident_id=item.incident_id))
         outbox.send_many(sql, effects)
 

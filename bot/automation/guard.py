@@ -38,6 +38,7 @@ from bot.automation.rules import AutoRule
 from bot.clock import as_utc, utcnow
 from bot.config import Settings
 from bot.db import transaction
+from bot.effects import GuardCheck, Handlers, PostMessage, PostReminder
 from bot.errors import ExternalError, UserError
 from bot.incidents import lifecycle, timeline
 from bot.incidents import service as incidents
@@ -50,7 +51,6 @@ from bot.telemetry import Metrics
 
 log = logging.getLogger(__name__)
 
-CHECK = "guard.check"
 # The "before" ratio covers at least this much time before the run (a short guard window would
 # otherwise judge against a handful of requests).
 MIN_BASELINE = timedelta(minutes=5)
@@ -131,8 +131,10 @@ class Guard:
         self.slos = {(slo.service, slo.name): slo for slo in slos}
         self.traces = TraceSLI()
 
-    def handlers(self) -> dict:
-        return {CHECK: lambda p: self.check(p["guard_id"])}
+    def handlers(self) -> Handlers:
+        handlers = Handlers()
+        handlers.on(GuardCheck, lambda effect: self.check(effect.guard_id))
+        return handlers
 
     def source_for(self, slo: SLO) -> SLISource | None:
         if self.prometheus is not None and slo.prometheus is not None:
@@ -186,7 +188,7 @@ class Guard:
         return next((r for r in (runbook.auto if runbook else ()) if r.run == run.playbook), None)
 
     def _next(self, session: Session, guard: ActionGuard, n: int) -> None:
-        outbox.enqueue(session, CHECK, {"guard_id": guard.id}, key=f"guard:{guard.id}:{n}", delay=self.settings.every)
+        outbox.enqueue(session, GuardCheck(guard_id=guard.id), key=f"guard:{guard.id}:{n}", delay=self.settings.every)
 
     # --- checks -----------------------------------------------------------------------------
 
@@ -263,9 +265,9 @@ class Guard:
             guard.evidence += "; no requests to judge by"
         timeline.record(session, incident, "guard_not_improved", f"⚠️ Guard: not improved — {guard.evidence}",
                         actor="warroom", echo=True, data={"run": run.id, "guard": guard.id})
-        outbox.enqueue(session, "slack.reminder", {"incident_id": incident.id, "mention": "owners", "text": (
+        outbox.enqueue(session, PostReminder(incident_id=incident.id, mention="owners", text=(
             f"{describe(run)} did not bring {slo.name} back within {int(self.settings.window.total_seconds())} s. "
-            "Paging the owners again: the incident needs a person.")}, key=f"guard-page:{guard.id}",
+            "Paging the owners again: the incident needs a person.")), key=f"guard-page:{guard.id}",
             incident_id=incident.id)
         self._observe("not_improved", incident, now)
         incidents.refresh_card(session, incident)
@@ -297,8 +299,8 @@ class Guard:
                     why=f"{run.playbook} did not help, and it is the runbook's next action")
             except UserError:
                 continue  # it needs a value the incident does not carry (e.g. a tool name): the next one
-            outbox.enqueue(session, "slack.message", {"incident_id": incident.id, "text": (
-                f"🤖 warroom proposes {describe(proposal)} next; it runs only when a person approves it on its card.")},
+            outbox.enqueue(session, PostMessage(incident_id=incident.id, text=(
+                f"🤖 warroom proposes {describe(proposal)} next; it runs only when a person approves it on its card.")),
                 key=f"auto-said:{proposal.id}", incident_id=incident.id)
             return
 

@@ -32,6 +32,7 @@ from bot.automation.rules import AutoRule, Facts, why_not
 from bot.clock import as_utc, utcnow
 from bot.config import Settings
 from bot.db import transaction
+from bot.effects import ConsiderAutomation, Handlers, PostMessage
 from bot.errors import UserError
 from bot.incidents import lifecycle, timeline
 from bot.incidents import service as incidents
@@ -41,9 +42,6 @@ from bot.runbooks import Runbook, RunbookSet
 from bot.telemetry import Metrics
 
 log = logging.getLogger(__name__)
-
-CONSIDER = "auto.consider"
-
 
 @dataclass(frozen=True)
 class Limits:
@@ -57,9 +55,9 @@ class Limits:
                    max_per_hour=settings.automation_max_per_hour)
 
 
-def consider_effect(incident_id: int) -> outbox.Effect:
+def consider_effect(incident_id: int) -> outbox.Queued:
     """Queued with a new incident (after its room, so the run's card has a channel to go to)."""
-    return outbox.Effect(CONSIDER, {"incident_id": incident_id}, key=f"auto:{incident_id}", incident_id=incident_id)
+    return outbox.Queued(ConsiderAutomation(incident_id=incident_id), key=f"auto:{incident_id}", incident_id=incident_id)
 
 
 class Automation:
@@ -67,8 +65,10 @@ class Automation:
                  metrics: Metrics | None = None) -> None:
         self.engine, self.runbooks, self.actions, self.limits, self.metrics = engine, runbooks, actions, limits, metrics
 
-    def handlers(self) -> dict:
-        return {CONSIDER: lambda p: self.consider(p["incident_id"], p.get("rule"))}
+    def handlers(self) -> Handlers:
+        handlers = Handlers()
+        handlers.on(ConsiderAutomation, lambda effect: self.consider(effect.incident_id, effect.rule))
+        return handlers
 
     def consider(self, incident_id: int, rule_index: int | None = None, *, now: datetime | None = None) -> list[int]:
         """Apply the incident's runbook rules (all, or the one a delay brought back); the runs requested."""
@@ -86,7 +86,7 @@ class Automation:
                     continue
                 rule = runbook.auto[index]
                 if rule.delay_seconds and rule_index is None:
-                    outbox.enqueue(session, CONSIDER, {"incident_id": incident.id, "rule": index},
+                    outbox.enqueue(session, ConsiderAutomation(incident_id=incident.id, rule=index),
                                    key=f"auto:{incident.id}:{index}", delay=rule.delay_seconds)  # no incident order: it waits
                     timeline.record(session, incident, "auto_scheduled",
                                     f"{AUTOMATION} will consider `{rule.playbook}` in {rule.delay_seconds} s "
@@ -134,7 +134,7 @@ class Automation:
             text = (f"🤖 warroom is running {describe(run)}{' (' + change + ')' if change else ''} automatically: {why}. "
                     f"Undo: `/incident undo {run.id}` ({who} may; it asks you to confirm). "
                     "Stop automation for this incident: `/incident auto off`.")
-        outbox.enqueue(session, "slack.message", {"incident_id": incident.id, "text": text},
+        outbox.enqueue(session, PostMessage(incident_id=incident.id, text=text),
                        key=f"auto-said:{run.id}", incident_id=incident.id)
 
     def _blocked(self, session: Session, incident: Incident, rule: AutoRule, now: datetime) -> tuple[str, bool] | None:

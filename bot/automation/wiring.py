@@ -8,14 +8,14 @@ from bot.actions.runner import RunResult
 from bot.actions.service import Actions
 from bot.automation.guard import Guard, GuardSettings, PrometheusSLI
 from bot.automation.service import Automation, Limits
+from bot.effects import Handlers
 from bot.models import ActionRun, Incident
 from bot.runtime import Runtime
-from bot.worker import Handler
 
 GUARD_SLOS_SERVICE = "guard_slos"  # Runtime.services: SLOs the guard reads when no SLO file is set
 
 
-def install(runtime: Runtime, actions: Actions) -> dict[str, Handler]:
+def install(runtime: Runtime, actions: Actions) -> Handlers:
     """The outbox handlers of the automation and the guard; ``actions`` reports finished runs to them."""
     settings = runtime.settings
     slos = runtime.slos  # the SLO file's, or those registered under GUARD_SLOS_SERVICE
@@ -29,4 +29,4 @@ def install(runtime: Runtime, actions: Actions) -> dict[str, Handler]:
 
     actions.after_finish = after_finish
     runtime.services.update(automation=automation, guard=guard)
-    return {**automation.handlers(), **guard.handlers()}
+    return Handlers(automation.handlers(), guard.handlers())

@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from bot import outbox
 from bot.clock import as_utc, utcnow
+from bot.effects import ActionCard, ArchiveChannel, OpenRoom, PostFailingTraces, PostmortemDue, RefreshCard
 from bot.errors import InvalidTransition, NotFound, UserError
 from bot.incidents import lifecycle, metrics, timeline
 from bot.models import ActionRun, Alert, Followup, Incident
@@ -68,7 +69,7 @@ def alert_counts(session: Session, incident_id: int) -> dict[str, int]:
 def refresh_card(session: Session, incident: Incident) -> None:
     """Queue a re-render of the incident card (and the announcement) from current state."""
     incident.updated_at = utcnow()
-    outbox.enqueue(session, "slack.card", {"incident_id": incident.id}, incident_id=incident.id)
+    outbox.enqueue(session, RefreshCard(incident_id=incident.id), incident_id=incident.id)
 
 
 def declare(session: Session, *, title: str, severity: int, actor: str, service: str | None = None,
@@ -102,14 +103,14 @@ def open_room(session: Session, incident: Incident) -> None:
     outbox.enqueue_many(session, effects)  # one INSERT, the room first
 
 
-def room_effect(incident_id: int) -> outbox.Effect:
+def room_effect(incident_id: int) -> outbox.Queued:
     """The outbox row that sets up the incident's Slack room (channel, owners, card, runbook)."""
-    return outbox.Effect("slack.room", {"incident_id": incident_id}, key=f"room:{incident_id}", incident_id=incident_id)
+    return outbox.Queued(OpenRoom(incident_id=incident_id), key=f"room:{incident_id}", incident_id=incident_id)
 
 
-def traces_effect(incident_id: int) -> outbox.Effect:
+def traces_effect(incident_id: int) -> outbox.Queued:
     """The outbox row that posts the failing traces linked to the incident to its room."""
-    return outbox.Effect("slack.traces", {"incident_id": incident_id}, key=f"traces:{incident_id}",
+    return outbox.Queued(PostFailingTraces(incident_id=incident_id), key=f"traces:{incident_id}",
                          incident_id=incident_id)
 
 
@@ -197,7 +198,7 @@ def resolve(session: Session, incident: Incident, *, actor: str, summary: str | 
     timeline.record(session, incident, "resolved", text, actor=actor, at=now, echo=True)
     cancel_waiting_actions(session, incident)
     refresh_card(session, incident)
-    outbox.enqueue(session, "postmortem.due", {"incident_id": incident.id}, key=f"pm-due:{incident.id}:{now.isoformat()}",
+    outbox.enqueue(session, PostmortemDue(incident_id=incident.id), key=f"pm-due:{incident.id}:{now.isoformat()}",
                    incident_id=incident.id)
 
 
@@ -215,7 +216,7 @@ def cancel_waiting_actions(session: Session, incident: Incident) -> int:
         timeline.record(session, incident, "action_cancelled",
                         f"run #{run.id} `{run.playbook}` was cancelled: the incident is {incident.status}",
                         actor="warroom", data={"run": run.id})
-        outbox.enqueue(session, "action.card", {"incident_id": incident.id, "run_id": run.id}, incident_id=incident.id)
+        outbox.enqueue(session, ActionCard(incident_id=incident.id, run_id=run.id), incident_id=incident.id)
     return len(runs)
 
 
@@ -235,7 +236,7 @@ def close(session: Session, incident: Incident, *, actor: str, reason: str = "")
     timeline.record(session, incident, "closed", text, actor=actor, echo=True)
     cancel_waiting_actions(session, incident)
     refresh_card(session, incident)
-    outbox.enqueue(session, "slack.archive", {"incident_id": incident.id}, key=f"archive:{incident.id}", incident_id=incident.id)
+    outbox.enqueue(session, ArchiveChannel(incident_id=incident.id), key=f"archive:{incident.id}", incident_id=incident.id)
 
 
 def _who(actor: str) -> str:

@@ -11,6 +11,7 @@ from sqlmodel import Session
 from bot import outbox
 from bot.clock import utcnow
 from bot.db import insert_or_ignore
+from bot.effects import PostLine
 from bot.models import Incident, TimelineEvent
 
 
@@ -27,7 +28,7 @@ def record(session: Session, incident: Incident, kind: str, text: str, *, actor:
         "text": text, "data": data or {}, "dedupe_key": dedupe_key,
     }, ["dedupe_key"]) if dedupe_key else _insert(session, incident.id, kind, text, actor, at, data)
     if event_id is not None and echo:
-        outbox.enqueue(session, "slack.line", {"incident_id": incident.id, "event_id": event_id},
+        outbox.enqueue(session, PostLine(incident_id=incident.id, event_id=event_id),
                        key=f"line:{event_id}", incident_id=incident.id)
     return event_id
 

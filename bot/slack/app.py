@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from slack_bolt import App
 
 from bot.config import DEV_BOT_TOKEN
+from bot.effects import Handlers
 from bot.runtime import Runtime
 from bot.slack.client import SlackGateway, make_web_client
 from bot.slack.context import SlackContext
@@ -28,7 +29,7 @@ class SlackSide:
     app: App
     context: SlackContext
     effects: SlackEffects
-    handlers: dict  # outbox kind -> handler, for the worker
+    handlers: Handlers  # the outbox effects performed in Slack, for the worker
 
 
 def build_slack(runtime: Runtime) -> SlackSide:
@@ -53,11 +54,13 @@ def build_slack(runtime: Runtime) -> SlackSide:
     for listeners in (commands, evals, buttons, views, events, labels, silence, resolve):
         listeners.register(guarded, context)  # type: ignore[arg-type]
     effects = SlackEffects(room)
-    handlers = effects.handlers()
-    handlers.update(TracePoster(room).handlers())  # replaces SlackEffects' "slack.traces"
+    handlers = Handlers(effects.handlers(), TracePoster(room).handlers())
     actions = runtime.services.get("actions")
+    action_card = None
     if actions is not None:
         action_listeners.register(guarded, context, actions)  # type: ignore[arg-type]
-        handlers.update(action_listeners.ActionEffects(context, actions).handlers())
-    handlers.update(CardSync(effects).handlers(handlers))  # card and topic follow the incident
+        action_effects = action_listeners.ActionEffects(context, actions)
+        handlers.include(action_effects.handlers())
+        action_card = action_effects.card
+    handlers.include(CardSync(effects).handlers(action_card))  # card and topic follow the incident
     return SlackSide(app=app, context=context, effects=effects, handlers=handlers)

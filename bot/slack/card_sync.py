@@ -10,11 +10,11 @@ status come from the runs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy import select
 
 from bot.db import transaction
+from bot.effects import ActionCard, Handlers, RefreshCard
 from bot.incidents import service
 from bot.models import IncidentStep
 from bot.slack.effects import SlackEffects
@@ -29,20 +29,21 @@ class CardSync:
         self.effects = effects
         self.room = effects.room
 
-    def handlers(self, current: dict[str, Callable[[dict[str, Any]], Any]]) -> dict[str, Callable[[dict[str, Any]], Any]]:
-        """``slack.card`` with the topic; ``action.card`` (when present) followed by a card refresh."""
-        updated: dict[str, Callable[[dict[str, Any]], Any]] = {"slack.card": self.refresh}
-        action_card = current.get("action.card")
+    def handlers(self, action_card: Callable[[ActionCard], object] | None = None) -> Handlers:
+        """``slack.card`` with the topic; ``action_card`` (the run card's handler, when there is
+        one) followed by a refresh of the incident's card."""
+        handlers = Handlers()
+        handlers.on(RefreshCard, lambda effect: self.refresh(effect.incident_id))
         if action_card is not None:
-            def action_card_then_incident_card(payload: dict[str, Any]) -> None:
-                action_card(payload)
-                self.refresh({"incident_id": payload["incident_id"]})
-            updated["action.card"] = action_card_then_incident_card
-        return updated
+            def action_card_then_incident_card(effect: ActionCard) -> None:
+                action_card(effect)
+                self.refresh(effect.incident_id)
+            handlers.on(ActionCard, action_card_then_incident_card)
+        return handlers
 
-    def refresh(self, payload: dict[str, Any]) -> None:
-        self.effects.refresh_card(payload)
-        self.sync_topic(payload["incident_id"])
+    def refresh(self, incident_id: int) -> None:
+        self.effects.refresh_card(incident_id)
+        self.sync_topic(incident_id)
 
     def sync_topic(self, incident_id: int) -> None:
         with transaction(self.room.engine) as session:

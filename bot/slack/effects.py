@@ -1,4 +1,4 @@
-"""Outbox handlers that talk to Slack: the worker calls these with the row's payload.
+"""Outbox handlers that talk to Slack: the worker calls these with the row's typed effect.
 
 Every post goes through `_post`: keyed by the outbox row, so a retried row (its earlier run's
 answer lost, or its process killed after posting) finds its post in Slack instead of posting twice.
@@ -13,13 +13,14 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.db import transaction
+from bot.effects import (ArchiveChannel, Handlers, OpenRoom, PostLine, PostMessage, PostmortemDue, PostNotice,
+                         PostReminder)
 from bot.incidents import service, timeline
 from bot.models import IncidentStep, TimelineEvent
 from bot.slack import blocks
 from bot.slack.room import Room
 from bot.slack.text import escape_keep_mentions, safe
 from bot.slack.views import card_view
-from bot.worker import Handler
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +33,18 @@ class SlackEffects:
     def gateway(self):  # noqa: ANN201
         return self.room.gateway
 
-    def handlers(self) -> dict[str, Handler]:
-        return {
-            "slack.room": lambda p: self.room.open(p["incident_id"]),
-            "slack.card": self.refresh_card,
-            "slack.line": self.post_line,
-            "slack.reminder": self.post_reminder,
-            "slack.archive": self.archive,
-            "slack.message": self.post_message,
-            "postmortem.due": self.postmortem_nudge,
-            "slack.notice": self.post_notice,
-        }
+    def handlers(self) -> Handlers:
+        """All but the card's (`bot.slack.card_sync`, which also keeps the topic) and the traces'
+        (`bot.slack.late_traces`)."""
+        handlers = Handlers()
+        handlers.on(OpenRoom, lambda effect: self.room.open(effect.incident_id))
+        handlers.on(PostLine, self.post_line)
+        handlers.on(PostReminder, self.post_reminder)
+        handlers.on(ArchiveChannel, self.archive)
+        handlers.on(PostMessage, self.post_message)
+        handlers.on(PostmortemDue, self.postmortem_nudge)
+        handlers.on(PostNotice, self.post_notice)
+        return handlers
 
     def _post(self, channel: str, text: str, blocks_: list[dict] | None = None, **extra: Any) -> dict[str, Any]:
         return self.room.post_for_effect(channel, text, blocks_, **extra)
@@ -53,8 +55,7 @@ class SlackEffects:
                 IncidentStep.incident_id == incident_id, IncidentStep.name == name)).scalar_one_or_none()
             return dict(step.result) if step and step.done_at else None
 
-    def refresh_card(self, payload: dict[str, Any]) -> None:
-        incident_id = payload["incident_id"]
+    def refresh_card(self, incident_id: int) -> None:
         with transaction(self.room.engine) as session:
             view = card_view(session, service.get(session, incident_id), self.room.runbooks)
         card = self._step_result(incident_id, "card")
@@ -73,46 +74,43 @@ class SlackEffects:
         with transaction(self.room.engine) as session:
             return service.get(session, incident_id).channel_id
 
-    def post_line(self, payload: dict[str, Any]) -> None:
+    def post_line(self, effect: PostLine) -> None:
         with transaction(self.room.engine) as session:
-            event = session.get(TimelineEvent, payload["event_id"])
-            incident = service.get(session, payload["incident_id"])
+            event = session.get(TimelineEvent, effect.event_id)
+            incident = service.get(session, effect.incident_id)
             channel, text = incident.channel_id, event.text if event else None
-        thread = self._step_result(payload["incident_id"], "thread_card") if not channel else None
+        thread = self._step_result(effect.incident_id, "thread_card") if not channel else None
         if text and (channel or thread):
             self._post(channel or thread["channel"], escape_keep_mentions(text), blocks.line(text),  # type: ignore[index]
                        thread_ts=None if channel else thread["ts"])  # type: ignore[index]
 
-    def post_message(self, payload: dict[str, Any]) -> None:
-        channel = payload.get("channel") or self._channel(payload["incident_id"])
+    def post_message(self, effect: PostMessage) -> None:
+        channel = self._channel(effect.incident_id)
         if channel:
-            self._post(channel, escape_keep_mentions(payload["text"]),
-                       payload.get("blocks") or blocks.line(payload["text"]),
-                       thread_ts=payload.get("thread_ts"))
+            self._post(channel, escape_keep_mentions(effect.text), effect.blocks or blocks.line(effect.text))
 
-    def post_notice(self, payload: dict[str, Any]) -> None:
+    def post_notice(self, effect: PostNotice) -> None:
         """A line for the incidents channel that belongs to no incident (a test notification)."""
         channel = self.room.settings.incidents_channel
         if channel:
-            self._post(channel, escape_keep_mentions(payload["text"]), blocks.line(payload["text"]))
+            self._post(channel, escape_keep_mentions(effect.text), blocks.line(effect.text))
         else:
-            log.info("no WARROOM_INCIDENTS_CHANNEL for the notice: %s", payload["text"])
+            log.info("no WARROOM_INCIDENTS_CHANNEL for the notice: %s", effect.text)
 
-    def post_reminder(self, payload: dict[str, Any]) -> None:
-        incident_id = payload["incident_id"]
+    def post_reminder(self, effect: PostReminder) -> None:
         with transaction(self.room.engine) as session:
-            incident = service.get(session, incident_id)
+            incident = service.get(session, effect.incident_id)
             channel, commander = incident.channel_id, incident.commander
             owners = []
-            if payload.get("mention") == "owners" and incident.runbook_id:
+            if effect.mention == "owners" and incident.runbook_id:
                 runbook = self.room.runbooks.get(incident.runbook_id)
                 owners = list(runbook.owners) if runbook else []
         mention = ""
-        if payload.get("mention") == "commander" and commander:
+        if effect.mention == "commander" and commander:
             mention = f"<@{commander}> "
         elif owners:
             mention = " ".join(self._mention(o) for o in owners) + " "
-        text = f"⏰ {mention}{payload['text']}"
+        text = f"⏰ {mention}{effect.text}"
         target = channel or self.room.settings.incidents_channel
         if target:
             self._post(target, escape_keep_mentions(text), blocks.line(text))
@@ -122,20 +120,19 @@ class SlackEffects:
             return f"@{safe(owner[1:], 80)}"
         return f"<@{owner}>" if owner[:1] in "UW" else safe(owner, 80)
 
-    def archive(self, payload: dict[str, Any]) -> None:
-        channel = self._channel(payload["incident_id"])
+    def archive(self, effect: ArchiveChannel) -> None:
+        channel = self._channel(effect.incident_id)
         if channel:
             self.gateway.call("conversations.archive", channel=channel)
 
-    def postmortem_nudge(self, payload: dict[str, Any]) -> None:
-        channel = self._channel(payload["incident_id"])
+    def postmortem_nudge(self, effect: PostmortemDue) -> None:
+        channel = self._channel(effect.incident_id)
         if channel:
             text = "The incident is resolved. Postmortem due in 48 h: `/incident postmortem` drafts it from the timeline."
             self._post(channel, text, blocks.line(text))
 
-    def report_give_up(self, kind: str, payload: dict[str, Any], error: str) -> None:
+    def report_give_up(self, kind: str, incident_id: int | None, error: str) -> None:
         """A side effect failed for good: say so where people look, and on the timeline."""
-        incident_id = payload.get("incident_id")
         text = f"⚠️ warroom could not complete `{kind}`: {error}. Run `warroom incidents resume {incident_id}` to retry."
         if incident_id is not None:
             with transaction(self.room.engine) as session:

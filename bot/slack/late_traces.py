@@ -17,6 +17,7 @@ from sqlmodel import Session
 from bot import late_traces, redact, traces
 from bot.clock import as_utc, iso, utcnow
 from bot.db import insert_or_ignore, transaction
+from bot.effects import Handlers, PostFailingTraces, PostLateTraces
 from bot.incidents import service
 from bot.models import IncidentStep, Trace
 from bot.redact import Redactor
@@ -32,12 +33,13 @@ class TracePoster:
     def __init__(self, room: Room) -> None:
         self.room, self.engine = room, room.engine
 
-    def handlers(self) -> dict[str, Any]:
-        return {"slack.traces": lambda p: self.post_new(p, at_open=True),
-                late_traces.EFFECT_KIND: lambda p: self.post_new(p, at_open=False)}
+    def handlers(self) -> Handlers:
+        handlers = Handlers()
+        handlers.on(PostFailingTraces, lambda effect: self.post_new(effect.incident_id, at_open=True))
+        handlers.on(PostLateTraces, lambda effect: self.post_new(effect.incident_id, at_open=False))
+        return handlers
 
-    def post_new(self, payload: dict[str, Any], *, at_open: bool) -> None:
-        incident_id = payload["incident_id"]
+    def post_new(self, incident_id: int, *, at_open: bool) -> None:
         with transaction(self.engine) as session:
             incident = service.get(session, incident_id)
             channel, opened_at = incident.channel_id, as_utc(incident.opened_at)

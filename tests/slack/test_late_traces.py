@@ -9,9 +9,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from bot import late_traces, traces
+from bot import traces
 from bot.clock import as_utc, utcnow
 from bot.db import transaction
+from bot.effects import PostLateTraces
 from bot.emulator import Emulator
 from bot.incidents import service
 from bot.models import OutboxItem
@@ -103,7 +104,7 @@ def test_batches_in_the_same_slot_queue_one_post_due_when_the_slot_ends(engine):
     with transaction(engine) as session:
         traces.ingest_traces(session, failing("next", 1, at + timedelta(seconds=65)), rules=rules,
                              now=at + timedelta(seconds=65), post_every_s=60)
-        rows = list(session.execute(select(OutboxItem).where(OutboxItem.kind == late_traces.EFFECT_KIND)
+        rows = list(session.execute(select(OutboxItem).where(OutboxItem.kind == PostLateTraces.kind)
                                     .order_by(OutboxItem.id)).scalars())
     assert [r.payload for r in rows] == [{"incident_id": incident_id}] * 2  # one per slot, not one per batch
     first_due = as_utc(rows[0].next_attempt_at)

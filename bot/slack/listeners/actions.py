@@ -16,6 +16,7 @@ from sqlalchemy import select
 from bot.actions.service import Actions, Requester, describe, live_now, what_changes
 from bot.clock import as_utc
 from bot.db import insert_or_ignore, transaction
+from bot.effects import ActionCard, Handlers, RunAction
 from bot.errors import UserError
 from bot.incidents import service as incidents
 from bot.models import ActionRun, IncidentStep
@@ -204,11 +205,15 @@ class ActionEffects:
     def __init__(self, ctx: SlackContext, actions: Actions) -> None:
         self.ctx, self.actions = ctx, actions
 
-    def handlers(self) -> dict:
-        return {"action.run": lambda p: self.actions.perform(p["run_id"]), "action.card": self.card}
+    def handlers(self) -> Handlers:
+        """The run's; its card's handler is `card`, which `bot.slack.card_sync` follows with the
+        incident's card."""
+        handlers = Handlers()
+        handlers.on(RunAction, lambda effect: self.actions.perform(effect.run_id))
+        return handlers
 
-    def card(self, payload: dict[str, Any]) -> None:
-        run_id = payload["run_id"]
+    def card(self, effect: ActionCard) -> None:
+        run_id = effect.run_id
         with transaction(self.ctx.engine) as session:
             run = self.actions.get_run(session, run_id)
             incident = incidents.get(session, run.incident_id)

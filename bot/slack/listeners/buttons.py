@@ -6,6 +6,7 @@ from slack_bolt import App
 
 from bot.db import transaction
 from bot import outbox
+from bot.effects import OpenRoom
 from bot.incidents import service, timeline
 from bot.slack.context import SlackContext
 
@@ -57,7 +58,7 @@ def register(app: App, ctx: SlackContext) -> None:
                 incident = service.get(session, incident_id)
                 timeline.record(session, incident, "promoted", f"<@{body['user']['id']}> promoted the incident "
                                 "to its own channel", actor=body["user"]["id"])
-                outbox.enqueue(session, "slack.room", {"incident_id": incident_id}, key=f"room:{incident_id}:promoted",
+                outbox.enqueue(session, OpenRoom(incident_id=incident_id), key=f"room:{incident_id}:promoted",
                                incident_id=incident_id)
                 service.refresh_card(session, incident)  # the thread card loses its Promote button
             ctx.runtime.wake.set()

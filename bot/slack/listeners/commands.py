@@ -13,6 +13,7 @@ from typing import Any
 from slack_bolt import App
 
 from bot.db import transaction
+from bot.effects import PostMessage
 from bot.errors import UserError
 from bot.incidents import metrics, service, timeline
 from bot.slack import modals
@@ -252,9 +253,9 @@ def _postmortem(ctx: SlackContext, inv: Invocation) -> Reply:
         text = current_text(generate(session, incident_id, templates_dir=ctx.runtime.settings.templates_dir,
                                      names=ctx.runtime.services.get("people"), slos=ctx.runtime.slos))
         url = f"{ctx.runtime.settings.public_url}/incidents/{incident_id}/postmortem"
-        outbox.enqueue(session, "slack.message", {
-            "incident_id": incident_id, "text": f"Postmortem draft for incident #{incident_id}",
-            "blocks": markdown_document(f"Postmortem draft — edit it at {url}", text)}, incident_id=incident_id)
+        outbox.enqueue(session, PostMessage(
+            incident_id=incident_id, text=f"Postmortem draft for incident #{incident_id}",
+            blocks=markdown_document(f"Postmortem draft — edit it at {url}", text)), incident_id=incident_id)
         timeline.record(session, service.get(session, incident_id), "postmortem",
                         f"<@{inv.user}> drafted the postmortem", actor=inv.user)
     ctx.runtime.wake.set()

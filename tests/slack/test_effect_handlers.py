@@ -1,0 +1,87 @@
+"""Every outbox effect kind has exactly one handler, or warroom does not start; a stored row that
+cannot be read back as its effect fails once, naming the row, and the failure is reported."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pytest
+from sqlalchemy import select
+
+from bot import effects
+from bot.clock import utcnow
+from bot.db import transaction
+from bot.effects import Handlers, HandlerSetError, RefreshCard
+from bot.models import OutboxItem, TimelineEvent
+from bot.runtime import Runtime
+from bot.slack.late_traces import TracePoster
+from bot.web import create_app
+from tests.conftest import make_settings
+from tests.slack.conftest import INCIDENTS, SlackHarness
+
+
+class PageTheMoon(effects.Effect):
+    """A kind someone added without writing its handler."""
+
+    kind: ClassVar[str] = "moon.page"
+    incident_id: int
+
+
+def test_warroom_refuses_to_start_when_an_effect_kind_has_no_handler(database_url: str, monkeypatch) -> None:
+    monkeypatch.setattr(effects, "ALL", (*effects.ALL, PageTheMoon))
+    runtime = Runtime.build(make_settings(database_url, WARROOM_WORKER=True))
+    try:
+        with pytest.raises(HandlerSetError, match="no handler for the outbox effect.*'moon.page'"):
+            create_app(runtime)
+    finally:
+        runtime.engine.dispose()
+
+
+def test_warroom_refuses_to_start_when_two_handlers_claim_one_kind(database_url: str, monkeypatch) -> None:
+    real = TracePoster.handlers
+
+    def and_the_card_too(self: TracePoster) -> Handlers:
+        handlers = real(self)
+        handlers.on(RefreshCard, lambda effect: None)  # the card sync already handles it
+        return handlers
+
+    monkeypatch.setattr(TracePoster, "handlers", and_the_card_too)
+    runtime = Runtime.build(make_settings(database_url, WARROOM_WORKER=True))
+    try:
+        with pytest.raises(HandlerSetError, match="two handlers for the outbox effect 'slack.card'"):
+            create_app(runtime)
+    finally:
+        runtime.engine.dispose()
+
+
+def store(slack: SlackHarness, kind: str, payload: object, key: str, incident_id: int | None = None) -> int:
+    """A row as an older or a broken writer might have left it in the database."""
+    with transaction(slack.runtime.engine) as session:
+        row = OutboxItem(kind=kind, payload=payload, dedupe_key=key, incident_id=incident_id, status="pending",
+                         attempts=0, next_attempt_at=utcnow(), created_at=utcnow())
+        session.add(row)
+        session.flush()
+        assert row.id is not None
+        return row.id
+
+
+def test_a_row_that_is_not_an_effect_fails_at_once_naming_the_row(slack: SlackHarness, opened: tuple[int, str]) -> None:
+    incident_id, channel = opened
+    slack.settle()
+    malformed = store(slack, "slack.line", {"incident_id": incident_id, "event": 1}, "broken-line", incident_id)
+    unknown = store(slack, "slack.carrier_pigeon", {"text": "coo"}, "pigeon")
+    slack.runtime.wake.set()
+    slack.settle()
+    with transaction(slack.runtime.engine) as session:
+        rows = {r.id: r for r in session.execute(select(OutboxItem).where(OutboxItem.id.in_([malformed, unknown])))
+                .scalars()}
+        notes = list(session.execute(select(TimelineEvent.text).where(
+            TimelineEvent.incident_id == incident_id, TimelineEvent.kind == "effect_failed")).scalars())
+    for row in rows.values():
+        assert (row.status, row.attempts) == ("failed", 1)  # not retried: trying again cannot help
+    assert f"outbox #{malformed} (slack.line)" in rows[malformed].last_error
+    assert "event_id" in rows[malformed].last_error
+    assert f"outbox #{unknown} (slack.carrier_pigeon)" in rows[unknown].last_error
+    assert any("slack.line" in note for note in notes)  # reported where people look
+    assert any("slack.line" in m.text for m in slack.messages(channel))
+    assert any("slack.carrier_pigeon" in m.text for m in slack.messages(INCIDENTS))
