@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.clock import as_utc, utcnow
+from bot.db import transaction
 from bot.errors import UserError
 from bot.models import WebSession, WebSignInLink
 
@@ -52,6 +54,12 @@ def issue_link(session: Session, user_id: str, *, valid_for: timedelta) -> str:
     session.add(WebSignInLink(token_hash=_hash(token), user_id=user_id, created_at=now, expires_at=now + valid_for))
     session.flush()
     return token
+
+
+def new_link(engine: Engine, user_id: str, *, valid_for: timedelta) -> str:
+    """`issue_link` in its own transaction (`/incident web`): the token is stored when this returns."""
+    with transaction(engine) as session:
+        return issue_link(session, user_id, valid_for=valid_for)
 
 
 def link_owner(session: Session, token: str) -> str | None:
