@@ -9,6 +9,7 @@ members, user groups: `bot.permissions.Actor`) and renders the answer.
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from bot.actions.runner import RunResult
 from bot.actions.service import Actions, Requester
@@ -44,7 +45,7 @@ def decide(actions: Actions, run_id: int, decision: str, who: Requester) -> str 
     """Confirm, approve or cancel the run, locked so two clicks decide one after the other; why it
     could not go ahead (it was ended instead), or None."""
     with transaction(actions.engine) as session:
-        run = session.execute(select(ActionRun).where(ActionRun.id == run_id).with_for_update()).scalar_one_or_none()
+        run = session.execute(select(ActionRun).where(col(ActionRun.id) == run_id).with_for_update()).scalar_one_or_none()
         if run is None:
             raise NotFound(f"There is no run #{run_id}.")
         return actions.decide(session, run, decision, who)
