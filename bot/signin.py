@@ -56,6 +56,12 @@ def issue_link(session: Session, user_id: str, *, valid_for: timedelta) -> str:
     return token
 
 
+def new_link(engine: Engine, user_id: str, *, valid_for: timedelta) -> str:
+    """`issue_link` in its own transaction (`/incident web`): the token is stored when this returns."""
+    with transaction(engine) as session:
+        return issue_link(session, user_id, valid_for=valid_for)
+
+
 def link_owner(session: Session, token: str) -> str | None:
     """Whose link this is while it can still be used; reading it changes nothing."""
     link = session.execute(select(WebSignInLink).where(WebSignInLink.token_hash == _hash(token))).scalar_one_or_none()

@@ -10,11 +10,13 @@ from slack_bolt import App
 from bot.config import DEV_BOT_TOKEN
 from bot.effects import Handlers
 from bot.runtime import Runtime
+from bot.slack.action_effects import ActionEffects
 from bot.slack.client import SlackGateway, make_web_client
 from bot.slack.context import SlackContext
 from bot.slack.directory import UserDirectory
 from bot.slack.effects import SlackEffects
 from bot.slack.card_sync import CardSync
+from bot.slack.command_table import CommandTable
 from bot.slack.guard import GuardedApp, Notifier
 from bot.slack.late_traces import TracePoster
 from bot.slack.listeners import actions as action_listeners
@@ -30,6 +32,7 @@ class SlackSide:
     context: SlackContext
     effects: SlackEffects
     handlers: Handlers  # the outbox effects performed in Slack, for the worker
+    commands: CommandTable  # this app's `/incident` subcommands
 
 
 def build_slack(runtime: Runtime) -> SlackSide:
@@ -51,16 +54,19 @@ def build_slack(runtime: Runtime) -> SlackSide:
     context = SlackContext(runtime=runtime, gateway=gateway, room=room)
     # Every listener is registered through the guard: a failure after the ack still reaches the person.
     guarded = GuardedApp(app, Notifier(gateway))
-    for listeners in (commands, evals, buttons, views, events, labels, silence, resolve):
+    table = CommandTable()  # this app's own: a second app in the process builds its own
+    for with_commands in (commands, evals, silence):
+        with_commands.register(guarded, context, table)  # type: ignore[arg-type]
+    for listeners in (buttons, views, events, labels, resolve):
         listeners.register(guarded, context)  # type: ignore[arg-type]
     effects = SlackEffects(room)
     handlers = Handlers(effects.handlers(), TracePoster(room).handlers())
     actions = runtime.services.get("actions")
     action_card = None
     if actions is not None:
-        action_listeners.register(guarded, context, actions)  # type: ignore[arg-type]
-        action_effects = action_listeners.ActionEffects(context, actions)
+        action_listeners.register(guarded, context, table, actions)  # type: ignore[arg-type]
+        action_effects = ActionEffects(context, actions)
         handlers.include(action_effects.handlers())
         action_card = action_effects.card
     handlers.include(CardSync(effects).handlers(action_card))  # card and topic follow the incident
-    return SlackSide(app=app, context=context, effects=effects, handlers=handlers)
+    return SlackSide(app=app, context=context, effects=effects, handlers=handlers, commands=table)

@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot import permissions
-from bot.db import transaction
-from bot.incidents import service
+from bot.incidents import operations
 from bot.runtime import Runtime
 from bot import redact
 from bot.slack.client import SlackGateway, redact_readable
@@ -81,12 +80,12 @@ class SlackContext:
             members = set(self.gateway.call("conversations.members", channel=channel_id, limit=1000).get("members", []))
         permissions.check(operation, permissions.Actor(user=user_id, channel_members=members), channel=channel_id)
 
+    def authorise_for_incident(self, operation: str, incident_id: int, user_id: str) -> None:
+        """`authorise` in the incident's channel (looked up; `NotFound` for no such incident)."""
+        self.authorise(operation, operations.channel_of(self.engine, incident_id), user_id)
+
     def incident_for_channel(self, channel_id: str | None) -> int | None:
-        if not channel_id:
-            return None
-        with transaction(self.engine) as session:
-            incident = service.by_channel(session, channel_id)
-            return incident.id if incident else None
+        return operations.in_channel(self.engine, channel_id)
 
 
 def _safely(work: Callable[[], Any]) -> Any:

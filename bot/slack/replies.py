@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from bot.errors import ExternalError, UserError, new_error_id
-from bot.slack.text import escape_placeholders
 
 log = logging.getLogger(__name__)
 
@@ -13,19 +12,24 @@ NOT_IN_INCIDENT = ("This channel is not an incident channel. Run the command in 
                    "or name the incident: `/incident {sub} 42`.")
 WORKING = "⏳ Working on it… the answer will follow here."
 
-HELP = escape_placeholders("""*`/incident` commands*
-• `declare [sev1-4] <title>` — open an incident (no title: a form)
-• `ack` — acknowledge · `sev <1-4>` — change severity · `commander @user`
-• `status [text]` — show or post a status update · `note <text>` — add to the timeline
-• `followup <text> [@owner]` · `followups` — follow-up items for the postmortem
-• `resolve [summary]` · `reopen` · `close` (after the postmortem; archives the channel)
-• `list` — open incidents · `timeline` — last events
-• `actions` — what this incident's runbook offers · `fallback [route]` · `rollback [bundle]`
-• `disable-tool <tool>` · `enable-tool <tool>` · `undo <run>` · `silence <duration>`
-• `auto off` · `auto on` — stop (or let) warroom run its runbook's automatic actions here
-• `postmortem` — draft the postmortem from the timeline · `evals` — this incident's eval cases, to label
-• `web` — a one-time sign-in link for warroom's pages (only you see it)
-Outside an incident channel, name the incident: `/incident ack 42`. React with 📌 to add a message to the timeline.""")
+# `/incident help`, generated from the command definitions (`bot.slack.command_table`): the title,
+# the commands by their first name, line by line in this order, and the closing hint.
+HELP_TITLE = "*`/incident` commands*"
+HELP_LINES: tuple[tuple[str, ...], ...] = (
+    ("declare",),
+    ("ack", "sev", "commander"),
+    ("status", "note"),
+    ("followup", "followups"),
+    ("resolve", "reopen", "close"),
+    ("list", "timeline"),
+    ("actions", "fallback", "rollback"),
+    ("disable-tool", "enable-tool", "undo", "silence"),
+    ("auto",),
+    ("postmortem", "evals"),
+    ("web",),
+)
+HELP_FOOTER = ("Outside an incident channel, name the incident: `/incident ack 42`. "
+               "React with 📌 to add a message to the timeline.")
 
 
 def for_user(exc: BaseException) -> str:

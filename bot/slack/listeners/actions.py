@@ -2,7 +2,8 @@
 the confirmation/approval card and its buttons, and the "Run action…" form.
 
 Listeners only parse and authorise (who is in the channel, which user groups they are in);
-`bot.actions.service.Actions` owns the rules and the worker performs the run.
+`bot.actions.operations` applies `bot.actions.service.Actions`' rules, the worker performs the run
+and `bot.slack.action_effects` keeps its card up to date.
 """
 
 from __future__ import annotations
@@ -11,20 +12,16 @@ import shlex
 from typing import Any
 
 from slack_bolt import App
-from sqlalchemy import select
 
-from bot.actions.service import Actions, Requester, describe, live_now, what_changes
-from bot.clock import as_utc
-from bot.db import insert_or_ignore, transaction
-from bot.effects import ActionCard, Handlers, RunAction
+from bot.actions import operations
+from bot.actions.service import Actions, Requester, describe
 from bot.errors import UserError
-from bot.incidents import service as incidents
-from bot.models import ActionRun, IncidentStep
+from bot.incidents import operations as incidents
 from bot.slack import modals
-from bot.slack.action_card import action_card
+from bot.slack.command_table import CommandTable, command
 from bot.slack.context import SlackContext
 from bot.slack.invocation import Invocation
-from bot.slack.listeners.commands import command, incident_id_for
+from bot.slack.listeners.commands import incident_id_for
 from bot.slack.replies import for_user
 
 SHORTCUTS = ("fallback", "rollback", "disable-tool", "enable-tool")
@@ -49,14 +46,9 @@ def requester(ctx: SlackContext, actions: Actions, user: str, channel_id: str | 
 
 def request_run(ctx: SlackContext, actions: Actions, incident_id: int, playbook: str, args: list[str] | dict,
                 user: str) -> str:
-    with transaction(ctx.engine) as session:
-        channel = incidents.get(session, incident_id).channel_id
-    who = requester(ctx, actions, user, channel, playbook)
-    with transaction(ctx.engine) as session:
-        incident = incidents.get_for_update(session, incident_id)
-        run, new = actions.request(session, incident, playbook, args, who)
-        text = describe(run)
-        status = run.status
+    who = requester(ctx, actions, user, incidents.channel_of(ctx.engine, incident_id), playbook)
+    run, new = operations.request(actions, incident_id, playbook, args, who)
+    text, status = describe(run), run.status
     ctx.runtime.wake.set()
     if not new:
         return f"{text} is already {status.replace('_', ' ')}; see its card in the channel."
@@ -65,14 +57,18 @@ def request_run(ctx: SlackContext, actions: Actions, incident_id: int, playbook:
         status, f"Review {text} in the channel and press Confirm.")
 
 
-def register_commands(ctx: SlackContext, actions: Actions) -> None:
+# Their parts of `/incident help`; `run` is for any action and not listed (`actions` lists them).
+SHORTCUT_HELP = {"fallback": "`fallback [route]`", "rollback": "`rollback [bundle]`",
+                 "disable-tool": "`disable-tool <tool>`", "enable-tool": "`enable-tool <tool>`"}
+
+
+def register_commands(table: CommandTable, actions: Actions) -> None:
     def shortcut(name: str):  # noqa: ANN202
         def handler(c: SlackContext, inv: Invocation) -> str:
             return request_run(c, actions, incident_id_for(c, inv), name, shlex.split(inv.args), inv.user)
         return handler
 
-    for name in SHORTCUTS:
-        command(name)(shortcut(name))
+    table.add(*(command(name, help=SHORTCUT_HELP[name])(shortcut(name)) for name in SHORTCUTS))
 
     @command("run")
     def run_any(c: SlackContext, inv: Invocation) -> str:
@@ -81,22 +77,19 @@ def register_commands(ctx: SlackContext, actions: Actions) -> None:
             raise UserError("Usage: `/incident run <action> [args]` — see `/incident actions`.")
         return request_run(c, actions, incident_id_for(c, inv), words[0], words[1:], inv.user)
 
-    @command("undo")
+    @command("undo", help="`undo <run>`")
     def undo(c: SlackContext, inv: Invocation) -> str:
         number = inv.args.lstrip("#")
         if not number.isdigit():
             raise UserError("Usage: `/incident undo <run>` (the run number from its card, e.g. `/incident undo 3`).")
         return undo_run(c, actions, int(number), inv.user)
 
-    @command("actions")
+    @command("actions", help="`actions` — what this incident's runbook offers")
     def list_actions(c: SlackContext, inv: Invocation) -> str:
-        incident_id = incident_id_for(c, inv)
-        with transaction(c.engine) as session:
-            incident = incidents.get(session, incident_id)
-            runbook = c.runtime.runbooks.get(incident.runbook_id) if incident.runbook_id else None
-            offered = list(runbook.actions) if runbook else []
-            runs = actions.runs(session, incident_id)
-            run_lines = [f"• {describe(r)} — {r.status}" for r in runs[-10:]]
+        incident, runs = operations.incident_runs(actions, incident_id_for(c, inv))
+        runbook = c.runtime.runbooks.get(incident.runbook_id) if incident.runbook_id else None
+        offered = list(runbook.actions) if runbook else []
+        run_lines = [f"• {describe(r)} — {r.status}" for r in runs[-10:]]
         lines = [f"*Actions the runbook offers:* {', '.join(f'`{a}`' for a in offered) or 'none'}",
                  f"*All actions:* {', '.join(f'`{n}`' for n in sorted(actions.playbooks))}"]
         for name in offered:
@@ -107,16 +100,14 @@ def register_commands(ctx: SlackContext, actions: Actions) -> None:
             lines += ["*Runs in this incident:*", *run_lines]
         return "\n".join(lines)
 
+    table.add(run_any, undo, list_actions)
+
 
 def undo_run(ctx: SlackContext, actions: Actions, run_id: int, user: str) -> str:
-    with transaction(ctx.engine) as session:
-        run = actions.get_run(session, run_id)
-        channel = incidents.get(session, run.incident_id).channel_id
+    run, channel = operations.run_and_channel(actions, run_id)
     who = requester(ctx, actions, user, channel, run.playbook)
-    with transaction(ctx.engine) as session:
-        incidents.get_for_update(session, run.incident_id)  # one request at a time per incident
-        undo, new = actions.request_undo(session, actions.get_run(session, run_id), who)
-        text, status = describe(undo), undo.status
+    undo, new = operations.undo(actions, run_id, who)
+    text, status = describe(undo), undo.status
     ctx.runtime.wake.set()
     if not new:
         return f"{text} is already {status.replace('_', ' ')}; see its card in the channel."
@@ -125,8 +116,8 @@ def undo_run(ctx: SlackContext, actions: Actions, run_id: int, user: str) -> str
         status, f"Review {text} in the channel and press Confirm.")
 
 
-def register(app: App, ctx: SlackContext, actions: Actions) -> None:
-    register_commands(ctx, actions)
+def register(app: App, ctx: SlackContext, table: CommandTable, actions: Actions) -> None:
+    register_commands(table, actions)
 
     def on_run(body: dict[str, Any], respond, work) -> None:  # noqa: ANN001
         user = body["user"]["id"]
@@ -135,13 +126,9 @@ def register(app: App, ctx: SlackContext, actions: Actions) -> None:
 
     def decide(decision: str):  # noqa: ANN202
         def work(run_id: int, user: str) -> str | None:
-            with transaction(ctx.engine) as session:
-                run = actions.get_run(session, run_id)
-                channel = incidents.get(session, run.incident_id).channel_id
+            run, channel = operations.run_and_channel(actions, run_id)
             who = requester(ctx, actions, user, channel, run.playbook)
-            with transaction(ctx.engine) as session:
-                run = session.execute(select(ActionRun).where(ActionRun.id == run_id).with_for_update()).scalar_one()
-                refused = actions.decide(session, run, decision, who)
+            refused = operations.decide(actions, run_id, decision, who)
             ctx.runtime.wake.set()
             return f"⚠️ {refused}" if refused else None
         return work
@@ -150,8 +137,7 @@ def register(app: App, ctx: SlackContext, actions: Actions) -> None:
         app.action(f"action.{decision}")(_acked(lambda body, respond, d=decision: on_run(body, respond, decide(d))))
 
     def dry_run(run_id: int, user: str) -> str:
-        with transaction(ctx.engine) as session:
-            result = actions.dry_run(session, actions.get_run(session, run_id))
+        result = operations.dry_run(actions, run_id)
         lines = [f"{s.request_preview_masked.get('method')} {s.request_preview_masked.get('url')} "
                  f"{s.request_preview_masked.get('json', '')}" for s in result.steps]
         return "Dry run (nothing was sent; secrets masked):\n```" + "\n".join(lines) + "```" if lines else \
@@ -197,51 +183,3 @@ def _acked(handler):  # noqa: ANN001, ANN202
         ack()
         handler(body, respond)
     return listener
-
-
-class ActionEffects:
-    """Outbox handlers: perform a run, and post/update its card in the incident channel."""
-
-    def __init__(self, ctx: SlackContext, actions: Actions) -> None:
-        self.ctx, self.actions = ctx, actions
-
-    def handlers(self) -> Handlers:
-        """The run's; its card's handler is `card`, which `bot.slack.card_sync` follows with the
-        incident's card."""
-        handlers = Handlers()
-        handlers.on(RunAction, lambda effect: self.actions.perform(effect.run_id))
-        return handlers
-
-    def card(self, effect: ActionCard) -> None:
-        run_id = effect.run_id
-        with transaction(self.ctx.engine) as session:
-            run = self.actions.get_run(session, run_id)
-            incident = incidents.get(session, run.incident_id)
-            pb = self.actions.playbook(run.playbook)
-            preview = None
-            if run.status in ("awaiting_confirmation", "awaiting_approval"):
-                dry = self.actions.dry_run(session, run)
-                preview = [s.request_preview_masked for s in dry.steps]
-            undone = self.actions.undone_result(session, run)
-            expires = as_utc(run.requested_at) + self.actions.approval_timeout  # type: ignore[operator]
-            blocks = action_card(run, description=pb.description, change_line=what_changes(session, incident, run),
-                                 preview=preview, destructive=pb.destructive,
-                                 restores=undone.saved if undone else None, live=live_now(run),
-                                 expires_at=f"{expires:%H:%M} UTC")
-            text, channel = describe(run) + f" — {run.status}", incident.channel_id
-            step_name = f"run-card:{run_id}"
-            insert_or_ignore(session, IncidentStep, {"incident_id": incident.id, "name": step_name, "result": {},
-                                                     "attempts": 0}, ["incident_id", "name"])
-            step = session.execute(select(IncidentStep).where(IncidentStep.incident_id == incident.id,
-                                                              IncidentStep.name == step_name)).scalar_one()
-            posted = dict(step.result or {})
-        if not channel:
-            return
-        if posted.get("ts"):
-            self.ctx.gateway.update(posted["channel"], posted["ts"], text, blocks)
-            return
-        answer = self.ctx.room.post_for_effect(channel, text, blocks)
-        with transaction(self.ctx.engine) as session:
-            step = session.execute(select(IncidentStep).where(IncidentStep.incident_id == incident.id,
-                                                              IncidentStep.name == step_name)).scalar_one()
-            step.result = {"channel": answer["channel"], "ts": answer["ts"]}

@@ -2,38 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from slack_bolt import App
 
-from bot.db import transaction
-from bot import outbox
-from bot.effects import OpenRoom
-from bot.incidents import service, timeline
+from bot.incidents import operations
 from bot.slack.context import SlackContext
 
 
 def register(app: App, ctx: SlackContext) -> None:
-    def _change(body, respond, operation: str, change) -> None:  # noqa: ANN001
+    def _change(body, respond, operation: str, change: Callable[[int, str, str], Any]) -> None:  # noqa: ANN001
         """Ack first (the listener wrapper already did), then apply; errors go to the clicker."""
         user = body["user"]["id"]
         value = body["actions"][0].get("value") or body["actions"][0].get("selected_option", {}).get("value", "")
         incident_id = int(value.split(":")[0])
 
-        def work() -> str | None:
-            with transaction(ctx.engine) as session:
-                channel = service.get(session, incident_id).channel_id
-            ctx.authorise(operation, channel, user)
-            with transaction(ctx.engine) as session:
-                incident = service.get_for_update(session, incident_id)
-                reply = change(session, incident, user, value)
+        def work() -> None:
+            ctx.authorise_for_incident(operation, incident_id, user)
+            change(incident_id, user, value)
             ctx.runtime.wake.set()
-            return reply
 
         ctx.background(work, respond)  # errors go to the clicker through response_url, member or not
 
     @app.action("incident.ack")
     def ack_button(ack, body, respond) -> None:  # noqa: ANN001
         ack()
-        _change(body, respond, "ack", lambda s, i, u, v: service.acknowledge(s, i, actor=u))
+        _change(body, respond, "ack", lambda i, u, v: operations.acknowledge(ctx.engine, i, actor=u))
 
     @app.action("incident.resolve")
     def resolve_button(ack, body, respond) -> None:  # noqa: ANN001
@@ -45,22 +40,16 @@ def register(app: App, ctx: SlackContext) -> None:
     @app.action("incident.reopen")
     def reopen_button(ack, body, respond) -> None:  # noqa: ANN001
         ack()
-        _change(body, respond, "reopen", lambda s, i, u, v: service.reopen(s, i, actor=u))
+        _change(body, respond, "reopen", lambda i, u, v: operations.reopen(ctx.engine, i, actor=u))
 
     @app.action("incident.promote")
     def promote_button(ack, body, respond) -> None:  # noqa: ANN001
         ack()
-        incident_id = int(body["actions"][0]["value"])
+        incident_id, user = int(body["actions"][0]["value"]), body["user"]["id"]
 
         def work() -> None:
-            ctx.room.promote(incident_id)
-            with transaction(ctx.engine) as session:
-                incident = service.get(session, incident_id)
-                timeline.record(session, incident, "promoted", f"<@{body['user']['id']}> promoted the incident "
-                                "to its own channel", actor=body["user"]["id"])
-                outbox.enqueue(session, OpenRoom(incident_id=incident_id), key=f"room:{incident_id}:promoted",
-                               incident_id=incident_id)
-                service.refresh_card(session, incident)  # the thread card loses its Promote button
+            ctx.room.promote(incident_id)  # the channel first: the record says it exists
+            operations.promote(ctx.engine, incident_id, actor=user)
             ctx.runtime.wake.set()
         ctx.background(work, respond)
 
@@ -68,6 +57,4 @@ def register(app: App, ctx: SlackContext) -> None:
     def severity_select(ack, body, respond) -> None:  # noqa: ANN001
         ack()
         _change(body, respond, "severity",
-                lambda s, i, u, v: service.set_severity(s, i, int(v.split(":")[1]), actor=u))
-
-
+                lambda i, u, v: operations.set_severity(ctx.engine, i, int(v.split(":")[1]), actor=u))

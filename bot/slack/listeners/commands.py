@@ -1,42 +1,38 @@
 """``/incident``: parse, authorise, call the incident service, reply where the user is.
 
 Every subcommand answers within Slack's 3 s (see `SlackContext.answer_within_budget`); the Slack
-side effects of a change (card update, channel line) go through the outbox.
+side effects of a change (card update, channel line) go through the outbox. The subcommands are
+definitions (`bot.slack.command_table.command`, with their help line); `register` puts them in
+the app's own table, which `/incident help` is generated from.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Any
+from datetime import timedelta
 
 from slack_bolt import App
 
-from bot.db import transaction
-from bot.effects import PostMessage
+from bot import signin
 from bot.errors import UserError
-from bot.incidents import metrics, service, timeline
+from bot.incidents import metrics, operations
 from bot.slack import modals
+from bot.slack.blocks import markdown_document
+from bot.slack.command_table import Command, CommandTable, Reply, command
 from bot.slack.context import SlackContext
 from bot.slack.invocation import Invocation, mentions, strip_mentions
-from bot.slack.replies import HELP, NOT_IN_INCIDENT
+from bot.slack.replies import NOT_IN_INCIDENT
 
-Reply = str | dict[str, Any]
-Handler = Callable[[SlackContext, Invocation], Reply]
 _SEV = re.compile(r"^sev([1-4])$", re.I)
 
-COMMANDS: dict[str, Handler] = {}
 
+def register(app: App, ctx: SlackContext, table: CommandTable) -> None:
+    @command("help")
+    def _help(ctx: SlackContext, inv: Invocation) -> Reply:
+        return table.help()
 
-def command(*names: str) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        for name in names:
-            COMMANDS[name] = fn
-        return fn
-    return register
+    table.add(_help, *INCIDENT_COMMANDS)
 
-
-def register(app: App, ctx: SlackContext) -> None:
     @app.command("/incident")
     def incident_command(ack, command, respond, client) -> None:  # noqa: ANN001
         inv = Invocation.parse(command.get("text", ""), user=command["user_id"], channel=command.get("channel_id"),
@@ -46,20 +42,19 @@ def register(app: App, ctx: SlackContext) -> None:
             ack()
             client.views_open(trigger_id=inv.trigger_id, view=modals.declare(inv.channel))
             return
-        handler = COMMANDS.get(inv.sub)
-        if handler is None:
+        found = table.get(inv.sub)
+        if found is None:
             unknown = f"Unknown subcommand `{inv.sub}`.\n" if inv.sub else ""
-            ack(text=unknown + HELP)
+            ack(text=unknown + table.help())
             return
-        ctx.answer_within_budget(lambda: handler(ctx, inv), ack, respond)
+        ctx.answer_within_budget(lambda: found.run(ctx, inv), ack, respond)
 
 
 def incident_id_for(ctx: SlackContext, inv: Invocation) -> int:
     if inv.bad_incident is not None:
         raise UserError(f"`{inv.bad_incident}` is not an incident number: name it like `/incident {inv.sub} 42`.")
-    if inv.explicit_incident is not None:
-        with transaction(ctx.engine) as session:  # a named incident must exist, whatever the command reads
-            return service.get(session, inv.explicit_incident).id
+    if inv.explicit_incident is not None:  # a named incident must exist, whatever the command reads
+        return operations.existing(ctx.engine, inv.explicit_incident).id  # type: ignore[return-value]
     found = ctx.incident_for_channel(inv.channel)
     if found is None:
         raise UserError(NOT_IN_INCIDENT.format(sub=inv.sub))
@@ -73,204 +68,155 @@ def _declare_title(args: str) -> tuple[int, str]:
     return 3, args.strip()
 
 
-@command("help")
-def _help(ctx: SlackContext, inv: Invocation) -> Reply:
-    return HELP
+def _authorised(ctx: SlackContext, inv: Invocation, operation: str) -> int:
+    """The incident the command is about, once the user may do ``operation`` on it (`bot.permissions`)."""
+    incident_id = incident_id_for(ctx, inv)
+    ctx.authorise_for_incident(operation, incident_id, inv.user)
+    return incident_id
 
 
-@command("declare")
+def _changed(ctx: SlackContext, reply: str) -> str:
+    """A change was committed: the worker performs its Slack effects now."""
+    ctx.runtime.wake.set()
+    return reply
+
+
+@command("declare", help="`declare [sev1-4] <title>` — open an incident (no title: a form)")
 def _declare(ctx: SlackContext, inv: Invocation) -> Reply:
     severity, title = _declare_title(inv.args)
-    with transaction(ctx.engine) as session:
-        incident = service.declare(session, title=title, severity=severity, actor=inv.user,
-                                   runbook_id=ctx.runbook_for_declared(None))
-        number = incident.id
-    ctx.runtime.wake.set()
-    return f"Declared incident #{number} (SEV{severity}): {title}. Its channel is being set up."
+    number = operations.declare(ctx.engine, title=title, severity=severity, actor=inv.user,
+                                runbook_id=ctx.runbook_for_declared(None))
+    return _changed(ctx, f"Declared incident #{number} (SEV{severity}): {title}. Its channel is being set up.")
 
 
-def _mutate(ctx: SlackContext, inv: Invocation, operation: str, change: Callable[[Any, Any], str | None]) -> Reply:
-    """Load the incident, check the user may do ``operation`` (`bot.permissions`), apply ``change``,
-    commit, wake the worker."""
-    incident_id = incident_id_for(ctx, inv)
-    with transaction(ctx.engine) as session:
-        incident = service.get(session, incident_id)
-        channel = incident.channel_id
-    ctx.authorise(operation, channel, inv.user)
-    with transaction(ctx.engine) as session:
-        incident = service.get_for_update(session, incident_id)
-        reply = change(session, incident)
-    ctx.runtime.wake.set()
-    return reply or "Done."
-
-
-@command("auto")
+@command("auto", help="`auto off` · `auto on` — stop (or let) warroom run its runbook's automatic actions here")
 def _auto(ctx: SlackContext, inv: Invocation) -> Reply:
     """`/incident auto off|on`: whether warroom acts on its own (the runbook's `auto:`) for this incident."""
-    from bot.automation.service import set_switch
-
     word = inv.args.strip().lower()
     if word not in ("on", "off"):
         raise UserError("Usage: `/incident auto off` (warroom stops acting on its own here) or `/incident auto on`.")
-    return _mutate(ctx, inv, "automation",
-                   lambda session, incident: set_switch(session, incident, on=word == "on", actor=inv.user))
+    incident_id = _authorised(ctx, inv, "automation")
+    return _changed(ctx, operations.set_automation(ctx.engine, incident_id, on=word == "on", actor=inv.user))
 
 
-@command("ack", "acknowledge")
+@command("ack", "acknowledge", help="`ack` — acknowledge")
 def _ack(ctx: SlackContext, inv: Invocation) -> Reply:
-    def change(session, incident):  # noqa: ANN001
-        service.acknowledge(session, incident, actor=inv.user)
-        return f"Acknowledged incident #{incident.id} (MTTA {metrics.human(metrics.mtta(incident))})."
-    return _mutate(ctx, inv, "ack", change)
+    incident = operations.acknowledge(ctx.engine, _authorised(ctx, inv, "ack"), actor=inv.user)
+    return _changed(ctx, f"Acknowledged incident #{incident.id} (MTTA {metrics.human(metrics.mtta(incident))}).")
 
 
-@command("sev", "severity")
+@command("sev", "severity", help="`sev <1-4>` — change severity")
 def _sev(ctx: SlackContext, inv: Invocation) -> Reply:
     value = inv.args.lower().removeprefix("sev").strip()
     if value not in ("1", "2", "3", "4"):
         raise UserError("Usage: `/incident sev <1-4>` (1 is the worst).")
-    def change(session, incident):  # noqa: ANN001
-        service.set_severity(session, incident, int(value), actor=inv.user)
-        return f"Severity is now SEV{value}."
-    return _mutate(ctx, inv, "severity", change)
+    operations.set_severity(ctx.engine, _authorised(ctx, inv, "severity"), int(value), actor=inv.user)
+    return _changed(ctx, f"Severity is now SEV{value}.")
 
 
-@command("status")
+@command("status", help="`status [text]` — show or post a status update")
 def _status(ctx: SlackContext, inv: Invocation) -> Reply:
     if not inv.args:
-        incident_id = incident_id_for(ctx, inv)
-        with transaction(ctx.engine) as session:
-            incident = service.get(session, incident_id)
-            counts = service.alert_counts(session, incident_id)
-            return (f"*#{incident.id} {incident.title}*\nStatus *{incident.status}* · SEV{incident.severity} · "
-                    f"{counts['firing']} firing, {counts['resolved']} resolved\n"
-                    f"Last update: {incident.status_text or '–'}")
-    def change(session, incident):  # noqa: ANN001
-        service.post_status(session, incident, inv.args, actor=inv.user)
-        return "Status update posted."
-    return _mutate(ctx, inv, "status", change)
+        incident, counts = operations.with_alert_counts(ctx.engine, incident_id_for(ctx, inv))
+        return (f"*#{incident.id} {incident.title}*\nStatus *{incident.status}* · SEV{incident.severity} · "
+                f"{counts['firing']} firing, {counts['resolved']} resolved\n"
+                f"Last update: {incident.status_text or '–'}")
+    operations.post_status(ctx.engine, _authorised(ctx, inv, "status"), inv.args, actor=inv.user)
+    return _changed(ctx, "Status update posted.")
 
 
-@command("note")
+@command("note", help="`note <text>` — add to the timeline")
 def _note(ctx: SlackContext, inv: Invocation) -> Reply:
-    def change(session, incident):  # noqa: ANN001
-        service.add_note(session, incident, inv.args, actor=inv.user)
-        return "Added to the timeline."
-    return _mutate(ctx, inv, "note", change)
+    operations.add_note(ctx.engine, _authorised(ctx, inv, "note"), inv.args, actor=inv.user)
+    return _changed(ctx, "Added to the timeline.")
 
 
-@command("commander")
+@command("commander", help="`commander @user`")
 def _commander(ctx: SlackContext, inv: Invocation) -> Reply:
     people = mentions(inv.args)
     if len(people) != 1:
         raise UserError("Usage: `/incident commander @someone` (mention exactly one person).")
-    def change(session, incident):  # noqa: ANN001
-        service.set_commander(session, incident, people[0], actor=inv.user)
-        return f"<@{people[0]}> is the incident commander."
-    return _mutate(ctx, inv, "commander", change)
+    operations.set_commander(ctx.engine, _authorised(ctx, inv, "commander"), people[0], actor=inv.user)
+    return _changed(ctx, f"<@{people[0]}> is the incident commander.")
 
 
-@command("followup")
+@command("followup", help="`followup <text> [@owner]`")
 def _followup(ctx: SlackContext, inv: Invocation) -> Reply:
     people = mentions(inv.args)
-    def change(session, incident):  # noqa: ANN001
-        service.add_followup(session, incident, strip_mentions(inv.args), actor=inv.user,
-                             owner=people[0] if people else None)
-        return "Follow-up recorded; it will be in the postmortem."
-    return _mutate(ctx, inv, "followup", change)
+    operations.add_followup(ctx.engine, _authorised(ctx, inv, "followup"), strip_mentions(inv.args), actor=inv.user,
+                            owner=people[0] if people else None)
+    return _changed(ctx, "Follow-up recorded; it will be in the postmortem.")
 
 
-@command("followups")
+@command("followups", help="`followups` — follow-up items for the postmortem")
 def _followups(ctx: SlackContext, inv: Invocation) -> Reply:
-    incident_id = incident_id_for(ctx, inv)
-    with transaction(ctx.engine) as session:
-        items = service.followups(session, incident_id)
-        if not items:
-            return "No follow-ups yet: `/incident followup <text> [@owner]`."
-        return "\n".join(f"{'☑' if f.done else '☐'} {f.text}" + (f" — <@{f.owner}>" if f.owner else "") for f in items)
+    items = operations.followups(ctx.engine, incident_id_for(ctx, inv))
+    if not items:
+        return "No follow-ups yet: `/incident followup <text> [@owner]`."
+    return "\n".join(f"{'☑' if f.done else '☐'} {f.text}" + (f" — <@{f.owner}>" if f.owner else "") for f in items)
 
 
-@command("resolve")
+@command("resolve", help="`resolve [summary]`")
 def _resolve(ctx: SlackContext, inv: Invocation) -> Reply:
     from bot.slack.listeners import resolve
-    incident_id = incident_id_for(ctx, inv)
-    if firing := resolve.firing_alerts(ctx, incident_id):  # ask first (buttons), say how many
-        resolve.require_member(ctx, incident_id, inv.user)
+    incident_id = _authorised(ctx, inv, "resolve")
+    if firing := operations.firing_alerts(ctx.engine, incident_id):  # ask first (buttons), say how many
         return resolve.confirmation(incident_id, firing, inv.args)
-    def change(session, incident):  # noqa: ANN001
-        service.resolve(session, incident, actor=inv.user, summary=inv.args or None)
-        return f"Resolved incident #{incident.id} (MTTR {metrics.human(metrics.mttr(incident))})."
-    return _mutate(ctx, inv, "resolve", change)
+    incident, _ = operations.resolve(ctx.engine, incident_id, actor=inv.user, summary=inv.args or None)
+    return _changed(ctx, f"Resolved incident #{incident.id} (MTTR {metrics.human(metrics.mttr(incident))}).")
 
 
-@command("reopen")
+@command("reopen", help="`reopen`")
 def _reopen(ctx: SlackContext, inv: Invocation) -> Reply:
-    def change(session, incident):  # noqa: ANN001
-        service.reopen(session, incident, actor=inv.user, reason=inv.args)
-        return f"Reopened incident #{incident.id}."
-    return _mutate(ctx, inv, "reopen", change)
+    incident = operations.reopen(ctx.engine, _authorised(ctx, inv, "reopen"), actor=inv.user, reason=inv.args)
+    return _changed(ctx, f"Reopened incident #{incident.id}.")
 
 
-@command("close")
+@command("close", help="`close` (after the postmortem; archives the channel)")
 def _close(ctx: SlackContext, inv: Invocation) -> Reply:
-    def change(session, incident):  # noqa: ANN001
-        service.close(session, incident, actor=inv.user)
-        return f"Closed incident #{incident.id}; the channel will be archived."
-    return _mutate(ctx, inv, "close", change)
+    incident = operations.close(ctx.engine, _authorised(ctx, inv, "close"), actor=inv.user)
+    return _changed(ctx, f"Closed incident #{incident.id}; the channel will be archived.")
 
 
-@command("list")
+@command("list", help="`list` — open incidents")
 def _list(ctx: SlackContext, inv: Invocation) -> Reply:
-    with transaction(ctx.engine) as session:
-        open_incidents = service.list_incidents(session, status="open", limit=20)
-        if not open_incidents:
-            return "No open incidents. 🎉"
-        lines = [f"• #{i.id} SEV{i.severity} *{i.status}* {i.title}" + (f" <#{i.channel_id}>" if i.channel_id else "")
-                 for i in open_incidents]
+    open_incidents = operations.open_incidents(ctx.engine, limit=20)
+    if not open_incidents:
+        return "No open incidents. 🎉"
+    lines = [f"• #{i.id} SEV{i.severity} *{i.status}* {i.title}" + (f" <#{i.channel_id}>" if i.channel_id else "")
+             for i in open_incidents]
     return "*Open incidents*\n" + "\n".join(lines)
 
 
-@command("timeline")
+@command("timeline", help="`timeline` — last events")
 def _timeline(ctx: SlackContext, inv: Invocation) -> Reply:
-    incident_id = incident_id_for(ctx, inv)
-    with transaction(ctx.engine) as session:
-        events = list(reversed(timeline.events(session, incident_id, limit=15, newest_first=True)))
-        lines = [f"`{e.at:%H:%M:%S}` {e.kind}: {e.text}" for e in events]
+    events = operations.recent_timeline(ctx.engine, incident_id_for(ctx, inv), limit=15)
+    lines = [f"`{e.at:%H:%M:%S}` {e.kind}: {e.text}" for e in events]
     return "*Timeline (last 15)*\n" + "\n".join(lines) if lines else "The timeline is empty."
 
 
-@command("postmortem")
+@command("postmortem", help="`postmortem` — draft the postmortem from the timeline")
 def _postmortem(ctx: SlackContext, inv: Invocation) -> Reply:
-    from bot import outbox
-    from bot.postmortem.store import current_text, generate
-    from bot.slack.blocks import markdown_document
-
-    from bot.eval_suite import collect_incident
-
     incident_id = incident_id_for(ctx, inv)
-    with transaction(ctx.engine) as session:
-        collect_incident(session, incident_id)  # the draft counts the eval cases this incident added
-        text = current_text(generate(session, incident_id, templates_dir=ctx.runtime.settings.templates_dir,
-                                     names=ctx.runtime.services.get("people"), slos=ctx.runtime.slos))
-        url = f"{ctx.runtime.settings.public_url}/incidents/{incident_id}/postmortem"
-        outbox.enqueue(session, PostMessage(
-            incident_id=incident_id, text=f"Postmortem draft for incident #{incident_id}",
-            blocks=markdown_document(f"Postmortem draft — edit it at {url}", text)), incident_id=incident_id)
-        timeline.record(session, service.get(session, incident_id), "postmortem",
-                        f"<@{inv.user}> drafted the postmortem", actor=inv.user)
-    ctx.runtime.wake.set()
-    return f"Postmortem draft posted in the channel; edit it at {url}"
+    url = f"{ctx.runtime.settings.public_url}/incidents/{incident_id}/postmortem"
+    operations.draft_postmortem(
+        ctx.engine, incident_id, actor=inv.user, title=f"Postmortem draft for incident #{incident_id}",
+        blocks=lambda text: markdown_document(f"Postmortem draft — edit it at {url}", text),
+        templates_dir=ctx.runtime.settings.templates_dir, names=ctx.runtime.services.get("people"),
+        slos=ctx.runtime.slos)
+    return _changed(ctx, f"Postmortem draft posted in the channel; edit it at {url}")
 
 
-@command("web")
+@command("web", help="`web` — a one-time sign-in link for warroom's pages (only you see it)")
 def _web(ctx: SlackContext, inv: Invocation) -> Reply:
     """A one-time sign-in link for warroom's pages; the ack is ephemeral, so only the asker sees it."""
-    from datetime import timedelta
-
-    from bot import signin
-
     settings = ctx.runtime.settings
-    with transaction(ctx.engine) as session:
-        token = signin.issue_link(session, inv.user, valid_for=timedelta(minutes=settings.signin_link_minutes))
+    token = signin.new_link(ctx.engine, inv.user, valid_for=timedelta(minutes=settings.signin_link_minutes))
     return (f"Your sign-in link for warroom's pages — it works once, for {settings.signin_link_minutes} minutes; "
             f"don't share it: {settings.public_url.rstrip('/')}/signin/{token}")
+
+
+# The incident's own subcommands (the actions, `silence` and `evals` are defined with their listeners).
+INCIDENT_COMMANDS: tuple[Command, ...] = (_declare, _auto, _ack, _sev, _status, _note, _commander, _followup,
+                                          _followups, _resolve, _reopen, _close, _list, _timeline, _postmortem,
+                                          _web)

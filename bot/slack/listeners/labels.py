@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot import traces
-from bot.db import transaction
 from bot.errors import UserError
-from bot.incidents import service, timeline
+from bot.incidents import operations
 from bot.slack import modals
 from bot.slack.context import SlackContext
 
@@ -24,23 +22,13 @@ def register(app: App, ctx: SlackContext) -> None:
     def label_submitted(ack, body, view) -> None:  # noqa: ANN001
         values, meta = modals.values(view), modals.metadata(view)
         user = body["user"]["id"]
+        incident_id = int(meta["incident_id"]) if meta.get("incident_id") else None
         try:
-            if meta.get("incident_id"):  # a label becomes an eval case: the incident's responders decide
-                with transaction(ctx.engine) as session:
-                    channel = service.get(session, int(meta["incident_id"])).channel_id
-                ctx.authorise("label", channel, user)
-            with transaction(ctx.engine) as session:
-                traces.label_trace(session, meta["request_id"], failure_type=values.get("failure_type"),
-                                   expected=values.get("expected"), unsupported_claim=values.get("claim"),
-                                   notes=values.get("notes"), actor=user)
-                if meta.get("incident_id"):
-                    incident = service.get(session, int(meta["incident_id"]))
-                    timeline.record(session, incident, "trace_labelled",
-                                    f"<@{user}> labelled trace {meta['request_id']} as {values.get('failure_type')}"
-                                    + (f"; expected: {values['expected']}" if values.get("expected") else ""),
-                                    actor=user, data={"request_id": meta["request_id"]})
-                    from bot.eval_suite import collect_incident
-                    collect_incident(session, incident.id)  # the label reaches the service's suite now
+            if incident_id is not None:  # a label becomes an eval case: the incident's responders decide
+                ctx.authorise_for_incident("label", incident_id, user)
+            operations.label_trace(ctx.engine, meta["request_id"], incident_id=incident_id,
+                                   failure_type=values.get("failure_type"), expected=values.get("expected"),
+                                   claim=values.get("claim"), notes=values.get("notes"), actor=user)
         except UserError as exc:
             ack(response_action="errors", errors={"failure_type": str(exc)[:150]})
             return

@@ -11,19 +11,13 @@ from typing import Any
 
 from slack_bolt import App
 
-from bot.db import transaction
-from bot.incidents import metrics, service
+from bot.incidents import metrics, operations
 from bot.slack.blocks import button
 from bot.slack.context import SlackContext
 from bot.slack.text import cut, escape
 
 RESOLVE_ANYWAY, KEEP_OPEN = "incident.resolve_anyway", "incident.resolve_keep_open"
 VALUE_LIMIT = 1900  # Slack allows 2000 characters in a button value: the summary rides along
-
-
-def firing_alerts(ctx: SlackContext, incident_id: int) -> int:
-    with transaction(ctx.engine) as session:
-        return service.alert_counts(session, incident_id)["firing"]
 
 
 def confirmation(incident_id: int, firing: int, summary: str = "") -> dict[str, Any]:
@@ -39,28 +33,19 @@ def confirmation(incident_id: int, firing: int, summary: str = "") -> dict[str, 
     ]}
 
 
-def require_member(ctx: SlackContext, incident_id: int, user: str) -> None:
-    with transaction(ctx.engine) as session:
-        channel = service.get(session, incident_id).channel_id
-    ctx.authorise("resolve", channel, user)  # the one permission table (`bot.permissions`)
-
-
 def resolve(ctx: SlackContext, incident_id: int, user: str, summary: str | None) -> str:
     """Resolve after the prompt (membership checked again: the prompt may be old)."""
-    require_member(ctx, incident_id, user)
-    with transaction(ctx.engine) as session:
-        incident = service.get_for_update(session, incident_id)
-        firing = service.alert_counts(session, incident_id)["firing"]
-        service.resolve(session, incident, actor=user, summary=summary or None)
-        took = metrics.human(metrics.mttr(incident))
+    ctx.authorise_for_incident("resolve", incident_id, user)  # the one permission table (`bot.permissions`)
+    incident, firing = operations.resolve(ctx.engine, incident_id, actor=user, summary=summary or None)
     ctx.runtime.wake.set()
-    return f"Resolved incident #{incident_id} (MTTR {took}) with {firing} alert(s) still firing."
+    return (f"Resolved incident #{incident_id} (MTTR {metrics.human(metrics.mttr(incident))}) "
+            f"with {firing} alert(s) still firing.")
 
 
 def resolve_or_ask(ctx: SlackContext, incident_id: int, user: str) -> str | dict[str, Any]:
     """The card's Resolve button: the prompt while alerts fire, else resolve."""
-    if firing := firing_alerts(ctx, incident_id):
-        require_member(ctx, incident_id, user)
+    if firing := operations.firing_alerts(ctx.engine, incident_id):
+        ctx.authorise_for_incident("resolve", incident_id, user)
         return confirmation(incident_id, firing)
     return resolve(ctx, incident_id, user, None)
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 import httpx
 from slack_bolt import App
 
-from bot.db import transaction
 from bot.errors import UserError
-from bot.incidents import service
 from bot.silences import parse_duration, silence_incident
+from bot.slack.command_table import CommandTable, command
 from bot.slack.context import SlackContext
 from bot.slack.invocation import Invocation
-from bot.slack.listeners.commands import command, incident_id_for
+from bot.slack.listeners.commands import incident_id_for
 
 USAGE = "Usage: `/incident silence <duration>`, e.g. `/incident silence 30m` (at most 7 days)."
 NO_ALERTMANAGER = ("Silencing needs to know where Alertmanager is: set WARROOM_ALERTMANAGER_URL "
@@ -23,8 +22,9 @@ NO_ALERTMANAGER = ("Silencing needs to know where Alertmanager is: set WARROOM_A
 ALERTMANAGER_TIMEOUT_SECONDS = 10
 
 
-def register(app: App, ctx: SlackContext) -> None:
-    command("silence")(silence)
+def register(app: App, ctx: SlackContext, table: CommandTable) -> None:
+    _ = (app, ctx)
+    table.add(command("silence", help="`silence <duration>`")(silence))
 
 
 def silence(ctx: SlackContext, inv: Invocation) -> str:
@@ -35,9 +35,7 @@ def silence(ctx: SlackContext, inv: Invocation) -> str:
         raise UserError(USAGE)
     duration = parse_duration(inv.args)
     incident_id = incident_id_for(ctx, inv)
-    with transaction(ctx.engine) as session:
-        channel = service.get(session, incident_id).channel_id
-    ctx.authorise("silence", channel, inv.user)
+    ctx.authorise_for_incident("silence", incident_id, inv.user)
     with httpx.Client(timeout=ALERTMANAGER_TIMEOUT_SECONDS) as client:
         result = silence_incident(ctx.engine, client, alertmanager_url, incident_id, duration=duration, actor=inv.user)
     ctx.runtime.wake.set()  # the timeline line goes to the channel through the outbox

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.db import transaction
 from bot.errors import UserError
-from bot.incidents import service
+from bot.incidents import operations
 from bot.slack import modals
 from bot.slack.context import SlackContext
 
@@ -23,10 +22,10 @@ def register(app: App, ctx: SlackContext) -> None:
         user = body["user"]["id"]
         # Declaring is one quick insert: done before the ack so a problem shows in the form itself.
         try:
-            with transaction(ctx.engine) as session:
-                service.declare(session, title=title, severity=severity, actor=user,
-                                service=values.get("service") or None, description=values.get("description") or None,
-                                runbook_id=ctx.runbook_for_declared(values.get("service")))
+            operations.declare(ctx.engine, title=title, severity=severity, actor=user,
+                               service_name=values.get("service") or None,
+                               description=values.get("description") or None,
+                               runbook_id=ctx.runbook_for_declared(values.get("service")))
         except UserError as exc:
             ack(response_action="errors", errors={"title": str(exc)})
             return
