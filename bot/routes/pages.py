@@ -15,20 +15,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from bot.clock import as_utc, iso, utcnow
 from bot import traces
+from bot.clock import as_utc, iso, utcnow
 from bot.db import transaction
 from bot.errors import NotFound
 from bot.incidents import lifecycle, metrics, service, timeline
 from bot.jsonbody import BadRequest, parse_json
-from bot.people import Names, named_mentions, person
 from bot.models import ActionRun, Alert, Incident, Postmortem, TimelineEvent, Trace
+from bot.people import Names, named_mentions, person
 from bot.postmortem import store
 from bot.postmortem.assemble import PINNED_KIND, incident_ref
 from bot.routes.access import form_of, people_only, person_of, readers_only
@@ -91,10 +91,11 @@ async def incident_page(request: Request) -> HTMLResponse:
         incident = service.get(session, incident_id)
         events = timeline.events(session, incident_id, limit=TIMELINE_LIMIT)
         total = session.execute(select(func.count()).select_from(TimelineEvent)
-                                .where(TimelineEvent.incident_id == incident_id)).scalar_one()
-        alerts = session.execute(select(Alert).where(Alert.incident_id == incident_id).order_by(Alert.id)).scalars()
-        runs = session.execute(select(ActionRun).where(ActionRun.incident_id == incident_id)
-                               .order_by(ActionRun.requested_at, ActionRun.id)).scalars()
+                                .where(col(TimelineEvent.incident_id) == incident_id)).scalar_one()
+        alerts = session.execute(select(Alert).where(col(Alert.incident_id) == incident_id)
+                                 .order_by(col(Alert.id))).scalars()
+        runs = session.execute(select(ActionRun).where(col(ActionRun.incident_id) == incident_id)
+                               .order_by(col(ActionRun.requested_at), col(ActionRun.id))).scalars()
         return {
             "incident": incident, "ref": incident_ref(incident), "mtta": metrics.mtta(incident),
             "mttr": metrics.mttr(incident), "alerts": list(alerts), "events": events, "events_total": total,
@@ -136,11 +137,13 @@ class BurnChart:
 
 def burn_chart(session: Session, incident: Incident) -> BurnChart:
     """From the first alert (or failing trace) to the resolution, or now while the incident is open."""
-    opened = as_utc(incident.opened_at) or utcnow()
+    opened = as_utc(incident.opened_at)
     spans = [(as_utc(s), as_utc(e)) for s, e in
-             session.execute(select(Alert.starts_at, Alert.ends_at).where(Alert.incident_id == incident.id))]
+             session.execute(select(col(Alert.starts_at),
+                                    col(Alert.ends_at)).where(col(Alert.incident_id) == incident.id))]
     trace_times = [as_utc(t) for (t,) in session.execute(
-        select(Trace.timestamp).where(Trace.incident_id == incident.id, Trace.failed.is_(True)).limit(CHART_TRACE_LIMIT))]
+        select(col(Trace.timestamp)).where(col(Trace.incident_id) == incident.id,
+                                           col(Trace.failed).is_(True)).limit(CHART_TRACE_LIMIT))]
     start = min([opened, *(s for s, _ in spans if s), *(t for t in trace_times if t)])
     end = max([as_utc(incident.resolved_at) or utcnow(), *(e for _, e in spans if e), *(t for t in trace_times if t)])
     end = max(end, start + timedelta(minutes=1))
@@ -164,7 +167,9 @@ def burn_chart(session: Session, incident: Incident) -> BurnChart:
     for i, count in enumerate(firing):  # a step line: a corner only where the count changes
         if count != last:
             x = left + i * bucket_w
-            points += ([f"{x:.1f},{y(last, max_firing)}"] if last is not None else []) + [f"{x:.1f},{y(count, max_firing)}"]
+            if last is not None:
+                points.append(f"{x:.1f},{y(last, max_firing)}")
+            points.append(f"{x:.1f},{y(count, max_firing)}")
             last = count
     points.append(f"{left + plot_w:.1f},{y(last or 0, max_firing)}")
     bars = [(round(left + i * bucket_w + 1, 1), y(n, max_traces), round(bucket_w - 2, 1),
@@ -230,7 +235,8 @@ async def postmortem_form(request: Request) -> Response:
         return PlainTextResponse("the form needs a 'text' field", status_code=400)
     try:
         await _in_session(request, lambda s: store.save_edit(s, incident_id, form["text"],
-                                                             templates_dir=_templates_dir(request), names=_names(request),
+                                                             templates_dir=_templates_dir(request),
+                                                             names=_names(request),
                                                              by=person.user_id))
     except NotFound as exc:
         return _not_found(request, str(exc))

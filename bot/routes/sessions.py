@@ -16,8 +16,15 @@ from starlette.routing import Route
 from bot import signin
 from bot.db import transaction
 from bot.jsonbody import BadRequest
-from bot.routes.access import (clear_session_cookie, form_of, people_only, person_of, read_form, refuse_cross_site,
-                               set_session_cookie)
+from bot.routes.access import (
+    clear_session_cookie,
+    form_of,
+    people_only,
+    person_of,
+    read_form,
+    refuse_cross_site,
+    set_session_cookie,
+)
 from bot.routes.html import render
 from bot.runtime import Runtime
 

@@ -11,14 +11,23 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from typing_extensions import Annotated
 
 from bot import bundles, changes, traces
 from bot.clock import utcnow
@@ -32,14 +41,16 @@ log = logging.getLogger(__name__)
 
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl",
                           "application/x-jsonlines", "application/jsonlines"})
-NOT_A_BATCH = "expected a JSON array of trace events, or NDJSON (one event per line, Content-Type: application/x-ndjson)"
+NOT_A_BATCH = ("expected a JSON array of trace events, or NDJSON "
+               "(one event per line, Content-Type: application/x-ndjson)")
 
 
 def _runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def _json_endpoint(handler: Callable[[Request, Runtime], Awaitable[JSONResponse]]) -> Callable[[Request], Awaitable[JSONResponse]]:
+def _json_endpoint(handler: Callable[[Request, Runtime], Awaitable[JSONResponse]]) -> Callable[[Request],
+                                                                                               Awaitable[JSONResponse]]:
     """Every failure becomes a JSON answer: ours as 4xx, the database's as 503 (see ``error_response``)."""
 
     async def endpoint(request: Request) -> JSONResponse:
@@ -193,7 +204,8 @@ async def post_bundle(request: Request, runtime: Runtime) -> JSONResponse:
                                              components=given.components, deployed_at=deployed_at,
                                              known_good=given.known_good, reason=given.reason)
             # A deploy is a change: on the service's open incidents now, before its next ones later.
-            changes.announce(session, service=given.service, kind="deploy", summary=changes.bundle_summary(given.version),
+            changes.announce(session, service=given.service, kind="deploy",
+                             summary=changes.bundle_summary(given.version),
                              at=deployed_at, actor=given.deployed_by, source="bundles",
                              dedupe_key=f"{given.service}:{given.version}:{deployed_at.isoformat()}")
             return _with_lineage(session, bundle)
