@@ -12,6 +12,7 @@ from typing import Any
 
 from slack_bolt import App
 from sqlalchemy import select
+from sqlmodel import col
 
 from bot.actions.service import Actions, Requester, describe, live_now, what_changes
 from bot.clock import as_utc
@@ -139,7 +140,8 @@ def register(app: App, ctx: SlackContext, actions: Actions) -> None:
                 channel = incidents.get(session, run.incident_id).channel_id
             who = requester(ctx, actions, user, channel, run.playbook)
             with transaction(ctx.engine) as session:
-                run = session.execute(select(ActionRun).where(ActionRun.id == run_id).with_for_update()).scalar_one()
+                run = session.execute(select(ActionRun).where(col(ActionRun.id) == run_id)
+                                      .with_for_update()).scalar_one()
                 refused = actions.decide(session, run, decision, who)
             ctx.runtime.wake.set()
             return f"⚠️ {refused}" if refused else None
@@ -218,7 +220,7 @@ class ActionEffects:
                 dry = self.actions.dry_run(session, run)
                 preview = [s.request_preview_masked for s in dry.steps]
             undone = self.actions.undone_result(session, run)
-            expires = as_utc(run.requested_at) + self.actions.approval_timeout  # type: ignore[operator]
+            expires = as_utc(run.requested_at) + self.actions.approval_timeout
             blocks = action_card(run, description=pb.description, change_line=what_changes(session, incident, run),
                                  preview=preview, destructive=pb.destructive,
                                  restores=undone.saved if undone else None, live=live_now(run),
@@ -227,8 +229,8 @@ class ActionEffects:
             step_name = f"run-card:{run_id}"
             insert_or_ignore(session, IncidentStep, {"incident_id": incident.id, "name": step_name, "result": {},
                                                      "attempts": 0}, ["incident_id", "name"])
-            step = session.execute(select(IncidentStep).where(IncidentStep.incident_id == incident.id,
-                                                              IncidentStep.name == step_name)).scalar_one()
+            step = session.execute(select(IncidentStep).where(col(IncidentStep.incident_id) == incident.id,
+                                                              col(IncidentStep.name) == step_name)).scalar_one()
             posted = dict(step.result or {})
         if not channel:
             return
@@ -237,6 +239,6 @@ class ActionEffects:
             return
         answer = self.ctx.room.post_for_effect(channel, text, blocks)
         with transaction(self.ctx.engine) as session:
-            step = session.execute(select(IncidentStep).where(IncidentStep.incident_id == incident.id,
-                                                              IncidentStep.name == step_name)).scalar_one()
+            step = session.execute(select(IncidentStep).where(col(IncidentStep.incident_id) == incident.id,
+                                                              col(IncidentStep.name) == step_name)).scalar_one()
             step.result = {"channel": answer["channel"], "ts": answer["ts"]}

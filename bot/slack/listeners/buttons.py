@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.db import transaction
 from bot import outbox
+from bot.db import transaction
 from bot.incidents import service, timeline
 from bot.slack.context import SlackContext
 

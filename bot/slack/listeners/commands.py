@@ -58,7 +58,8 @@ def incident_id_for(ctx: SlackContext, inv: Invocation) -> int:
         raise UserError(f"`{inv.bad_incident}` is not an incident number: name it like `/incident {inv.sub} 42`.")
     if inv.explicit_incident is not None:
         with transaction(ctx.engine) as session:  # a named incident must exist, whatever the command reads
-            return service.get(session, inv.explicit_incident).id
+            service.get(session, inv.explicit_incident)
+            return inv.explicit_incident
     found = ctx.incident_for_channel(inv.channel)
     if found is None:
         raise UserError(NOT_IN_INCIDENT.format(sub=inv.sub))
@@ -117,7 +118,7 @@ def _auto(ctx: SlackContext, inv: Invocation) -> Reply:
 
 @command("ack", "acknowledge")
 def _ack(ctx: SlackContext, inv: Invocation) -> Reply:
-    def change(session, incident):  # noqa: ANN001
+    def change(session, incident):  # noqa: ANN001, ANN202
         service.acknowledge(session, incident, actor=inv.user)
         return f"Acknowledged incident #{incident.id} (MTTA {metrics.human(metrics.mtta(incident))})."
     return _mutate(ctx, inv, "ack", change)
@@ -128,7 +129,7 @@ def _sev(ctx: SlackContext, inv: Invocation) -> Reply:
     value = inv.args.lower().removeprefix("sev").strip()
     if value not in ("1", "2", "3", "4"):
         raise UserError("Usage: `/incident sev <1-4>` (1 is the worst).")
-    def change(session, incident):  # noqa: ANN001
+    def change(session, incident):  # noqa: ANN001, ANN202
         service.set_severity(session, incident, int(value), actor=inv.user)
         return f"Severity is now SEV{value}."
     return _mutate(ctx, inv, "severity", change)
@@ -144,7 +145,7 @@ def _status(ctx: SlackContext, inv: Invocation) -> Reply:
             return (f"*#{incident.id} {incident.title}*\nStatus *{incident.status}* · SEV{incident.severity} · "
                     f"{counts['firing']} firing, {counts['resolved']} resolved\n"
                     f"Last update: {incident.status_text or '–'}")
-    def change(session, incident):  # noqa: ANN001
+    def change(session, incident):  # noqa: ANN001, ANN202
         service.post_status(session, incident, inv.args, actor=inv.user)
         return "Status update posted."
     return _mutate(ctx, inv, "status", change)
@@ -152,7 +153,7 @@ def _status(ctx: SlackContext, inv: Invocation) -> Reply:
 
 @command("note")
 def _note(ctx: SlackContext, inv: Invocation) -> Reply:
-    def change(session, incident):  # noqa: ANN001
+    def change(session, incident):  # noqa: ANN001, ANN202
         service.add_note(session, incident, inv.args, actor=inv.user)
         return "Added to the timeline."
     return _mutate(ctx, inv, "note", change)
@@ -163,7 +164,7 @@ def _commander(ctx: SlackContext, inv: Invocation) -> Reply:
     people = mentions(inv.args)
     if len(people) != 1:
         raise UserError("Usage: `/incident commander @someone` (mention exactly one person).")
-    def change(session, incident):  # noqa: ANN001
+    def change(session, incident):  # noqa: ANN001, ANN202
         service.set_commander(session, incident, people[0], actor=inv.user)
         return f"<@{people[0]}> is the incident commander."
     return _mutate(ctx, inv, "commander", change)
@@ -172,7 +173,7 @@ def _commander(ctx: SlackContext, inv: Invocation) -> Reply:
 @command("followup")
 def _followup(ctx: SlackContext, inv: Invocation) -> Reply:
     people = mentions(inv.args)
-    def change(session, incident):  # noqa: ANN001
+    def change(session, incident):  # noqa: ANN001, ANN202
         service.add_followup(session, incident, strip_mentions(inv.args), actor=inv.user,
                              owner=people[0] if people else None)
         return "Follow-up recorded; it will be in the postmortem."
@@ -196,7 +197,7 @@ def _resolve(ctx: SlackContext, inv: Invocation) -> Reply:
     if firing := resolve.firing_alerts(ctx, incident_id):  # ask first (buttons), say how many
         resolve.require_member(ctx, incident_id, inv.user)
         return resolve.confirmation(incident_id, firing, inv.args)
-    def change(session, incident):  # noqa: ANN001
+    def change(session, incident):  # noqa: ANN001, ANN202
         service.resolve(session, incident, actor=inv.user, summary=inv.args or None)
         return f"Resolved incident #{incident.id} (MTTR {metrics.human(metrics.mttr(incident))})."
     return _mutate(ctx, inv, "resolve", change)
@@ -204,7 +205,7 @@ def _resolve(ctx: SlackContext, inv: Invocation) -> Reply:
 
 @command("reopen")
 def _reopen(ctx: SlackContext, inv: Invocation) -> Reply:
-    def change(session, incident):  # noqa: ANN001
+    def change(session, incident):  # noqa: ANN001, ANN202
         service.reopen(session, incident, actor=inv.user, reason=inv.args)
         return f"Reopened incident #{incident.id}."
     return _mutate(ctx, inv, "reopen", change)
@@ -212,7 +213,7 @@ def _reopen(ctx: SlackContext, inv: Invocation) -> Reply:
 
 @command("close")
 def _close(ctx: SlackContext, inv: Invocation) -> Reply:
-    def change(session, incident):  # noqa: ANN001
+    def change(session, incident):  # noqa: ANN001, ANN202
         service.close(session, incident, actor=inv.user)
         return f"Closed incident #{incident.id}; the channel will be archived."
     return _mutate(ctx, inv, "close", change)
@@ -241,10 +242,9 @@ def _timeline(ctx: SlackContext, inv: Invocation) -> Reply:
 @command("postmortem")
 def _postmortem(ctx: SlackContext, inv: Invocation) -> Reply:
     from bot import outbox
+    from bot.eval_suite import collect_incident
     from bot.postmortem.store import current_text, generate
     from bot.slack.blocks import markdown_document
-
-    from bot.eval_suite import collect_incident
 
     incident_id = incident_id_for(ctx, inv)
     with transaction(ctx.engine) as session:

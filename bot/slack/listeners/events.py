@@ -45,7 +45,7 @@ def register(app: App, ctx: SlackContext) -> None:
         item = event.get("item") or {}
         channel, ts = item.get("channel"), item.get("ts")
         incident_id = ctx.incident_for_channel(channel)
-        if incident_id is None or not ts:
+        if incident_id is None or not channel or not ts:
             return
         message = _fetch_message(ctx, channel, ts)
         author = message.get("user") or message.get("bot_id") or event.get("item_user")
