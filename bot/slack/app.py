@@ -9,11 +9,11 @@ from slack_bolt import App
 
 from bot.config import DEV_BOT_TOKEN
 from bot.runtime import Runtime
+from bot.slack.card_sync import CardSync
 from bot.slack.client import SlackGateway, make_web_client
 from bot.slack.context import SlackContext
 from bot.slack.directory import UserDirectory
 from bot.slack.effects import SlackEffects
-from bot.slack.card_sync import CardSync
 from bot.slack.guard import GuardedApp, Notifier
 from bot.slack.late_traces import TracePoster
 from bot.slack.listeners import actions as action_listeners
@@ -51,7 +51,7 @@ def build_slack(runtime: Runtime) -> SlackSide:
     # Every listener is registered through the guard: a failure after the ack still reaches the person.
     guarded = GuardedApp(app, Notifier(gateway))
     for listeners in (commands, evals, buttons, views, events, labels, silence, resolve):
-        listeners.register(guarded, context)  # type: ignore[arg-type]
+        listeners.register(guarded, context)
     effects = SlackEffects(room)
     handlers = effects.handlers()
     handlers.update(TracePoster(room).handlers())  # replaces SlackEffects' "slack.traces"

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from bot.db import transaction
 from bot.incidents import service
@@ -29,7 +30,8 @@ class CardSync:
         self.effects = effects
         self.room = effects.room
 
-    def handlers(self, current: dict[str, Callable[[dict[str, Any]], Any]]) -> dict[str, Callable[[dict[str, Any]], Any]]:
+    def handlers(self, current: dict[str, Callable[[dict[str, Any]], Any]]) -> dict[str, Callable[[dict[str, Any]],
+                                                                                                  Any]]:
         """``slack.card`` with the topic; ``action.card`` (when present) followed by a card refresh."""
         updated: dict[str, Callable[[dict[str, Any]], Any]] = {"slack.card": self.refresh}
         action_card = current.get("action.card")
@@ -48,8 +50,8 @@ class CardSync:
         with transaction(self.room.engine) as session:
             incident = service.get(session, incident_id)
             view = card_view(session, incident, self.room.runbooks)
-            step = session.execute(select(IncidentStep).where(IncidentStep.incident_id == incident_id,
-                                                              IncidentStep.name == "topic")).scalar_one_or_none()
+            step = session.execute(select(IncidentStep).where(col(IncidentStep.incident_id) == incident_id,
+                                                              col(IncidentStep.name) == "topic")).scalar_one_or_none()
             if step is None or step.done_at is None or not incident.channel_id:
                 return  # the room's set-up sets the first topic
             wanted, last = topic_text(view), (step.result or {}).get("text")
@@ -58,6 +60,6 @@ class CardSync:
             return
         self.room.gateway.call("conversations.setTopic", channel=channel, topic=wanted)
         with transaction(self.room.engine) as session:
-            step = session.execute(select(IncidentStep).where(IncidentStep.incident_id == incident_id,
-                                                              IncidentStep.name == "topic")).scalar_one()
+            step = session.execute(select(IncidentStep).where(col(IncidentStep.incident_id) == incident_id,
+                                                              col(IncidentStep.name) == "topic")).scalar_one()
             step.result = {**(step.result or {}), "text": wanted}

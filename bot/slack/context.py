@@ -8,14 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot import permissions
+from bot import permissions, redact
 from bot.db import transaction
 from bot.incidents import service
 from bot.runtime import Runtime
-from bot import redact
 from bot.slack.client import SlackGateway, redact_readable
-from bot.slack.room import Room
 from bot.slack.replies import for_user
+from bot.slack.room import Room
 from bot.slack.text import escape_placeholders
 
 log = logging.getLogger(__name__)

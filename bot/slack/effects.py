@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from bot.db import transaction
 from bot.incidents import service, timeline
@@ -50,7 +51,7 @@ class SlackEffects:
     def _step_result(self, incident_id: int, name: str) -> dict[str, Any] | None:
         with transaction(self.room.engine) as session:
             step = session.execute(select(IncidentStep).where(
-                IncidentStep.incident_id == incident_id, IncidentStep.name == name)).scalar_one_or_none()
+                col(IncidentStep.incident_id) == incident_id, col(IncidentStep.name) == name)).scalar_one_or_none()
             return dict(step.result) if step and step.done_at else None
 
     def refresh_card(self, payload: dict[str, Any]) -> None:
@@ -130,7 +131,8 @@ class SlackEffects:
     def postmortem_nudge(self, payload: dict[str, Any]) -> None:
         channel = self._channel(payload["incident_id"])
         if channel:
-            text = "The incident is resolved. Postmortem due in 48 h: `/incident postmortem` drafts it from the timeline."
+            text = ("The incident is resolved. Postmortem due in 48 h: "
+                    "`/incident postmortem` drafts it from the timeline.")
             self._post(channel, text, blocks.line(text))
 
     def report_give_up(self, kind: str, payload: dict[str, Any], error: str) -> None:

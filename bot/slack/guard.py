@@ -62,7 +62,8 @@ def explain(exc: BaseException) -> str:
             error_id = new_error_id()
             log.warning("slack %s failed in a listener: %s", method, error, extra={"error_id": error_id})
             return f"⚠️ Slack refused `{method}` (`{error}`, error {error_id}). Nothing was changed; try again."
-        return f"⚠️ Slack refused `{method}` (`{error}`, error {exc.error_id}). Nothing was changed; try again."  # type: ignore[union-attr]
+        assert isinstance(exc, SlackCallError)  # slack_error knows only these two
+        return f"⚠️ Slack refused `{method}` (`{error}`, error {exc.error_id}). Nothing was changed; try again."
     return for_user(exc)
 
 
@@ -184,15 +185,15 @@ def guarded(fn: Callable, notifier: Notifier) -> Callable:
 
     wanted = get_arg_names_of_callable(fn)
 
-    def listener(ack, body, respond, client, context, payload, command, action, view, event,  # noqa: ANN001, PLR0913
-                 say, logger, options, shortcut, message) -> None:
+    def listener(ack, body, respond, client, context, payload, command, action, view, event,  # noqa: ANN001
+                 say, logger, options, shortcut, message) -> None:  # noqa: ANN001 - Bolt passes these by name
         user, channel = where(body or {})
         replies = RespondOrTell(respond, notifier, user, channel) if respond is not None else None
         given = dict(zip(_ARGS, (ack, body, replies, client, context, payload, command, action, view, event,
-                                 say, logger, options, shortcut, message)))
+                                 say, logger, options, shortcut, message), strict=True))
         try:
             fn(**{name: given[name] for name in wanted})
-        except Exception as exc:  # noqa: BLE001 - the point: nothing is silent
+        except Exception as exc:  # the point: nothing is silent
             text = explain(exc)
             if ack.response is None:
                 if command is not None:  # a slash command's ack is shown to the person: say it there
