@@ -18,7 +18,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import Ack, App, BoltContext, Respond, Say
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import new_error_id
@@ -185,8 +186,12 @@ def guarded(fn: Callable, notifier: Notifier) -> Callable:
 
     wanted = get_arg_names_of_callable(fn)
 
-    def listener(ack, body, respond, client, context, payload, command, action, view, event,  # noqa: ANN001
-                 say, logger, options, shortcut, message) -> None:  # noqa: ANN001 - Bolt passes these by name
+    # Bolt passes each argument by its name; the guard takes them all and hands on those fn names.
+    def listener(ack: Ack, body: dict[str, Any], respond: Respond | None, client: WebClient, context: BoltContext,
+                 payload: dict[str, Any], command: dict[str, Any] | None, action: dict[str, Any] | None,
+                 view: dict[str, Any] | None, event: dict[str, Any] | None, say: Say, logger: logging.Logger,
+                 options: dict[str, Any] | None, shortcut: dict[str, Any] | None,
+                 message: dict[str, Any] | None) -> None:
         user, channel = where(body or {})
         replies = RespondOrTell(respond, notifier, user, channel) if respond is not None else None
         given = dict(zip(_ARGS, (ack, body, replies, client, context, payload, command, action, view, event,

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from slack_bolt import App
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import Ack, App
 
 from bot import outbox
 from bot.db import transaction
 from bot.incidents import service, timeline
 from bot.slack.context import SlackContext
+from bot.slack.guard import RespondOrTell
 
 
 def register(app: App, ctx: SlackContext) -> None:
-    def _change(body, respond, operation: str, change) -> None:  # noqa: ANN001
+    def _change(body: dict[str, Any], respond: RespondOrTell, operation: str,
+                change: Callable[..., str | None]) -> None:
         """Ack first (the listener wrapper already did), then apply; errors go to the clicker."""
         user = body["user"]["id"]
         value = body["actions"][0].get("value") or body["actions"][0].get("selected_option", {}).get("value", "")
@@ -30,24 +35,24 @@ def register(app: App, ctx: SlackContext) -> None:
         ctx.background(work, respond)  # errors go to the clicker through response_url, member or not
 
     @app.action("incident.ack")
-    def ack_button(ack, body, respond) -> None:  # noqa: ANN001
+    def ack_button(ack: Ack, body: dict[str, Any], respond: RespondOrTell) -> None:
         ack()
         _change(body, respond, "ack", lambda s, i, u, v: service.acknowledge(s, i, actor=u))
 
     @app.action("incident.resolve")
-    def resolve_button(ack, body, respond) -> None:  # noqa: ANN001
+    def resolve_button(ack: Ack, body: dict[str, Any], respond: RespondOrTell) -> None:
         ack()
         from bot.slack.listeners.resolve import resolve_or_ask  # asks first while alerts fire
         incident_id, user = int(body["actions"][0]["value"]), body["user"]["id"]
         ctx.background(lambda: resolve_or_ask(ctx, incident_id, user), respond)
 
     @app.action("incident.reopen")
-    def reopen_button(ack, body, respond) -> None:  # noqa: ANN001
+    def reopen_button(ack: Ack, body: dict[str, Any], respond: RespondOrTell) -> None:
         ack()
         _change(body, respond, "reopen", lambda s, i, u, v: service.reopen(s, i, actor=u))
 
     @app.action("incident.promote")
-    def promote_button(ack, body, respond) -> None:  # noqa: ANN001
+    def promote_button(ack: Ack, body: dict[str, Any], respond: RespondOrTell) -> None:
         ack()
         incident_id = int(body["actions"][0]["value"])
 
@@ -64,7 +69,7 @@ def register(app: App, ctx: SlackContext) -> None:
         ctx.background(work, respond)
 
     @app.action("incident.severity")
-    def severity_select(ack, body, respond) -> None:  # noqa: ANN001
+    def severity_select(ack: Ack, body: dict[str, Any], respond: RespondOrTell) -> None:
         ack()
         _change(body, respond, "severity",
                 lambda s, i, u, v: service.set_severity(s, i, int(v.split(":")[1]), actor=u))

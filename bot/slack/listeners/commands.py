@@ -10,13 +10,15 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
 
 from bot.db import transaction
 from bot.errors import UserError
 from bot.incidents import metrics, service, timeline
 from bot.slack import modals
 from bot.slack.context import SlackContext
+from bot.slack.guard import RespondOrTell
 from bot.slack.invocation import Invocation, mentions, strip_mentions
 from bot.slack.replies import HELP, NOT_IN_INCIDENT
 
@@ -37,7 +39,7 @@ def command(*names: str) -> Callable[[Handler], Handler]:
 
 def register(app: App, ctx: SlackContext) -> None:
     @app.command("/incident")
-    def incident_command(ack, command, respond, client) -> None:  # noqa: ANN001
+    def incident_command(ack: Ack, command: dict[str, Any], respond: RespondOrTell, client: WebClient) -> None:
         inv = Invocation.parse(command.get("text", ""), user=command["user_id"], channel=command.get("channel_id"),
                                trigger_id=command.get("trigger_id"))
         if inv.sub == "declare" and not _declare_title(inv.args)[1]:

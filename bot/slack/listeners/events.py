@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
+from typing import Any
 
 from slack_bolt import App
 
@@ -39,7 +40,7 @@ def mark_handled(ctx: SlackContext, event_id: str | None) -> None:
 
 def register(app: App, ctx: SlackContext) -> None:
     @app.event("reaction_added")
-    def reaction_added(body, event) -> None:  # noqa: ANN001
+    def reaction_added(body: dict[str, Any], event: dict[str, Any]) -> None:
         if event.get("reaction") != PIN or already_handled(ctx, body.get("event_id")):
             return
         item = event.get("item") or {}
@@ -64,7 +65,7 @@ def register(app: App, ctx: SlackContext) -> None:
         mark_handled(ctx, body.get("event_id"))
 
     @app.event("reaction_removed")
-    def reaction_removed(body, event) -> None:  # noqa: ANN001
+    def reaction_removed(body: dict[str, Any], event: dict[str, Any]) -> None:
         if event.get("reaction") != PIN or already_handled(ctx, body.get("event_id")):
             return
         item = event.get("item") or {}
@@ -73,7 +74,7 @@ def register(app: App, ctx: SlackContext) -> None:
         mark_handled(ctx, body.get("event_id"))
 
     @app.event("member_joined_channel")
-    def member_joined(body, event) -> None:  # noqa: ANN001
+    def member_joined(body: dict[str, Any], event: dict[str, Any]) -> None:
         mark_handled(ctx, body.get("event_id"))  # nothing to do yet; recorded so retries stay no-ops
 
 
