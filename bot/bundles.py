@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, or_, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot.clock import iso, utcnow
 from bot.db import insert_or_ignore
@@ -74,11 +74,12 @@ def mark_known_good(session: Session, service: str, version: str, reason: str | 
 
 def newest_gated(session: Session, service: str, *, excluding: str | None = None) -> Bundle | None:
     """The bundle whose gate passed most recently (a hand-marked bundle never counts)."""
-    stmt = select(Bundle).where(Bundle.service == service, Bundle.known_good.is_(True),
-                                Bundle.known_good_run_id.is_not(None))
+    stmt = select(Bundle).where(col(Bundle.service) == service, col(Bundle.known_good).is_(True),
+                                col(Bundle.known_good_run_id).is_not(None))
     if excluding is not None:
-        stmt = stmt.where(Bundle.version != excluding)
-    return session.execute(stmt.order_by(Bundle.known_good_at.desc(), Bundle.id.desc()).limit(1)).scalar_one_or_none()
+        stmt = stmt.where(col(Bundle.version) != excluding)
+    return session.execute(stmt.order_by(col(Bundle.known_good_at).desc(),
+                                         col(Bundle.id).desc()).limit(1)).scalar_one_or_none()
 
 
 def get_bundle(session: Session, service: str, version: str) -> Bundle:
@@ -86,7 +87,7 @@ def get_bundle(session: Session, service: str, version: str) -> Bundle:
 
 
 def _get(session: Session, service: str, version: str, *, for_update: bool = False) -> Bundle:
-    stmt = select(Bundle).where(Bundle.service == service, Bundle.version == version)
+    stmt = select(Bundle).where(col(Bundle.service) == service, col(Bundle.version) == version)
     bundle = session.execute(stmt.with_for_update() if for_update else stmt).scalar_one_or_none()
     if bundle is None:
         raise NotFound(f"There is no bundle {version!r} of {service!r}.")
@@ -95,38 +96,39 @@ def _get(session: Session, service: str, version: str, *, for_update: bool = Fal
 
 def list_bundles(session: Session, *, service: str | None = None, limit: int = 100) -> list[Bundle]:
     """Newest deployment first."""
-    stmt = select(Bundle).order_by(Bundle.deployed_at.desc(), Bundle.id.desc()).limit(limit)
+    stmt = select(Bundle).order_by(col(Bundle.deployed_at).desc(), col(Bundle.id).desc()).limit(limit)
     if service is not None:
-        stmt = stmt.where(Bundle.service == service)
+        stmt = stmt.where(col(Bundle.service) == service)
     return list(session.execute(stmt).scalars())
 
 
 def live_bundle(session: Session, service: str, at: datetime | None = None) -> Bundle | None:
     """The bundle serving ``service`` at ``at`` (default now): the latest deployed at or before it."""
-    stmt = (select(Bundle).where(Bundle.service == service, Bundle.deployed_at <= (at or utcnow()))
-            .order_by(Bundle.deployed_at.desc(), Bundle.id.desc()).limit(1))
+    stmt = (select(Bundle).where(col(Bundle.service) == service, col(Bundle.deployed_at) <= (at or utcnow()))
+            .order_by(col(Bundle.deployed_at).desc(), col(Bundle.id).desc()).limit(1))
     return session.execute(stmt).scalar_one_or_none()
 
 
 def previous_bundle(session: Session, bundle: Bundle) -> Bundle | None:
     """The one deployed just before ``bundle`` (same deployed_at: the earlier registration)."""
     return session.execute(
-        select(Bundle).where(Bundle.service == bundle.service, _deployed_before(bundle))
-        .order_by(Bundle.deployed_at.desc(), Bundle.id.desc()).limit(1)
+        select(Bundle).where(col(Bundle.service) == bundle.service, _deployed_before(bundle))
+        .order_by(col(Bundle.deployed_at).desc(), col(Bundle.id).desc()).limit(1)
     ).scalar_one_or_none()
 
 
 def last_known_good(session: Session, service: str, before_version: str | None = None) -> Bundle | None:
     """The newest known-good bundle, or the newest one deployed before ``before_version``."""
-    stmt = select(Bundle).where(Bundle.service == service, Bundle.known_good.is_(True))
+    stmt = select(Bundle).where(col(Bundle.service) == service, col(Bundle.known_good).is_(True))
     if before_version is not None:
         stmt = stmt.where(_deployed_before(_get(session, service, before_version)))
-    return session.execute(stmt.order_by(Bundle.deployed_at.desc(), Bundle.id.desc()).limit(1)).scalar_one_or_none()
+    return session.execute(stmt.order_by(col(Bundle.deployed_at).desc(),
+                                         col(Bundle.id).desc()).limit(1)).scalar_one_or_none()
 
 
 def _deployed_before(bundle: Bundle) -> Any:
-    return or_(Bundle.deployed_at < bundle.deployed_at,
-               and_(Bundle.deployed_at == bundle.deployed_at, Bundle.id < bundle.id))
+    return or_(col(Bundle.deployed_at) < bundle.deployed_at,
+               and_(col(Bundle.deployed_at) == bundle.deployed_at, col(Bundle.id) < bundle.id))
 
 
 def diff(old: Bundle | Mapping[str, Any] | None, new: Bundle | Mapping[str, Any] | None) -> list[ComponentChange]:
@@ -164,4 +166,5 @@ def as_dict(bundle: Bundle) -> dict[str, Any]:
             "deployed_at": iso(bundle.deployed_at), "known_good": bundle.known_good,
             "known_good_reason": bundle.known_good_reason, "known_good_run_id": bundle.known_good_run_id,
             "known_good_at": iso(bundle.known_good_at) if bundle.known_good_at else None,
-            "known_good_by": ("gate" if bundle.known_good_run_id is not None else "hand") if bundle.known_good else None}
+            "known_good_by": (("gate" if bundle.known_good_run_id is not None else "hand")
+                              if bundle.known_good else None)}

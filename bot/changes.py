@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot.clock import as_utc, utcnow
 from bot.db import insert_or_ignore
@@ -67,14 +67,14 @@ def announce(session: Session, **fields: object) -> tuple[int | None, list[int]]
     told = []
     # Old news (a deploy registered long after it happened) is not told to today's incidents.
     for incident in session.execute(select(Incident).where(
-            Incident.service == change.service, Incident.status.in_(lifecycle.OPEN_STATUSES),
-            Incident.opened_at <= change.at + LOOKBACK)).scalars():
+            col(Incident.service) == change.service, col(Incident.status).in_(lifecycle.OPEN_STATUSES),
+            col(Incident.opened_at) <= change.at + LOOKBACK)).scalars():
         timeline.record(session, incident, "change", f"Change: {change.summary}" + (
             f" by {change.actor}" if change.actor else "") + (f" ({change.link})" if change.link else ""),
             actor=change.actor or change.source, at=change.at, echo=True, data={"change": row_id})
         incidents.refresh_card(session, incident)
         told.append(incident.id)
-    return row_id, told  # type: ignore[return-value]
+    return row_id, told
 
 
 def changes_before(session: Session, service: str | None, at: datetime, *,
@@ -82,19 +82,20 @@ def changes_before(session: Session, service: str | None, at: datetime, *,
     """The service's changes in ``[at - lookback, at]``, newest first (deploys included)."""
     if not service:
         return []
-    at = as_utc(at)  # type: ignore[assignment]
+    at = as_utc(at)
     start = at - lookback
     found = [_from_row(row) for row in session.execute(
-        select(ChangeEvent).where(ChangeEvent.service == service, ChangeEvent.at >= start, ChangeEvent.at <= at)
-        .order_by(ChangeEvent.at.desc()).limit(50)).scalars()]
+        select(ChangeEvent).where(col(ChangeEvent.service) == service, col(ChangeEvent.at) >= start,
+                                  col(ChangeEvent.at) <= at)
+        .order_by(col(ChangeEvent.at).desc()).limit(50)).scalars()]
     # A bundle registered through /api/bundles is already a change (with who deployed it); one
     # registered some other way is still a deploy the incident should show.
     told = {c.summary for c in found if c.source == "bundles"}
-    for bundle in session.execute(select(Bundle).where(Bundle.service == service, Bundle.deployed_at >= start,
-                                                       Bundle.deployed_at <= at)).scalars():
+    for bundle in session.execute(select(Bundle).where(col(Bundle.service) == service, col(Bundle.deployed_at) >= start,
+                                                       col(Bundle.deployed_at) <= at)).scalars():
         if bundle_summary(bundle.version) not in told:
             found.append(Change(service=service, kind="deploy", summary=bundle_summary(bundle.version), actor=None,
-                                at=as_utc(bundle.deployed_at), source="bundles"))  # type: ignore[arg-type]
+                                at=as_utc(bundle.deployed_at), source="bundles"))
     return sorted(found, key=lambda c: c.at, reverse=True)
 
 
@@ -102,7 +103,8 @@ def bundle_summary(version: str) -> str:
     return f"bundle {version}"
 
 
-def for_incident(session: Session, service: str | None, opened: datetime, *, until: datetime | None = None) -> list[Change]:
+def for_incident(session: Session, service: str | None, opened: datetime, *,
+                 until: datetime | None = None) -> list[Change]:
     """The changes an incident's card shows: the hours before it opened, and any since."""
     return changes_before(session, service, until or utcnow(), lookback=(until or utcnow()) - opened + LOOKBACK)
 
@@ -114,7 +116,7 @@ def last_change_before(session: Session, service: str | None, at: datetime) -> C
 
 def _from_row(row: ChangeEvent) -> Change:
     return Change(service=row.service, kind=row.kind, summary=row.summary, actor=row.actor,
-                  at=as_utc(row.at), link=row.link, source=row.source)  # type: ignore[arg-type]
+                  at=as_utc(row.at), link=row.link, source=row.source)
 
 
 def _ago(delta: timedelta) -> str:

@@ -145,7 +145,7 @@ def db_upgrade() -> None:
     typer.echo("database is up to date")
 
 
-def _print_problems(problems: list) -> None:  # noqa: ANN001
+def _print_problems(problems: list) -> None:
     for problem in problems:
         typer.echo(str(problem))
     if problems:
@@ -154,7 +154,8 @@ def _print_problems(problems: list) -> None:  # noqa: ANN001
 
 @runbooks_app.command("check")
 def runbooks_check(directory: Path = typer.Argument(Path("runbooks"), help="The runbooks folder."),
-                   playbooks: Path = typer.Option(Path("playbooks"), help="Playbooks folder, to check action names.")) -> None:
+                   playbooks: Path = typer.Option(Path("playbooks"),
+                                                  help="Playbooks folder, to check action names.")) -> None:
     """Validate every runbook; prints path:line: message for each problem, exit 1 on any."""
     from bot.actions import load_playbooks
     from bot.runbooks import check_runbooks
@@ -233,7 +234,8 @@ def evals_export(incident: int | None = typer.Argument(None, help="Incident id (
                  bundle: str | None = typer.Option(None, help="With --service: the bundle the config targets "
                                                               "(default: the live one)."),
                  out: Path = typer.Option(Path("evals"), help="Output folder."),
-                 target_url: str = typer.Option("http://127.0.0.1:9201", help="Service the promptfoo config targets.")) -> None:
+                 target_url: str = typer.Option("http://127.0.0.1:9201",
+                                                help="Service the promptfoo config targets.")) -> None:
     """Failing traces of resolved incidents become promptfoo tests (YAML) and JSONL cases; an
     incident's failures also join its service's regression suite (see `evals suite`)."""
     from datetime import datetime, timezone
@@ -360,7 +362,7 @@ def evals_gate(bundle: str = typer.Argument(..., help="The candidate, SERVICE:VE
     except (GateCannotRun, EvalTargetError) as exc:
         typer.echo(f"warroom: {exc}", err=True)
         raise typer.Exit(2) from None
-    except Exception as exc:  # noqa: BLE001 - promptfoo could not be installed: the gate could not run
+    except Exception as exc:  # promptfoo could not be installed: the gate could not run
         typer.echo(f"warroom: {exc}", err=True)
         raise typer.Exit(2) from None
     report = run_gate(runtime.engine, bundle, settings=runtime.settings, target=target, work_dir=keep,

@@ -18,11 +18,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Table, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, CursorResult, Engine, Result
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.sql.dml import Insert
 from sqlmodel import Session, create_engine
@@ -128,7 +129,7 @@ def _serialise_sqlite_writers(engine: Engine) -> None:
     queue = WriterQueue()  # one per engine: it stands for this process's share of one database file
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         if isinstance(dbapi_conn, QueuedSQLiteConnection):
             dbapi_conn.writer_queue = queue
@@ -139,7 +140,7 @@ def _serialise_sqlite_writers(engine: Engine) -> None:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn):  # type: ignore[no-untyped-def]
+    def _on_begin(conn: Connection) -> None:
         dbapi_conn = conn.connection.dbapi_connection
         if isinstance(dbapi_conn, QueuedSQLiteConnection):
             dbapi_conn.take_writer_lock()
@@ -208,6 +209,12 @@ def insert_or_ignore(session: Session, model: type, values: dict, conflict: list
     return session.connection().execute(stmt, values).scalar_one_or_none()
 
 
+def affected_rows(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched. ``Session.execute`` is typed as returning a ``Result``;
+    for such a statement it is a ``CursorResult``, which carries the count."""
+    return cast("CursorResult[Any]", result).rowcount
+
+
 @lru_cache(maxsize=256)
 def upsert_ignoring(table: Table, dialect: str, conflict: tuple[str, ...], returning: tuple[str, ...] = ()) -> Insert:
     """``INSERT INTO table … ON CONFLICT (conflict) DO NOTHING RETURNING pk[, returning]``, built once.
@@ -216,10 +223,9 @@ def upsert_ignoring(table: Table, dialect: str, conflict: tuple[str, ...], retur
     instead of being rebuilt and re-validated on every call; a list of parameter dicts becomes one
     multi-row INSERT (SQLAlchemy's "insertmanyvalues").
     """
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    from sqlalchemy.dialects import postgresql, sqlite
+
     pk = next(iter(table.primary_key.columns))
-    stmt = insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    stmt = insert.on_conflict_do_nothing(index_elements=list(conflict))
     return stmt.returning(pk, *(table.c[name] for name in returning))

@@ -59,7 +59,8 @@ def demo_signin_link(runtime: Any, base_url: str) -> str:
 
 def bundles_of(service_url: str) -> dict[str, dict[str, Any]]:
     """The example service's bundle catalogue, by version."""
-    response = httpx.get(f"{service_url}/control/bundles", headers={"Authorization": f"Bearer {CONTROL_TOKEN}"}, timeout=5)
+    response = httpx.get(f"{service_url}/control/bundles", headers={"Authorization": f"Bearer {CONTROL_TOKEN}"},
+                         timeout=5)
     response.raise_for_status()
     return {b["version"]: b for b in response.json()["bundles"]}
 
@@ -89,7 +90,7 @@ def save_workspace(emu: Any, path: Path) -> None:
 
 def load_workspace(emu: Any, path: Path) -> None:
     # A file this demo wrote itself in its own data folder, never one received from elsewhere.
-    saved = pickle.loads(path.read_bytes())  # noqa: S301
+    saved = pickle.loads(path.read_bytes())
     ws = emu.state
     with ws.lock:
         ws.channels, ws._ids, ws._last_us = saved["channels"], saved["ids"], saved["last_us"]
@@ -108,10 +109,10 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
              keep: bool = False, otlp: str | None = None) -> None:
     """``otlp`` ("protobuf" or "json"): the service exports OpenTelemetry traces only, ships v42 once
     warroom has its v41 history (`bot.demo_otlp`), and warroom's watcher raises the incidents."""
-    from bot.emulator import Emulator
-    from bot.runtime import Runtime
     from bot.db import upgrade
+    from bot.emulator import Emulator
     from bot.logs import configure
+    from bot.runtime import Runtime
     from bot.web import create_app
     from examples.llm_service import create_app as service_app
 
@@ -129,7 +130,8 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
     if kept:
         load_workspace(emu, snapshot)
     emu.start(port=emulator_port)
-    service = ServerThread(service_app(control_token=CONTROL_TOKEN, warroom_url=warroom_url, warroom_token=DEV_ALERT_TOKEN,
+    service = ServerThread(service_app(control_token=CONTROL_TOKEN, warroom_url=warroom_url,
+                                       warroom_token=DEV_ALERT_TOKEN,
                                        bundle="v41" if otlp else "v42", traffic_rps=5 if otlp else 2,
                                        otlp=otlp),  # type: ignore[arg-type]
                            port=service_port).start()
@@ -146,7 +148,7 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
         **({"WARROOM_SLO_FILE": ROOT / "examples" / "slos-otlp.yaml"} if otlp else {}),
         **eval_settings(service.url),
     }
-    settings = Settings(_env_file=None, **values)  # type: ignore[arg-type]
+    settings = Settings(_env_file=None, **values)
     write_cli_settings(DEMO_ENV_FILE, values)
     configure(settings.log_format, "WARNING")
     runtime = Runtime.build(settings)
@@ -190,9 +192,11 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
                 fired = "Bad bundle v42 is live and sends OTLP traces only; incidents open as the watcher sees it."
             else:
                 incident = http.post("/webhooks/alertmanager", json=sample_alert(now)).json().get("incident_id")
-                fired = (f"A sample SLO alert fired (incident #{incident}). Before anyone clicks, its runbook's automatic\n"
+                fired = (f"A sample SLO alert fired (incident #{incident}). Before anyone clicks, "
+                         "its runbook's automatic\n"
                          "fallback runs: the channel says what warroom did, why and how to undo it, then the guard's\n"
-                         "evidence (hallucination ratio before → after) and the incident turns mitigated. The card names\n"
+                         "evidence (hallucination ratio before → after) and the incident turns mitigated. "
+                         "The card names\n"
                          "the change before it (bundle v42 by deploy-bot), and warroom proposes the rollback to v41.")
     world = ("the previous run's database and channels, kept (--keep)" if kept
              else "a fresh database and emulator; --keep keeps both for the next start")

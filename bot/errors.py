@@ -1,11 +1,38 @@
-"""warroom's exceptions.
+"""warroom's exceptions: one tree, so a handler can say which kind of failure it stands for.
 
     WarroomError
-    ├── UserError            shown to the user where they are (ephemeral, modal, thread)
+    ├── UserError              shown to the user where they are (ephemeral, modal, thread)
     │   ├── NotFound
     │   ├── PermissionDenied
-    │   └── InvalidTransition
-    └── ExternalError        Slack or a control plane failed; logged with an id the user also sees
+    │   ├── InvalidTransition
+    │   ├── LinkNotValid       bot.signin: the sign-in link is unknown, used or expired
+    │   ├── ParamError         bot.actions.params: a playbook parameter was refused
+    │   └── GateCannotRun      bot.eval_gate: the eval gate cannot judge the bundle (exit 2)
+    ├── ConfigError            a file or setting warroom reads is unusable: the operator fixes it
+    │   ├── PlaybookError, TargetsError, RenderError, HostRefused      bot.actions
+    │   ├── RunbookError       bot.runbooks
+    │   ├── MatcherError       bot.matchers
+    │   ├── SLOFileError       bot.slo.spec
+    │   ├── WindowError        bot.slo.windows
+    │   ├── YamlSyntaxError    bot.yamlsource
+    │   ├── RedactionPatternError   bot.redact
+    │   ├── EvalTargetError    bot.eval_target
+    │   ├── EvalExportError    bot.evals: eval files on disk could not be read back
+    │   └── SocketModeRefused  bot.slack.socket_mode: Slack refused the app-level token
+    ├── ExternalError          Slack or a control plane failed; logged with an id the user also sees
+    │   ├── SlackCallError     bot.slack.client
+    │   ├── SetupIncomplete    bot.slack.room
+    │   ├── PathNotFound       bot.actions.jsonpath: a control plane's answer lacks a value a step saves
+    │   └── PromptfooError     bot.promptfoo
+    ├── BadRequest             bot.jsonbody: an HTTP request refused with its status and problems
+    ├── Retry                  bot.worker: not yet; the outbox performs the effect again later
+    └── LeaseLost              bot.worker: another worker holds the outbox row now
+
+Classes that are errors of a Python kind as well keep that base too (``PlaybookError`` is still a
+``ValueError``, ``PathNotFound`` a ``LookupError``), so existing ``except ValueError`` keep working.
+Each class lives next to the code that raises it; ``tests/test_errors.py`` checks that every
+exception class in ``bot/`` is in this tree and drawn here. Not in it: the emulator's ``ApiError``
+(it plays Slack, not warroom) and private control flow inside one module (``_StepFailed``).
 """
 
 from __future__ import annotations
@@ -31,6 +58,10 @@ class PermissionDenied(UserError):
 
 class InvalidTransition(UserError):
     """The incident's state does not allow this."""
+
+
+class ConfigError(WarroomError):
+    """A file or setting warroom reads is unusable; the message names it and the place."""
 
 
 class ExternalError(WarroomError):

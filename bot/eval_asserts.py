@@ -98,7 +98,8 @@ def well_formed_tool_calls(contracts: dict[str, Any]) -> dict[str, Any]:
         "  if (known.length && !known.includes(name)) bad.push('unknown tool ' + name);",
         "  if (c && (c.ok === false || c.error)) bad.push(name + ' failed: ' + (c.error || 'not ok'));",
         "  const args = (c && c.arguments) || Object();",
-        "  for (const r of ((contracts[name] || Object()).required || [])) if (!(r in args)) bad.push(name + ' lacks ' + r);",
+        "  for (const r of ((contracts[name] || Object()).required || []))"
+        " if (!(r in args)) bad.push(name + ' lacks ' + r);",
         "}",
         "return ({pass: bad.length === 0, score: bad.length === 0 ? 1 : 0,"
         " reason: bad.length === 0 ? 'tool calls well-formed' : bad.join('; ')});")
@@ -117,7 +118,8 @@ def case_asserts(case: SuiteCase, ctx: AssertContext) -> list[dict[str, Any]]:
             if sentence:
                 asserts.append(not_containing(sentence))
     elif kind == "schema_invalid":
-        asserts.append({"type": "is-json", "value": ctx.response_schema} if ctx.response_schema else {"type": "is-json"})
+        asserts.append({"type": "is-json",
+                        "value": ctx.response_schema} if ctx.response_schema else {"type": "is-json"})
     elif kind == "tool_error":
         asserts.append({"type": "javascript", "value": _TOOL_ERROR_JS})
         asserts.append(well_formed_tool_calls(ctx.tool_contracts))

@@ -20,16 +20,16 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import Text, cast, or_, select
 from sqlalchemy.engine import Row
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot import redact
 from bot.clock import as_utc
 from bot.evals import CaseCollector, ExportResult, Label, TraceFacts, case_kinds, prompt_key, write_eval_files
-from bot.trace_rules import FailureRules, question_text
 from bot.incidents import lifecycle, service, timeline
 from bot.models import Incident, Trace
 from bot.postmortem.assemble import EVALS_EXPORTED_KIND, incident_ref
 from bot.redact import Redactor
+from bot.trace_rules import FailureRules, question_text
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,9 @@ FETCH_BATCH = 2_000
 # decoding 100,000 events costs seconds, extracting three fields in SQL does not.
 _LABEL = cast(Trace.label, Text).label("label_text")
 _KINDS = cast(Trace.failure_types, Text).label("kinds_text")
-_FACTS = (Trace.id, Trace.request_id, Trace.timestamp, Trace.bundle_version, Trace.prompt_hash,
-          Trace.data["input"].label("input"), Trace.data["output"].as_string().label("output"),
-          Trace.data["expected"].as_string().label("expected"))
+_FACTS = (col(Trace.id), col(Trace.request_id), col(Trace.timestamp), col(Trace.bundle_version), col(Trace.prompt_hash),
+          col(Trace.data)["input"].label("input"), col(Trace.data)["output"].as_string().label("output"),
+          col(Trace.data)["expected"].as_string().label("expected"))
 
 
 def export_incident(session: Session, incident_id: int, out_dir: Path, *, target_url: str,
@@ -65,9 +65,9 @@ def export_since(session: Session, since: datetime, out_dir: Path, *, target_url
                  rules: FailureRules = FailureRules(), redactor: Redactor | None = None) -> ExportResult:
     """Every incident resolved (or closed) at or after ``since``, oldest first, into one folder."""
     incidents = session.execute(
-        select(Incident.id).where(Incident.status.in_((lifecycle.RESOLVED, lifecycle.CLOSED)),
-                                  Incident.resolved_at >= since)
-        .order_by(Incident.resolved_at, Incident.id)
+        select(col(Incident.id)).where(col(Incident.status).in_((lifecycle.RESOLVED, lifecycle.CLOSED)),
+                                  col(Incident.resolved_at) >= since)
+        .order_by(col(Incident.resolved_at), col(Incident.id))
     ).scalars().all()
     written = deduplicated = 0
     # Without incidents the folder still gets its config, so CI finds a runnable (empty) suite.
@@ -81,8 +81,8 @@ def export_since(session: Session, since: datetime, out_dir: Path, *, target_url
 def _export_rows(session: Session, incident_id: int) -> Iterator[Row[Any]]:
     # A trace the rules call healthy counts only once a human labelled it as wrong.
     stmt = (select(*_FACTS, _KINDS, _LABEL)
-            .where(Trace.incident_id == incident_id, or_(Trace.failed, _LABEL != "{}"))
-            .order_by(Trace.timestamp, Trace.request_id)  # the earliest trace of a case comes first
+            .where(col(Trace.incident_id) == incident_id, or_(col(Trace.failed), _LABEL != "{}"))
+            .order_by(col(Trace.timestamp), col(Trace.request_id))  # the earliest trace of a case comes first
             .execution_options(yield_per=FETCH_BATCH))
     yield from session.connection().execute(stmt)  # plain rows: no ORM loading per row
 
@@ -113,7 +113,7 @@ def _reload(session: Session, ids: list[int]) -> dict[int, TraceFacts]:
     """The traces ``ids`` again (cases a later trace's label changed), in chunks the driver accepts."""
     loaded: dict[int, TraceFacts] = {}
     for start in range(0, len(ids), 500):
-        rows = session.connection().execute(select(*_FACTS).where(Trace.id.in_(ids[start:start + 500])))
+        rows = session.connection().execute(select(*_FACTS).where(col(Trace.id).in_(ids[start:start + 500])))
         loaded.update({row.id: _facts(row) for row in rows})
     return loaded
 
@@ -135,6 +135,7 @@ def _record(session: Session, incident: Incident, case_keys: list[str], result: 
     # The same set of cases is one export, however often it is run.
     digest = hashlib.sha256("\n".join(sorted(case_keys)).encode()).hexdigest()[:16]
     noun = "case" if count == 1 else "cases"
-    timeline.record(session, incident, EVALS_EXPORTED_KIND, f"{count} eval {noun} exported to {out_dir.name or out_dir}",
+    timeline.record(session, incident, EVALS_EXPORTED_KIND,
+                    f"{count} eval {noun} exported to {out_dir.name or out_dir}",
                     actor="warroom", data={"cases": count, "new_in_folder": result.written, "out_dir": str(out_dir)},
                     dedupe_key=f"evals:{incident.id}:{digest}")

@@ -24,12 +24,12 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot import bundles
 from bot.clock import iso, utcnow
 from bot.db import transaction
-from bot.errors import NotFound
+from bot.errors import NotFound, UserError
 from bot.eval_asserts import AssertContext
 from bot.eval_suite import SuiteCase, suite_cases
 from bot.eval_suite_export import assert_context, write_suite_files
@@ -41,7 +41,7 @@ PASSED, FAILED, ERROR = "passed", "failed", "error"
 EXIT_CODES = {PASSED: 0, FAILED: 1, ERROR: 2}
 
 
-class GateCannotRun(Exception):
+class GateCannotRun(UserError):
     """The gate could not judge the bundle (exit 2): unknown bundle, no target, no cases, promptfoo broke."""
 
 
@@ -120,7 +120,8 @@ class GateReport:
             return f"Eval gate for {ref} could not run: {self.message}"
         head = (f"Eval gate {'passed' if self.status == PASSED else 'FAILED'} for {ref} (run #{self.run_id}): "
                 f"{self.passed}/{self.cases} cases pass, {self.labelled} labelled"
-                + (f", compared with {self.service}:{self.baseline}" if self.baseline else ", no known-good bundle to compare"))
+                + (f", compared with {self.service}:{self.baseline}" if self.baseline
+                   else ", no known-good bundle to compare"))
         over = [f"{name} {b['value']:g} over {b['limit']:g}" for name, b in self.budgets.items() if not b["ok"]]
         lines = [head + "."] + [f"- {v.line()}" for v in self.failures] + [f"- budget: {o}" for o in over]
         if self.tolerated:
@@ -168,7 +169,8 @@ def _outcomes(results_path: Path) -> dict[tuple[str, str], Outcome]:
             continue
         grading = row.get("gradingResult") or {}
         failed = [c for c in grading.get("componentResults") or [] if not c.get("pass")]
-        asserted = "; ".join(str(c.get("reason") or "") for c in failed) or str(row.get("error") or grading.get("reason") or "")
+        asserted = ("; ".join(str(c.get("reason") or "") for c in failed)
+                    or str(row.get("error") or grading.get("reason") or ""))
         output = (row.get("response") or {}).get("output")
         found[(str(label), str(case_id))] = Outcome(
             ok=bool(row.get("success")), asserted=asserted.split("\nStack Trace")[0],
@@ -231,8 +233,9 @@ def plan(session: Session, service: str, version: str, settings: Any) -> GatePla
     good = bundles.last_known_good(session, service)
     if good is not None and good.version == version:  # re-gating a known-good bundle: compare with the one before
         good = session.execute(
-            select(Bundle).where(Bundle.service == service, Bundle.known_good.is_(True), Bundle.version != version)
-            .order_by(Bundle.deployed_at.desc(), Bundle.id.desc()).limit(1)).scalar_one_or_none()
+            select(Bundle).where(col(Bundle.service) == service, col(Bundle.known_good).is_(True),
+                                 col(Bundle.version) != version)
+            .order_by(col(Bundle.deployed_at).desc(), col(Bundle.id).desc()).limit(1)).scalar_one_or_none()
     cases = suite_cases(session, service)
     if not cases:
         raise GateCannotRun(f"{service} has no eval cases yet (collect an incident with `warroom evals collect`)")
@@ -284,9 +287,10 @@ def run_gate(engine: Engine, ref: str, *, settings: Any, target: EvalTarget | No
         report.status, report.message = ERROR, str(exc)
     report.finished_at = iso(utcnow())
     with transaction(engine) as session:
-        run = session.get(EvalRun, report.run_id)
-        assert run is not None
-        run.status, run.summary, run.report, run.finished_at = report.status, report.summary(), report.as_json(), utcnow()
+        stored = session.get(EvalRun, report.run_id)
+        assert stored is not None
+        stored.status, stored.summary, stored.report = report.status, report.summary(), report.as_json()
+        stored.finished_at = utcnow()
         if report.status == PASSED:
             bundles.mark_known_good(session, service, version, reason=f"eval gate run #{report.run_id} passed "
                                     f"({report.passed}/{report.cases} cases)", run_id=report.run_id)

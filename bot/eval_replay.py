@@ -23,7 +23,7 @@ import httpx
 from bot.eval_suite import TraceRow, key_facts, split_claims
 from bot.eval_target import EVAL_HEADER, EvalTarget
 from bot.evals import _distinctive_sentence
-from bot.trace_rules import FailureRules, TraceEvent, failure_types
+from bot.trace_rules import FailureRules, ToolCall, TraceEvent, failure_types
 
 REPLAY_CONCURRENCY = 8
 
@@ -39,7 +39,10 @@ class ReplayReport:
     def add(self, before: Iterable[str], after: Iterable[str]) -> None:
         before, after = set(before), set(after)
         for kind in before | after:
-            verdict = "still failing" if kind in before and kind in after else ("fixed" if kind in before else "newly failing")
+            if kind in before and kind in after:
+                verdict = "still failing"
+            else:
+                verdict = "fixed" if kind in before else "newly failing"
             self.by_type.setdefault(kind, Counter())[verdict] += 1
 
     @property
@@ -62,13 +65,16 @@ class ReplayReport:
 
 def judge_reply(row: TraceRow, reply: dict[str, Any], elapsed_ms: float, rules: FailureRules) -> list[str]:
     """How the candidate's reply fails, in the terms the original trace failed in."""
-    output = reply.get("output") if isinstance(reply.get("output"), str) else json.dumps(reply.get("output"))
+    raw_output = reply.get("output")
+    output = raw_output if isinstance(raw_output, str) else json.dumps(raw_output)
     event = TraceEvent(
         request_id=row.request_id, timestamp=datetime.now(timezone.utc), output=output,
-        tool_calls=[c for c in reply.get("tool_calls") or [] if isinstance(c, dict) and "name" in c],
+        tool_calls=[ToolCall.model_validate(c) for c in reply.get("tool_calls") or []
+                    if isinstance(c, dict) and "name" in c],
         latency_ms=reply.get("latency_ms", elapsed_ms),
         schema_valid=reply.get("schema_valid") if isinstance(reply.get("schema_valid"), bool) else None,
-        hallucination_score=reply.get("hallucination_score") if isinstance(reply.get("hallucination_score"), float) else None,
+        hallucination_score=reply.get("hallucination_score") if isinstance(reply.get("hallucination_score"),
+                                                                           float) else None,
     )
     if event.schema_valid is None and "schema_invalid" in row.kinds:
         try:

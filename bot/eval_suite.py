@@ -27,13 +27,13 @@ from pydantic import ValidationError
 from sqlalchemy import JSON, Text, bindparam, cast, insert, or_, select, update
 from sqlalchemy import column as sa_column
 from sqlalchemy import table as sa_table
-from sqlmodel import Session
+from sqlmodel import Session, col
 
+from bot import redact
 from bot.clock import as_utc
 from bot.evals import Label, case_kinds
 from bot.models import EvalCase, EvalCaseIncident, Trace
 from bot.redact import Redactor
-from bot import redact
 from bot.trace_rules import FAILURE_TYPES, question_text
 
 log = logging.getLogger(__name__)
@@ -195,16 +195,17 @@ def case_data(cluster: Cluster, redactor: Redactor) -> tuple[dict[str, Any], boo
 
 _LABEL = cast(Trace.label, Text).label("label_text")
 _KINDS = cast(Trace.failure_types, Text).label("kinds_text")
-_COLUMNS = (Trace.request_id, Trace.timestamp, Trace.bundle_version, Trace.data["input"].label("input"),
-            Trace.data["output"].as_string().label("output"), Trace.data["expected"].as_string().label("expected"),
-            cast(Trace.data["retrieval_ids"], Text).label("retrieval_text"),
-            cast(Trace.data["tool_calls"], Text).label("tools_text"), _KINDS, _LABEL)
+_COLUMNS = (col(Trace.request_id), col(Trace.timestamp), col(Trace.bundle_version),
+            col(Trace.data)["input"].label("input"), col(Trace.data)["output"].as_string().label("output"),
+            col(Trace.data)["expected"].as_string().label("expected"),
+            cast(col(Trace.data)["retrieval_ids"], Text).label("retrieval_text"),
+            cast(col(Trace.data)["tool_calls"], Text).label("tools_text"), _KINDS, _LABEL)
 
 
 def incident_rows(session: Session, incident_id: int) -> Iterator[TraceRow]:
     """The incident's failing traces and the ones a human labelled, in time order."""
-    stmt = (select(*_COLUMNS).where(Trace.incident_id == incident_id, or_(Trace.failed, _LABEL != "{}"))
-            .order_by(Trace.timestamp, Trace.request_id).execution_options(yield_per=FETCH_BATCH))
+    stmt = (select(*_COLUMNS).where(col(Trace.incident_id) == incident_id, or_(col(Trace.failed), _LABEL != "{}"))
+            .order_by(col(Trace.timestamp), col(Trace.request_id)).execution_options(yield_per=FETCH_BATCH))
     for row in session.connection().execute(stmt):
         yield TraceRow(
             request_id=row.request_id, timestamp=as_utc(row.timestamp) or row.timestamp,
@@ -271,7 +272,8 @@ def collect_incident(session: Session, incident_id: int, *, redactor: Redactor |
     clusterer = Clusterer(rules)
     for row in incident_rows(session, incident_id):
         clusterer.add(row)
-    return store_clusters(session, service, incident_id, clusterer.clusters.values(), redactor=redactor or redact.current())
+    return store_clusters(session, service, incident_id, clusterer.clusters.values(),
+                          redactor=redactor or redact.current())
 
 
 _CHUNK = 2_000
@@ -298,16 +300,17 @@ def store_clusters(session: Session, service: str, incident_id: int | None, clus
     ids = sorted(by_id)
     links: dict[int, tuple[str, int]] = {}
     if incident_id is not None:
-        stmt = select(EvalCaseIncident.eval_case_id, EvalCaseIncident.added, EvalCaseIncident.trace_count).where(
-            EvalCaseIncident.incident_id == incident_id)
-        links = {pk: (added, count) for pk, added, count in session.execute(stmt)}
+        link_stmt = select(col(EvalCaseIncident.eval_case_id), col(EvalCaseIncident.added),
+                           col(EvalCaseIncident.trace_count)).where(col(EvalCaseIncident.incident_id) == incident_id)
+        links = {pk: (added, count) for pk, added, count in session.execute(link_stmt)}
     change = _Change()
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start:start + _CHUNK]
-        stmt = select(EvalCase.id, EvalCase.case_id, EvalCase.labelled, cast(EvalCase.request_ids, Text),
-                      cast(EvalCase.data, Text), EvalCase.last_seen).where(EvalCase.service == service,
-                                                                           EvalCase.case_id.in_(chunk))
-        known = {row[1]: row for row in session.execute(stmt)}
+        known_stmt = select(col(EvalCase.id), col(EvalCase.case_id), col(EvalCase.labelled),
+                            cast(col(EvalCase.request_ids), Text), cast(col(EvalCase.data), Text),
+                            col(EvalCase.last_seen)).where(col(EvalCase.service) == service,
+                                                           col(EvalCase.case_id).in_(chunk))
+        known = {row[1]: row for row in session.execute(known_stmt)}
         fresh_rows = []
         for case_id in chunk:
             cluster = by_id[case_id]
@@ -327,9 +330,9 @@ def store_clusters(session: Session, service: str, incident_id: int | None, clus
             connection = session.connection()
             connection.execute(_insert_cases(connection.dialect.name), fresh_rows)
             if incident_id is not None:
-                stmt = select(EvalCase.id, EvalCase.case_id).where(
-                    EvalCase.service == service, EvalCase.case_id.in_([r["case_id"] for r in fresh_rows]))
-                pks = {case_id: pk for pk, case_id in session.execute(stmt)}
+                pk_stmt = select(col(EvalCase.id), col(EvalCase.case_id)).where(
+                    col(EvalCase.service) == service, col(EvalCase.case_id).in_([r["case_id"] for r in fresh_rows]))
+                pks = {case_id: pk for pk, case_id in session.execute(pk_stmt)}
                 change.links += [{"eval_case_id": pks[r["case_id"]], "incident_id": incident_id, "added": "new",
                                   "trace_count": r["trace_count"]} for r in fresh_rows]
         change.flush(session)
@@ -420,12 +423,12 @@ def suite_cases(session: Session, service: str, *, incident_id: int | None = Non
     """The service's cases in a stable order (failure type, then case id); only one incident's when given."""
     incidents: dict[int, list[int]] = {}
     link_rows = session.execute(
-        select(EvalCaseIncident.eval_case_id, EvalCaseIncident.incident_id)
-        .join(EvalCase, EvalCase.id == EvalCaseIncident.eval_case_id).where(EvalCase.service == service)
-        .order_by(EvalCaseIncident.incident_id))
+        select(col(EvalCaseIncident.eval_case_id), col(EvalCaseIncident.incident_id))
+        .join(EvalCase, col(EvalCase.id) == col(EvalCaseIncident.eval_case_id)).where(col(EvalCase.service) == service)
+        .order_by(col(EvalCaseIncident.incident_id)))
     for case_pk, incident in link_rows:
         incidents.setdefault(case_pk, []).append(incident)
-    cases = session.execute(select(EvalCase).where(EvalCase.service == service)).scalars()
+    cases = session.execute(select(EvalCase).where(col(EvalCase.service) == service)).scalars()
     found = [SuiteCase(c.case_id, c.service, c.failure_type, c.question, c.labelled, c.trace_count,
                        list(c.request_ids), incidents.get(c.id or 0, []), dict(c.data))
              for c in cases if incident_id is None or incident_id in incidents.get(c.id or 0, [])]
@@ -434,7 +437,7 @@ def suite_cases(session: Session, service: str, *, incident_id: int | None = Non
 
 def incident_case_counts(session: Session, incident_id: int) -> dict[str, int]:
     """How many cases this incident added (``new``) and fed (``updated``)."""
-    rows = session.execute(select(EvalCaseIncident.added).where(EvalCaseIncident.incident_id == incident_id))
+    rows = session.execute(select(col(EvalCaseIncident.added)).where(col(EvalCaseIncident.incident_id) == incident_id))
     counts = {"new": 0, "updated": 0}
     for (added,) in rows:
         counts[added] = counts.get(added, 0) + 1

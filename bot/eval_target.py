@@ -14,12 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.errors import ConfigError
+
 EVAL_HEADER = "X-Warroom-Eval"
 _BUNDLE = re.compile(r"\{\{\s*bundle\s*\}\}")
 _SAFE_VERSION = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 
 
-class EvalTargetError(ValueError):
+class EvalTargetError(ConfigError, ValueError):
     """No target for the service, or a bundle version that cannot go into a URL."""
 
 

@@ -29,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bot import redact
+from bot.errors import ConfigError
 from bot.redact import Redactor
 from bot.trace_rules import FAILURE_TYPES, FailureRules, TraceEvent, failure_types
 
@@ -46,7 +47,7 @@ _TOOL_ERROR_JS = (
 )
 
 
-class EvalExportError(Exception):
+class EvalExportError(ConfigError):
     """Existing eval files could not be read back; nothing was written."""
 
 
@@ -226,7 +227,8 @@ def case_kinds(detected: Sequence[str], label: Label | None) -> list[str]:
     return [kind for kind in detected if kind in EXPORTABLE_FAILURE_TYPES]
 
 
-def _asserts_for(kind: str, trace: TraceFacts, label: Label, rules: FailureRules, redactor: Redactor) -> list[dict[str, Any]]:
+def _asserts_for(kind: str, trace: TraceFacts, label: Label, rules: FailureRules,
+                 redactor: Redactor) -> list[dict[str, Any]]:
     expected = label.expected or trace.expected
     asserts: list[dict[str, Any]] = []
     if kind == "schema_invalid":
@@ -245,6 +247,11 @@ def _asserts_for(kind: str, trace: TraceFacts, label: Label, rules: FailureRules
         if expected:
             asserts.append({"type": "icontains", "value": redactor.redact(expected)})
     return asserts
+
+
+def _given(facts: TraceFacts) -> Callable[[], TraceFacts]:
+    """Facts already read, in the shape CaseCollector.add takes for facts it reads only when needed."""
+    return lambda: facts
 
 
 def build_case(kind: str, trace: TraceFacts, label: Label | None, *, incident_id: str, rules: FailureRules,
@@ -283,7 +290,8 @@ class CaseCollector:
     not the traces, and a case is rebuilt only when a later trace was labelled.
     """
 
-    def __init__(self, *, incident_id: str, rules: FailureRules = FailureRules(), redactor: Redactor | None = None):
+    def __init__(self, *, incident_id: str, rules: FailureRules = FailureRules(),
+                 redactor: Redactor | None = None) -> None:
         self.incident_id, self.rules, self.redactor = incident_id, rules, redactor or redact.current()
         self._cases: dict[tuple[str, str], _Case] = {}
 
@@ -328,7 +336,7 @@ def cases_from_traces(
         facts = TraceFacts.of_event(trace)
         label = labels.get(trace.request_id)
         collector.add(facts, prompt_key=prompt_key(trace.prompt_hash, trace.question),
-                      kinds=case_kinds(failure_types(trace, rules), label), label=label, facts=lambda f=facts: f)
+                      kinds=case_kinds(failure_types(trace, rules), label), label=label, facts=_given(facts))
     lines = collector.lines(load=lambda refs: {ref: ref for ref in refs})
     return [EvalCase.model_validate(line.case()) for line in lines]
 

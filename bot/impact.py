@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import case, func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot.clock import as_utc
 from bot.models import Incident, Trace
@@ -56,8 +56,8 @@ def from_traces(session: Session, incident: Incident, slo: SLO | None, start: da
     columns = [Trace.timestamp, Trace.failed, Trace.data["attributes"]]
     if field:
         columns.append(Trace.data[field])
-    rows = session.execute(select(*columns).where(Trace.service == incident.service, Trace.timestamp >= start,
-                                                  Trace.timestamp <= end)).all()
+    rows = session.execute(select(*columns).where(col(Trace.service) == incident.service, col(Trace.timestamp) >= start,
+                                                  col(Trace.timestamp) <= end)).all()
     if not rows:
         return None
     outcomes: list[tuple[datetime, bool]] = []
@@ -70,7 +70,7 @@ def from_traces(session: Session, incident: Incident, slo: SLO | None, start: da
             if not slo.trace.applies(event):
                 continue
             failed = slo.trace.is_bad(event)
-            outcomes.append((ts, failed))  # type: ignore[arg-type]
+            outcomes.append((ts, failed))
         if failed:
             failing += 1
             attributes = row[2] if isinstance(row[2], dict) else {}
@@ -81,7 +81,8 @@ def from_traces(session: Session, incident: Incident, slo: SLO | None, start: da
     requests = len(outcomes) if slo is not None and slo.trace is not None else len(rows)
     counted = next((k for k in PEOPLE_FIELDS if people[k]), None)
     consumed = budget_consumed(slo, outcomes, start, end) if slo is not None and slo.trace is not None else None
-    rule = f"{slo.name} SLO rule {slo.trace}" if slo is not None and slo.trace is not None else "warroom's failure rules"
+    rule = (f"{slo.name} SLO rule {slo.trace}" if slo is not None and slo.trace is not None
+            else "warroom's failure rules")
     return Figures(requests=requests, failing=failing, budget_consumed=consumed,
                    people_affected=len(people[counted]) if counted else None,
                    people_kind=counted,
@@ -95,17 +96,17 @@ def traffic_line(session: Session, incident: Incident, start: datetime, end: dat
     failure rules)"; two aggregates over the (service, time) index, so a card refresh stays cheap."""
     if not incident.service:
         return None
-    total, failed = session.execute(select(func.count(), func.sum(case((Trace.failed.is_(True), 1), else_=0)))
-                                    .where(Trace.service == incident.service, Trace.timestamp >= start,
-                                           Trace.timestamp <= end)).one()
+    total, failed = session.execute(select(func.count(), func.sum(case((col(Trace.failed).is_(True), 1), else_=0)))
+                                    .where(col(Trace.service) == incident.service, col(Trace.timestamp) >= start,
+                                           col(Trace.timestamp) <= end)).one()
     if not total:
         return None
     line = f"Traffic since it started: {total:,} requests, {int(failed or 0) / total:.1%} failing".replace("%", " %")
     for kind, names in PEOPLE_FIELDS.items():
-        person = func.coalesce(*(Trace.data[("attributes", name)].as_string() for name in names))
+        person = func.coalesce(*(col(Trace.data)[("attributes", name)].as_string() for name in names))
         people = session.execute(select(func.count(func.distinct(person))).where(
-            Trace.service == incident.service, Trace.timestamp >= start, Trace.timestamp <= end,
-            Trace.failed.is_(True))).scalar_one()
+            col(Trace.service) == incident.service, col(Trace.timestamp) >= start, col(Trace.timestamp) <= end,
+            col(Trace.failed).is_(True))).scalar_one()
         if people:
             line += f", {people:,} {kind} affected"
             break

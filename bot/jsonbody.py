@@ -11,11 +11,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.errors import WarroomError
+
 MAX_DEPTH = 32
 
 
 @dataclass
-class BadRequest(Exception):
+class BadRequest(WarroomError):
     status: int
     message: str
     problems: list[dict[str, str]] = field(default_factory=list)
@@ -81,7 +83,8 @@ def check_storable(value: Any, *, max_string: int, where: str = "") -> None:
     while stack:
         item, path, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise BadRequest(400, f"JSON nesting is deeper than {MAX_DEPTH} levels", [{"field": path or "$", "message": "too deep"}])
+            raise BadRequest(400, f"JSON nesting is deeper than {MAX_DEPTH} levels", [{"field": path or "$",
+                                                                                       "message": "too deep"}])
         if isinstance(item, str):
             _check_string(item, path, max_string)
         elif isinstance(item, dict):
@@ -96,14 +99,17 @@ def check_storable(value: Any, *, max_string: int, where: str = "") -> None:
 
 def _check_string(text: str, path: str, max_string: int) -> None:
     if len(text) > max_string:
-        raise BadRequest(422, "value too long", [{"field": path or "$", "message": f"longer than {max_string} characters ({len(text)})"}])
+        raise BadRequest(422, "value too long", [{"field": path or "$",
+                                                  "message": f"longer than {max_string} characters ({len(text)})"}])
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise BadRequest(400, "lone surrogate escape in a string", [{"field": path or "$", "message": "contains a lone UTF-16 surrogate (\\ud800-\\udfff)"}]) from None
+        raise BadRequest(400, "lone surrogate escape in a string", [{
+            "field": path or "$", "message": "contains a lone UTF-16 surrogate (\\ud800-\\udfff)"}]) from None
     if "\x00" in text:
         # PostgreSQL text cannot hold NUL.
-        raise BadRequest(422, "NUL character in a string", [{"field": path or "$", "message": "contains a NUL (\\u0000) character"}])
+        raise BadRequest(422, "NUL character in a string", [{"field": path or "$",
+                                                             "message": "contains a NUL (\\u0000) character"}])
 
 
 def pydantic_problems(exc: Any) -> list[dict[str, str]]:

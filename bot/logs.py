@@ -30,7 +30,7 @@ class RedactingFilter(logging.Filter):
         redactor = redact.current()
         try:
             message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a bad format call must not raise into the caller
+        except Exception:  # a bad format call must not raise into the caller
             message = f"{record.msg!s} {record.args!r}"
         record.msg, record.args = redactor.redact_credentials(message), None
         if record.exc_info and not record.exc_text:
@@ -54,8 +54,10 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, key, None)
             if value is not None:
                 entry[key] = value
-        if record.exc_info or record.exc_text:
-            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        elif record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
 
 
@@ -66,8 +68,10 @@ class TextFormatter(logging.Formatter):
         line = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.name}: {record.getMessage()}"
         if ids:
             line += f" [{ids}]"
-        if record.exc_info or record.exc_text:
-            line += "\n" + (record.exc_text or self.formatException(record.exc_info))
+        if record.exc_text:
+            line += "\n" + record.exc_text
+        elif record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
         return line
 
 

@@ -17,8 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from bot.errors import ConfigError
 
-class MatcherError(ValueError):
+
+class MatcherError(ConfigError, ValueError):
     """A matcher that does not parse; ``column`` is 1-based in the text given to the parser."""
 
     def __init__(self, message: str, column: int = 1) -> None:

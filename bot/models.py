@@ -7,7 +7,7 @@ naive, so ``bot.clock.as_utc`` is applied where they are compared.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
@@ -337,3 +337,16 @@ class ChangeEvent(SQLModel, table=True):
     source: str = Field(max_length=40)
     dedupe_key: str = Field(max_length=200, unique=True)
     received_at: datetime = _ts(nullable=False)
+
+
+class _Keyed(Protocol):
+    id: int | None
+
+
+def saved_id(row: _Keyed) -> int:
+    """The primary key of a row that is in the database. Every table's ``id`` is ``None`` only until the
+    row is flushed; code that reaches here with such a row has a bug, and a key of ``None`` must not
+    travel on into an idempotency key, a URL or a Slack card."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} has no id yet: it was never flushed")
+    return row.id

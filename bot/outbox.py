@@ -18,9 +18,10 @@ from typing import Any
 
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import aliased
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot.clock import utcnow
+from bot.db import affected_rows
 from bot.effects import Effect
 from bot.models import OutboxItem
 from bot.statements import Later, Statements
@@ -78,20 +79,21 @@ def send_many(sql: Statements, effects: Sequence[Queued]) -> Later:
     return sql.insert_rows(_OUTBOX, rows, conflict=("dedupe_key",))
 
 
-def claim(session: Session, *, limit: int = 1, now: datetime | None = None, owner: str | None = None) -> list[OutboxItem]:
+def claim(session: Session, *, limit: int = 1, now: datetime | None = None,
+          owner: str | None = None) -> list[OutboxItem]:
     """Take due rows for ``owner`` (a worker); expired claims (a crashed worker) are due again."""
     now = now or utcnow()
     earlier = aliased(OutboxItem)
     blocked_by_older = exists().where(and_(
-        earlier.incident_id == OutboxItem.incident_id,
-        earlier.id < OutboxItem.id,
-        earlier.status.in_(ACTIVE),
+        col(earlier.incident_id) == col(OutboxItem.incident_id),
+        col(earlier.id) < col(OutboxItem.id),
+        col(earlier.status).in_(ACTIVE),
     ))
     due = (
-        (OutboxItem.status == "pending") & (OutboxItem.next_attempt_at <= now)
-    ) | ((OutboxItem.status == "running") & (OutboxItem.claimed_until < now))
-    stmt = (select(OutboxItem).where(due).where(~blocked_by_older | (OutboxItem.incident_id.is_(None)))
-            .order_by(OutboxItem.id).limit(limit))
+        (col(OutboxItem.status) == "pending") & (col(OutboxItem.next_attempt_at) <= now)
+    ) | ((col(OutboxItem.status) == "running") & (col(OutboxItem.claimed_until) < now))
+    stmt = (select(OutboxItem).where(due).where(~blocked_by_older | (col(OutboxItem.incident_id).is_(None)))
+            .order_by(col(OutboxItem.id)).limit(limit))
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True, of=OutboxItem)
     rows = list(session.execute(stmt).scalars())
@@ -114,7 +116,7 @@ def renew(session: Session, item_id: int, owner: str | None, *, now: datetime | 
     """Extend ``owner``'s lease on a running row; ``False`` when the row is no longer theirs."""
     until = (now or utcnow()) + timedelta(seconds=CLAIM_SECONDS)
     result = session.execute(update(OutboxItem).where(_held(item_id, owner)).values(claimed_until=until))
-    return (result.rowcount or 0) == 1
+    return affected_rows(result) == 1
 
 
 def complete(session: Session, item_id: int, owner: str | None = None) -> bool:
@@ -122,7 +124,7 @@ def complete(session: Session, item_id: int, owner: str | None = None) -> bool:
     result = session.execute(update(OutboxItem).where(_held(item_id, owner))
                              .values(status="done", done_at=utcnow(), claimed_until=None, claimed_by=None,
                                      last_error=None))
-    return (result.rowcount or 0) == 1
+    return affected_rows(result) == 1
 
 
 def fail(session: Session, item_id: int, error: str, *, retry: bool = True, owner: str | None = None,
@@ -146,22 +148,23 @@ def fail(session: Session, item_id: int, error: str, *, retry: bool = True, owne
 
 def retry_failed(session: Session, incident_id: int | None = None) -> int:
     """Put failed rows back in the queue (``warroom incidents resume``)."""
-    stmt = update(OutboxItem).where(OutboxItem.status == "failed")
+    stmt = update(OutboxItem).where(col(OutboxItem.status) == "failed")
     if incident_id is not None:
-        stmt = stmt.where(OutboxItem.incident_id == incident_id)
+        stmt = stmt.where(col(OutboxItem.incident_id) == incident_id)
     result = session.execute(stmt.values(status="pending", attempts=0, next_attempt_at=utcnow()))
-    return result.rowcount or 0
+    return affected_rows(result)
 
 
 def pending_count(session: Session) -> int:
     from sqlalchemy import func
-    return session.execute(select(func.count()).select_from(OutboxItem).where(OutboxItem.status.in_(ACTIVE))).scalar_one()
+    return session.execute(select(func.count()).select_from(OutboxItem)
+                           .where(col(OutboxItem.status).in_(ACTIVE))).scalar_one()
 
 
 def due_count(session: Session, now: datetime | None = None) -> int:
     """Rows being performed, due now, or waiting to be retried; rows queued for later and not yet
     tried (a guard's next look, the next failing-traces post) are not work waiting."""
     from sqlalchemy import func
-    waiting = (OutboxItem.next_attempt_at <= (now or utcnow())) | (OutboxItem.attempts > 0)
-    due = (OutboxItem.status == "running") | ((OutboxItem.status == "pending") & waiting)
+    waiting = (col(OutboxItem.next_attempt_at) <= (now or utcnow())) | (col(OutboxItem.attempts) > 0)
+    due = (col(OutboxItem.status) == "running") | ((col(OutboxItem.status) == "pending") & waiting)
     return session.execute(select(func.count()).select_from(OutboxItem).where(due)).scalar_one()

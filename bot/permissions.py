@@ -29,7 +29,7 @@ AUTOMATION = "warroom (auto)"  # how automatic requests are recorded (requested_
 NOT_A_MEMBER = "Only people in the incident channel <#{channel}> can {what}. Join the channel first."
 
 
-class Rule(str, Enum):
+class Rule(str, Enum):  # noqa: UP042 - a StrEnum would change how a member prints
     ANYONE = "anyone in the workspace"
     CHANNEL = "members of the incident channel"
     PLAYBOOK = "the action's `allowed` (empty: members of the incident channel)"

@@ -21,13 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.errors import ExternalError
+
 PROMPTFOO_VERSION = "0.121.20"  # the last release that runs on Node 20
 FAILED_TESTS_EXIT_CODE = 100  # promptfoo's "ran fine, some assertions failed"
 INSTALL_TIMEOUT_S = 600
 _TAIL_CHARS = 2000
 
 
-class PromptfooError(RuntimeError):
+class PromptfooError(ExternalError, RuntimeError):
     """promptfoo could not be installed or did not produce a result."""
 
 
@@ -86,7 +88,8 @@ def ensure_promptfoo(cache_dir: Path = Path(".cache/promptfoo")) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if binary.exists() and _installed_version(cache_dir) == PROMPTFOO_VERSION:
             return binary
-        command = ["npm", "install", "--prefix", str(cache_dir), f"promptfoo@{PROMPTFOO_VERSION}", "--no-audit", "--no-fund"]
+        command = ["npm", "install", "--prefix", str(cache_dir), f"promptfoo@{PROMPTFOO_VERSION}", "--no-audit",
+                   "--no-fund"]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
         except (OSError, subprocess.TimeoutExpired) as exc:

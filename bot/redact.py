@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from bot.errors import ConfigError
+
 SECRET_LABEL = "[secret]"
 # A run this long of a known secret is masked; ~60 bits of a random token, and longer than the
 # words a token may share with ordinary text ("production" in an Unleash token).
@@ -33,7 +35,7 @@ FRAGMENT_MIN = 12
 Kind = Literal["credential", "heuristic", "personal", "site"]
 
 
-class RedactionPatternError(ValueError):
+class RedactionPatternError(ConfigError, ValueError):
     """A redaction setting is unusable: a bad regular expression or an unknown rule name."""
 
 
@@ -180,7 +182,7 @@ _DEFAULT_RULES: tuple[_Rule, ...] = (
 RULE_NAMES: tuple[str, ...] = tuple(rule.name for rule in _DEFAULT_RULES)
 
 
-def _compile_extra(patterns: Iterable[str]) -> tuple[_Rule, ...]:
+def _compile_extra(patterns: Iterable[object]) -> tuple[_Rule, ...]:  # from a settings file: checked here
     rules = []
     for index, source in enumerate(patterns, start=1):
         if not isinstance(source, str) or not source:

@@ -27,12 +27,12 @@ from typing import Literal
 
 from sqlalchemy import delete, exists, func, select, text, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot import outbox
 from bot.clock import as_utc
 from bot.config import Settings
-from bot.db import is_postgres, transaction
+from bot.db import affected_rows, is_postgres, transaction
 from bot.effects import OpenRoom, PostReminder
 from bot.incidents import lifecycle, service, timeline
 from bot.models import Incident, OutboxItem, Postmortem, TimelineEvent, Trace
@@ -97,7 +97,8 @@ def escalate_unacknowledged(engine: Engine, settings: Settings, now: datetime) -
     with leased(engine, "escalate-unacknowledged") as session:
         if session is None:
             return 0
-        stmt = select(Incident).where(Incident.status == lifecycle.TRIGGERED, Incident.opened_at <= now - period)
+        stmt = select(Incident).where(col(Incident.status) == lifecycle.TRIGGERED,
+                                      col(Incident.opened_at) <= now - period)
         queued = 0
         for incident in session.execute(stmt).scalars():
             waited = now - _utc(incident.opened_at)
@@ -119,8 +120,8 @@ def nudge_status_updates(engine: Engine, settings: Settings, now: datetime) -> i
     with leased(engine, "nudge-status-updates") as session:
         if session is None:
             return 0
-        stmt = select(Incident).where(Incident.status.in_(lifecycle.OPEN_STATUSES),
-                                      Incident.severity.in_(tuple(STATUS_UPDATE_MINUTES)))
+        stmt = select(Incident).where(col(Incident.status).in_(lifecycle.OPEN_STATUSES),
+                                      col(Incident.severity).in_(tuple(STATUS_UPDATE_MINUTES)))
         incidents = list(session.execute(stmt).scalars())
         last_update = _last_status_updates(session, [i.id for i in incidents if i.id is not None])
         queued = 0
@@ -143,11 +144,11 @@ def postmortem_due(engine: Engine, settings: Settings, now: datetime) -> int:
     with leased(engine, "postmortem-due") as session:
         if session is None:
             return 0
-        has_postmortem = exists().where(Postmortem.incident_id == Incident.id)
+        has_postmortem = exists().where(col(Postmortem.incident_id) == col(Incident.id))
         stmt = select(Incident).where(
-            Incident.status.in_((lifecycle.RESOLVED, lifecycle.CLOSED)),
-            Incident.resolved_at <= now - POSTMORTEM_DUE_AFTER,
-            Incident.resolved_at > now - POSTMORTEM_LOOKBACK,
+            col(Incident.status).in_((lifecycle.RESOLVED, lifecycle.CLOSED)),
+            col(Incident.resolved_at) <= now - POSTMORTEM_DUE_AFTER,
+            col(Incident.resolved_at) > now - POSTMORTEM_LOOKBACK,
             ~has_postmortem,
         )
         queued = 0
@@ -170,14 +171,14 @@ def retry_setup(engine: Engine, settings: Settings, now: datetime) -> int:
         if session is None:
             return 0
         stmt = (update(OutboxItem)
-                .where(OutboxItem.status == "failed",
-                       OutboxItem.kind == OpenRoom.kind,
+                .where(col(OutboxItem.status) == "failed",
+                       col(OutboxItem.kind) == OpenRoom.kind,
                        # next_attempt_at is stamped at failure time plus the back-off, so this
                        # holds only once the row has been failed for at least RETRY_SETUP_AFTER.
-                       OutboxItem.next_attempt_at <= now - RETRY_SETUP_AFTER)
+                       col(OutboxItem.next_attempt_at) <= now - RETRY_SETUP_AFTER)
                 .values(status="pending", attempts=0, next_attempt_at=now)
                 .execution_options(synchronize_session=False))
-        count = session.execute(stmt).rowcount or 0
+        count = affected_rows(session.execute(stmt))
         if count:
             log.info("re-queued %d failed incident-room set-up step(s)", count)
         return count
@@ -189,10 +190,10 @@ def prune_traces(engine: Engine, settings: Settings, now: datetime) -> int:
     with leased(engine, "prune-traces") as session:
         if session is None:
             return 0
-        batch = (select(Trace.id).where(Trace.timestamp < cutoff, Trace.incident_id.is_(None))
-                 .order_by(Trace.id).limit(PRUNE_BATCH))
-        stmt = delete(Trace).where(Trace.id.in_(batch)).execution_options(synchronize_session=False)
-        count = session.execute(stmt).rowcount or 0
+        batch = (select(col(Trace.id)).where(col(Trace.timestamp) < cutoff, col(Trace.incident_id).is_(None))
+                 .order_by(col(Trace.id)).limit(PRUNE_BATCH))
+        stmt = delete(Trace).where(col(Trace.id).in_(batch)).execution_options(synchronize_session=False)
+        count = affected_rows(session.execute(stmt))
         if count:
             log.info("pruned %d trace(s) older than %d days", count, settings.trace_retention_days)
         return count
@@ -207,8 +208,8 @@ def close_resolved(engine: Engine, settings: Settings, now: datetime) -> int:
     with leased(engine, "close-resolved") as session:
         if session is None:
             return 0
-        stmt = (select(Incident).where(Incident.status == lifecycle.RESOLVED, Incident.resolved_at <= cutoff)
-                .order_by(Incident.resolved_at).limit(CLOSE_BATCH))
+        stmt = (select(Incident).where(col(Incident.status) == lifecycle.RESOLVED, col(Incident.resolved_at) <= cutoff)
+                .order_by(col(Incident.resolved_at)).limit(CLOSE_BATCH))
         incidents = list(session.execute(stmt).scalars())
         for incident in incidents:
             service.close(session, incident, actor=ACTOR,
@@ -229,9 +230,9 @@ def _remind(session: Session, incident: Incident, *, key: str, text_: str, menti
 def _last_status_updates(session: Session, incident_ids: list[int]) -> dict[int, datetime]:
     if not incident_ids:
         return {}
-    stmt = (select(TimelineEvent.incident_id, func.max(TimelineEvent.at))
-            .where(TimelineEvent.incident_id.in_(incident_ids), TimelineEvent.kind.in_(STATUS_KINDS))
-            .group_by(TimelineEvent.incident_id))
+    stmt = (select(col(TimelineEvent.incident_id), func.max(col(TimelineEvent.at)))
+            .where(col(TimelineEvent.incident_id).in_(incident_ids), col(TimelineEvent.kind).in_(STATUS_KINDS))
+            .group_by(col(TimelineEvent.incident_id)))
     return {incident_id: _utc(at) for incident_id, at in session.execute(stmt).all()}
 
 

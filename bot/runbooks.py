@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from bot.automation.rules import AutoRule
+from bot.errors import ConfigError
 from bot.matchers import Matcher, MatcherError, parse_matcher
 from bot.problems import Problem
 from bot.yamlsource import LineMap, YamlSyntaxError, load_yaml
@@ -43,7 +44,7 @@ _OWNER_KINDS = (
 )
 
 
-class RunbookError(Exception):
+class RunbookError(ConfigError):
     """The runbooks folder has problems; ``problems`` lists them all, and so does ``str()``."""
 
     def __init__(self, problems: list[Problem]) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timedelta
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
+from sqlmodel import col
 
 from bot import redact
 from bot.actions.render import secrets_from_env
@@ -72,14 +73,15 @@ class Runtime:
     def _gauges(self) -> dict[str, float]:
         with self.engine.connect() as conn:
             open_count = conn.execute(select(func.count()).select_from(Incident)
-                                      .where(Incident.status.in_(OPEN_STATUSES))).scalar_one()
+                                      .where(col(Incident.status).in_(OPEN_STATUSES))).scalar_one()
             pending = conn.execute(select(func.count()).select_from(OutboxItem)
-                                   .where(OutboxItem.status.in_(("pending", "running")))).scalar_one()
+                                   .where(col(OutboxItem.status).in_(("pending", "running")))).scalar_one()
             failed = conn.execute(select(func.count()).select_from(OutboxItem)
-                                  .where(OutboxItem.status == "failed")).scalar_one()
-            timings = conn.execute(select(Incident.opened_at, Incident.acknowledged_at, Incident.resolved_at)
-                                   .where(Incident.opened_at >= utcnow() - MTTX_WINDOW)).all()
-        gauges = {"open_incidents": open_count, "outbox_pending": pending, "outbox_failed": failed}
+                                  .where(col(OutboxItem.status) == "failed")).scalar_one()
+            timings = conn.execute(select(col(Incident.opened_at), col(Incident.acknowledged_at),
+                                          col(Incident.resolved_at))
+                                   .where(col(Incident.opened_at) >= utcnow() - MTTX_WINDOW)).all()
+        gauges: dict[str, float] = {"open_incidents": open_count, "outbox_pending": pending, "outbox_failed": failed}
         gauges.update(_mean_seconds("mtta", [(o, a) for o, a, _ in timings]))
         gauges.update(_mean_seconds("mttr", [(o, r) for o, _, r in timings]))
         return gauges
@@ -90,6 +92,6 @@ MTTX_WINDOW = timedelta(days=30)
 
 def _mean_seconds(name: str, pairs: list[tuple[datetime | None, datetime | None]]) -> dict[str, float]:
     """Mean time to acknowledge/resolve over the incidents of the last 30 days that got there."""
-    spans = [(as_utc(end) - as_utc(start)).total_seconds() for start, end in pairs if start and end]  # type: ignore[operator]
+    spans = [(as_utc(end) - as_utc(start)).total_seconds() for start, end in pairs if start and end]
     return {f"{name}_seconds_mean_30d": sum(spans) / len(spans) if spans else 0.0,
             f"{name}_incidents_30d": float(len(spans))}

@@ -16,10 +16,10 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot.clock import as_utc, utcnow
-from bot.db import transaction
+from bot.db import affected_rows, transaction
 from bot.errors import UserError
 from bot.models import WebSession, WebSignInLink
 
@@ -64,8 +64,9 @@ def new_link(engine: Engine, user_id: str, *, valid_for: timedelta) -> str:
 
 def link_owner(session: Session, token: str) -> str | None:
     """Whose link this is while it can still be used; reading it changes nothing."""
-    link = session.execute(select(WebSignInLink).where(WebSignInLink.token_hash == _hash(token))).scalar_one_or_none()
-    if link is None or link.used_at is not None or as_utc(link.expires_at) <= utcnow():  # type: ignore[operator]
+    link = session.execute(select(WebSignInLink).where(col(WebSignInLink.token_hash) == _hash(token))
+                           ).scalar_one_or_none()
+    if link is None or link.used_at is not None or as_utc(link.expires_at) <= utcnow():
         return None
     return link.user_id
 
@@ -77,13 +78,13 @@ def redeem_link(session: Session, token: str, *, session_for: timedelta) -> Pers
         raise LinkNotValid("This sign-in link was used already or has expired.")
     now = utcnow()
     used = session.execute(update(WebSignInLink)
-                           .where(WebSignInLink.token_hash == _hash(token), WebSignInLink.used_at.is_(None))
+                           .where(col(WebSignInLink.token_hash) == _hash(token), col(WebSignInLink.used_at).is_(None))
                            .values(used_at=now))
-    if used.rowcount != 1:
+    if affected_rows(used) != 1:
         raise LinkNotValid("This sign-in link was used already.")
     # Sessions and links that can no longer be used are of no use to anyone: drop them on the way.
-    session.execute(delete(WebSession).where(WebSession.expires_at < now))
-    session.execute(delete(WebSignInLink).where(WebSignInLink.expires_at < now - timedelta(days=1)))
+    session.execute(delete(WebSession).where(col(WebSession.expires_at) < now))
+    session.execute(delete(WebSignInLink).where(col(WebSignInLink.expires_at) < now - timedelta(days=1)))
     session_token = secrets.token_urlsafe(TOKEN_BYTES)
     session.add(WebSession(token_hash=_hash(session_token), user_id=user_id, created_at=now,
                            expires_at=now + session_for))
@@ -93,14 +94,15 @@ def redeem_link(session: Session, token: str, *, session_for: timedelta) -> Pers
 
 def person_for(session: Session, session_token: str) -> Person | None:
     """The person a session cookie belongs to, or None when it is unknown or expired."""
-    row = session.execute(select(WebSession).where(WebSession.token_hash == _hash(session_token))).scalar_one_or_none()
-    if row is None or as_utc(row.expires_at) <= utcnow():  # type: ignore[operator]
+    row = session.execute(select(WebSession).where(col(WebSession.token_hash) == _hash(session_token))
+                          ).scalar_one_or_none()
+    if row is None or as_utc(row.expires_at) <= utcnow():
         return None
     return Person(user_id=row.user_id, session_token=session_token)
 
 
 def end_session(session: Session, session_token: str) -> None:
-    session.execute(delete(WebSession).where(WebSession.token_hash == _hash(session_token)))
+    session.execute(delete(WebSession).where(col(WebSession.token_hash) == _hash(session_token)))
 
 
 # ---- what the web pages call: each one transaction of its own ----

@@ -27,14 +27,15 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg.rows import namedtuple_row
 from sqlalchemy import JSON, Table
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
 
 Params = dict[str, Any]
@@ -79,7 +80,8 @@ class Statements:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.postgres = conn.dialect.name == "postgresql"
-        self._raw: psycopg.Connection[Any] | None = conn.connection.dbapi_connection if self.postgres else None
+        # On PostgreSQL the DBAPI connection is psycopg's (SQLAlchemy types it as the generic DBAPI one).
+        self._raw = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection) if self.postgres else None
         self._pipeline: psycopg.Pipeline | None = None
 
     def execute(self, stmt: Executable, params: Params | Sequence[Params] | None = None) -> Later:
@@ -89,7 +91,7 @@ class Statements:
             result = self.conn.execute(stmt, params if isinstance(params, dict) or params is None else list(params))
             return Later(list(result) if result.returns_rows else [], count=result.rowcount)
         many = params is not None and not isinstance(params, dict)
-        rows = list(params) if many else [params or {}]  # type: ignore[list-item, arg-type]
+        rows: list[Params] = [params or {}] if params is None or isinstance(params, dict) else list(params)
         sql, json_params, fixed = _postgres_sql(stmt, tuple(sorted(rows[0])) if rows else ())
         return self._send(sql, [_bind(row, json_params, fixed) for row in rows], many)
 
@@ -162,8 +164,10 @@ class Statements:
         broken = bool(self._raw is not None and self._raw.broken)
         if broken:
             self.conn.invalidate(exc)
-        return DBAPIError.instance(None, None, exc, psycopg.Error, connection_invalidated=broken,
-                                   dialect=self.conn.dialect)
+        translated = DBAPIError.instance(None, None, exc, psycopg.Error, connection_invalidated=broken,
+                                         dialect=self.conn.dialect)
+        assert isinstance(translated, DBAPIError)  # typed as StatementError; a DBAPI exception gives a DBAPIError
+        return translated
 
     def _send(self, sql: str, values: list[Params], many: bool) -> Later:
         assert self._raw is not None
@@ -193,8 +197,10 @@ def _postgres_sql(stmt: Executable, keys: tuple[str, ...]) -> tuple[str, frozens
     the values the statement itself holds (literals in its clauses)."""
     from sqlalchemy.dialects.postgresql import psycopg
 
+    assert isinstance(stmt, ClauseElement)  # an Executable that compiles: every statement here is Core's
     compiled = stmt.compile(dialect=psycopg.dialect(), column_keys=list(keys))
-    defaulted = [c.name for c in (*compiled.insert_prefetch, *compiled.update_prefetch)]  # type: ignore[attr-defined]
+    assert isinstance(compiled, SQLCompiler)
+    defaulted = [c.name for c in (*compiled.insert_prefetch, *compiled.update_prefetch)]
     if defaulted:
         raise ValueError(f"give {', '.join(defaulted)}: Python-side column defaults are not applied here")
     json_params = frozenset(name for name, bind in compiled.binds.items() if isinstance(bind.type, JSON))
@@ -256,12 +262,14 @@ def _executemany_update(table: Table, columns: tuple[str, ...]) -> Any:
 
 
 @lru_cache(maxsize=64)
-def _values_insert(table: Table, conflict: tuple[str, ...], update: tuple[str, ...], returning: tuple[str, ...]) -> Insert:
+def _values_insert(table: Table, conflict: tuple[str, ...], update: tuple[str, ...],
+                   returning: tuple[str, ...]) -> Insert:
     from sqlalchemy.dialects.sqlite import insert
 
     stmt = insert(table)
     if update:
-        stmt = stmt.on_conflict_do_update(index_elements=list(conflict), set_={name: stmt.excluded[name] for name in update})
+        stmt = stmt.on_conflict_do_update(index_elements=list(conflict),
+                                          set_={name: stmt.excluded[name] for name in update})
     elif conflict:
         stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict))
     return stmt.returning(*(table.c[name] for name in returning))

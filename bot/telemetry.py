@@ -31,7 +31,8 @@ class Metrics:
                                        ["source", "outcome"], registry=self.registry)
         self.webhooks = Counter("warroom_webhook_requests", "Webhook requests, by source and HTTP status",
                                 ["source", "status"], registry=self.registry)
-        self.incidents_opened = Counter("warroom_incidents_opened", "Incidents opened", ["source"], registry=self.registry)
+        self.incidents_opened = Counter("warroom_incidents_opened", "Incidents opened", ["source"],
+                                        registry=self.registry)
         self.webhook_seconds = Histogram("warroom_webhook_duration_seconds", "Webhook handling time", ["source"],
                                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
                                          registry=self.registry)

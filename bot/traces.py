@@ -19,11 +19,11 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import bindparam, delete, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot import late_traces, outbox
 from bot.clock import as_utc, iso, utcnow
-from bot.db import upsert_ignoring
+from bot.db import affected_rows, upsert_ignoring
 from bot.errors import NotFound, UserError
 from bot.evals import Label
 from bot.incidents.lifecycle import OPEN_STATUSES
@@ -66,7 +66,8 @@ class TraceIngestResult:
 
 
 def ingest_traces(session: Session, events: list[Any], *, rules: FailureRules, now: datetime | None = None,
-                  max_string: int | None = None, post_every_s: float = late_traces.DEFAULT_EVERY_SECONDS) -> TraceIngestResult:
+                  max_string: int | None = None,
+                  post_every_s: float = late_traces.DEFAULT_EVERY_SECONDS) -> TraceIngestResult:
     """Validate and store ``events``; ``max_string`` turns on the storable checks of ``bot.jsonbody``.
 
     Failing traces linked to an open incident are posted to its room, at most once per
@@ -164,8 +165,8 @@ def _surely_storable(raw: dict[str, Any], max_string: int) -> bool:
 def _open_incidents(session: Session, services: set[str]) -> list[Incident]:
     if not services:
         return []
-    stmt = (select(Incident).where(Incident.service.in_(services), Incident.status.in_(OPEN_STATUSES))
-            .order_by(Incident.opened_at, Incident.id))
+    stmt = (select(Incident).where(col(Incident.service).in_(services), col(Incident.status).in_(OPEN_STATUSES))
+            .order_by(col(Incident.opened_at), col(Incident.id)))
     return list(session.execute(stmt).scalars())
 
 
@@ -202,22 +203,22 @@ def send_service_traces_link(sql: Statements, incident_id: int, service: str | N
     to link."""
     if not service:
         return None
-    start = as_utc(opened_at) - window_before  # type: ignore[operator]
+    start = as_utc(opened_at) - window_before
     end = as_utc(resolved_at) or now or utcnow()
     return sql.execute(_LINK_TRACES, {"of_service": service, "start": start, "end": end, "to_incident": incident_id})
 
 
 def failing_traces(session: Session, incident_id: int, limit: int = 50) -> list[Trace]:
     """The incident's failing traces, earliest first: the first failures say most about the cause."""
-    stmt = (select(Trace).where(Trace.incident_id == incident_id, Trace.failed.is_(True))
-            .order_by(Trace.timestamp, Trace.id).limit(limit))
+    stmt = (select(Trace).where(col(Trace.incident_id) == incident_id, col(Trace.failed).is_(True))
+            .order_by(col(Trace.timestamp), col(Trace.id)).limit(limit))
     return list(session.execute(stmt).scalars())
 
 
 def counts_by_failure(session: Session, incident_id: int) -> dict[str, int]:
     """Failing traces per failure type; a human label's failure type replaces the detector's verdict."""
-    rows = session.execute(select(Trace.failure_types, Trace.label)
-                           .where(Trace.incident_id == incident_id, Trace.failed.is_(True)))
+    rows = session.execute(select(col(Trace.failure_types), col(Trace.label))
+                           .where(col(Trace.incident_id) == incident_id, col(Trace.failed).is_(True)))
     counts: Counter[str] = Counter()
     for kinds, label in rows:
         labelled = (label or {}).get("failure_type")
@@ -229,7 +230,8 @@ def label_trace(session: Session, request_id: str, *, failure_type: str | None =
                 notes: str | None = None, unsupported_claim: str | None = None, actor: str,
                 at: datetime | None = None) -> Trace:
     """Store a human's correction; fields left out keep an earlier label's values."""
-    trace = session.execute(select(Trace).where(Trace.request_id == request_id).with_for_update()).scalar_one_or_none()
+    trace = session.execute(select(Trace).where(col(Trace.request_id) == request_id)
+                            .with_for_update()).scalar_one_or_none()
     if trace is None:
         raise NotFound(f"There is no trace with request id {request_id!r}.")
     try:
@@ -244,9 +246,9 @@ def label_trace(session: Session, request_id: str, *, failure_type: str | None =
 
 def prune(session: Session, *, older_than: datetime) -> int:
     """Delete traces that happened before ``older_than``; traces linked to an incident are evidence and stay."""
-    stmt = (delete(Trace).where(Trace.timestamp < older_than, Trace.incident_id.is_(None))
+    stmt = (delete(Trace).where(col(Trace.timestamp) < older_than, col(Trace.incident_id).is_(None))
             .execution_options(synchronize_session=False))
-    return session.execute(stmt).rowcount or 0  # type: ignore[attr-defined]
+    return affected_rows(session.execute(stmt))
 
 
 def as_event(trace: Trace) -> TraceEvent:

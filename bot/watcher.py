@@ -20,7 +20,7 @@ from typing import Final
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot.alerts.intake import IngestResult, IntakeRules, ingest_many
 from bot.alerts.normalize import from_alertmanager
@@ -93,9 +93,10 @@ def _trace_events(session: Session, slo: SLO, now: datetime, windows: WindowSet)
     assert slo.trace is not None
     fields = slo.trace.fields
     longest = max(windows.duration(w) for w in NOMINAL_WINDOWS)
-    stmt = (select(Trace.timestamp, *(Trace.data[field_path(f)] for f in fields))
-            .where(Trace.service == slo.service, Trace.timestamp > now - longest, Trace.timestamp <= now))
-    return [(as_utc(row[0]), dict(zip(fields, row[1:])))  # type: ignore[misc]
+    stmt = (select(col(Trace.timestamp), *(col(Trace.data)[field_path(f)] for f in fields))
+            .where(col(Trace.service) == slo.service, col(Trace.timestamp) > now - longest,
+                   col(Trace.timestamp) <= now))
+    return [(as_utc(row[0]), dict(zip(fields, row[1:], strict=True)))
             for row in session.execute(stmt).all()]
 
 
@@ -106,12 +107,12 @@ def _firing_alerts(session: Session, slo: SLO) -> tuple[list[BurnAlert], list[Bu
     never look at again (the SLO's labels changed in the file, or a second episode of one alert
     slipped in); they are resolved, so no incident waits forever on an alert nobody evaluates.
     """
-    groups = [g.id for g in session.execute(select(AlertGroup).where(AlertGroup.source == SOURCE)).scalars()
+    groups = [g.id for g in session.execute(select(AlertGroup).where(col(AlertGroup.source) == SOURCE)).scalars()
               if g.group_labels.get("sloth_service") == slo.service and g.group_labels.get("sloth_slo") == slo.name]
     if not groups:
         return [], []
-    rows = session.execute(select(Alert).where(Alert.group_id.in_(groups), Alert.status == "firing")
-                           .order_by(Alert.starts_at, Alert.id)).scalars()
+    rows = session.execute(select(Alert).where(col(Alert.group_id).in_(groups), col(Alert.status) == "firing")
+                           .order_by(col(Alert.starts_at), col(Alert.id))).scalars()
     current = {frozenset(alert_labels(slo, severity).items()) for severity in SEVERITIES}
     newest: dict[frozenset[tuple[str, str]], BurnAlert] = {}
     stale: list[BurnAlert] = []

@@ -32,12 +32,11 @@ def _start_scheduler(runtime: Runtime):  # noqa: ANN202
 
 
 def create_app(runtime: Runtime, *, extra_routes: list | None = None) -> Starlette:
-    from bot.slack.app import build_slack
-    from bot.slack.endpoint import slack_route
-
     from datetime import timedelta
 
     from bot.actions.service import Actions
+    from bot.slack.app import build_slack
+    from bot.slack.endpoint import slack_route
 
     settings = runtime.settings
     runtime.services.setdefault("actions", Actions(

@@ -35,8 +35,9 @@ from sqlalchemy.exc import DBAPIError
 from bot import outbox
 from bot.db import transaction
 from bot.effects import Effect, EffectError, Handlers
-from bot.errors import ExternalError, UserError, new_error_id
+from bot.errors import ExternalError, UserError, WarroomError, new_error_id
 from bot.logs import incident_id as incident_ctx
+from bot.models import saved_id
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +46,11 @@ GiveUp = Callable[[str, int | None, str], None]  # (kind, the incident it was fo
 RECORD_RETRY_SECONDS = 0.5  # how often an outcome is retried while the database is away
 
 
-class Retry(Exception):
+class Retry(WarroomError):
     """Not yet: try again later (e.g. the room is not set up yet)."""
 
 
-class LeaseLost(Exception):
+class LeaseLost(WarroomError):
     """Another worker holds this row now (ours ran out): stop without touching anything."""
 
 
@@ -134,7 +135,7 @@ class Worker:
         while done < limit and not self._stop.is_set():
             with transaction(self.engine) as session:
                 rows = outbox.claim(session, limit=1, owner=self.owner)
-                items = [(i.id, i.kind, i.payload, i.incident_id, i.attempts, i.last_error is not None)
+                items = [(saved_id(i), i.kind, dict(i.payload), i.incident_id, i.attempts, i.last_error is not None)
                          for i in rows]
             if not items:
                 break

@@ -12,10 +12,12 @@ from typing import Any
 
 import yaml
 
+from bot.errors import ConfigError
+
 Path_ = tuple[str | int, ...]
 
 
-class YamlSyntaxError(ValueError):
+class YamlSyntaxError(ConfigError, ValueError):
     def __init__(self, message: str, line: int) -> None:
         super().__init__(message)
         self.line = line

@@ -16,7 +16,7 @@ from bot.models import TimelineEvent, Trace
 from bot.postmortem import store
 from bot.postmortem.assemble import EVALS_EXPORTED_KIND
 from tests.conftest import Warroom
-from tests.postmortem.test_assemble import EMAIL, seed_incident, section
+from tests.postmortem.test_assemble import EMAIL, section, seed_incident
 
 TARGET = "http://127.0.0.1:9201"
 
@@ -76,7 +76,8 @@ def test_the_postmortem_counts_the_exported_cases(warroom: Warroom, tmp_path: Pa
         export_incident(session, seeded.incident_id, tmp_path / "evals", target_url=TARGET)
     with transaction(warroom.runtime.engine) as session:
         draft = store.generate(session, seeded.incident_id).draft
-    assert "Eval cases added: 5 (regressions from this incident now fail the eval suite)" in section(draft, "Follow-ups")
+    assert "Eval cases added: 5 (regressions from this incident now fail the eval suite)" in section(draft,
+                                                                                                     "Follow-ups")
     assert "5 eval cases exported" in section(draft, "Timeline")
 
 
@@ -84,7 +85,8 @@ def test_a_trace_a_human_labelled_wrong_is_exported_even_if_the_rules_passed_it(
                                                                                 tmp_path: Path) -> None:
     seeded = seed_incident(warroom)
     with transaction(warroom.runtime.engine) as session:
-        healthy = session.execute(select(Trace).where(Trace.request_id == "llm-gateway-hallucination-ok-0")).scalar_one()
+        healthy = session.execute(select(Trace).where(Trace.request_id == "llm-gateway-hallucination-ok-0")
+                                  ).scalar_one()
         healthy.incident_id = seeded.incident_id
         healthy.label = {"expected": "We are open 8 to 6 on weekdays.", "notes": "hours changed in March"}
         bad_label = session.execute(select(Trace).where(Trace.request_id == "llm-gateway-hallucination-json-2")

@@ -43,7 +43,8 @@ def test_a_credential_in_a_log_message_or_traceback_never_reaches_the_log(
         assert [json.loads(line)["level"] for line in err.splitlines() if line.startswith("{")] == ["warning", "error"]
 
 
-def test_site_patterns_from_the_settings_reach_the_log(warroom_logging: None, capsys: pytest.CaptureFixture[str]) -> None:
+def test_site_patterns_from_the_settings_reach_the_log(warroom_logging: None,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
     configure("text", "INFO")
     redact.configure(Settings(WARROOM_REDACT_PATTERNS='["ACME-\\\\d{6}"]').redactor())
     logging.getLogger("bot.test").warning("customer ACME-123456 pasted their account")

@@ -10,8 +10,8 @@ from bot.db import is_database_unavailable, transaction
 from bot.models import AlertGroup
 from bot.runtime import Runtime
 from bot.statements import Statements
-from tests.alerts.test_writer import note, outcomes
 from tests.alerts.payloads import am_alert, am_payload
+from tests.alerts.test_writer import note, outcomes
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite runs through SQLAlchemy
 

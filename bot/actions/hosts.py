@@ -13,11 +13,13 @@ import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
+from bot.errors import ConfigError
+
 HOSTS_ENV = "WARROOM_ACTION_HOSTS"
 _SAFE_HOST = re.compile(r"^[a-z0-9.\-]+$|^\[[0-9a-f:.]+\]$")
 
 
-class HostRefused(ValueError):
+class HostRefused(ConfigError, ValueError):
     """The URL may not be called by a playbook."""
 
 
@@ -26,7 +28,8 @@ class HostAllowList:
         self.entries = [e.strip().lower() for e in entries if e.strip()]
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, *, targets: Mapping[str, str] | None = None) -> HostAllowList:
+    def from_env(cls, environ: Mapping[str, str] | None = None, *,
+                 targets: Mapping[str, str] | None = None) -> HostAllowList:
         """The env allow-list; when unset, the hosts of the configured targets."""
         environ = os.environ if environ is None else environ
         raw = environ.get(HOSTS_ENV, "")

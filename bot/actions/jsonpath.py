@@ -9,10 +9,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bot.errors import ExternalError
+
 _TOKEN = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]|\[([^=\]]+)=([^\]]*)\]")
 
 
-class PathNotFound(LookupError):
+class PathNotFound(ExternalError, LookupError):
     """The response has nothing at that path."""
 
 

@@ -12,6 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from bot.errors import UserError
+
 from .playbook import ParamSpec, Playbook
 
 MAX_LENGTH = 200
@@ -21,7 +23,7 @@ _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
 
-class ParamError(ValueError):
+class ParamError(UserError, ValueError):
     """A param value was refused; the message is safe to show to the user."""
 
     def __init__(self, param: str, message: str) -> None:

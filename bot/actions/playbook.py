@@ -15,6 +15,7 @@ import jinja2
 from jinja2 import meta
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from bot.errors import ConfigError
 from bot.problems import Problem
 from bot.yamlsource import LineMap, YamlSyntaxError, load_yaml
 
@@ -101,7 +102,7 @@ class Playbook(_Strict):
     undo_verify: Verify | None = None
 
 
-class PlaybookError(ValueError):
+class PlaybookError(ConfigError, ValueError):
     """A playbook file is broken; ``problems`` says where."""
 
     def __init__(self, problems: list[Problem]) -> None:
@@ -140,7 +141,8 @@ def check_playbooks(directory: str | Path, targets: set[str] | None = None) -> l
         if playbook is None:
             continue
         if playbook.name in seen:
-            problems.append(Problem(str(path), 1, f"playbook name {playbook.name!r} is also used by {seen[playbook.name]}"))
+            problems.append(Problem(str(path), 1,
+                                    f"playbook name {playbook.name!r} is also used by {seen[playbook.name]}"))
         seen[playbook.name] = path
     return sorted(problems)
 
@@ -201,7 +203,8 @@ def _check_semantics(
                                     f"unattended: a playbook warroom may run on its own needs {', '.join(missing)}"))
     if targets is not None and playbook.target is not None and playbook.target not in targets:
         problems.append(Problem(where, lines.line_of(("target",)),
-                                f"target: unknown target {playbook.target!r} (known: {', '.join(sorted(targets)) or 'none'})"))
+                                f"target: unknown target {playbook.target!r} "
+                                f"(known: {', '.join(sorted(targets)) or 'none'})"))
     for name, spec in playbook.params.items():
         if spec.default is not None and spec.choices and str(spec.default) not in spec.choices:
             problems.append(Problem(where, lines.line_of(("params", name, "default")),
@@ -214,7 +217,8 @@ def _check_semantics(
                 try:
                     parse_path(str(path))
                 except ValueError as exc:
-                    problems.append(Problem(where, lines.line_of((section, index, "save", var)), f"{section}[{index}].save.{var}: {exc}"))
+                    problems.append(Problem(where, lines.line_of((section, index, "save", var)),
+                                            f"{section}[{index}].save.{var}: {exc}"))
     for loc, text in _template_strings(data, ()):
         problem = _check_template(text, set(playbook.params))
         if problem:

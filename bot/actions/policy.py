@@ -42,7 +42,8 @@ def check_approver(
         return Decision(allowed=True, reason=f"{pb.name} needs no approval")
     if approver == requester:
         return Decision(allowed=False,
-                        reason=f"<@{approver}> requested this {pb.name} run and cannot approve it; a second person must")
+                        reason=f"<@{approver}> requested this {pb.name} run and cannot approve it; "
+                               "a second person must")
     if not _may_act(pb, approver, approver_groups or set(), channel_members or set()):
         return Decision(allowed=False, reason=f"<@{approver}> may not approve {pb.name}: only {_who(pb)} may")
     return Decision(allowed=True, reason=f"<@{approver}> approved {pb.name} requested by <@{requester}>")

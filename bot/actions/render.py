@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from bot.errors import ConfigError
 from bot.redact import KnownSecrets
 
 MASK = "••••"
@@ -24,7 +25,7 @@ SECRET_ENV_PREFIX = "WARROOM_SECRET_"
 CONTEXT_NAMES = frozenset({"params", "incident", "saved", "target", "secrets"})
 
 
-class RenderError(ValueError):
+class RenderError(ConfigError, ValueError):
     """A template could not be rendered (bad syntax, unknown name, or a sandbox violation)."""
 
 
@@ -99,7 +100,7 @@ class Renderer:
             raise RenderError(f"template refused by the sandbox: {scrub(str(exc), self.secret_values)}") from None
         except jinja2.TemplateError as exc:
             raise RenderError(f"template error in {text!r}: {scrub(str(exc), self.secret_values)}") from None
-        except Exception as exc:  # noqa: BLE001 - user templates can raise anything (e.g. 1/0)
+        except Exception as exc:  # user templates can raise anything (e.g. 1/0)
             raise RenderError(f"template error in {text!r}: {type(exc).__name__}") from None
 
 

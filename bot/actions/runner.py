@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired, TypedDict
 
 import httpx
 from pydantic import BaseModel, Field
@@ -94,7 +94,8 @@ class _Run:
         target = ""
         if self.pb.target is not None:
             if self.pb.target not in self.targets:
-                raise RenderError(f"unknown target {self.pb.target!r} (add it to targets.yaml or set {env_name(self.pb.target)})")
+                raise RenderError(f"unknown target {self.pb.target!r} "
+                                  f"(add it to targets.yaml or set {env_name(self.pb.target)})")
             target = self.targets[self.pb.target]
         return tuple(  # type: ignore[return-value]
             Renderer(params=self.params, incident=self.incident, saved=self.saved, target=target,
@@ -105,8 +106,10 @@ class _Run:
     def prepare(self, step: Step | Verify) -> tuple[dict[str, Any], dict[str, Any]]:
         """The request to send and its masked preview; raises RenderError / HostRefused."""
         real, masked = self.renderers()
-        request: dict[str, Any] = {"method": step.method, "url": real.render(step.url), "headers": real.render(step.headers)}
-        preview: dict[str, Any] = {"method": step.method, "url": masked.render(step.url), "headers": masked.render(step.headers)}
+        request: dict[str, Any] = {"method": step.method, "url": real.render(step.url),
+                                   "headers": real.render(step.headers)}
+        preview: dict[str, Any] = {"method": step.method, "url": masked.render(step.url),
+                                   "headers": masked.render(step.headers)}
         if isinstance(step, Step) and step.json_ is not None:
             request["json"], preview["json"] = real.render(step.json_), masked.render(step.json_)
         if isinstance(step, Step) and step.body is not None:
@@ -222,6 +225,17 @@ class _Run:
         result.duration_s = round(self.clock() - started, 3)
         self.emit("finished", self.pb.name, result.status != "failed", result.error or result.status)
         return result
+
+
+class RunContext(TypedDict):
+    """The keyword arguments run_playbook and run_undo share, typed, for callers that build them once."""
+
+    incident: Mapping[str, Any]
+    secrets: Mapping[str, str]
+    allowed_hosts: HostAllowList
+    client: httpx.Client
+    targets: Mapping[str, str]
+    dry_run: NotRequired[bool]
 
 
 def run_playbook(

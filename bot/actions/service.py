@@ -18,19 +18,30 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot import outbox, permissions
-from bot.actions import (HostAllowList, ParamError, Playbook, idempotency_key, load_playbooks, load_targets,
-                         parse_args, run_playbook, run_undo, secrets_from_env, validate_params)
-from bot.actions.runner import RunResult
+from bot.actions import (
+    HostAllowList,
+    ParamError,
+    Playbook,
+    idempotency_key,
+    load_playbooks,
+    load_targets,
+    parse_args,
+    run_playbook,
+    run_undo,
+    secrets_from_env,
+    validate_params,
+)
+from bot.actions.runner import RunContext, RunResult
 from bot.clock import as_utc, utcnow
 from bot.db import insert_or_ignore, transaction
 from bot.effects import ActionCard, PostMessage, RunAction
 from bot.errors import InvalidTransition, NotFound, UserError
 from bot.incidents import lifecycle, timeline
 from bot.incidents import service as incidents
-from bot.models import ActionRun, Incident
+from bot.models import ActionRun, Incident, saved_id
 from bot.permissions import Actor
 
 log = logging.getLogger(__name__)
@@ -76,7 +87,7 @@ class Actions:
         require_open(incident)
         params = self._params(session, incident, pb, args)
         note = self._bundle_note(session, incident, params) if "bundle" in pb.params else ""
-        return self._new_run(session, incident, pb, params, idempotency_key(incident.id, pb.name, params), who,
+        return self._new_run(session, incident, pb, params, idempotency_key(saved_id(incident), pb.name, params), who,
                              f"<@{who.user}> requested {{run}}{note}")
 
     def request_automatic(self, session: Session, incident: Incident, name: str, params: dict[str, Any], *,
@@ -90,7 +101,7 @@ class Actions:
         require_open(incident)
         values = self._params(session, incident, pb, params)
         verb = "proposes" if propose else "runs"
-        return self._new_run(session, incident, pb, values, idempotency_key(incident.id, pb.name, values), who,
+        return self._new_run(session, incident, pb, values, idempotency_key(saved_id(incident), pb.name, values), who,
                              f"{who.user} {verb} {{run}}: {why}",
                              status="awaiting_approval" if propose else "queued")
 
@@ -100,7 +111,8 @@ class Actions:
         """Insert the run under the first free generation of ``base``; an active one is returned instead."""
         for generation in range(1, 100):
             key = base if generation == 1 else f"{base}:{generation}"
-            existing = session.execute(select(ActionRun).where(ActionRun.idempotency_key == key)).scalar_one_or_none()
+            existing = session.execute(select(ActionRun).where(col(ActionRun.idempotency_key) == key)
+                                       ).scalar_one_or_none()
             if existing is not None:
                 if existing.status in ACTIVE:
                     return existing, False
@@ -115,7 +127,8 @@ class Actions:
                 "undo_of": undo_of,
             }, ["idempotency_key"])
             if run_id is None:  # a concurrent click won the race: that run is ours too
-                return session.execute(select(ActionRun).where(ActionRun.idempotency_key == key)).scalar_one(), False
+                return session.execute(select(ActionRun).where(col(ActionRun.idempotency_key) == key)
+                                       ).scalar_one(), False
             run = session.get(ActionRun, run_id)
             assert run is not None
             timeline.record(session, incident, "action_requested", text.format(run=describe(run)),
@@ -224,7 +237,8 @@ class Actions:
             run.status = "expired"
             minutes = _minutes(self.approval_timeout)
             self._record(session, run, "action_expired",
-                         f"{describe(run)} expired: not confirmed and approved within {minutes}; nothing ran", "warroom")
+                         f"{describe(run)} expired: not confirmed and approved within {minutes}; nothing ran",
+                         "warroom")
             return (f"{describe(run)} expired: it was requested at {requested:%H:%M} UTC and a pending action is valid "
                     f"for {minutes}. Nothing ran; request it again if it is still needed.")
         return None
@@ -232,11 +246,11 @@ class Actions:
     def end_stale(self, session: Session, now: datetime | None = None, limit: int = 100) -> int:
         """The scheduler's sweep: expire or cancel waiting runs that can no longer go ahead."""
         now = now or utcnow()
-        stmt = (select(ActionRun).join(Incident, Incident.id == ActionRun.incident_id)
-                .where(ActionRun.status.in_(PENDING))
-                .where((ActionRun.requested_at <= now - self.approval_timeout)
-                       | Incident.status.notin_(lifecycle.OPEN_STATUSES))
-                .order_by(ActionRun.id).limit(limit).with_for_update(of=ActionRun, skip_locked=True))
+        stmt = (select(ActionRun).join(Incident, col(Incident.id) == col(ActionRun.incident_id))
+                .where(col(ActionRun.status).in_(PENDING))
+                .where((col(ActionRun.requested_at) <= now - self.approval_timeout)
+                       | col(Incident.status).notin_(lifecycle.OPEN_STATUSES))
+                .order_by(col(ActionRun.id)).limit(limit).with_for_update(of=ActionRun, skip_locked=True))
         ended = 0
         for run in session.execute(stmt).scalars():
             if self._end_if_stale(session, run, now):
@@ -274,7 +288,7 @@ class Actions:
     def dry_run(self, session: Session, run: ActionRun) -> RunResult:
         """The requests ``run`` would send (an undo: its undo steps, with what the original saved)."""
         incident = incidents.get(session, run.incident_id)
-        common = dict(incident=incident_facts(incident), secrets=secrets_from_env(self.environ),
+        common = RunContext(incident=incident_facts(incident), secrets=secrets_from_env(self.environ),
                       allowed_hosts=self.hosts, client=self.client, targets=self.targets, dry_run=True)
         saved = self.undone_result(session, run)
         if saved is not None:
@@ -289,7 +303,8 @@ class Actions:
     def perform(self, run_id: int) -> None:
         """The worker's ``action.run`` handler. Never runs a run twice."""
         with transaction(self.engine) as session:
-            run = session.execute(select(ActionRun).where(ActionRun.id == run_id).with_for_update()).scalar_one_or_none()
+            run = session.execute(select(ActionRun).where(col(ActionRun.id) == run_id)
+                                  .with_for_update()).scalar_one_or_none()
             if run is None:
                 raise NotFound(f"run #{run_id} is gone")
             if run.status == "running":
@@ -309,7 +324,7 @@ class Actions:
             undo_of = run.undo_of
             saved_result = self.undone_result(session, run)
             self._after_change(session, run)
-        common = dict(incident=facts, secrets=secrets_from_env(self.environ), allowed_hosts=self.hosts,
+        common = RunContext(incident=facts, secrets=secrets_from_env(self.environ), allowed_hosts=self.hosts,
                       client=self.client, targets=self.targets)
         if undo_of is None:
             result = run_playbook(pb, run.params, **common)
@@ -341,8 +356,8 @@ class Actions:
             outbox.enqueue(session, PostMessage(incident_id=run.incident_id, text=text), incident_id=run.incident_id)
 
     def runs(self, session: Session, incident_id: int) -> list[ActionRun]:
-        return list(session.execute(select(ActionRun).where(ActionRun.incident_id == incident_id)
-                                    .order_by(ActionRun.id)).scalars())
+        return list(session.execute(select(ActionRun).where(col(ActionRun.incident_id) == incident_id)
+                                    .order_by(col(ActionRun.id))).scalars())
 
     def get_run(self, session: Session, run_id: int) -> ActionRun:
         run = session.get(ActionRun, run_id) if 0 < run_id <= incidents.MAX_ID else None
@@ -412,7 +427,7 @@ def live_now(run: ActionRun) -> str | None:
 
 
 def _saved(run: ActionRun | None) -> dict[str, Any]:
-    return dict(((run.result or {}).get("saved") or {})) if run is not None else {}
+    return dict((run.result or {}).get("saved") or {}) if run is not None else {}
 
 
 def _live_version(session: Session, incident: Incident) -> str | None:

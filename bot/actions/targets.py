@@ -10,13 +10,14 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from bot.errors import ConfigError
 from bot.problems import Problem
 from bot.yamlsource import YamlSyntaxError, load_yaml
 
 TARGET_ENV_PREFIX = "WARROOM_TARGET_"
 
 
-class TargetsError(ValueError):
+class TargetsError(ConfigError, ValueError):
     """targets.yaml is broken."""
 
 

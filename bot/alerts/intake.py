@@ -33,7 +33,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot import changes, outbox
 from bot.alerts.normalize import NormalAlert, Notification
@@ -166,7 +166,8 @@ class _Batch:
 
         added, resolved = self._apply_alerts(group, current, note, now)
         self._update_incident(current, note, added, resolved, now)
-        if not note.truncated and current.firing == 0 and current.resolved > 0:  # a truncated payload may hide alerts that still fire
+        # a truncated payload may hide alerts that still fire
+        if not note.truncated and current.firing == 0 and current.resolved > 0:
             self._resolve(current, note, now)
         return IngestResult("updated" if added or resolved else "duplicate", owner or current.id, len(added), resolved)
 
@@ -208,7 +209,8 @@ class _Batch:
                 group.recount(row, was="firing")
                 self.writes.change_alert(row, now)
 
-    def _open(self, group: GroupState, note: Notification, now: datetime, previous: IncidentState | None) -> IncidentState:
+    def _open(self, group: GroupState, note: Notification, now: datetime,
+              previous: IncidentState | None) -> IncidentState:
         rules = self.rules
         firing = [a for a in note.alerts if a.status == "firing"] or note.alerts
         labels = note.common_labels or firing[0].labels
@@ -280,9 +282,9 @@ class _Batch:
         added: list[int] = []
         for key, alert in new.items():
             severity = severity_from_labels(alert.labels, rules.severity_map, rules.default_severity)
-            row = _alert_row(incident.id, group.id, alert, severity, now)
-            known = group.known[key] = KnownAlert(None, incident.id, row["status"], row["ends_at"], alert.annotations,
-                                                  now, pending=row)
+            values = _alert_row(incident.id, group.id, alert, severity, now)
+            known = group.known[key] = KnownAlert(None, incident.id, values["status"], values["ends_at"],
+                                                  alert.annotations, now, pending=values)
             group.recount(known, was=None)
             self.writes.insert_alert(known)
             if alert.status == "firing":
@@ -320,11 +322,12 @@ def _resolved_at(session: Session, incident: Incident, now: datetime) -> datetim
     """When the incident's last alert ended, by its source's clock (``endsAt``): a resolved
     notification comes up to a ``group_interval`` later. Never before the incident opened (its
     MTTR would be negative) nor after ``now``."""
-    last_end = as_utc(session.execute(select(func.max(Alert.ends_at)).where(Alert.incident_id == incident.id)).scalar())
+    last_end = as_utc(session.execute(select(func.max(col(Alert.ends_at)))
+                                      .where(col(Alert.incident_id) == incident.id)).scalar())
     opened = as_utc(incident.opened_at)
     if last_end is None or last_end > now:
         return now
-    return max(last_end, opened) if opened else last_end
+    return max(last_end, opened)
 
 
 def _alert_row(incident_id: int, group_id: int, alert: NormalAlert, severity: int, now: datetime) -> dict[str, Any]:
@@ -350,7 +353,8 @@ def _title(labels: dict[str, str], annotations: dict[str, str], alert: NormalAle
         if text:
             return text.strip()[:300]
     name = labels.get("alertname") or alert.labels.get("alertname") or "Alert"
-    where = [v for v in (labels.get("service") or labels.get("sloth_service"), labels.get("slo") or labels.get("sloth_slo")) if v]
+    where = [v for v in (labels.get("service") or labels.get("sloth_service"),
+                         labels.get("slo") or labels.get("sloth_slo")) if v]
     return f"{name} ({' · '.join(where)})" if where else name
 
 

@@ -75,10 +75,12 @@ def from_grafana(body: Any, *, received_at: datetime) -> Notification:
 
 def _validate(model: type[AlertmanagerPayload], body: Any, *, expected_version: str) -> AlertmanagerPayload:
     if not isinstance(body, dict):
-        raise BadRequest(422, "payload must be a JSON object", [{"field": "$", "message": f"got {type(body).__name__}"}])
+        raise BadRequest(422, "payload must be a JSON object", [{"field": "$",
+                                                                 "message": f"got {type(body).__name__}"}])
     version = body.get("version")
     if version is not None and version != expected_version:
-        raise BadRequest(422, f"unsupported payload version {version!r}; this endpoint takes version {expected_version!r}",
+        raise BadRequest(422,
+                         f"unsupported payload version {version!r}; this endpoint takes version {expected_version!r}",
                          [{"field": "version", "message": f"expected {expected_version!r}"}])
     try:
         return model.model_validate(body)
@@ -90,7 +92,8 @@ def _normalise(payload: AlertmanagerPayload, source: Source, received_at: dateti
     alerts = []
     for i, raw in enumerate(payload.alerts):
         if raw.startsAt is None:
-            raise BadRequest(422, "alert has no start time", [{"field": f"alerts.{i}.startsAt", "message": "zero time is not a start"}])
+            raise BadRequest(422, "alert has no start time", [{"field": f"alerts.{i}.startsAt",
+                                                               "message": "zero time is not a start"}])
         resolved = raw.status == "resolved" or (raw.endsAt is not None and raw.endsAt <= received_at)
         extra: dict[str, Any] = {}
         if isinstance(raw, GrafanaAlert):

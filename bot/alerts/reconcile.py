@@ -22,7 +22,7 @@ from datetime import datetime
 import httpx
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot.clock import as_utc, utcnow
 from bot.db import transaction
@@ -76,11 +76,12 @@ def active_alerts(client: httpx.Client, alertmanager_url: str, filters: list[str
     url = alertmanager_url.rstrip("/") + "/api/v2/alerts"
     params = [("active", "true"), ("silenced", "true"), ("inhibited", "true"), ("unprocessed", "true")]
     try:
-        response = client.get(url, params=params + [("filter", f) for f in filters])
+        response = client.get(url, params=tuple(params + [("filter", f) for f in filters]))
     except httpx.HTTPError as exc:
         raise ExternalError(f"Alertmanager at {alertmanager_url} did not answer ({type(exc).__name__})") from exc
     if response.status_code != 200:
-        raise ExternalError(f"Alertmanager answered {response.status_code} to GET /api/v2/alerts: {response.text[:300]}")
+        raise ExternalError(f"Alertmanager answered {response.status_code} to GET /api/v2/alerts: "
+                            f"{response.text[:300]}")
     body = response.json()
     if not isinstance(body, list):
         raise ExternalError("Alertmanager's /api/v2/alerts did not answer a list")
@@ -90,15 +91,16 @@ def active_alerts(client: httpx.Client, alertmanager_url: str, filters: list[str
 def open_truncated(session: Session) -> list[tuple[int, str, dict[str, str]]]:
     """``(incident id, groupKey, group labels)`` of every open incident whose group Alertmanager truncated."""
     rows = session.execute(
-        select(Incident.id, AlertGroup.group_key, AlertGroup.group_labels)
-        .join(AlertGroup, AlertGroup.id == Incident.group_id)
-        .where(Incident.status.in_(lifecycle.OPEN_STATUSES), Incident.alerts_unlisted > 0,
-               Incident.source == "alertmanager")
-        .order_by(Incident.id)).all()
+        select(col(Incident.id), col(AlertGroup.group_key), col(AlertGroup.group_labels))
+        .join(AlertGroup, col(AlertGroup.id) == col(Incident.group_id))
+        .where(col(Incident.status).in_(lifecycle.OPEN_STATUSES), col(Incident.alerts_unlisted) > 0,
+               col(Incident.source) == "alertmanager")
+        .order_by(col(Incident.id))).all()
     return [(row.id, row.group_key, dict(row.group_labels or {})) for row in rows]
 
 
-def reconcile_truncated(engine: Engine, client: httpx.Client, alertmanager_url: str, now: datetime | None = None) -> int:
+def reconcile_truncated(engine: Engine, client: httpx.Client, alertmanager_url: str,
+                        now: datetime | None = None) -> int:
     """Resolve the open incidents of truncated groups none of whose alerts Alertmanager still
     holds as active; how many. An Alertmanager that fails is logged and asked again next tick."""
     with transaction(engine) as session:
@@ -124,11 +126,11 @@ def _resolve(session: Session, incident_id: int, asked: datetime, now: datetime)
     incident = service.get_for_update(session, incident_id)
     if not lifecycle.is_open(incident.status) or not incident.alerts_unlisted:
         return False  # resolved, or complete again, meanwhile
-    seen = session.execute(select(Alert.last_seen_at).where(Alert.incident_id == incident_id,
-                                                            Alert.status == "firing")).scalars()
+    seen = session.execute(select(col(Alert.last_seen_at)).where(col(Alert.incident_id) == incident_id,
+                                                            col(Alert.status) == "firing")).scalars()
     if any((as_utc(at) or asked) > asked for at in seen):
         return False  # a notification listed a firing alert after Alertmanager was asked: ask again next tick
-    session.execute(update(Alert).where(Alert.incident_id == incident_id, Alert.status == "firing")
+    session.execute(update(Alert).where(col(Alert.incident_id) == incident_id, col(Alert.status) == "firing")
                     .values(status="resolved", ends_at=now, last_seen_at=now))
     timeline.record(session, incident, "reconciled",
                     f"Alertmanager lists none of this group's alerts as active any more; its notifications were "

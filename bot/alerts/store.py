@@ -92,7 +92,8 @@ def _groups_state(postgres: bool) -> Any:
 
 _GROUPS_STATE = {postgres: _groups_state(postgres) for postgres in (False, True)}
 _INSERT_INCIDENT = _INCIDENT.insert().returning(_INCIDENT.c.id)
-_TOUCH_ALERTS = {postgres: update(_ALERT).where(_one_of(_ALERT.c.id, "ids", postgres)).values(last_seen_at=bindparam("now"))
+_TOUCH_ALERTS = {postgres: update(_ALERT).where(_one_of(_ALERT.c.id, "ids",
+                                                        postgres)).values(last_seen_at=bindparam("now"))
                  for postgres in (False, True)}
 
 
@@ -188,7 +189,7 @@ class AlertStore:
                 group = groups[row.group_id] = GroupState(row.group_id, incident)
             if row.alert_id is None:
                 continue
-            alert = group.known[(row.fingerprint, as_utc(row.starts_at))] = KnownAlert(  # type: ignore[index]
+            alert = group.known[(row.fingerprint, as_utc(row.starts_at))] = KnownAlert(
                 row.alert_id, row.alert_incident_id, row.alert_status, row.ends_at, row.annotations,
                 as_utc(row.last_seen_at))
             group.recount(alert, was=None)

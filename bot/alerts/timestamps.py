@@ -20,7 +20,8 @@ def parse_rfc3339(text: str) -> datetime | None:
         return None
     fraction = (match.group(7) or "").ljust(6, "0")[:6]  # Python keeps microseconds
     zone = match.group(8).upper()
-    iso = f"{match.group(1)}-{match.group(2)}-{match.group(3)}T{match.group(4)}:{match.group(5)}:{match.group(6)}.{fraction}"
+    iso = (f"{match.group(1)}-{match.group(2)}-{match.group(3)}"
+           f"T{match.group(4)}:{match.group(5)}:{match.group(6)}.{fraction}")
     iso += "+00:00" if zone == "Z" else zone
     try:
         return datetime.fromisoformat(iso).astimezone(timezone.utc)

@@ -29,7 +29,7 @@ from typing import Protocol
 import httpx
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot import outbox
 from bot.actions.runner import RunResult
@@ -91,9 +91,9 @@ class TraceSLI:
     def read(self, session: Session, slo: SLO, start: datetime, end: datetime) -> Reading:
         assert slo.trace is not None
         field = slo.trace.field
-        rows = session.execute(select(Trace.timestamp, Trace.data[field]).where(
-            Trace.service == slo.service, Trace.timestamp > start, Trace.timestamp <= end)).all()
-        outcomes = trace_outcomes(slo, [(as_utc(ts), {field: value}) for ts, value in rows])  # type: ignore[misc]
+        rows = session.execute(select(col(Trace.timestamp), col(Trace.data)[field]).where(
+            col(Trace.service) == slo.service, col(Trace.timestamp) > start, col(Trace.timestamp) <= end)).all()
+        outcomes = trace_outcomes(slo, [(as_utc(ts), {field: value}) for ts, value in rows])
         bad = sum(1 for _, failed in outcomes if failed)
         return Reading(bad / len(outcomes) if outcomes else None, len(outcomes))
 
@@ -107,7 +107,8 @@ class PrometheusSLI:
         self.url = url.rstrip("/")
         self.client = client or httpx.Client(timeout=5)
 
-    def read(self, session: Session, slo: SLO, start: datetime, end: datetime) -> Reading:
+    def read(self, session: Session | None, slo: SLO, start: datetime, end: datetime) -> Reading:
+        """Prometheus answers for itself: ``session`` is not used (the guard reads it outside a transaction)."""
         assert slo.prometheus is not None
         seconds = max(1, int((end - start).total_seconds()))
         query = slo.prometheus.ratio(f"{seconds}s")
@@ -208,13 +209,13 @@ class Guard:
             need_baseline = guard.baseline_ratio is None and isinstance(source, PrometheusSLI)
             reading = before = None
             if slo is not None and isinstance(source, TraceSLI):
-                reading = source.read(session, slo, since, now)  # type: ignore[arg-type]
+                reading = source.read(session, slo, since, now)
         if slo is not None and isinstance(source, PrometheusSLI):
-            reading = source.read(None, slo, since, now)  # type: ignore[arg-type]
+            reading = source.read(None, slo, since, now)
             if need_baseline and began is not None:
                 before = source.read(None, slo, began - max(self.settings.window, MIN_BASELINE), began)
         with transaction(self.engine) as session:
-            guard = session.execute(select(ActionGuard).where(ActionGuard.id == guard_id)
+            guard = session.execute(select(ActionGuard).where(col(ActionGuard.id) == guard_id)
                                     .with_for_update()).scalar_one()
             if guard.status != "watching":
                 return guard.status
@@ -228,7 +229,7 @@ class Guard:
             enough = reading.requests is None or reading.requests >= self.settings.min_requests
             if enough and reading.ratio is not None and self._better(slo, guard.baseline_ratio, reading.ratio):
                 self._improved(session, guard, incident, slo, reading, now)
-            elif now >= as_utc(guard.deadline):  # type: ignore[operator]
+            elif now >= as_utc(guard.deadline):
                 self._not_improved(session, guard, incident, slo, reading, now)
             else:
                 self._next(session, guard, int(now.timestamp() * 1000))
@@ -240,7 +241,7 @@ class Guard:
         return baseline is not None and baseline > 0 and ratio <= baseline * (1 - self.settings.improvement)
 
     def _evidence(self, guard: ActionGuard, slo: SLO, run: ActionRun, reading: Reading, now: datetime) -> str:
-        seconds = int((now - as_utc(guard.started_at)).total_seconds())  # type: ignore[operator]
+        seconds = int((now - as_utc(guard.started_at)).total_seconds())
         counted = f"{reading.requests} requests, " if reading.requests is not None else ""
         return (f"{slo.name} error ratio {_pct(guard.baseline_ratio)} → {_pct(reading.ratio)} within {seconds} s "
                 f"of {describe(run)} ({counted}from {guard.source})")
@@ -280,7 +281,8 @@ class Guard:
                             actor=AUTOMATION, echo=True)
             return
         timeline.record(session, incident, "auto_undo",
-                        f"{AUTOMATION} undoes {describe(run)} (run #{undo.id}): the runbook says to when it does not help",
+                        f"{AUTOMATION} undoes {describe(run)} (run #{undo.id}): "
+                        "the runbook says to when it does not help",
                         actor=AUTOMATION, echo=True, data={"run": undo.id})
         self._propose_next(session, incident, run)
 

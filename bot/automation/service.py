@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot import changes, outbox
 from bot.actions.runner import RunResult
@@ -112,7 +112,8 @@ class Automation:
             run, new = self.actions.request_automatic(session, incident, rule.playbook, dict(rule.params),
                                                       propose=rule.proposes, why=why)
         except UserError as exc:  # PermissionDenied, InvalidTransition, a parameter the labels lack
-            timeline.record(session, incident, "auto_refused", f"{AUTOMATION} could not {verb} `{rule.playbook}`: {exc}",
+            timeline.record(session, incident, "auto_refused",
+                            f"{AUTOMATION} could not {verb} `{rule.playbook}`: {exc}",
                             actor=AUTOMATION, echo=True, data={"playbook": rule.playbook})
             return None
         if not new:
@@ -131,7 +132,8 @@ class Automation:
             text = (f"🤖 warroom proposes {describe(run)}{' (' + change + ')' if change else ''}: {why}. "
                     f"It runs only when a person approves it on its card ({who} may).")
         else:
-            text = (f"🤖 warroom is running {describe(run)}{' (' + change + ')' if change else ''} automatically: {why}. "
+            what = describe(run) + (f" ({change})" if change else "")
+            text = (f"🤖 warroom is running {what} automatically: {why}. "
                     f"Undo: `/incident undo {run.id}` ({who} may; it asks you to confirm). "
                     "Stop automation for this incident: `/incident auto off`.")
         outbox.enqueue(session, PostMessage(incident_id=incident.id, text=text),
@@ -150,15 +152,16 @@ class Automation:
         if incident.severity > self.limits.max_severity:
             return (f"SEV{incident.severity} is below the automation threshold "
                     f"(SEV{self.limits.max_severity} or worse, WARROOM_AUTOMATION_MAX_SEVERITY)"), False
-        last = changes.last_change_before(session, incident.service, as_utc(incident.opened_at))  # type: ignore[arg-type]
+        last = changes.last_change_before(session, incident.service, as_utc(incident.opened_at))
         facts = Facts(severity=incident.severity, slo=incident.slo, labels=dict(incident.labels or {}),
-                      last_change_at=last.at if last else None, opened_at=as_utc(incident.opened_at))  # type: ignore[arg-type]
+                      last_change_at=last.at if last else None, opened_at=as_utc(incident.opened_at))
         reason = why_not(rule, facts)
         if reason is not None:
             return reason, False
         earlier = session.execute(select(ActionRun).where(
-            ActionRun.incident_id == incident.id, ActionRun.playbook == rule.playbook, ActionRun.undo_of.is_(None))
-            .order_by(ActionRun.id)).scalars().all()
+            col(ActionRun.incident_id) == incident.id, col(ActionRun.playbook) == rule.playbook,
+                                                          col(ActionRun.undo_of).is_(None))
+            .order_by(col(ActionRun.id))).scalars().all()
         for run in earlier:
             if run.requested_by == AUTOMATION:
                 return f"it already requested it for this incident (run #{run.id}); never twice", False
@@ -170,10 +173,11 @@ class Automation:
         return None
 
     def _requests_last_hour(self, session: Session, service: str, now: datetime) -> int:
-        return session.execute(select(func.count()).select_from(ActionRun).join(Incident, Incident.id == ActionRun.incident_id)
-                               .where(Incident.service == service, ActionRun.requested_by == AUTOMATION,
-                                      ActionRun.undo_of.is_(None),
-                                      ActionRun.requested_at > now - timedelta(hours=1))).scalar_one()
+        return session.execute(select(func.count()).select_from(ActionRun)
+                               .join(Incident, col(Incident.id) == col(ActionRun.incident_id))
+                               .where(col(Incident.service) == service, col(ActionRun.requested_by) == AUTOMATION,
+                                      col(ActionRun.undo_of).is_(None),
+                                      col(ActionRun.requested_at) > now - timedelta(hours=1))).scalar_one()
 
     def after_finish(self, session: Session, run: ActionRun, incident: Incident, result: RunResult) -> None:
         """Metrics for warroom's own runs: alert received → automatic action verified."""
@@ -208,7 +212,7 @@ def set_switch(session: Session, incident: Incident, *, on: bool, actor: str) ->
 
 def _silenced(session: Session, incident: Incident) -> bool:
     return session.execute(select(func.count()).select_from(TimelineEvent).where(
-        TimelineEvent.incident_id == incident.id, TimelineEvent.kind == "silenced")).scalar_one() > 0
+        col(TimelineEvent.incident_id) == incident.id, col(TimelineEvent.kind) == "silenced")).scalar_one() > 0
 
 
 def _who(user: str | None) -> str:
@@ -221,11 +225,12 @@ def card_line(session: Session, incident: Incident) -> str | None:
     """For the incident card: warroom's own latest action and what the guard said of it."""
     from bot.models import ActionGuard
 
-    run = session.execute(select(ActionRun).where(ActionRun.incident_id == incident.id,
-                                                  ActionRun.requested_by == AUTOMATION, ActionRun.undo_of.is_(None))
-                          .order_by(ActionRun.id.desc()).limit(1)).scalar_one_or_none()
-    guard = session.execute(select(ActionGuard).where(ActionGuard.incident_id == incident.id)
-                            .order_by(ActionGuard.id.desc()).limit(1)).scalar_one_or_none()
+    run = session.execute(select(ActionRun).where(col(ActionRun.incident_id) == incident.id,
+                                                  col(ActionRun.requested_by) == AUTOMATION,
+                                                  col(ActionRun.undo_of).is_(None))
+                          .order_by(col(ActionRun.id).desc()).limit(1)).scalar_one_or_none()
+    guard = session.execute(select(ActionGuard).where(col(ActionGuard.incident_id) == incident.id)
+                            .order_by(col(ActionGuard.id).desc()).limit(1)).scalar_one_or_none()
     parts = []
     if run is not None:
         verb = "proposed" if run.status == "awaiting_approval" else "ran"

@@ -35,12 +35,12 @@ def parse_fault(raw: Any) -> dict[str, Any]:
     if not isinstance(method, str) or not method or "/" in method:
         raise ValueError("method is required: a Web API method name such as chat.postMessage")
     try:
-        fault = {"method": method, "kind": str(raw.get("kind", "500")), "times": int(raw.get("times", 1)),
-                 "delay_s": float(raw.get("delay_s", 5.0)), "retry_after": int(raw.get("retry_after", 1))}
+        kind, times = str(raw.get("kind", "500")), int(raw.get("times", 1))
+        delay_s, retry_after = float(raw.get("delay_s", 5.0)), int(raw.get("retry_after", 1))
     except (TypeError, ValueError):
         raise ValueError("times and retry_after must be integers, delay_s a number") from None
-    check_fault(fault["kind"], fault["times"], fault["delay_s"], fault["retry_after"])
-    return fault
+    check_fault(kind, times, delay_s, retry_after)
+    return {"method": method, "kind": kind, "times": times, "delay_s": delay_s, "retry_after": retry_after}
 
 
 def routes(faults: FaultInjector) -> list[Route]:

@@ -165,8 +165,8 @@ class Driver:
         return reply
 
     def _apply_view_answer(self, view: View, reply: BotReply) -> None:
-        body = reply.json if reply.status == 200 else None
-        action = body.get("response_action") if isinstance(body, dict) else None
+        body: dict[str, Any] = reply.json if reply.status == 200 and isinstance(reply.json, dict) else {}
+        action = body.get("response_action")
         with self.ws.lock:
             if reply.status != 200:
                 return  # Slack shows "We had some trouble connecting" and keeps the modal open

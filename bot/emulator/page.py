@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,6 +64,11 @@ _EMPHASIS = tuple((re.compile(rf"(?<![\w{m}])\{m}(?=\S)([^{m}\n]+?)(?<=\S)\{m}(?
                   for m, tag in (("*", "strong"), ("_", "em"), ("~", "del")))
 
 
+def _wrap_in(tag: str) -> Callable[[re.Match[str]], str]:
+    """A replacement that wraps the match's text in ``tag`` (one per tag: a loop's lambda would see the last)."""
+    return lambda m: f"<{tag}>{m.group(1)}</{tag}>"
+
+
 def mrkdwn(ws: Workspace, text: str | None) -> Markup:
     """Slack mrkdwn as HTML: every piece of the text is escaped before a tag is put around it."""
     pieces: list[str] = []
@@ -85,7 +91,7 @@ def mrkdwn(ws: Workspace, text: str | None) -> Markup:
     escaped = _CODE_BLOCK.sub(lambda m: keep(f"<pre>{m.group(1)}</pre>"), escaped)
     escaped = _CODE.sub(lambda m: keep(f"<code>{m.group(1)}</code>"), escaped)
     for pattern, tag in _EMPHASIS:
-        escaped = pattern.sub(lambda m, tag=tag: f"<{tag}>{m.group(1)}</{tag}>", escaped)
+        escaped = pattern.sub(_wrap_in(tag), escaped)
     while _PLACEHOLDER.search(escaped):  # a code span can hold a mention's placeholder
         escaped = _PLACEHOLDER.sub(lambda m: pieces[int(m.group(1))], escaped)
     return Markup(escaped)

@@ -6,7 +6,6 @@ Pure builders over the workspace; ``driver.py`` signs and sends them.
 from __future__ import annotations
 
 import re
-
 import time
 from typing import Any
 
@@ -107,7 +106,8 @@ def input_value(element: dict[str, Any], raw: Any) -> dict[str, Any]:
     if isinstance(raw, dict) and "type" in raw:
         return raw
     if raw in (None, "") and kind in ("static_select", "radio_buttons", "users_select", "conversations_select"):
-        key = {"users_select": "selected_user", "conversations_select": "selected_conversation"}.get(kind, "selected_option")
+        key = {"users_select": "selected_user", "conversations_select": "selected_conversation"}.get(kind,
+                                                                                                     "selected_option")
         return {"type": kind, key: None}
     if kind in ("static_select", "radio_buttons"):
         return {"type": kind, "selected_option": find_option(element, str(raw))}

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response as HttpResponse
+from starlette.responses import JSONResponse
+from starlette.responses import Response as HttpResponse
 
 from bot.emulator.limits import FaultInjector
 from bot.emulator.state import Message, Response, ResponseUrl, Workspace

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot import bundles
 from bot.clock import as_utc
@@ -34,11 +34,11 @@ def live_bundle(session: Session, incident: Incident) -> LiveBundle | None:
         return None
     registered = bundles.live_bundle(session, incident.service, None)
     run = session.execute(
-        select(ActionRun).where(ActionRun.incident_id == incident.id, ActionRun.playbook == ROLLBACK,
-                                ActionRun.status == "succeeded", ActionRun.dry_run.is_(False))
-        .order_by(ActionRun.finished_at.desc(), ActionRun.id.desc()).limit(1)).scalar_one_or_none()
+        select(ActionRun).where(col(ActionRun.incident_id) == incident.id, col(ActionRun.playbook) == ROLLBACK,
+                                col(ActionRun.status) == "succeeded", col(ActionRun.dry_run).is_(False))
+        .order_by(col(ActionRun.finished_at).desc(), col(ActionRun.id).desc()).limit(1)).scalar_one_or_none()
     if run is None or (registered is not None and run.finished_at is not None
-                       and as_utc(run.finished_at) <= as_utc(registered.deployed_at)):  # type: ignore[operator]
+                       and as_utc(run.finished_at) <= as_utc(registered.deployed_at)):
         return LiveBundle(registered.version, registered) if registered else None
     if run.undo_of is None:
         version = str(run.params.get("bundle") or "")

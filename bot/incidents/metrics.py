@@ -10,12 +10,12 @@ from bot.models import Incident
 
 def mtta(incident: Incident) -> timedelta | None:
     opened, acked = as_utc(incident.opened_at), as_utc(incident.acknowledged_at)
-    return acked - opened if opened and acked else None
+    return acked - opened if acked else None
 
 
 def mttr(incident: Incident) -> timedelta | None:
     opened, resolved = as_utc(incident.opened_at), as_utc(incident.resolved_at)
-    return resolved - opened if opened and resolved else None
+    return resolved - opened if resolved else None
 
 
 def human(delta: timedelta | None) -> str:

@@ -11,15 +11,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot import outbox
 from bot.clock import as_utc, utcnow
 from bot.effects import ActionCard, ArchiveChannel, OpenRoom, PostFailingTraces, PostmortemDue, RefreshCard
 from bot.errors import InvalidTransition, NotFound, UserError
 from bot.incidents import lifecycle, metrics, timeline
-from bot.models import ActionRun, Alert, Followup, Incident
-
+from bot.models import ActionRun, Alert, Followup, Incident, saved_id
 
 # Incident ids are the database's INTEGER: a number beyond it names no incident (and must not
 # reach the database, where PostgreSQL refuses it and SQLite overflows).
@@ -36,7 +35,7 @@ def get(session: Session, incident_id: int) -> Incident:
 def get_for_update(session: Session, incident_id: int) -> Incident:
     if not 0 < incident_id <= MAX_ID:
         raise NotFound(f"There is no incident #{incident_id}.")
-    stmt = select(Incident).where(Incident.id == incident_id).with_for_update()
+    stmt = select(Incident).where(col(Incident.id) == incident_id).with_for_update()
     incident = session.execute(stmt).scalar_one_or_none()
     if incident is None:
         raise NotFound(f"There is no incident #{incident_id}.")
@@ -44,22 +43,22 @@ def get_for_update(session: Session, incident_id: int) -> Incident:
 
 
 def by_channel(session: Session, channel_id: str) -> Incident | None:
-    stmt = select(Incident).where(Incident.channel_id == channel_id).order_by(Incident.id.desc()).limit(1)
+    stmt = select(Incident).where(col(Incident.channel_id) == channel_id).order_by(col(Incident.id).desc()).limit(1)
     return session.execute(stmt).scalar_one_or_none()
 
 
 def list_incidents(session: Session, *, status: str | None = None, limit: int = 100) -> list[Incident]:
-    stmt = select(Incident).order_by(Incident.opened_at.desc(), Incident.id.desc()).limit(limit)
+    stmt = select(Incident).order_by(col(Incident.opened_at).desc(), col(Incident.id).desc()).limit(limit)
     if status == "open":
-        stmt = stmt.where(Incident.status.in_(lifecycle.OPEN_STATUSES))
+        stmt = stmt.where(col(Incident.status).in_(lifecycle.OPEN_STATUSES))
     elif status:
-        stmt = stmt.where(Incident.status == status)
+        stmt = stmt.where(col(Incident.status) == status)
     return list(session.execute(stmt).scalars())
 
 
 def alert_counts(session: Session, incident_id: int) -> dict[str, int]:
     rows = session.execute(
-        select(Alert.status, func.count()).where(Alert.incident_id == incident_id).group_by(Alert.status)
+        select(col(Alert.status), func.count()).where(col(Alert.incident_id) == incident_id).group_by(col(Alert.status))
     ).all()
     counts = {"firing": 0, "resolved": 0}
     counts.update({status: n for status, n in rows})
@@ -127,7 +126,8 @@ def acknowledge(session: Session, incident: Incident, *, actor: str, at: datetim
     if incident.acknowledged_at is None:
         incident.acknowledged_at, incident.acknowledged_by = now, actor
     took = metrics.human(metrics.mtta(incident))
-    timeline.record(session, incident, "acknowledged", f"Acknowledged by <@{actor}> (MTTA {took})", actor=actor, at=now, echo=True)
+    timeline.record(session, incident, "acknowledged", f"Acknowledged by <@{actor}> (MTTA {took})", actor=actor, at=now,
+                    echo=True)
     refresh_card(session, incident)
 
 
@@ -137,13 +137,15 @@ def set_severity(session: Session, incident: Incident, severity: int, *, actor: 
     if severity == incident.severity:
         raise UserError(f"The incident is already SEV{severity}.")
     old, incident.severity = incident.severity, severity
-    timeline.record(session, incident, "severity", f"Severity SEV{old} → SEV{severity} by <@{actor}>", actor=actor, echo=True)
+    timeline.record(session, incident, "severity", f"Severity SEV{old} → SEV{severity} by <@{actor}>", actor=actor,
+                    echo=True)
     refresh_card(session, incident)
 
 
 def set_commander(session: Session, incident: Incident, user_id: str, *, actor: str) -> None:
     incident.commander = user_id
-    timeline.record(session, incident, "commander", f"<@{user_id}> is incident commander (set by <@{actor}>)", actor=actor, echo=True)
+    timeline.record(session, incident, "commander", f"<@{user_id}> is incident commander (set by <@{actor}>)",
+                    actor=actor, echo=True)
     refresh_card(session, incident)
 
 
@@ -162,7 +164,7 @@ def add_note(session: Session, incident: Incident, text: str, *, actor: str) -> 
 def add_followup(session: Session, incident: Incident, text: str, *, actor: str, owner: str | None) -> Followup:
     if not text.strip():
         raise UserError("A follow-up needs text: `/incident followup <text> [@owner]`.")
-    item = Followup(incident_id=incident.id, text=text, owner=owner, created_by=actor, created_at=utcnow())
+    item = Followup(incident_id=saved_id(incident), text=text, owner=owner, created_by=actor, created_at=utcnow())
     session.add(item)
     session.flush()
     who = f" (owner <@{owner}>)" if owner else ""
@@ -171,7 +173,8 @@ def add_followup(session: Session, incident: Incident, text: str, *, actor: str,
 
 
 def followups(session: Session, incident_id: int) -> list[Followup]:
-    return list(session.execute(select(Followup).where(Followup.incident_id == incident_id).order_by(Followup.id)).scalars())
+    return list(session.execute(select(Followup).where(col(Followup.incident_id) == incident_id)
+                                .order_by(col(Followup.id))).scalars())
 
 
 def mitigate(session: Session, incident: Incident, *, actor: str, reason: str, echo: bool = True) -> bool:
@@ -208,8 +211,8 @@ WAITING_RUN_STATUSES = ("awaiting_confirmation", "awaiting_approval")
 def cancel_waiting_actions(session: Session, incident: Incident) -> int:
     """An incident that ends takes its undecided actions with it: a late Confirm or Approve must
     not change production for an incident nobody is working on any more (reopen it to act)."""
-    runs = list(session.execute(select(ActionRun).where(ActionRun.incident_id == incident.id,
-                                                        ActionRun.status.in_(WAITING_RUN_STATUSES))
+    runs = list(session.execute(select(ActionRun).where(col(ActionRun.incident_id) == incident.id,
+                                                        col(ActionRun.status).in_(WAITING_RUN_STATUSES))
                                 .with_for_update()).scalars())
     for run in runs:
         run.status = "cancelled"
@@ -269,7 +272,8 @@ def as_dict(session: Session, incident: Incident, *, full: bool = False) -> dict
         group = session.get(AlertGroup, incident.group_id)
         body["group_key"] = group.group_key if group else None
     if full:
-        alerts = session.execute(select(Alert).where(Alert.incident_id == incident.id).order_by(Alert.id)).scalars()
+        alerts = session.execute(select(Alert).where(col(Alert.incident_id) == incident.id)
+                                 .order_by(col(Alert.id))).scalars()
         body["alerts"] = [{
             "fingerprint": a.fingerprint, "status": a.status, "starts_at": iso(a.starts_at), "ends_at": iso(a.ends_at),
             "labels": a.labels, "annotations": a.annotations, "generator_url": a.generator_url,
@@ -277,6 +281,7 @@ def as_dict(session: Session, incident: Incident, *, full: bool = False) -> dict
         } for a in alerts]
         body["timeline"] = [{
             "at": iso(e.at), "kind": e.kind, "actor": e.actor, "text": e.text, **({"data": e.data} if e.data else {}),
-        } for e in timeline.events(session, incident.id)]
-        body["followups"] = [{"text": f.text, "owner": f.owner, "done": f.done} for f in followups(session, incident.id)]
+        } for e in timeline.events(session, saved_id(incident))]
+        body["followups"] = [{"text": f.text, "owner": f.owner, "done": f.done} for f in followups(session,
+                                                                                                   saved_id(incident))]
     return body

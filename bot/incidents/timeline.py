@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot import outbox
 from bot.clock import utcnow
-from bot.db import insert_or_ignore
+from bot.db import affected_rows, insert_or_ignore
 from bot.effects import PostLine
 from bot.models import Incident, TimelineEvent
 
@@ -35,7 +35,8 @@ def record(session: Session, incident: Incident, kind: str, text: str, *, actor:
 
 def _insert(session: Session, incident_id: int, kind: str, text: str, actor: str | None,
             at: datetime | None, data: dict[str, Any] | None) -> int:
-    event = TimelineEvent(incident_id=incident_id, at=at or utcnow(), kind=kind, actor=actor, text=text, data=data or {})
+    event = TimelineEvent(incident_id=incident_id, at=at or utcnow(), kind=kind, actor=actor, text=text,
+                          data=data or {})
     session.add(event)
     session.flush()
     assert event.id is not None
@@ -43,13 +44,15 @@ def _insert(session: Session, incident_id: int, kind: str, text: str, actor: str
 
 
 def remove(session: Session, dedupe_key: str) -> bool:
-    result = session.execute(delete(TimelineEvent).where(TimelineEvent.dedupe_key == dedupe_key))
-    return bool(result.rowcount)
+    result = session.execute(delete(TimelineEvent).where(col(TimelineEvent.dedupe_key) == dedupe_key))
+    return bool(affected_rows(result))
 
 
-def events(session: Session, incident_id: int, *, limit: int | None = None, newest_first: bool = False) -> list[TimelineEvent]:
-    order = TimelineEvent.at.desc() if newest_first else TimelineEvent.at
-    stmt = select(TimelineEvent).where(TimelineEvent.incident_id == incident_id).order_by(order, TimelineEvent.id)
+def events(session: Session, incident_id: int, *, limit: int | None = None,
+           newest_first: bool = False) -> list[TimelineEvent]:
+    order = col(TimelineEvent.at).desc() if newest_first else col(TimelineEvent.at)
+    stmt = select(TimelineEvent).where(col(TimelineEvent.incident_id) == incident_id).order_by(order,
+                                                                                               col(TimelineEvent.id))
     if limit:
         stmt = stmt.limit(limit)
     return list(session.execute(stmt).scalars())

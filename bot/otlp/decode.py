@@ -168,7 +168,7 @@ def _from_json(body: bytes) -> Decoded:
                                         f"{where}.resource")
         except (TypeError, ValueError, RecursionError) as exc:
             # Every span of the resource would lack its service: the request is malformed as a whole.
-            raise BadRequest(400, f"{where}.resource.attributes: {exc or 'nested too deeply'}") from None
+            raise BadRequest(400, f"{where}.resource.attributes: {str(exc) or 'nested too deeply'}") from None
         for s_index, scope_spans in enumerate(_list(resource_spans, "scopeSpans", "scope_spans", where)):
             scope_where = f"{where}.scopeSpans[{s_index}]"
             _object(scope_spans, scope_where)

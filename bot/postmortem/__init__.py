@@ -15,12 +15,12 @@ from bot.postmortem.context import (
 from bot.postmortem.render import TEMPLATE_NAME, render_postmortem
 
 __all__ = [
+    "TEMPLATE_NAME",
     "ActionRecord",
     "BundleLineage",
     "Impact",
     "IncidentInfo",
     "PostmortemContext",
-    "TEMPLATE_NAME",
     "TimelineEntry",
     "TraceExample",
     "TraceSummary",

@@ -8,14 +8,13 @@ it. Nothing here renders; ``bot.postmortem.render`` does that from the returned 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import func, select
-from sqlmodel import Session
-
-from collections.abc import Sequence
+from sqlmodel import Session, col
 
 from bot import bundles, redact, traces
 from bot import impact as measured_impact
@@ -23,6 +22,7 @@ from bot.clock import as_utc, utcnow
 from bot.errors import NotFound
 from bot.incidents import metrics, service, timeline
 from bot.models import ActionRun, Alert, Bundle, Incident, TimelineEvent, Trace
+from bot.people import Names, named_mentions, person
 from bot.postmortem.context import (
     MAX_TRACE_EXAMPLES,
     ActionRecord,
@@ -34,9 +34,8 @@ from bot.postmortem.context import (
     TraceExample,
     TraceSummary,
 )
-from bot.people import Names, named_mentions, person
-from bot.redact import Redactor
 from bot.postmortem.response import response_facts
+from bot.redact import Redactor
 from bot.slo.burn import budget_consumed, trace_outcomes
 from bot.slo.spec import SLO
 
@@ -52,7 +51,7 @@ _SLACK_TOKEN = re.compile(r"<([@#!][^<>|\s]*|https?://[^<>|\s]+)(?:\|([^<>]*))?>
 
 def incident_ref(incident: Incident) -> str:
     """``INC-20260314-0001``: readable in a doc title and unique (the date is the opening day)."""
-    opened = as_utc(incident.opened_at) or utcnow()
+    opened = as_utc(incident.opened_at)
     return f"INC-{opened:%Y%m%d}-{incident.id:04d}"
 
 
@@ -83,6 +82,7 @@ def build_context(session: Session, incident_id: int, *, redactor: Redactor | No
     if response.cause is not None and (incident.resolved_at or incident.mitigated_at):
         # A change named as the cause started the harm: count the duration from it.
         impact.duration = as_utc(incident.resolved_at or incident.mitigated_at) - response.cause.at  # type: ignore[operator]
+    cases_added, cases_updated = _eval_counts(session, incident_id, eval_cases_added)
     return PostmortemContext(
         response=response,
         incident=_info(incident, names),
@@ -93,7 +93,8 @@ def build_context(session: Session, incident_id: int, *, redactor: Redactor | No
         traces=_traces(session, incident_id, redactor),
         followups=[_followup_text(named_mentions(f.text, names), person(f.owner, names), f.done)
                    for f in service.followups(session, incident_id)],
-        **_eval_counts(session, incident_id, eval_cases_added),
+        eval_cases_added=cases_added,
+        eval_cases_updated=cases_updated,
         gate_passed=gate_after(session, incident),
         summary=incident.summary or None,
     )
@@ -111,21 +112,24 @@ def _info(incident: Incident, names: Names | None = None) -> IncidentInfo:
 
 def impact_window(session: Session, incident: Incident) -> tuple[datetime, datetime]:
     """From the first firing alert (users were hurt before we opened) to the resolution, or now."""
-    first_alert = session.execute(select(func.min(Alert.starts_at)).where(Alert.incident_id == incident.id)).scalar()
-    opened, first = as_utc(incident.opened_at) or utcnow(), as_utc(first_alert)
+    first_alert = session.execute(select(func.min(col(Alert.starts_at)))
+                                  .where(col(Alert.incident_id) == incident.id)).scalar()
+    opened, first = as_utc(incident.opened_at), as_utc(first_alert)
     start = min(opened, first) if first else opened
     return start, as_utc(incident.resolved_at) or utcnow()
 
 
 def _impact(session: Session, incident: Incident, start: datetime, end: datetime, slo: SLO | None) -> Impact:
     failing = session.execute(
-        select(func.count()).select_from(Trace).where(Trace.incident_id == incident.id, Trace.failed.is_(True))
+        select(func.count()).select_from(Trace).where(col(Trace.incident_id) == incident.id,
+                                                      col(Trace.failed).is_(True))
     ).scalar_one()
     consumed = None
     if slo is not None:
         rows = session.execute(
-            select(Trace.timestamp, Trace.data).where(Trace.service == slo.service, Trace.timestamp >= start,
-                                                      Trace.timestamp <= end)
+            select(col(Trace.timestamp), col(Trace.data)).where(col(Trace.service) == slo.service,
+                                                                col(Trace.timestamp) >= start,
+                                                      col(Trace.timestamp) <= end)
         ).all()
         consumed = budget_consumed(slo, trace_outcomes(slo, [(ts, data) for ts, data in rows]), start, end)
     # No failing trace says nothing unless the service was sending traces at the time.
@@ -146,8 +150,9 @@ def traces_in_window(session: Session, incident: Incident, start: datetime, end:
     if not incident.service:
         return 0
     return session.execute(
-        select(func.count()).select_from(Trace).where(Trace.service == incident.service, Trace.timestamp >= start,
-                                                      Trace.timestamp <= end)
+        select(func.count()).select_from(Trace).where(col(Trace.service) == incident.service,
+                                                      col(Trace.timestamp) >= start,
+                                                      col(Trace.timestamp) <= end)
     ).scalar_one()
 
 
@@ -163,7 +168,8 @@ def _timeline(session: Session, incident_id: int, names: Names | None = None) ->
 
 def _actions(session: Session, incident_id: int, names: Names | None = None) -> list[ActionRecord]:
     runs = session.execute(
-        select(ActionRun).where(ActionRun.incident_id == incident_id).order_by(ActionRun.requested_at, ActionRun.id)
+        select(ActionRun).where(col(ActionRun.incident_id) == incident_id).order_by(col(ActionRun.requested_at),
+                                                                                    col(ActionRun.id))
     ).scalars()
     return [_action(run, names) for run in runs]
 
@@ -217,10 +223,10 @@ def _component(value: Any) -> str:
 
 def _rolled_back_to(session: Session, incident_id: int | None) -> str | None:
     run = session.execute(
-        select(ActionRun).where(ActionRun.incident_id == incident_id, ActionRun.playbook == "rollback",
-                                ActionRun.status == "succeeded", ActionRun.dry_run.is_(False),
-                                ActionRun.undo_of.is_(None))
-        .order_by(ActionRun.finished_at.desc(), ActionRun.id.desc()).limit(1)
+        select(ActionRun).where(col(ActionRun.incident_id) == incident_id, col(ActionRun.playbook) == "rollback",
+                                col(ActionRun.status) == "succeeded", col(ActionRun.dry_run).is_(False),
+                                col(ActionRun.undo_of).is_(None))
+        .order_by(col(ActionRun.finished_at).desc(), col(ActionRun.id).desc()).limit(1)
     ).scalar_one_or_none()
     if run is None:
         return None
@@ -241,7 +247,8 @@ def _pick_examples(candidates: list[Trace]) -> list[Trace]:
     picked: list[Trace] = []
     seen_kinds: set[str] = set()
     seen_prompts: set[str | None] = set()
-    for wants in (lambda t: bool(t.label) or not set(t.failure_types) <= seen_kinds,
+    # The tests read the sets as the loop below grows them: that late binding is the point.
+    for wants in (lambda t: bool(t.label) or not set(t.failure_types) <= seen_kinds,  # noqa: B023
                   lambda t: t.prompt_hash not in seen_prompts,
                   lambda t: True):
         for trace in ordered:
@@ -272,26 +279,29 @@ def _followup_text(text: str, owner: str | None, done: bool) -> str:
     return f"{plain_slack_text(text)}{who}" + (" — done" if done else "")
 
 
-def _eval_counts(session: Session, incident_id: int, given: int | None) -> dict[str, int | None]:
-    """New and updated cases of the service's suite (`bot.eval_suite`); without any, the last export's count."""
+def _eval_counts(session: Session, incident_id: int, given: int | None) -> tuple[int, int | None]:
+    """``(added, updated)`` cases of the service's suite (`bot.eval_suite`); without any, the last export's
+    count and ``None`` for updated."""
     if given is not None:
-        return {"eval_cases_added": given, "eval_cases_updated": None}
+        return given, None
     from bot.eval_suite import incident_case_counts
     counts = incident_case_counts(session, incident_id)
     if counts["new"] or counts["updated"]:
-        return {"eval_cases_added": counts["new"], "eval_cases_updated": counts["updated"]}
-    return {"eval_cases_added": exported_case_count(session, incident_id), "eval_cases_updated": None}
+        return counts["new"], counts["updated"]
+    return exported_case_count(session, incident_id), None
 
 
 def gate_after(session: Session, incident: Incident) -> str | None:
-    """"llm-gateway:v43 passed eval gate run #3 on 2026-03-15 09:12 UTC", for the first such run after the incident opened."""
+    """"llm-gateway:v43 passed eval gate run #3 on 2026-03-15 09:12 UTC", for the first such run after the
+    incident opened."""
     from bot.models import EvalRun
     if not incident.service:
         return None
     run = session.execute(
-        select(EvalRun).where(EvalRun.service == incident.service, EvalRun.kind == "gate", EvalRun.status == "passed",
-                              EvalRun.started_at >= incident.opened_at)
-        .order_by(EvalRun.started_at, EvalRun.id).limit(1)).scalar_one_or_none()
+        select(EvalRun).where(col(EvalRun.service) == incident.service, col(EvalRun.kind) == "gate",
+                              col(EvalRun.status) == "passed",
+                              col(EvalRun.started_at) >= incident.opened_at)
+        .order_by(col(EvalRun.started_at), col(EvalRun.id)).limit(1)).scalar_one_or_none()
     if run is None:
         return None
     at = as_utc(run.finished_at or run.started_at)
@@ -301,7 +311,8 @@ def gate_after(session: Session, incident: Incident) -> str | None:
 def exported_case_count(session: Session, incident_id: int) -> int:
     """Cases the last eval export wrote for this incident (``bot.eval_export`` records it)."""
     event = session.execute(
-        select(TimelineEvent).where(TimelineEvent.incident_id == incident_id, TimelineEvent.kind == EVALS_EXPORTED_KIND)
-        .order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc()).limit(1)
+        select(TimelineEvent).where(col(TimelineEvent.incident_id) == incident_id,
+                                    col(TimelineEvent.kind) == EVALS_EXPORTED_KIND)
+        .order_by(col(TimelineEvent.at).desc(), col(TimelineEvent.id).desc()).limit(1)
     ).scalar_one_or_none()
     return int(event.data.get("cases", 0)) if event else 0

@@ -73,7 +73,7 @@ def duration(value: timedelta | float | None) -> str:
     exact = value.total_seconds() if isinstance(value, timedelta) else float(value)
     if exact < 10:
         return f"{exact:.1f} s"  # playbooks finish in seconds; "1 s" would hide a 1.4 s vs 1.9 s difference
-    seconds = int(round(exact))
+    seconds = round(exact)
     if seconds < 60:
         return f"{seconds} s"
     hours, rest = divmod(seconds, 3600)
@@ -110,7 +110,8 @@ def _environment(templates_dir: str | None) -> ImmutableSandboxedEnvironment:
         # A team's own template may print user text without ``md``: credentials go all the same.
         finalize=_without_credentials,
     )
-    env.filters.update(md=md, md_paragraphs=md_paragraphs, code=code, utc=utc, clock=clock, duration=duration, percent=percent, number=number)
+    env.filters.update(md=md, md_paragraphs=md_paragraphs, code=code, utc=utc, clock=clock, duration=duration,
+                       percent=percent, number=number)
     return env
 
 

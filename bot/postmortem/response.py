@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot import changes
 from bot.clock import as_utc
@@ -50,20 +50,21 @@ def response_facts(session: Session, incident: Incident, rolled_back_from: str |
     found = changes.changes_before(session, incident.service, opened)
     records = [ChangeRecord(at=c.at, kind=c.kind, summary=c.summary, actor=c.actor, link=c.link,
                             before_opened=opened - c.at) for c in found]
-    cause = next((r for r in records if rolled_back_from and r.summary == changes.bundle_summary(rolled_back_from)), None)
-    runs = list(session.execute(select(ActionRun).where(ActionRun.incident_id == incident.id)
-                                .order_by(ActionRun.id)).scalars())
+    cause = next((r for r in records if rolled_back_from and r.summary == changes.bundle_summary(rolled_back_from)),
+                 None)
+    runs = list(session.execute(select(ActionRun).where(col(ActionRun.incident_id) == incident.id)
+                                .order_by(col(ActionRun.id))).scalars())
     auto = [r for r in runs if r.requested_by == AUTOMATION and not r.undo_of]
     verified = [as_utc(r.finished_at) for r in auto if r.status == "succeeded" and (r.result or {}).get("verify", {})
                 and r.result["verify"].get("ok") and r.finished_at]
     by_id = {r.id: r for r in runs}
     guards = []
-    for guard in session.execute(select(ActionGuard).where(ActionGuard.incident_id == incident.id)
-                                 .order_by(ActionGuard.id)).scalars():
+    for guard in session.execute(select(ActionGuard).where(col(ActionGuard.incident_id) == incident.id)
+                                 .order_by(col(ActionGuard.id))).scalars():
         run = by_id.get(guard.run_id)
         verdict_at = as_utc(guard.verdict_at)
         guards.append(GuardRecord(playbook=run.playbook if run else "?", run_id=guard.run_id, verdict=guard.status,
                                   after_alert=verdict_at - opened if verdict_at else None, evidence=guard.evidence))
     return ResponseFacts(changes=records, time_to_detect=records[0].before_opened if records else None, cause=cause,
-                         auto_runs=len(auto), auto_verified_after=min(verified) - opened if verified else None,  # type: ignore[type-var,operator]
+                         auto_runs=len(auto), auto_verified_after=min(verified) - opened if verified else None,
                          guards=guards)

@@ -8,24 +8,21 @@ when the draft's text changes, so regenerating an unchanged record raises no fal
 from __future__ import annotations
 
 from collections.abc import Sequence
-
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot import redact
 from bot.clock import as_utc, utcnow
 from bot.db import insert_or_ignore
-from bot.incidents import service
+from bot.incidents import service, timeline
 from bot.models import Postmortem
-from bot.incidents import timeline
 from bot.people import Names
 from bot.postmortem.assemble import POSTMORTEM_EDIT_KIND, build_context
 from bot.postmortem.render import render_postmortem
 from bot.redact import Redactor
 from bot.slo.spec import SLO
-
 
 API_ACTOR = "api"  # edits through PUT /api/incidents/{id}/postmortem, which takes the bearer token
 
@@ -33,7 +30,7 @@ API_ACTOR = "api"  # edits through PUT /api/incidents/{id}/postmortem, which tak
 def get(session: Session, incident_id: int) -> Postmortem | None:
     if not 0 < incident_id <= service.MAX_ID:
         return None  # no incident has that number; generating says so (NotFound) without a query the DB refuses
-    return session.execute(select(Postmortem).where(Postmortem.incident_id == incident_id)).scalar_one_or_none()
+    return session.execute(select(Postmortem).where(col(Postmortem.incident_id) == incident_id)).scalar_one_or_none()
 
 
 def generate(session: Session, incident_id: int, *, templates_dir: Path | None = None,
@@ -108,11 +105,11 @@ def current_text(pm: Postmortem) -> str:
 
 def draft_changed_since_edit(pm: Postmortem) -> bool:
     generated, edited = as_utc(pm.generated_at), as_utc(pm.edited_at)
-    return pm.edited is not None and generated is not None and edited is not None and generated > edited
+    return pm.edited is not None and edited is not None and generated > edited
 
 
 def _locked(session: Session, incident_id: int) -> Postmortem:
     # populate_existing: the identity map may hold the row as it was before another writer committed.
-    stmt = (select(Postmortem).where(Postmortem.incident_id == incident_id).with_for_update()
+    stmt = (select(Postmortem).where(col(Postmortem.incident_id) == incident_id).with_for_update()
             .execution_options(populate_existing=True))
     return session.execute(stmt).scalar_one()

@@ -44,7 +44,8 @@ def is_key_event(entry: TimelineEntry) -> bool:
     return entry.pinned or entry.kind.lower() in STATE_KINDS or not automated
 
 
-def summarise_timeline(entries: list[TimelineEntry], head: int = NOISE_HEAD, tail: int = NOISE_TAIL) -> list[TimelineRow]:
+def summarise_timeline(entries: list[TimelineEntry], head: int = NOISE_HEAD,
+                       tail: int = NOISE_TAIL) -> list[TimelineRow]:
     ordered = sorted(entries, key=lambda e: e.at)  # stable: equal times keep their logged order
     noise_positions = [i for i, entry in enumerate(ordered) if not is_key_event(entry)]
     if len(noise_positions) > head + tail:

@@ -11,9 +11,19 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timezone
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -36,7 +46,8 @@ log = logging.getLogger(__name__)
 
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl",
                           "application/x-jsonlines", "application/jsonlines"})
-NOT_A_BATCH = "expected a JSON array of trace events, or NDJSON (one event per line, Content-Type: application/x-ndjson)"
+NOT_A_BATCH = ("expected a JSON array of trace events, or NDJSON "
+               "(one event per line, Content-Type: application/x-ndjson)")
 
 
 def _runtime(request: Request) -> Runtime:

@@ -61,7 +61,8 @@ def _endpoint(source: str, parse: Callable[..., Notification]) -> Callable[[Requ
             status = response.status_code
             if status < 500:
                 runtime.metrics.alerts_received.labels(source, "rejected").inc()
-                log.info("%s webhook rejected: %s %s", source, status, response.body[:300].decode(errors="replace"))
+                log.info("%s webhook rejected: %s %s", source, status,
+                         bytes(response.body[:300]).decode(errors="replace"))
             return response
         finally:
             runtime.metrics.webhooks.labels(source, str(status)).inc()

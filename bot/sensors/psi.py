@@ -24,7 +24,7 @@ def quantile_edges(baseline: Sequence[float], bins: int) -> list[float]:
     ordered = sorted(baseline)
     if not ordered:
         return []
-    edges = []
+    edges: list[float] = []
     for k in range(1, bins):
         value = ordered[min(len(ordered) - 1, math.ceil(k * len(ordered) / bins) - 1)]
         if not edges or value > edges[-1]:
@@ -49,7 +49,7 @@ def psi(baseline: Sequence[float], current: Sequence[float], bins: int = 10) -> 
     edges = quantile_edges(baseline, bins)
     expected, actual = shares(baseline, edges), shares(current, edges)
     total = 0.0
-    for p, q in zip(expected, actual):
+    for p, q in zip(expected, actual, strict=True):
         p, q = max(p, EPSILON), max(q, EPSILON)
         total += (q - p) * math.log(q / p)
     return total

@@ -111,11 +111,13 @@ class _SensorReader(_Reader):
         before = len(self.problems)
         kind = item.get("kind")
         if kind not in KINDS:
-            self.problem((*at, "kind") if "kind" in item else at, f"kind must be one of {', '.join(KINDS)} (got {kind!r})")
+            self.problem((*at, "kind") if "kind" in item else at,
+                         f"kind must be one of {', '.join(KINDS)} (got {kind!r})")
             return None
         for key in item:
             if key not in _KEYS[kind]:
-                self.problem((*at, key), f"unknown key {key!r} for a {kind} sensor (known: {', '.join(sorted(_KEYS[kind]))})")
+                self.problem((*at, key),
+                             f"unknown key {key!r} for a {kind} sensor (known: {', '.join(sorted(_KEYS[kind]))})")
         values: dict[str, Any] = {
             "name": self.name(at, item, "name"), "service": self.name(at, item, "service"), "kind": kind,
             "labels": self.labels(at, item.get("labels", {})),
@@ -143,13 +145,13 @@ class _SensorReader(_Reader):
                          f"field must be one of {', '.join(DRIFT_FIELDS)} or scores.<evaluation name> (got {name!r})")
         warn = self.fraction(at, item, "warn", 0.1)
         alert = self.fraction(at, item, "alert", 0.25)
-        if warn is not None and alert is not None and warn > alert:
+        if warn > alert:
             self.problem((*at, "warn"), f"warn ({warn:g}) must not be above alert ({alert:g})")
         by_bundle = item.get("by_bundle", True)
         if not isinstance(by_bundle, bool):
             self.problem((*at, "by_bundle"), "by_bundle must be true or false")
         bins = self.whole(at, item, "bins", 10)
-        if bins is not None and not 2 <= bins <= 100:
+        if not 2 <= bins <= 100:
             self.problem((*at, "bins"), f"bins must be from 2 to 100 (got {bins})")
         return {"field": name, "baseline": self.duration(at, item, "baseline", timedelta(days=7)), "warn": warn,
                 "alert": alert, "bins": bins, "by_bundle": by_bundle}
@@ -162,7 +164,7 @@ class _SensorReader(_Reader):
         if isinstance(factor, bool) or not isinstance(factor, int | float) or factor <= 1:
             self.problem((*at, "factor"), f"factor must be a number above 1 (got {factor!r})")
         days = self.whole(at, item, "days", 7)
-        if days is not None and not 1 <= days <= 60:
+        if not 1 <= days <= 60:
             self.problem((*at, "days"), f"days must be from 1 to 60 (got {days})")
         severity = item.get("severity", "warning")
         if severity not in SEVERITIES:

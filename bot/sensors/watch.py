@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot.alerts.intake import IngestResult, IntakeRules, ingest_many
 from bot.alerts.normalize import from_alertmanager
@@ -58,7 +58,7 @@ class _HistoryCache:
 
     def get(self, session: Session, sensor: Sensor, part: str, now: datetime, ttl: timedelta,
             load: Callable[[], Any]) -> Any:
-        key = (str(session.get_bind().url), repr(sensor), part)
+        key = (str(session.get_bind().engine.url), repr(sensor), part)  # a Connection has no .url of its own
         with self._lock:
             cached = self._items.get(key)
         if cached is not None and cached[0] <= now < cached[0] + cached[1]:
@@ -132,18 +132,18 @@ def _drift(session: Session, sensor: Sensor, now: datetime) -> list[tuple[dict[s
 def _values(session: Session, sensor: Sensor, start: datetime, end: datetime) -> list[tuple[str, float]]:
     """``(bundle, value)`` of the sensor's field for the service's traces in ``(start, end]``."""
     if sensor.field == "answer_length":
-        column: Any = func.length(Trace.data["output"].as_string())
+        column: Any = func.length(col(Trace.data)["output"].as_string())
     elif sensor.field == "retrieved_documents":
-        column = func.json_array_length(Trace.data["retrieval_ids"])
+        column = func.json_array_length(col(Trace.data)["retrieval_ids"])
     else:
-        column = Trace.data[field_path(sensor.field)].as_float()
-    where = (Trace.service == sensor.service, Trace.timestamp > start, Trace.timestamp <= end)
-    stmt = select(Trace.bundle_version, column).where(*where)
+        column = col(Trace.data)[field_path(sensor.field)].as_float()
+    where = (col(Trace.service) == sensor.service, col(Trace.timestamp) > start, col(Trace.timestamp) <= end)
+    stmt = select(col(Trace.bundle_version), column).where(*where)
     # A week of a busy service is hundreds of thousands of traces; PSI needs a few thousand. Every
     # k-th row by id is an even sample over time (ids grow with arrival) and reads far less JSON.
     count = session.execute(select(func.count()).select_from(Trace).where(*where)).scalar_one()
     if count > MAX_SAMPLE:
-        stmt = stmt.where(Trace.id % ((count + MAX_SAMPLE - 1) // MAX_SAMPLE) == 0)
+        stmt = stmt.where(col(Trace.id) % ((count + MAX_SAMPLE - 1) // MAX_SAMPLE) == 0)
     return [(bundle or "", float(value)) for bundle, value in session.execute(stmt).all() if value is not None]
 
 
@@ -174,10 +174,10 @@ def _spike(session: Session, sensor: Sensor, now: datetime) -> list[tuple[dict[s
 
     def outcomes(start: datetime, end: datetime) -> list[tuple[datetime, bool]]:
         pairs = []
-        stmt = (select(Trace.timestamp, *(Trace.data[field_path(f)] for f in fields))
-                .where(Trace.service == sensor.service, Trace.timestamp > start, Trace.timestamp <= end))
+        stmt = (select(col(Trace.timestamp), *(col(Trace.data)[field_path(f)] for f in fields))
+                .where(col(Trace.service) == sensor.service, col(Trace.timestamp) > start, col(Trace.timestamp) <= end))
         for row in session.execute(stmt).all():
-            event = dict(zip(fields, row[1:]))
+            event = dict(zip(fields, row[1:], strict=True))
             if rule.applies(event):
                 ts = as_utc(row[0])
                 assert ts is not None
@@ -189,7 +189,8 @@ def _spike(session: Session, sensor: Sensor, now: datetime) -> list[tuple[dict[s
     margin = max((sensor.sustained + sensor.window) / 10, timedelta(minutes=10))
     history = _HISTORY.get(session, sensor, "past-days", now, margin, lambda: [
         pair for start, end in past_days for pair in outcomes(start, end + margin)])
-    verdict = spike(Outcomes(history + outcomes(*today)), now, window=sensor.window, days=sensor.days, factor=sensor.factor,
+    verdict = spike(Outcomes(history + outcomes(*today)), now, window=sensor.window, days=sensor.days,
+                    factor=sensor.factor,
                     sustained=sensor.sustained, min_samples=sensor.min_samples, min_rate=sensor.min_rate)
     if not verdict.firing:
         return []
@@ -232,9 +233,9 @@ def _send(session: Session, sensor: Sensor, wanted: list[tuple[dict[str, str], d
           rules: IntakeRules, external_url: str) -> list[IngestResult]:
     firing = _firing(session, sensor)
     alerts: list[SensorAlert] = []
-    for labels, notes in wanted:
+    for labels, alert_notes in wanted:
         before = firing.pop(frozenset(labels.items()), None)
-        alerts.append(SensorAlert(labels, notes, "firing", before.starts_at if before else now, None))
+        alerts.append(SensorAlert(labels, alert_notes, "firing", before.starts_at if before else now, None))
     alerts += [SensorAlert(a.labels, a.annotations, "resolved", a.starts_at, now) for a in firing.values()]
     if not alerts:
         return []
@@ -245,13 +246,13 @@ def _send(session: Session, sensor: Sensor, wanted: list[tuple[dict[str, str], d
 
 
 def _firing(session: Session, sensor: Sensor) -> dict[frozenset[tuple[str, str]], SensorAlert]:
-    groups = [g.id for g in session.execute(select(AlertGroup).where(AlertGroup.source == SOURCE)).scalars()
+    groups = [g.id for g in session.execute(select(AlertGroup).where(col(AlertGroup.source) == SOURCE)).scalars()
               if g.group_labels.get("alertname") in ALERTNAMES and g.group_labels.get("sensor") == sensor.name
               and g.group_labels.get("service") == sensor.service]
     if not groups:
         return {}
-    rows = session.execute(select(Alert).where(Alert.group_id.in_(groups), Alert.status == "firing")
-                           .order_by(Alert.starts_at, Alert.id)).scalars()
+    rows = session.execute(select(Alert).where(col(Alert.group_id).in_(groups), col(Alert.status) == "firing")
+                           .order_by(col(Alert.starts_at), col(Alert.id))).scalars()
     firing: dict[frozenset[tuple[str, str]], SensorAlert] = {}
     for row in rows:
         starts_at = as_utc(row.starts_at)

@@ -10,7 +10,8 @@ from bot.slack.blocks import button
 from bot.slack.text import code, cut, safe
 
 STATUS_WORDS = {
-    "awaiting_confirmation": "⏸ waiting for confirmation", "awaiting_approval": "✋ waiting for a second person to approve",
+    "awaiting_confirmation": "⏸ waiting for confirmation",
+                "awaiting_approval": "✋ waiting for a second person to approve",
     "queued": "⏳ queued", "running": "⚙️ running", "succeeded": "✅ succeeded", "failed": "❌ failed",
     "unknown": "❓ unknown — warroom stopped mid-run", "cancelled": "🚫 cancelled — nothing ran",
     "expired": "⌛ expired before it was confirmed and approved — nothing ran",
@@ -31,7 +32,8 @@ def action_card(run: ActionRun, *, description: str, change_line: str | None, pr
                  f" (run #{run.undo_of} had {_pairs(run.params) or 'no parameters'})"
     lines = [f"*Run #{run.id}: {title}* — {STATUS_WORDS.get(run.status, run.status)}",
              f"{safe(description, 300)}", f"Parameters: {params}",
-             f"Requested by {_person(run.requested_by)}" + (f" · approved by <@{run.approved_by}>" if run.approved_by else "")]
+             f"Requested by {_person(run.requested_by)}"
+             + (f" · approved by <@{run.approved_by}>" if run.approved_by else "")]
     if is_automation(run.requested_by) and run.status == "succeeded" and not run.undo_of:
         lines.append("warroom ran this on its own (the runbook says so). Anyone who may run it can press Undo; "
                      "the undo then asks them to confirm.")
@@ -44,15 +46,19 @@ def action_card(run: ActionRun, *, description: str, change_line: str | None, pr
         lines.append(f"Expires at {expires_at} if not confirmed and approved by then.")
     if destructive and run.status in ("awaiting_confirmation", "awaiting_approval"):
         lines.append("⚠️ This action is destructive.")
-    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": cut("\n".join(lines), 2900)}}]
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": cut("\n".join(lines),
+                                                                                               2900)}}]
     if preview and run.status in ("awaiting_confirmation", "awaiting_approval"):
         requests = "\n".join(f"{p.get('method')} {p.get('url')}" + (f"  {p['json']}" if p.get("json") else "")
                              for p in preview)
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": "Requests (secrets masked):\n" + code(requests, 2000)}]})
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn",
+                                                        "text": "Requests (secrets masked):\n" + code(requests,
+                                                                                                      2000)}]})
     result = run.result or {}
     if result.get("steps"):
         steps = "\n".join(f"{'✓' if s.get('ok') else '✗'} {safe(s.get('name', ''), 80)} — HTTP {s.get('status_code')}"
-                          f" in {s.get('duration_s', 0):.2f} s" + (f": {safe(s['error'], 300)}" if s.get("error") else "")
+                          f" in {s.get('duration_s', 0):.2f} s"
+                          + (f": {safe(s['error'], 300)}" if s.get("error") else "")
                           for s in result["steps"])
         verify = result.get("verify")
         if verify:

@@ -114,7 +114,7 @@ def card(view: CardView) -> list[dict[str, Any]]:
     if context:
         blocks.append({"type": "context", "elements": [_md(c) for c in context[:10]]})
     if view.links:
-        links = " · ".join(f"<{escape(l['url'])}|{safe(l['title'], 40)}>" for l in view.links[:8])
+        links = " · ".join(f"<{escape(link['url'])}|{safe(link['title'], 40)}>" for link in view.links[:8])
         blocks.append({"type": "context", "elements": [_md(links)]})
     for warning in view.warnings[:3]:
         blocks.append({"type": "section", "text": _md(f"⚠️ {safe(warning, 600)}")})
@@ -196,8 +196,9 @@ def failing_traces(total: int, window_minutes: int, examples: list[dict[str, Any
                    heading: str | None = None) -> list[dict[str, Any]]:
     """"N failing traces in the last 15 min — top 3" (or ``heading``), each with a Label button
     (texts already redacted)."""
-    blocks: list[dict[str, Any]] = [{"type": "section", "text": _md(heading or
-        f"*{total} failing trace(s)* of this service from {window_minutes} min before the alert — top {len(examples)}")}]
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": _md(heading or (
+        f"*{total} failing trace(s)* of this service from {window_minutes} min before the alert"
+        f" — top {len(examples)}"))}]
     for example in examples:
         text = (f"`{safe(example['request_id'], 60)}` · {safe(', '.join(example['failure_types']), 80)} · "
                 f"bundle {safe(example.get('bundle') or '–', 30)}\n*Q:* {safe(example['question'], 300)}\n"
@@ -219,5 +220,5 @@ def markdown_document(title: str, markdown: str) -> list[dict[str, Any]]:
     if chunk.strip():
         blocks.append({"type": "section", "text": _md(chunk)})
     if len(blocks) > MAX_BLOCKS:
-        blocks = blocks[: MAX_BLOCKS - 1] + [{"type": "context", "elements": [_md("… the rest is on the page")]}]
+        blocks = [*blocks[: MAX_BLOCKS - 1], {"type": "context", "elements": [_md("… the rest is on the page")]}]
     return blocks

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from bot.db import transaction
 from bot.effects import ActionCard, Handlers, RefreshCard
@@ -49,8 +50,8 @@ class CardSync:
         with transaction(self.room.engine) as session:
             incident = service.get(session, incident_id)
             view = card_view(session, incident, self.room.runbooks)
-            step = session.execute(select(IncidentStep).where(IncidentStep.incident_id == incident_id,
-                                                              IncidentStep.name == "topic")).scalar_one_or_none()
+            step = session.execute(select(IncidentStep).where(col(IncidentStep.incident_id) == incident_id,
+                                                              col(IncidentStep.name) == "topic")).scalar_one_or_none()
             if step is None or step.done_at is None or not incident.channel_id:
                 return  # the room's set-up sets the first topic
             wanted, last = topic_text(view), (step.result or {}).get("text")
@@ -59,6 +60,6 @@ class CardSync:
             return
         self.room.gateway.call("conversations.setTopic", channel=channel, topic=wanted)
         with transaction(self.room.engine) as session:
-            step = session.execute(select(IncidentStep).where(IncidentStep.incident_id == incident_id,
-                                                              IncidentStep.name == "topic")).scalar_one()
+            step = session.execute(select(IncidentStep).where(col(IncidentStep.incident_id) == incident_id,
+                                                              col(IncidentStep.name) == "topic")).scalar_one()
             step.result = {**(step.result or {}), "text": wanted}

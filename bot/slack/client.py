@@ -56,7 +56,7 @@ SLACK_CALL_TIMEOUT_S = 15
 
 def make_web_client(token: str, base_url: str, *, timeout: float = SLACK_CALL_TIMEOUT_S,
                     rate_limit_retries: int = 8) -> WebClient:
-    client = WebClient(token=token, base_url=base_url, timeout=timeout)  # type: ignore[arg-type]  (urllib takes float)
+    client = WebClient(token=token, base_url=base_url, timeout=timeout)  # type: ignore[arg-type]  # slack-sdk says int; urllib takes a float
     client.retry_handlers = [
         ConnectionErrorRetryHandler(max_retry_count=2),
         RateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
@@ -159,7 +159,8 @@ class SlackGateway:
                              limit=HISTORY_LOOKBACK)
         for message in page.get("messages", []):
             metadata = message.get("metadata") or {}
-            if metadata.get("event_type") == POST_EVENT_TYPE and (metadata.get("event_payload") or {}).get("key") == key:
+            payload = metadata.get("event_payload") or {}
+            if metadata.get("event_type") == POST_EVENT_TYPE and payload.get("key") == key:
                 log.info("found the earlier post %s in %s: not posting it again", key, channel)
                 return {"ok": True, "channel": channel, "ts": message["ts"], "message": message}
         return None

@@ -11,10 +11,9 @@ from typing import Any
 from bot import permissions
 from bot.incidents import operations
 from bot.runtime import Runtime
-from bot import redact
 from bot.slack.client import SlackGateway, redact_readable
-from bot.slack.room import Room
 from bot.slack.replies import for_user
+from bot.slack.room import Room
 from bot.slack.text import escape_placeholders
 
 log = logging.getLogger(__name__)
@@ -34,8 +33,8 @@ class SlackContext:
     def engine(self):  # noqa: ANN201
         return self.runtime.engine
 
-    def answer_within_budget(self, work: Callable[[], Any], ack: Callable[..., None],
-                             respond: Callable[..., None]) -> None:
+    def answer_within_budget(self, work: Callable[[], Any], ack: Callable[..., object],
+                             respond: Callable[..., object]) -> None:
         """Run ``work``; its reply goes into the ack if it is quick, else via ``respond`` later.
 
         Whatever ``work`` costs, Slack gets its HTTP answer within the budget.
@@ -49,7 +48,7 @@ class SlackContext:
             return
         ack(**_as_kwargs(reply))
 
-    def background(self, work: Callable[[], Any], respond: Callable[..., None] | None) -> None:
+    def background(self, work: Callable[[], Any], respond: Callable[..., object] | None) -> None:
         """After an ack: run ``work`` and show its reply (or its error) to the user."""
         def run() -> None:
             reply = _safely(work)
@@ -105,7 +104,7 @@ def _as_kwargs(reply: Any) -> dict[str, Any]:
     return kwargs
 
 
-def _respond(respond: Callable[..., None], reply: Any) -> None:
+def _respond(respond: Callable[..., object], reply: Any) -> None:
     try:
         respond(**_as_kwargs(reply), replace_original=False)
     except Exception:

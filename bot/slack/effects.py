@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from bot.db import transaction
 from bot.effects import (ArchiveChannel, Handlers, OpenRoom, PostLine, PostMessage, PostmortemDue, PostNotice,
@@ -52,7 +53,7 @@ class SlackEffects:
     def _step_result(self, incident_id: int, name: str) -> dict[str, Any] | None:
         with transaction(self.room.engine) as session:
             step = session.execute(select(IncidentStep).where(
-                IncidentStep.incident_id == incident_id, IncidentStep.name == name)).scalar_one_or_none()
+                col(IncidentStep.incident_id) == incident_id, col(IncidentStep.name) == name)).scalar_one_or_none()
             return dict(step.result) if step and step.done_at else None
 
     def refresh_card(self, incident_id: int) -> None:
@@ -128,7 +129,8 @@ class SlackEffects:
     def postmortem_nudge(self, effect: PostmortemDue) -> None:
         channel = self._channel(effect.incident_id)
         if channel:
-            text = "The incident is resolved. Postmortem due in 48 h: `/incident postmortem` drafts it from the timeline."
+            text = ("The incident is resolved. Postmortem due in 48 h: "
+                    "`/incident postmortem` drafts it from the timeline.")
             self._post(channel, text, blocks.line(text))
 
     def report_give_up(self, kind: str, incident_id: int | None, error: str) -> None:

@@ -14,8 +14,8 @@ from __future__ import annotations
 from urllib.parse import parse_qs
 
 from slack_bolt import App, BoltRequest
-from slack_bolt.request.internals import build_context
 from slack_bolt.context import BoltContext
+from slack_bolt.request.internals import build_context
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from bot.jsonbody import BadRequest
 from bot.routes.common import error_response, read_body
+
 
 def slack_route(app: App) -> Route:
     async def handle(request: Request) -> Response:

@@ -19,7 +19,8 @@ def incident_cases(incident_id: int, cases: list[SuiteCase], counts: dict[str, i
             f"({counts.get('new', 0)} new, {counts.get('updated', 0)} seen in earlier incidents) · "
             f"{len(labelled)} labelled, {len(unlabelled)} unlabelled. "
             "Unlabelled cases do not block the gate until someone labels them.")
-    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": cut(head, SECTION_TEXT_LIMIT)}}]
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": cut(head,
+                                                                                               SECTION_TEXT_LIMIT)}}]
     for case in (unlabelled + labelled)[:MAX_CASES]:
         state = "✅ labelled" if case.labelled else "❔ unlabelled"
         others = [f"#{i}" for i in case.incidents if i != incident_id]

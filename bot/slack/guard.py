@@ -18,7 +18,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import Ack, App, BoltContext, Respond, Say
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import new_error_id
@@ -62,7 +63,8 @@ def explain(exc: BaseException) -> str:
             error_id = new_error_id()
             log.warning("slack %s failed in a listener: %s", method, error, extra={"error_id": error_id})
             return f"⚠️ Slack refused `{method}` (`{error}`, error {error_id}). Nothing was changed; try again."
-        return f"⚠️ Slack refused `{method}` (`{error}`, error {exc.error_id}). Nothing was changed; try again."  # type: ignore[union-attr]
+        assert isinstance(exc, SlackCallError)  # slack_error knows only these two
+        return f"⚠️ Slack refused `{method}` (`{error}`, error {exc.error_id}). Nothing was changed; try again."
     return for_user(exc)
 
 
@@ -184,15 +186,19 @@ def guarded(fn: Callable, notifier: Notifier) -> Callable:
 
     wanted = get_arg_names_of_callable(fn)
 
-    def listener(ack, body, respond, client, context, payload, command, action, view, event,  # noqa: ANN001, PLR0913
-                 say, logger, options, shortcut, message) -> None:
+    # Bolt passes each argument by its name; the guard takes them all and hands on those fn names.
+    def listener(ack: Ack, body: dict[str, Any], respond: Respond | None, client: WebClient, context: BoltContext,
+                 payload: dict[str, Any], command: dict[str, Any] | None, action: dict[str, Any] | None,
+                 view: dict[str, Any] | None, event: dict[str, Any] | None, say: Say, logger: logging.Logger,
+                 options: dict[str, Any] | None, shortcut: dict[str, Any] | None,
+                 message: dict[str, Any] | None) -> None:
         user, channel = where(body or {})
         replies = RespondOrTell(respond, notifier, user, channel) if respond is not None else None
         given = dict(zip(_ARGS, (ack, body, replies, client, context, payload, command, action, view, event,
-                                 say, logger, options, shortcut, message)))
+                                 say, logger, options, shortcut, message), strict=True))
         try:
             fn(**{name: given[name] for name in wanted})
-        except Exception as exc:  # noqa: BLE001 - the point: nothing is silent
+        except Exception as exc:  # the point: nothing is silent
             text = explain(exc)
             if ack.response is None:
                 if command is not None:  # a slash command's ack is shown to the person: say it there

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot import late_traces, redact, traces
 from bot.clock import as_utc, iso, utcnow
@@ -70,11 +70,12 @@ def new_failing_traces(session: Session, incident_id: int, after_id: int, redact
                        limit: int = EXAMPLES) -> tuple[int, int, list[dict[str, Any]]]:
     """Failing traces linked to the incident with ids above ``after_id``: how many, the highest id,
     and up to ``limit`` examples of different prompts (earliest first; texts redacted)."""
-    where = (Trace.incident_id == incident_id, Trace.failed.is_(True), Trace.id > after_id)
-    total, last_id = session.execute(select(func.count(), func.max(Trace.id)).where(*where)).one()
+    where = (col(Trace.incident_id) == incident_id, col(Trace.failed).is_(True), col(Trace.id) > after_id)
+    total, last_id = session.execute(select(func.count(), func.max(col(Trace.id))).where(*where)).one()
     examples: list[dict[str, Any]] = []
     seen: set[str] = set()
-    rows = session.execute(select(Trace).where(*where).order_by(Trace.timestamp, Trace.id).limit(200)).scalars()
+    rows = session.execute(select(Trace).where(*where).order_by(col(Trace.timestamp),
+                                                                col(Trace.id)).limit(200)).scalars()
     for row in rows:
         key = row.prompt_hash or row.request_id
         if key in seen:
@@ -89,19 +90,20 @@ def new_failing_traces(session: Session, incident_id: int, after_id: int, redact
 
 
 def failing_trace_count(session: Session, incident_id: int) -> int:
-    return int(session.execute(select(func.count()).where(Trace.incident_id == incident_id,
-                                                           Trace.failed.is_(True))).scalar_one())
+    return int(session.execute(select(func.count()).where(col(Trace.incident_id) == incident_id,
+                                                           col(Trace.failed).is_(True))).scalar_one())
 
 
 def _step(session: Session, incident_id: int) -> IncidentStep:
     insert_or_ignore(session, IncidentStep, {"incident_id": incident_id, "name": late_traces.POSTED_STEP,
                                              "result": {}, "attempts": 0}, ["incident_id", "name"])
-    return session.execute(select(IncidentStep).where(IncidentStep.incident_id == incident_id,
-                                                      IncidentStep.name == late_traces.POSTED_STEP)
+    return session.execute(select(IncidentStep).where(col(IncidentStep.incident_id) == incident_id,
+                                                      col(IncidentStep.name) == late_traces.POSTED_STEP)
                            .with_for_update()).scalar_one()
 
 
 def _marker(session: Session, incident_id: int) -> dict[str, Any]:
-    step = session.execute(select(IncidentStep).where(IncidentStep.incident_id == incident_id,
-                                                      IncidentStep.name == late_traces.POSTED_STEP)).scalar_one_or_none()
+    step = session.execute(select(IncidentStep).where(
+        col(IncidentStep.incident_id) == incident_id, col(IncidentStep.name) == late_traces.POSTED_STEP)
+    ).scalar_one_or_none()
     return dict(step.result or {}) if step else {}

@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot.clock import utcnow
 from bot.config import Settings
@@ -103,7 +103,7 @@ class Room:
         cached = getattr(self, "_installation", None)
         if cached is None:
             with transaction(self.engine) as session:
-                cached = session.execute(select(Installation.id)).scalars().first() or "unknown"
+                cached = session.execute(select(col(Installation.id))).scalars().first() or "unknown"
             self._installation = cached
         return cached
 
@@ -139,7 +139,7 @@ class Room:
     def _step(self, session: Session, incident_id: int, name: str) -> IncidentStep:
         insert_or_ignore(session, IncidentStep, {"incident_id": incident_id, "name": name, "result": {}, "attempts": 0},
                          ["incident_id", "name"])
-        stmt = select(IncidentStep).where(IncidentStep.incident_id == incident_id, IncidentStep.name == name)
+        stmt = select(IncidentStep).where(col(IncidentStep.incident_id) == incident_id, col(IncidentStep.name) == name)
         return session.execute(stmt).scalar_one()
 
     def _is_done(self, incident_id: int, name: str) -> bool:
@@ -180,7 +180,8 @@ class Room:
     def _channel(self, incident_id: int) -> dict[str, Any]:
         incident = self._incident(incident_id)
         base = channel_name(self.settings.channel_template, incident_id=incident_id, opened_at=incident.opened_at,
-                            title=incident.title, service=incident.service, slo=incident.slo, severity=incident.severity)
+                            title=incident.title, service=incident.service, slo=incident.slo,
+                            severity=incident.severity)
         marker = self.marker(incident_id)
         created = self._result(incident_id, "channel").get("created")
         if created:  # created by an earlier run that could not mark it: finish that

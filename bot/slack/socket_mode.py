@@ -11,6 +11,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from bot.errors import ConfigError
 from bot.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -56,5 +57,5 @@ def _connect_until_done(handler: SocketModeHandler) -> None:
         return
 
 
-class SocketModeRefused(RuntimeError):
+class SocketModeRefused(ConfigError, RuntimeError):
     """The app-level token was refused: a setting to fix, not something to retry."""

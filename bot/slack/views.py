@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot import bundles
 from bot.alerts.intake import CANNOT_SELF_RESOLVE
@@ -11,7 +11,7 @@ from bot.automation import service as automation
 from bot.clock import as_utc
 from bot.incidents import lifecycle, metrics, service
 from bot.incidents.live_bundle import live_bundle
-from bot.models import Incident, IncidentStep, TimelineEvent
+from bot.models import Incident, IncidentStep, TimelineEvent, saved_id
 from bot.runbooks import RunbookSet
 from bot.slack.blocks import CardView
 from bot.slack.late_traces import failing_trace_count
@@ -20,15 +20,15 @@ STEP_WARNING_AFTER = 3  # failed attempts before a set-up step is shown as a war
 
 
 def card_view(session: Session, incident: Incident, runbooks: RunbookSet | None) -> CardView:
-    counts = service.alert_counts(session, incident.id)
+    counts = service.alert_counts(session, saved_id(incident))
     runbook = runbooks.get(incident.runbook_id) if runbooks and incident.runbook_id else None
-    steps = session.execute(select(IncidentStep).where(IncidentStep.incident_id == incident.id)).scalars()
+    steps = session.execute(select(IncidentStep).where(col(IncidentStep.incident_id) == incident.id)).scalars()
     warnings = [f"Set-up step '{s.name}' keeps failing ({s.attempts} tries): {s.last_error}"
                 for s in steps if s.done_at is None and s.attempts >= STEP_WARNING_AFTER and s.last_error]
     if stuck := cannot_self_resolve(session, incident):
         warnings.append(stuck)
     return CardView(
-        id=incident.id, title=incident.title, status=incident.status, severity=incident.severity,
+        id=saved_id(incident), title=incident.title, status=incident.status, severity=incident.severity,
         service=incident.service, slo=incident.slo, firing=counts["firing"], resolved=counts["resolved"],
         unlisted=incident.alerts_unlisted, burn_rate=(incident.annotations or {}).get("burn_rate"),
         commander=incident.commander, acknowledged_by=incident.acknowledged_by,
@@ -39,7 +39,7 @@ def card_view(session: Session, incident: Incident, runbooks: RunbookSet | None)
         auto_line=automation.card_line(session, incident), traffic_line=_traffic_line(session, incident),
         monitoring_gap=incident.monitoring_gap,
         status_text=incident.status_text, links=list(incident.links or []), warnings=warnings,
-        failing_traces=failing_trace_count(session, incident.id),
+        failing_traces=failing_trace_count(session, saved_id(incident)),
     )
 
 
@@ -47,8 +47,9 @@ def cannot_self_resolve(session: Session, incident: Incident) -> str | None:
     """Why an open incident of a truncated group will not resolve by itself, if the intake said so."""
     if not incident.alerts_unlisted or not lifecycle.is_open(incident.status):
         return None
-    return session.execute(select(TimelineEvent.text).where(
-        TimelineEvent.incident_id == incident.id, TimelineEvent.kind == CANNOT_SELF_RESOLVE).limit(1)).scalar()
+    return session.execute(select(col(TimelineEvent.text)).where(
+        col(TimelineEvent.incident_id) == incident.id, col(TimelineEvent.kind) == CANNOT_SELF_RESOLVE).limit(1)
+    ).scalar()
 def _traffic_line(session: Session, incident: Incident) -> str | None:
     from bot import impact
     from bot.postmortem.assemble import impact_window
@@ -63,10 +64,10 @@ def change_line(session: Session, incident: Incident) -> str | None:
     from bot import changes
 
     opened = as_utc(incident.opened_at)
-    found = changes.for_incident(session, incident.service, opened)  # type: ignore[arg-type]
+    found = changes.for_incident(session, incident.service, opened)
     if not found:
         return None
-    line = found[0].line(opened)  # type: ignore[arg-type]
+    line = found[0].line(opened)
     more = f" (and {len(found) - 1} earlier change{'s' if len(found) > 2 else ''})" if len(found) > 1 else ""
     return line[0].upper() + line[1:] + more
 

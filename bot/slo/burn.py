@@ -68,7 +68,8 @@ def trace_outcomes(slo: SLO, events: Iterable[tuple[datetime, Mapping[str, Any]]
     return [(ts, rule.is_bad(event)) for ts, event in events if rule.applies(event)]
 
 
-def error_ratios(outcomes: Iterable[Outcome], now: datetime, windows: WindowSet | None = None) -> dict[str, WindowRatio]:
+def error_ratios(outcomes: Iterable[Outcome], now: datetime,
+                 windows: WindowSet | None = None) -> dict[str, WindowRatio]:
     """Bad/total per nominal window, each window being ``(now - length, now]``."""
     windows = windows or WindowSet()
     now = _utc(now)

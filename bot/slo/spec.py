@@ -9,12 +9,13 @@ the generated labels (``sloth_service``, ``sloth_slo``) look like Sloth's.
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from bot.errors import ConfigError
 from bot.problems import Problem
 from bot.slo.tracerule import NO_VALUE_OPERATORS, OPERATORS, TraceRule, default_trace_rule
 from bot.slo.windows import PERIOD_DAYS
@@ -81,7 +82,7 @@ class SLO:
         return PERIOD_DAYS[self.period]
 
 
-class SLOFileError(ValueError):
+class SLOFileError(ConfigError, ValueError):
     """The SLO file has problems; ``problems`` lists each with its line."""
 
     def __init__(self, problems: list[Problem]) -> None:
@@ -153,7 +154,8 @@ class _Reader:
             self.problem((*at, "sli"), f"sli must be one of {', '.join(SLI_KINDS)} (got {sli!r})")
         objective = item.get("objective")
         if isinstance(objective, bool) or not isinstance(objective, int | float) or not 0 < objective < 100:
-            self.problem((*at, "objective"), f"objective must be a percentage above 0 and below 100 (got {objective!r})")
+            self.problem((*at, "objective"),
+                         f"objective must be a percentage above 0 and below 100 (got {objective!r})")
         period = item.get("period", "30d")
         if period not in PERIOD_DAYS:
             self.problem((*at, "period"), f"period must be one of {', '.join(PERIOD_DAYS)} (got {period!r})")

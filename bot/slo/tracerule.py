@@ -1,10 +1,10 @@
 """When one LLM trace counts as a bad event for an SLO the built-in watcher computes itself.
 
 A rule compares one field of a telemetry event (``hallucination_score``, ``schema_valid``,
-``latency_ms``, an evaluation score ``scores.<name>`` ...) with a value. ``any_not_ok`` is for lists of tool calls: the event is bad when
-any call reports ``ok: false`` (or a ``status`` other than ``"ok"``). A trace without the field
-says nothing about this SLO and is not bad. ``cites_no_retrieved`` is provenance: an answer that
-retrieved documents is bad when none of its ``citations`` is one of them.
+``latency_ms``, an evaluation score ``scores.<name>`` ...) with a value. ``any_not_ok`` is for lists of
+tool calls: the event is bad when any call reports ``ok: false`` (or a ``status`` other than ``"ok"``).
+A trace without the field says nothing about this SLO and is not bad. ``cites_no_retrieved`` is
+provenance: an answer that retrieved documents is bad when none of its ``citations`` is one of them.
 """
 
 from __future__ import annotations

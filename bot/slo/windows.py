@@ -14,6 +14,9 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from itertools import pairwise
+
+from bot.errors import ConfigError
 
 NOMINAL_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 PERIOD_DAYS = {"30d": 30, "28d": 28}
@@ -22,7 +25,7 @@ _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d|w)$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-class WindowError(ValueError):
+class WindowError(ConfigError, ValueError):
     """A ``--window`` override, ``--time-scale`` or duration that cannot be used."""
 
 
@@ -127,7 +130,7 @@ class WindowSet:
         # A short window longer than its long window (1h scaled, 5m not) fires tickets at once and
         # holds them for the unscaled length: refuse it rather than rehearse something misleading.
         lengths = [(w, parse_duration(actual[w])) for w in NOMINAL_WINDOWS]
-        for (before, shorter), (after, longer) in zip(lengths, lengths[1:]):
+        for (before, shorter), (after, longer) in pairwise(lengths):
             if shorter > longer:
                 raise WindowError(
                     f"window {before}={actual[before]} is longer than {after}={actual[after]}; scale every "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import httpx
 
@@ -13,7 +14,7 @@ log = logging.getLogger(__name__)
 FLAG_PREFIX = "llm.tool."
 
 
-def disabled_tools(features_payload: dict[str, object]) -> set[str]:
+def disabled_tools(features_payload: dict[str, Any]) -> set[str]:
     disabled: set[str] = set()
     for feature in features_payload.get("features", []) or []:
         name = str(feature.get("name", ""))

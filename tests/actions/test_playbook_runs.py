@@ -36,7 +36,8 @@ def test_undo_restores_the_previous_route(gateway: Gateway, playbooks: dict[str,
     assert gateway.state.snapshot()["route"] == "primary-70b"
 
 
-def test_verify_that_never_holds_fails_with_the_last_observation(gateway: Gateway, playbooks: dict[str, Playbook]) -> None:
+def test_verify_that_never_holds_fails_with_the_last_observation(gateway: Gateway,
+                                                                 playbooks: dict[str, Playbook]) -> None:
     pb = playbooks["fallback"]
     never = Verify(url="{{ target }}/control/state", headers=pb.verify.headers,
                    expect={"json": {"route": "gpt-9"}}, interval=0.1, timeout=0.5)
@@ -74,7 +75,8 @@ def test_disable_tool_from_slash_args_stops_the_hallucination(gateway: Gateway, 
     assert gateway.state.snapshot()["tools"]["web_search"] is True
 
 
-def test_rollback_deploys_the_bundle_and_undo_returns_to_the_previous(gateway: Gateway, playbooks: dict[str, Playbook]) -> None:
+def test_rollback_deploys_the_bundle_and_undo_returns_to_the_previous(gateway: Gateway,
+                                                                      playbooks: dict[str, Playbook]) -> None:
     gateway.state.set_bundle("v42")
     pb = playbooks["rollback"]
     assert pb.approval == "second-person" and pb.confirm and pb.destructive
@@ -123,7 +125,8 @@ def test_missing_secret_names_the_variable_to_set(gateway: Gateway, playbooks: d
     assert "secret 'CONTROL_TOKEN' is not set (set WARROOM_SECRET_CONTROL_TOKEN)" in result.error
 
 
-def test_target_can_be_pointed_elsewhere_but_the_allow_list_still_applies(gateway: Gateway, playbooks: dict[str, Playbook]) -> None:
+def test_target_can_be_pointed_elsewhere_but_the_allow_list_still_applies(gateway: Gateway,
+                                                                          playbooks: dict[str, Playbook]) -> None:
     result = gateway.run(playbooks["fallback"], {"route": "safe-fallback-8b"},
                          targets={"llm-gateway": "http://router.internal.example:8443"})
     assert result.status == "failed" and gateway.sent == []

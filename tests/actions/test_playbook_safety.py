@@ -63,7 +63,8 @@ def test_allow_list_from_env_or_targets() -> None:
     ("web_search?enabled=true", "must not contain '?'"),
     ("web-search", "'web-search' does not match the pattern ^[a-z][a-z0-9_]{0,40}$"),
 ])
-def test_disable_tool_refuses_injection_and_names_the_param(playbooks: dict[str, Playbook], value: str, complaint: str) -> None:
+def test_disable_tool_refuses_injection_and_names_the_param(playbooks: dict[str, Playbook], value: str,
+                                                            complaint: str) -> None:
     with pytest.raises(ParamError) as caught:
         parse_args(playbooks["disable-tool"], [value])
     assert caught.value.param == "tool"

@@ -31,7 +31,8 @@ def production_enabled(admin: httpx.Client) -> bool:
     return next(e["enabled"] for e in envs if e["name"] == "production")
 
 
-def test_kill_switch_playbook_turns_the_tool_off_in_the_service(unleash: Unleash, playbooks: dict[str, Playbook]) -> None:
+def test_kill_switch_playbook_turns_the_tool_off_in_the_service(unleash: Unleash,
+                                                                playbooks: dict[str, Playbook]) -> None:
     with unleash.admin() as admin:
         created = admin.post("/api/admin/projects/default/features",
                              json={"name": FLAG, "type": "kill-switch", "description": "web_search tool"})
@@ -46,7 +47,8 @@ def test_kill_switch_playbook_turns_the_tool_off_in_the_service(unleash: Unleash
         backend_token = backend.json()["secret"]
 
         app = create_app(control_token="ctl", unleash_url=unleash.url, unleash_token=backend_token)
-        with serve(app) as service_url, httpx.Client(base_url=service_url, headers={"Authorization": "Bearer ctl"}) as svc:
+        with serve(app) as service_url, httpx.Client(base_url=service_url,
+                                                     headers={"Authorization": "Bearer ctl"}) as svc:
             def tools() -> dict[str, object]:
                 return svc.get("/control/state").json()
 
@@ -86,7 +88,7 @@ def unleash_target(unleash: Unleash, monkeypatch: pytest.MonkeyPatch) -> Unleash
     return unleash
 
 
-def test_kill_switch_from_slack_turns_the_flag_off_in_unleash(unleash_target: Unleash, slack) -> None:  # noqa: ANN001, F811
+def test_kill_switch_from_slack_turns_the_flag_off_in_unleash(unleash_target: Unleash, slack) -> None:  # noqa: F811
     flag = f"llm.tool.code_exec-{secrets.token_hex(3)}"  # one Unleash serves the SQLite and PostgreSQL runs
     feature = f"/api/admin/projects/default/features/{flag}"
     with unleash_target.admin() as admin:

@@ -41,7 +41,8 @@ class Unleash:
 def ensure_installed() -> Path:
     if not (CACHE / "node_modules" / "unleash-server" / "package.json").exists():
         CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "install", "--prefix", str(CACHE), f"unleash-server@{VERSION}", "--no-audit", "--no-fund"],
+        subprocess.run(["npm", "install", "--prefix", str(CACHE), f"unleash-server@{VERSION}", "--no-audit",
+                        "--no-fund"],
                        check=True, timeout=600, capture_output=True)
     (CACHE / "server.js").write_text(SERVER_JS)
     return CACHE

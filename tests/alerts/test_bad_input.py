@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from bot.models import Alert, AlertGroup, Incident, OutboxItem, TimelineEvent
 from tests.alerts.payloads import am_alert, am_payload
@@ -39,7 +41,8 @@ BAD_BODIES = [
     (b"\xff\xfe{}", 400, "not valid UTF-8"),
     (b'{"version": "4", "groupKey": "\\ud800"}', 400, "lone surrogate"),
     (b"[" * 5000 + b"]" * 5000, 400, "nesting"),
-    (json.dumps({"x": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}).encode(), 400, "nesting"),
+    (json.dumps({"x": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}).encode(), 400,
+     "nesting"),
     (b"", 400, "empty"),
     (b"[]", 422, "JSON object"),
     (b'{"version": "4", "alerts": NaN}', 400, "NaN"),
@@ -97,8 +100,7 @@ def test_webhooks_need_the_bearer_token(warroom, token):
 def test_database_down_is_503_so_alertmanager_retries(database_url, tmp_path):
     from bot.runtime import Runtime
     from bot.web import create_app
-    from tests.conftest import Warroom
-    from tests.conftest import make_settings
+    from tests.conftest import Warroom, make_settings
     from tests.support import ServerThread
 
     down = ("sqlite:///" + str(tmp_path / "missing-dir" / "x.db") if database_url.startswith("sqlite")

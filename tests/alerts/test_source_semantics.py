@@ -101,7 +101,8 @@ def test_a_real_alert_next_to_a_test_alert_is_no_test(warroom):
 
 def test_a_replayed_old_notification_names_its_own_incident_not_the_groups_current_one(warroom):
     first_fire = am_payload([am_alert("a", starts="2026-03-14T02:06:00Z")])
-    first_end = am_payload([am_alert("a", starts="2026-03-14T02:06:00Z", status="resolved", ends="2026-03-14T02:20:00Z")])
+    first_end = am_payload([am_alert("a", starts="2026-03-14T02:06:00Z", status="resolved",
+                                     ends="2026-03-14T02:20:00Z")])
     first = warroom.alertmanager(first_fire).json()["incident_id"]
     warroom.alertmanager(first_end)
     second = warroom.alertmanager(am_payload([am_alert("a", starts="2026-03-14T03:00:00Z")])).json()["incident_id"]

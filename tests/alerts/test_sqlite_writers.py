@@ -57,7 +57,7 @@ def engine(tmp_path: Path):
     engine.dispose()
 
 
-def _in_thread(target) -> None:  # noqa: ANN001
+def _in_thread(target) -> None:
     thread = threading.Thread(target=target)
     thread.start()
     thread.join(20)

@@ -54,7 +54,7 @@ def test_duplicates_racing_at_two_processes_make_one_incident(settings):
     runtimes = [Runtime.build(settings) for _ in range(2)]
     servers = [ServerThread(create_app(r)).start() for r in runtimes]
     try:
-        clients = [Warroom(r, s.url) for r, s in zip(runtimes, servers)]
+        clients = [Warroom(r, s.url) for r, s in zip(runtimes, servers, strict=True)]
         bodies = [am_payload([am_alert(f"m{i}-{j}") for j in range(3)], group=f"svc-{i}") for i in range(8)]
         barrier = threading.Barrier(4)
         statuses: list[int] = []
@@ -178,9 +178,11 @@ def test_sequence_fire_duplicate_add_repeat_partial_all_resolved_refire(warroom)
         (am_payload([am_alert("a", starts=t1)]), "opened", ("triggered", 1, 0)),
         (am_payload([am_alert("a", starts=t1)]), "duplicate", ("triggered", 1, 0)),
         (am_payload([am_alert("a", starts=t1), am_alert("b", starts=t1)]), "updated", ("triggered", 2, 0)),
-        (am_payload([am_alert("a", starts=t1), am_alert("b", starts=t1)], reason="repeat interval elapsed"), "duplicate",
+        (am_payload([am_alert("a", starts=t1), am_alert("b", starts=t1)], reason="repeat interval elapsed"),
+         "duplicate",
          ("triggered", 2, 0)),
-        (am_payload([am_alert("a", starts=t1, status="resolved", ends="2026-03-14T02:15:00Z"), am_alert("b", starts=t1)]),
+        (am_payload([am_alert("a", starts=t1, status="resolved", ends="2026-03-14T02:15:00Z"), am_alert("b",
+                                                                                                        starts=t1)]),
          "updated", ("triggered", 1, 1)),
         (am_payload([am_alert("b", starts=t1, status="resolved", ends="2026-03-14T02:20:00Z")]), "updated",
          ("resolved", 0, 2)),
@@ -189,7 +191,8 @@ def test_sequence_fire_duplicate_add_repeat_partial_all_resolved_refire(warroom)
         response = warroom.alertmanager(body)
         assert response.json()["status"] == outcome, (outcome, response.json())
         [incident] = warroom.incidents()
-        assert (incident["status"], incident["alerts_firing"], incident["alerts_resolved"]) == (status, firing, resolved)
+        assert (incident["status"], incident["alerts_firing"], incident["alerts_resolved"]) == (status, firing,
+                                                                                                resolved)
     assert warroom.alertmanager(am_payload([am_alert("a", starts="2026-03-14T04:00:00Z")])).json()["status"] == "opened"
     assert [i["status"] for i in warroom.incidents()] == ["triggered", "resolved"]
 

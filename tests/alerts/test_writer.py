@@ -88,7 +88,8 @@ def test_a_batch_links_failing_traces_and_queues_their_message_only_for_rooms_th
     comes right after the room's set-up."""
     seen = utcnow() - timedelta(minutes=5)
     with transaction(runtime.engine) as session:
-        session.add_all(Trace(request_id=f"bad-{i}", service="llm-gateway", timestamp=seen, received_at=seen, failed=True,
+        session.add_all(Trace(request_id=f"bad-{i}", service="llm-gateway", timestamp=seen, received_at=seen,
+                              failed=True,
                               failure_types=["hallucination"]) for i in range(3))
     answers = ingest_batch(runtime, [note(am_payload([am_alert("a", service="llm-gateway")], group="with-traces")),
                                      note(am_payload([am_alert("a", service="search")], group="without-traces"))])

@@ -149,8 +149,9 @@ def test_anyone_who_may_run_it_requests_the_undo_and_confirms_it_themselves(star
     wait_for(lambda: len(runs(slack, incident_id)) == 2, what="the undo request")
     undo = runs(slack, incident_id)[1]
     assert (undo.undo_of, undo.requested_by, undo.status) == (1, SAM, "awaiting_confirmation")
-    card = wait_for(lambda: next((m for m in slack.messages(channel) if m.blocks and f"*Run #{undo.id}:" in str(m.blocks)),
-                                 None), what="the undo's card")
+    card = wait_for(lambda: next((m for m in slack.messages(channel)
+                                  if m.blocks and f"*Run #{undo.id}:" in str(m.blocks)), None),
+                    what="the undo's card")
     slack.emu.click(channel, card.ts, "action.confirm", str(undo.id), user=PRIYA)  # not Priya's request
     wait_for(lambda: any("Only <@U0SAM>, who requested it, can confirm" in t for t in slack.said_to(PRIYA)),
              what="the refusal")

@@ -38,7 +38,8 @@ def test_runbooks_check_accepts_proposing_a_destructive_playbook(tmp_path, monke
     folder = runbook_with(tmp_path / "runbooks", "  - run: fallback\n    delay_seconds: 30\n  - propose: rollback\n")
     assert check_runbooks(folder, NAMES, UNATTENDED) == []
     rules = load_runbooks(folder).get("spike").auto  # type: ignore[union-attr]
-    assert [(r.playbook, r.proposes, r.delay_seconds) for r in rules] == [("fallback", False, 30), ("rollback", True, 0)]
+    assert [(r.playbook, r.proposes, r.delay_seconds) for r in rules] == [("fallback", False, 30), ("rollback", True,
+                                                                                                    0)]
 
 
 @pytest.mark.parametrize("entry, message", [

@@ -71,7 +71,8 @@ def test_changes_need_the_bearer_token(warroom: Warroom):
     body = {"service": "s", "kind": "flag", "summary": "x"}
     assert warroom.post("/api/changes", body, token=None).status_code == 401
     assert warroom.post("/api/changes", body, token="wrong").status_code == 401
-    assert warroom.post("/webhooks/unleash?service=s", {"id": 1, "type": "feature-created"}, token=None).status_code == 401
+    assert warroom.post("/webhooks/unleash?service=s", {"id": 1, "type": "feature-created"},
+                        token=None).status_code == 401
 
 
 def test_an_unleash_event_needs_the_service_in_the_webhook_url(warroom: Warroom):
@@ -125,7 +126,8 @@ def test_unleash_s_webhook_addon_reports_flag_flips_as_changes(unleash, warroom_
         def delivered() -> list[str]:
             found = summaries()
             if not found:
-                flipped = admin.post(f"/api/admin/projects/default/features/{flag}/environments/development/{next(state)}")
+                flipped = admin.post(f"/api/admin/projects/default/features/{flag}"
+                                     f"/environments/development/{next(state)}")
                 assert flipped.status_code in (200, 202, 204), flipped.text
             return found
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -45,7 +46,8 @@ def test_the_guard_mitigates_with_evidence_when_the_ratio_drops(guarded, llm_ser
         "service": "llm-gateway", "version": "v42", "components": {"prompt_version": "answer-v42"},
         "deployed_at": deployed, "deployed_by": "deploy-bot"}).status_code == 201
     send_traces(slack, 20, 8, at=datetime.now(UTC) - timedelta(seconds=1), spread=timedelta(seconds=50))
-    incident_id = slack.fire(am_payload([am_alert("primary-70b", starts=(datetime.now(UTC) - timedelta(seconds=60)).isoformat())]))
+    incident_id = slack.fire(am_payload([am_alert("primary-70b",
+                                                  starts=(datetime.now(UTC) - timedelta(seconds=60)).isoformat())]))
     channel = slack.room(incident_id)
     started = wait_for(lambda: events(slack, incident_id, "guard_started"), timeout=10, what="the guard")
     assert "before: 40.0 % bad, objective 99.5 %; from traces" in started[0]["text"]
@@ -117,7 +119,8 @@ def test_a_person_s_fallback_is_guarded_too_and_never_undone_by_warroom(guarded,
     incident_id = slack.fire(am_payload([am_alert("primary-70b")]))
     channel = slack.room(incident_id)
     slack.command("/incident fallback", user=PRIYA, channel=channel)
-    card = wait_for(lambda: next((m for m in slack.messages(channel) if m.blocks and "*Run #1:" in str(m.blocks)), None),
+    card = wait_for(lambda: next((m for m in slack.messages(channel) if m.blocks and "*Run #1:" in str(m.blocks)),
+                                 None),
                     what="the run card")
     slack.emu.click(channel, card.ts, "action.confirm", "1", user=PRIYA)
     wait_for(lambda: events(slack, incident_id, "guard_not_improved"), timeout=15, what="the verdict")
@@ -149,5 +152,5 @@ def test_with_prometheus_configured_the_guard_reads_the_slo_file_s_query():
     query = asked[0].url.params["query"]
     assert 'outcome="hallucination"}[90s]' in query and asked[0].url.path == "/api/v1/query"
     assert float(asked[0].url.params["time"]) == end.timestamp()
-    with pytest.raises(ExternalError, match="Prometheus at http://prometheus.test:9090 did not answer"):
+    with pytest.raises(ExternalError, match=re.escape("Prometheus at http://prometheus.test:9090 did not answer")):
         source.read(None, slo, end - timedelta(seconds=90), end)  # type: ignore[arg-type]

@@ -19,7 +19,8 @@ import yaml
 from bot.serving import free_port, stop_process, wait_until
 
 GROUP_BY = ["alertname", "sloth_service", "sloth_slo", "sloth_severity"]
-_INSTALL_HINT = ".ci/run installs prometheus prometheus-alertmanager (apt-get install prometheus prometheus-alertmanager)"
+_INSTALL_HINT = (".ci/run installs prometheus prometheus-alertmanager "
+                 "(apt-get install prometheus prometheus-alertmanager)")
 
 
 class PromStackError(RuntimeError):
@@ -55,7 +56,8 @@ class PromStack:
         self.stop()
 
     def start(self) -> None:
-        binaries = {name: shutil.which(name) for name in ("prometheus", "prometheus-alertmanager", "promtool", "amtool")}
+        binaries = {name: shutil.which(name) for name in ("prometheus", "prometheus-alertmanager", "promtool",
+                                                          "amtool")}
         missing = [name for name, found in binaries.items() if not found]
         if missing:
             raise PromStackError(f"missing {', '.join(missing)} on PATH; {_INSTALL_HINT}")

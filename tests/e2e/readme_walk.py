@@ -79,7 +79,8 @@ class Shell:
             try:
                 line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                raise WalkError(f"step did not finish within {timeout}s:\n{text}\noutput so far:\n{''.join(out)}") from None
+                raise WalkError(f"step did not finish within {timeout}s:\n{text}\n"
+                                f"output so far:\n{''.join(out)}") from None
             if line.startswith(marker):
                 status = int(line.split()[1])
                 self.transcript.append(f"$ {text}\n{''.join(out)}")

@@ -106,7 +106,8 @@ def test_a_fallback_that_does_not_help_is_reported_and_undone(
     runbooks = tmp_path / "runbooks"
     shutil.copytree(ROOT / "runbooks", runbooks)
     path = runbooks / "hallucination-spike.md"
-    path.write_text(path.read_text().replace("  - run: fallback\n", "  - run: fallback\n    params: {route: primary-70b}\n", 1))
+    path.write_text(path.read_text().replace("  - run: fallback\n",
+                                             "  - run: fallback\n    params: {route: primary-70b}\n", 1))
     _prom, slack = auto_stack(runbooks)
     llm_gateway.ship("v42")
     incident = wait_until(lambda: page_incident(slack), timeout=90, what="warroom to open the page incident")
@@ -119,4 +120,5 @@ def test_a_fallback_that_does_not_help_is_reported_and_undone(
                what="the undo to be verified")
     assert slack.incident(incident["id"])["status"] != "mitigated"
     slack.settle(timeout=30)
-    assert any("Paging the owners again" in m.text for m in slack.messages(slack.incident(incident["id"])["channel_id"]))
+    channel = slack.incident(incident["id"])["channel_id"]
+    assert any("Paging the owners again" in m.text for m in slack.messages(channel))

@@ -41,7 +41,7 @@ def bolt_app(emu: Emulator) -> Iterator[App]:
     app = App(signing_secret=SECRET, client=WebClient(token=emu.token, base_url=emu.api_url))
     handler = SlackRequestHandler(app)
 
-    async def events(request: Request):  # noqa: ANN202
+    async def events(request: Request):
         return await handler.handle(request)
 
     server = ServerThread(Starlette(routes=[Route("/slack/events", events, methods=["POST"])])).start()

@@ -50,7 +50,8 @@ def test_form_json_and_query_string_arguments_are_all_understood(emu: Emulator) 
     form = httpx.post(f"{emu.api_url}conversations.create", data={"name": "from-form"}, headers=auth).json()
     as_json = httpx.post(f"{emu.api_url}conversations.create", json={"name": "from-json"}, headers=auth).json()
     query = httpx.get(f"{emu.api_url}conversations.create", params={"name": "from-query"}, headers=auth).json()
-    legacy = httpx.post(f"{emu.api_url}conversations.create", data={"name": "from-token-arg", "token": emu.token}).json()
+    legacy = httpx.post(f"{emu.api_url}conversations.create", data={"name": "from-token-arg",
+                                                                    "token": emu.token}).json()
 
     assert [r["channel"]["name"] for r in (form, as_json, query, legacy)] == [
         "from-form", "from-json", "from-query", "from-token-arg"]

@@ -16,7 +16,7 @@ CARD = [
 ]
 
 
-def api_error(call, **kwargs) -> str:  # noqa: ANN001
+def api_error(call, **kwargs) -> str:
     with pytest.raises(SlackApiError) as err:
         call(**kwargs)
     return str(err.value.response["error"])

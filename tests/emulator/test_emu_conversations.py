@@ -7,7 +7,7 @@ from slack_sdk.errors import SlackApiError
 from bot.emulator import Emulator
 
 
-def api_error(call, **kwargs) -> str:  # noqa: ANN001
+def api_error(call, **kwargs) -> str:
     with pytest.raises(SlackApiError) as err:
         call(**kwargs)
     assert err.value.response.status_code == 200, "Slack reports API errors with HTTP 200"

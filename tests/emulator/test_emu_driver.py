@@ -29,7 +29,7 @@ def test_slash_command_is_signed_and_shaped_like_slack(bolt_app: App, emu: Emula
     seen: dict[str, Any] = {}
 
     @bolt_app.command("/incident")
-    def incident(ack, command, respond):  # noqa: ANN001, ANN202
+    def incident(ack, command, respond):
         seen.update(command)
         ack(f"you said {command['text']}")
         respond(text="later, in the channel", response_type="in_channel")
@@ -57,7 +57,7 @@ def test_click_sends_block_actions_and_the_listener_updates_the_card(bolt_app: A
     payloads: list[dict[str, Any]] = []
 
     @bolt_app.action("incident_ack")
-    def ack_incident(ack, body, client):  # noqa: ANN001, ANN202
+    def ack_incident(ack, body, client):
         ack()
         payloads.append(body)
         client.chat_update(channel=body["channel"]["id"], ts=body["message"]["ts"], text="Acknowledged by Priya",
@@ -80,7 +80,7 @@ def test_select_sends_the_chosen_option(bolt_app: App, emu: Emulator) -> None:
     chosen: list[Any] = []
 
     @bolt_app.action("incident_sev")
-    def sev(ack, action, respond):  # noqa: ANN001, ANN202
+    def sev(ack, action, respond):
         ack()
         chosen.append(action["selected_option"]["value"])
         respond(text="Severity set", replace_original=True)
@@ -96,12 +96,12 @@ def test_a_command_opens_a_modal_and_its_submission_reaches_the_view_listener(bo
     submitted: list[dict[str, Any]] = []
 
     @bolt_app.command("/incident")
-    def declare(ack, command, client):  # noqa: ANN001, ANN202
+    def declare(ack, command, client):
         ack()
         client.views_open(trigger_id=command["trigger_id"], view=MODAL)
 
     @bolt_app.view("declare")
-    def on_submit(ack, view):  # noqa: ANN001, ANN202
+    def on_submit(ack, view):
         values = view["state"]["values"]
         if not values["title"]["value"]["value"]:
             ack(response_action="errors", errors={"title": "A title, please"})
@@ -130,7 +130,7 @@ def test_reactions_arrive_as_events_with_retry_headers(bolt_app: App, emu: Emula
     events: list[tuple[str, str | None, str]] = []
 
     @bolt_app.event("reaction_added")
-    def pinned(event, body, request):  # noqa: ANN001, ANN202
+    def pinned(event, body, request):
         events.append((event["reaction"], request.headers.get("x-slack-retry-num", [None])[0], body["event_id"]))
 
     ts = bolt_app.client.chat_postMessage(channel="C0INCIDENTS", text="the hallucinated refund policy")["ts"]

@@ -24,7 +24,7 @@ CARD = [
 def test_clicking_acknowledge_on_the_page_reaches_the_bot_and_shows_the_updated_card(
         bolt_app: App, emu: Emulator, browser: Browser) -> None:
     @bolt_app.action("incident_ack")
-    def acknowledge(ack, body, client):  # noqa: ANN001, ANN202
+    def acknowledge(ack, body, client):
         ack()
         who = body["user"]["name"]
         client.chat_update(channel=body["channel"]["id"], ts=body["message"]["ts"], text=f"Acknowledged by {who}",
@@ -79,12 +79,12 @@ def test_a_modal_opened_by_the_bot_is_a_form_on_the_page(bolt_app: App, emu: Emu
                          "element": {"type": "plain_text_input", "action_id": "value"}}]}
 
     @bolt_app.command("/incident")
-    def declare(ack, command, client):  # noqa: ANN001, ANN202
+    def declare(ack, command, client):
         ack()
         client.views_open(trigger_id=command["trigger_id"], view=modal)
 
     @bolt_app.view("declare")
-    def submitted(ack, view):  # noqa: ANN001, ANN202
+    def submitted(ack, view):
         titles.append(view["state"]["values"]["title"]["value"]["value"])
         ack()
 

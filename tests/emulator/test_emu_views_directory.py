@@ -11,7 +11,7 @@ MODAL = {"type": "modal", "callback_id": "label_trace", "title": {"type": "plain
                      "element": {"type": "plain_text_input", "action_id": "reason"}}]}
 
 
-def api_error(call, **kwargs) -> str:  # noqa: ANN001
+def api_error(call, **kwargs) -> str:
     with pytest.raises(SlackApiError) as err:
         call(**kwargs)
     return str(err.value.response["error"])

@@ -34,7 +34,8 @@ def test_schema_cases_use_the_bundle_tool_contract_schema() -> None:
     [check] = case_asserts(case("schema_invalid"), ctx)
     assert check["type"] == "is-json" and check["value"]["required"] == ["order_id", "status"]
     inline = Bundle(service="s", version="v1", components={"tool_contracts": {"response_schema": {"type": "array"}}})
-    [check] = case_asserts(case("schema_invalid"), assert_context(inline, latency_ms=None, cost_budget=None, schema_dir=None))
+    [check] = case_asserts(case("schema_invalid"), assert_context(inline, latency_ms=None, cost_budget=None,
+                                                                  schema_dir=None))
     assert check == {"type": "is-json", "value": {"type": "array"}}
 
 

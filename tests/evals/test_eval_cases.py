@@ -103,7 +103,8 @@ def test_duplicates_collapse_to_the_earliest_trace_with_labels_merged() -> None:
         trace("early", minute=5, prompt_hash="same", output=BAD_REFUND, hallucination_score=0.9),
         trace("middle", minute=10, prompt_hash="same", output=BAD_REFUND, hallucination_score=0.9),
     ]
-    labels = {"late": Label(expected="Refunds are available within 30 days."), "middle": Label(unsupported_claim="90 days")}
+    labels = {"late": Label(expected="Refunds are available within 30 days."),
+              "middle": Label(unsupported_claim="90 days")}
     case = only_case(traces, labels=labels)
     assert case.metadata.request_id == "early"
     assert case.assert_ == [

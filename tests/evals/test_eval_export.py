@@ -54,7 +54,8 @@ def test_export_writes_promptfoo_tests_jsonl_and_a_config_for_the_http_provider(
     assert (result.written, result.deduplicated, result.total) == (4, 0, 4)
 
     tests = yaml.safe_load((tmp_path / "tests.yaml").read_text())
-    assert [t["metadata"]["failure_type"] for t in tests] == ["hallucination", "schema_invalid", "tool_error", "latency"]
+    assert [t["metadata"]["failure_type"] for t in tests] == ["hallucination", "schema_invalid", "tool_error",
+                                                              "latency"]
     for test in tests:
         assert set(test) == {"description", "vars", "assert", "metadata"}
         assert test["vars"]["question"]
@@ -77,7 +78,7 @@ def test_jsonl_has_one_sorted_key_object_per_case_matching_the_yaml(tmp_path: Pa
     lines = (tmp_path / "cases.jsonl").read_text().splitlines()
     rows = [json.loads(line) for line in lines]
     assert all(line == json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-               for line, row in zip(lines, rows))
+               for line, row in zip(lines, rows, strict=True))
     assert rows == yaml.safe_load((tmp_path / "tests.yaml").read_text())
 
 

@@ -45,7 +45,7 @@ def test_the_gate_fails_v42_and_its_paraphrase_and_passes_and_marks_v43(engine: 
     settings = make_settings(database_url, WARROOM_EVAL_SCHEMA_DIR=str(CONTRACTS))
     target = EvalTarget(llm_service + "/v1/answer?bundle={{bundle}}")
 
-    def gate(version: str):  # noqa: ANN202
+    def gate(version: str):
         return run_gate(engine, f"{SERVICE}:{version}", settings=settings, target=target, cache_dir=CACHE_DIR)
 
     bad = gate("v42")
@@ -71,7 +71,8 @@ def test_the_gate_fails_v42_and_its_paraphrase_and_passes_and_marks_v43(engine: 
     with transaction(engine) as session:
         v43 = bundles.get_bundle(session, SERVICE, "v43")
         assert v43.known_good and v43.known_good_run_id == fixed.run_id
-        assert bundles.as_dict(v43)["known_good_by"] == "gate" and bundles.as_dict(v43)["known_good_run_id"] == fixed.run_id
+        shown = bundles.as_dict(v43)
+        assert shown["known_good_by"] == "gate" and shown["known_good_run_id"] == fixed.run_id
         assert bundles.as_dict(bundles.get_bundle(session, SERVICE, "v41"))["known_good_by"] == "hand"
         assert bundles.newest_gated(session, SERVICE).version == "v43"  # type: ignore[union-attr]
         assert not bundles.get_bundle(session, SERVICE, "v44").known_good
@@ -115,4 +116,5 @@ def test_template_syntax_in_a_case_is_sent_and_compared_as_written(engine: Engin
     assert sorted(seen) == sorted([question, "Where is my order 9999?"])
     assert report.status == PASSED, report.summary()
     [tool] = report.tolerated
-    assert tool.case.failure_type == "tool_error" and "order_lookup failed: order 9999 not found" in tool.candidate.asserted
+    assert tool.case.failure_type == "tool_error"
+    assert "order_lookup failed: order 9999 not found" in tool.candidate.asserted

@@ -123,7 +123,8 @@ def test_redaction_applies_to_what_the_suite_stores(engine: Engine) -> None:
     assert "jane@example.com" not in case.question and "jane@example.com" not in str(case.data)
 
 
-def test_the_postmortem_counts_new_and_updated_cases_and_ticks_gate_the_fix_after_a_passing_gate(engine: Engine) -> None:
+def test_the_postmortem_counts_new_and_updated_cases_and_ticks_gate_the_fix_after_a_passing_gate(
+        engine: Engine) -> None:
     from bot.models import EvalRun
     from bot.postmortem.assemble import build_context
     from bot.postmortem.render import render_postmortem

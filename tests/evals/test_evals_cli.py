@@ -31,7 +31,8 @@ def cli_env(database_url: str, llm_service: str, monkeypatch: pytest.MonkeyPatch
     for name, value in {"WARROOM_ENV": "test", "WARROOM_DATABASE_URL": database_url,
                         "WARROOM_ALERT_TOKEN": ALERT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
                         "WARROOM_WORKER": "false", "WARROOM_SCHEDULER": "false",
-                        "WARROOM_EVAL_TARGETS": json.dumps({"llm-gateway": llm_service + "/v1/answer?bundle={{bundle}}"}),
+                        "WARROOM_EVAL_TARGETS": json.dumps(
+                            {"llm-gateway": llm_service + "/v1/answer?bundle={{bundle}}"}),
                         "WARROOM_EVAL_SCHEMA_DIR": str(ROOT / "examples" / "llm_service" / "contracts")}.items():
         monkeypatch.setenv(name, value)
     return llm_service

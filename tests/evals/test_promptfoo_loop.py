@@ -88,7 +88,8 @@ def test_a_broken_eval_config_raises_with_promptfoos_own_words(tmp_path: Path) -
 def test_summary_text_fits_one_slack_paragraph() -> None:
     summary = EvalRunSummary(
         passed=7, failed=6, errors=0, exit_code=100, results_path=Path("results.json"),
-        failures=[(f"INC-1 hallucination: question {i}", "Expected output to not contain\n\"90 days\"") for i in range(6)],
+        failures=[(f"INC-1 hallucination: question {i}",
+                   "Expected output to not contain\n\"90 days\"") for i in range(6)],
     )
     text = summary.as_text()
     assert "\n" not in text

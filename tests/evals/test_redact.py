@@ -20,7 +20,8 @@ from bot.redact import RedactionPatternError, Redactor
         ("aws AKIAIOSFODNN7EXAMPLE", "aws [secret]"),
         ("Authorization: Bearer abc.def-ghi_123456", "Authorization: Bearer [secret]"),
         ("sig 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "sig [secret]"),
-        ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "jwt [secret]"),
+        ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+         "jwt [secret]"),
         ("card 4111 1111 1111 1111", "card [card]"),
         ("card 5500-0000-0000-0004 thanks", "card [card] thanks"),
     ],
@@ -184,7 +185,7 @@ def test_a_disabled_rule_lets_its_format_through_and_others_still_apply() -> Non
 
 
 def test_an_unknown_rule_name_is_refused_with_the_names_that_exist() -> None:
-    with pytest.raises(RedactionPatternError, match="unknown redaction rule.*'emails'.*email"):
+    with pytest.raises(RedactionPatternError, match=r"unknown redaction rule.*'emails'.*email"):
         Redactor(disabled=["emails"])
 
 

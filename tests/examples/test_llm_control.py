@@ -138,7 +138,8 @@ def test_unleash_kill_switch_turns_a_tool_off(recorder: tuple[Recorder, str]) ->
     flags.responses["/api/client/features"] = {"version": 2, "features": [
         {"name": "llm.tool.web_search", "enabled": False, "strategies": []},
         {"name": "llm.tool.order_lookup", "enabled": True, "strategies": []}]}
-    app = create_app(control_token=TOKEN, unleash_url=flags_url, unleash_token="*:production.abc", unleash_interval=0.05)
+    app = create_app(control_token=TOKEN, unleash_url=flags_url, unleash_token="*:production.abc",
+                     unleash_interval=0.05)
     with serve(app) as url, httpx.Client(base_url=url, headers=AUTH) as client:
         state = wait_until(lambda: (s := client.get("/control/state").json())["source"] == "unleash" and s,
                            what="the first Unleash poll")

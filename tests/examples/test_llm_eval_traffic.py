@@ -23,7 +23,8 @@ def test_an_eval_request_is_answered_by_the_named_bundle_while_production_stays_
     assert evaluated["bundle"] == "v43" and "30 days" in evaluated["output"]
     assert live["bundle"] == "v42" and "90 days" in live["output"]
     assert unknown.status_code == 404 and "v404" in unknown.json()["error"]
-    counted = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith("llm_requests_total{"))
+    counted = sum(float(line.rsplit(" ",
+                                    1)[1]) for line in metrics.splitlines() if line.startswith("llm_requests_total{"))
     assert counted == 1  # only the production request
 
 

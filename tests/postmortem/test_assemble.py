@@ -27,8 +27,8 @@ from bot.postmortem import assemble, store
 from bot.slo.spec import SLO
 from bot.slo.tracerule import TraceRule
 from bot.trace_rules import TraceEvent
-from tests.conftest import Warroom, serve_warroom  # noqa: F401  (re-used by page tests)
 from tests.alerts.payloads import am_alert, am_payload
+from tests.conftest import Warroom, serve_warroom  # noqa: F401  (re-used by page tests)
 
 SECTIONS = ["Summary", "Impact", "Timeline", "Actions taken", "Release bundle lineage", "Failing traces",
             "Contributing factors", "Lessons learned", "Follow-ups"]
@@ -39,7 +39,8 @@ V42 = {**V41, "prompt_version": "answer-v42", "retriever_snapshot": "policy-2026
 # (prompt hash, question, wrong answer): 9 hallucinations over 3 prompts, 3 schema failures over 2.
 HALLUCINATIONS = [("h-refund", f"What is the refund policy? I'm {EMAIL}",
                    "Refunds are available within 90 days, no receipt needed.")] * 5 + \
-                 [("h-warranty", "How long is the warranty?", "The warranty lasts a lifetime for every product.")] * 2 + \
+                 [("h-warranty", "How long is the warranty?",
+                   "The warranty lasts a lifetime for every product.")] * 2 + \
                  [("h-shipping", "Is shipping free?", "Shipping is always free worldwide, even for pianos.")] * 2
 SCHEMA_FAILURES = [("h-json", "Give the order status as JSON for order 1234", '{"order_id": "1234"')] * 2 + \
                   [("h-json2", "List my open tickets as JSON", "tickets: none")]
@@ -86,7 +87,8 @@ def seed_incident(warroom: Warroom, *, group: str = "llm-gateway-hallucination",
             return opened + timedelta(minutes=minutes)
 
         service.acknowledge(session, incident, actor="U0PRIYA", at=at(2))
-        timeline.record(session, incident, "pinned", "refund trace says <@U0PRIYA> 90 days, no receipt", actor="U0PRIYA",
+        timeline.record(session, incident, "pinned", "refund trace says <@U0PRIYA> 90 days, no receipt",
+                        actor="U0PRIYA",
                         at=at(3))
         if bundles.live_bundle(session, "llm-gateway", at(0)) is None:  # a second incident shares them
             bundles.register_bundle(session, service="llm-gateway", version="v41", components=V41,

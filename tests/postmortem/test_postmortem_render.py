@@ -50,7 +50,8 @@ def scenario(**overrides: Any) -> PostmortemContext:
             ActionRecord(playbook="rollback", params={"bundle": "v41"}, requested_by="priya", approved_by="sam",
                          status="succeeded", started_at=at(12), duration_s=3.0, verify=True),
         ],
-        bundles=BundleLineage(live_version="v42", live_components={"prompt": "answer-v42", "model_route": "primary-70b"},
+        bundles=BundleLineage(live_version="v42", live_components={"prompt": "answer-v42",
+                                                                   "model_route": "primary-70b"},
                               previous_version="v41", changed_components=["prompt", "retriever_snapshot"],
                               rolled_back_to="v41"),
         traces=TraceSummary(counts={"hallucination": 9, "schema_invalid": 3}, examples=[
@@ -133,14 +134,15 @@ def test_missing_facts_are_said_plainly_instead_of_failing() -> None:
 
 
 def test_a_written_summary_replaces_the_generated_one_and_keeps_its_paragraphs() -> None:
-    summary = section(render_postmortem(scenario(summary="Users saw wrong refund terms.\n\n# v42 trusted a forum post.")),
-                      "Summary")
+    written = "Users saw wrong refund terms.\n\n# v42 trusted a forum post."
+    summary = section(render_postmortem(scenario(summary=written)), "Summary")
     assert summary.strip() == "Users saw wrong refund terms.\n\n\\# v42 trusted a forum post."
 
 
 def test_a_template_in_the_users_folder_overrides_the_builtin(tmp_path: Path) -> None:
     (tmp_path / "postmortem.md.j2").write_text("# {{ incident.ref }} review for {{ incident.title | md }}\n")
-    assert render_postmortem(scenario(), tmp_path) == "# INC-20260314-0001 review for llm-gateway hallucination-rate burning\n"
+    assert render_postmortem(scenario(),
+                             tmp_path) == "# INC-20260314-0001 review for llm-gateway hallucination-rate burning\n"
     assert "## Summary" in render_postmortem(scenario(), tmp_path / "empty-folder")
 
 

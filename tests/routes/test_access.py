@@ -81,7 +81,8 @@ def test_a_sign_in_link_signs_in_once_and_looking_at_it_does_not_use_it(warroom:
     person = browser(warroom)
     for _ in range(2):  # link previews fetch it too: a GET shows a button and changes nothing
         shown = person.get(f"/signin/{token}")
-        assert shown.status_code == 200 and "U0PRIYA" in shown.text and shown.headers["referrer-policy"] == "same-origin"
+        assert shown.status_code == 200 and "U0PRIYA" in shown.text
+        assert shown.headers["referrer-policy"] == "same-origin"
     signed = person.post("/signin", data={"token": token})
     assert signed.status_code == 303 and signed.headers["location"] == "/incidents"
     cookie = signed.headers["set-cookie"].lower()
@@ -163,7 +164,8 @@ def test_an_anonymous_or_forged_form_post_does_not_overwrite_the_edit(warroom: W
     anonymous = browser(warroom)
     assert anonymous.post(url, data={"text": "overwritten"}).status_code == 401
     assert anonymous.post(f"{url}/regenerate").status_code == 401
-    with_token_only = anonymous.post(url, data={"text": "overwritten"}, headers={"Authorization": f"Bearer {ALERT_TOKEN}"})
+    with_token_only = anonymous.post(url, data={"text": "overwritten"},
+                                     headers={"Authorization": f"Bearer {ALERT_TOKEN}"})
     assert with_token_only.status_code == 401  # a form is a person's: the ingest token does not sign anyone in
     # Signed in, but the form did not come from our page (no CSRF token, or someone else's).
     assert warroom.http.post(url, data={"text": "overwritten"}).status_code == 403

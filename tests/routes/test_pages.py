@@ -7,8 +7,7 @@ import pytest
 from bot.db import transaction
 from bot.incidents import service
 from bot.models import Postmortem
-from tests.conftest import Warroom
-from tests.conftest import ALERT_TOKEN
+from tests.conftest import ALERT_TOKEN, Warroom
 from tests.postmortem.test_assemble import seed_incident
 
 HOSTILE = {"title": "<script>alert('title')</script> refund answers", "summary": "<script>alert('summary')</script>"

@@ -17,9 +17,8 @@ from bot.models import Incident, Trace
 from bot.runtime import Runtime
 from bot.trace_rules import FailureRules
 from bot.web import create_app
-from tests.conftest import Warroom
 from tests.alerts.payloads import am_alert, am_payload
-from tests.conftest import make_settings
+from tests.conftest import Warroom, make_settings
 from tests.support import ServerThread, free_port
 
 NDJSON = {"Content-Type": "application/x-ndjson"}

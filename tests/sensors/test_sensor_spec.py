@@ -46,7 +46,8 @@ def test_sensors_are_read_with_their_defaults(tmp_path):
     drift, relevance, spike = load_sensors(path)
     assert (drift.kind, drift.field, drift.window, drift.baseline, drift.warn, drift.alert, drift.by_bundle) == (
         "drift", "tokens", timedelta(hours=1), timedelta(days=7), 0.1, 0.25, True)
-    assert (relevance.field, relevance.window, relevance.by_bundle) == ("scores.relevance", timedelta(minutes=30), False)
+    assert (relevance.field, relevance.window, relevance.by_bundle) == ("scores.relevance", timedelta(minutes=30),
+                                                                        False)
     assert spike.trace == TraceRule("tool_calls", "any_not_ok")
     assert (spike.factor, spike.days, spike.sustained, spike.severity) == (2.0, 7, timedelta(minutes=30), "critical")
 

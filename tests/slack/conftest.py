@@ -34,7 +34,8 @@ class SlackHarness:
 
     # Alertmanager's side
     def fire(self, body: dict[str, Any]) -> int:
-        response = self.http.post("/webhooks/alertmanager", json=body, headers={"Authorization": f"Bearer {ALERT_TOKEN}"})
+        response = self.http.post("/webhooks/alertmanager", json=body,
+                                  headers={"Authorization": f"Bearer {ALERT_TOKEN}"})
         assert response.status_code == 200, response.text
         return response.json()["incident_id"]
 

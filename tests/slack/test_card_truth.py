@@ -36,7 +36,7 @@ def test_topic_follows_status_severity_commander_and_alert_counts(slack):
 
 
 def test_card_and_topic_show_the_bundle_a_rollback_made_live_and_its_undo_brought_back(llm_service, slack, room):  # noqa: F811
-    incident_id, channel = room
+    _incident_id, channel = room
     slack.command("/incident rollback", user=PRIYA, channel=channel)
     card = run_card(slack, channel, 1)
     slack.emu.click(channel, card.ts, "action.confirm", "1", user=PRIYA)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-
 from bot.db import transaction
 from bot.incidents import service
 from tests.alerts.payloads import am_alert, am_payload

@@ -64,7 +64,7 @@ def test_a_command_mentioning_payload_is_still_a_command(slack, opened):
 
 
 def test_status_with_and_without_text(slack, opened):
-    incident_id, channel = opened
+    _incident_id, channel = opened
     slack.command("/incident status rolling back to v41, error rate falling", channel=channel)
     shown = reply_text(slack.command("/incident status", channel=channel))
     assert "rolling back to v41" in shown and "triggered" in shown
@@ -74,7 +74,8 @@ def test_status_with_and_without_text(slack, opened):
 
 def test_commander_followups_timeline_list(slack, opened):
     incident_id, channel = opened
-    assert "<@U0SAM> is the incident commander" in reply_text(slack.command("/incident commander @sam", channel=channel))
+    assert "<@U0SAM> is the incident commander" in reply_text(slack.command("/incident commander @sam",
+                                                                            channel=channel))
     assert slack.incident(incident_id)["commander"] == SAM
     assert "mention exactly one" in reply_text(slack.command("/incident commander nobody", channel=channel))
     slack.command("/incident followup add a refund-policy eval @priya", channel=channel)
@@ -172,7 +173,8 @@ def test_mtta_and_mttr_are_exposed_in_metrics(slack, opened):
     slack.resolve(channel)
     metrics = slack.http.get("/metrics").text
     assert "warroom_mtta_incidents_30d 1.0" in metrics and "warroom_mttr_incidents_30d 1.0" in metrics
-    mttr = float(next(line.split()[1] for line in metrics.splitlines() if line.startswith("warroom_mttr_seconds_mean_30d")))
+    mttr = float(next(line.split()[1] for line in metrics.splitlines()
+                      if line.startswith("warroom_mttr_seconds_mean_30d")))
     assert mttr == pytest.approx(slack.incident(incident_id)["mttr_seconds"])
 
 

@@ -141,7 +141,7 @@ def test_a_process_killed_after_posting_is_not_followed_by_a_second_post(databas
     assert len(cards(view, channel)) == 1
 
 
-def _settled(engine) -> bool:  # noqa: ANN001
+def _settled(engine) -> bool:
     from bot import outbox
     with transaction(engine) as session:
         return outbox.pending_count(session) == 0

@@ -34,7 +34,8 @@ def test_incident_evals_lists_unlabelled_cases_and_a_label_makes_them_labelled(s
                        what="the failing traces message")
     slack.emu.click(channel, message.ts, "trace.label", button["value"], user=PRIYA)
     view = wait_for(lambda: next(iter(slack.emu.state.views.values()), None), what="the label form")
-    slack.emu.submit_view(view.id, {"failure_type": "hallucination", "expected": "Refunds are available within 30 days.",
+    slack.emu.submit_view(view.id, {"failure_type": "hallucination",
+                                    "expected": "Refunds are available within 30 days.",
                                     "claim": "90 days"}, user=PRIYA)
     with transaction(slack.runtime.engine) as session:
         [case] = suite_cases(session, "llm-gateway")
@@ -49,7 +50,8 @@ def test_a_failed_gate_posts_its_summary_to_the_incidents_its_cases_came_from(sl
     with transaction(slack.runtime.engine) as session:
         [case] = suite_cases(session, "llm-gateway")
         report = GateReport(service="llm-gateway", version="v44", baseline="v41", status=FAILED, run_id=7, cases=1,
-                            failures=[CaseVerdict(case, Outcome(False, "missing fact: 30 days", "Ninety days!", 5, None),
+                            failures=[CaseVerdict(case, Outcome(False, "missing fact: 30 days", "Ninety days!", 5,
+                                                                None),
                                                   None, True, "labelled case fails")], incidents=[incident_id])
         post_to_incidents(session, report)
     slack.runtime.wake.set()
@@ -96,7 +98,8 @@ def test_the_card_names_the_bundle_that_passed_the_gate(llm_service, slack, room
     incident_id, _ = room
     with transaction(slack.runtime.engine) as session:
         # A candidate awaiting the gate, not deployed: dated after everything, as the demo registers it.
-        bundles.register_bundle(session, service="llm-gateway", version="v43", components={"prompt_version": "answer-v43"},
+        bundles.register_bundle(session, service="llm-gateway", version="v43",
+                                components={"prompt_version": "answer-v43"},
                                 deployed_at=utcnow() + timedelta(days=30))
         bundles.mark_known_good(session, "llm-gateway", "v43", run_id=12)
         line = bundle_line(session, service.get(session, incident_id))

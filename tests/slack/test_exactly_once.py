@@ -101,9 +101,10 @@ def test_an_unmarked_channel_with_the_same_name_is_not_adopted(slack):
     assert channel_id != "C0OTHER"
 
 
-def _intended(session, incident_id, model) -> str | None:  # noqa: ANN001
+def _intended(session, incident_id, model) -> str | None:
     session.expire_all()
-    step = session.execute(select(model).where(model.incident_id == incident_id, model.name == "channel")).scalar_one_or_none()
+    step = session.execute(select(model).where(model.incident_id == incident_id,
+                                               model.name == "channel")).scalar_one_or_none()
     return (step.result or {}).get("intended") if step else None
 
 

@@ -70,7 +70,8 @@ def test_traces_failing_after_the_incident_opened_are_posted_with_label_buttons_
     later = wait_for(lambda: next((m for m in posts_about_traces(slack, channel) if "5 more failing" in m.text), None),
                      what="the post of the later traces")
     assert "since" in later.text and "jane@example.com" not in str(later.blocks)
-    labels = [b["accessory"]["value"] for b in later.blocks if (b.get("accessory") or {}).get("action_id") == "trace.label"]
+    labels = [b["accessory"]["value"] for b in later.blocks
+              if (b.get("accessory") or {}).get("action_id") == "trace.label"]
     assert labels and all(v.startswith("late-") for v in labels)
     wait_for(lambda: "*Failing traces*\\n9" in card_field(slack, channel), what="the card to count 9 failing traces")
 

@@ -35,7 +35,8 @@ def test_failing_traces_show_in_the_room_redacted_and_can_be_labelled(slack):
 
     slack.emu.click(channel, message.ts, "trace.label", "req-0", user=PRIYA)
     view = wait_for(lambda: next(iter(slack.emu.state.views.values()), None), what="the label form")
-    reply = slack.emu.submit_view(view.id, {"failure_type": "hallucination", "expected": "Refunds are available within 30 days.",
+    reply = slack.emu.submit_view(view.id, {"failure_type": "hallucination",
+                                            "expected": "Refunds are available within 30 days.",
                                             "claim": "90 days"}, user=PRIYA)
     assert reply.status == 200
     timeline = slack.incident(incident_id)["timeline"]

@@ -83,7 +83,7 @@ class WebhookSink:
         received = self.received
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with lock:
                     received.append((self.headers.get("Authorization", ""), json.loads(body)))
@@ -133,7 +133,8 @@ def test_page_alert_fires_on_hallucinations_and_resolves_after_recovery(tmp_path
             assert alert["annotations"]["runbook"] == "hallucination-spike"
             # the burn rate Prometheus measured (half the answers bad: far above the 6x and 14.4x thresholds)
             assert float(alert["annotations"]["burn_rate"]) > 6
-            assert f"burning {alert['annotations']['burn_rate']}× (page threshold 14.4×" in alert["annotations"]["summary"]
+            burning = f"burning {alert['annotations']['burn_rate']}× (page threshold 14.4×"
+            assert burning in alert["annotations"]["summary"]
             assert any(a["labels"].get("sloth_severity") == "page" for a in stack.alertmanager_alerts())
 
             traffic.switch(0.0)

@@ -187,15 +187,16 @@ def test_the_period_ratio_stays_one_to_one_when_the_scale_changes(tmp_path: Path
     assert [r["labels"] for r in unscaled["groups"][0]["rules"]] == [r["labels"] for r in scaled["groups"][0]["rules"]]
     rules = tmp_path / "rules.yml"
     rules.write_text(yaml.safe_dump(scaled))
-    five_minutes = 'slo:sli_error:ratio_rate5m{sloth_id="llm-gateway-hallucination-rate", sloth_service="llm-gateway", ' \
-                   'sloth_slo="hallucination-rate", sloth_window="5m"}'
+    five_minutes = ('slo:sli_error:ratio_rate5m{sloth_id="llm-gateway-hallucination-rate", '
+                    'sloth_service="llm-gateway", sloth_slo="hallucination-rate", sloth_window="5m"}')
     test = {
         "rule_files": [str(rules)],
         "evaluation_interval": "1m",
         "tests": [{
             "interval": "1m",
             # An earlier, unscaled rule file recorded the same series; the ratio stays one series.
-            "input_series": [{"series": 'llm_answers_total{service="llm-gateway", outcome="good"}', "values": "0+60x30"},
+            "input_series": [{"series": 'llm_answers_total{service="llm-gateway", outcome="good"}',
+                              "values": "0+60x30"},
                              {"series": 'llm_answers_total{service="llm-gateway", outcome="hallucination"}',
                               "values": "0+0x30"},
                              {"series": five_minutes.replace("}", ', team="ml", service="llm-gateway", '

@@ -7,9 +7,8 @@ Create Date: 2026-11-22 03:13:01.612309
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
-
 
 revision = '0001'
 down_revision = None

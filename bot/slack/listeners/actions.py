@@ -9,6 +9,7 @@ and `bot.slack.action_effects` keeps its card up to date.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import App
@@ -20,6 +21,7 @@ from bot.incidents import operations as incidents
 from bot.slack import modals
 from bot.slack.command_table import CommandTable, command
 from bot.slack.context import SlackContext
+from bot.slack.guard import RespondOrTell
 from bot.slack.invocation import Invocation
 from bot.slack.listeners.commands import incident_id_for
 from bot.slack.replies import for_user
@@ -119,7 +121,7 @@ def undo_run(ctx: SlackContext, actions: Actions, run_id: int, user: str) -> str
 def register(app: App, ctx: SlackContext, table: CommandTable, actions: Actions) -> None:
     register_commands(table, actions)
 
-    def on_run(body: dict[str, Any], respond, work) -> None:  # noqa: ANN001
+    def on_run(body: dict[str, Any], respond: RespondOrTell, work: Callable[[int, str], str | None]) -> None:
         user = body["user"]["id"]
         run_id = int(body["actions"][0]["value"])
         ctx.background(lambda: work(run_id, user), respond)
@@ -148,21 +150,21 @@ def register(app: App, ctx: SlackContext, table: CommandTable, actions: Actions)
         body, respond, lambda run_id, user: undo_run(ctx, actions, run_id, user))))
 
     @app.action("incident.playbook")
-    def runbook_button(ack, body, respond) -> None:  # noqa: ANN001
+    def runbook_button(ack: Ack, body: dict[str, Any], respond: RespondOrTell) -> None:
         ack()
         incident_id, _, name = body["actions"][0]["value"].partition(":")
         user = body["user"]["id"]
         ctx.background(lambda: request_run(ctx, actions, int(incident_id), name, [], user), respond)
 
     @app.action("incident.run_action")
-    def run_action_button(ack, body, client) -> None:  # noqa: ANN001
+    def run_action_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         incident_id = int(body["actions"][0]["value"])
         options = [(f"{name} — {pb.description}", name) for name, pb in sorted(actions.playbooks.items())]
         client.views_open(trigger_id=body["trigger_id"], view=modals.run_action(incident_id, options))
 
     @app.view("run_action")
-    def run_action_submitted(ack, body, view) -> None:  # noqa: ANN001
+    def run_action_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         values, meta = modals.values(view), modals.metadata(view)
         try:
             args = shlex.split(values.get("args") or "")
@@ -179,7 +181,7 @@ def register(app: App, ctx: SlackContext, table: CommandTable, actions: Actions)
 
 
 def _acked(handler):  # noqa: ANN001, ANN202
-    def listener(ack, body, respond) -> None:  # noqa: ANN001
+    def listener(ack: Ack, body: dict[str, Any], respond: RespondOrTell) -> None:
         ack()
         handler(body, respond)
     return listener

@@ -9,6 +9,7 @@ from slack_bolt import App
 
 from bot.incidents import operations
 from bot.slack.context import SlackContext
+from bot.slack.guard import RespondOrTell
 
 
 def register(app: App, ctx: SlackContext) -> None:
@@ -26,24 +27,24 @@ def register(app: App, ctx: SlackContext) -> None:
         ctx.background(work, respond)  # errors go to the clicker through response_url, member or not
 
     @app.action("incident.ack")
-    def ack_button(ack, body, respond) -> None:  # noqa: ANN001
+    def ack_button(ack: Ack, body: dict[str, Any], respond: RespondOrTell) -> None:
         ack()
         _change(body, respond, "ack", lambda i, u, v: operations.acknowledge(ctx.engine, i, actor=u))
 
     @app.action("incident.resolve")
-    def resolve_button(ack, body, respond) -> None:  # noqa: ANN001
+    def resolve_button(ack: Ack, body: dict[str, Any], respond: RespondOrTell) -> None:
         ack()
         from bot.slack.listeners.resolve import resolve_or_ask  # asks first while alerts fire
         incident_id, user = int(body["actions"][0]["value"]), body["user"]["id"]
         ctx.background(lambda: resolve_or_ask(ctx, incident_id, user), respond)
 
     @app.action("incident.reopen")
-    def reopen_button(ack, body, respond) -> None:  # noqa: ANN001
+    def reopen_button(ack: Ack, body: dict[str, Any], respond: RespondOrTell) -> None:
         ack()
         _change(body, respond, "reopen", lambda i, u, v: operations.reopen(ctx.engine, i, actor=u))
 
     @app.action("incident.promote")
-    def promote_button(ack, body, respond) -> None:  # noqa: ANN001
+    def promote_button(ack: Ack, body: dict[str, Any], respond: RespondOrTell) -> None:
         ack()
         incident_id, user = int(body["actions"][0]["value"]), body["user"]["id"]
 
@@ -54,7 +55,7 @@ def register(app: App, ctx: SlackContext) -> None:
         ctx.background(work, respond)
 
     @app.action("incident.severity")
-    def severity_select(ack, body, respond) -> None:  # noqa: ANN001
+    def severity_select(ack: Ack, body: dict[str, Any], respond: RespondOrTell) -> None:
         ack()
         _change(body, respond, "severity",
                 lambda i, u, v: operations.set_severity(ctx.engine, i, int(v.split(":")[1]), actor=u))

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from slack_bolt import App
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
 
 from bot import signin
 from bot.errors import UserError
@@ -20,6 +21,7 @@ from bot.slack import modals
 from bot.slack.blocks import markdown_document
 from bot.slack.command_table import Command, CommandTable, Reply, command
 from bot.slack.context import SlackContext
+from bot.slack.guard import RespondOrTell
 from bot.slack.invocation import Invocation, mentions, strip_mentions
 from bot.slack.replies import NOT_IN_INCIDENT
 
@@ -34,7 +36,7 @@ def register(app: App, ctx: SlackContext, table: CommandTable) -> None:
     table.add(_help, *INCIDENT_COMMANDS)
 
     @app.command("/incident")
-    def incident_command(ack, command, respond, client) -> None:  # noqa: ANN001
+    def incident_command(ack: Ack, command: dict[str, Any], respond: RespondOrTell, client: WebClient) -> None:
         inv = Invocation.parse(command.get("text", ""), user=command["user_id"], channel=command.get("channel_id"),
                                trigger_id=command.get("trigger_id"))
         if inv.sub == "declare" and not _declare_title(inv.args)[1]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from slack_bolt import App
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
 
 from bot.errors import UserError
 from bot.incidents import operations
@@ -12,14 +15,14 @@ from bot.slack.context import SlackContext
 
 def register(app: App, ctx: SlackContext) -> None:
     @app.action("trace.label")
-    def label_button(ack, body, client) -> None:  # noqa: ANN001
+    def label_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         request_id = body["actions"][0]["value"]
         incident_id = ctx.incident_for_channel((body.get("channel") or {}).get("id"))
         client.views_open(trigger_id=body["trigger_id"], view=modals.label_trace(request_id, incident_id, None))
 
     @app.view("label_trace")
-    def label_submitted(ack, body, view) -> None:  # noqa: ANN001
+    def label_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         values, meta = modals.values(view), modals.metadata(view)
         user = body["user"]["id"]
         incident_id = int(meta["incident_id"]) if meta.get("incident_id") else None

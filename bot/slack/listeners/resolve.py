@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import Ack, App
 
 from bot.incidents import metrics, operations
 from bot.slack.blocks import button
 from bot.slack.context import SlackContext
+from bot.slack.guard import RespondOrTell
 from bot.slack.text import cut, escape
 
 RESOLVE_ANYWAY, KEEP_OPEN = "incident.resolve_anyway", "incident.resolve_keep_open"
@@ -52,13 +53,13 @@ def resolve_or_ask(ctx: SlackContext, incident_id: int, user: str) -> str | dict
 
 def register(app: App, ctx: SlackContext) -> None:
     @app.action(RESOLVE_ANYWAY)
-    def resolve_anyway(ack, body, respond) -> None:  # noqa: ANN001
+    def resolve_anyway(ack: Ack, body: dict[str, Any], respond: RespondOrTell) -> None:
         ack()
         incident_id, _, summary = body["actions"][0]["value"].partition(":")
         user = body["user"]["id"]
         ctx.background(lambda: resolve(ctx, int(incident_id), user, summary), respond)
 
     @app.action(KEEP_OPEN)
-    def keep_open(ack, respond) -> None:  # noqa: ANN001
+    def keep_open(ack: Ack, respond: RespondOrTell) -> None:
         ack()
         respond(text="OK, the incident stays open.", replace_original=True)

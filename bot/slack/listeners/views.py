@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from slack_bolt import App
+from typing import Any
+
+from slack_bolt import Ack, App
 
 from bot.errors import UserError
 from bot.incidents import operations
@@ -12,7 +14,7 @@ from bot.slack.context import SlackContext
 
 def register(app: App, ctx: SlackContext) -> None:
     @app.view("declare")
-    def declare_submitted(ack, body, view) -> None:  # noqa: ANN001
+    def declare_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         values = modals.values(view)
         title = (values.get("title") or "").strip()
         if not title:
