@@ -24,6 +24,10 @@
     │   ├── SetupIncomplete    bot.slack.room
     │   ├── PathNotFound       bot.actions.jsonpath: a control plane's answer lacks a value a step saves
     │   └── PromptfooError     bot.promptfoo
+    ├── EffectError            bot.effects: an outbox effect warroom cannot perform
+    │   ├── UnknownEffect      a stored row of a kind this version does not know
+    │   ├── MalformedEffect    a stored row whose payload does not fit its kind
+    │   └── HandlerSetError    at start-up: an effect kind with no handler, or with two
     ├── BadRequest             bot.jsonbody: an HTTP request refused with its status and problems
     ├── Retry                  bot.worker: not yet; the outbox performs the effect again later
     └── LeaseLost              bot.worker: another worker holds the outbox row now

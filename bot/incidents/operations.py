@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from bot import outbox, traces
-from bot.effects import OpenRoom, PostMessage
 from bot.automation.service import set_switch
 from bot.db import transaction
+from bot.effects import OpenRoom, PostMessage
 from bot.eval_suite import SuiteCase, collect_incident, incident_case_counts, suite_cases
 from bot.incidents import service, timeline
 from bot.models import Followup, Incident, TimelineEvent

@@ -14,8 +14,15 @@ from starlette.responses import RedirectResponse, Response
 
 from bot import signin
 from bot.jsonbody import BadRequest
-from bot.routes.access import (clear_session_cookie, form_of, people_only, person_of, read_form, refuse_cross_site,
-                               set_session_cookie)
+from bot.routes.access import (
+    clear_session_cookie,
+    form_of,
+    people_only,
+    person_of,
+    read_form,
+    refuse_cross_site,
+    set_session_cookie,
+)
 from bot.routes.errors import Route, page_style
 from bot.routes.html import render
 from bot.runtime import Runtime

@@ -27,7 +27,6 @@ from pydantic import (
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from typing_extensions import Annotated
 
 from bot import releases
 from bot.jsonbody import (

@@ -11,12 +11,12 @@ from bot.config import DEV_BOT_TOKEN
 from bot.effects import Handlers
 from bot.runtime import Runtime
 from bot.slack.action_effects import ActionEffects
+from bot.slack.card_sync import CardSync
 from bot.slack.client import SlackGateway, make_web_client
+from bot.slack.command_table import CommandTable
 from bot.slack.context import SlackContext
 from bot.slack.directory import UserDirectory
 from bot.slack.effects import SlackEffects
-from bot.slack.card_sync import CardSync
-from bot.slack.command_table import CommandTable
 from bot.slack.guard import GuardedApp, Notifier
 from bot.slack.late_traces import TracePoster
 from bot.slack.listeners import actions as action_listeners

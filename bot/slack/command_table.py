@@ -34,7 +34,7 @@ class Command:
         return self.names[0]
 
 
-def command(*names: str, help: str | None = None) -> Callable[[Handler], Command]:  # noqa: A002
+def command(*names: str, help: str | None = None) -> Callable[[Handler], Command]:
     """Define a subcommand (register it in an app's table with `CommandTable.add`)."""
     def define(fn: Handler) -> Command:
         return Command(names=names, run=fn, help=help)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot import permissions
+from bot import permissions, redact
 from bot.incidents import operations
 from bot.runtime import Runtime
 from bot.slack.client import SlackGateway, redact_readable

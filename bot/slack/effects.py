@@ -14,8 +14,16 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from bot.db import transaction
-from bot.effects import (ArchiveChannel, Handlers, OpenRoom, PostLine, PostMessage, PostmortemDue, PostNotice,
-                         PostReminder)
+from bot.effects import (
+    ArchiveChannel,
+    Handlers,
+    OpenRoom,
+    PostLine,
+    PostMessage,
+    PostmortemDue,
+    PostNotice,
+    PostReminder,
+)
 from bot.incidents import service, timeline
 from bot.models import IncidentStep, TimelineEvent
 from bot.slack import blocks

@@ -12,7 +12,8 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
 
 from bot.actions import operations
 from bot.actions.service import Actions, Requester, describe

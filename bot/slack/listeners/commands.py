@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
