@@ -37,12 +37,29 @@ def load_settings():  # noqa: ANN201
 
 
 def _runtime(settings=None, *, quiet_migrations: bool = True, must_exist: bool = True):  # noqa: ANN001, ANN202
+    """The core of a warroom process (database, runbooks, redactor): what most one-shot commands need."""
+    from bot.runtime import Runtime
+
+    settings = _prepared(settings, quiet_migrations=quiet_migrations, must_exist=must_exist)
+    runtime = _or_runbook_error(lambda: Runtime.build(settings))
+    _migrate(runtime.engine)
+    return runtime
+
+
+def _warroom(settings=None, *, quiet_migrations: bool = True, must_exist: bool = True):  # noqa: ANN001, ANN202
+    """A whole composed warroom (`bot.compose`): for serving, and for commands that drain the outbox."""
+    from bot.compose import compose
+
+    settings = _prepared(settings, quiet_migrations=quiet_migrations, must_exist=must_exist)
+    warroom = _or_runbook_error(lambda: compose(settings))
+    _migrate(warroom.engine)
+    return warroom
+
+
+def _prepared(settings, *, quiet_migrations: bool, must_exist: bool):  # noqa: ANN001, ANN202
     import logging
 
-    from bot.db import upgrade
     from bot.logs import configure
-    from bot.runbooks import RunbookError
-    from bot.runtime import Runtime
 
     settings = settings or load_settings()
     if must_exist:
@@ -50,13 +67,23 @@ def _runtime(settings=None, *, quiet_migrations: bool = True, must_exist: bool =
     configure(settings.log_format, settings.log_level)
     if quiet_migrations:  # a one-shot command's output is its answer, not alembic's chatter
         logging.getLogger("alembic").setLevel(logging.WARNING)
+    return settings
+
+
+def _or_runbook_error(build):  # noqa: ANN001, ANN202
+    from bot.runbooks import RunbookError
+
     try:
-        runtime = Runtime.build(settings)
+        return build()
     except RunbookError as exc:
         typer.echo(f"warroom: the runbooks folder is invalid:\n{exc}", err=True)
         raise typer.Exit(2) from None
-    upgrade(runtime.engine)
-    return runtime
+
+
+def _migrate(engine) -> None:  # noqa: ANN001
+    from bot.db import upgrade
+
+    upgrade(engine)
 
 
 def _require_existing_sqlite(url: str) -> None:
@@ -80,10 +107,10 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     from bot.serving import freeze_startup_objects
     from bot.web import create_app
 
-    runtime = _runtime(quiet_migrations=False, must_exist=False)
-    web_app = create_app(runtime)  # with SLACK_APP_TOKEN, it also connects to Slack in Socket Mode
+    warroom = _warroom(quiet_migrations=False, must_exist=False)
+    web_app = create_app(warroom)  # with SLACK_APP_TOKEN, it also connects to Slack in Socket Mode
     freeze_startup_objects()
-    typer.echo(listening_banner(runtime.settings, f"http://{host}:{port}"))
+    typer.echo(listening_banner(warroom.settings, f"http://{host}:{port}"))
     uvicorn.run(web_app, host=host, port=port, log_level="warning")
 
 
@@ -377,14 +404,12 @@ def incidents_resume(incident: int = typer.Argument(..., help="Incident id.")) -
     from bot import outbox
     from bot.db import transaction
     from bot.incidents import service
-    runtime = _runtime()
-    from bot.web import create_app
-    create_app(runtime)  # builds the worker and its Slack handlers
-    with transaction(runtime.engine) as session:
+    warroom = _warroom()  # the worker and its Slack handlers, without the web app
+    with transaction(warroom.engine) as session:
         service.get(session, incident)
         requeued = outbox.retry_failed(session, incident)
         service.open_room(session, service.get(session, incident))
-    runtime.services["worker"].drain()
+    warroom.worker.drain()
     typer.echo(f"incident #{incident}: {requeued} failed effect(s) retried; set-up resumed")
 
 

@@ -54,7 +54,7 @@ def _templates_dir(request: Request) -> Path | None:
 
 def _names(request: Request) -> Names | None:
     """People's names for Slack user ids (`bot.people`), when Slack is configured."""
-    return _runtime(request).services.get("people")
+    return _runtime(request).people
 
 
 async def _in_session(request: Request, work: Callable[[Session], T]) -> T:

@@ -250,7 +250,7 @@ def _postmortem(ctx: SlackContext, inv: Invocation) -> Reply:
     with transaction(ctx.engine) as session:
         collect_incident(session, incident_id)  # the draft counts the eval cases this incident added
         text = current_text(generate(session, incident_id, templates_dir=ctx.runtime.settings.templates_dir,
-                                     names=ctx.runtime.services.get("people"), slos=ctx.runtime.slos))
+                                     names=ctx.runtime.people, slos=ctx.runtime.slos))
         url = f"{ctx.runtime.settings.public_url}/incidents/{incident_id}/postmortem"
         outbox.enqueue(session, "slack.message", {
             "incident_id": incident_id, "text": f"Postmortem draft for incident #{incident_id}",
