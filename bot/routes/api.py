@@ -10,7 +10,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot import redact
 from bot.db import ping, transaction
 from bot.errors import NotFound
 from bot.incidents import lifecycle, service
@@ -24,9 +23,9 @@ def _runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def _without_credentials(body: Any) -> Any:
+def _without_credentials(request: Request, body: Any) -> Any:
     # Alert annotations, timeline text and labels come from outside; the API shows them.
-    return redact.current().redact_obj(body, credentials_only=True)
+    return _runtime(request).redactor.redact_obj(body, credentials_only=True)
 
 
 async def list_incidents(request: Request) -> JSONResponse:
@@ -42,7 +41,7 @@ async def list_incidents(request: Request) -> JSONResponse:
 
     def load() -> list[dict]:
         with transaction(runtime.engine) as session:
-            return _without_credentials([service.as_dict(session, i)
+            return _without_credentials(request, [service.as_dict(session, i)
                                          for i in service.list_incidents(session, status=status, limit=limit)])
 
     try:
@@ -60,7 +59,7 @@ async def get_incident(request: Request) -> JSONResponse:
 
     def load() -> dict:
         with transaction(runtime.engine) as session:
-            return _without_credentials(service.as_dict(session, service.get(session, incident_id), full=True))
+            return _without_credentials(request, service.as_dict(session, service.get(session, incident_id), full=True))
 
     try:
         return JSONResponse(await run_in_threadpool(load))
