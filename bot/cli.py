@@ -60,11 +60,12 @@ def _prepared(settings, *, quiet_migrations: bool, must_exist: bool):  # noqa: A
     import logging
 
     from bot.logs import configure
+    from bot.runtime import redactor_for
 
     settings = settings or load_settings()
     if must_exist:
         _require_existing_sqlite(settings.database_url)
-    configure(settings.log_format, settings.log_level)
+    configure(settings.log_format, settings.log_level, redactor_for(settings))
     if quiet_migrations:  # a one-shot command's output is its answer, not alembic's chatter
         logging.getLogger("alembic").setLevel(logging.WARNING)
     return settings
@@ -243,8 +244,9 @@ def postmortem(incident: int = typer.Argument(..., help="Incident id."),
     runtime = _runtime()
     from bot.eval_suite import collect_incident
     with transaction(runtime.engine) as session:
-        collect_incident(session, incident)  # the draft counts the eval cases this incident added
+        collect_incident(session, incident, redactor=runtime.redactor)  # the draft counts the eval cases this incident added
         text = current_text(generate(session, incident, templates_dir=runtime.settings.templates_dir,
+                                     redactor=runtime.redactor,
                                      slos=runtime.slos))
     if out:
         out.write_text(text)
@@ -278,11 +280,12 @@ def evals_export(incident: int | None = typer.Argument(None, help="Incident id (
     with transaction(runtime.engine) as session:
         rules = runtime.settings.failure_rules()  # the latency a case asserts is the one that paged
         if incident is not None:
-            collect_incident(session, incident)
-            result = export_incident(session, incident, out, target_url=target_url, rules=rules)
+            collect_incident(session, incident, redactor=runtime.redactor)
+            result = export_incident(session, incident, out, target_url=target_url, rules=rules,
+                                     redactor=runtime.redactor)
         else:
             start = datetime.fromisoformat(since).replace(tzinfo=timezone.utc)  # type: ignore[arg-type]
-            result = export_since(session, start, out, target_url=target_url, rules=rules)
+            result = export_since(session, start, out, target_url=target_url, rules=rules, redactor=runtime.redactor)
     typer.echo(f"{result.total} eval cases ({result.written} new, {result.deduplicated} deduplicated) in {out}")
 
 
@@ -314,7 +317,7 @@ def evals_collect(incident: int = typer.Argument(..., help="Incident id.")) -> N
     from bot.eval_suite import collect_incident
     runtime = _runtime()
     with transaction(runtime.engine) as session:
-        change = collect_incident(session, incident)
+        change = collect_incident(session, incident, redactor=runtime.redactor)
     typer.echo(f"{change.service}: {change.new} new and {change.updated} updated eval cases from incident #{incident}")
 
 

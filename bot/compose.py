@@ -114,7 +114,8 @@ def compose(settings: Settings, *, engine: Engine | None = None, slos: Sequence[
         people = UserDirectory.for_settings(settings.slack_bot_token, settings.slack_api_url)
     runtime = Runtime.build(settings, engine, slos=slos, people=people)
     actions = Actions(runtime.engine, settings.playbooks_dir, settings.action_hosts or None,
-                      approval_timeout=timedelta(minutes=settings.approval_timeout_minutes))
+                      approval_timeout=timedelta(minutes=settings.approval_timeout_minutes),
+                      redactor=runtime.redactor)
     automatic = install_automation(runtime, actions)
     slack = build_slack(runtime, actions)
     table = {**slack.handlers, **automatic.handlers, **(handlers or {})}

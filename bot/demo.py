@@ -148,7 +148,8 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
     }
     settings = Settings(_env_file=None, **values)  # type: ignore[arg-type]
     write_cli_settings(DEMO_ENV_FILE, values)
-    configure(settings.log_format, "WARNING")
+    from bot.runtime import redactor_for
+    configure(settings.log_format, "WARNING", redactor_for(settings))
     # Without the watcher, the guard still judges the automatic fallback from the service's traces
     # by these SLOs (the sample alert stands in for Prometheus).
     from bot.slo import load_slos

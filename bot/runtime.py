@@ -56,11 +56,8 @@ class Runtime:
     def build(cls, settings: Settings, engine: Engine | None = None, *, slos: Sequence[SLO] | None = None,
               people: Names | None = None) -> Runtime:
         runbooks = load_runbooks(settings.runbooks_dir)  # refuses to start on a broken folder, saying why
-        redactor = redactor_for(settings)
-        from bot import redact
-        redact.configure(redactor)  # TEMPORARY until every reader takes runtime.redactor
         return cls(settings=settings, engine=engine or make_engine(settings.database_url), runbooks=runbooks,
-                   redactor=redactor, people=people, slo_override=slos)
+                   redactor=redactor_for(settings), people=people, slo_override=slos)
 
     @property
     def intake_rules(self) -> IntakeRules:

@@ -28,6 +28,7 @@ from bot.errors import NotFound
 from bot.incidents import lifecycle, metrics, service, timeline
 from bot.jsonbody import BadRequest, parse_json
 from bot.people import Names, named_mentions, person
+from bot.redact import Redactor
 from bot.models import ActionRun, Alert, Incident, Postmortem, TimelineEvent, Trace
 from bot.postmortem import store
 from bot.postmortem.assemble import PINNED_KIND, incident_ref
@@ -55,6 +56,11 @@ def _templates_dir(request: Request) -> Path | None:
 def _names(request: Request) -> Names | None:
     """People's names for Slack user ids (`bot.people`), when Slack is configured."""
     return _runtime(request).people
+
+
+def _redactor(request: Request) -> Redactor:
+    """This app's redactor (`Runtime.redactor`): what a postmortem shows and keeps is redacted with it."""
+    return _runtime(request).redactor
 
 
 async def _in_session(request: Request, work: Callable[[Session], T]) -> T:
@@ -192,7 +198,7 @@ async def postmortem_page(request: Request) -> HTMLResponse:
     def load(session: Session) -> dict[str, Any]:
         incident = service.get(session, incident_id)
         pm = store.stored_or_preview(session, incident_id, templates_dir=_templates_dir(request), names=_names(request),
-                                     slos=request.app.state.runtime.slos)
+                                     redactor=_redactor(request), slos=request.app.state.runtime.slos)
         return {"incident": incident, "ref": incident_ref(incident), "pm": pm, "text": store.current_text(pm),
                 "draft_changed": store.draft_changed_since_edit(pm), "saved": request.query_params.get("saved")}
 
@@ -210,7 +216,8 @@ async def postmortem_markdown(request: Request) -> Response:
 
     def load(session: Session) -> str:
         return store.current_text(store.stored_or_preview(session, incident_id, templates_dir=_templates_dir(request),
-                                                          names=_names(request), slos=request.app.state.runtime.slos))
+                                                          names=_names(request), redactor=_redactor(request),
+                                                          slos=request.app.state.runtime.slos))
 
     try:
         text = await _in_session(request, load)
@@ -231,6 +238,7 @@ async def postmortem_form(request: Request) -> Response:
     try:
         await _in_session(request, lambda s: store.save_edit(s, incident_id, form["text"],
                                                              templates_dir=_templates_dir(request), names=_names(request),
+                                                             redactor=_redactor(request),
                                                              by=person.user_id))
     except NotFound as exc:
         return _not_found(request, str(exc))
@@ -245,7 +253,8 @@ async def postmortem_regenerate(request: Request) -> Response:
         return _bad_id(request, exc)
     try:
         await _in_session(request, lambda s: store.generate(s, incident_id, templates_dir=_templates_dir(request),
-                                                            names=_names(request), by=person.user_id,
+                                                            names=_names(request), redactor=_redactor(request),
+                                                            by=person.user_id,
                                                             slos=request.app.state.runtime.slos))
     except NotFound as exc:
         return _not_found(request, str(exc))
@@ -257,6 +266,7 @@ async def postmortem_api_get(request: Request) -> JSONResponse:
         incident_id = incident_id_of(request)
         return JSONResponse(await _in_session(request, lambda s: _pm_json(
             store.stored_or_preview(s, incident_id, templates_dir=_templates_dir(request), names=_names(request),
+                                    redactor=_redactor(request),
                                     slos=request.app.state.runtime.slos))))
     except NotFound as exc:
         return JSONResponse({"error": str(exc)}, status_code=404)
@@ -277,6 +287,7 @@ async def postmortem_api_put(request: Request) -> JSONResponse:
             raise BadRequest(400, "expected a JSON object with a string field 'text'")
         return JSONResponse(await _in_session(request, lambda s: _pm_json(
             store.save_edit(s, incident_id, body["text"], templates_dir=_templates_dir(request), names=_names(request),
+                            redactor=_redactor(request),
                             by=store.API_ACTOR))))
     except NotFound as exc:
         return JSONResponse({"error": str(exc)}, status_code=404)

@@ -35,7 +35,8 @@ def build_slack(runtime: Runtime, actions: Actions | None = None) -> SlackSide:
     also the action buttons and the action effects."""
     settings = runtime.settings
     gateway = SlackGateway(make_web_client(settings.slack_bot_token, settings.slack_api_url,
-                                           timeout=settings.slack_timeout_seconds), runtime.metrics)
+                                           timeout=settings.slack_timeout_seconds), runtime.metrics,
+                           runtime.redactor)
     app = App(
         client=gateway.client,
         signing_secret=settings.slack_signing_secret,

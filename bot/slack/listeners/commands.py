@@ -248,8 +248,10 @@ def _postmortem(ctx: SlackContext, inv: Invocation) -> Reply:
 
     incident_id = incident_id_for(ctx, inv)
     with transaction(ctx.engine) as session:
-        collect_incident(session, incident_id)  # the draft counts the eval cases this incident added
+        # the draft counts the eval cases this incident added
+        collect_incident(session, incident_id, redactor=ctx.runtime.redactor)
         text = current_text(generate(session, incident_id, templates_dir=ctx.runtime.settings.templates_dir,
+                                     redactor=ctx.runtime.redactor,
                                      names=ctx.runtime.people, slos=ctx.runtime.slos))
         url = f"{ctx.runtime.settings.public_url}/incidents/{incident_id}/postmortem"
         outbox.enqueue(session, "slack.message", {

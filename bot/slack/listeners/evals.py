@@ -19,7 +19,7 @@ def _evals(ctx: SlackContext, inv: Invocation) -> Reply:
     with transaction(ctx.engine) as session:
         incident = service.get(session, incident_id)
         # Collecting is idempotent: new failures (and labels) since the last look join the suite now.
-        collect_incident(session, incident_id)
+        collect_incident(session, incident_id, redactor=ctx.runtime.redactor)
         cases = suite_cases(session, incident.service or "unknown", incident_id=incident_id)
         counts = incident_case_counts(session, incident_id)
     if not cases:

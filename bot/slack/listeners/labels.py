@@ -40,7 +40,8 @@ def register(app: App, ctx: SlackContext) -> None:
                                     + (f"; expected: {values['expected']}" if values.get("expected") else ""),
                                     actor=user, data={"request_id": meta["request_id"]})
                     from bot.eval_suite import collect_incident
-                    collect_incident(session, incident.id)  # the label reaches the service's suite now
+                    # the label reaches the service's suite now
+                    collect_incident(session, incident.id, redactor=ctx.runtime.redactor)
         except UserError as exc:
             ack(response_action="errors", errors={"failure_type": str(exc)[:150]})
             return
