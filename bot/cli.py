@@ -244,10 +244,10 @@ def postmortem(incident: int = typer.Argument(..., help="Incident id."),
     runtime = _runtime()
     from bot.eval_suite import collect_incident
     with transaction(runtime.engine) as session:
-        collect_incident(session, incident, redactor=runtime.redactor)  # the draft counts the eval cases this incident added
+        # the draft counts the eval cases this incident added
+        collect_incident(session, incident, redactor=runtime.redactor)
         text = current_text(generate(session, incident, templates_dir=runtime.settings.templates_dir,
-                                     redactor=runtime.redactor,
-                                     slos=runtime.slos))
+                                     redactor=runtime.redactor, slos=runtime.slos))
     if out:
         out.write_text(text)
         typer.echo(f"wrote {out}")

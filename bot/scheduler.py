@@ -15,10 +15,11 @@ that started it. Two warrooms in one process each run their own jobs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import partial
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -104,7 +105,8 @@ JOBS: tuple[ScheduledJob, ...] = (
     ScheduledJob("end-stale-actions", _end_stale_actions, END_STALE_ACTIONS_EVERY),
     ScheduledJob("reconcile-truncated", _reconcile_truncated, RECONCILE_TRUNCATED_EVERY),
 )
-JOBS_BY_ID = {job.id: job for job in JOBS}
+JOBS_BY_ID: Mapping[str, ScheduledJob] = MappingProxyType({job.id: job for job in JOBS})
+
 
 def tick(job_id: str) -> int:
     """What a stored job names. A warroom scheduler's executor calls ``run_job`` in its place, with
