@@ -82,10 +82,8 @@ def test_an_envelope_nobody_acks_fails_for_the_user_like_a_timed_out_request(_em
 def test_an_app_token_slack_refuses_stops_the_start_with_slacks_error(database_url: str, _emulator: Emulator) -> None:
     from bot.slack.socket_mode import SocketModeRefused, start_socket_mode
 
-    warroom = compose(slack_settings(database_url, _emulator, SLACK_APP_TOKEN="xapp-1-revoked"))
-    runtime = warroom.runtime
-    create_app(warroom)  # builds the Bolt app the handler serves
+    warroom = compose(slack_settings(database_url, _emulator, SLACK_APP_TOKEN="xapp-1-revoked"))  # with its Bolt app
     with pytest.raises(SocketModeRefused, match="invalid_auth"):
-        start_socket_mode(runtime)
+        start_socket_mode(warroom)
     assert _emulator.socket_mode.connections == 0
-    runtime.engine.dispose()
+    warroom.engine.dispose()
