@@ -6,6 +6,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -101,6 +102,43 @@ def test_a_due_job_runs_in_the_background_and_wakes_the_worker(warroom: Warroom)
         wait_for(runtime.wake.is_set, timeout=5, what="the worker to be woken")
     finally:
         scheduler.stop(running)
+
+
+def test_two_warrooms_in_one_process_each_run_their_jobs_against_their_own_database(
+        warroom: Warroom, tmp_path: Path) -> None:
+    """Each scheduler runs the stored jobs with the warroom that started it, never another's."""
+    from apscheduler.events import EVENT_JOB_EXECUTED
+
+    from bot.db import upgrade
+
+    other_url = f"sqlite:///{tmp_path / 'other.db'}"
+    other = compose(warroom.settings.model_copy(update={"database_url": other_url}))
+    upgrade(other.engine)
+    period = timedelta(minutes=warroom.settings.ack_escalation_minutes)
+    incident_id = add_incident(other.engine, opened_at=utcnow() - period - timedelta(minutes=1))  # due in other only
+    mine, theirs = warroom.start_scheduler(), other.start_scheduler()
+    try:
+        ran = threading.Event()
+        mine.add_listener(lambda event: ran.set() if event.job_id == "escalate-unacknowledged" else None,
+                          EVENT_JOB_EXECUTED)
+        mine.modify_job("escalate-unacknowledged", next_run_time=utcnow())
+        wait_for(ran.is_set, timeout=15, what="this warroom's escalation job to run")
+        assert not warroom.runtime.wake.is_set() and escalations(other.engine, incident_id) == 0
+
+        theirs.modify_job("escalate-unacknowledged", next_run_time=utcnow())
+        wait_for(lambda: escalations(other.engine, incident_id), timeout=15, what="the other warroom's reminder")
+        wait_for(other.runtime.wake.is_set, timeout=5, what="the other warroom's worker to be woken")
+        assert not warroom.runtime.wake.is_set()
+    finally:
+        scheduler.stop(mine)
+        scheduler.stop(theirs)
+        other.engine.dispose()
+
+
+def escalations(engine: Engine, incident_id: int) -> int:
+    with transaction(engine) as session:
+        return session.execute(select(func.count()).select_from(OutboxItem).where(
+            OutboxItem.dedupe_key == f"escalate:{incident_id}:1")).scalar_one()
 
 
 def test_the_watch_job_evaluates_the_slos_it_was_given(settings: Settings, tmp_path: Path) -> None:
