@@ -273,14 +273,14 @@ def serve(settings_json: str, port: int) -> None:
 
     from bot.config import Settings
     from bot.db import upgrade
-    from bot.runtime import Runtime
+    from bot.compose import compose
     from bot.serving import freeze_startup_objects
     from bot.web import create_app
 
     settings = Settings(_env_file=None, **json.loads(settings_json))  # type: ignore[call-arg]
-    runtime = Runtime.build(settings)
-    upgrade(runtime.engine)
-    app = create_app(runtime)
+    warroom = compose(settings)
+    upgrade(warroom.engine)
+    app = create_app(warroom)
     freeze_startup_objects()  # as `warroom serve` does
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 

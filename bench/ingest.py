@@ -235,7 +235,7 @@ def serve_warroom(db_url: str, port: int) -> None:
 
     from bot.config import Settings
     from bot.db import upgrade
-    from bot.runtime import Runtime
+    from bot.compose import compose
     from bot.serving import freeze_startup_objects
     from bot.web import create_app
 
@@ -243,9 +243,9 @@ def serve_warroom(db_url: str, port: int) -> None:
     settings = Settings(_env_file=None, WARROOM_ENV="development", WARROOM_DATABASE_URL=db_url,  # type: ignore[call-arg]
                         WARROOM_ALERT_TOKEN=TOKEN, WARROOM_RUNBOOKS_DIR=ROOT / "runbooks",
                         WARROOM_PLAYBOOKS_DIR=ROOT / "playbooks", WARROOM_WORKER=False, WARROOM_SCHEDULER=False)
-    runtime = Runtime.build(settings)
-    upgrade(runtime.engine)
-    app = create_app(runtime)
+    warroom = compose(settings)
+    upgrade(warroom.engine)
+    app = create_app(warroom)
     freeze_startup_objects()  # as `warroom serve` does
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 

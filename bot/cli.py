@@ -37,26 +37,54 @@ def load_settings():  # noqa: ANN201
 
 
 def _runtime(settings=None, *, quiet_migrations: bool = True, must_exist: bool = True):  # noqa: ANN001, ANN202
+    """The core of a warroom process (database, runbooks, redactor): what most one-shot commands need."""
+    from bot.runtime import Runtime
+
+    settings = _prepared(settings, quiet_migrations=quiet_migrations, must_exist=must_exist)
+    runtime = _or_runbook_error(lambda: Runtime.build(settings))
+    _migrate(runtime.engine)
+    return runtime
+
+
+def _warroom(settings=None, *, quiet_migrations: bool = True, must_exist: bool = True):  # noqa: ANN001, ANN202
+    """A whole composed warroom (`bot.compose`): for serving, and for commands that drain the outbox."""
+    from bot.compose import compose
+
+    settings = _prepared(settings, quiet_migrations=quiet_migrations, must_exist=must_exist)
+    warroom = _or_runbook_error(lambda: compose(settings))
+    _migrate(warroom.engine)
+    return warroom
+
+
+def _prepared(settings, *, quiet_migrations: bool, must_exist: bool):  # noqa: ANN001, ANN202
     import logging
 
-    from bot.db import upgrade
     from bot.logs import configure
-    from bot.runbooks import RunbookError
-    from bot.runtime import Runtime
+    from bot.runtime import redactor_for
 
     settings = settings or load_settings()
     if must_exist:
         _require_existing_sqlite(settings.database_url)
-    configure(settings.log_format, settings.log_level)
+    configure(settings.log_format, settings.log_level, redactor_for(settings))
     if quiet_migrations:  # a one-shot command's output is its answer, not alembic's chatter
         logging.getLogger("alembic").setLevel(logging.WARNING)
+    return settings
+
+
+def _or_runbook_error(build):  # noqa: ANN001, ANN202
+    from bot.runbooks import RunbookError
+
     try:
-        runtime = Runtime.build(settings)
+        return build()
     except RunbookError as exc:
         typer.echo(f"warroom: the runbooks folder is invalid:\n{exc}", err=True)
         raise typer.Exit(2) from None
-    upgrade(runtime.engine)
-    return runtime
+
+
+def _migrate(engine) -> None:  # noqa: ANN001
+    from bot.db import upgrade
+
+    upgrade(engine)
 
 
 def _require_existing_sqlite(url: str) -> None:
@@ -80,10 +108,10 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     from bot.serving import freeze_startup_objects
     from bot.web import create_app
 
-    runtime = _runtime(quiet_migrations=False, must_exist=False)
-    web_app = create_app(runtime)  # with SLACK_APP_TOKEN, it also connects to Slack in Socket Mode
+    warroom = _warroom(quiet_migrations=False, must_exist=False)
+    web_app = create_app(warroom)  # with SLACK_APP_TOKEN, it also connects to Slack in Socket Mode
     freeze_startup_objects()
-    typer.echo(listening_banner(runtime.settings, f"http://{host}:{port}"))
+    typer.echo(listening_banner(warroom.settings, f"http://{host}:{port}"))
     uvicorn.run(web_app, host=host, port=port, log_level="warning")
 
 
@@ -217,9 +245,10 @@ def postmortem(incident: int = typer.Argument(..., help="Incident id."),
     runtime = _runtime()
     from bot.eval_suite import collect_incident
     with transaction(runtime.engine) as session:
-        collect_incident(session, incident)  # the draft counts the eval cases this incident added
+        # the draft counts the eval cases this incident added
+        collect_incident(session, incident, redactor=runtime.redactor)
         text = current_text(generate(session, incident, templates_dir=runtime.settings.templates_dir,
-                                     slos=runtime.slos))
+                                     redactor=runtime.redactor, slos=runtime.slos))
     if out:
         out.write_text(text)
         typer.echo(f"wrote {out}")
@@ -253,11 +282,12 @@ def evals_export(incident: int | None = typer.Argument(None, help="Incident id (
     with transaction(runtime.engine) as session:
         rules = runtime.settings.failure_rules()  # the latency a case asserts is the one that paged
         if incident is not None:
-            collect_incident(session, incident)
-            result = export_incident(session, incident, out, target_url=target_url, rules=rules)
+            collect_incident(session, incident, redactor=runtime.redactor)
+            result = export_incident(session, incident, out, target_url=target_url, rules=rules,
+                                     redactor=runtime.redactor)
         else:
             start = datetime.fromisoformat(since).replace(tzinfo=timezone.utc)  # type: ignore[arg-type]
-            result = export_since(session, start, out, target_url=target_url, rules=rules)
+            result = export_since(session, start, out, target_url=target_url, rules=rules, redactor=runtime.redactor)
     typer.echo(f"{result.total} eval cases ({result.written} new, {result.deduplicated} deduplicated) in {out}")
 
 
@@ -289,7 +319,7 @@ def evals_collect(incident: int = typer.Argument(..., help="Incident id.")) -> N
     from bot.eval_suite import collect_incident
     runtime = _runtime()
     with transaction(runtime.engine) as session:
-        change = collect_incident(session, incident)
+        change = collect_incident(session, incident, redactor=runtime.redactor)
     typer.echo(f"{change.service}: {change.new} new and {change.updated} updated eval cases from incident #{incident}")
 
 
@@ -379,14 +409,12 @@ def incidents_resume(incident: int = typer.Argument(..., help="Incident id.")) -
     from bot import outbox
     from bot.db import transaction
     from bot.incidents import service
-    runtime = _runtime()
-    from bot.web import create_app
-    create_app(runtime)  # builds the worker and its Slack handlers
-    with transaction(runtime.engine) as session:
+    warroom = _warroom()  # the worker and its Slack handlers, without the web app
+    with transaction(warroom.engine) as session:
         service.get(session, incident)
         requeued = outbox.retry_failed(session, incident)
         service.open_room(session, service.get(session, incident))
-    runtime.services["worker"].drain()
+    warroom.worker.drain()
     typer.echo(f"incident #{incident}: {requeued} failed effect(s) retried; set-up resumed")
 
 

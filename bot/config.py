@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -211,7 +210,3 @@ class Settings(BaseSettings):
         return FailureRules(hallucination_threshold=self.hallucination_threshold,
                             latency_ms_threshold=self.latency_threshold_ms, cost_budget=self.cost_budget)
 
-
-@lru_cache
-def get_settings() -> Settings:
-    return Settings()

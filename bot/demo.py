@@ -109,10 +109,10 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
              keep: bool = False, otlp: str | None = None) -> None:
     """``otlp`` ("protobuf" or "json"): the service exports OpenTelemetry traces only, ships v42 once
     warroom has its v41 history (`bot.demo_otlp`), and warroom's watcher raises the incidents."""
-    from bot.db import upgrade
     from bot.emulator import Emulator
+    from bot.compose import compose
+    from bot.db import upgrade
     from bot.logs import configure
-    from bot.runtime import Runtime
     from bot.web import create_app
     from examples.llm_service import create_app as service_app
 
@@ -150,16 +150,15 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
     }
     settings = Settings(_env_file=None, **values)
     write_cli_settings(DEMO_ENV_FILE, values)
-    configure(settings.log_format, "WARNING")
-    runtime = Runtime.build(settings)
-    if not watch:
-        # The guard judges the automatic fallback from the service's traces by these SLOs even
-        # when the built-in watcher is off (the sample alert stands in for Prometheus).
-        from bot.automation.wiring import GUARD_SLOS_SERVICE
-        from bot.slo import load_slos
-        runtime.services[GUARD_SLOS_SERVICE] = load_slos(ROOT / "examples" / "slos.yaml")
+    from bot.runtime import redactor_for
+    configure(settings.log_format, "WARNING", redactor_for(settings))
+    # Without the watcher, the guard still judges the automatic fallback from the service's traces
+    # by these SLOs (the sample alert stands in for Prometheus).
+    from bot.slo import load_slos
+    warroom = compose(settings, slos=None if watch else load_slos(ROOT / "examples" / "slos.yaml"))
+    runtime = warroom.runtime
     upgrade(runtime.engine)
-    bot = ServerThread(create_app(runtime), port=port).start()
+    bot = ServerThread(create_app(warroom), port=port).start()
     emu.bot_url = f"{bot.url}/slack/events"
 
     auth = {"Authorization": f"Bearer {DEV_ALERT_TOKEN}"}

@@ -51,7 +51,7 @@ def export_incident(session: Session, incident_id: int, out_dir: Path, *, target
     Failure types are the ones found when each trace arrived (stored with it); ``rules`` gives
     the thresholds the cases assert, e.g. the latency limit."""
     incident = service.get(session, incident_id)
-    collector = CaseCollector(incident_id=incident_ref(incident), rules=rules, redactor=redactor or redact.current())
+    collector = CaseCollector(incident_id=incident_ref(incident), rules=rules, redactor=redactor or redact.DEFAULT)
     for row in _export_rows(session, incident_id):
         _add_row(collector, row)
     lines = collector.lines(load=lambda ids: _reload(session, ids))

@@ -273,7 +273,7 @@ def collect_incident(session: Session, incident_id: int, *, redactor: Redactor |
     for row in incident_rows(session, incident_id):
         clusterer.add(row)
     return store_clusters(session, service, incident_id, clusterer.clusters.values(),
-                          redactor=redactor or redact.current())
+                          redactor=redactor or redact.DEFAULT)
 
 
 _CHUNK = 2_000

@@ -292,7 +292,7 @@ class CaseCollector:
 
     def __init__(self, *, incident_id: str, rules: FailureRules = FailureRules(),
                  redactor: Redactor | None = None) -> None:
-        self.incident_id, self.rules, self.redactor = incident_id, rules, redactor or redact.current()
+        self.incident_id, self.rules, self.redactor = incident_id, rules, redactor or redact.DEFAULT
         self._cases: dict[tuple[str, str], _Case] = {}
 
     def add(self, ref: Any, *, prompt_key: str, kinds: Sequence[str], label: Label | None,

@@ -46,9 +46,8 @@ def run_and_report(runtime: Runtime, directory: Path, *, incident: int | None, b
             record = service.get(session, incident)
             timeline.record(session, record, "evals", text, actor="warroom")
             outbox.enqueue(session, PostMessage(incident_id=incident, text=text), incident_id=incident)
-        from bot.web import create_app
-        create_app(runtime)
-        runtime.services["worker"].drain()
+        from bot.compose import compose
+        compose(runtime.settings, engine=runtime.engine).worker.drain()  # posts it now, as the bot's worker would
     return 0 if summary.ok else 1
 
 

@@ -1,7 +1,7 @@
 """One line per event, with the request or incident id; JSON when WARROOM_LOG_FORMAT=json.
 
 Secrets never reach a log line: a filter on warroom's handler redacts every record (message and
-traceback) with the configured redactor, whatever the caller passed in.
+traceback) with the redactor `configure` was given, whatever the caller passed in.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import json
 import logging
 from contextvars import ContextVar
 
-from bot import redact
+from bot.redact import DEFAULT, Redactor
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 incident_id: ContextVar[int | None] = ContextVar("incident_id", default=None)
@@ -26,8 +26,12 @@ class _ContextFilter(logging.Filter):
 class RedactingFilter(logging.Filter):
     """Credentials out of the message and the traceback before any formatter sees the record."""
 
+    def __init__(self, redactor: Redactor = DEFAULT) -> None:
+        super().__init__()
+        self.redactor = redactor
+
     def filter(self, record: logging.LogRecord) -> bool:
-        redactor = redact.current()
+        redactor = self.redactor
         try:
             message = record.getMessage()
         except Exception:  # a bad format call must not raise into the caller
@@ -75,11 +79,12 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-def configure(fmt: str = "text", level: str = "INFO") -> None:
+def configure(fmt: str = "text", level: str = "INFO", redactor: Redactor = DEFAULT) -> None:
+    """Warroom's one log handler; ``redactor``: the process's (`bot.runtime.redactor_for`)."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_ContextFilter())
-    handler.addFilter(RedactingFilter())
+    handler.addFilter(RedactingFilter(redactor))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -334,15 +334,8 @@ class Redactor:
         return value
 
 
-_current = Redactor()
-
-
-def configure(redactor: Redactor) -> None:
-    """Make ``redactor`` the one every surface uses (done once at start-up from the settings)."""
-    global _current
-    _current = redactor
-
-
-def current() -> Redactor:
-    """The redactor built from the settings (``WARROOM_REDACT_*``); the defaults until configured."""
-    return _current
+# The default rules with no site settings and no known secrets. A process builds its own from the
+# settings (`bot.runtime.redactor_for`) and passes it to every surface; this one serves code called
+# without one (tests, scripts) and the Slack text helpers' cut (`bot.slack.text.cut`). A Redactor
+# never changes after it is built, so sharing it is safe.
+DEFAULT = Redactor()

@@ -1,18 +1,23 @@
-"""Everything one warroom process holds: settings, database, loaded folders, metrics, worker."""
+"""The core of one warroom process: settings, database, loaded folders, redactor, metrics.
+
+`bot.compose` builds the rest (actions, automation, Slack side, worker) around one of these; a
+runtime holds nothing a second one in the same process could see.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from bot import redact
 from bot.actions.render import secrets_from_env
 from bot.alerts.intake import IntakeRules
 from bot.clock import as_utc, utcnow
@@ -20,8 +25,13 @@ from bot.config import Settings
 from bot.db import make_engine
 from bot.incidents.lifecycle import OPEN_STATUSES
 from bot.models import Incident, OutboxItem
+from bot.people import Names
+from bot.redact import Redactor
 from bot.runbooks import RunbookSet, load_runbooks
 from bot.telemetry import Metrics
+
+if TYPE_CHECKING:
+    from bot.slo.spec import SLO
 
 log = logging.getLogger(__name__)
 
@@ -31,19 +41,24 @@ class Runtime:
     settings: Settings
     engine: Engine
     runbooks: RunbookSet
+    # Everything shown (Slack, pages, API, postmortems, logs, eval files) is redacted with this one.
+    redactor: Redactor = field(default_factory=Redactor)
+    # People's names for Slack user ids (`bot.people`) on pages and in postmortems; None: ids are shown.
+    people: Names | None = None
+    # The SLOs to use instead of the SLO file's (the demo's guard reads these when no file is set).
+    slo_override: Sequence[SLO] | None = None
     metrics: Metrics = field(init=False)
     wake: threading.Event = field(default_factory=threading.Event)
-    services: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self._gauges)
 
     @classmethod
-    def build(cls, settings: Settings, engine: Engine | None = None) -> Runtime:
+    def build(cls, settings: Settings, engine: Engine | None = None, *, slos: Sequence[SLO] | None = None,
+              people: Names | None = None) -> Runtime:
         runbooks = load_runbooks(settings.runbooks_dir)  # refuses to start on a broken folder, saying why
-        # Everything shown (Slack, pages, API, postmortems, logs, eval files) is redacted with these settings.
-        redact.configure(settings.redactor(known_secrets=secrets_from_env().values()))
-        return cls(settings=settings, engine=engine or make_engine(settings.database_url), runbooks=runbooks)
+        return cls(settings=settings, engine=engine or make_engine(settings.database_url), runbooks=runbooks,
+                   redactor=redactor_for(settings), people=people, slo_override=slos)
 
     @property
     def intake_rules(self) -> IntakeRules:
@@ -55,16 +70,15 @@ class Runtime:
         runbook = self.runbooks.get(runbook_id) if runbook_id and self.settings.automation else None
         return bool(runbook and runbook.auto)
 
-    @property
-    def slos(self) -> list[Any]:
-        """The SLO file's SLOs (WARROOM_SLO_FILE), or those a caller registered for the guard; read once."""
-        if "slo_catalogue" not in self.services:
-            found = self.services.get("guard_slos")
-            if found is None and self.settings.slo_file:
-                from bot.slo import load_slos
-                found = load_slos(self.settings.slo_file)
-            self.services["slo_catalogue"] = list(found or [])
-        return self.services["slo_catalogue"]
+    @cached_property
+    def slos(self) -> list[SLO]:
+        """The SLO file's SLOs (WARROOM_SLO_FILE), or those given to `build`; read once, when first needed."""
+        if self.slo_override is not None:
+            return list(self.slo_override)
+        if not self.settings.slo_file:
+            return []
+        from bot.slo import load_slos
+        return load_slos(self.settings.slo_file)
 
     def _choose_runbook(self, labels: dict[str, str], annotations: dict[str, str]) -> tuple[str | None, int | None]:
         runbook = self.runbooks.match(labels, annotations)
@@ -88,6 +102,11 @@ class Runtime:
 
 
 MTTX_WINDOW = timedelta(days=30)
+
+
+def redactor_for(settings: Settings) -> Redactor:
+    """The redactor these settings ask for, masking the known secrets of this environment."""
+    return settings.redactor(known_secrets=secrets_from_env().values())
 
 
 def _mean_seconds(name: str, pairs: list[tuple[datetime | None, datetime | None]]) -> dict[str, float]:

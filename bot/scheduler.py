@@ -7,16 +7,20 @@ sharing a store: a tick may run in several processes. That is by design here: ev
 takes its lease inside its own transaction (``bot.reminders.leased``) and its effects carry
 outbox dedupe keys, so the second run of a tick changes nothing.
 
-A stored job is pickled as a reference to ``run_job`` plus its id; the runtime it works with is
-this process's, registered by ``start_scheduler`` (a database cannot hold an engine).
+A stored job is pickled as a reference to ``tick`` plus its id (a database cannot hold an engine);
+each scheduler runs its jobs through its own executor, which calls ``run_job`` with the warroom
+that started it. Two warrooms in one process each run their own jobs.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import partial
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -26,10 +30,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from bot import reminders
 from bot.alerts.reconcile import reconcile_truncated
 from bot.clock import utcnow
-from bot.runtime import Runtime
-from bot.slo.spec import SLO
-from bot.slo.windows import WindowSet
 from bot.watcher import evaluate_slos
+
+if TYPE_CHECKING:
+    from bot.compose import Warroom
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +52,7 @@ END_STALE_ACTIONS_EVERY = timedelta(minutes=1)
 RECONCILE_TRUNCATED_EVERY = timedelta(minutes=1)
 ALERTMANAGER_TIMEOUT = 10.0  # seconds, per API call of the reconcile job
 
-SLOS_SERVICE = "slos"  # Runtime.services keys the watcher job reads
-SLO_WINDOWS_SERVICE = "slo_windows"
-SENSORS_SERVICE = "sensors"  # the SLO file's quality sensors (bot.sensors), run with the SLO watcher
-
-JobBody = Callable[[Runtime, datetime], int]
+JobBody = Callable[["Warroom", datetime], int]
 
 
 @dataclass(frozen=True)
@@ -63,36 +63,34 @@ class ScheduledJob:
 
 
 def _reminder(job: Callable[..., int]) -> JobBody:
-    return lambda runtime, now: job(runtime.engine, runtime.settings, now)
+    return lambda warroom, now: job(warroom.engine, warroom.settings, now)
 
 
-def _watch_slos(runtime: Runtime, now: datetime) -> int:
-    slos: Sequence[SLO] = runtime.services.get(SLOS_SERVICE) or ()
-    sensors = runtime.services.get(SENSORS_SERVICE) or ()
+def _watch_slos(warroom: Warroom, now: datetime) -> int:
+    runtime, slos, sensors = warroom.runtime, warroom.watch.slos, warroom.watch.sensors
     if not slos and not sensors:
         return 0  # no SLO file configured in this process
     results = evaluate_slos(runtime.engine, runtime.settings, slos, now,
-                            windows=runtime.services.get(SLO_WINDOWS_SERVICE), rules=runtime.intake_rules)
+                            windows=warroom.watch.windows, rules=runtime.intake_rules)
     if sensors:
         from bot.sensors.watch import evaluate_sensors
         results += evaluate_sensors(runtime.engine, runtime.settings, sensors, now, rules=runtime.intake_rules)
     return sum(1 for r in results if r.outcome in ("opened", "updated"))
 
 
-def _end_stale_actions(runtime: Runtime, now: datetime) -> int:
+def _end_stale_actions(warroom: Warroom, now: datetime) -> int:
     """Expire runs left waiting past WARROOM_APPROVAL_TIMEOUT_MINUTES, cancel those of ended
     incidents (their cards say so); a late click is refused the same way (`Actions.decide`)."""
-    actions = runtime.services.get("actions")
-    if actions is None:
-        return 0
-    with reminders.leased(runtime.engine, "end-stale-actions") as session:
-        return actions.end_stale(session, now) if session is not None else 0
-def _reconcile_truncated(runtime: Runtime, now: datetime) -> int:
-    url = runtime.settings.alertmanager_url
+    with reminders.leased(warroom.engine, "end-stale-actions") as session:
+        return warroom.actions.end_stale(session, now) if session is not None else 0
+
+
+def _reconcile_truncated(warroom: Warroom, now: datetime) -> int:
+    url = warroom.settings.alertmanager_url
     if not url:
         return 0  # such incidents say on their card that they cannot resolve by themselves
     with httpx.Client(timeout=ALERTMANAGER_TIMEOUT) as client:
-        return reconcile_truncated(runtime.engine, client, url, now)
+        return reconcile_truncated(warroom.engine, client, url, now)
 
 
 JOBS: tuple[ScheduledJob, ...] = (
@@ -106,27 +104,56 @@ JOBS: tuple[ScheduledJob, ...] = (
     ScheduledJob("end-stale-actions", _end_stale_actions, END_STALE_ACTIONS_EVERY),
     ScheduledJob("reconcile-truncated", _reconcile_truncated, RECONCILE_TRUNCATED_EVERY),
 )
-JOBS_BY_ID = {job.id: job for job in JOBS}
-
-_runtime: Runtime | None = None  # this process's, set by start_scheduler (see module docstring)
+JOBS_BY_ID: Mapping[str, ScheduledJob] = MappingProxyType({job.id: job for job in JOBS})
 
 
-def run_job(job_id: str, now: datetime | None = None) -> int:
-    """What a stored job calls: run one job body for this process's runtime; wake the worker if
-    it queued anything. Errors are logged and the next tick tries again."""
-    runtime = _runtime
+def tick(job_id: str) -> int:
+    """What a stored job names. A warroom scheduler's executor calls ``run_job`` in its place, with
+    its warroom; called any other way there is no warroom to run against, so nothing runs."""
+    log.warning("scheduler job %r ran outside a warroom scheduler; skipped", job_id)
+    return 0
+
+
+def run_job(warroom: Warroom, job_id: str, now: datetime | None = None) -> int:
+    """Run one job body for ``warroom``; wake its worker if it queued anything. Errors are logged
+    and the next tick tries again."""
     job = JOBS_BY_ID.get(job_id)
-    if runtime is None or job is None:
-        log.warning("scheduler job %r has no runtime or is unknown here; skipped", job_id)
+    if job is None:
+        log.warning("scheduler job %r is unknown here; skipped", job_id)
         return 0
     try:
-        done = job.body(runtime, now or utcnow())
+        done = job.body(warroom, now or utcnow())
     except Exception:
         log.exception("scheduler job %s failed; it runs again at its next tick", job_id)
         return 0
     if done:
-        runtime.wake.set()
+        warroom.runtime.wake.set()
     return done
+
+
+class _Bound:
+    """A stored job as the executor runs it: ``run_job`` for one warroom in place of ``tick``."""
+
+    def __init__(self, job: Any, warroom: Warroom) -> None:
+        self._job = job
+        self.func = partial(run_job, warroom)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._job, name)
+
+    def __str__(self) -> str:
+        return str(self._job)
+
+
+class _WarroomExecutor(ThreadPoolExecutor):
+    """The scheduler's threads, running every job against the warroom that started the scheduler."""
+
+    def __init__(self, warroom: Warroom, threads: int) -> None:
+        super().__init__(threads)
+        self._warroom = warroom
+
+    def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        super()._do_submit_job(_Bound(job, self._warroom), run_times)
 
 
 class _SharedEngineJobStore(SQLAlchemyJobStore):
@@ -136,33 +163,24 @@ class _SharedEngineJobStore(SQLAlchemyJobStore):
         pass
 
 
-def start_scheduler(runtime: Runtime, *, slos: Sequence[SLO] | None = None,
-                    windows: WindowSet | None = None) -> BackgroundScheduler:
+def start_scheduler(warroom: Warroom) -> BackgroundScheduler:
     """Register the jobs (fixed ids, replacing stored ones) and start ticking in background threads.
 
-    ``slos``: the SLOs the built-in watcher evaluates from traces (none: the watch job no-ops).
+    The watch job evaluates ``warroom.watch`` (the SLO file's SLOs and sensors; none: it no-ops).
     """
-    global _runtime
-    if _runtime is not None and _runtime is not runtime:
-        raise RuntimeError("a scheduler is already running in this process for another runtime")
-    if slos is not None:
-        runtime.services[SLOS_SERVICE] = list(slos)
-    if windows is not None:
-        runtime.services[SLO_WINDOWS_SERVICE] = windows
-    store = _SharedEngineJobStore(engine=runtime.engine, tablename=JOB_TABLE)
+    store = _SharedEngineJobStore(engine=warroom.engine, tablename=JOB_TABLE)
     # The job table comes from the Alembic migrations (0002), not from the store.
     scheduler = BackgroundScheduler(
         jobstores={"default": store},
-        executors={"default": ThreadPoolExecutor(EXECUTOR_THREADS)},
+        executors={"default": _WarroomExecutor(warroom, EXECUTOR_THREADS)},
         # A process that was down runs a missed tick once, not once per missed interval.
         job_defaults={"coalesce": True, "max_instances": 1},
         timezone=timezone.utc,
     )
     for job in JOBS:
         seconds = job.every.total_seconds()
-        scheduler.add_job(run_job, "interval", seconds=seconds, args=[job.id], id=job.id, name=job.id,
+        scheduler.add_job(tick, "interval", seconds=seconds, args=[job.id], id=job.id, name=job.id,
                           replace_existing=True, misfire_grace_time=int(seconds))
-    _runtime = runtime
     scheduler.start()
     log.info("scheduler started: %s", ", ".join(f"{j.id} every {j.every}" for j in JOBS))
     return scheduler
@@ -170,8 +188,6 @@ def start_scheduler(runtime: Runtime, *, slos: Sequence[SLO] | None = None,
 
 def stop(scheduler: BackgroundScheduler, *, wait: bool = True) -> None:
     """Stop ticking; with ``wait`` a job that is running finishes first."""
-    global _runtime
     if scheduler.running:
         scheduler.shutdown(wait=wait)
-    _runtime = None
 

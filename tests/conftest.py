@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psycopg
@@ -20,6 +20,9 @@ import pytest
 from bot.config import Settings
 from bot.db import make_engine, transaction, upgrade
 from bot.runtime import Runtime
+
+if TYPE_CHECKING:
+    from bot.compose import Warroom as ComposedWarroom
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("WARROOM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -100,11 +103,15 @@ def settings(database_url: str) -> Settings:
 class Warroom:
     """A running warroom (real HTTP over loopback) and a client that posts like Alertmanager."""
 
-    def __init__(self, runtime: Runtime, url: str) -> None:
-        self.runtime = runtime
+    def __init__(self, warroom: ComposedWarroom, url: str) -> None:
+        self.warroom = warroom  # the composed process (`bot.compose`): its worker, actions, Slack side…
         self.url = url
         self.http = httpx.Client(base_url=url, timeout=10)
         self.csrf = ""
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.warroom.runtime
 
     def post(self, path: str, body: Any = None, *, content: bytes | None = None, token: str | None = ALERT_TOKEN,
              headers: dict[str, str] | None = None) -> httpx.Response:
@@ -155,14 +162,15 @@ def sign_in(http: httpx.Client, runtime: Runtime, user: str) -> str:
 @contextmanager
 def serve_warroom(settings: Settings) -> Iterator[Warroom]:
     """A whole warroom process (worker off unless the settings say so) on a free loopback port."""
-    from bot.runtime import Runtime
+    from bot.compose import compose
     from bot.web import create_app
     from tests.support import ServerThread
 
-    runtime = Runtime.build(settings)
-    server = ServerThread(create_app(runtime)).start()
+    warroom = compose(settings)
+    runtime = warroom.runtime
+    server = ServerThread(create_app(warroom)).start()
     try:
-        yield Warroom(runtime, server.url)
+        yield Warroom(warroom, server.url)
     finally:
         server.stop()
         runtime.engine.dispose()

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot import redact
 from bot.config import Settings
 from bot.logs import configure
 
@@ -17,18 +16,16 @@ OWN_TOKEN = "alert-token-7Hq2Vn9Lm4Kc8Xs"
 @pytest.fixture
 def warroom_logging() -> Iterator[None]:
     root = logging.getLogger()
-    handlers, level, redactor = root.handlers[:], root.level, redact.current()
+    handlers, level = root.handlers[:], root.level
     yield
     root.handlers[:], root.level = handlers, level
-    redact.configure(redactor)
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_a_credential_in_a_log_message_or_traceback_never_reaches_the_log(
     fmt: str, warroom_logging: None, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    configure(fmt, "INFO")
-    redact.configure(Settings(WARROOM_ALERT_TOKEN=OWN_TOKEN).redactor())
+    configure(fmt, "INFO", Settings(WARROOM_ALERT_TOKEN=OWN_TOKEN).redactor())
     log = logging.getLogger("bot.test")
     log.warning("control plane said %s", {"error": f"token {PASTED} revoked", "auth": "Bearer Zx81KqLm0PaTt"})
     try:
@@ -45,8 +42,7 @@ def test_a_credential_in_a_log_message_or_traceback_never_reaches_the_log(
 
 def test_site_patterns_from_the_settings_reach_the_log(warroom_logging: None,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    configure("text", "INFO")
-    redact.configure(Settings(WARROOM_REDACT_PATTERNS='["ACME-\\\\d{6}"]').redactor())
+    configure("text", "INFO", Settings(WARROOM_REDACT_PATTERNS='["ACME-\\\\d{6}"]').redactor())
     logging.getLogger("bot.test").warning("customer ACME-123456 pasted their account")
     err = capsys.readouterr().err
     assert "customer [redacted] pasted" in err

@@ -6,6 +6,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,7 +21,7 @@ from bot.clock import utcnow
 from bot.config import Settings
 from bot.db import is_postgres, make_engine, transaction
 from bot.models import Alert, Incident, OutboxItem, TimelineEvent, Trace
-from bot.runtime import Runtime
+from bot.compose import Warroom, Watch, compose
 from tests.conftest import ROOT
 from tests.support import wait_for
 
@@ -45,10 +46,10 @@ def engine(settings: Settings) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def runtime(settings: Settings) -> Iterator[Runtime]:
-    runtime = Runtime.build(settings)
-    yield runtime
-    runtime.engine.dispose()
+def warroom(settings: Settings) -> Iterator[Warroom]:
+    warroom = compose(settings)
+    yield warroom
+    warroom.engine.dispose()
 
 
 def add_incident(engine: Engine, **fields: Any) -> int:
@@ -69,24 +70,26 @@ def stored_job_ids(engine: Engine) -> list[str]:
 
 # --- the APScheduler side -------------------------------------------------------------------
 
-def test_jobs_are_stored_once_under_fixed_ids_across_restarts(runtime: Runtime) -> None:
-    first = scheduler.start_scheduler(runtime)
+def test_jobs_are_stored_once_under_fixed_ids_across_restarts(warroom: Warroom) -> None:
+    runtime = warroom.runtime
+    first = warroom.start_scheduler()
     scheduler.stop(first)
-    second = scheduler.start_scheduler(runtime)
+    second = warroom.start_scheduler()
     try:
         assert stored_job_ids(runtime.engine) == sorted(job.id for job in scheduler.JOBS)
         job = second.get_job("escalate-unacknowledged")
-        assert job is not None and job.args == ("escalate-unacknowledged",)
+        assert job is not None and job.func is scheduler.tick and job.args == ("escalate-unacknowledged",)
         assert job.trigger.interval == scheduler.ESCALATE_EVERY
     finally:
         scheduler.stop(second)
     assert not second.running
 
 
-def test_a_due_job_runs_in_the_background_and_wakes_the_worker(runtime: Runtime) -> None:
+def test_a_due_job_runs_in_the_background_and_wakes_the_worker(warroom: Warroom) -> None:
+    runtime = warroom.runtime
     period = timedelta(minutes=runtime.settings.ack_escalation_minutes)
     incident_id = add_incident(runtime.engine, opened_at=utcnow() - period - timedelta(minutes=1))
-    running = scheduler.start_scheduler(runtime)
+    running = warroom.start_scheduler()
     try:
         running.modify_job("escalate-unacknowledged", next_run_time=utcnow())
 
@@ -101,15 +104,54 @@ def test_a_due_job_runs_in_the_background_and_wakes_the_worker(runtime: Runtime)
         scheduler.stop(running)
 
 
-def test_the_watch_job_evaluates_the_slos_it_was_given(runtime: Runtime, tmp_path: Path) -> None:
+def test_two_warrooms_in_one_process_each_run_their_jobs_against_their_own_database(
+        warroom: Warroom, tmp_path: Path) -> None:
+    """Each scheduler runs the stored jobs with the warroom that started it, never another's."""
+    from apscheduler.events import EVENT_JOB_EXECUTED
+
+    from bot.db import upgrade
+
+    other_url = f"sqlite:///{tmp_path / 'other.db'}"
+    other = compose(warroom.settings.model_copy(update={"database_url": other_url}))
+    upgrade(other.engine)
+    period = timedelta(minutes=warroom.settings.ack_escalation_minutes)
+    incident_id = add_incident(other.engine, opened_at=utcnow() - period - timedelta(minutes=1))  # due in other only
+    mine, theirs = warroom.start_scheduler(), other.start_scheduler()
+    try:
+        ran = threading.Event()
+        mine.add_listener(lambda event: ran.set() if event.job_id == "escalate-unacknowledged" else None,
+                          EVENT_JOB_EXECUTED)
+        mine.modify_job("escalate-unacknowledged", next_run_time=utcnow())
+        wait_for(ran.is_set, timeout=15, what="this warroom's escalation job to run")
+        assert not warroom.runtime.wake.is_set() and escalations(other.engine, incident_id) == 0
+
+        theirs.modify_job("escalate-unacknowledged", next_run_time=utcnow())
+        wait_for(lambda: escalations(other.engine, incident_id), timeout=15, what="the other warroom's reminder")
+        wait_for(other.runtime.wake.is_set, timeout=5, what="the other warroom's worker to be woken")
+        assert not warroom.runtime.wake.is_set()
+    finally:
+        scheduler.stop(mine)
+        scheduler.stop(theirs)
+        other.engine.dispose()
+
+
+def escalations(engine: Engine, incident_id: int) -> int:
+    with transaction(engine) as session:
+        return session.execute(select(func.count()).select_from(OutboxItem).where(
+            OutboxItem.dedupe_key == f"escalate:{incident_id}:1")).scalar_one()
+
+
+def test_the_watch_job_evaluates_the_slos_it_was_given(settings: Settings, tmp_path: Path) -> None:
     from bot.slo.spec import load_slos
 
     slo_file = tmp_path / "slos.yaml"
     slo_file.write_text(SLO_FILE, encoding="utf-8")
+    warroom = compose(settings, watch=Watch(slos=tuple(load_slos(slo_file))))
+    runtime = warroom.runtime
     now = utcnow()
     add_traces(runtime.engine, now - timedelta(minutes=3), now, 30, hallucination_score=0.9)
-    assert scheduler.run_job("watch-slos") == 0  # no scheduler, no runtime: nothing to run against
-    running = scheduler.start_scheduler(runtime, slos=load_slos(slo_file))
+    assert scheduler.tick("watch-slos") == 0  # a stored job run outside a warroom's scheduler: nothing to run against
+    running = warroom.start_scheduler()
     try:
         running.modify_job("watch-slos", next_run_time=utcnow())
 
@@ -121,6 +163,7 @@ def test_the_watch_job_evaluates_the_slos_it_was_given(runtime: Runtime, tmp_pat
         assert wait_for(opened, timeout=15, what="the watcher to open incidents") == 2
     finally:
         scheduler.stop(running)
+        warroom.engine.dispose()
 
 
 # --- leases ---------------------------------------------------------------------------------

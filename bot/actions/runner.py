@@ -17,6 +17,7 @@ import httpx
 from pydantic import BaseModel, Field
 
 from bot import redact
+from bot.redact import Redactor
 
 from .hosts import HostAllowList, HostRefused
 from .jsonpath import PathNotFound, lookup
@@ -74,8 +75,9 @@ class _Run:
         self, pb: Playbook, params: Mapping[str, Any], *, incident: Mapping[str, Any], secrets: Mapping[str, str],
         allowed_hosts: HostAllowList, client: httpx.Client, targets: Mapping[str, str], dry_run: bool,
         on_event: Callable[[RunEvent], None] | None, sleep: Callable[[float], None], clock: Callable[[], float],
-        saved: Mapping[str, Any] | None = None,
+        saved: Mapping[str, Any] | None = None, redactor: Redactor = redact.DEFAULT,
     ) -> None:
+        self.redactor = redactor
         self.pb, self.params, self.incident, self.secrets = pb, dict(params), dict(incident), secrets
         self.hosts, self.client, self.targets, self.dry_run = allowed_hosts, client, targets, dry_run
         self.on_event, self.sleep, self.clock = on_event, sleep, clock
@@ -84,7 +86,7 @@ class _Run:
 
     def mask(self, value: Any) -> Any:
         # Our own secrets first (whole or in part), then any credential a control plane echoes.
-        return redact.current().redact_obj(scrub_value(value, self.secret_values), credentials_only=True)
+        return self.redactor.redact_obj(scrub_value(value, self.secret_values), credentials_only=True)
 
     def emit(self, kind: Literal["step", "verify", "finished"], name: str, ok: bool | None, message: str) -> None:
         if self.on_event is not None:
@@ -236,17 +238,19 @@ class RunContext(TypedDict):
     client: httpx.Client
     targets: Mapping[str, str]
     dry_run: NotRequired[bool]
+    redactor: NotRequired[Redactor]
 
 
 def run_playbook(
     pb: Playbook, params: dict[str, Any], *, incident: Mapping[str, Any], secrets: Mapping[str, str],
     allowed_hosts: HostAllowList, client: httpx.Client, targets: Mapping[str, str], dry_run: bool = False,
     on_event: Callable[[RunEvent], None] | None = None, sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
+    clock: Callable[[], float] = time.monotonic, redactor: Redactor = redact.DEFAULT,
 ) -> RunResult:
-    """Run ``pb`` with already validated ``params`` (see params.validate_params / parse_args)."""
+    """Run ``pb`` with already validated ``params`` (see params.validate_params / parse_args).
+    ``redactor``: the process's (`Runtime.redactor`); what the run reports is masked with it."""
     run = _Run(pb, params, incident=incident, secrets=secrets, allowed_hosts=allowed_hosts, client=client,
-               targets=targets, dry_run=dry_run, on_event=on_event, sleep=sleep, clock=clock)
+               targets=targets, dry_run=dry_run, on_event=on_event, sleep=sleep, clock=clock, redactor=redactor)
     return run.execute(pb.steps, pb.verify, "run")
 
 
@@ -254,7 +258,7 @@ def run_undo(
     pb: Playbook, run: RunResult, *, incident: Mapping[str, Any], secrets: Mapping[str, str],
     allowed_hosts: HostAllowList, client: httpx.Client, targets: Mapping[str, str], dry_run: bool = False,
     on_event: Callable[[RunEvent], None] | None = None, sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
+    clock: Callable[[], float] = time.monotonic, redactor: Redactor = redact.DEFAULT,
 ) -> RunResult:
     """Reverse a finished run with the playbook's ``undo`` steps and the values that run saved."""
     if not pb.undo:
@@ -264,7 +268,8 @@ def run_undo(
         return RunResult(playbook=pb.name, kind="undo", status="failed", params=run.params,
                          error="a dry run changed nothing, so there is nothing to undo")
     undo = _Run(pb, run.params, incident=incident, secrets=secrets, allowed_hosts=allowed_hosts, client=client,
-                targets=targets, dry_run=dry_run, on_event=on_event, sleep=sleep, clock=clock, saved=run.saved)
+                targets=targets, dry_run=dry_run, on_event=on_event, sleep=sleep, clock=clock, saved=run.saved,
+                redactor=redactor)
     return undo.execute(pb.undo, pb.undo_verify, "undo")
 
 

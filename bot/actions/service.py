@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from bot import outbox, permissions
+from bot import outbox, permissions, redact
 from bot.actions import (
     HostAllowList,
     ParamError,
@@ -43,6 +43,7 @@ from bot.incidents import lifecycle, timeline
 from bot.incidents import service as incidents
 from bot.models import ActionRun, Incident, saved_id
 from bot.permissions import Actor
+from bot.redact import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,9 @@ Requester = Actor  # the name the listeners knew it by
 class Actions:
     def __init__(self, engine: Engine, playbooks_dir: Path, allowed_hosts: list[str] | None,
                  environ: Mapping[str, str] | None = None, client: httpx.Client | None = None,
-                 approval_timeout: timedelta = DEFAULT_APPROVAL_TIMEOUT) -> None:
+                 approval_timeout: timedelta = DEFAULT_APPROVAL_TIMEOUT, redactor: Redactor = redact.DEFAULT) -> None:
         self.engine = engine
+        self.redactor = redactor  # the process's: what a run reports (steps, results, errors) is masked with it
         # How long a run may wait for its confirmation and approval (WARROOM_APPROVAL_TIMEOUT_MINUTES).
         self.approval_timeout = approval_timeout
         self.environ = environ if environ is not None else os.environ
@@ -289,7 +291,8 @@ class Actions:
         """The requests ``run`` would send (an undo: its undo steps, with what the original saved)."""
         incident = incidents.get(session, run.incident_id)
         common = RunContext(incident=incident_facts(incident), secrets=secrets_from_env(self.environ),
-                      allowed_hosts=self.hosts, client=self.client, targets=self.targets, dry_run=True)
+                            allowed_hosts=self.hosts, client=self.client, targets=self.targets, dry_run=True,
+                            redactor=self.redactor)
         saved = self.undone_result(session, run)
         if saved is not None:
             return run_undo(self.playbook(run.playbook), saved, **common)
@@ -325,7 +328,7 @@ class Actions:
             saved_result = self.undone_result(session, run)
             self._after_change(session, run)
         common = RunContext(incident=facts, secrets=secrets_from_env(self.environ), allowed_hosts=self.hosts,
-                      client=self.client, targets=self.targets)
+                            client=self.client, targets=self.targets, redactor=self.redactor)
         if undo_of is None:
             result = run_playbook(pb, run.params, **common)
         elif saved_result is None:

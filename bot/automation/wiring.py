@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlmodel import Session
 
 from bot.actions.runner import RunResult
@@ -12,13 +14,20 @@ from bot.effects import Handlers
 from bot.models import ActionRun, Incident
 from bot.runtime import Runtime
 
-GUARD_SLOS_SERVICE = "guard_slos"  # Runtime.services: SLOs the guard reads when no SLO file is set
+
+@dataclass(frozen=True)
+class Automatic:
+    """The automation and the guard of one warroom process, and their outbox handlers."""
+
+    automation: Automation
+    guard: Guard
+    handlers: Handlers
 
 
-def install(runtime: Runtime, actions: Actions) -> Handlers:
-    """The outbox handlers of the automation and the guard; ``actions`` reports finished runs to them."""
+def install(runtime: Runtime, actions: Actions) -> Automatic:
+    """Build the automation and the guard; ``actions`` reports finished runs to them."""
     settings = runtime.settings
-    slos = runtime.slos  # the SLO file's, or those registered under GUARD_SLOS_SERVICE
+    slos = runtime.slos  # the SLO file's, or those the runtime was built with
     automation = Automation(runtime.engine, runtime.runbooks, actions, Limits.from_settings(settings), runtime.metrics)
     guard = Guard(runtime.engine, slos or [], GuardSettings.from_settings(settings), runtime.runbooks, actions,
                   runtime.metrics, PrometheusSLI(settings.prometheus_url) if settings.prometheus_url else None)
@@ -28,5 +37,4 @@ def install(runtime: Runtime, actions: Actions) -> Handlers:
         return guard.watch(session, run, incident, result)
 
     actions.after_finish = after_finish
-    runtime.services.update(automation=automation, guard=guard)
-    return Handlers(automation.handlers(), guard.handlers())
+    return Automatic(automation, guard, Handlers(automation.handlers(), guard.handlers()))

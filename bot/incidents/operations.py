@@ -22,6 +22,7 @@ from bot.effects import OpenRoom, PostMessage
 from bot.eval_suite import SuiteCase, collect_incident, incident_case_counts, suite_cases
 from bot.incidents import service, timeline
 from bot.models import Followup, Incident, TimelineEvent
+from bot.redact import Redactor
 from bot.people import Names
 from bot.postmortem.store import current_text, generate
 from bot.slo.spec import SLO
@@ -76,13 +77,13 @@ def recent_timeline(engine: Engine, incident_id: int, *, limit: int) -> list[Tim
         return list(reversed(timeline.events(session, incident_id, limit=limit, newest_first=True)))
 
 
-def eval_cases(engine: Engine, incident_id: int) -> tuple[list[SuiteCase], dict[str, int]]:
+def eval_cases(engine: Engine, incident_id: int, *, redactor: Redactor) -> tuple[list[SuiteCase], dict[str, int]]:
     """The incident's eval cases (its service's suite) and their counts by kind.
 
     Collecting is idempotent: new failures (and labels) since the last look join the suite now."""
     with transaction(engine) as session:
         incident = service.get(session, incident_id)
-        collect_incident(session, incident_id)
+        collect_incident(session, incident_id, redactor=redactor)
         cases = suite_cases(session, incident.service or "unknown", incident_id=incident_id)
         return cases, incident_case_counts(session, incident_id)
 
@@ -191,7 +192,8 @@ def pin_key(channel: str | None, ts: str | None) -> str:
 
 
 def label_trace(engine: Engine, request_id: str, *, incident_id: int | None, failure_type: str | None,
-                expected: str | None, claim: str | None, notes: str | None, actor: str) -> None:
+                expected: str | None, claim: str | None, notes: str | None, actor: str,
+                redactor: Redactor) -> None:
     """Store a person's label on a failing trace; in an incident, also on its timeline, and the
     label reaches the service's eval suite at once."""
     with transaction(engine) as session:
@@ -204,17 +206,18 @@ def label_trace(engine: Engine, request_id: str, *, incident_id: int | None, fai
                         f"<@{actor}> labelled trace {request_id} as {failure_type}"
                         + (f"; expected: {expected}" if expected else ""),
                         actor=actor, data={"request_id": request_id})
-        collect_incident(session, incident_id)
+        collect_incident(session, incident_id, redactor=redactor)
 
 
 def draft_postmortem(engine: Engine, incident_id: int, *, actor: str, title: str,
                      blocks: Callable[[str], list[dict[str, Any]]], templates_dir: Path | None,
-                     names: Names | None, slos: Sequence[SLO]) -> None:
+                     names: Names | None, slos: Sequence[SLO], redactor: Redactor) -> None:
     """Draft the postmortem from the record and post it in the incident channel (``blocks`` lays
     the draft out for Slack; ``title`` is the message's plain text), on the timeline."""
     with transaction(engine) as session:
-        collect_incident(session, incident_id)  # the draft counts the eval cases this incident added
-        text = current_text(generate(session, incident_id, templates_dir=templates_dir, names=names, slos=slos))
+        collect_incident(session, incident_id, redactor=redactor)  # the draft counts this incident's eval cases
+        text = current_text(generate(session, incident_id, templates_dir=templates_dir, names=names, slos=slos,
+                                     redactor=redactor))
         outbox.enqueue(session, PostMessage(incident_id=incident_id, text=title, blocks=blocks(text)),
                        incident_id=incident_id)
         timeline.record(session, service.get(session, incident_id), "postmortem",

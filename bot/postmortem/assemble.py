@@ -74,7 +74,7 @@ def build_context(session: Session, incident_id: int, *, redactor: Redactor | No
     ``slos``: the SLO file's SLOs; the incident's own one gives the budget and the failing rule."""
     incident = service.get(session, incident_id)
     budget_slo = budget_slo or measured_impact.slo_of(slos, incident)
-    redactor = redactor or redact.current()
+    redactor = redactor or redact.DEFAULT
     start, end = impact_window(session, incident)
     lineage = _lineage(session, incident)
     response = response_facts(session, incident, lineage.live_version if lineage.rolled_back_to else None)

@@ -21,6 +21,7 @@ from bot.models import Incident, Postmortem
 from bot.people import Names
 from bot.postmortem import store
 from bot.postmortem.assemble import incident_ref
+from bot.redact import Redactor
 from bot.slo.spec import SLO
 
 API_ACTOR = store.API_ACTOR
@@ -33,6 +34,7 @@ class Drafting:
     templates_dir: Path | None = None
     names: Names | None = None
     slos: Sequence[SLO] = field(default_factory=tuple)
+    redactor: Redactor | None = None  # the process's (`Runtime.redactor`); None: the default rules
 
 
 @dataclass(frozen=True)
@@ -63,13 +65,15 @@ def view(engine: Engine, incident_id: int, drafting: Drafting) -> PostmortemView
     with transaction(engine) as session:
         incident = service.get(session, incident_id)
         return _view(incident, store.stored_or_preview(session, incident_id, templates_dir=drafting.templates_dir,
-                                                       names=drafting.names, slos=drafting.slos))
+                                                       names=drafting.names, slos=drafting.slos,
+                                                       redactor=drafting.redactor))
 
 
 def edit(engine: Engine, incident_id: int, text: str, drafting: Drafting, *, by: str) -> PostmortemView:
     """Store a person's (or the API's) version; empty text goes back to the draft. Raises `NotFound`."""
     with transaction(engine) as session:
         pm = store.save_edit(session, incident_id, text, templates_dir=drafting.templates_dir, names=drafting.names,
+                             redactor=drafting.redactor,
                              by=by)
         return _view(service.get(session, incident_id), pm)
 
@@ -78,4 +82,4 @@ def regenerate(engine: Engine, incident_id: int, drafting: Drafting, *, by: str)
     """Render the draft again from the record; an edit is kept. Raises `NotFound`."""
     with transaction(engine) as session:
         store.generate(session, incident_id, templates_dir=drafting.templates_dir, names=drafting.names, by=by,
-                       slos=drafting.slos)
+                       slos=drafting.slos, redactor=drafting.redactor)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,10 @@ BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
 _LINE_START_MARKUP = re.compile(r"^(\s*)([#>+*=-]|\d+[.)])")
 
 
-def md(value: Any, limit: int | None = None) -> str:
+def md(value: Any, limit: int | None = None, *, redactor: Redactor = redact.DEFAULT) -> str:
     """User text made safe to drop into one Markdown line or table cell (credentials out before any cut)."""
     # Newlines would end the list item / table row.
-    text = " ".join(redact.current().redact_credentials(str(value)).split())
+    text = " ".join(redactor.redact_credentials(str(value)).split())
     if limit is not None and len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
     text = text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
@@ -42,15 +42,15 @@ def md(value: Any, limit: int | None = None) -> str:
     return _LINE_START_MARKUP.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
 
 
-def md_paragraphs(value: Any) -> str:
+def md_paragraphs(value: Any, *, redactor: Redactor = redact.DEFAULT) -> str:
     """Multi-paragraph user text (a written summary): blank lines survive, everything else as ``md``."""
     paragraphs = [p for p in re.split(r"\n\s*\n", str(value)) if p.strip()]
-    return "\n\n".join(md(p) for p in paragraphs)
+    return "\n\n".join(md(p, redactor=redactor) for p in paragraphs)
 
 
-def code(value: Any) -> str:
+def code(value: Any, *, redactor: Redactor = redact.DEFAULT) -> str:
     """An identifier (bundle, request id, playbook) as inline code that cannot break a table."""
-    text = " ".join(redact.current().redact_credentials(str(value)).split()).replace("|", "\\|")
+    text = " ".join(redactor.redact_credentials(str(value)).split()).replace("|", "\\|")
     fence = "``" if "`" in text else "`"
     pad = " " if fence == "``" else ""
     return f"{fence}{pad}{text}{pad}{fence}"
@@ -91,12 +91,13 @@ def number(value: int | None) -> str:
     return "unknown" if value is None else f"{value:,}"
 
 
-def _without_credentials(value: Any) -> Any:
-    return redact.current().redact_credentials(value) if isinstance(value, str) else value
-
-
 @lru_cache(maxsize=16)
-def _environment(templates_dir: str | None) -> ImmutableSandboxedEnvironment:
+def _environment(templates_dir: str | None, redactor: Redactor) -> ImmutableSandboxedEnvironment:
+    """The template environment for one folder, its filters and output redacted with ``redactor``."""
+
+    def without_credentials(value: Any) -> Any:
+        return redactor.redact_credentials(value) if isinstance(value, str) else value
+
     # The user's folder first, so a team can override the whole draft without forking the bot.
     loaders = [FileSystemLoader(templates_dir)] if templates_dir else []
     loaders.append(FileSystemLoader(str(BUILTIN_TEMPLATES)))
@@ -108,9 +109,10 @@ def _environment(templates_dir: str | None) -> ImmutableSandboxedEnvironment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         # A team's own template may print user text without ``md``: credentials go all the same.
-        finalize=_without_credentials,
+        finalize=without_credentials,
     )
-    env.filters.update(md=md, md_paragraphs=md_paragraphs, code=code, utc=utc, clock=clock, duration=duration,
+    env.filters.update(md=partial(md, redactor=redactor), md_paragraphs=partial(md_paragraphs, redactor=redactor),
+                       code=partial(code, redactor=redactor), utc=utc, clock=clock, duration=duration,
                        percent=percent, number=number)
     return env
 
@@ -129,7 +131,9 @@ def _redacted(examples: list[TraceExample], redactor: Redactor) -> list[TraceExa
 def render_postmortem(
     ctx: PostmortemContext, templates_dir: Path | None = None, *, redactor: Redactor | None = None
 ) -> str:
-    env = _environment(str(Path(templates_dir).resolve()) if templates_dir else None)
+    """``redactor``: the process's (`Runtime.redactor`); without one, the default rules."""
+    redactor = redactor or redact.DEFAULT
+    env = _environment(str(Path(templates_dir).resolve()) if templates_dir else None, redactor)
     template = env.get_template(TEMPLATE_NAME)
     return template.render(
         incident=ctx.incident,
@@ -139,7 +143,7 @@ def render_postmortem(
         actions=ctx.actions,
         bundles=ctx.bundles,
         traces=ctx.traces,
-        trace_examples=_redacted(ctx.traces.examples, redactor or redact.current()),
+        trace_examples=_redacted(ctx.traces.examples, redactor),
         followups=ctx.followups,
         eval_cases_added=ctx.eval_cases_added,
         eval_cases_updated=ctx.eval_cases_updated,

@@ -57,34 +57,37 @@ def generate(session: Session, incident_id: int, *, templates_dir: Path | None =
 
 
 def get_or_generate(session: Session, incident_id: int, *, templates_dir: Path | None = None,
-                    names: Names | None = None) -> Postmortem:
-    return get(session, incident_id) or generate(session, incident_id, templates_dir=templates_dir, names=names)
+                    names: Names | None = None, redactor: Redactor | None = None) -> Postmortem:
+    return get(session, incident_id) or generate(session, incident_id, templates_dir=templates_dir, names=names,
+                                                 redactor=redactor)
 
 
 def stored_or_preview(session: Session, incident_id: int, *, templates_dir: Path | None = None,
-                      names: Names | None = None, slos: Sequence[SLO] = ()) -> Postmortem:
+                      names: Names | None = None, slos: Sequence[SLO] = (),
+                      redactor: Redactor | None = None) -> Postmortem:
     """What a reader sees: the stored record, or a draft rendered now and not stored (a GET never writes)."""
     stored = get(session, incident_id)
     if stored is not None:
         return stored
     service.get(session, incident_id)  # NotFound for an incident that does not exist
-    text = render_postmortem(build_context(session, incident_id, names=names, slos=slos), templates_dir)
+    text = render_postmortem(build_context(session, incident_id, names=names, slos=slos, redactor=redactor),
+                             templates_dir, redactor=redactor)
     return Postmortem(incident_id=incident_id, draft=text, generated_at=utcnow())  # never added to the session
 
 
 def save_edit(session: Session, incident_id: int, text: str, *, templates_dir: Path | None = None,
-              names: Names | None = None, by: str | None = None) -> Postmortem:
+              names: Names | None = None, by: str | None = None, redactor: Redactor | None = None) -> Postmortem:
     """Store a human's version. Empty text drops the edit, so the page shows the draft again.
 
     ``by``: who edited (a Slack user id, or "api" for the bearer-token API); the timeline says so.
     """
     service.get(session, incident_id)  # NotFound before anything is written
-    get_or_generate(session, incident_id, templates_dir=templates_dir, names=names)
+    get_or_generate(session, incident_id, templates_dir=templates_dir, names=names, redactor=redactor)
     pm = _locked(session, incident_id)
     text = text.replace("\r\n", "\n")  # browsers send textarea lines with CRLF
     if text.strip():
         # A credential pasted into the edit is not kept: the text is shown, exported and posted.
-        pm.edited, pm.edited_at = redact.current().redact_credentials(text), utcnow()
+        pm.edited, pm.edited_at = (redactor or redact.DEFAULT).redact_credentials(text), utcnow()
     else:
         pm.edited, pm.edited_at = None, None
     if by is not None:

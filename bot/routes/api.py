@@ -14,7 +14,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from bot import redact
 from bot.health import check_database
 from bot.incidents import lifecycle, read_model
 from bot.jsonbody import BadRequest, parse_json
@@ -30,9 +29,9 @@ def _runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def _without_credentials(body: Any) -> Any:
+def _without_credentials(request: Request, body: Any) -> Any:
     # Alert annotations, timeline text and labels come from outside; the API shows them.
-    return redact.current().redact_obj(body, credentials_only=True)
+    return _runtime(request).redactor.redact_obj(body, credentials_only=True)
 
 
 async def list_incidents(request: Request) -> JSONResponse:
@@ -42,13 +41,13 @@ async def list_incidents(request: Request) -> JSONResponse:
                             status_code=400)
     limit = limit_of(request)
     found = await run_in_threadpool(read_model.incident_dicts, _runtime(request).engine, status=status, limit=limit)
-    return JSONResponse(_without_credentials(found))
+    return JSONResponse(_without_credentials(request, found))
 
 
 async def get_incident(request: Request) -> JSONResponse:
     incident_id = incident_id_of(request)
     found = await run_in_threadpool(read_model.incident_dict, _runtime(request).engine, incident_id)
-    return JSONResponse(_without_credentials(found))
+    return JSONResponse(_without_credentials(request, found))
 
 
 async def get_postmortem(request: Request) -> JSONResponse:

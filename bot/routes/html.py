@@ -7,6 +7,7 @@ a Content-Security-Policy without scripts backs that up.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,10 +16,10 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from bot import redact
 from bot.clock import as_utc, iso
 from bot.incidents import metrics
 from bot.postmortem.assemble import plain_slack_text
+from bot.redact import Redactor
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 SECURITY_HEADERS = {
@@ -40,19 +41,24 @@ def _web_url(url: Any) -> str | None:
     return url if isinstance(url, str) and urlsplit(url).scheme in ("http", "https") else None
 
 
-def _without_credentials(value: Any) -> Any:
-    # Every value a page prints (timeline, alert text, run errors, the postmortem) passes here.
-    return redact.current().redact_credentials(value) if isinstance(value, str) else value
+@lru_cache(maxsize=8)
+def templates(redactor: Redactor) -> Environment:
+    """The pages' environment for one app: every value a page prints (timeline, alert text, run
+    errors, the postmortem) passes through that app's ``redactor`` on its way out."""
 
+    def without_credentials(value: Any) -> Any:
+        return redactor.redact_credentials(value) if isinstance(value, str) else value
 
-TEMPLATES = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=True, undefined=StrictUndefined,
-                        trim_blocks=True, lstrip_blocks=True, finalize=_without_credentials)
-TEMPLATES.filters.update(when=_when, iso=iso, took=metrics.human, plain=plain_slack_text, web_url=_web_url)
+    env = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=True, undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True, finalize=without_credentials)
+    env.filters.update(when=_when, iso=iso, took=metrics.human, plain=plain_slack_text, web_url=_web_url)
+    return env
 
 
 def render(request: Request, name: str, status_code: int = 200, *, headers: dict[str, str] | None = None,
            **ctx: Any) -> HTMLResponse:
     """A page; ``person`` (who is signed in, if anyone) is there for the header's sign-out form."""
     ctx.setdefault("person", getattr(request.state, "person", None))
-    return HTMLResponse(TEMPLATES.get_template(name).render(**ctx), status_code=status_code,
+    env = templates(request.app.state.runtime.redactor)
+    return HTMLResponse(env.get_template(name).render(**ctx), status_code=status_code,
                         headers={**SECURITY_HEADERS, **(headers or {})})

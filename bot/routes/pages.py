@@ -21,6 +21,7 @@ from starlette.responses import (
 
 from bot.incidents import lifecycle, read_model
 from bot.people import Names, named_mentions, person
+from bot.redact import Redactor
 from bot.postmortem import editor
 from bot.postmortem.assemble import PINNED_KIND
 from bot.routes.access import form_of, people_only, person_of, readers_only
@@ -36,13 +37,19 @@ def _runtime(request: Request) -> Runtime:
 
 def _names(request: Request) -> Names | None:
     """People's names for Slack user ids (`bot.people`), when Slack is configured."""
-    return _runtime(request).services.get("people")
+    return _runtime(request).people
+
+
+def _redactor(request: Request) -> Redactor:
+    """This app's redactor (`Runtime.redactor`): what a postmortem shows and keeps is redacted with it."""
+    return _runtime(request).redactor
 
 
 def drafting(request: Request) -> editor.Drafting:
     """How this process renders postmortem drafts (call it off the event loop: the SLO file is read once)."""
     runtime = _runtime(request)
-    return editor.Drafting(templates_dir=runtime.settings.templates_dir, names=_names(request), slos=runtime.slos)
+    return editor.Drafting(templates_dir=runtime.settings.templates_dir, names=_names(request), slos=runtime.slos,
+                          redactor=runtime.redactor)
 
 
 # ---- the list and the incident page ----

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from slack_bolt import App
 
-from bot.config import DEV_BOT_TOKEN
+from bot.actions.service import Actions
 from bot.effects import Handlers
 from bot.runtime import Runtime
 from bot.slack.action_effects import ActionEffects
@@ -15,7 +15,6 @@ from bot.slack.card_sync import CardSync
 from bot.slack.client import SlackGateway, make_web_client
 from bot.slack.command_table import CommandTable
 from bot.slack.context import SlackContext
-from bot.slack.directory import UserDirectory
 from bot.slack.effects import SlackEffects
 from bot.slack.guard import GuardedApp, Notifier
 from bot.slack.late_traces import TracePoster
@@ -35,21 +34,19 @@ class SlackSide:
     commands: CommandTable  # this app's `/incident` subcommands
 
 
-def build_slack(runtime: Runtime) -> SlackSide:
+def build_slack(runtime: Runtime, actions: Actions | None = None) -> SlackSide:
+    """The Bolt app with every listener registered, and the Slack outbox handlers; with ``actions``,
+    also the action buttons and the action effects."""
     settings = runtime.settings
     gateway = SlackGateway(make_web_client(settings.slack_bot_token, settings.slack_api_url,
-                                           timeout=settings.slack_timeout_seconds), runtime.metrics)
+                                           timeout=settings.slack_timeout_seconds), runtime.metrics,
+                           runtime.redactor)
     app = App(
         client=gateway.client,
         signing_secret=settings.slack_signing_secret,
         token_verification_enabled=False,  # auth.test happens on the first request, not at import
         raise_error_for_unhandled_request=False,
     )
-    # Names for user ids on pages and in the postmortem (bot.people), from a cached users.info;
-    # not with the placeholder token, which no Slack would accept (ids are shown then).
-    if settings.slack_bot_token != DEV_BOT_TOKEN:
-        runtime.services.setdefault("people", UserDirectory.for_settings(settings.slack_bot_token,
-                                                                         settings.slack_api_url))
     room = Room(gateway=gateway, engine=runtime.engine, settings=settings, runbooks=runtime.runbooks)
     context = SlackContext(runtime=runtime, gateway=gateway, room=room)
     # Every listener is registered through the guard: a failure after the ack still reaches the person.
@@ -61,7 +58,6 @@ def build_slack(runtime: Runtime) -> SlackSide:
         listeners.register(guarded, context)  # type: ignore[arg-type]
     effects = SlackEffects(room)
     handlers = Handlers(effects.handlers(), TracePoster(room).handlers())
-    actions = runtime.services.get("actions")
     action_card = None
     if actions is not None:
         action_listeners.register(guarded, context, table, actions)  # type: ignore[arg-type]

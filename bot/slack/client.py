@@ -87,15 +87,16 @@ def redact_readable(value: Any, redactor: redact.Redactor) -> Any:
 
 
 class SlackGateway:
-    def __init__(self, client: WebClient, metrics: Any | None = None) -> None:
+    def __init__(self, client: WebClient, metrics: Any | None = None, redactor: redact.Redactor = redact.DEFAULT) -> None:
         self.client = client
+        self.redactor = redactor  # the process's: everything readable in a call is redacted with it
         self._post_client = _rate_limit_only(client)
         self._metrics = metrics
 
     def call(self, method: str, *, json: bool = False, ok_errors: frozenset[str] = frozenset(),
              client: WebClient | None = None, **args: Any) -> dict[str, Any]:
         """Call ``method``; JSON body for chat.* and views.* (as slack-sdk does), form otherwise."""
-        payload = redact_readable({k: v for k, v in args.items() if v is not None}, redact.current())
+        payload = redact_readable({k: v for k, v in args.items() if v is not None}, self.redactor)
         client = client or self.client
         try:
             if json:

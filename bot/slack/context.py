@@ -8,9 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot import permissions, redact
+from bot import permissions
 from bot.incidents import operations
 from bot.runtime import Runtime
+from bot.redact import Redactor
 from bot.slack.client import SlackGateway, redact_readable
 from bot.slack.replies import for_user
 from bot.slack.room import Room
@@ -44,16 +45,16 @@ class SlackContext:
             reply = future.result(timeout=ACK_BUDGET_SECONDS)
         except concurrent.futures.TimeoutError:
             ack(text="⏳ Working on it… the answer will follow here.")
-            future.add_done_callback(lambda f: _respond(respond, f.result()))
+            future.add_done_callback(lambda f: _respond(respond, f.result(), self.runtime.redactor))
             return
-        ack(**_as_kwargs(reply))
+        ack(**_as_kwargs(reply, self.runtime.redactor))
 
     def background(self, work: Callable[[], Any], respond: Callable[..., object] | None) -> None:
         """After an ack: run ``work`` and show its reply (or its error) to the user."""
         def run() -> None:
             reply = _safely(work)
             if respond is not None and reply:
-                _respond(respond, reply)
+                _respond(respond, reply, self.runtime.redactor)
         self.pool.submit(run)
 
     def runbook_for_declared(self, service: str | None) -> str:
@@ -94,18 +95,18 @@ def _safely(work: Callable[[], Any]) -> Any:
         return for_user(exc)
 
 
-def _as_kwargs(reply: Any) -> dict[str, Any]:
+def _as_kwargs(reply: Any, redactor: Redactor) -> dict[str, Any]:
     if reply is None:
         return {}
     # Replies go out through the ack or response_url, not the gateway: redacted here alike.
-    kwargs = redact_readable(reply if isinstance(reply, dict) else {"text": str(reply)}, redact.current())
+    kwargs = redact_readable(reply if isinstance(reply, dict) else {"text": str(reply)}, redactor)
     if isinstance(kwargs.get("text"), str):
         kwargs["text"] = escape_placeholders(kwargs["text"])
     return kwargs
 
 
-def _respond(respond: Callable[..., object], reply: Any) -> None:
+def _respond(respond: Callable[..., None], reply: Any, redactor: Redactor) -> None:
     try:
-        respond(**_as_kwargs(reply), replace_original=False)
+        respond(**_as_kwargs(reply, redactor), replace_original=False)
     except Exception:
         log.exception("could not deliver a reply through response_url")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from bot import late_traces, redact, traces
+from bot import late_traces, traces
 from bot.clock import as_utc, iso, utcnow
 from bot.db import insert_or_ignore, transaction
 from bot.effects import Handlers, PostFailingTraces, PostLateTraces
@@ -45,7 +45,7 @@ class TracePoster:
             channel, opened_at = incident.channel_id, as_utc(incident.opened_at)
             marker = _marker(session, incident_id)
             after = int(marker.get("last_id") or 0)
-            total, last_id, examples = new_failing_traces(session, incident_id, after, redact.current())
+            total, last_id, examples = new_failing_traces(session, incident_id, after, self.room.gateway.redactor)
         if not channel or not total:
             return  # nothing new; or no room yet, then the room's own first post will carry them
         if marker.get("last_id") is None and at_open:

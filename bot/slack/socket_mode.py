@@ -12,23 +12,23 @@ import time
 from typing import TYPE_CHECKING
 
 from bot.errors import ConfigError
-from bot.runtime import Runtime
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
+    from bot.compose import Warroom
+
 log = logging.getLogger(__name__)
 
 
-def start_socket_mode(runtime: Runtime) -> None:
+def start_socket_mode(warroom: Warroom) -> None:
     """Connect now, so a token Slack refuses stops the start with its error instead of a log line;
     after that, slack-sdk's client reconnects by itself."""
     from slack_bolt.adapter.socket_mode import SocketModeHandler
     from slack_sdk.errors import SlackApiError
 
-    slack = runtime.services["slack"]
-    handler = SocketModeHandler(slack.app, app_token=runtime.settings.slack_app_token)
-    runtime.services.setdefault("on_stop", []).append(handler.close)
+    handler = SocketModeHandler(warroom.slack.app, app_token=warroom.settings.slack_app_token)
+    warroom.on_stop.append(handler.close)
     try:
         handler.connect()  # apps.connections.open, then the WebSocket; returns once connected
     except SlackApiError as exc:

@@ -21,8 +21,10 @@ def escape(text: str) -> str:
 
 
 def cut(text: str, limit: int) -> str:
-    # Credentials out before the cut: a token cut in half is no longer recognisable as one.
-    text = redact.current().redact_credentials(text)
+    # Credentials out before the cut: a token cut in half is no longer recognisable as one. The
+    # default rules here; the gateway then applies the process's own redactor to the whole call
+    # (its site patterns, and its known secrets by any fragment of FRAGMENT_MIN characters).
+    text = redact.DEFAULT.redact_credentials(text)
     return text if len(text) <= limit else text[: max(0, limit - 1)].rstrip() + "…"
 
 

@@ -98,17 +98,17 @@ def test_webhooks_need_the_bearer_token(warroom, token):
 
 
 def test_database_down_is_503_so_alertmanager_retries(database_url, tmp_path):
-    from bot.runtime import Runtime
+    from bot.compose import compose
     from bot.web import create_app
     from tests.conftest import Warroom, make_settings
     from tests.support import ServerThread
 
     down = ("sqlite:///" + str(tmp_path / "missing-dir" / "x.db") if database_url.startswith("sqlite")
             else "postgresql://postgres@127.0.0.1:1/warroom")
-    runtime = Runtime.build(make_settings(down))
-    server = ServerThread(create_app(runtime)).start()
+    warroom = compose(make_settings(down))
+    server = ServerThread(create_app(warroom)).start()
     try:
-        client = Warroom(runtime, server.url)
+        client = Warroom(warroom, server.url)
         response = client.alertmanager(_valid())
         assert response.status_code == 503 and response.headers["retry-after"]
         assert "database unavailable" in response.json()["error"]

@@ -22,9 +22,9 @@ import yaml
 
 from bot.alerts.reconcile import reconcile_truncated
 from bot.clock import utcnow
-from bot.runtime import Runtime
 from bot.scheduler import JOBS_BY_ID
 from bot.serving import ServerThread, free_port, stop_process, wait_until
+from bot.compose import compose
 from bot.web import create_app
 from tests.conftest import ALERT_TOKEN, Warroom, make_settings
 
@@ -56,11 +56,12 @@ def alertmanager_and_warroom(database_url: str, tmp_path: Path) -> Iterator[tupl
                                 f"--web.listen-address=127.0.0.1:{am_port}", f"--web.external-url={am_url}",
                                 "--cluster.listen-address="], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     log.close()
-    runtime = Runtime.build(make_settings(database_url, WARROOM_ALERTMANAGER_URL=am_url))
-    server = ServerThread(create_app(runtime), port=warroom_port).start()
+    warroom = compose(make_settings(database_url, WARROOM_ALERTMANAGER_URL=am_url))
+    runtime = warroom.runtime
+    server = ServerThread(create_app(warroom), port=warroom_port).start()
     try:
         wait_until(lambda: _ready(am_url), timeout=30, what="Alertmanager /-/ready")
-        yield am_url, Warroom(runtime, server.url)
+        yield am_url, Warroom(warroom, server.url)
     finally:
         stop_process(process, timeout=10)
         server.stop()

@@ -46,15 +46,15 @@ def test_same_body_twice_changes_nothing_and_queues_nothing_twice(warroom):
 
 def test_duplicates_racing_at_two_processes_make_one_incident(settings):
     """Two warroom instances (own engines and pools) on one database get the same bodies at once."""
-    from bot.runtime import Runtime
+    from bot.compose import compose
     from bot.web import create_app
     from tests.conftest import Warroom
     from tests.support import ServerThread
 
-    runtimes = [Runtime.build(settings) for _ in range(2)]
-    servers = [ServerThread(create_app(r)).start() for r in runtimes]
+    warrooms = [compose(settings) for _ in range(2)]
+    servers = [ServerThread(create_app(w)).start() for w in warrooms]
     try:
-        clients = [Warroom(r, s.url) for r, s in zip(runtimes, servers, strict=True)]
+        clients = [Warroom(w, s.url) for w, s in zip(warrooms, servers, strict=True)]
         bodies = [am_payload([am_alert(f"m{i}-{j}") for j in range(3)], group=f"svc-{i}") for i in range(8)]
         barrier = threading.Barrier(4)
         statuses: list[int] = []
@@ -77,8 +77,8 @@ def test_duplicates_racing_at_two_processes_make_one_incident(settings):
     finally:
         for s in servers:
             s.stop()
-        for r in runtimes:
-            r.engine.dispose()
+        for w in warrooms:
+            w.engine.dispose()
 
 
 def test_new_alert_joins_the_open_incident_and_is_news(warroom):

@@ -15,7 +15,9 @@ from bot.db import transaction
 from bot.emulator import Emulator
 from bot.models import ActionRun
 from bot.runtime import Runtime
+from bot.slo.spec import SLO
 from bot.serving import ServerThread
+from bot.compose import compose
 from bot.web import create_app
 from tests.conftest import ROOT
 from tests.slack.conftest import SlackHarness, slack_settings
@@ -48,17 +50,18 @@ def start_warroom(database_url: str, _emu: Emulator, llm_service: Service,  # no
     """Start warroom (automation on) with extra settings; the harness drives it like Slack and Alertmanager."""
     started: list[tuple[ServerThread, Runtime]] = []
 
-    def start(services: dict[str, Any] | None = None, **overrides: Any) -> SlackHarness:
+    def start(slos: list[SLO] | None = None, **overrides: Any) -> SlackHarness:
+        """``slos``: what the guard reads when no SLO file is set (`compose`'s ``slos``)."""
         _emu.reset()
         port = free_port()
         values = {"WARROOM_AUTOMATION": True, "WARROOM_PUBLIC_URL": f"http://127.0.0.1:{port}",
                   "WARROOM_RUNBOOKS_DIR": runbooks_dir, **overrides}
-        runtime = Runtime.build(slack_settings(database_url, _emu, **values))
-        runtime.services.update(services or {})
-        server = ServerThread(create_app(runtime), port=port).start()
+        warroom = compose(slack_settings(database_url, _emu, **values), slos=slos)
+        runtime = warroom.runtime
+        server = ServerThread(create_app(warroom), port=port).start()
         _emu.bot_url = server.url + "/slack/events"
         started.append((server, runtime))
-        return SlackHarness(_emu, runtime, server.url)
+        return SlackHarness(_emu, warroom, server.url)
 
     yield start
     for server, runtime in started:

@@ -59,7 +59,7 @@ def test_auto_off_stops_a_delayed_action_for_that_incident(start_warroom, llm_se
     reply = slack.command("/incident auto off", user=PRIYA, channel=channel)
     wait_for(lambda: "Automatic actions are off" in " ".join(slack.said_to(PRIYA)), what="the answer")
     assert reply is not None
-    slack.runtime.services["automation"].consider(incident_id, 0)  # the delayed row comes due
+    slack.warroom.automation.consider(incident_id, 0)  # the delayed row comes due
     assert runs(slack, incident_id) == [] and llm_service.state()["route"] == "primary-70b"
     skipped = events(slack, incident_id, "auto_skipped")[-1]["text"]
     assert f"switched off for this incident by <@{PRIYA}>" in skipped
@@ -82,7 +82,7 @@ def test_the_same_action_is_never_requested_twice_for_one_incident(start_warroom
     slack.room(incident_id)
     wait_for(lambda: runs(slack, incident_id) and runs(slack, incident_id)[0].status == "succeeded", timeout=10,
              what="the automatic run")
-    assert slack.runtime.services["automation"].consider(incident_id) == []
+    assert slack.warroom.automation.consider(incident_id) == []
     assert len([r for r in runs(slack, incident_id) if r.playbook == "fallback"]) == 1
     assert any("did not run `fallback`: it already requested it for this incident (run #1); never twice" in e["text"]
                for e in events(slack, incident_id, "auto_skipped"))
@@ -107,7 +107,7 @@ def test_a_silenced_incident_gets_no_automatic_action(start_warroom, llm_service
                                      runbook_id="hallucination-spike")
         timeline.record(session, incident, "silenced", "silenced for 1 h", actor=PRIYA)
         incident_id = incident.id
-    assert slack.runtime.services["automation"].consider(incident_id) == []
+    assert slack.warroom.automation.consider(incident_id) == []
     assert "silenced" in events(slack, incident_id, "auto_skipped")[0]["text"]
 
 
@@ -117,7 +117,7 @@ def test_a_low_severity_incident_gets_no_automatic_action(start_warroom, llm_ser
         incident = incidents.declare(session, title="minor", severity=3, actor=PRIYA, service="llm-gateway",
                                      runbook_id="hallucination-spike")
         incident_id = incident.id
-    assert slack.runtime.services["automation"].consider(incident_id) == []
+    assert slack.warroom.automation.consider(incident_id) == []
     assert "SEV3 is below the automation threshold" in events(slack, incident_id, "auto_skipped")[0]["text"]
 
 
@@ -189,7 +189,7 @@ def test_a_storm_of_incidents_at_once_stays_within_the_hourly_limit(start_warroo
     with transaction(slack.runtime.engine) as session:
         ids = [incidents.declare(session, title=f"storm {n}", severity=1, actor=PRIYA, service="llm-gateway",
                                  runbook_id="hallucination-spike").id for n in range(6)]
-    automation = slack.runtime.services["automation"]
+    automation = slack.warroom.automation
     with ThreadPoolExecutor(6) as pool:
         requested = [run for found in pool.map(automation.consider, ids) for run in found]
     assert len(requested) == 2

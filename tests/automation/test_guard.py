@@ -35,7 +35,7 @@ def events(harness, incident_id: int, kind: str) -> list[dict]:
 def guarded(start_warroom):
     def start(**overrides):
         values = {"WARROOM_GUARD_CHECK_SECONDS": 0.2, "WARROOM_GUARD_MIN_REQUESTS": 5, **overrides}
-        return start_warroom(services={"guard_slos": load_slos(ROOT / "examples" / "slos.yaml")}, **values)
+        return start_warroom(slos=load_slos(ROOT / "examples" / "slos.yaml"), **values)
     return start
 
 

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 
 from bot.emulator import Emulator
-from bot.runtime import Runtime
 from bot.serving import ServerThread, free_port
 from bot.slo.rules import prometheus_rules
 from bot.slo.spec import load_slos
 from bot.slo.windows import WindowSet
+from bot.compose import compose
 from bot.web import create_app
 from tests.conftest import ALERT_TOKEN, ROOT
 from tests.e2e.promstack import PromStack, wait_until
@@ -44,15 +44,14 @@ def auto_stack(llm_gateway: LLMGateway, database_url: str, _emulator: Emulator, 
                          f"http://127.0.0.1:{warroom_port}/webhooks/alertmanager", ALERT_TOKEN).__enter__()
         opened.append(prom)
         _emulator.reset()
-        runtime = Runtime.build(slack_settings(
+        warroom = compose(slack_settings(
             database_url, _emulator, WARROOM_AUTOMATION=True, WARROOM_RUNBOOKS_DIR=runbooks,
             WARROOM_PROMETHEUS_URL=prom.prometheus_url, WARROOM_GUARD_SECONDS=45, WARROOM_GUARD_CHECK_SECONDS=2,
-            WARROOM_ALERTMANAGER_URL=prom.alertmanager_url))
-        runtime.services["guard_slos"] = slos
-        server = ServerThread(create_app(runtime), port=warroom_port).start()
+            WARROOM_ALERTMANAGER_URL=prom.alertmanager_url), slos=slos)
+        server = ServerThread(create_app(warroom), port=warroom_port).start()
         _emulator.bot_url = server.url + "/slack/events"
         opened.append(server)
-        return prom, SlackHarness(_emulator, runtime, server.url)
+        return prom, SlackHarness(_emulator, warroom, server.url)
 
     yield start
     for thing in reversed(opened):

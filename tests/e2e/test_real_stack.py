@@ -19,11 +19,11 @@ import httpx
 import pytest
 
 from bot.emulator import Emulator
-from bot.runtime import Runtime
 from bot.serving import ServerThread, free_port
 from bot.slo.rules import prometheus_rules
 from bot.slo.spec import load_slos
 from bot.slo.windows import WindowSet
+from bot.compose import compose
 from bot.web import create_app
 from examples.llm_service import create_app as llm_service_app
 from tests.conftest import ALERT_TOKEN, READER, ROOT
@@ -70,11 +70,12 @@ def stack(llm_gateway: LLMGateway, database_url: str, _emulator: Emulator, tmp_p
                    f"http://127.0.0.1:{warroom_port}/webhooks/alertmanager", ALERT_TOKEN) as prom:
         monkeypatch.setenv("WARROOM_ALERTMANAGER_URL", prom.alertmanager_url)
         _emulator.reset()
-        runtime = Runtime.build(slack_settings(database_url, _emulator))
-        server = ServerThread(create_app(runtime), port=warroom_port).start()
+        warroom = compose(slack_settings(database_url, _emulator))
+        runtime = warroom.runtime
+        server = ServerThread(create_app(warroom), port=warroom_port).start()
         _emulator.bot_url = server.url + "/slack/events"
         try:
-            yield prom, SlackHarness(_emulator, runtime, server.url)
+            yield prom, SlackHarness(_emulator, warroom, server.url)
         finally:
             server.stop()
             runtime.engine.dispose()

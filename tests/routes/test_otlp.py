@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from bot.db import transaction
 from bot.models import Trace
-from bot.runtime import Runtime
+from bot.compose import compose
 from bot.web import create_app
 from tests.alerts.payloads import am_alert, am_payload
 from tests.conftest import Warroom, make_settings
@@ -131,12 +131,13 @@ def test_failing_otlp_traces_link_to_the_open_incident_of_their_service(warroom)
 
 def test_database_down_is_503_with_retry_after_in_protobuf():
     dead = make_settings(f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
-    runtime = Runtime.build(dead)
-    server = ServerThread(create_app(runtime)).start()
+    warroom = compose(dead)
+    runtime = warroom.runtime
+    server = ServerThread(create_app(warroom)).start()
     try:
         recorder = Recorder()
         recorder.answer()
-        response = Warroom(runtime, server.url).post("/v1/traces", content=protobuf_body(recorder.spans()),
+        response = Warroom(warroom, server.url).post("/v1/traces", content=protobuf_body(recorder.spans()),
                                                      headers=PROTOBUF)
         assert response.status_code == 503 and response.headers["retry-after"] == "5"
         code, message = status_of(response.content)

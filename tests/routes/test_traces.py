@@ -14,8 +14,8 @@ from bot.clock import as_utc
 from bot.db import transaction
 from bot.errors import NotFound, UserError
 from bot.models import Incident, Trace
-from bot.runtime import Runtime
 from bot.trace_rules import FailureRules
+from bot.compose import compose
 from bot.web import create_app
 from tests.alerts.payloads import am_alert, am_payload
 from tests.conftest import Warroom, make_settings
@@ -169,10 +169,11 @@ def test_counts_reach_the_metrics(warroom):
 
 def test_database_down_is_503_so_the_sender_retries(tmp_path):
     dead = make_settings(f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
-    runtime = Runtime.build(dead)
-    server = ServerThread(create_app(runtime)).start()
+    warroom = compose(dead)
+    runtime = warroom.runtime
+    server = ServerThread(create_app(warroom)).start()
     try:
-        response = Warroom(runtime, server.url).post("/api/traces", [event("a")])
+        response = Warroom(warroom, server.url).post("/api/traces", [event("a")])
         assert response.status_code == 503 and response.headers["retry-after"] == "5"
         assert response.json()["error_id"]
     finally:

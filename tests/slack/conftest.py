@@ -19,6 +19,7 @@ from bot.db import transaction
 from bot.emulator import Emulator
 from bot.models import IncidentStep
 from bot.runtime import Runtime
+from bot.compose import Warroom as ComposedWarroom, compose
 from bot.web import create_app
 from tests.conftest import ALERT_TOKEN, READER, SIGNING_SECRET, make_settings
 from tests.support import ServerThread, free_port, wait_for
@@ -28,9 +29,13 @@ INCIDENTS = "C0INCIDENTS"
 
 
 class SlackHarness:
-    def __init__(self, emu: Emulator, runtime: Runtime, url: str) -> None:
-        self.emu, self.runtime, self.url = emu, runtime, url
+    def __init__(self, emu: Emulator, warroom: ComposedWarroom, url: str) -> None:
+        self.emu, self.warroom, self.url = emu, warroom, url
         self.http = httpx.Client(base_url=url, timeout=15)
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.warroom.runtime
 
     # Alertmanager's side
     def fire(self, body: dict[str, Any]) -> int:
@@ -116,10 +121,11 @@ def slack_settings(database_url: str, emu: Emulator, **overrides: Any) -> Settin
 def slack(database_url: str, _emulator: Emulator) -> Iterator[SlackHarness]:
     _emulator.reset()
     port = free_port()  # known before the settings, so links the bot gives (sign-in, postmortem) point here
-    runtime = Runtime.build(slack_settings(database_url, _emulator, WARROOM_PUBLIC_URL=f"http://127.0.0.1:{port}"))
-    server = ServerThread(create_app(runtime), port=port).start()
+    warroom = compose(slack_settings(database_url, _emulator, WARROOM_PUBLIC_URL=f"http://127.0.0.1:{port}"))
+    runtime = warroom.runtime
+    server = ServerThread(create_app(warroom), port=port).start()
     _emulator.bot_url = server.url + "/slack/events"
-    yield SlackHarness(_emulator, runtime, server.url)
+    yield SlackHarness(_emulator, warroom, server.url)
     server.stop()
     runtime.engine.dispose()
 

@@ -143,8 +143,8 @@ def test_waiting_runs_expire_on_their_own_after_the_configured_time(llm_service,
     _, channel = room
     slack.command("/incident fallback", user=PRIYA, channel=channel)
     wait_card(slack, channel, 1, "waiting for confirmation")
-    assert scheduler._end_stale_actions(slack.runtime, utcnow() + timedelta(minutes=14)) == 0
-    assert scheduler._end_stale_actions(slack.runtime, utcnow() + timedelta(minutes=15, seconds=1)) == 1
+    assert scheduler._end_stale_actions(slack.warroom, utcnow() + timedelta(minutes=14)) == 0
+    assert scheduler._end_stale_actions(slack.warroom, utcnow() + timedelta(minutes=15, seconds=1)) == 1
     slack.runtime.wake.set()
     card = wait_card(slack, channel, 1, "expired")
     assert "action.confirm" not in card  # nothing left to click

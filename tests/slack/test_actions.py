@@ -180,7 +180,7 @@ def test_a_run_interrupted_mid_way_becomes_unknown_and_is_not_run_again(llm_serv
     slack.command("/incident disable-tool web_search", user=PRIYA, channel=channel)
     with transaction(slack.runtime.engine) as session:
         session.get(ActionRun, 1).status = "running"  # as a crash would leave it
-    slack.runtime.services["actions"].perform(1)
+    slack.warroom.actions.perform(1)
     slack.settle()
     timeline = slack.incident(1)["timeline"]
     assert any(e["kind"] == "action_unknown" and "unknown state" in e["text"] for e in timeline)

@@ -24,7 +24,7 @@ from bot.clock import utcnow
 from bot.db import make_engine, transaction
 from bot.emulator import Emulator
 from bot.models import IncidentStep, OutboxItem
-from bot.runtime import Runtime
+from bot.compose import compose
 from bot.web import create_app
 from tests.alerts.payloads import am_alert, am_payload
 from tests.conftest import ALERT_TOKEN, ROOT, SIGNING_SECRET, _pg_admin, _pg_url
@@ -174,9 +174,10 @@ def test_set_up_resumes_within_seconds_of_the_database_coming_back(pg_database_u
     room is finished within seconds of the database coming back, in the one channel it created."""
     emu = _emulator
     emu.reset()
-    runtime = Runtime.build(slack_settings(pg_database_url, emu))
-    server = ServerThread(create_app(runtime)).start()
-    slack = SlackHarness(emu, runtime, server.url)
+    warroom = compose(slack_settings(pg_database_url, emu))
+    runtime = warroom.runtime
+    server = ServerThread(create_app(warroom)).start()
+    slack = SlackHarness(emu, warroom, server.url)
     try:
         inject(emu, slow_method, "delay", delay_s=1.5)
         incident_id = slack.fire(am_payload([am_alert("a")]))

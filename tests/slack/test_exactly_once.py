@@ -18,7 +18,7 @@ from bot import outbox
 from bot.db import make_engine
 from bot.emulator import Emulator
 from bot.emulator.state import Channel
-from bot.runtime import Runtime
+from bot.compose import compose
 from bot.web import create_app
 from bot.worker import Worker
 from tests.alerts.payloads import am_alert, am_payload
@@ -39,10 +39,11 @@ def inject(emu: Emulator, method: str, kind: str, times: int = 1, **extra: Any) 
 def impatient(database_url: str, _emulator: Emulator) -> Iterator[SlackHarness]:
     """warroom against the emulator, giving up on a Slack answer after one second."""
     _emulator.reset()
-    runtime = Runtime.build(slack_settings(database_url, _emulator, WARROOM_SLACK_TIMEOUT_SECONDS=IMPATIENT_SECONDS))
-    server = ServerThread(create_app(runtime)).start()
+    warroom = compose(slack_settings(database_url, _emulator, WARROOM_SLACK_TIMEOUT_SECONDS=IMPATIENT_SECONDS))
+    runtime = warroom.runtime
+    server = ServerThread(create_app(warroom)).start()
     _emulator.bot_url = server.url + "/slack/events"
-    yield SlackHarness(_emulator, runtime, server.url)
+    yield SlackHarness(_emulator, warroom, server.url)
     server.stop()
     runtime.engine.dispose()
 
@@ -147,7 +148,7 @@ def test_a_second_worker_never_runs_what_a_slow_first_one_holds(slack, database_
     the second worker, polling all along, never takes a row that is being performed."""
     monkeypatch.setattr(outbox, "CLAIM_SECONDS", 1.0)
     second_engine = make_engine(database_url)
-    second = Worker(second_engine, slack.runtime.services["worker"].handlers, poll_seconds=0.1)
+    second = Worker(second_engine, slack.warroom.worker.handlers, poll_seconds=0.1)
     second.start()
     try:
         inject(slack.emu, "chat.postMessage", "delay", times=30, delay_s=1.5)

@@ -16,8 +16,8 @@ from bot.effects import PostLateTraces
 from bot.emulator import Emulator
 from bot.incidents import service
 from bot.models import OutboxItem
-from bot.runtime import Runtime
 from bot.trace_rules import FailureRules
+from bot.compose import compose
 from bot.web import create_app
 from tests.alerts.payloads import am_alert, am_payload
 from tests.conftest import ALERT_TOKEN
@@ -29,10 +29,11 @@ from tests.support import ServerThread, wait_for
 def slack_every_second(database_url: str, _emulator: Emulator) -> Iterator[SlackHarness]:
     """The `slack` harness with one trace post per incident per second at most (60 s by default)."""
     _emulator.reset()
-    runtime = Runtime.build(slack_settings(database_url, _emulator, WARROOM_TRACES_POST_EVERY_SECONDS=1))
-    server = ServerThread(create_app(runtime)).start()
+    warroom = compose(slack_settings(database_url, _emulator, WARROOM_TRACES_POST_EVERY_SECONDS=1))
+    runtime = warroom.runtime
+    server = ServerThread(create_app(warroom)).start()
     _emulator.bot_url = server.url + "/slack/events"
-    yield SlackHarness(_emulator, runtime, server.url)
+    yield SlackHarness(_emulator, warroom, server.url)
     server.stop()
     runtime.engine.dispose()
 

@@ -68,7 +68,7 @@ def test_every_listener_is_registered_through_the_guard(slack):
     from bot.slack import guard
     from bot.slack.app import build_slack
 
-    listeners = build_slack(slack.runtime).app._listeners
+    listeners = build_slack(slack.runtime, slack.warroom.actions).app._listeners
     guard_code = guard.guarded(lambda: None, None).__code__  # type: ignore[arg-type]
     assert len(listeners) > 10 and all(listener.ack_function.__code__ is guard_code for listener in listeners)
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from bot.emulator import Emulator
-from bot.runtime import Runtime
 from bot.serving import ServerThread
+from bot.compose import compose
 from bot.web import create_app
 from tests.alerts.payloads import am_alert, am_payload
 from tests.slack.conftest import INCIDENTS, PRIYA, SlackHarness, reply_text, slack_settings
@@ -23,10 +23,11 @@ from tests.support import wait_for
 def socket_slack(database_url: str, _emulator: Emulator) -> Iterator[SlackHarness]:
     _emulator.reset()
     _emulator.bot_url = None  # no HTTP route from Slack to warroom
-    runtime = Runtime.build(slack_settings(database_url, _emulator, SLACK_APP_TOKEN=_emulator.app_token))
-    server = ServerThread(create_app(runtime)).start()
+    warroom = compose(slack_settings(database_url, _emulator, SLACK_APP_TOKEN=_emulator.app_token))
+    runtime = warroom.runtime
+    server = ServerThread(create_app(warroom)).start()
     wait_for(lambda: _emulator.socket_mode.connections == 1, what="warroom's Socket Mode connection")
-    yield SlackHarness(_emulator, runtime, server.url)
+    yield SlackHarness(_emulator, warroom, server.url)
     server.stop()
     runtime.engine.dispose()
     wait_for(lambda: _emulator.socket_mode.connections == 0, what="the connection to close with warroom")
@@ -81,9 +82,8 @@ def test_an_envelope_nobody_acks_fails_for_the_user_like_a_timed_out_request(_em
 def test_an_app_token_slack_refuses_stops_the_start_with_slacks_error(database_url: str, _emulator: Emulator) -> None:
     from bot.slack.socket_mode import SocketModeRefused, start_socket_mode
 
-    runtime = Runtime.build(slack_settings(database_url, _emulator, SLACK_APP_TOKEN="xapp-1-revoked"))
-    create_app(runtime)  # builds the Bolt app the handler serves
+    warroom = compose(slack_settings(database_url, _emulator, SLACK_APP_TOKEN="xapp-1-revoked"))  # with its Bolt app
     with pytest.raises(SocketModeRefused, match="invalid_auth"):
-        start_socket_mode(runtime)
+        start_socket_mode(warroom)
     assert _emulator.socket_mode.connections == 0
-    runtime.engine.dispose()
+    warroom.engine.dispose()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.emulator import Emulator
-from bot.runtime import Runtime
+from bot.compose import compose
 from bot.web import create_app
 from tests.alerts.payloads import am_alert, am_payload, grafana_contact_point_test
 from tests.conftest import ALERT_TOKEN
@@ -23,10 +23,11 @@ def test_a_contact_point_test_gets_a_line_in_the_incidents_channel_and_no_room(s
 
 def test_without_an_incidents_channel_the_timeline_does_not_claim_an_announcement(database_url, _emulator: Emulator):
     _emulator.reset()
-    runtime = Runtime.build(slack_settings(database_url, _emulator, WARROOM_INCIDENTS_CHANNEL=None))
-    server = ServerThread(create_app(runtime)).start()
+    warroom = compose(slack_settings(database_url, _emulator, WARROOM_INCIDENTS_CHANNEL=None))
+    runtime = warroom.runtime
+    server = ServerThread(create_app(warroom)).start()
     try:
-        slack = SlackHarness(_emulator, runtime, server.url)
+        slack = SlackHarness(_emulator, warroom, server.url)
         incident_id = slack.fire(am_payload([am_alert("a")]))
         slack.room(incident_id)
         setup = [e["text"] for e in slack.incident(incident_id)["timeline"] if e["kind"] == "setup"]

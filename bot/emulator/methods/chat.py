@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
-from bot.emulator.methods.registry import ApiError, Args, find_channel, method, writable_channel
+from bot.emulator.methods.registry import (
+    ApiError,
+    Args,
+    Handler,
+    find_channel,
+    writable_channel,
+)
 from bot.emulator.state import Message, Workspace
 
 MAX_BLOCKS = 50
@@ -45,7 +53,6 @@ def _message_response(channel_id: str, msg: Message) -> dict[str, Any]:
     return {"channel": channel_id, "ts": msg.ts, "message": msg.to_api()}
 
 
-@method("chat.postMessage")
 def post_message(ws: Workspace, args: Args) -> dict[str, Any]:
     """Slack rules: ``channel_not_found`` for unknown channels, ``not_in_channel`` unless the bot
     is a member (we grant no ``chat:write.public``), ``is_archived``; ``text`` or ``blocks`` is required
@@ -64,7 +71,6 @@ def post_message(ws: Workspace, args: Args) -> dict[str, Any]:
     return _message_response(channel.id, msg)
 
 
-@method("chat.update")
 def update(ws: Workspace, args: Args) -> dict[str, Any]:
     """Slack rules: ``message_not_found`` for an unknown ts; only the bot's own messages
     (``cant_update_message``); sending ``text`` without ``blocks`` DROPS the old blocks."""
@@ -83,7 +89,6 @@ def update(ws: Workspace, args: Args) -> dict[str, Any]:
     return {**_message_response(channel.id, msg), "text": msg.text}
 
 
-@method("chat.postEphemeral")
 def post_ephemeral(ws: Workspace, args: Args) -> dict[str, Any]:
     """Slack rules: only ``user`` sees it; ``user_not_in_channel`` when they are not a member."""
     blocks = parse_blocks(args)
@@ -102,7 +107,6 @@ def post_ephemeral(ws: Workspace, args: Args) -> dict[str, Any]:
     return {"message_ts": msg.ts}
 
 
-@method("chat.delete")
 def delete(ws: Workspace, args: Args) -> dict[str, Any]:
     with ws.lock:
         channel = find_channel(ws, args.require("channel", "channel_not_found"))
@@ -113,3 +117,12 @@ def delete(ws: Workspace, args: Args) -> dict[str, Any]:
             raise ApiError("cant_delete_message")
         channel.messages.remove(msg)
     return {"channel": channel.id, "ts": msg.ts}
+
+
+# This module's Web API methods, by Slack method name (read by the emulator's API).
+METHODS: Mapping[str, Handler] = MappingProxyType({
+    "chat.postMessage": post_message,
+    "chat.update": update,
+    "chat.postEphemeral": post_ephemeral,
+    "chat.delete": delete,
+})

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
-from bot.emulator.methods.registry import ApiError, Args, find_channel, method, writable_channel
+from bot.emulator.methods.registry import (
+    ApiError,
+    Args,
+    Handler,
+    find_channel,
+    writable_channel,
+)
 from bot.emulator.state import Channel, Workspace
 
 _NAME_CHARS = re.compile(r"^[a-z0-9_-]+$")
@@ -13,7 +21,6 @@ MAX_NAME = 80
 MAX_TOPIC = 250
 
 
-@method("conversations.create")
 def create(ws: Workspace, args: Args) -> dict[str, Any]:
     """Slack rules: a name is required (``invalid_name_required``), at most 80 chars
     (``invalid_name_maxlength``), only lowercase a-z, 0-9, ``-`` and ``_`` (``invalid_name_specials``),
@@ -36,7 +43,6 @@ def create(ws: Workspace, args: Args) -> dict[str, Any]:
     return {"channel": channel.to_api()}
 
 
-@method("conversations.invite")
 def invite(ws: Workspace, args: Args) -> dict[str, Any]:
     """Slack rules: ``users`` is a comma-separated list of up to 100 ids; the bot must be in the
     channel (``not_in_channel``); inviting yourself is ``cant_invite_self``; an unknown id is
@@ -68,19 +74,16 @@ def _set_text(ws: Workspace, args: Args, field: str) -> dict[str, Any]:
     return {"channel": channel.to_api(), field: value}
 
 
-@method("conversations.setTopic")
 def set_topic(ws: Workspace, args: Args) -> dict[str, Any]:
     """Slack rule: plain text, at most 250 characters (``too_long``); bot must be a member."""
     return _set_text(ws, args, "topic")
 
 
-@method("conversations.setPurpose")
 def set_purpose(ws: Workspace, args: Args) -> dict[str, Any]:
     """Slack rule: plain text, at most 250 characters (``too_long``); bot must be a member."""
     return _set_text(ws, args, "purpose")
 
 
-@method("conversations.archive")
 def archive(ws: Workspace, args: Args) -> dict[str, Any]:
     """Slack rules: ``already_archived`` for an archived channel, ``cant_archive_general`` for #general."""
     with ws.lock:
@@ -95,20 +98,17 @@ def archive(ws: Workspace, args: Args) -> dict[str, Any]:
     return {}
 
 
-@method("conversations.info")
 def info(ws: Workspace, args: Args) -> dict[str, Any]:
     """Slack rule: any visible channel, member or not; unknown ids are ``channel_not_found``."""
     channel = find_channel(ws, args.require("channel", "channel_not_found"))
     return {"channel": channel.to_api()}
 
 
-@method("conversations.members")
 def members(ws: Workspace, args: Args) -> dict[str, Any]:
     channel = find_channel(ws, args.require("channel", "channel_not_found"))
     return {"members": list(channel.members), "response_metadata": {"next_cursor": ""}}
 
 
-@method("conversations.list")
 def list_(ws: Workspace, args: Args) -> dict[str, Any]:
     """Public channels by default; ``types`` may add ``private_channel`` (only those the bot is in)."""
     types = set(args.text("types", "public_channel").split(","))
@@ -133,7 +133,6 @@ def _bounded(ts: str, oldest: str | None, latest: str | None, inclusive: bool) -
     return True
 
 
-@method("conversations.history")
 def history(ws: Workspace, args: Args) -> dict[str, Any]:
     """Slack rules: newest first; ``limit`` (default 100, max 999); ``oldest``/``latest`` bounds are
     exclusive unless ``inclusive``; thread replies are not listed; the bot must be a member; message
@@ -155,7 +154,6 @@ def history(ws: Workspace, args: Args) -> dict[str, Any]:
             "response_metadata": {"next_cursor": ""}}
 
 
-@method("conversations.replies")
 def replies(ws: Workspace, args: Args) -> dict[str, Any]:
     """The thread parent followed by its replies, oldest first; metadata with ``include_all_metadata``."""
     with ws.lock:
@@ -166,3 +164,18 @@ def replies(ws: Workspace, args: Args) -> dict[str, Any]:
             raise ApiError("thread_not_found")
     with_metadata = args.flag("include_all_metadata")
     return {"messages": [m.to_api(with_metadata=with_metadata) for m in thread], "has_more": False}
+
+
+# This module's Web API methods, by Slack method name (read by the emulator's API).
+METHODS: Mapping[str, Handler] = MappingProxyType({
+    "conversations.create": create,
+    "conversations.invite": invite,
+    "conversations.setTopic": set_topic,
+    "conversations.setPurpose": set_purpose,
+    "conversations.archive": archive,
+    "conversations.info": info,
+    "conversations.members": members,
+    "conversations.list": list_,
+    "conversations.history": history,
+    "conversations.replies": replies,
+})

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
-from bot.emulator.methods.registry import ApiError, Args, method
+from bot.emulator.methods.registry import ApiError, Args, Handler
 from bot.emulator.state import Workspace
 
 
-@method("auth.test")
 def auth_test(ws: Workspace, args: Args) -> dict[str, Any]:
     """Bolt calls this at start-up to learn its own bot user id."""
     bot = ws.users[ws.bot_user_id]
@@ -17,7 +18,6 @@ def auth_test(ws: Workspace, args: Args) -> dict[str, Any]:
             "is_enterprise_install": False}
 
 
-@method("users.info")
 def users_info(ws: Workspace, args: Args) -> dict[str, Any]:
     user = ws.users.get(args.require("user", "user_not_found"))
     if user is None:
@@ -25,7 +25,6 @@ def users_info(ws: Workspace, args: Args) -> dict[str, Any]:
     return {"user": user.to_api(ws.team_id)}
 
 
-@method("users.lookupByEmail")
 def lookup_by_email(ws: Workspace, args: Args) -> dict[str, Any]:
     """Slack rule: no match is ``users_not_found`` (plural)."""
     user = ws.user_by_email(args.require("email", "users_not_found"))
@@ -34,7 +33,6 @@ def lookup_by_email(ws: Workspace, args: Args) -> dict[str, Any]:
     return {"user": user.to_api(ws.team_id)}
 
 
-@method("usergroups.users.list")
 def usergroup_users(ws: Workspace, args: Args) -> dict[str, Any]:
     """Slack rule: an unknown ``usergroup`` id (``S…``) is ``no_such_subteam``."""
     group = ws.usergroups.get(args.require("usergroup", "no_such_subteam"))
@@ -43,7 +41,6 @@ def usergroup_users(ws: Workspace, args: Args) -> dict[str, Any]:
     return {"users": list(group.users)}
 
 
-@method("usergroups.list")
 def usergroups_list(ws: Workspace, args: Args) -> dict[str, Any]:
     groups = [
         {"id": g.id, "team_id": ws.team_id, "handle": g.handle, "name": g.name, "user_count": len(g.users),
@@ -51,3 +48,13 @@ def usergroups_list(ws: Workspace, args: Args) -> dict[str, Any]:
         for g in ws.usergroups.values()
     ]
     return {"usergroups": groups}
+
+
+# This module's Web API methods, by Slack method name (read by the emulator's API).
+METHODS: Mapping[str, Handler] = MappingProxyType({
+    "auth.test": auth_test,
+    "users.info": users_info,
+    "users.lookupByEmail": lookup_by_email,
+    "usergroups.users.list": usergroup_users,
+    "usergroups.list": usergroups_list,
+})

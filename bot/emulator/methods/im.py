@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
-from bot.emulator.methods.registry import ApiError, Args, method
+from bot.emulator.methods.registry import ApiError, Args, Handler
 from bot.emulator.state import Channel, Workspace
 
 
-@method("conversations.open")
 def open_im(ws: Workspace, args: Args) -> dict[str, Any]:
     """Slack rules: ``users`` names one user (a multi-person DM is out of scope here:
     ``not_supported``); an unknown user is ``user_not_found``; opening twice returns the same
@@ -26,3 +27,9 @@ def open_im(ws: Workspace, args: Args) -> dict[str, Any]:
             channel = Channel(channel_id, user, True, "", "", [ws.bot_user_id, user])
             ws.channels[channel_id] = channel
         return {"channel": {"id": channel.id, "is_im": True, "user": user}}
+
+
+# This module's Web API methods, by Slack method name (read by the emulator's API).
+METHODS: Mapping[str, Handler] = MappingProxyType({
+    "conversations.open": open_im,
+})

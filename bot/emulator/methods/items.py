@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
-from bot.emulator.methods.registry import ApiError, Args, find_channel, method, writable_channel
+from bot.emulator.methods.registry import (
+    ApiError,
+    Args,
+    Handler,
+    find_channel,
+    writable_channel,
+)
 from bot.emulator.state import Bookmark, Workspace
 
 
-@method("pins.add")
 def pins_add(ws: Workspace, args: Args) -> dict[str, Any]:
     """Slack rules: ``message_not_found`` for an unknown ``timestamp``, ``already_pinned`` the second time."""
     with ws.lock:
@@ -22,7 +29,6 @@ def pins_add(ws: Workspace, args: Args) -> dict[str, Any]:
     return {}
 
 
-@method("reactions.add")
 def reactions_add(ws: Workspace, args: Args) -> dict[str, Any]:
     """Slack rules: ``name`` without colons (``invalid_name``), ``message_not_found``, and
     ``already_reacted`` when the bot already left that reaction."""
@@ -41,7 +47,6 @@ def reactions_add(ws: Workspace, args: Args) -> dict[str, Any]:
     return {}
 
 
-@method("reactions.get")
 def reactions_get(ws: Workspace, args: Args) -> dict[str, Any]:
     with ws.lock:
         channel = find_channel(ws, args.require("channel", "channel_not_found"))
@@ -51,7 +56,6 @@ def reactions_get(ws: Workspace, args: Args) -> dict[str, Any]:
     return {"type": "message", "channel": channel.id, "message": msg.to_api()}
 
 
-@method("bookmarks.add")
 def bookmarks_add(ws: Workspace, args: Args) -> dict[str, Any]:
     """Slack rules: ``type`` is ``link``; ``link`` must be an http(s) URL (``invalid_link``);
     ``channel_not_found`` for unknown ``channel_id``."""
@@ -68,3 +72,12 @@ def bookmarks_add(ws: Workspace, args: Args) -> dict[str, Any]:
         channel.bookmarks.append(bookmark)
     return {"bookmark": {"id": bookmark.id, "channel_id": channel.id, "title": bookmark.title,
                          "link": link, "type": kind, "emoji": bookmark.emoji}}
+
+
+# This module's Web API methods, by Slack method name (read by the emulator's API).
+METHODS: Mapping[str, Handler] = MappingProxyType({
+    "pins.add": pins_add,
+    "reactions.add": reactions_add,
+    "reactions.get": reactions_get,
+    "bookmarks.add": bookmarks_add,
+})

@@ -1,4 +1,4 @@
-"""Shared plumbing for Web API method handlers: the registry, argument access and channel checks."""
+"""Shared plumbing for Web API method handlers: the handler type, argument access and channel checks."""
 
 from __future__ import annotations
 
@@ -63,15 +63,6 @@ class Args:
 
 
 Handler = Callable[[Workspace, Args], dict[str, Any]]
-METHODS: dict[str, Handler] = {}
-
-
-def method(name: str) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        METHODS[name] = fn
-        return fn
-
-    return register
 
 
 def find_channel(ws: Workspace, ref: str) -> Channel:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
-from bot.emulator.methods.registry import ApiError, Args, method
+from bot.emulator.methods.registry import ApiError, Args, Handler
 from bot.emulator.state import View, Workspace
 
 TRIGGER_TTL_S = 3.0
@@ -44,7 +46,6 @@ def view_to_api(ws: Workspace, v: View) -> dict[str, Any]:
             "state": {"values": {}}}
 
 
-@method("views.open")
 def views_open(ws: Workspace, args: Args) -> dict[str, Any]:
     """Opens a modal for the user the trigger_id belongs to."""
     with ws.lock:
@@ -55,7 +56,6 @@ def views_open(ws: Workspace, args: Args) -> dict[str, Any]:
         return {"view": view_to_api(ws, ws.views[vid])}
 
 
-@method("views.push")
 def views_push(ws: Workspace, args: Args) -> dict[str, Any]:
     """Pushes a modal on top of the user's open one (needs a fresh trigger_id too)."""
     with ws.lock:
@@ -69,7 +69,6 @@ def views_push(ws: Workspace, args: Args) -> dict[str, Any]:
         return {"view": view_to_api(ws, ws.views[vid])}
 
 
-@method("views.update")
 def views_update(ws: Workspace, args: Args) -> dict[str, Any]:
     """Slack rules: by ``view_id`` or ``external_id`` (``not_found``); a stale ``hash`` is ``hash_conflict``."""
     with ws.lock:
@@ -84,3 +83,11 @@ def views_update(ws: Workspace, args: Args) -> dict[str, Any]:
         target.view = view
         target.hash = f"{time.time_ns():x}"
         return {"view": view_to_api(ws, target)}
+
+
+# This module's Web API methods, by Slack method name (read by the emulator's API).
+METHODS: Mapping[str, Handler] = MappingProxyType({
+    "views.open": views_open,
+    "views.push": views_push,
+    "views.update": views_update,
+})

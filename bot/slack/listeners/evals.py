@@ -15,7 +15,7 @@ from bot.slack.listeners.commands import incident_id_for
 @command("evals", help="`evals` — this incident's eval cases, to label")
 def _evals(ctx: SlackContext, inv: Invocation) -> Reply:
     incident_id = incident_id_for(ctx, inv)
-    cases, counts = operations.eval_cases(ctx.engine, incident_id)
+    cases, counts = operations.eval_cases(ctx.engine, incident_id, redactor=ctx.runtime.redactor)
     if not cases:
         return f"Incident #{incident_id} has no failing traces yet, so no eval cases."
     return incident_cases(incident_id, cases, counts)

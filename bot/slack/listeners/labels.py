@@ -31,7 +31,8 @@ def register(app: App, ctx: SlackContext) -> None:
                 ctx.authorise_for_incident("label", incident_id, user)
             operations.label_trace(ctx.engine, meta["request_id"], incident_id=incident_id,
                                    failure_type=values.get("failure_type"), expected=values.get("expected"),
-                                   claim=values.get("claim"), notes=values.get("notes"), actor=user)
+                                   claim=values.get("claim"), notes=values.get("notes"), actor=user,
+                                   redactor=ctx.runtime.redactor)
         except UserError as exc:
             ack(response_action="errors", errors={"failure_type": str(exc)[:150]})
             return
