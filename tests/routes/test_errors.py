@@ -58,20 +58,20 @@ def test_a_database_outage_is_a_503_with_retry_after_on_the_api_and_on_pages(tmp
 
 def test_a_bug_is_a_json_500_naming_the_error_id_in_the_log(settings, caplog) -> None:
     from bot.routes.errors import Route
-    from bot.runtime import Runtime
+    from bot.compose import compose
     from bot.web import create_app
     from tests.support import ServerThread
 
     async def broken(request: Request) -> Response:
         raise KeyError("a bug")
 
-    runtime = Runtime.build(settings)
-    server = ServerThread(create_app(runtime, extra_routes=[Route("/broken", broken, methods=["GET"])])).start()
+    warroom = compose(settings)
+    server = ServerThread(create_app(warroom, extra_routes=[Route("/broken", broken, methods=["GET"])])).start()
     try:
-        response = Warroom(runtime, server.url).http.get("/broken")
+        response = Warroom(warroom, server.url).http.get("/broken")
     finally:
         server.stop()
-        runtime.engine.dispose()
+        warroom.engine.dispose()
     assert response.status_code == 500 and response.json()["error"] == "internal error"
     error_id = response.json()["error_id"]
     assert any(getattr(r, "error_id", None) == error_id and r.exc_info for r in caplog.records)

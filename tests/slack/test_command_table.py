@@ -52,7 +52,8 @@ def test_help_and_the_unknown_subcommand_reply_list_the_commands_as_documented(s
 
 
 def test_two_apps_in_one_process_keep_their_own_commands(slack):
-    first, second = build_slack(slack.runtime), build_slack(slack.runtime)
+    first, second = (build_slack(slack.runtime, slack.warroom.actions),
+                     build_slack(slack.runtime, slack.warroom.actions))
     first.commands.add(command("ping", help="`ping` — is warroom there?")(lambda ctx, inv: "pong"))
 
     assert answer(first.app, "ping") == "pong"
@@ -63,6 +64,6 @@ def test_two_apps_in_one_process_keep_their_own_commands(slack):
 
 
 def test_a_command_defined_twice_in_one_app_is_refused(slack):
-    table = build_slack(slack.runtime).commands
+    table = build_slack(slack.runtime, slack.warroom.actions).commands
     with pytest.raises(ValueError, match="/incident note is defined twice"):
         table.add(command("note")(lambda ctx, inv: "a second note"))

@@ -10,12 +10,11 @@ from sqlalchemy import select
 
 from bot import effects
 from bot.clock import utcnow
+from bot.compose import compose
 from bot.db import transaction
 from bot.effects import Handlers, HandlerSetError, RefreshCard
 from bot.models import OutboxItem, TimelineEvent
-from bot.runtime import Runtime
 from bot.slack.late_traces import TracePoster
-from bot.web import create_app
 from tests.conftest import make_settings
 from tests.slack.conftest import INCIDENTS, SlackHarness
 
@@ -29,12 +28,8 @@ class PageTheMoon(effects.Effect):
 
 def test_warroom_refuses_to_start_when_an_effect_kind_has_no_handler(database_url: str, monkeypatch) -> None:
     monkeypatch.setattr(effects, "ALL", (*effects.ALL, PageTheMoon))
-    runtime = Runtime.build(make_settings(database_url, WARROOM_WORKER=True))
-    try:
-        with pytest.raises(HandlerSetError, match="no handler for the outbox effect.*'moon.page'"):
-            create_app(runtime)
-    finally:
-        runtime.engine.dispose()
+    with pytest.raises(HandlerSetError, match="no handler for the outbox effect.*'moon.page'"):
+        compose(make_settings(database_url, WARROOM_WORKER=True))
 
 
 def test_warroom_refuses_to_start_when_two_handlers_claim_one_kind(database_url: str, monkeypatch) -> None:
@@ -46,12 +41,8 @@ def test_warroom_refuses_to_start_when_two_handlers_claim_one_kind(database_url:
         return handlers
 
     monkeypatch.setattr(TracePoster, "handlers", and_the_card_too)
-    runtime = Runtime.build(make_settings(database_url, WARROOM_WORKER=True))
-    try:
-        with pytest.raises(HandlerSetError, match="two handlers for the outbox effect 'slack.card'"):
-            create_app(runtime)
-    finally:
-        runtime.engine.dispose()
+    with pytest.raises(HandlerSetError, match="two handlers for the outbox effect 'slack.card'"):
+        compose(make_settings(database_url, WARROOM_WORKER=True))
 
 
 def store(slack: SlackHarness, kind: str, payload: object, key: str, incident_id: int | None = None) -> int:
