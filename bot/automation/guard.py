@@ -43,6 +43,7 @@ from bot.incidents import lifecycle, timeline
 from bot.incidents import service as incidents
 from bot.models import ActionGuard, ActionRun, Incident, Trace
 from bot.permissions import AUTOMATION, Actor
+from bot.said import of_error, said
 from bot.runbooks import RunbookSet
 from bot.slo.burn import trace_outcomes
 from bot.slo.spec import SLO
@@ -274,7 +275,8 @@ class Guard:
         try:
             undo, _ = self.actions.request_undo(session, run, Actor.automation())
         except UserError as exc:
-            timeline.record(session, incident, "auto_refused", f"{AUTOMATION} could not undo run #{run.id}: {exc}",
+            timeline.record(session, incident, "auto_refused",
+                            said(f"{AUTOMATION} could not undo run #{run.id}: ", of_error(exc)),
                             actor=AUTOMATION, echo=True)
             return
         timeline.record(session, incident, "auto_undo",

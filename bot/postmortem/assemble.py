@@ -7,7 +7,6 @@ it. Nothing here renders; ``bot.postmortem.render`` does that from the returned 
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
@@ -34,7 +33,8 @@ from bot.postmortem.context import (
     TraceExample,
     TraceSummary,
 )
-from bot.people import Names, named_mentions, person
+from bot.said import Said
+from bot.people import Names, display, named_mentions, person, plain_slack_text  # noqa: F401 (plain_slack_text: its old home)
 from bot.redact import Redactor
 from bot.postmortem.response import response_facts
 from bot.slo.burn import budget_consumed, trace_outcomes
@@ -46,26 +46,10 @@ POSTMORTEM_EDIT_KIND = "postmortem_edit"  # a person edited or regenerated it on
 # Failing traces read to pick examples from; enough to find one of every failure type.
 EXAMPLE_CANDIDATES = 200
 
-# Slack tokens in timeline text (<@U1>, <#C1|name>, <https://x|label>, <!here>) read as words.
-_SLACK_TOKEN = re.compile(r"<([@#!][^<>|\s]*|https?://[^<>|\s]+)(?:\|([^<>]*))?>")
-
-
 def incident_ref(incident: Incident) -> str:
     """``INC-20260314-0001``: readable in a doc title and unique (the date is the opening day)."""
     opened = as_utc(incident.opened_at) or utcnow()
     return f"INC-{opened:%Y%m%d}-{incident.id:04d}"
-
-
-def plain_slack_text(text: str) -> str:
-    def one(match: re.Match[str]) -> str:
-        target, label = match.group(1), match.group(2)
-        if label:
-            return ("#" + label) if target.startswith("#") else label
-        if target.startswith("!subteam^"):
-            return "@" + target[len("!subteam^"):]
-        return "@" + target[1:] if target.startswith("!") else target
-
-    return _SLACK_TOKEN.sub(one, text)
 
 
 def build_context(session: Session, incident_id: int, *, redactor: Redactor | None = None,
@@ -155,7 +139,7 @@ def _timeline(session: Session, incident_id: int, names: Names | None = None) ->
     # Edits of the postmortem itself are not part of the incident's story (and would change the draft).
     return [
         TimelineEntry(at=event.at, kind=event.kind, actor=person(event.actor, names),
-                      text=plain_slack_text(named_mentions(event.text, names)),
+                      text=display(Said.from_row(event.text, event.data), names),
                       pinned=event.kind == PINNED_KIND)
         for event in timeline.events(session, incident_id) if event.kind != POSTMORTEM_EDIT_KIND
     ]

@@ -60,7 +60,8 @@ async def get_incident(request: Request) -> JSONResponse:
 
     def load() -> dict:
         with transaction(runtime.engine) as session:
-            return _without_credentials(service.as_dict(session, service.get(session, incident_id), full=True))
+            return _without_credentials(service.as_dict(session, service.get(session, incident_id), full=True,
+                                                         names=runtime.services.get("people")))
 
     try:
         return JSONResponse(await run_in_threadpool(load))

@@ -27,7 +27,8 @@ from bot.db import transaction
 from bot.errors import NotFound
 from bot.incidents import lifecycle, metrics, service, timeline
 from bot.jsonbody import BadRequest, parse_json
-from bot.people import Names, named_mentions, person
+from bot.people import Names, display, named_mentions, person
+from bot.said import Said
 from bot.models import ActionRun, Alert, Incident, Postmortem, TimelineEvent, Trace
 from bot.postmortem import store
 from bot.postmortem.assemble import PINNED_KIND, incident_ref
@@ -103,6 +104,7 @@ async def incident_page(request: Request) -> HTMLResponse:
             "chart": burn_chart(session, incident), "followups": service.followups(session, incident_id),
             "postmortem": store.get(session, incident_id),
             "who": lambda actor: person(actor, names), "with_names": lambda text: named_mentions(text, names),
+            "line": lambda event: display(Said.from_row(event.text, event.data), names),
         }
 
     try:

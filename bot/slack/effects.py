@@ -17,7 +17,8 @@ from bot.incidents import service, timeline
 from bot.models import IncidentStep, TimelineEvent
 from bot.slack import blocks
 from bot.slack.room import Room
-from bot.slack.text import escape_keep_mentions, safe
+from bot.said import Said
+from bot.slack.text import escape_keep_mentions, mrkdwn, safe
 from bot.slack.views import card_view
 from bot.worker import Handler
 
@@ -77,7 +78,7 @@ class SlackEffects:
         with transaction(self.room.engine) as session:
             event = session.get(TimelineEvent, payload["event_id"])
             incident = service.get(session, payload["incident_id"])
-            channel, text = incident.channel_id, event.text if event else None
+            channel, text = incident.channel_id, mrkdwn(Said.from_row(event.text, event.data)) if event else None
         thread = self._step_result(payload["incident_id"], "thread_card") if not channel else None
         if text and (channel or thread):
             self._post(channel or thread["channel"], escape_keep_mentions(text), blocks.line(text),  # type: ignore[index]

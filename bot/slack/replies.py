@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from bot.errors import ExternalError, UserError, new_error_id
-from bot.slack.text import escape_placeholders
+from bot.said import of_error
+from bot.slack.text import escape_placeholders, mrkdwn
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ Outside an incident channel, name the incident: `/incident ack 42`. React with �
 def for_user(exc: BaseException) -> str:
     """The text a user sees for ``exc``: the message for their own mistakes, an id otherwise."""
     if isinstance(exc, UserError):
-        return f"⚠️ {exc}"
+        return f"⚠️ {mrkdwn(of_error(exc))}"
     if isinstance(exc, ExternalError):
         return f"⚠️ {exc} (error {exc.error_id}). It will be retried; if it keeps failing, tell your warroom admin."
     error_id = new_error_id()

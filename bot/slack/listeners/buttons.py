@@ -7,6 +7,7 @@ from slack_bolt import App
 from bot.db import transaction
 from bot import outbox
 from bot.incidents import service, timeline
+from bot.said import Person, said
 from bot.slack.context import SlackContext
 
 
@@ -55,8 +56,8 @@ def register(app: App, ctx: SlackContext) -> None:
             ctx.room.promote(incident_id)
             with transaction(ctx.engine) as session:
                 incident = service.get(session, incident_id)
-                timeline.record(session, incident, "promoted", f"<@{body['user']['id']}> promoted the incident "
-                                "to its own channel", actor=body["user"]["id"])
+                timeline.record(session, incident, "promoted", said(Person(body["user"]["id"]), " promoted the incident "
+                                                                "to its own channel"), actor=body["user"]["id"])
                 outbox.enqueue(session, "slack.room", {"incident_id": incident_id}, key=f"room:{incident_id}:promoted",
                                incident_id=incident_id)
                 service.refresh_card(session, incident)  # the thread card loses its Promote button

@@ -15,6 +15,8 @@ from slack_bolt import App
 from bot.db import transaction
 from bot.errors import UserError
 from bot.incidents import metrics, service, timeline
+from bot.said import Person, Said, said
+from bot.slack.text import mrkdwn
 from bot.slack import modals
 from bot.slack.context import SlackContext
 from bot.slack.invocation import Invocation, mentions, strip_mentions
@@ -234,7 +236,7 @@ def _timeline(ctx: SlackContext, inv: Invocation) -> Reply:
     incident_id = incident_id_for(ctx, inv)
     with transaction(ctx.engine) as session:
         events = list(reversed(timeline.events(session, incident_id, limit=15, newest_first=True)))
-        lines = [f"`{e.at:%H:%M:%S}` {e.kind}: {e.text}" for e in events]
+        lines = [f"`{e.at:%H:%M:%S}` {e.kind}: {mrkdwn(Said.from_row(e.text, e.data))}" for e in events]
     return "*Timeline (last 15)*\n" + "\n".join(lines) if lines else "The timeline is empty."
 
 
@@ -256,7 +258,7 @@ def _postmortem(ctx: SlackContext, inv: Invocation) -> Reply:
             "incident_id": incident_id, "text": f"Postmortem draft for incident #{incident_id}",
             "blocks": markdown_document(f"Postmortem draft — edit it at {url}", text)}, incident_id=incident_id)
         timeline.record(session, service.get(session, incident_id), "postmortem",
-                        f"<@{inv.user}> drafted the postmortem", actor=inv.user)
+                        said(Person(inv.user), " drafted the postmortem"), actor=inv.user)
     ctx.runtime.wake.set()
     return f"Postmortem draft posted in the channel; edit it at {url}"
 

@@ -8,6 +8,7 @@ from bot import traces
 from bot.db import transaction
 from bot.errors import UserError
 from bot.incidents import service, timeline
+from bot.said import Person, said
 from bot.slack import modals
 from bot.slack.context import SlackContext
 
@@ -36,8 +37,8 @@ def register(app: App, ctx: SlackContext) -> None:
                 if meta.get("incident_id"):
                     incident = service.get(session, int(meta["incident_id"]))
                     timeline.record(session, incident, "trace_labelled",
-                                    f"<@{user}> labelled trace {meta['request_id']} as {values.get('failure_type')}"
-                                    + (f"; expected: {values['expected']}" if values.get("expected") else ""),
+                                    said(Person(user), f" labelled trace {meta['request_id']} as {values.get('failure_type')}",
+                                         f"; expected: {values['expected']}" if values.get("expected") else None),
                                     actor=user, data={"request_id": meta["request_id"]})
                     from bot.eval_suite import collect_incident
                     collect_incident(session, incident.id)  # the label reaches the service's suite now
