@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 # Slack user ids (U…, W… for Enterprise Grid); tests use readable ones like U_PRIYA.
 USER_ID = re.compile(r"^[UW][A-Z0-9_]+$")
@@ -31,7 +31,7 @@ class Person:
     user: str
 
 
-Part = Union[str, Person]
+Part = str | Person
 
 
 def _same(text: str) -> str:
@@ -69,12 +69,11 @@ class Said:
         mentions: list[dict[str, Any]] = []
         length = 0
         for part in self.parts:
-            piece = part
             if isinstance(part, Person):
                 mentions.append({"at": length, "user": part.user})
-                piece = "@" + part.user
-            out.append(piece)  # type: ignore[arg-type]
-            length += len(piece)  # type: ignore[arg-type]
+                part = "@" + part.user
+            out.append(part)
+            length += len(part)
         return "".join(out), mentions
 
     @classmethod
@@ -96,13 +95,17 @@ class Said:
 
 
 def said(*parts: Said | Part | None) -> Said:
-    """A line from text, people and other lines; empty text is dropped."""
+    """A line from text, people and other lines; empty text is dropped and adjacent text joined,
+    so two lines that read the same are equal."""
     flat: list[Part] = []
     for part in parts:
-        if isinstance(part, Said):
-            flat.extend(part.parts)
-        elif isinstance(part, Person) or part:
-            flat.append(part)  # type: ignore[arg-type]
+        for piece in part.parts if isinstance(part, Said) else (part,):
+            if isinstance(piece, Person):
+                flat.append(piece)
+            elif piece and flat and isinstance(flat[-1], str):
+                flat[-1] += piece
+            elif piece:
+                flat.append(piece)
     return Said(tuple(flat))
 
 

@@ -43,8 +43,8 @@ from bot.incidents import lifecycle, timeline
 from bot.incidents import service as incidents
 from bot.models import ActionGuard, ActionRun, Incident, Trace
 from bot.permissions import AUTOMATION, Actor
-from bot.said import of_error, said
 from bot.runbooks import RunbookSet
+from bot.said import of_error, said
 from bot.slo.burn import trace_outcomes
 from bot.slo.spec import SLO
 from bot.telemetry import Metrics

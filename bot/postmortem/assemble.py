@@ -34,7 +34,7 @@ from bot.postmortem.context import (
     TraceSummary,
 )
 from bot.said import Said
-from bot.people import Names, display, named_mentions, person, plain_slack_text  # noqa: F401 (plain_slack_text: its old home)
+from bot.people import Names, display, named_mentions, person, plain_slack_text
 from bot.redact import Redactor
 from bot.postmortem.response import response_facts
 from bot.slo.burn import budget_consumed, trace_outcomes

@@ -15,9 +15,9 @@ from sqlalchemy import select
 from bot.db import transaction
 from bot.incidents import service, timeline
 from bot.models import IncidentStep, TimelineEvent
+from bot.said import Said
 from bot.slack import blocks
 from bot.slack.room import Room
-from bot.said import Said
 from bot.slack.text import escape_keep_mentions, mrkdwn, safe
 from bot.slack.views import card_view
 from bot.worker import Handler

@@ -16,11 +16,11 @@ from bot.db import transaction
 from bot.errors import UserError
 from bot.incidents import metrics, service, timeline
 from bot.said import Person, Said, said
-from bot.slack.text import mrkdwn
 from bot.slack import modals
 from bot.slack.context import SlackContext
 from bot.slack.invocation import Invocation, mentions, strip_mentions
 from bot.slack.replies import HELP, NOT_IN_INCIDENT
+from bot.slack.text import mrkdwn
 
 Reply = str | dict[str, Any]
 Handler = Callable[[SlackContext, Invocation], Reply]
