@@ -17,9 +17,9 @@ from bot import outbox
 from bot.clock import as_utc, utcnow
 from bot.errors import InvalidTransition, NotFound, UserError
 from bot.incidents import lifecycle, metrics, timeline
-from bot.models import ActionRun, Alert, Followup, Incident
+from bot.models import ActionRun, Alert, Followup, Incident, TimelineEvent
 from bot.people import Names, display
-from bot.said import Said, said, who
+from bot.said import MENTIONS, Said, said, who
 
 
 # Incident ids are the database's INTEGER: a number beyond it names no incident (and must not
@@ -246,7 +246,7 @@ def close(session: Session, incident: Incident, *, actor: str, reason: str = "")
 
 def as_dict(session: Session, incident: Incident, *, full: bool = False, names: Names | None = None) -> dict[str, Any]:
     """The JSON shape of ``/api/incidents`` (documented in README). A timeline line's ``text`` is
-    for reading (people by ``names``, `bot.people.display`); its ``actor`` and ``data.mentions`` keep ids."""
+    for reading (people by ``names``, `bot.people.display`); its ``actor`` and ``people`` are ids."""
     from bot.clock import iso
 
     counts = alert_counts(session, incident.id) if incident.id else {"firing": 0, "resolved": 0}
@@ -276,9 +276,17 @@ def as_dict(session: Session, incident: Incident, *, full: bool = False, names: 
             "labels": a.labels, "annotations": a.annotations, "generator_url": a.generator_url,
             "severity": a.severity, "monitoring_gap": a.monitoring_gap, **({"extra": a.extra} if a.extra else {}),
         } for a in alerts]
-        body["timeline"] = [{
-            "at": iso(e.at), "kind": e.kind, "actor": e.actor, "text": display(Said.from_row(e.text, e.data), names),
-            **({"data": e.data} if e.data else {}),
-        } for e in timeline.events(session, incident.id)]
+        body["timeline"] = [_api_line(e, names) for e in timeline.events(session, incident.id)]
         body["followups"] = [{"text": f.text, "owner": f.owner, "done": f.done} for f in followups(session, incident.id)]
     return body
+
+
+def _api_line(event: TimelineEvent, names: Names | None) -> dict[str, Any]:
+    """A timeline event in the API. The offsets of its people are the stored text's, which the API
+    does not show, so the people are given as their ids instead."""
+    from bot.clock import iso
+
+    line = Said.from_row(event.text, event.data)
+    data = {k: v for k, v in (event.data or {}).items() if k != MENTIONS}
+    return {"at": iso(event.at), "kind": event.kind, "actor": event.actor, "text": display(line, names),
+            "people": line.people, **({"data": data} if data else {})}

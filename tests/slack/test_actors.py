@@ -38,7 +38,8 @@ def test_an_ack_is_a_mention_in_slack_and_a_name_on_the_page_api_and_postmortem(
     page, postmortem, api = _surfaces(slack, incident_id, channel)
     assert "Acknowledged by @Priya (MTTA" in page and "Acknowledged by @Priya (MTTA" in postmortem
     assert api["acknowledged"]["text"].startswith("Acknowledged by @Priya (MTTA")
-    assert api["acknowledged"]["actor"] == PRIYA  # the id, where the id is the point
+    assert api["acknowledged"]["actor"] == PRIYA and api["acknowledged"]["people"] == [PRIYA]  # ids where ids matter
+    assert "data" not in api["acknowledged"]  # the stored offsets are the stored text's, not the API's
 
 
 def test_a_row_stored_with_slack_markup_still_reads_right_everywhere(slack, opened):
@@ -51,5 +52,5 @@ def test_a_row_stored_with_slack_markup_still_reads_right_everywhere(slack, open
              what="the old line in the channel, as a mention")
     page, postmortem, api = _surfaces(slack, incident_id, channel)
     assert "Severity SEV3 → SEV1 by @Sam" in page and "Severity SEV3 → SEV1 by @Sam" in postmortem
-    assert api["severity"]["text"] == "Severity SEV3 → SEV1 by @Sam"
+    assert api["severity"]["text"] == "Severity SEV3 → SEV1 by @Sam" and api["severity"]["actor"] == SAM
     assert "U0SAM" not in page and "<@" not in postmortem
