@@ -10,10 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from bot.said import Said
+
 Names = Callable[[str], "str | None"]
 
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^<>]*)?>")
+# Slack tokens in text (<@U1>, <#C1|name>, <https://x|label>, <!here>) read as words.
+_SLACK_TOKEN = re.compile(r"<([@#!][^<>|\s]*|https?://[^<>|\s]+)(?:\|([^<>]*))?>")
 
 
 def person(actor: str | None, names: Names | None) -> str | None:
@@ -34,3 +38,24 @@ def named_mentions(text: str, names: Names | None) -> str:
         return f"<@{match.group(1)}|@{name}>" if name else match.group(0)
 
     return _MENTION.sub(one, text)
+
+
+def plain_slack_text(text: str) -> str:
+    """Slack's tokens in text as words: ``<@U1|@Priya>`` → ``@Priya``, ``<#C1|inc>`` → ``#inc``."""
+    def one(match: re.Match[str]) -> str:
+        target, label = match.group(1), match.group(2)
+        if label:
+            return ("#" + label) if target.startswith("#") else label
+        if target.startswith("!subteam^"):
+            return "@" + target[len("!subteam^"):]
+        return "@" + target[1:] if target.startswith("!") else target
+
+    return _SLACK_TOKEN.sub(one, text)
+
+
+def display(line: Said, names: Names | None) -> str:
+    """A line as people read it off Slack (pages, the API's text, the postmortem): each person as
+    ``@`` and their name (their id when it cannot be named). The words may hold mentions a person
+    typed in Slack, or be a row stored before lines had parts (``<@U…>``): those read the same."""
+    return line.render(lambda user: "@" + (person(user, names) or user),
+                       lambda text: plain_slack_text(named_mentions(text, names)))

@@ -24,6 +24,7 @@ from enum import Enum
 from bot.actions.playbook import Playbook
 from bot.actions.policy import check_approver, check_requester
 from bot.errors import PermissionDenied
+from bot.said import Person, said
 
 AUTOMATION = "warroom (auto)"  # how automatic requests are recorded (requested_by, timeline actor)
 NOT_A_MEMBER = "Only people in the incident channel <#{channel}> can {what}. Join the channel first."
@@ -100,7 +101,7 @@ def check(operation: str, who: Actor, *, channel: str | None = None, playbook: P
     assert playbook is not None, f"{operation} is checked against a playbook"
     members = who.channel_members or set()
     if operation == "confirm" and requested_by is not None and who.user != requested_by:
-        raise PermissionDenied(f"Only <@{requested_by}>, who requested it, can confirm this {playbook.name} run.")
+        raise PermissionDenied(said("Only ", Person(requested_by), f", who requested it, can confirm this {playbook.name} run."))
     if operation == "cancel" and who.user == requested_by:
         return  # withdrawing your own request is always allowed: it changes nothing
     if operation == "approve":
@@ -110,7 +111,7 @@ def check(operation: str, who: Actor, *, channel: str | None = None, playbook: P
     else:
         decision = check_requester(playbook, who.user, who.groups, members)
         if not decision.allowed and operation != "run":
-            decision = decision.model_copy(update={"reason": decision.reason.replace(
+            decision = decision.model_copy(update={"reason": decision.reason.replace_words(
                 f"may not run {playbook.name}", f"may not {operation} a {playbook.name} run")})
     if not decision.allowed:
         raise PermissionDenied(decision.reason)

@@ -24,6 +24,7 @@ from bot.errors import ExternalError, NotFound, UserError
 from bot.incidents import metrics, service, timeline
 from bot.models import AlertGroup, Incident
 from bot.postmortem.assemble import incident_ref
+from bot.said import said, who
 
 MAX_DURATION = timedelta(days=7)
 DURATION_HINT = "e.g. `30m`, `2h` or `1h30m`, at most 7 days"
@@ -125,8 +126,8 @@ def silence_incident(engine: Engine, client: httpx.Client, alertmanager_url: str
         incident = service.get(session, incident_id)
         labels = ", ".join(f'{k}="{v}"' for k, v in sorted(matchers.items()))
         timeline.record(session, incident, "silenced",
-                        f"<@{actor}> silenced the alert group for {metrics.human(duration)} "
-                        f"(until {silence.ends_at:%Y-%m-%d %H:%M} UTC; {labels}); silence {silence_id}",
+                        said(who(actor), f" silenced the alert group for {metrics.human(duration)} "
+                             f"(until {silence.ends_at:%Y-%m-%d %H:%M} UTC; {labels}); silence {silence_id}"),
                         actor=actor, at=now, echo=True,
                         data={"silence_id": silence_id, "ends_at": iso(silence.ends_at), "matchers": matchers})
     return silence

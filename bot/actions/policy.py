@@ -7,14 +7,19 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+
+from bot.said import Person, Said, said
 
 from .playbook import Playbook
 
 
 class Decision(BaseModel):
+    """``reason`` names people as parts (`bot.said`): a mention in Slack, a name elsewhere."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
     allowed: bool
-    reason: str
+    reason: Said
 
 
 def _may_act(pb: Playbook, user_id: str, user_groups: set[str], channel_members: set[str]) -> bool:
@@ -30,8 +35,8 @@ def _who(pb: Playbook) -> str:
 
 def check_requester(pb: Playbook, user_id: str, user_groups: set[str], channel_members: set[str]) -> Decision:
     if _may_act(pb, user_id, user_groups, channel_members):
-        return Decision(allowed=True, reason=f"<@{user_id}> may run {pb.name}")
-    return Decision(allowed=False, reason=f"<@{user_id}> may not run {pb.name}: only {_who(pb)} may")
+        return Decision(allowed=True, reason=said(Person(user_id), f" may run {pb.name}"))
+    return Decision(allowed=False, reason=said(Person(user_id), f" may not run {pb.name}: only {_who(pb)} may"))
 
 
 def check_approver(
@@ -39,14 +44,14 @@ def check_approver(
     channel_members: set[str] | None = None,
 ) -> Decision:
     if pb.approval == "none":
-        return Decision(allowed=True, reason=f"{pb.name} needs no approval")
+        return Decision(allowed=True, reason=said(f"{pb.name} needs no approval"))
     if approver == requester:
         return Decision(allowed=False,
-                        reason=f"<@{approver}> requested this {pb.name} run and cannot approve it; "
-                               "a second person must")
+                        reason=said(Person(approver), f" requested this {pb.name} run and cannot approve it; "
+                                    "a second person must"))
     if not _may_act(pb, approver, approver_groups or set(), channel_members or set()):
-        return Decision(allowed=False, reason=f"<@{approver}> may not approve {pb.name}: only {_who(pb)} may")
-    return Decision(allowed=True, reason=f"<@{approver}> approved {pb.name} requested by <@{requester}>")
+        return Decision(allowed=False, reason=said(Person(approver), f" may not approve {pb.name}: only {_who(pb)} may"))
+    return Decision(allowed=True, reason=said(Person(approver), f" approved {pb.name} requested by ", Person(requester)))
 
 
 def idempotency_key(incident_id: str | int, playbook: str, params: Mapping[str, Any]) -> str:

@@ -44,6 +44,7 @@ from bot.incidents import service as incidents
 from bot.models import ActionRun, Incident, saved_id
 from bot.permissions import Actor
 from bot.redact import Redactor
+from bot.said import Said, said, who as part_for
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class Actions:
         params = self._params(session, incident, pb, args)
         note = self._bundle_note(session, incident, params) if "bundle" in pb.params else ""
         return self._new_run(session, incident, pb, params, idempotency_key(saved_id(incident), pb.name, params), who,
-                             f"<@{who.user}> requested {{run}}{note}")
+                             said(part_for(who.user), " requested {run}", note))
 
     def request_automatic(self, session: Session, incident: Incident, name: str, params: dict[str, Any], *,
                           propose: bool, why: str) -> tuple[ActionRun, bool]:
@@ -104,11 +105,11 @@ class Actions:
         values = self._params(session, incident, pb, params)
         verb = "proposes" if propose else "runs"
         return self._new_run(session, incident, pb, values, idempotency_key(saved_id(incident), pb.name, values), who,
-                             f"{who.user} {verb} {{run}}: {why}",
+                             said(f"{who.user} {verb} {{run}}: {why}"),
                              status="awaiting_approval" if propose else "queued")
 
     def _new_run(self, session: Session, incident: Incident, pb: Playbook, params: dict[str, Any], base: str,
-                 who: Actor, text: str, undo_of: int | None = None,
+                 who: Actor, text: Said, undo_of: int | None = None,
                  status: str | None = None) -> tuple[ActionRun, bool]:
         """Insert the run under the first free generation of ``base``; an active one is returned instead."""
         for generation in range(1, 100):
@@ -133,7 +134,7 @@ class Actions:
                                        ).scalar_one(), False
             run = session.get(ActionRun, run_id)
             assert run is not None
-            timeline.record(session, incident, "action_requested", text.format(run=describe(run)),
+            timeline.record(session, incident, "action_requested", text.replace_words("{run}", describe(run)),
                             actor=who.user, data={"run": run.id})
             self._after_change(session, run)
             return run, True
@@ -202,17 +203,17 @@ class Actions:
         permissions.check(decision, who, playbook=pb, requested_by=run.requested_by)
         if decision == "cancel":
             run.status = "cancelled"
-            self._record(session, run, "action_cancelled", f"<@{who.user}> cancelled {describe(run)}", who.user)
+            self._record(session, run, "action_cancelled", said(part_for(who.user), f" cancelled {describe(run)}"), who.user)
             return None
         stale = self._end_if_stale(session, run, utcnow())
         if stale:
             return stale
         if decision == "confirm":
             run.status = "awaiting_approval" if pb.approval == "second-person" else "queued"
-            self._record(session, run, "action_confirmed", f"<@{who.user}> confirmed {describe(run)}", who.user)
+            self._record(session, run, "action_confirmed", said(part_for(who.user), f" confirmed {describe(run)}"), who.user)
         else:
             run.status, run.approved_by = "queued", who.user
-            self._record(session, run, "action_approved", f"<@{who.user}> approved {describe(run)}", who.user)
+            self._record(session, run, "action_approved", said(part_for(who.user), f" approved {describe(run)}"), who.user)
         return None
 
     # Kept for callers that decide one thing at a time (tests, the CLI).
@@ -271,10 +272,10 @@ class Actions:
         require_open(incident)
         # warroom undoing its own unattended run (the guard saw no improvement) needs no confirmation.
         return self._new_run(session, incident, pb, dict(run.params), f"undo:{run.id}", who,
-                             (who.user if who.automated else "<@" + who.user + ">") + " requested {run}",
+                             said(part_for(who.user), " requested {run}"),
                              undo_of=run.id, status="queued" if who.automated else None)
 
-    def _record(self, session: Session, run: ActionRun, kind: str, text: str, actor: str | None) -> None:
+    def _record(self, session: Session, run: ActionRun, kind: str, text: str | Said, actor: str | None) -> None:
         incident = incidents.get(session, run.incident_id)
         timeline.record(session, incident, kind, text, actor=actor, data={"run": run.id})
         self._after_change(session, run)

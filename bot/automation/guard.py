@@ -45,6 +45,7 @@ from bot.incidents import service as incidents
 from bot.models import ActionGuard, ActionRun, Incident, Trace
 from bot.permissions import AUTOMATION, Actor
 from bot.runbooks import RunbookSet
+from bot.said import of_error, said
 from bot.slo.burn import trace_outcomes
 from bot.slo.spec import SLO
 from bot.telemetry import Metrics
@@ -277,7 +278,8 @@ class Guard:
         try:
             undo, _ = self.actions.request_undo(session, run, Actor.automation())
         except UserError as exc:
-            timeline.record(session, incident, "auto_refused", f"{AUTOMATION} could not undo run #{run.id}: {exc}",
+            timeline.record(session, incident, "auto_refused",
+                            said(f"{AUTOMATION} could not undo run #{run.id}: ", of_error(exc)),
                             actor=AUTOMATION, echo=True)
             return
         timeline.record(session, incident, "auto_undo",

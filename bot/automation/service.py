@@ -39,6 +39,7 @@ from bot.incidents import service as incidents
 from bot.models import ActionRun, Incident, TimelineEvent
 from bot.permissions import AUTOMATION
 from bot.runbooks import Runbook, RunbookSet
+from bot.said import Said, of_error, said, who
 from bot.telemetry import Metrics
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ class Automation:
         blocked = self._blocked(session, incident, rule, now)
         if blocked is not None:
             text, loud = blocked
-            timeline.record(session, incident, "auto_skipped", f"{AUTOMATION} did not {verb} `{rule.playbook}`: {text}",
+            timeline.record(session, incident, "auto_skipped", said(f"{AUTOMATION} did not {verb} `{rule.playbook}`: ", text),
                             actor=AUTOMATION, echo=loud, data={"playbook": rule.playbook})
             return None
         why = (f"runbook *{runbook.title}* declares it for {rule.describe()} "
@@ -113,7 +114,7 @@ class Automation:
                                                       propose=rule.proposes, why=why)
         except UserError as exc:  # PermissionDenied, InvalidTransition, a parameter the labels lack
             timeline.record(session, incident, "auto_refused",
-                            f"{AUTOMATION} could not {verb} `{rule.playbook}`: {exc}",
+                            said(f"{AUTOMATION} could not {verb} `{rule.playbook}`: ", of_error(exc)),
                             actor=AUTOMATION, echo=True, data={"playbook": rule.playbook})
             return None
         if not new:
@@ -139,12 +140,12 @@ class Automation:
         outbox.enqueue(session, PostMessage(incident_id=incident.id, text=text),
                        key=f"auto-said:{run.id}", incident_id=incident.id)
 
-    def _blocked(self, session: Session, incident: Incident, rule: AutoRule, now: datetime) -> tuple[str, bool] | None:
+    def _blocked(self, session: Session, incident: Incident, rule: AutoRule, now: datetime) -> tuple[Said | str, bool] | None:
         """Why this rule must not act now (and whether to say so in the channel), or None."""
         if not self.limits.enabled:
             return "automation is switched off for this warroom (WARROOM_AUTOMATION=false)", False
         if incident.automation_off_by:
-            return f"automation was switched off for this incident by {_who(incident.automation_off_by)}", False
+            return said("automation was switched off for this incident by ", who(incident.automation_off_by)), False
         if not lifecycle.is_open(incident.status):
             return f"the incident is {incident.status}", False
         if _silenced(session, incident):
@@ -166,7 +167,7 @@ class Automation:
             if run.requested_by == AUTOMATION:
                 return f"it already requested it for this incident (run #{run.id}); never twice", False
             if run.status in ("awaiting_confirmation", "awaiting_approval", "queued", "running", "succeeded"):
-                return f"{_who(run.requested_by)} already requested it (run #{run.id})", False
+                return said(who(run.requested_by), f" already requested it (run #{run.id})"), False
         if incident.service and self._requests_last_hour(session, incident.service, now) >= self.limits.max_per_hour:
             return (f"{self.limits.max_per_hour} automatic actions already ran for {incident.service} in the last hour "
                     "(WARROOM_AUTOMATION_MAX_PER_HOUR); a person decides now"), True
@@ -203,8 +204,8 @@ def set_switch(session: Session, incident: Incident, *, on: bool, actor: str) ->
     if on == (incident.automation_off_by is None):
         return f"Automatic actions are already {'on' if on else 'off'} for incident #{incident.id}."
     incident.automation_off_by = None if on else actor
-    text = (f"<@{actor}> switched automatic actions {'on' if on else 'off'} for this incident"
-            + ("" if on else ": warroom will not run, undo or propose anything on its own"))
+    text = said(who(actor), f" switched automatic actions {'on' if on else 'off'} for this incident",
+                None if on else ": warroom will not run, undo or propose anything on its own")
     timeline.record(session, incident, "automation", text, actor=actor, echo=True)
     incidents.refresh_card(session, incident)
     return f"Automatic actions are {'on' if on else 'off'} for incident #{incident.id}."
@@ -213,12 +214,6 @@ def set_switch(session: Session, incident: Incident, *, on: bool, actor: str) ->
 def _silenced(session: Session, incident: Incident) -> bool:
     return session.execute(select(func.count()).select_from(TimelineEvent).where(
         col(TimelineEvent.incident_id) == incident.id, col(TimelineEvent.kind) == "silenced")).scalar_one() > 0
-
-
-def _who(user: str | None) -> str:
-    if not user:
-        return "someone"
-    return user if user == AUTOMATION or user[:1] not in "UW" else f"<@{user}>"
 
 
 def card_line(session: Session, incident: Incident) -> str | None:

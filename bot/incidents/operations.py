@@ -23,6 +23,7 @@ from bot.eval_suite import SuiteCase, collect_incident, incident_case_counts, su
 from bot.incidents import service, timeline
 from bot.models import Followup, Incident, TimelineEvent
 from bot.redact import Redactor
+from bot.said import Person, said
 from bot.people import Names
 from bot.postmortem.store import current_text, generate
 from bot.slo.spec import SLO
@@ -162,7 +163,7 @@ def promote(engine: Engine, incident_id: int, *, actor: str) -> None:
     """Record that a thread incident got its own channel (the caller made it) and set that room up."""
     with transaction(engine) as session:
         incident = service.get(session, incident_id)
-        timeline.record(session, incident, "promoted", f"<@{actor}> promoted the incident to its own channel",
+        timeline.record(session, incident, "promoted", said(Person(actor), " promoted the incident to its own channel"),
                         actor=actor)
         outbox.enqueue(session, OpenRoom(incident_id=incident_id), key=f"room:{incident_id}:promoted",
                        incident_id=incident_id)
@@ -203,8 +204,8 @@ def label_trace(engine: Engine, request_id: str, *, incident_id: int | None, fai
             return
         incident = service.get(session, incident_id)
         timeline.record(session, incident, "trace_labelled",
-                        f"<@{actor}> labelled trace {request_id} as {failure_type}"
-                        + (f"; expected: {expected}" if expected else ""),
+                        said(Person(actor), f" labelled trace {request_id} as {failure_type}",
+                             f"; expected: {expected}" if expected else None),
                         actor=actor, data={"request_id": request_id})
         collect_incident(session, incident_id, redactor=redactor)
 
@@ -221,4 +222,4 @@ def draft_postmortem(engine: Engine, incident_id: int, *, actor: str, title: str
         outbox.enqueue(session, PostMessage(incident_id=incident_id, text=title, blocks=blocks(text)),
                        incident_id=incident_id)
         timeline.record(session, service.get(session, incident_id), "postmortem",
-                        f"<@{actor}> drafted the postmortem", actor=actor)
+                        said(Person(actor), " drafted the postmortem"), actor=actor)

@@ -17,6 +17,7 @@ from sqlmodel import col
 from bot import traces
 from bot.clock import utcnow
 from bot.db import transaction
+from bot.people import Names
 from bot.incidents import metrics, service, timeline
 from bot.incidents.burn_chart import BurnChart, Moments, burn_chart
 from bot.models import (
@@ -99,7 +100,8 @@ def incident_dicts(engine: Engine, *, status: str | None, limit: int) -> list[di
         return [service.as_dict(session, i) for i in service.list_incidents(session, status=status, limit=limit)]
 
 
-def incident_dict(engine: Engine, incident_id: int) -> dict[str, Any]:
-    """The body of ``GET /api/incidents/{id}``, before redaction; raises `NotFound`."""
+def incident_dict(engine: Engine, incident_id: int, names: Names | None = None) -> dict[str, Any]:
+    """The body of ``GET /api/incidents/{id}``, before redaction (people in timeline text by
+    ``names``); raises `NotFound`."""
     with transaction(engine) as session:
-        return service.as_dict(session, service.get(session, incident_id), full=True)
+        return service.as_dict(session, service.get(session, incident_id), full=True, names=names)

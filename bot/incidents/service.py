@@ -18,7 +18,9 @@ from bot.clock import as_utc, utcnow
 from bot.effects import ActionCard, ArchiveChannel, OpenRoom, PostFailingTraces, PostmortemDue, RefreshCard
 from bot.errors import InvalidTransition, NotFound, UserError
 from bot.incidents import lifecycle, metrics, timeline
-from bot.models import ActionRun, Alert, Followup, Incident, saved_id
+from bot.models import ActionRun, Alert, Followup, Incident, TimelineEvent, saved_id
+from bot.people import Names, display
+from bot.said import MENTIONS, Said, said, who
 
 # Incident ids are the database's INTEGER: a number beyond it names no incident (and must not
 # reach the database, where PostgreSQL refuses it and SQLite overflows).
@@ -83,7 +85,8 @@ def declare(session: Session, *, title: str, severity: int, actor: str, service:
                         opened_at=now, updated_at=now, summary=description, runbook_id=runbook_id)
     session.add(incident)
     session.flush()
-    timeline.record(session, incident, "opened", f"Incident declared by <@{actor}>: {title}", actor=actor, at=now)
+    timeline.record(session, incident, "opened", said("Incident declared by ", who(actor), f": {title}"),
+                    actor=actor, at=now)
     open_room(session, incident)
     return incident
 
@@ -116,9 +119,9 @@ def traces_effect(incident_id: int) -> outbox.Queued:
 def acknowledge(session: Session, incident: Incident, *, actor: str, at: datetime | None = None) -> None:
     if incident.status in (lifecycle.ACKNOWLEDGED, lifecycle.MITIGATED, lifecycle.RESOLVED):
         # Acknowledging never moves an incident back (mitigated → acknowledged would hide the mitigation).
-        raise InvalidTransition(f"Incident #{incident.id} is already {incident.status}" + (
-            f"; <@{incident.acknowledged_by}> acknowledged it at {as_utc(incident.acknowledged_at):%H:%M} UTC "
-            f"on {as_utc(incident.acknowledged_at):%Y-%m-%d}." if incident.acknowledged_at and incident.acknowledged_by
+        raise InvalidTransition(said(f"Incident #{incident.id} is already {incident.status}", said(
+            "; ", who(incident.acknowledged_by), f" acknowledged it at {as_utc(incident.acknowledged_at):%H:%M} UTC "
+            f"on {as_utc(incident.acknowledged_at):%Y-%m-%d}.") if incident.acknowledged_at and incident.acknowledged_by
             else "; nobody acknowledged it."))
     lifecycle.check(incident.status, lifecycle.ACKNOWLEDGED)
     now = at or utcnow()
@@ -126,8 +129,8 @@ def acknowledge(session: Session, incident: Incident, *, actor: str, at: datetim
     if incident.acknowledged_at is None:
         incident.acknowledged_at, incident.acknowledged_by = now, actor
     took = metrics.human(metrics.mtta(incident))
-    timeline.record(session, incident, "acknowledged", f"Acknowledged by <@{actor}> (MTTA {took})", actor=actor, at=now,
-                    echo=True)
+    timeline.record(session, incident, "acknowledged", said("Acknowledged by ", who(actor), f" (MTTA {took})"),
+                    actor=actor, at=now, echo=True)
     refresh_card(session, incident)
 
 
@@ -137,21 +140,21 @@ def set_severity(session: Session, incident: Incident, severity: int, *, actor: 
     if severity == incident.severity:
         raise UserError(f"The incident is already SEV{severity}.")
     old, incident.severity = incident.severity, severity
-    timeline.record(session, incident, "severity", f"Severity SEV{old} → SEV{severity} by <@{actor}>", actor=actor,
-                    echo=True)
+    timeline.record(session, incident, "severity", said(f"Severity SEV{old} → SEV{severity} by ", who(actor)),
+                    actor=actor, echo=True)
     refresh_card(session, incident)
 
 
 def set_commander(session: Session, incident: Incident, user_id: str, *, actor: str) -> None:
     incident.commander = user_id
-    timeline.record(session, incident, "commander", f"<@{user_id}> is incident commander (set by <@{actor}>)",
-                    actor=actor, echo=True)
+    timeline.record(session, incident, "commander",
+                    said(who(user_id), " is incident commander (set by ", who(actor), ")"), actor=actor, echo=True)
     refresh_card(session, incident)
 
 
 def post_status(session: Session, incident: Incident, text: str, *, actor: str) -> None:
     incident.status_text = text
-    timeline.record(session, incident, "status", f"Status update from <@{actor}>: {text}", actor=actor, echo=True)
+    timeline.record(session, incident, "status", said("Status update from ", who(actor), ": ", text), actor=actor, echo=True)
     refresh_card(session, incident)
 
 
@@ -167,8 +170,8 @@ def add_followup(session: Session, incident: Incident, text: str, *, actor: str,
     item = Followup(incident_id=saved_id(incident), text=text, owner=owner, created_by=actor, created_at=utcnow())
     session.add(item)
     session.flush()
-    who = f" (owner <@{owner}>)" if owner else ""
-    timeline.record(session, incident, "followup", f"Follow-up: {text}{who}", actor=actor)
+    owned = said(" (owner ", who(owner), ")") if owner else None
+    timeline.record(session, incident, "followup", said("Follow-up: ", text, owned), actor=actor)
     return item
 
 
@@ -197,7 +200,7 @@ def resolve(session: Session, incident: Incident, *, actor: str, summary: str | 
     if summary:
         incident.summary = summary
     took = metrics.human(metrics.mttr(incident))
-    text = f"Resolved by {_who(actor)} (MTTR {took})" + (f": {summary}" if summary else "")
+    text = said("Resolved by ", who(actor), f" (MTTR {took})", f": {summary}" if summary else None)
     timeline.record(session, incident, "resolved", text, actor=actor, at=now, echo=True)
     cancel_waiting_actions(session, incident)
     refresh_card(session, incident)
@@ -227,7 +230,7 @@ def reopen(session: Session, incident: Incident, *, actor: str, reason: str = ""
     target = lifecycle.ACKNOWLEDGED if incident.acknowledged_at else lifecycle.TRIGGERED
     lifecycle.check(incident.status, target)
     incident.status, incident.resolved_at, incident.resolved_by = target, None, None
-    timeline.record(session, incident, "reopened", f"Reopened by {_who(actor)}" + (f": {reason}" if reason else ""),
+    timeline.record(session, incident, "reopened", said("Reopened by ", who(actor), f": {reason}" if reason else None),
                     actor=actor, echo=True)
     refresh_card(session, incident)
 
@@ -235,20 +238,16 @@ def reopen(session: Session, incident: Incident, *, actor: str, reason: str = ""
 def close(session: Session, incident: Incident, *, actor: str, reason: str = "") -> None:
     lifecycle.check(incident.status, lifecycle.CLOSED)
     incident.status, incident.closed_at = lifecycle.CLOSED, utcnow()
-    text = f"Closed by {_who(actor)}" + (f": {reason}" if reason else "") + "; the channel will be archived"
+    text = said("Closed by ", who(actor), f": {reason}" if reason else None, "; the channel will be archived")
     timeline.record(session, incident, "closed", text, actor=actor, echo=True)
     cancel_waiting_actions(session, incident)
     refresh_card(session, incident)
     outbox.enqueue(session, ArchiveChannel(incident_id=incident.id), key=f"archive:{incident.id}", incident_id=incident.id)
 
 
-def _who(actor: str) -> str:
-    """A person as a Slack mention; warroom's own actors (the scheduler, Alertmanager) by name."""
-    return f"<@{actor}>" if actor.startswith(("U", "W")) else actor
-
-
-def as_dict(session: Session, incident: Incident, *, full: bool = False) -> dict[str, Any]:
-    """The JSON shape of ``/api/incidents`` (documented in README)."""
+def as_dict(session: Session, incident: Incident, *, full: bool = False, names: Names | None = None) -> dict[str, Any]:
+    """The JSON shape of ``/api/incidents`` (documented in README). A timeline line's ``text`` is
+    for reading (people by ``names``, `bot.people.display`); its ``actor`` and ``people`` are ids."""
     from bot.clock import iso
 
     counts = alert_counts(session, incident.id) if incident.id else {"firing": 0, "resolved": 0}
@@ -279,9 +278,18 @@ def as_dict(session: Session, incident: Incident, *, full: bool = False) -> dict
             "labels": a.labels, "annotations": a.annotations, "generator_url": a.generator_url,
             "severity": a.severity, "monitoring_gap": a.monitoring_gap, **({"extra": a.extra} if a.extra else {}),
         } for a in alerts]
-        body["timeline"] = [{
-            "at": iso(e.at), "kind": e.kind, "actor": e.actor, "text": e.text, **({"data": e.data} if e.data else {}),
-        } for e in timeline.events(session, saved_id(incident))]
-        body["followups"] = [{"text": f.text, "owner": f.owner, "done": f.done} for f in followups(session,
-                                                                                                   saved_id(incident))]
+        body["timeline"] = [_api_line(e, names) for e in timeline.events(session, saved_id(incident))]
+        body["followups"] = [{"text": f.text, "owner": f.owner, "done": f.done}
+                             for f in followups(session, saved_id(incident))]
     return body
+
+
+def _api_line(event: TimelineEvent, names: Names | None) -> dict[str, Any]:
+    """A timeline event in the API. The offsets of its people are the stored text's, which the API
+    does not show, so the people are given as their ids instead."""
+    from bot.clock import iso
+
+    line = Said.from_row(event.text, event.data)
+    data = {k: v for k, v in (event.data or {}).items() if k != MENTIONS}
+    return {"at": iso(event.at), "kind": event.kind, "actor": event.actor, "text": display(line, names),
+            "people": line.people, **({"data": data} if data else {})}

@@ -13,16 +13,19 @@ from bot.clock import utcnow
 from bot.db import affected_rows, insert_or_ignore
 from bot.effects import PostLine
 from bot.models import Incident, TimelineEvent
+from bot.said import Said, as_row
 
 
-def record(session: Session, incident: Incident, kind: str, text: str, *, actor: str | None = None,
+def record(session: Session, incident: Incident, kind: str, text: str | Said, *, actor: str | None = None,
            at: datetime | None = None, data: dict[str, Any] | None = None, dedupe_key: str | None = None,
            echo: bool = False) -> int | None:
     """Add an event; returns its id, or None when ``dedupe_key`` was recorded before.
 
     ``echo`` also posts the text as a short line in the incident channel (state changes).
+    A `Said` names people as parts: stored as plain text and their offsets (`bot.said`).
     """
     assert incident.id is not None
+    text, data = as_row(text, data)
     event_id = insert_or_ignore(session, TimelineEvent, {
         "incident_id": incident.id, "at": at or utcnow(), "kind": kind, "actor": actor,
         "text": text, "data": data or {}, "dedupe_key": dedupe_key,

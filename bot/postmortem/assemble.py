@@ -34,6 +34,9 @@ from bot.postmortem.context import (
     TraceExample,
     TraceSummary,
 )
+from bot.said import Said
+from bot.people import Names, display, named_mentions, person, plain_slack_text
+from bot.redact import Redactor
 from bot.postmortem.response import response_facts
 from bot.redact import Redactor
 from bot.slo.burn import budget_consumed, trace_outcomes
@@ -45,26 +48,10 @@ POSTMORTEM_EDIT_KIND = "postmortem_edit"  # a person edited or regenerated it on
 # Failing traces read to pick examples from; enough to find one of every failure type.
 EXAMPLE_CANDIDATES = 200
 
-# Slack tokens in timeline text (<@U1>, <#C1|name>, <https://x|label>, <!here>) read as words.
-_SLACK_TOKEN = re.compile(r"<([@#!][^<>|\s]*|https?://[^<>|\s]+)(?:\|([^<>]*))?>")
-
-
 def incident_ref(incident: Incident) -> str:
     """``INC-20260314-0001``: readable in a doc title and unique (the date is the opening day)."""
     opened = as_utc(incident.opened_at)
     return f"INC-{opened:%Y%m%d}-{incident.id:04d}"
-
-
-def plain_slack_text(text: str) -> str:
-    def one(match: re.Match[str]) -> str:
-        target, label = match.group(1), match.group(2)
-        if label:
-            return ("#" + label) if target.startswith("#") else label
-        if target.startswith("!subteam^"):
-            return "@" + target[len("!subteam^"):]
-        return "@" + target[1:] if target.startswith("!") else target
-
-    return _SLACK_TOKEN.sub(one, text)
 
 
 def build_context(session: Session, incident_id: int, *, redactor: Redactor | None = None,
@@ -160,7 +147,7 @@ def _timeline(session: Session, incident_id: int, names: Names | None = None) ->
     # Edits of the postmortem itself are not part of the incident's story (and would change the draft).
     return [
         TimelineEntry(at=event.at, kind=event.kind, actor=person(event.actor, names),
-                      text=plain_slack_text(named_mentions(event.text, names)),
+                      text=display(Said.from_row(event.text, event.data), names),
                       pinned=event.kind == PINNED_KIND)
         for event in timeline.events(session, incident_id) if event.kind != POSTMORTEM_EDIT_KIND
     ]

@@ -19,6 +19,7 @@ from bot.db import insert_or_ignore
 from bot.incidents import service, timeline
 from bot.models import Postmortem
 from bot.people import Names
+from bot.said import said, who
 from bot.postmortem.assemble import POSTMORTEM_EDIT_KIND, build_context
 from bot.postmortem.render import render_postmortem
 from bot.redact import Redactor
@@ -98,8 +99,8 @@ def save_edit(session: Session, incident_id: int, text: str, *, templates_dir: P
 
 
 def _attribute(session: Session, incident_id: int, by: str, did: str) -> None:
-    who = "The API (bearer token)" if by == API_ACTOR else f"<@{by}>"
-    timeline.record(session, service.get(session, incident_id), POSTMORTEM_EDIT_KIND, f"{who} {did}", actor=by)
+    by_whom = "The API (bearer token)" if by == API_ACTOR else who(by)
+    timeline.record(session, service.get(session, incident_id), POSTMORTEM_EDIT_KIND, said(by_whom, f" {did}"), actor=by)
 
 
 def current_text(pm: Postmortem) -> str:

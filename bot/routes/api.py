@@ -46,7 +46,8 @@ async def list_incidents(request: Request) -> JSONResponse:
 
 async def get_incident(request: Request) -> JSONResponse:
     incident_id = incident_id_of(request)
-    found = await run_in_threadpool(read_model.incident_dict, _runtime(request).engine, incident_id)
+    runtime = _runtime(request)
+    found = await run_in_threadpool(read_model.incident_dict, runtime.engine, incident_id, runtime.people)
     return JSONResponse(_without_credentials(request, found))
 
 

@@ -20,10 +20,11 @@ from starlette.responses import (
 )
 
 from bot.incidents import lifecycle, read_model
-from bot.people import Names, named_mentions, person
-from bot.redact import Redactor
+from bot.people import Names, display, named_mentions, person
 from bot.postmortem import editor
 from bot.postmortem.assemble import PINNED_KIND
+from bot.redact import Redactor
+from bot.said import Said
 from bot.routes.access import form_of, people_only, person_of, readers_only
 from bot.routes.common import incident_id_of
 from bot.routes.errors import Route, page_style, text_style
@@ -67,7 +68,8 @@ async def incident_page(request: Request) -> HTMLResponse:
     names = _names(request)
     page = await run_in_threadpool(read_model.incident_page, _runtime(request).engine, incident_id)
     return render(request, "incident.html", **vars(page), pinned_kind=PINNED_KIND,
-                  who=lambda actor: person(actor, names), with_names=lambda text: named_mentions(text, names))
+                  who=lambda actor: person(actor, names), with_names=lambda text: named_mentions(text, names),
+                  line=lambda event: display(Said.from_row(event.text, event.data), names))
 
 
 # ---- the postmortem: page, Markdown and form ----

@@ -26,9 +26,10 @@ from bot.effects import (
 )
 from bot.incidents import service, timeline
 from bot.models import IncidentStep, TimelineEvent
+from bot.said import Said
 from bot.slack import blocks
 from bot.slack.room import Room
-from bot.slack.text import escape_keep_mentions, safe
+from bot.slack.text import escape_keep_mentions, mrkdwn, safe
 from bot.slack.views import card_view
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ class SlackEffects:
         with transaction(self.room.engine) as session:
             event = session.get(TimelineEvent, effect.event_id)
             incident = service.get(session, effect.incident_id)
-            channel, text = incident.channel_id, event.text if event else None
+            channel, text = incident.channel_id, mrkdwn(Said.from_row(event.text, event.data)) if event else None
         thread = self._step_result(effect.incident_id, "thread_card") if not channel else None
         if text and (channel or thread):
             self._post(channel or thread["channel"], escape_keep_mentions(text), blocks.line(text),  # type: ignore[index]

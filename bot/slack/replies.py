@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 from bot.errors import ExternalError, UserError, new_error_id
+from bot.said import of_error
+from bot.slack.text import escape_placeholders, mrkdwn
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ HELP_FOOTER = ("Outside an incident channel, name the incident: `/incident ack 4
 def for_user(exc: BaseException) -> str:
     """The text a user sees for ``exc``: the message for their own mistakes, an id otherwise."""
     if isinstance(exc, UserError):
-        return f"⚠️ {exc}"
+        return f"⚠️ {mrkdwn(of_error(exc))}"
     if isinstance(exc, ExternalError):
         return f"⚠️ {exc} (error {exc.error_id}). It will be retried; if it keeps failing, tell your warroom admin."
     error_id = new_error_id()

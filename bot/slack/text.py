@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from bot import redact
+from bot.said import Said
 
 SECTION_TEXT_LIMIT = 3000
 PLAIN_TEXT_LIMIT = 150  # button labels, headers
@@ -39,6 +40,12 @@ def code(text: str, limit: int = 2900) -> str:
 
 
 _ESCAPED_REF = re.compile(r"&lt;([@#][UWC][A-Z0-9]+)&gt;")
+
+
+def mrkdwn(line: Said | str) -> str:
+    """A line for Slack: each person as a mention (``<@U…>``), the words as they are (the caller
+    escapes them with `escape_keep_mentions`, as for any line)."""
+    return line.render(lambda user: f"<@{user}>") if isinstance(line, Said) else line
 
 
 def escape_keep_mentions(text: str) -> str:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from bot.actions import Playbook, check_approver, check_requester, idempotency_key
+from bot.slack.text import mrkdwn
 
 CHANNEL = {"U_PRIYA", "U_SAM"}
 
@@ -14,7 +15,8 @@ def test_only_channel_members_may_run_an_unrestricted_playbook(playbooks: dict[s
     assert check_requester(pb, "U_PRIYA", set(), CHANNEL).allowed
     refused = check_requester(pb, "U_STRANGER", set(), CHANNEL)
     assert not refused.allowed
-    assert refused.reason == "<@U_STRANGER> may not run fallback: only members of the incident channel may"
+    assert refused.reason.people == ["U_STRANGER"]  # a person, as data
+    assert mrkdwn(refused.reason) == "<@U_STRANGER> may not run fallback: only members of the incident channel may"
 
 
 def test_allowed_list_admits_named_users_and_groups_only(playbooks: dict[str, Playbook]) -> None:
@@ -22,20 +24,20 @@ def test_allowed_list_admits_named_users_and_groups_only(playbooks: dict[str, Pl
     assert check_requester(pb, "U_PRIYA", {"ml-oncall"}, CHANNEL).allowed
     assert check_requester(pb, "U_LEAD", set(), set()).allowed
     refused = check_requester(pb, "U_SAM", {"@frontend"}, CHANNEL)
-    assert not refused.allowed and refused.reason == "<@U_SAM> may not run rollback: only @ml-oncall, U_LEAD may"
+    assert not refused.allowed and mrkdwn(refused.reason) == "<@U_SAM> may not run rollback: only @ml-oncall, U_LEAD may"
 
 
 def test_requester_cannot_approve_their_own_rollback(playbooks: dict[str, Playbook]) -> None:
     pb = playbooks["rollback"]
     decision = check_approver(pb, "U_PRIYA", "U_PRIYA", set(), CHANNEL)
     assert not decision.allowed
-    assert decision.reason == "<@U_PRIYA> requested this rollback run and cannot approve it; a second person must"
+    assert mrkdwn(decision.reason) == "<@U_PRIYA> requested this rollback run and cannot approve it; a second person must"
     assert check_approver(pb, "U_PRIYA", "U_SAM", set(), CHANNEL).allowed
 
 
 def test_approver_must_also_be_allowed(playbooks: dict[str, Playbook]) -> None:
     decision = check_approver(restricted(playbooks["rollback"]), "U_PRIYA", "U_SAM", {"@frontend"}, CHANNEL)
-    assert not decision.allowed and "may not approve rollback" in decision.reason
+    assert not decision.allowed and "may not approve rollback" in str(decision.reason)
 
 
 def test_playbooks_without_approval_need_none(playbooks: dict[str, Playbook]) -> None:

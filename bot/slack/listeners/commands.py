@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 from bot import signin
 from bot.errors import UserError
 from bot.incidents import metrics, operations
+from bot.said import Said
 from bot.slack import modals
 from bot.slack.blocks import markdown_document
 from bot.slack.command_table import Command, CommandTable, Reply, command
@@ -25,6 +26,7 @@ from bot.slack.context import SlackContext
 from bot.slack.guard import RespondOrTell
 from bot.slack.invocation import Invocation, mentions, strip_mentions
 from bot.slack.replies import NOT_IN_INCIDENT
+from bot.slack.text import mrkdwn
 
 _SEV = re.compile(r"^sev([1-4])$", re.I)
 
@@ -194,7 +196,7 @@ def _list(ctx: SlackContext, inv: Invocation) -> Reply:
 @command("timeline", help="`timeline` — last events")
 def _timeline(ctx: SlackContext, inv: Invocation) -> Reply:
     events = operations.recent_timeline(ctx.engine, incident_id_for(ctx, inv), limit=15)
-    lines = [f"`{e.at:%H:%M:%S}` {e.kind}: {e.text}" for e in events]
+    lines = [f"`{e.at:%H:%M:%S}` {e.kind}: {mrkdwn(Said.from_row(e.text, e.data))}" for e in events]
     return "*Timeline (last 15)*\n" + "\n".join(lines) if lines else "The timeline is empty."
 
 
