@@ -1,8 +1,8 @@
 """Durable side effects: queued with the state change, performed by the worker, never lost.
 
 A row is written in the same transaction as the change that needs it, keyed so the same effect
-is never queued twice; several effects can go in one INSERT (`enqueue_many`), numbered in list
-order. Workers claim due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's single writer
+is never queued twice: it is queued in the transaction's change set (`bot.changeset`), whose
+rows go in with one INSERT (`send_many`), numbered in the order they were queued. Workers claim due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's single writer
 lock serialises claims), perform them and mark them done. Rows of one incident run in order: a
 row is not claimable while an older row (lower id) of its incident is pending or running. A
 failure backs off exponentially and, after ``MAX_ATTEMPTS``, stays ``failed`` and visible.
@@ -14,15 +14,19 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
+from bot import changeset
 from bot.clock import utcnow
 from bot.models import OutboxItem
 from bot.statements import Later, Statements
+
+if TYPE_CHECKING:
+    from bot.changeset import QueuedEffect
 
 MAX_ATTEMPTS = 8
 # A lease is renewed every third of this while its row runs, so it only runs out when the
@@ -36,7 +40,7 @@ _OUTBOX = OutboxItem.__table__  # type: ignore[attr-defined]
 
 @dataclass(frozen=True, slots=True)
 class Effect:
-    """One outbox row to queue: `enqueue`'s arguments, for `enqueue_many`."""
+    """One outbox row to queue: `enqueue`'s arguments, for `enqueue_many` and the change set."""
 
     kind: str
     payload: dict[str, Any] = field(default_factory=dict)
@@ -46,23 +50,24 @@ class Effect:
 
 
 def enqueue(session: Session, kind: str, payload: dict[str, Any] | None = None, *,
-            key: str | None = None, incident_id: int | None = None, delay: float = 0.0) -> bool:
-    """Queue an effect; ``False`` when one with this key was queued before (so: not again)."""
-    return enqueue_many(session, [Effect(kind, payload or {}, key, incident_id, delay)]) == 1
+            key: str | None = None, incident_id: int | None = None, delay: float = 0.0) -> QueuedEffect:
+    """Queue an effect in the transaction's change set (`bot.changeset`); ``.new()`` on what it
+    returns tells whether it went in (``False``: one with this key was queued before)."""
+    return changeset.of(session).effect(Effect(kind, payload or {}, key, incident_id, delay))
 
 
-def enqueue_many(session: Session, effects: Sequence[Effect]) -> int:
-    """Queue effects in one INSERT … ON CONFLICT DO NOTHING, in list order; how many were new.
-
-    The rows get ascending ids in list order (both databases number a multi-row INSERT in VALUES
-    order), which is the order the worker performs an incident's rows in.
-    """
-    return len(send_many(Statements(session.connection()), effects).rows())
+def enqueue_many(session: Session, effects: Sequence[Effect]) -> None:
+    """Queue effects in the transaction's change set, in list order: the order the worker performs
+    an incident's rows in."""
+    changes = changeset.of(session)
+    for effect in effects:
+        changes.effect(effect)
 
 
 def send_many(sql: Statements, effects: Sequence[Effect]) -> Later:
-    """`enqueue_many`'s INSERT, on ``sql`` (inside its pipeline: sent, not waited for); the rows
-    it inserted."""
+    """The change set's INSERT … ON CONFLICT (dedupe_key) DO NOTHING of ``effects``, in list order
+    (both databases number a multi-row INSERT in VALUES order), on ``sql`` (inside its pipeline:
+    sent, not waited for); the rows it inserted (``id``, ``dedupe_key``)."""
     now = utcnow()
     rows = [{
         "kind": effect.kind,
@@ -74,11 +79,12 @@ def send_many(sql: Statements, effects: Sequence[Effect]) -> Later:
         "next_attempt_at": now + timedelta(seconds=effect.delay),
         "created_at": now,
     } for effect in effects]
-    return sql.insert_rows(_OUTBOX, rows, conflict=("dedupe_key",))
+    return sql.insert_rows(_OUTBOX, rows, conflict=("dedupe_key",), returning=("id", "dedupe_key"))
 
 
 def claim(session: Session, *, limit: int = 1, now: datetime | None = None, owner: str | None = None) -> list[OutboxItem]:
     """Take due rows for ``owner`` (a worker); expired claims (a crashed worker) are due again."""
+    changeset.flush(session)  # what this transaction queued is claimable too
     now = now or utcnow()
     earlier = aliased(OutboxItem)
     blocked_by_older = exists().where(and_(
@@ -154,6 +160,7 @@ def retry_failed(session: Session, incident_id: int | None = None) -> int:
 
 def pending_count(session: Session) -> int:
     from sqlalchemy import func
+    changeset.flush(session)
     return session.execute(select(func.count()).select_from(OutboxItem).where(OutboxItem.status.in_(ACTIVE))).scalar_one()
 
 
@@ -161,6 +168,7 @@ def due_count(session: Session, now: datetime | None = None) -> int:
     """Rows being performed, due now, or waiting to be retried; rows queued for later and not yet
     tried (a guard's next look, the next failing-traces post) are not work waiting."""
     from sqlalchemy import func
+    changeset.flush(session)
     waiting = (OutboxItem.next_attempt_at <= (now or utcnow())) | (OutboxItem.attempts > 0)
     due = (OutboxItem.status == "running") | ((OutboxItem.status == "pending") & waiting)
     return session.execute(select(func.count()).select_from(OutboxItem).where(due)).scalar_one()

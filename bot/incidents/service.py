@@ -67,8 +67,14 @@ def alert_counts(session: Session, incident_id: int) -> dict[str, int]:
 
 def refresh_card(session: Session, incident: Incident) -> None:
     """Queue a re-render of the incident card (and the announcement) from current state."""
+    assert incident.id is not None
     incident.updated_at = utcnow()
-    outbox.enqueue(session, "slack.card", {"incident_id": incident.id}, incident_id=incident.id)
+    outbox.enqueue_many(session, [card_effect(incident.id)])
+
+
+def card_effect(incident_id: int) -> outbox.Effect:
+    """The outbox row that re-renders the incident's card (and its announcement)."""
+    return outbox.Effect("slack.card", {"incident_id": incident_id}, incident_id=incident_id)
 
 
 def declare(session: Session, *, title: str, severity: int, actor: str, service: str | None = None,
@@ -99,7 +105,7 @@ def open_room(session: Session, incident: Incident) -> None:
     effects = [room_effect(incident.id)]
     if traces.link_failing_traces(session, incident):
         effects.append(traces_effect(incident.id))
-    outbox.enqueue_many(session, effects)  # one INSERT, the room first
+    outbox.enqueue_many(session, effects)  # the room first
 
 
 def room_effect(incident_id: int) -> outbox.Effect:

@@ -8,45 +8,33 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlmodel import Session
 
-from bot import outbox
+from bot import changeset
+from bot.changeset import QueuedEvent
 from bot.clock import utcnow
-from bot.db import insert_or_ignore
 from bot.models import Incident, TimelineEvent
 
 
 def record(session: Session, incident: Incident, kind: str, text: str, *, actor: str | None = None,
            at: datetime | None = None, data: dict[str, Any] | None = None, dedupe_key: str | None = None,
-           echo: bool = False) -> int | None:
-    """Add an event; returns its id, or None when ``dedupe_key`` was recorded before.
+           echo: bool = False) -> QueuedEvent:
+    """Add an event to the transaction's change set (`bot.changeset`); ``.id()`` on what it returns
+    gives its id, or None when ``dedupe_key`` was recorded before.
 
     ``echo`` also posts the text as a short line in the incident channel (state changes).
     """
     assert incident.id is not None
-    event_id = insert_or_ignore(session, TimelineEvent, {
-        "incident_id": incident.id, "at": at or utcnow(), "kind": kind, "actor": actor,
-        "text": text, "data": data or {}, "dedupe_key": dedupe_key,
-    }, ["dedupe_key"]) if dedupe_key else _insert(session, incident.id, kind, text, actor, at, data)
-    if event_id is not None and echo:
-        outbox.enqueue(session, "slack.line", {"incident_id": incident.id, "event_id": event_id},
-                       key=f"line:{event_id}", incident_id=incident.id)
-    return event_id
-
-
-def _insert(session: Session, incident_id: int, kind: str, text: str, actor: str | None,
-            at: datetime | None, data: dict[str, Any] | None) -> int:
-    event = TimelineEvent(incident_id=incident_id, at=at or utcnow(), kind=kind, actor=actor, text=text, data=data or {})
-    session.add(event)
-    session.flush()
-    assert event.id is not None
-    return event.id
+    return changeset.of(session).event(incident.id, kind, text, actor=actor, at=at or utcnow(), data=data,
+                                       echo=echo, dedupe_key=dedupe_key)
 
 
 def remove(session: Session, dedupe_key: str) -> bool:
+    changeset.flush(session)
     result = session.execute(delete(TimelineEvent).where(TimelineEvent.dedupe_key == dedupe_key))
     return bool(result.rowcount)
 
 
 def events(session: Session, incident_id: int, *, limit: int | None = None, newest_first: bool = False) -> list[TimelineEvent]:
+    changeset.flush(session)  # the transaction's own events too
     order = TimelineEvent.at.desc() if newest_first else TimelineEvent.at
     stmt = select(TimelineEvent).where(TimelineEvent.incident_id == incident_id).order_by(order, TimelineEvent.id)
     if limit:

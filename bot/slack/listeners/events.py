@@ -57,7 +57,7 @@ def register(app: App, ctx: SlackContext) -> None:
             # The 📌 is the pinner's decision that this matters: the event is theirs; the author is kept.
             recorded = timeline.record(session, incident, "pinned", text, actor=pinner or author, at=at,
                                        dedupe_key=f"pin:{channel}:{ts}",
-                                       data={"channel": channel, "ts": ts, "pinned_by": pinner, "author": author})
+                                       data={"channel": channel, "ts": ts, "pinned_by": pinner, "author": author}).id()
         if recorded is not None:
             # Tell the channel it worked; already_reacted (a retry) counts as success.
             ctx.gateway.call("reactions.add", channel=channel, timestamp=ts, name="white_check_mark")
