@@ -82,7 +82,7 @@ class QueuedEffect:
     effect: outbox.Effect
     only_if: Callable[[], bool] | None
     owner: ChangeSet | None
-    _sent: Later | None = None
+    _sent: Later | None = None  # None: not sent (its condition said no, or a copy went first)
     _written: bool = False
 
     def new(self) -> bool:
@@ -140,13 +140,18 @@ class ChangeSet:
         self._insert_events(sql, events)
         queued: list[QueuedEffect] = []
         effects: list[outbox.Effect] = []
+        keys: set[str] = set()
         for item in items:
             item.owner = None
             if isinstance(item, QueuedEffect):
                 # Conditions are answered by now when events went in (their INSERT waited for the
                 # writes sent before it); otherwise asking waits.
                 if item.only_if is None or item.only_if():
-                    queued.append(item)
+                    key = item.effect.key
+                    if key is None or key not in keys:  # of two copies in one INSERT, the first goes in
+                        queued.append(item)
+                    if key is not None:
+                        keys.add(key)
                     effects.append(item.effect)
                 item._written = True
             elif item.echo and item._id is not None:
