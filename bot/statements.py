@@ -107,7 +107,7 @@ class Statements:
 
         Rows must name every column they mean to set: on PostgreSQL a column left out gets NULL or
         its server default, never the model's Python-side default (SQLAlchemy applies those only to
-        the VALUES form); tests/test_raw_insert_defaults.py fails when a model gains one that a raw
+        the VALUES form); tests/incidents/test_raw_insert_defaults.py fails when a model gains one that a raw
         insert leaves out. `bot.db.insert_or_ignore` keeps SQLAlchemy's statement for single rows.
         """
         if not rows:

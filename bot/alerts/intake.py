@@ -239,11 +239,9 @@ class _Batch:
         for change in changes.changes_before(self.session, service_name, now)[:MAX_CHANGES_SHOWN]:
             self.changeset.event(incident.id, "change", f"Change: {change.line(now)}", actor=change.actor or change.source,
                             at=change.at)
-        # `service.open_room` without its ORM object or a round trip of its own: the room's rows
-        # come first among the new incident's, the failing traces' only if there are any.
-        self.changeset.effect(service.room_effect(incident.id))
-        self.changeset.effect(service.traces_effect(incident.id),
-                          only_if=self.writes.link_traces(incident.id, service_name, opened_at=now))
+        # `service.open_room` without its ORM object, the traces linked with the batch's writes.
+        service.queue_room(self.changeset, incident.id,
+                           traces_linked=self.writes.link_traces(incident.id, service_name, opened_at=now))
         if rules.automatic is not None and rules.automatic(runbook_id):
             from bot.automation.service import consider_effect
             self.changeset.effect(consider_effect(incident.id))

@@ -15,13 +15,6 @@ from bot.runtime import Runtime
 
 
 @pytest.fixture
-def runtime(settings):
-    runtime = Runtime.build(settings)
-    yield runtime
-    runtime.engine.dispose()
-
-
-@pytest.fixture
 def incident_id(runtime) -> int:
     with transaction(runtime.engine) as session:
         incident = service.declare(session, title="checkout 500s", severity=2, actor="U0PRIYA")

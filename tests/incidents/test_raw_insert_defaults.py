@@ -2,7 +2,7 @@
 rows) applies no model defaults: on PostgreSQL a column it leaves out is NULL or its server
 default. So every column the model fills in by itself (a ``default`` other than None, a
 ``default_factory``) or that must not be NULL has to be named by every raw insert of its table.
-A model that gains such a column fails here until the raw rows name it."""
+A model that gains such a column fails here until the raw rows name it (see `Statements.insert_rows`)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,9 @@ from sqlalchemy.sql.dml import Insert
 from sqlmodel import SQLModel
 
 from bot.alerts.writer import ingest_batch
-from bot.runtime import Runtime
 from bot.statements import Statements
 from tests.alerts.payloads import am_alert, am_payload
 from tests.alerts.test_writer import note, outcomes
-
 
 RAW_TABLES = {"alert_group", "incident", "alert", "timeline_event", "outbox"}
 
@@ -40,13 +38,6 @@ def must_be_named(model: type[SQLModel]) -> set[str]:
         if model_default or column.default is not None or (not column.nullable and column.server_default is None):
             named.add(name)
     return named
-
-
-@pytest.fixture
-def runtime(settings):
-    runtime = Runtime.build(settings)
-    yield runtime
-    runtime.engine.dispose()
 
 
 @pytest.fixture
