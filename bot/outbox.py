@@ -2,8 +2,9 @@
 
 A row is written in the same transaction as the change that needs it, keyed so the same effect
 is never queued twice: it is queued in the transaction's change set (`bot.changeset`), whose
-rows go in with one INSERT (`send_many`), numbered in the order they were queued. Workers claim due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's single writer
-lock serialises claims), perform them and mark them done. Rows of one incident run in order: a
+rows go in with one INSERT (`send_many`), numbered in the order they were queued. Workers claim
+due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's single writer lock serialises
+claims), perform them and mark them done. Rows of one incident run in order: a
 row is not claimable while an older row (lower id) of its incident is pending or running. A
 failure backs off exponentially and, after ``MAX_ATTEMPTS``, stays ``failed`` and visible.
 """
