@@ -124,6 +124,10 @@ class ChangeSet:
         self._items.append(item)
         return item
 
+    def discard(self) -> None:
+        """Forget what is queued: its transaction ended without writing it."""
+        self._items = []
+
     def flush_now(self) -> None:
         """Write what is queued the way its owner does (`flush` for a session's change set)."""
         if not self._items:
@@ -216,9 +220,11 @@ def flush(session: Session, sql: Statements | None = None) -> None:
 
 
 def _drop(session: Session) -> None:
-    changes: ChangeSet | None = session.info.pop(_SESSION_KEY, None)
+    # Emptied, not forgotten: whoever holds the session's change set (the intake's batch) keeps
+    # using the one the hooks flush.
+    changes: ChangeSet | None = session.info.get(_SESSION_KEY)
     if changes:
-        changes._items = []
+        changes.discard()
 
 
 @event.listens_for(Session, "before_flush")

@@ -7,11 +7,14 @@ import pytest
 from sqlalchemy import select
 
 from bot import changeset, outbox
+from bot.alerts.intake import ingest
 from bot.clock import utcnow
 from bot.db import transaction
 from bot.incidents import service, timeline
 from bot.models import OutboxItem, TimelineEvent
 from bot.runtime import Runtime
+from tests.alerts.payloads import am_alert, am_payload
+from tests.alerts.test_writer import note
 
 
 @pytest.fixture
@@ -148,3 +151,16 @@ def test_an_effect_queued_with_a_condition_goes_in_only_if_it_holds(runtime, inc
         no = changes.effect(_effect("no", incident_id), only_if=lambda: False)
     assert yes.new() and not no.new()
     assert [row.payload.get("text") for row in _outbox(runtime, incident_id)][-2:] == [None, "yes"]  # the room, then it
+
+
+def test_the_intake_and_a_service_in_one_transaction_write_one_history_in_order(runtime):
+    """The intake appends to the transaction's change set like any service: what a service does
+    after it in the same transaction comes after it, and an echo line right after its event."""
+    with transaction(runtime.engine) as session:
+        opened = ingest(session, note(am_payload([am_alert("a")], group="one-history")), runtime.intake_rules)
+        assert opened.incident_id is not None
+        service.acknowledge(session, service.get(session, opened.incident_id), actor="U0PRIYA")
+    events = {e.id: e.kind for e in sorted(_timeline(runtime, opened.incident_id), key=lambda e: e.id)}
+    assert list(events.values()) == ["opened", "alert_fired", "acknowledged"]
+    assert [(row.kind, events.get(row.payload.get("event_id"))) for row in _outbox(runtime, opened.incident_id)] == [
+        ("slack.room", None), ("slack.line", "acknowledged"), ("slack.card", None)]
