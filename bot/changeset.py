@@ -92,7 +92,7 @@ class QueuedEffect:
         if self.owner is not None:
             self.owner.flush_now()
         if not self._written:
-            raise NotFlushed(f"the {self.effect.kind} effect was dropped with its transaction")
+            raise NotFlushed("the effect was dropped with its transaction")
         if self._sent is None:
             return False
         key = self.effect.key

@@ -234,11 +234,11 @@ class _Batch:
         if previous is not None:
             text += f" (re-fired after incident #{previous.id} ended)"
             self.changeset.event(previous.id, "refired", f"The alert group fired again as incident #{incident.id}",
-                            actor=note.source, at=now)
+                               actor=note.source, at=now)
         self.changeset.event(incident.id, "opened", text, actor=note.source, at=now)
         for change in changes.changes_before(self.session, service_name, now)[:MAX_CHANGES_SHOWN]:
             self.changeset.event(incident.id, "change", f"Change: {change.line(now)}", actor=change.actor or change.source,
-                            at=change.at)
+                               at=change.at)
         # `service.open_room` without its ORM object, the traces linked with the batch's writes.
         service.queue_room(self.changeset, incident.id,
                            traces_linked=self.writes.link_traces(incident.id, service_name, opened_at=now))
@@ -269,7 +269,7 @@ class _Batch:
                 resolved += 1
                 # An earlier episode's row belongs to its own incident, and so does the line.
                 self.changeset.event(row.incident_id or incident.id, "alert_resolved", f"Alert resolved: {_describe(alert)}",
-                                actor=note.source, at=row.ends_at, data={"fingerprint": alert.fingerprint})
+                                   actor=note.source, at=row.ends_at, data={"fingerprint": alert.fingerprint})
             if changed:
                 self.writes.change_alert(row, now)
             else:
@@ -287,8 +287,8 @@ class _Batch:
                 added.append(severity)
             verb = "fired" if alert.status == "firing" else "resolved"
             self.changeset.event(incident.id, f"alert_{verb}", f"Alert {verb}: {_describe(alert)}", actor=note.source,
-                            at=alert.starts_at if verb == "fired" else (alert.ends_at or now),
-                            data={"fingerprint": alert.fingerprint})
+                               at=alert.starts_at if verb == "fired" else (alert.ends_at or now),
+                               data={"fingerprint": alert.fingerprint})
         return added, resolved
 
     def _resolve(self, incident: IncidentState, note: Notification, now: datetime) -> None:
