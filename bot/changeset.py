@@ -12,8 +12,10 @@ outbox rows (sent, not waited for, inside a pipeline). It is flushed
   written before it;
 * when a caller asks what became of a row it queued (`QueuedEvent.id`, `QueuedEffect.new`), or
   calls `flush`: the alert intake flushes inside its own pipeline, with its other writes;
-* by the readers of the two tables (`timeline.events`, `outbox.claim`, …), so a transaction sees
-  what it queued.
+* before the session runs a statement that reads or changes the timeline or the outbox
+  (SQLAlchemy's ``do_orm_execute``), so a transaction sees what it queued, as the ORM's
+  autoflush would show it. Statements on other tables (the intake's reads in the middle of a
+  batch) leave it queued.
 
 A transaction that ends without a commit (rolled back, closed) drops what it queued.
 
@@ -35,14 +37,16 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.sql.util import find_tables
 
 from bot import outbox
-from bot.models import TimelineEvent
+from bot.models import OutboxItem, TimelineEvent
 from bot.statements import Later, Statements
 
 _EVENT = TimelineEvent.__table__  # type: ignore[attr-defined]
 _SESSION_KEY = "warroom.changeset"
+_WRITTEN_HERE = frozenset({_EVENT.name, OutboxItem.__table__.name})  # type: ignore[attr-defined]
 
 
 class NotFlushed(RuntimeError):
@@ -230,6 +234,13 @@ def _drop(session: Session) -> None:
 @event.listens_for(Session, "before_flush")
 def _before_orm_flush(session: Session, _context: Any, _instances: Any) -> None:
     flush(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _before_statement(state: ORMExecuteState) -> None:
+    if state.session.info.get(_SESSION_KEY) and _WRITTEN_HERE & {t.name for t in find_tables(state.statement,
+                                                                                                include_crud=True)}:
+        flush(state.session)
 
 
 @event.listens_for(Session, "before_commit")

@@ -85,7 +85,6 @@ def send_many(sql: Statements, effects: Sequence[Effect]) -> Later:
 
 def claim(session: Session, *, limit: int = 1, now: datetime | None = None, owner: str | None = None) -> list[OutboxItem]:
     """Take due rows for ``owner`` (a worker); expired claims (a crashed worker) are due again."""
-    changeset.flush(session)  # what this transaction queued is claimable too
     now = now or utcnow()
     earlier = aliased(OutboxItem)
     blocked_by_older = exists().where(and_(
@@ -161,7 +160,6 @@ def retry_failed(session: Session, incident_id: int | None = None) -> int:
 
 def pending_count(session: Session) -> int:
     from sqlalchemy import func
-    changeset.flush(session)
     return session.execute(select(func.count()).select_from(OutboxItem).where(OutboxItem.status.in_(ACTIVE))).scalar_one()
 
 
@@ -169,7 +167,6 @@ def due_count(session: Session, now: datetime | None = None) -> int:
     """Rows being performed, due now, or waiting to be retried; rows queued for later and not yet
     tried (a guard's next look, the next failing-traces post) are not work waiting."""
     from sqlalchemy import func
-    changeset.flush(session)
     waiting = (OutboxItem.next_attempt_at <= (now or utcnow())) | (OutboxItem.attempts > 0)
     due = (OutboxItem.status == "running") | ((OutboxItem.status == "pending") & waiting)
     return session.execute(select(func.count()).select_from(OutboxItem).where(due)).scalar_one()

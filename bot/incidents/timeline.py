@@ -28,13 +28,11 @@ def record(session: Session, incident: Incident, kind: str, text: str, *, actor:
 
 
 def remove(session: Session, dedupe_key: str) -> bool:
-    changeset.flush(session)
     result = session.execute(delete(TimelineEvent).where(TimelineEvent.dedupe_key == dedupe_key))
     return bool(result.rowcount)
 
 
 def events(session: Session, incident_id: int, *, limit: int | None = None, newest_first: bool = False) -> list[TimelineEvent]:
-    changeset.flush(session)  # the transaction's own events too
     order = TimelineEvent.at.desc() if newest_first else TimelineEvent.at
     stmt = select(TimelineEvent).where(TimelineEvent.incident_id == incident_id).order_by(order, TimelineEvent.id)
     if limit:

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from bot import changeset, outbox
 from bot.alerts.intake import ingest
+from bot.alerts.writer import ingest_batch
 from bot.clock import utcnow
 from bot.db import transaction
 from bot.incidents import service, timeline
@@ -164,3 +165,31 @@ def test_the_intake_and_a_service_in_one_transaction_write_one_history_in_order(
     assert list(events.values()) == ["opened", "alert_fired", "acknowledged"]
     assert [(row.kind, events.get(row.payload.get("event_id"))) for row in _outbox(runtime, opened.incident_id)] == [
         ("slack.room", None), ("slack.line", "acknowledged"), ("slack.card", None)]
+
+
+def test_a_transaction_reads_what_it_queued_through_any_query(runtime, incident_id):
+    with transaction(runtime.engine) as session:
+        outbox.enqueue(session, "slack.message", {"incident_id": incident_id, "text": "mine"}, incident_id=incident_id)
+        texts = session.execute(select(OutboxItem.payload).where(OutboxItem.incident_id == incident_id)).scalars()
+        assert [payload.get("text") for payload in texts][-1] == "mine"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # statements counted through SQLAlchemy
+def test_a_batch_of_notifications_writes_its_timeline_and_outbox_rows_with_one_insert_each(runtime):
+    """The intake's reads in the middle of a batch (the service's recent changes for a new
+    incident) leave the change set queued: one INSERT per table for the whole batch."""
+    from sqlalchemy import event
+
+    inserts: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args):  # noqa: ANN001, ANN202
+        if statement.startswith("INSERT INTO"):
+            inserts.append(statement.split()[2])
+
+    event.listen(runtime.engine, "before_cursor_execute", count)
+    try:
+        ingest_batch(runtime, [note(am_payload([am_alert("a")], group=f"batch-{i}")) for i in range(4)]
+                     + [note(am_payload([am_alert("a"), am_alert("b")], group="batch-0"))])
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", count)
+    assert inserts.count("timeline_event") == 1 and inserts.count("outbox") == 1, inserts
