@@ -46,7 +46,7 @@ from bot.statements import Later, Statements
 
 _EVENT = TimelineEvent.__table__  # type: ignore[attr-defined]
 _SESSION_KEY = "warroom.changeset"
-_WRITTEN_HERE = frozenset({_EVENT.name, OutboxItem.__table__.name})  # type: ignore[attr-defined]
+_QUEUED_TABLES = frozenset({_EVENT.name, OutboxItem.__table__.name})  # type: ignore[attr-defined]
 
 
 class NotFlushed(RuntimeError):
@@ -238,9 +238,12 @@ def _before_orm_flush(session: Session, _context: Any, _instances: Any) -> None:
 
 @event.listens_for(Session, "do_orm_execute")
 def _before_statement(state: ORMExecuteState) -> None:
-    if state.session.info.get(_SESSION_KEY) and _WRITTEN_HERE & {t.name for t in find_tables(state.statement,
-                                                                                                include_crud=True)}:
+    if state.session.info.get(_SESSION_KEY) and _on_queued_tables(state.statement):
         flush(state.session)
+
+
+def _on_queued_tables(statement: Any) -> bool:
+    return any(table.name in _QUEUED_TABLES for table in find_tables(statement, include_crud=True))
 
 
 @event.listens_for(Session, "before_commit")
