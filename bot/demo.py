@@ -109,9 +109,9 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
              keep: bool = False, otlp: str | None = None) -> None:
     """``otlp`` ("protobuf" or "json"): the service exports OpenTelemetry traces only, ships v42 once
     warroom has its v41 history (`bot.demo_otlp`), and warroom's watcher raises the incidents."""
-    from bot.emulator import Emulator
     from bot.compose import compose
     from bot.db import upgrade
+    from bot.emulator import Emulator
     from bot.logs import configure
     from bot.web import create_app
     from examples.llm_service import create_app as service_app

@@ -1,9 +1,11 @@
 """Durable side effects: queued with the state change, performed by the worker, never lost.
 
 A row is written in the same transaction as the change that needs it, keyed so the same effect
-is never queued twice; several effects can go in one INSERT (`enqueue_many`), numbered in list
-order. A row holds a typed effect (`bot.effects`): its kind, and its fields as the payload. Workers claim due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's single writer
-lock serialises claims), perform them and mark them done. Rows of one incident run in order: a
+is never queued twice: it is queued in the transaction's change set (`bot.changeset`), whose
+rows go in with one INSERT (`send_many`), numbered in the order they were queued. A row holds a
+typed effect (`bot.effects`): its kind, and its fields as the payload. Workers claim
+due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's single writer lock serialises
+claims), perform them and mark them done. Rows of one incident run in order: a
 row is not claimable while an older row (lower id) of its incident is pending or running. A
 failure backs off exponentially and, after ``MAX_ATTEMPTS``, stays ``failed`` and visible.
 """
@@ -14,17 +16,21 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
+from bot import changeset
 from bot.clock import utcnow
 from bot.db import affected_rows
 from bot.effects import Effect
 from bot.models import OutboxItem
 from bot.statements import Later, Statements
+
+if TYPE_CHECKING:
+    from bot.changeset import QueuedEffect
 
 MAX_ATTEMPTS = 8
 # A lease is renewed every third of this while its row runs, so it only runs out when the
@@ -48,23 +54,24 @@ class Queued:
 
 
 def enqueue(session: Session, effect: Effect, *, key: str | None = None, incident_id: int | None = None,
-            delay: float = 0.0) -> bool:
-    """Queue an effect; ``False`` when one with this key was queued before (so: not again)."""
-    return enqueue_many(session, [Queued(effect, key, incident_id, delay)]) == 1
+            delay: float = 0.0) -> QueuedEffect:
+    """Queue an effect in the transaction's change set (`bot.changeset`); ``.new()`` on what it
+    returns tells whether it went in (``False``: one with this key was queued before)."""
+    return changeset.of(session).effect(Queued(effect, key, incident_id, delay))
 
 
-def enqueue_many(session: Session, effects: Sequence[Queued]) -> int:
-    """Queue effects in one INSERT … ON CONFLICT DO NOTHING, in list order; how many were new.
-
-    The rows get ascending ids in list order (both databases number a multi-row INSERT in VALUES
-    order), which is the order the worker performs an incident's rows in.
-    """
-    return len(send_many(Statements(session.connection()), effects).rows())
+def enqueue_many(session: Session, effects: Sequence[Queued]) -> None:
+    """Queue effects in the transaction's change set, in list order: the order the worker performs
+    an incident's rows in."""
+    changes = changeset.of(session)
+    for effect in effects:
+        changes.effect(effect)
 
 
 def send_many(sql: Statements, effects: Sequence[Queued]) -> Later:
-    """`enqueue_many`'s INSERT, on ``sql`` (inside its pipeline: sent, not waited for); the rows
-    it inserted."""
+    """The change set's INSERT … ON CONFLICT (dedupe_key) DO NOTHING of ``effects``, in list order
+    (both databases number a multi-row INSERT in VALUES order), on ``sql`` (inside its pipeline:
+    sent, not waited for); the rows it inserted (``id``, ``dedupe_key``)."""
     now = utcnow()
     rows = [{
         "kind": queued.effect.kind,
@@ -76,7 +83,7 @@ def send_many(sql: Statements, effects: Sequence[Queued]) -> Later:
         "next_attempt_at": now + timedelta(seconds=queued.delay),
         "created_at": now,
     } for queued in effects]
-    return sql.insert_rows(_OUTBOX, rows, conflict=("dedupe_key",))
+    return sql.insert_rows(_OUTBOX, rows, conflict=("dedupe_key",), returning=("id", "dedupe_key"))
 
 
 def claim(session: Session, *, limit: int = 1, now: datetime | None = None,

@@ -220,7 +220,7 @@ def close_resolved(engine: Engine, settings: Settings, now: datetime) -> int:
 def _remind(session: Session, incident: Incident, *, key: str, text_: str, mention: Mention, level: int,
             rule: str, now: datetime) -> int:
     reminder = PostReminder(incident_id=incident.id, text=text_, mention=mention, level=level)
-    if not outbox.enqueue(session, reminder, key=key, incident_id=incident.id):
+    if not outbox.enqueue(session, reminder, key=key, incident_id=incident.id).new():
         return 0  # this period's reminder was queued before (by this process or another)
     timeline.record(session, incident, "reminder", text_, actor=ACTOR, at=now,
                     data={"rule": rule, "level": level, "mention": mention}, dedupe_key=key)

@@ -109,7 +109,8 @@ class Statements:
 
         Rows must name every column they mean to set: on PostgreSQL a column left out gets NULL or
         its server default, never the model's Python-side default (SQLAlchemy applies those only to
-        the VALUES form). `bot.db.insert_or_ignore` keeps SQLAlchemy's statement for single rows.
+        the VALUES form); tests/incidents/test_raw_insert_defaults.py fails when a model gains one that a raw
+        insert leaves out. `bot.db.insert_or_ignore` keeps SQLAlchemy's statement for single rows.
         """
         if not rows:
             return Later([])

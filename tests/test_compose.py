@@ -12,7 +12,8 @@ import pytest
 from bot.compose import Warroom, compose
 from bot.web import create_app
 from tests.alerts.payloads import am_alert, am_payload
-from tests.conftest import ROOT, Warroom as Client, make_settings
+from tests.conftest import ROOT, make_settings
+from tests.conftest import Warroom as Client
 from tests.support import ServerThread
 
 ORDER_ID = "ACME-123456"  # a site's own identifier: only the warroom told so redacts it

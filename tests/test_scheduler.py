@@ -18,10 +18,10 @@ from sqlalchemy.engine import Engine
 
 from bot import reminders, scheduler
 from bot.clock import utcnow
+from bot.compose import Warroom, Watch, compose
 from bot.config import Settings
 from bot.db import is_postgres, make_engine, transaction
 from bot.models import Alert, Incident, OutboxItem, TimelineEvent, Trace
-from bot.compose import Warroom, Watch, compose
 from tests.conftest import ROOT
 from tests.support import wait_for
 

@@ -44,7 +44,8 @@ from bot.incidents import service as incidents
 from bot.models import ActionRun, Incident, saved_id
 from bot.permissions import Actor
 from bot.redact import Redactor
-from bot.said import Said, said, who as part_for
+from bot.said import Said, said
+from bot.said import who as part_for
 
 log = logging.getLogger(__name__)
 

@@ -35,12 +35,12 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from bot import changes, outbox
+from bot import changes, changeset, outbox
 from bot.alerts.normalize import NormalAlert, Notification
 from bot.alerts.severity import severity_from_labels, worst
-from bot.alerts.store import AlertKey, AlertStore, EventBatch, GroupState, IncidentState, KnownAlert, PendingWrites
+from bot.alerts.store import AlertKey, AlertStore, GroupState, IncidentState, KnownAlert, PendingWrites
 from bot.clock import as_utc, utcnow
-from bot.effects import PostNotice, RefreshCard
+from bot.effects import PostNotice
 from bot.incidents import lifecycle, service
 from bot.models import Alert, Incident
 
@@ -95,9 +95,10 @@ def ingest_many(session: Session, notes: list[Notification], rules: IntakeRules,
 
     The result is the one a transaction per notification, in this order, would give: a group's
     state is read once, under its lock, and each notification applies to it as the ones before
-    left it. Rows are written at the end, a statement for each kind (`PendingWrites`,
-    `EventBatch`); a resolve writes what came before it first, since `service.resolve` goes
-    through the ORM.
+    left it. Rows are written at the end, a statement for each kind (`PendingWrites`, and the
+    timeline and outbox rows through the transaction's change set, `bot.changeset`, which
+    `service.resolve` appends to as well); a resolve writes the batch's rows so far first, since
+    it loads the incident through the ORM.
     """
     if not notes:
         return []
@@ -123,7 +124,7 @@ class _Batch:
     def __init__(self, session: Session, store: AlertStore, rules: IntakeRules) -> None:
         self.session, self.store, self.rules = session, store, rules
         self.writes = PendingWrites()
-        self.events = EventBatch()
+        self.changeset = changeset.of(session)
 
     def flush(self, commit: bool = False) -> None:
         # One pipeline: on PostgreSQL the writes wait for nothing but the events' ids (the echo
@@ -131,7 +132,7 @@ class _Batch:
         # and the COMMIT goes in the second.
         with self.store.sql.pipeline():
             adopt_alert_ids = self.writes.flush(self.store.sql)
-            self.events.flush(self.store.sql)
+            changeset.flush(self.session, self.store.sql)
             if commit:
                 self.session.commit()
         adopt_alert_ids()
@@ -145,7 +146,7 @@ class _Batch:
         text = f"Test notification received from {source}{receiver}: {len(note.alerts)} alert(s), no incident opened."
         starts = ",".join(sorted({a.starts_at.isoformat() for a in note.alerts}))
         key = "test:" + hashlib.sha256(f"{note.group_key_hash}:{starts}".encode()).hexdigest()
-        self.events.queue(outbox.Queued(PostNotice(text=text), key=key))
+        self.changeset.effect(outbox.Queued(PostNotice(text=text), key=key))
         return IngestResult("test", None)
 
     def ingest(self, group: GroupState, note: Notification, now: datetime) -> IngestResult:
@@ -159,7 +160,7 @@ class _Batch:
             incident = self._open(group, note, now, previous=current)
             added, resolved = self._apply_alerts(group, incident, note, now)
             if any(a.monitoring_gap for a in note.alerts):  # set on the new row by _open
-                self.events.add(incident.id, "monitoring_gap", MONITORING_GAP_TEXT, actor=note.source, at=now)
+                self.changeset.event(incident.id, "monitoring_gap", MONITORING_GAP_TEXT, actor=note.source, at=now)
             if note.truncated:
                 self._cannot_self_resolve(incident.id, note, now)
             return IngestResult("opened", incident.id, len(added), resolved)
@@ -181,15 +182,15 @@ class _Batch:
             values["alerts_unlisted"] = incident.alerts_unlisted = note.truncated
         if any(a.monitoring_gap for a in note.alerts) and not incident.monitoring_gap:
             values["monitoring_gap"] = incident.monitoring_gap = True
-            self.events.add(incident.id, "monitoring_gap", MONITORING_GAP_TEXT, actor=note.source, at=now, echo=True)
+            self.changeset.event(incident.id, "monitoring_gap", MONITORING_GAP_TEXT, actor=note.source, at=now, echo=True)
         if added or resolved:
             if worst(added, incident.severity) < incident.severity:
                 values["severity"] = incident.severity = worst(added, incident.severity)
             values["updated_at"] = utcnow()
             summary = _change_summary(len(added), resolved, incident, note.truncated)
-            self.events.add(incident.id, "alerts_changed", summary, actor=note.source, at=now, echo=True)
+            self.changeset.event(incident.id, "alerts_changed", summary, actor=note.source, at=now, echo=True)
             # `service.refresh_card` without its ORM object (updated_at is set above), after the events' lines.
-            self.events.queue(outbox.Queued(RefreshCard(incident_id=incident.id), incident_id=incident.id))
+            self.changeset.effect(service.card_effect(incident.id))
         self.writes.update_incident(incident.id, values)
 
     def _cannot_self_resolve(self, incident_id: int, note: Notification, now: datetime) -> None:
@@ -199,7 +200,7 @@ class _Batch:
             return
         text = CANNOT_SELF_RESOLVE_TEXT.format(source=_SOURCE_NAMES[note.source],
                                                unlisted=note.truncated, remedy=_REMEDY[note.source])
-        self.events.add(incident_id, CANNOT_SELF_RESOLVE, text, actor=note.source, at=now, echo=True)
+        self.changeset.event(incident_id, CANNOT_SELF_RESOLVE, text, actor=note.source, at=now, echo=True)
 
     def _resolve_known_quietly(self, group: GroupState, note: Notification, now: datetime) -> None:
         for alert in note.alerts:
@@ -235,20 +236,18 @@ class _Batch:
         text = f"Incident opened from {note.source}: {title}"
         if previous is not None:
             text += f" (re-fired after incident #{previous.id} ended)"
-            self.events.add(previous.id, "refired", f"The alert group fired again as incident #{incident.id}",
-                            actor=note.source, at=now)
-        self.events.add(incident.id, "opened", text, actor=note.source, at=now)
+            self.changeset.event(previous.id, "refired", f"The alert group fired again as incident #{incident.id}",
+                               actor=note.source, at=now)
+        self.changeset.event(incident.id, "opened", text, actor=note.source, at=now)
         for change in changes.changes_before(self.session, service_name, now)[:MAX_CHANGES_SHOWN]:
-            self.events.add(incident.id, "change", f"Change: {change.line(now)}", actor=change.actor or change.source,
-                            at=change.at)
-        # `service.open_room` without its ORM object or a round trip of its own: the room's rows
-        # come first among the new incident's, the failing traces' only if there are any.
-        self.events.queue(service.room_effect(incident.id))
-        self.events.queue(service.traces_effect(incident.id),
-                          only_if=self.writes.link_traces(incident.id, service_name, opened_at=now))
+            self.changeset.event(incident.id, "change", f"Change: {change.line(now)}", actor=change.actor or change.source,
+                               at=change.at)
+        # `service.open_room` without its ORM object, the traces linked with the batch's writes.
+        service.queue_room(self.changeset, incident.id,
+                           traces_linked=self.writes.link_traces(incident.id, service_name, opened_at=now))
         if rules.automatic is not None and rules.automatic(runbook_id):
             from bot.automation.service import consider_effect
-            self.events.queue(consider_effect(incident.id))
+            self.changeset.effect(consider_effect(incident.id))
         return incident
 
     def _apply_alerts(self, group: GroupState, incident: IncidentState, note: Notification,
@@ -272,8 +271,8 @@ class _Batch:
                 group.recount(row, was="firing")
                 resolved += 1
                 # An earlier episode's row belongs to its own incident, and so does the line.
-                self.events.add(row.incident_id or incident.id, "alert_resolved", f"Alert resolved: {_describe(alert)}",
-                                actor=note.source, at=row.ends_at, data={"fingerprint": alert.fingerprint})
+                self.changeset.event(row.incident_id or incident.id, "alert_resolved", f"Alert resolved: {_describe(alert)}",
+                                   actor=note.source, at=row.ends_at, data={"fingerprint": alert.fingerprint})
             if changed:
                 self.writes.change_alert(row, now)
             else:
@@ -290,9 +289,9 @@ class _Batch:
             if alert.status == "firing":
                 added.append(severity)
             verb = "fired" if alert.status == "firing" else "resolved"
-            self.events.add(incident.id, f"alert_{verb}", f"Alert {verb}: {_describe(alert)}", actor=note.source,
-                            at=alert.starts_at if verb == "fired" else (alert.ends_at or now),
-                            data={"fingerprint": alert.fingerprint})
+            self.changeset.event(incident.id, f"alert_{verb}", f"Alert {verb}: {_describe(alert)}", actor=note.source,
+                               at=alert.starts_at if verb == "fired" else (alert.ends_at or now),
+                               data={"fingerprint": alert.fingerprint})
         return added, resolved
 
     def _resolve(self, incident: IncidentState, note: Notification, now: datetime) -> None:

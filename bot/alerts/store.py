@@ -5,8 +5,9 @@ statements run by `bot.statements` (on PostgreSQL: straight on psycopg, several 
 instead of ORM objects, and a whole batch (`bot.alerts.writer` groups what arrives while a
 transaction commits) shares its statements: one upsert locks (or creates) every group of the
 batch, one SELECT reads what the intake needs of them, and the batch's changes go in at its end
-(`PendingWrites`, `EventBatch`), one statement per kind of row, sent together with the trace
-links of the incidents it opened. Only opening an incident costs a round trip of its own: its
+(`PendingWrites`, and the timeline and outbox rows through the transaction's change set,
+`bot.changeset`), one statement per kind of row, sent together with the trace links of the
+incidents it opened. Only opening an incident costs a round trip of its own: its
 INSERT, for its id.
 
 Identity: the group rows are locked by ``INSERT … ON CONFLICT (group_key_hash) DO UPDATE``, which
@@ -33,11 +34,10 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql import ColumnElement
 from sqlmodel import Session
 
-from bot import outbox, traces
+from bot import traces
 from bot.alerts.normalize import Notification
 from bot.clock import as_utc
-from bot.effects import PostLine
-from bot.models import Alert, AlertGroup, Incident, TimelineEvent
+from bot.models import Alert, AlertGroup, Incident
 from bot.statements import Later, Statements
 
 AlertKey = tuple[str, datetime]  # (fingerprint, startsAt): one episode of an alert within its group
@@ -47,7 +47,6 @@ LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 
 _GROUP = AlertGroup.__table__  # type: ignore[attr-defined]
 _ALERT = Alert.__table__  # type: ignore[attr-defined]
-_EVENT = TimelineEvent.__table__  # type: ignore[attr-defined]
 _INCIDENT = Incident.__table__  # type: ignore[attr-defined]
 
 
@@ -298,81 +297,3 @@ class PendingWrites:
                 alert.id, alert.pending = ids[(row["group_id"], row["fingerprint"], as_utc(row["starts_at"]))], None
 
         return adopt_ids
-
-
-@dataclass(slots=True)
-class _Conditional:
-    effect: outbox.Queued
-    only_if: Callable[[], bool]
-
-
-@dataclass(slots=True)
-class _Event:
-    incident_id: int
-    kind: str
-    text: str
-    actor: str | None
-    at: datetime
-    data: dict[str, Any]
-    echo: bool
-
-
-class EventBatch:
-    """Timeline events and outbox effects of one or more notifications, written together by `flush`.
-
-    The same rows as `bot.incidents.timeline.record` and `bot.outbox.enqueue` (an echoed event
-    queues a ``slack.line`` keyed ``line:<event id>``), but one INSERT for all the events and one
-    for all the outbox rows instead of an ORM flush or an INSERT each. Outbox rows go in in the
-    order they were added (an echo line where its event was added), so an incident's rows keep
-    the order in which its changes happened. Flush before anything writes an incident's timeline
-    or outbox rows another way (`bot.incidents.service`), so that those come after these.
-    """
-
-    def __init__(self) -> None:
-        self._items: list[_Event | outbox.Queued | _Conditional] = []
-
-    def add(self, incident_id: int, kind: str, text: str, *, actor: str | None, at: datetime,
-            data: dict[str, Any] | None = None, echo: bool = False) -> None:
-        self._items.append(_Event(incident_id, kind, text, actor, at, data or {}, echo))
-
-    def queue(self, effect: outbox.Queued, only_if: Callable[[], bool] | None = None) -> None:
-        """Queue an outbox row after the events and effects added so far; with ``only_if``, only
-        if that says so once the batch's writes have been sent (`PendingWrites.link_traces`)."""
-        self._items.append(effect if only_if is None else _Conditional(effect, only_if))
-
-    def flush(self, sql: Statements) -> None:
-        """Insert the events (waiting for their ids), then send the outbox rows (inside ``sql``'s
-        pipeline: without waiting for them)."""
-        items, self._items = self._items, []
-        events = [item for item in items if isinstance(item, _Event)]
-        event_ids = iter(self._insert_events(sql, events))
-        effects: list[outbox.Queued] = []
-        for item in items:
-            if isinstance(item, outbox.Queued):
-                effects.append(item)
-                continue
-            if isinstance(item, _Conditional):
-                if item.only_if():  # answered by now: the events' INSERT waited for the writes before it
-                    effects.append(item.effect)
-                continue
-            event_id = next(event_ids)
-            if item.echo:
-                effects.append(outbox.Queued(PostLine(incident_id=item.incident_id, event_id=event_id),
-                                             key=f"line:{event_id}", incident_id=item.incident_id))
-        outbox.send_many(sql, effects)
-
-    @staticmethod
-    def _insert_events(sql: Statements, events: list[_Event]) -> list[int]:
-        """The events' ids, in list order."""
-        if not events:
-            return []
-        rows = sql.insert_rows(_EVENT, [{
-            "incident_id": e.incident_id, "at": e.at, "kind": e.kind, "actor": e.actor, "text": e.text, "data": e.data,
-        } for e in events], returning=("id", "kind")).rows()
-        # Ids are handed out in VALUES order on both databases (the order RETURNING gives is not
-        # promised), so the sorted ids pair up with the events; the kind is checked all the same.
-        rows.sort(key=lambda r: r.id)
-        for event, row in zip(events, rows, strict=True):
-            if row.kind != event.kind:
-                raise RuntimeError(f"timeline batch out of order: {row.kind} for {event.kind}")
-        return [row.id for row in rows]

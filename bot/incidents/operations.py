@@ -22,10 +22,10 @@ from bot.effects import OpenRoom, PostMessage
 from bot.eval_suite import SuiteCase, collect_incident, incident_case_counts, suite_cases
 from bot.incidents import service, timeline
 from bot.models import Followup, Incident, TimelineEvent
-from bot.redact import Redactor
-from bot.said import Person, said
 from bot.people import Names
 from bot.postmortem.store import current_text, generate
+from bot.redact import Redactor
+from bot.said import Person, said
 from bot.slo.spec import SLO
 
 # --- reading -------------------------------------------------------------------------------
@@ -178,7 +178,7 @@ def pin(engine: Engine, incident_id: int, *, text: str, at: datetime, channel: s
         incident = service.get(session, incident_id)
         recorded = timeline.record(session, incident, "pinned", text, actor=pinner or author, at=at,
                                    dedupe_key=pin_key(channel, ts),
-                                   data={"channel": channel, "ts": ts, "pinned_by": pinner, "author": author})
+                                   data={"channel": channel, "ts": ts, "pinned_by": pinner, "author": author}).id()
         return recorded is not None
 
 

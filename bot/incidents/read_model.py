@@ -17,7 +17,6 @@ from sqlmodel import col
 from bot import traces
 from bot.clock import utcnow
 from bot.db import transaction
-from bot.people import Names
 from bot.incidents import metrics, service, timeline
 from bot.incidents.burn_chart import BurnChart, Moments, burn_chart
 from bot.models import (
@@ -29,6 +28,7 @@ from bot.models import (
     TimelineEvent,
     Trace,
 )
+from bot.people import Names
 from bot.postmortem import store
 from bot.postmortem.assemble import incident_ref
 

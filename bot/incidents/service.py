@@ -7,13 +7,14 @@ Nothing here knows about Slack: the worker turns outbox rows into Web API calls.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from bot import outbox
+from bot import changeset, outbox
 from bot.clock import as_utc, utcnow
 from bot.effects import ActionCard, ArchiveChannel, OpenRoom, PostFailingTraces, PostmortemDue, RefreshCard
 from bot.errors import InvalidTransition, NotFound, UserError
@@ -69,8 +70,14 @@ def alert_counts(session: Session, incident_id: int) -> dict[str, int]:
 
 def refresh_card(session: Session, incident: Incident) -> None:
     """Queue a re-render of the incident card (and the announcement) from current state."""
+    assert incident.id is not None
     incident.updated_at = utcnow()
-    outbox.enqueue(session, RefreshCard(incident_id=incident.id), incident_id=incident.id)
+    outbox.enqueue_many(session, [card_effect(incident.id)])
+
+
+def card_effect(incident_id: int) -> outbox.Queued:
+    """The outbox row that re-renders the incident's card (and its announcement)."""
+    return outbox.Queued(RefreshCard(incident_id=incident_id), incident_id=incident_id)
 
 
 def declare(session: Session, *, title: str, severity: int, actor: str, service: str | None = None,
@@ -92,17 +99,20 @@ def declare(session: Session, *, title: str, severity: int, actor: str, service:
 
 
 def open_room(session: Session, incident: Incident) -> None:
-    """Queue the room set-up, and bring in the failing traces seen just before the incident.
-
-    The alert intake does the same for the incidents it opens without the ORM, with the rest of
-    its batch's rows (`bot.alerts.intake`)."""
+    """Queue the room set-up, and bring in the failing traces seen just before the incident."""
     from bot import traces
 
     assert incident.id is not None
-    effects = [room_effect(incident.id)]
-    if traces.link_failing_traces(session, incident):
-        effects.append(traces_effect(incident.id))
-    outbox.enqueue_many(session, effects)  # one INSERT, the room first
+    linked = traces.link_failing_traces(session, incident)
+    queue_room(changeset.of(session), incident.id, traces_linked=lambda: linked > 0)
+
+
+def queue_room(changes: changeset.ChangeSet, incident_id: int, *, traces_linked: Callable[[], bool]) -> None:
+    """The room's rows of a new incident: its set-up first, then its failing traces, if
+    ``traces_linked`` says any were linked once the writes before it are answered (the alert
+    intake links them with its batch's writes, `bot.alerts.store.PendingWrites.link_traces`)."""
+    changes.effect(room_effect(incident_id))
+    changes.effect(traces_effect(incident_id), only_if=traces_linked)
 
 
 def room_effect(incident_id: int) -> outbox.Queued:

@@ -8,42 +8,27 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlmodel import Session, col
 
-from bot import outbox
+from bot import changeset
+from bot.changeset import QueuedEvent
 from bot.clock import utcnow
-from bot.db import affected_rows, insert_or_ignore
-from bot.effects import PostLine
+from bot.db import affected_rows
 from bot.models import Incident, TimelineEvent
 from bot.said import Said, as_row
 
 
 def record(session: Session, incident: Incident, kind: str, text: str | Said, *, actor: str | None = None,
            at: datetime | None = None, data: dict[str, Any] | None = None, dedupe_key: str | None = None,
-           echo: bool = False) -> int | None:
-    """Add an event; returns its id, or None when ``dedupe_key`` was recorded before.
+           echo: bool = False) -> QueuedEvent:
+    """Add an event to the transaction's change set (`bot.changeset`); ``.id()`` on what it returns
+    gives its id, or None when ``dedupe_key`` was recorded before.
 
     ``echo`` also posts the text as a short line in the incident channel (state changes).
     A `Said` names people as parts: stored as plain text and their offsets (`bot.said`).
     """
     assert incident.id is not None
     text, data = as_row(text, data)
-    event_id = insert_or_ignore(session, TimelineEvent, {
-        "incident_id": incident.id, "at": at or utcnow(), "kind": kind, "actor": actor,
-        "text": text, "data": data or {}, "dedupe_key": dedupe_key,
-    }, ["dedupe_key"]) if dedupe_key else _insert(session, incident.id, kind, text, actor, at, data)
-    if event_id is not None and echo:
-        outbox.enqueue(session, PostLine(incident_id=incident.id, event_id=event_id),
-                       key=f"line:{event_id}", incident_id=incident.id)
-    return event_id
-
-
-def _insert(session: Session, incident_id: int, kind: str, text: str, actor: str | None,
-            at: datetime | None, data: dict[str, Any] | None) -> int:
-    event = TimelineEvent(incident_id=incident_id, at=at or utcnow(), kind=kind, actor=actor, text=text,
-                          data=data or {})
-    session.add(event)
-    session.flush()
-    assert event.id is not None
-    return event.id
+    return changeset.of(session).event(incident.id, kind, text, actor=actor, at=at or utcnow(), data=data,
+                                       echo=echo, dedupe_key=dedupe_key)
 
 
 def remove(session: Session, dedupe_key: str) -> bool:

@@ -7,7 +7,6 @@ it. Nothing here renders; ``bot.postmortem.render`` does that from the returned 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -22,7 +21,7 @@ from bot.clock import as_utc, utcnow
 from bot.errors import NotFound
 from bot.incidents import metrics, service, timeline
 from bot.models import ActionRun, Alert, Bundle, Incident, TimelineEvent, Trace
-from bot.people import Names, named_mentions, person
+from bot.people import Names, display, named_mentions, person, plain_slack_text
 from bot.postmortem.context import (
     MAX_TRACE_EXAMPLES,
     ActionRecord,
@@ -34,11 +33,9 @@ from bot.postmortem.context import (
     TraceExample,
     TraceSummary,
 )
-from bot.said import Said
-from bot.people import Names, display, named_mentions, person, plain_slack_text
-from bot.redact import Redactor
 from bot.postmortem.response import response_facts
 from bot.redact import Redactor
+from bot.said import Said
 from bot.slo.burn import budget_consumed, trace_outcomes
 from bot.slo.spec import SLO
 

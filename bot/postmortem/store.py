@@ -19,10 +19,10 @@ from bot.db import insert_or_ignore
 from bot.incidents import service, timeline
 from bot.models import Postmortem
 from bot.people import Names
-from bot.said import said, who
 from bot.postmortem.assemble import POSTMORTEM_EDIT_KIND, build_context
 from bot.postmortem.render import render_postmortem
 from bot.redact import Redactor
+from bot.said import said, who
 from bot.slo.spec import SLO
 
 API_ACTOR = "api"  # edits through PUT /api/incidents/{id}/postmortem, which takes the bearer token

@@ -24,12 +24,12 @@ from bot.people import Names, display, named_mentions, person
 from bot.postmortem import editor
 from bot.postmortem.assemble import PINNED_KIND
 from bot.redact import Redactor
-from bot.said import Said
 from bot.routes.access import form_of, people_only, person_of, readers_only
 from bot.routes.common import incident_id_of
 from bot.routes.errors import Route, page_style, text_style
 from bot.routes.html import render
 from bot.runtime import Runtime
+from bot.said import Said
 
 
 def _runtime(request: Request) -> Runtime:

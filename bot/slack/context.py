@@ -10,8 +10,8 @@ from typing import Any
 
 from bot import permissions
 from bot.incidents import operations
-from bot.runtime import Runtime
 from bot.redact import Redactor
+from bot.runtime import Runtime
 from bot.slack.client import SlackGateway, redact_readable
 from bot.slack.replies import for_user
 from bot.slack.room import Room

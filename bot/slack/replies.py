@@ -6,7 +6,7 @@ import logging
 
 from bot.errors import ExternalError, UserError, new_error_id
 from bot.said import of_error
-from bot.slack.text import escape_placeholders, mrkdwn
+from bot.slack.text import mrkdwn
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ import yaml
 
 from bot.alerts.reconcile import reconcile_truncated
 from bot.clock import utcnow
+from bot.compose import compose
 from bot.scheduler import JOBS_BY_ID
 from bot.serving import ServerThread, free_port, stop_process, wait_until
-from bot.compose import compose
 from bot.web import create_app
 from tests.conftest import ALERT_TOKEN, Warroom, make_settings
 

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
+from bot.compose import compose
 from bot.emulator import Emulator
 from bot.serving import ServerThread, free_port
 from bot.slo.rules import prometheus_rules
 from bot.slo.spec import load_slos
 from bot.slo.windows import WindowSet
-from bot.compose import compose
 from bot.web import create_app
 from tests.conftest import ALERT_TOKEN, ROOT
 from tests.e2e.promstack import PromStack, wait_until

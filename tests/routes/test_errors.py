@@ -57,8 +57,8 @@ def test_a_database_outage_is_a_503_with_retry_after_on_the_api_and_on_pages(tmp
 
 
 def test_a_bug_is_a_json_500_naming_the_error_id_in_the_log(settings, caplog) -> None:
-    from bot.routes.errors import Route
     from bot.compose import compose
+    from bot.routes.errors import Route
     from bot.web import create_app
     from tests.support import ServerThread
 

@@ -11,11 +11,11 @@ from sqlalchemy import select
 
 from bot import traces
 from bot.clock import as_utc
+from bot.compose import compose
 from bot.db import transaction
 from bot.errors import NotFound, UserError
 from bot.models import Incident, Trace
 from bot.trace_rules import FailureRules
-from bot.compose import compose
 from bot.web import create_app
 from tests.alerts.payloads import am_alert, am_payload
 from tests.conftest import Warroom, make_settings

@@ -14,12 +14,13 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from bot.compose import Warroom as ComposedWarroom
+from bot.compose import compose
 from bot.config import Settings
 from bot.db import transaction
 from bot.emulator import Emulator
 from bot.models import IncidentStep
 from bot.runtime import Runtime
-from bot.compose import Warroom as ComposedWarroom, compose
 from bot.web import create_app
 from tests.conftest import ALERT_TOKEN, READER, SIGNING_SECRET, make_settings
 from tests.support import ServerThread, free_port, wait_for

@@ -21,10 +21,10 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.clock import utcnow
+from bot.compose import compose
 from bot.db import make_engine, transaction
 from bot.emulator import Emulator
 from bot.models import IncidentStep, OutboxItem
-from bot.compose import compose
 from bot.web import create_app
 from tests.alerts.payloads import am_alert, am_payload
 from tests.conftest import ALERT_TOKEN, ROOT, SIGNING_SECRET, _pg_admin, _pg_url

@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import select
 
 from bot import outbox
+from bot.compose import compose
 from bot.db import make_engine
 from bot.emulator import Emulator
 from bot.emulator.state import Channel
-from bot.compose import compose
 from bot.web import create_app
 from bot.worker import Worker
 from tests.alerts.payloads import am_alert, am_payload

@@ -11,13 +11,13 @@ from sqlalchemy import select
 
 from bot import traces
 from bot.clock import as_utc, utcnow
+from bot.compose import compose
 from bot.db import transaction
 from bot.effects import PostLateTraces
 from bot.emulator import Emulator
 from bot.incidents import service
 from bot.models import OutboxItem
 from bot.trace_rules import FailureRules
-from bot.compose import compose
 from bot.web import create_app
 from tests.alerts.payloads import am_alert, am_payload
 from tests.conftest import ALERT_TOKEN

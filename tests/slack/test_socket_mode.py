@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from bot.compose import compose
 from bot.emulator import Emulator
 from bot.serving import ServerThread
-from bot.compose import compose
 from bot.web import create_app
 from tests.alerts.payloads import am_alert, am_payload
 from tests.slack.conftest import INCIDENTS, PRIYA, SlackHarness, reply_text, slack_settings

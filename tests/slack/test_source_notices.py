@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.emulator import Emulator
 from bot.compose import compose
+from bot.emulator import Emulator
 from bot.web import create_app
 from tests.alerts.payloads import am_alert, am_payload, grafana_contact_point_test
 from tests.conftest import ALERT_TOKEN
