@@ -35,7 +35,7 @@ from bot.config import Settings
 from bot.db import affected_rows, is_postgres, transaction
 from bot.effects import OpenRoom, PostReminder
 from bot.incidents import lifecycle, service, timeline
-from bot.models import Incident, OutboxItem, Postmortem, TimelineEvent, Trace
+from bot.models import Incident, OutboxItem, Postmortem, TimelineEvent, Trace, saved_id
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ def close_resolved(engine: Engine, settings: Settings, now: datetime) -> int:
 
 def _remind(session: Session, incident: Incident, *, key: str, text_: str, mention: Mention, level: int,
             rule: str, now: datetime) -> int:
-    reminder = PostReminder(incident_id=incident.id, text=text_, mention=mention, level=level)
+    reminder = PostReminder(incident_id=saved_id(incident), text=text_, mention=mention, level=level)
     if not outbox.enqueue(session, reminder, key=key, incident_id=incident.id).new():
         return 0  # this period's reminder was queued before (by this process or another)
     timeline.record(session, incident, "reminder", text_, actor=ACTOR, at=now,

@@ -282,9 +282,9 @@ class Actions:
         self._after_change(session, run)
 
     def _after_change(self, session: Session, run: ActionRun) -> None:
-        outbox.enqueue(session, ActionCard(incident_id=run.incident_id, run_id=run.id), incident_id=run.incident_id)
+        outbox.enqueue(session, ActionCard(incident_id=run.incident_id, run_id=saved_id(run)), incident_id=run.incident_id)
         if run.status == "queued":
-            outbox.enqueue(session, RunAction(incident_id=run.incident_id, run_id=run.id),
+            outbox.enqueue(session, RunAction(incident_id=run.incident_id, run_id=saved_id(run)),
                            key=f"run:{run.id}", incident_id=run.incident_id)
 
     # --- performing -------------------------------------------------------------------------

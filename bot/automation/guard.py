@@ -42,7 +42,7 @@ from bot.effects import GuardCheck, Handlers, PostMessage, PostReminder
 from bot.errors import ExternalError, UserError
 from bot.incidents import lifecycle, timeline
 from bot.incidents import service as incidents
-from bot.models import ActionGuard, ActionRun, Incident, Trace
+from bot.models import ActionGuard, ActionRun, Incident, Trace, saved_id
 from bot.permissions import AUTOMATION, Actor
 from bot.runbooks import RunbookSet
 from bot.said import of_error, said
@@ -190,7 +190,7 @@ class Guard:
         return next((r for r in (runbook.auto if runbook else ()) if r.run == run.playbook), None)
 
     def _next(self, session: Session, guard: ActionGuard, n: int) -> None:
-        outbox.enqueue(session, GuardCheck(guard_id=guard.id), key=f"guard:{guard.id}:{n}", delay=self.settings.every)
+        outbox.enqueue(session, GuardCheck(guard_id=saved_id(guard)), key=f"guard:{guard.id}:{n}", delay=self.settings.every)
 
     # --- checks -----------------------------------------------------------------------------
 
@@ -267,7 +267,7 @@ class Guard:
             guard.evidence += "; no requests to judge by"
         timeline.record(session, incident, "guard_not_improved", f"⚠️ Guard: not improved — {guard.evidence}",
                         actor="warroom", echo=True, data={"run": run.id, "guard": guard.id})
-        outbox.enqueue(session, PostReminder(incident_id=incident.id, mention="owners", text=(
+        outbox.enqueue(session, PostReminder(incident_id=saved_id(incident), mention="owners", text=(
             f"{describe(run)} did not bring {slo.name} back within {int(self.settings.window.total_seconds())} s. "
             "Paging the owners again: the incident needs a person.")), key=f"guard-page:{guard.id}",
             incident_id=incident.id)

@@ -36,7 +36,7 @@ from bot.effects import ConsiderAutomation, Handlers, PostMessage
 from bot.errors import UserError
 from bot.incidents import lifecycle, timeline
 from bot.incidents import service as incidents
-from bot.models import ActionRun, Incident, TimelineEvent
+from bot.models import ActionRun, Incident, TimelineEvent, saved_id
 from bot.permissions import AUTOMATION
 from bot.runbooks import Runbook, RunbookSet
 from bot.said import Said, of_error, said, who
@@ -87,7 +87,7 @@ class Automation:
                     continue
                 rule = runbook.auto[index]
                 if rule.delay_seconds and rule_index is None:
-                    outbox.enqueue(session, ConsiderAutomation(incident_id=incident.id, rule=index),
+                    outbox.enqueue(session, ConsiderAutomation(incident_id=saved_id(incident), rule=index),
                                    key=f"auto:{incident.id}:{index}", delay=rule.delay_seconds)  # no incident order: it waits
                     timeline.record(session, incident, "auto_scheduled",
                                     f"{AUTOMATION} will consider `{rule.playbook}` in {rule.delay_seconds} s "
@@ -137,7 +137,7 @@ class Automation:
             text = (f"🤖 warroom is running {what} automatically: {why}. "
                     f"Undo: `/incident undo {run.id}` ({who} may; it asks you to confirm). "
                     "Stop automation for this incident: `/incident auto off`.")
-        outbox.enqueue(session, PostMessage(incident_id=incident.id, text=text),
+        outbox.enqueue(session, PostMessage(incident_id=saved_id(incident), text=text),
                        key=f"auto-said:{run.id}", incident_id=incident.id)
 
     def _blocked(self, session: Session, incident: Incident, rule: AutoRule, now: datetime) -> tuple[Said | str, bool] | None:

@@ -214,7 +214,7 @@ def resolve(session: Session, incident: Incident, *, actor: str, summary: str | 
     timeline.record(session, incident, "resolved", text, actor=actor, at=now, echo=True)
     cancel_waiting_actions(session, incident)
     refresh_card(session, incident)
-    outbox.enqueue(session, PostmortemDue(incident_id=incident.id), key=f"pm-due:{incident.id}:{now.isoformat()}",
+    outbox.enqueue(session, PostmortemDue(incident_id=saved_id(incident)), key=f"pm-due:{incident.id}:{now.isoformat()}",
                    incident_id=incident.id)
 
 
@@ -232,7 +232,7 @@ def cancel_waiting_actions(session: Session, incident: Incident) -> int:
         timeline.record(session, incident, "action_cancelled",
                         f"run #{run.id} `{run.playbook}` was cancelled: the incident is {incident.status}",
                         actor="warroom", data={"run": run.id})
-        outbox.enqueue(session, ActionCard(incident_id=incident.id, run_id=run.id), incident_id=incident.id)
+        outbox.enqueue(session, ActionCard(incident_id=saved_id(incident), run_id=saved_id(run)), incident_id=incident.id)
     return len(runs)
 
 
@@ -252,7 +252,8 @@ def close(session: Session, incident: Incident, *, actor: str, reason: str = "")
     timeline.record(session, incident, "closed", text, actor=actor, echo=True)
     cancel_waiting_actions(session, incident)
     refresh_card(session, incident)
-    outbox.enqueue(session, ArchiveChannel(incident_id=incident.id), key=f"archive:{incident.id}", incident_id=incident.id)
+    outbox.enqueue(session, ArchiveChannel(incident_id=saved_id(incident)), key=f"archive:{incident.id}",
+                   incident_id=incident.id)
 
 
 def as_dict(session: Session, incident: Incident, *, full: bool = False, names: Names | None = None) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from bot.actions.service import Actions, describe, live_now, what_changes
 from bot.clock import as_utc
@@ -38,7 +39,7 @@ class ActionEffects:
                 dry = self.actions.dry_run(session, run)
                 preview = [s.request_preview_masked for s in dry.steps]
             undone = self.actions.undone_result(session, run)
-            expires = as_utc(run.requested_at) + self.actions.approval_timeout  # type: ignore[operator]
+            expires = as_utc(run.requested_at) + self.actions.approval_timeout
             blocks = action_card(run, description=pb.description, change_line=what_changes(session, incident, run),
                                  preview=preview, destructive=pb.destructive,
                                  restores=undone.saved if undone else None, live=live_now(run),
@@ -47,8 +48,8 @@ class ActionEffects:
             step_name = f"run-card:{run_id}"
             insert_or_ignore(session, IncidentStep, {"incident_id": incident.id, "name": step_name, "result": {},
                                                      "attempts": 0}, ["incident_id", "name"])
-            step = session.execute(select(IncidentStep).where(IncidentStep.incident_id == incident.id,
-                                                              IncidentStep.name == step_name)).scalar_one()
+            step = session.execute(select(IncidentStep).where(col(IncidentStep.incident_id) == incident.id,
+                                                              col(IncidentStep.name) == step_name)).scalar_one()
             posted = dict(step.result or {})
         if not channel:
             return
@@ -57,6 +58,6 @@ class ActionEffects:
             return
         answer = self.ctx.room.post_for_effect(channel, text, blocks)
         with transaction(self.ctx.engine) as session:
-            step = session.execute(select(IncidentStep).where(IncidentStep.incident_id == incident.id,
-                                                              IncidentStep.name == step_name)).scalar_one()
+            step = session.execute(select(IncidentStep).where(col(IncidentStep.incident_id) == incident.id,
+                                                              col(IncidentStep.name) == step_name)).scalar_one()
             step.result = {"channel": answer["channel"], "ts": answer["ts"]}

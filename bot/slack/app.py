@@ -53,9 +53,9 @@ def build_slack(runtime: Runtime, actions: Actions | None = None) -> SlackSide:
     guarded = GuardedApp(app, Notifier(gateway))
     table = CommandTable()  # this app's own: a second app in the process builds its own
     for with_commands in (commands, evals, silence):
-        with_commands.register(guarded, context, table)  # type: ignore[arg-type]
+        with_commands.register(guarded, context, table)
     for listeners in (buttons, views, events, labels, resolve):
-        listeners.register(guarded, context)  # type: ignore[arg-type]
+        listeners.register(guarded, context)
     effects = SlackEffects(room)
     handlers = Handlers(effects.handlers(), TracePoster(room).handlers())
     action_card = None

@@ -105,7 +105,7 @@ def _as_kwargs(reply: Any, redactor: Redactor) -> dict[str, Any]:
     return kwargs
 
 
-def _respond(respond: Callable[..., None], reply: Any, redactor: Redactor) -> None:
+def _respond(respond: Callable[..., object], reply: Any, redactor: Redactor) -> None:
     try:
         respond(**_as_kwargs(reply, redactor), replace_original=False)
     except Exception:
