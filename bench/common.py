@@ -271,10 +271,10 @@ def serve(settings_json: str, port: int) -> None:
     """The child: migrate, then serve warroom (worker on) until SIGTERM."""
     import uvicorn
 
-    from bot.config import Settings
-    from bot.db import upgrade
     from bot.compose import compose
+    from bot.config import Settings
     from bot.serving import freeze_startup_objects
+    from bot.store.db import upgrade
     from bot.web import create_app
 
     settings = Settings(_env_file=None, **json.loads(settings_json))  # type: ignore[call-arg]

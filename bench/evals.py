@@ -58,8 +58,8 @@ def seed(engine: Any, count: int, near_share: float, rng: random.Random) -> int:
     in other words (a near-duplicate, not the same prompt hash). 1 % carry a human label."""
     from sqlalchemy import insert
 
-    from bot.db import transaction
-    from bot.models import Incident, Trace
+    from bot.store.db import transaction
+    from bot.store.models import Incident, Trace
 
     with transaction(engine) as session:
         incident = Incident(title="llm-gateway answers burning the SLO", status="resolved", severity=2, service=SERVICE,
@@ -88,8 +88,8 @@ def seed(engine: Any, count: int, near_share: float, rng: random.Random) -> int:
 
 def collect_child(db_url: str, incident_id: int) -> None:
     """``--collect-child``: one ``collect_incident`` in a fresh process. Prints its figures as JSON."""
-    from bot.db import make_engine, transaction
-    from bot.eval_suite import collect_incident
+    from bot.evals.suite import collect_incident
+    from bot.store.db import make_engine, transaction
 
     engine = make_engine(db_url)
     imported = peak_rss_mb()
@@ -113,7 +113,7 @@ def verdict(value: float, target: float) -> str:
 
 
 def cluster_phase(args: argparse.Namespace, workdir: Path, rng: random.Random) -> None:
-    from bot.db import make_engine, upgrade
+    from bot.store.db import make_engine, upgrade
 
     db_url = f"sqlite:///{workdir / 'cluster.db'}"
     engine = make_engine(db_url)
@@ -138,11 +138,11 @@ def seed_suite(engine: Any, cases: int) -> None:
     """A suite of ``cases`` cases the example service can answer: unlabelled hallucination cases
     over distinct questions (they assert the failing sentence is not repeated), plus the demo's
     labelled refund case; bundles v41 (known-good) and v43 registered."""
-    from bot import bundles
-    from bot.db import transaction
-    from bot.eval_suite import Cluster, TraceRow, store_clusters
-    from bot.evals import Label
+    from bot.evals.cases import Label
+    from bot.evals.suite import Cluster, TraceRow, store_clusters
     from bot.redact import Redactor
+    from bot.releases import bundles
+    from bot.store.db import transaction
     from examples.llm_service.bundles import BUNDLES
 
     with transaction(engine) as session:
@@ -161,11 +161,11 @@ def seed_suite(engine: Any, cases: int) -> None:
 
 def gate_phase(args: argparse.Namespace, workdir: Path) -> None:
     from bot.config import Settings
-    from bot.db import make_engine, upgrade
-    from bot.eval_gate import run_gate
-    from bot.eval_target import EvalTarget
-    from bot.promptfoo import ensure_promptfoo
+    from bot.evals.gate import run_gate
+    from bot.evals.promptfoo import ensure_promptfoo
+    from bot.evals.target import EvalTarget
     from bot.serving import ServerThread
+    from bot.store.db import make_engine, upgrade
     from examples.llm_service import create_app
 
     ensure_promptfoo(common.ROOT / ".cache" / "promptfoo")

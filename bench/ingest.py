@@ -233,10 +233,10 @@ def _wait_healthy(running: Server) -> None:
 def serve_warroom(db_url: str, port: int) -> None:
     import uvicorn
 
-    from bot.config import Settings
-    from bot.db import upgrade
     from bot.compose import compose
+    from bot.config import Settings
     from bot.serving import freeze_startup_objects
+    from bot.store.db import upgrade
     from bot.web import create_app
 
     # No worker or scheduler: this measures intake (validate, commit, queue the outbox row), not Slack.
@@ -332,8 +332,8 @@ def storm(url: str, db_url: str, *, alerts: int, groups: int, concurrency: int, 
     incident per group and every alert exactly once. Returns the run and what was wrong."""
     from sqlalchemy import func, select
 
-    from bot.db import make_engine
-    from bot.models import Alert, Incident
+    from bot.store.db import make_engine
+    from bot.store.models import Alert, Incident
 
     per_group = alerts // groups
     bodies = [json.dumps(alertmanager_payload(f"storm-{g}", per_group)).encode() for g in range(groups)] * 2

@@ -220,10 +220,10 @@ def watcher_bench(args: argparse.Namespace, workdir: Path) -> None:
     from sqlalchemy import insert
 
     from bot.config import Settings
-    from bot.db import make_engine, upgrade
-    from bot.models import Trace
     from bot.sensors.spec import parse_sensors
     from bot.sensors.watch import evaluate_sensors
+    from bot.store.db import make_engine, upgrade
+    from bot.store.models import Trace
 
     sensors, problems = parse_sensors(SENSORS, "bench")
     assert not problems, problems

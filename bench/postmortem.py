@@ -70,9 +70,9 @@ def seed_incident(engine: Any, events: int, traces: int, rng: random.Random) -> 
     and ``traces`` failing traces linked to it, inserted in bulk."""
     from sqlalchemy import insert
 
-    from bot.db import transaction
-    from bot.models import ActionRun, Followup, Incident, TimelineEvent, Trace
-    from bot.trace_rules import TraceEvent, failure_types
+    from bot.store.db import transaction
+    from bot.store.models import ActionRun, Followup, Incident, TimelineEvent, Trace
+    from bot.traces.rules import TraceEvent, failure_types
 
     span = timedelta(hours=3)
     with transaction(engine) as session:
@@ -123,10 +123,10 @@ def _timeline_row(incident_id: int, i: int, total: int, span: timedelta, rng: ra
 def time_render(engine: Any, incident_id: int, repeats: int) -> dict[str, list[float]]:
     """build_context (the reads), render_postmortem (jinja2), and store.generate (both, plus the
     row), each ``repeats`` times; the first generate stores the draft, later ones compare."""
-    from bot.db import transaction
     from bot.postmortem import store
     from bot.postmortem.assemble import build_context
     from bot.postmortem.render import render_postmortem
+    from bot.store.db import transaction
 
     times: dict[str, list[float]] = {"context": [], "render": [], "generate": []}
     for _ in range(repeats):
@@ -154,9 +154,9 @@ def seed_export(engine: Any, count: int, duplicate_share: float, rng: random.Ran
     case; 1 % carry a human label. Inserted in chunks, in no useful order. ``(incident id, labels)``"""
     from sqlalchemy import insert
 
-    from bot.db import transaction
-    from bot.models import Incident, Trace
-    from bot.trace_rules import TraceEvent, failure_types
+    from bot.store.db import transaction
+    from bot.store.models import Incident, Trace
+    from bot.traces.rules import TraceEvent, failure_types
 
     with transaction(engine) as session:
         incident = Incident(title="llm-gateway answers burning the SLO", status="resolved", severity=2, service=SERVICE,
@@ -189,8 +189,8 @@ def seed_export(engine: Any, count: int, duplicate_share: float, rng: random.Ran
 def export_child(db_url: str, incident_id: int, out_dir: str) -> None:
     """``--export-child``: one ``export_incident`` in a fresh process (what ``warroom evals export``
     runs), so its peak RSS is the export's own. Prints its figures as JSON."""
-    from bot.db import make_engine, transaction
-    from bot.eval_export import export_incident
+    from bot.evals.export import export_incident
+    from bot.store.db import make_engine, transaction
 
     engine = make_engine(db_url)
     imported = peak_rss_mb()
@@ -295,7 +295,7 @@ def main() -> None:
 
 
 def render_phase(args: argparse.Namespace, workdir: Path, rng: random.Random) -> None:
-    from bot.db import make_engine, upgrade
+    from bot.store.db import make_engine, upgrade
 
     engine = make_engine(f"sqlite:///{workdir / 'postmortem.db'}")
     upgrade(engine)
@@ -316,7 +316,7 @@ def render_phase(args: argparse.Namespace, workdir: Path, rng: random.Random) ->
 
 
 def export_phase(args: argparse.Namespace, workdir: Path, rng: random.Random) -> None:
-    from bot.db import make_engine, upgrade
+    from bot.store.db import make_engine, upgrade
 
     db_url = f"sqlite:///{workdir / 'export.db'}"
     engine = make_engine(db_url)

@@ -82,7 +82,7 @@ def _or_runbook_error(build):  # noqa: ANN001, ANN202
 
 
 def _migrate(engine) -> None:  # noqa: ANN001
-    from bot.db import upgrade
+    from bot.store.db import upgrade
 
     upgrade(engine)
 
@@ -167,7 +167,7 @@ def emulator(host: str = "127.0.0.1", port: int = 3000,
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every database migration."""
-    from bot.db import make_engine, upgrade
+    from bot.store.db import make_engine, upgrade
     settings = load_settings()
     upgrade(make_engine(settings.database_url))
     typer.echo("database is up to date")
@@ -240,10 +240,10 @@ def slo_check(file: Path = typer.Argument(..., help="SLO definitions (YAML).")) 
 def postmortem(incident: int = typer.Argument(..., help="Incident id."),
                out: Path | None = typer.Option(None, help="Write the Markdown here instead of stdout.")) -> None:
     """Draft (or refresh) the postmortem of an incident from its timeline, actions, bundles and traces."""
-    from bot.db import transaction
     from bot.postmortem.store import current_text, generate
+    from bot.store.db import transaction
     runtime = _runtime()
-    from bot.eval_suite import collect_incident
+    from bot.evals.suite import collect_incident
     with transaction(runtime.engine) as session:
         # the draft counts the eval cases this incident added
         collect_incident(session, incident, redactor=runtime.redactor)
@@ -269,9 +269,9 @@ def evals_export(incident: int | None = typer.Argument(None, help="Incident id (
     incident's failures also join its service's regression suite (see `evals suite`)."""
     from datetime import datetime, timezone
 
-    from bot.db import transaction
-    from bot.eval_export import export_incident, export_since
-    from bot.eval_suite import collect_incident
+    from bot.evals.export import export_incident, export_since
+    from bot.evals.suite import collect_incident
+    from bot.store.db import transaction
     if sum(x is not None for x in (incident, since, service)) != 1:
         typer.echo("give an incident id, --since DATE or --service NAME", err=True)
         raise typer.Exit(2)
@@ -292,11 +292,11 @@ def evals_export(incident: int | None = typer.Argument(None, help="Incident id (
 
 
 def _export_suite(runtime, service: str, bundle: str | None, out: Path, target_url: str) -> None:  # noqa: ANN001
-    from bot import bundles
-    from bot.db import transaction
-    from bot.eval_gate import context_for
-    from bot.eval_suite_export import export_suite, target_for
-    from bot.eval_target import EvalTargetError
+    from bot.evals.gate import context_for
+    from bot.evals.suite_files import export_suite, target_for
+    from bot.evals.target import EvalTargetError
+    from bot.releases import bundles
+    from bot.store.db import transaction
     settings = runtime.settings
     with transaction(runtime.engine) as session:
         live = bundles.live_bundle(session, service)
@@ -315,8 +315,8 @@ def _export_suite(runtime, service: str, bundle: str | None, out: Path, target_u
 @evals_app.command("collect")
 def evals_collect(incident: int = typer.Argument(..., help="Incident id.")) -> None:
     """Add an incident's failing traces to its service's regression suite (clustered, no duplicates)."""
-    from bot.db import transaction
-    from bot.eval_suite import collect_incident
+    from bot.evals.suite import collect_incident
+    from bot.store.db import transaction
     runtime = _runtime()
     with transaction(runtime.engine) as session:
         change = collect_incident(session, incident, redactor=runtime.redactor)
@@ -333,7 +333,7 @@ def evals_run(directory: Path = typer.Argument(Path("evals"), help="Folder writt
                                                                "has no template for the service.")) -> None:
     """Run eval cases with promptfoo (offline); exit 1 when any case fails. Only `evals gate` marks
     a bundle known-good."""
-    from bot.evals_run import run_and_report
+    from bot.evals.run import run_and_report
     runtime = _runtime(must_exist=incident is not None or bundle is not None)
     raise typer.Exit(run_and_report(runtime, directory, incident=incident, bundle=bundle, target_url=target_url))
 
@@ -345,13 +345,13 @@ def evals_replay(incident: int = typer.Option(..., help="Incident whose failing 
                                                                   "template for the service.")) -> None:
     """Re-send every failing input of an incident to a candidate bundle; per failure type: fixed,
     still failing, newly failing. Exit 1 unless everything is fixed, 2 when it could not run."""
-    from bot.db import transaction
-    from bot.eval_gate import GateCannotRun, parse_ref
-    from bot.eval_replay import replay
-    from bot.eval_suite import incident_rows
-    from bot.eval_suite_export import target_for
-    from bot.eval_target import EvalTargetError
+    from bot.evals.gate import GateCannotRun, parse_ref
+    from bot.evals.replay import replay
+    from bot.evals.suite import incident_rows
+    from bot.evals.suite_files import target_for
+    from bot.evals.target import EvalTargetError
     from bot.incidents import service as incidents
+    from bot.store.db import transaction
     runtime = _runtime()
     try:
         service, version = parse_ref(bundle)
@@ -378,11 +378,11 @@ def evals_gate(bundle: str = typer.Argument(..., help="The candidate, SERVICE:VE
                keep: Path | None = typer.Option(None, help="Keep the generated promptfoo folder here.")) -> None:
     """Run the service's regression suite against a candidate bundle: exit 0 passes (and marks it
     known-good), 1 fails (one line per failing case), 2 could not run."""
-    from bot.eval_gate import GateCannotRun, parse_ref, run_gate, write_reports
-    from bot.eval_gate_notify import post_to_incidents
-    from bot.eval_suite_export import target_for
-    from bot.eval_target import EvalTargetError
-    from bot.promptfoo import ensure_promptfoo
+    from bot.evals.gate import GateCannotRun, parse_ref, run_gate, write_reports
+    from bot.evals.gate_notify import post_to_incidents
+    from bot.evals.promptfoo import ensure_promptfoo
+    from bot.evals.suite_files import target_for
+    from bot.evals.target import EvalTargetError
     runtime = _runtime()
     target = None
     try:
@@ -406,9 +406,9 @@ def evals_gate(bundle: str = typer.Argument(..., help="The candidate, SERVICE:VE
 @incidents_app.command("resume")
 def incidents_resume(incident: int = typer.Argument(..., help="Incident id.")) -> None:
     """Retry the incident's unfinished Slack set-up and failed effects now."""
-    from bot import outbox
-    from bot.db import transaction
     from bot.incidents import service
+    from bot.store import outbox
+    from bot.store.db import transaction
     warroom = _warroom()  # the worker and its Slack handlers, without the web app
     with transaction(warroom.engine) as session:
         service.get(session, incident)

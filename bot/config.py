@@ -19,7 +19,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.redact import RedactionPatternError, Redactor
-from bot.trace_rules import FailureRules
+from bot.traces.rules import FailureRules
 
 DEV_ALERT_TOKEN = "dev-alert-token"
 DEV_SIGNING_SECRET = "dev-signing-secret"
@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     # body limit (compressed and inflated): exporters send batches of 512 spans with content.
     otlp_bundle_attribute: str = Field("service.version", min_length=1, alias="WARROOM_OTLP_BUNDLE_ATTRIBUTE")
     otlp_max_body_bytes: int = Field(16 * 1024 * 1024, gt=0, alias="WARROOM_OTLP_MAX_BODY_BYTES")
-    # Evals (bot.eval_target, bot.eval_gate): per service, the URL template a candidate bundle is
+    # Evals (bot.evals.target, bot.evals.gate): per service, the URL template a candidate bundle is
     # evaluated at (JSON: {"service": "http://…/v1/answer?bundle={{bundle}}"}), and JSON schema files.
     eval_targets: str | None = Field(None, alias="WARROOM_EVAL_TARGETS")
     eval_schema_dir: Path | None = Field(None, alias="WARROOM_EVAL_SCHEMA_DIR")

@@ -50,7 +50,7 @@ def sample_alert(now: datetime) -> dict[str, Any]:
 def demo_signin_link(runtime: Any, base_url: str) -> str:
     """A one-time sign-in link for Priya, as `/incident web` gives; it lasts the day, for a newcomer who reads first."""
     from bot import signin
-    from bot.db import transaction
+    from bot.store.db import transaction
 
     with transaction(runtime.engine) as session:
         token = signin.issue_link(session, "U0PRIYA", valid_for=timedelta(hours=12))
@@ -110,9 +110,9 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
     """``otlp`` ("protobuf" or "json"): the service exports OpenTelemetry traces only, ships v42 once
     warroom has its v41 history (`bot.demo_otlp`), and warroom's watcher raises the incidents."""
     from bot.compose import compose
-    from bot.db import upgrade
     from bot.emulator import Emulator
     from bot.logs import configure
+    from bot.store.db import upgrade
     from bot.web import create_app
     from examples.llm_service import create_app as service_app
 

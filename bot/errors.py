@@ -7,7 +7,7 @@
     │   ├── InvalidTransition
     │   ├── LinkNotValid       bot.signin: the sign-in link is unknown, used or expired
     │   ├── ParamError         bot.actions.params: a playbook parameter was refused
-    │   └── GateCannotRun      bot.eval_gate: the eval gate cannot judge the bundle (exit 2)
+    │   └── GateCannotRun      bot.evals.gate: the eval gate cannot judge the bundle (exit 2)
     ├── ConfigError            a file or setting warroom reads is unusable: the operator fixes it
     │   ├── PlaybookError, TargetsError, RenderError, HostRefused      bot.actions
     │   ├── RunbookError       bot.runbooks
@@ -16,18 +16,19 @@
     │   ├── WindowError        bot.slo.windows
     │   ├── YamlSyntaxError    bot.yamlsource
     │   ├── RedactionPatternError   bot.redact
-    │   ├── EvalTargetError    bot.eval_target
-    │   ├── EvalExportError    bot.evals: eval files on disk could not be read back
+    │   ├── EvalTargetError    bot.evals.target
+    │   ├── EvalExportError    bot.evals.cases: eval files on disk could not be read back
     │   └── SocketModeRefused  bot.slack.socket_mode: Slack refused the app-level token
     ├── ExternalError          Slack or a control plane failed; logged with an id the user also sees
     │   ├── SlackCallError     bot.slack.client
     │   ├── SetupIncomplete    bot.slack.room
     │   ├── PathNotFound       bot.actions.jsonpath: a control plane's answer lacks a value a step saves
-    │   └── PromptfooError     bot.promptfoo
+    │   └── PromptfooError     bot.evals.promptfoo
     ├── EffectError            bot.effects: an outbox effect warroom cannot perform
     │   ├── UnknownEffect      a stored row of a kind this version does not know
     │   ├── MalformedEffect    a stored row whose payload does not fit its kind
     │   └── HandlerSetError    at start-up: an effect kind with no handler, or with two
+    ├── NotFlushed             bot.store.changeset: asked for a row its transaction dropped
     ├── BadRequest             bot.jsonbody: an HTTP request refused with its status and problems
     ├── Retry                  bot.worker: not yet; the outbox performs the effect again later
     └── LeaseLost              bot.worker: another worker holds the outbox row now

@@ -22,12 +22,12 @@ from bot.actions.render import secrets_from_env
 from bot.alerts.intake import IntakeRules
 from bot.clock import as_utc, utcnow
 from bot.config import Settings
-from bot.db import make_engine
 from bot.incidents.lifecycle import OPEN_STATUSES
-from bot.models import Incident, OutboxItem
 from bot.people import Names
 from bot.redact import Redactor
 from bot.runbooks import RunbookSet, load_runbooks
+from bot.store.db import make_engine
+from bot.store.models import Incident, OutboxItem
 from bot.telemetry import Metrics
 
 if TYPE_CHECKING:

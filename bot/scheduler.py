@@ -4,7 +4,7 @@ Jobs live in warroom's own database (table ``apscheduler_jobs``) under fixed ids
 ``replace_existing`` at every start, so restarts and replicas never pile up copies. Every replica
 runs its own scheduler against that one table, and APScheduler 3 does not coordinate schedulers
 sharing a store: a tick may run in several processes. That is by design here: every job body
-takes its lease inside its own transaction (``bot.reminders.leased``) and its effects carry
+takes its lease inside its own transaction (``bot.incidents.reminders.leased``) and its effects carry
 outbox dedupe keys, so the second run of a tick changes nothing.
 
 A stored job is pickled as a reference to ``tick`` plus its id (a database cannot hold an engine);
@@ -27,10 +27,10 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from bot import reminders
 from bot.alerts.reconcile import reconcile_truncated
 from bot.clock import utcnow
-from bot.watcher import evaluate_slos
+from bot.incidents import reminders
+from bot.sensors.burn_rate import evaluate_slos
 
 if TYPE_CHECKING:
     from bot.compose import Warroom

@@ -19,9 +19,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from bot.clock import as_utc, utcnow
-from bot.db import affected_rows, transaction
 from bot.errors import UserError
-from bot.models import WebSession, WebSignInLink
+from bot.store.db import affected_rows, transaction
+from bot.store.models import WebSession, WebSignInLink
 
 TOKEN_BYTES = 32
 

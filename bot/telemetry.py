@@ -40,7 +40,7 @@ class Metrics:
                                    ["method", "result"], registry=self.registry)
         self.traces_received = Counter("warroom_traces_received", "Trace events, by outcome", ["outcome"],
                                        registry=self.registry)
-        from bot.trace_metrics import TraceMetrics
+        from bot.traces.metrics import TraceMetrics
         self.llm = TraceMetrics(self.registry)
         self.auto_verified_seconds = Histogram(
             "warroom_auto_action_verified_seconds", "Alert received to warroom's automatic action verified",

@@ -1,4 +1,4 @@
-"""The in-process worker that performs queued side effects (see `bot.outbox`).
+"""The in-process worker that performs queued side effects (see `bot.store.outbox`).
 
 It sleeps on an event the request handlers set after a commit, so effects start within
 milliseconds, and wakes every second anyway to pick up retries and rows queued by other
@@ -32,12 +32,12 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from bot import outbox
-from bot.db import transaction
 from bot.effects import Effect, EffectError, Handlers
 from bot.errors import ExternalError, UserError, WarroomError, new_error_id
 from bot.logs import incident_id as incident_ctx
-from bot.models import saved_id
+from bot.store import outbox
+from bot.store.db import transaction
+from bot.store.models import saved_id
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ import psycopg
 import pytest
 
 from bot.config import Settings
-from bot.db import make_engine, transaction, upgrade
 from bot.runtime import Runtime
+from bot.store.db import make_engine, transaction, upgrade
 
 if TYPE_CHECKING:
     from bot.compose import Warroom as ComposedWarroom

@@ -19,11 +19,11 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
-from bot import reminders
-from bot.db import make_engine
+from bot.incidents import reminders
+from bot.sensors.burn_rate import evaluate_slos, intake_rules
 from bot.serving import wait_until
 from bot.slo.spec import load_slos
-from bot.watcher import evaluate_slos, intake_rules
+from bot.store.db import make_engine
 from tests.conftest import make_settings
 
 THREADS = 4

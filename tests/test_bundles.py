@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.bundles import ComponentChange, describe_change, diff
+from bot.releases.bundles import ComponentChange, describe_change, diff
 
 
 def test_diff_lists_known_components_in_order_then_other_keys_sorted():

@@ -11,16 +11,16 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bot import traces
-from bot.db import transaction
 from bot.demo_otlp import replay_history
-from bot.models import Incident, Trace
 from bot.postmortem.assemble import build_context
+from bot.sensors.burn_rate import evaluate_slos
 from bot.sensors.spec import load_sensors
 from bot.sensors.watch import evaluate_sensors
 from bot.serving import ServerThread, wait_until
 from bot.slo.spec import load_slos
-from bot.watcher import evaluate_slos
+from bot.store.db import transaction
+from bot.store.models import Incident, Trace
+from bot.traces import ingest as traces
 from examples.llm_service.answers import traffic_questions
 from examples.llm_service.app import create_app as service_app
 from tests.conftest import ALERT_TOKEN

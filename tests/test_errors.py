@@ -13,7 +13,7 @@ from bot.errors import ConfigError, ExternalError, UserError, WarroomError
 
 # The emulator plays Slack (its errors are Slack's), the CLI entry point runs on import, and
 # Alembic's revisions are not modules of the package.
-NOT_WARROOM = ("bot.emulator", "bot.__main__", "bot.migrations")
+NOT_WARROOM = ("bot.emulator", "bot.__main__", "bot.store.migrations")
 
 
 def _exception_classes() -> list[type[BaseException]]:
@@ -41,7 +41,7 @@ def test_every_exception_class_of_bot_is_in_the_tree_and_drawn_in_errors_py() ->
 def test_the_tree_keeps_the_python_kind_so_existing_handlers_still_catch() -> None:
     from bot.actions import HostRefused, ParamError, PlaybookError
     from bot.actions.jsonpath import PathNotFound
-    from bot.promptfoo import PromptfooError
+    from bot.evals.promptfoo import PromptfooError
     from bot.slo.windows import WindowError
 
     assert issubclass(ParamError, UserError) and issubclass(ParamError, ValueError)

@@ -9,12 +9,12 @@ from pathlib import Path
 import yaml
 from sqlalchemy import select
 
-from bot import traces
-from bot.db import transaction
-from bot.eval_export import export_incident, export_since
-from bot.models import TimelineEvent, Trace
+from bot.evals.export import export_incident, export_since
 from bot.postmortem import store
 from bot.postmortem.assemble import EVALS_EXPORTED_KIND
+from bot.store.db import transaction
+from bot.store.models import TimelineEvent, Trace
+from bot.traces import ingest as traces
 from tests.conftest import Warroom
 from tests.postmortem.test_assemble import EMAIL, section, seed_incident
 

@@ -10,8 +10,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
-import bot.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from bot.db import make_engine
+import bot.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from bot.store.db import make_engine
 
 # APScheduler creates and owns its job table; migration 0002 only creates it ahead of the replicas.
 NOT_MODELLED = {"apscheduler_jobs"}

@@ -13,11 +13,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from bot import reminders
 from bot.config import Settings
-from bot.db import make_engine, transaction
-from bot.incidents import service, timeline
-from bot.models import Incident, OutboxItem, Postmortem, TimelineEvent, Trace
+from bot.incidents import reminders, service, timeline
+from bot.store.db import make_engine, transaction
+from bot.store.models import Incident, OutboxItem, Postmortem, TimelineEvent, Trace
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 

@@ -16,12 +16,13 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 
-from bot import reminders, scheduler
+from bot import scheduler
 from bot.clock import utcnow
 from bot.compose import Warroom, Watch, compose
 from bot.config import Settings
-from bot.db import is_postgres, make_engine, transaction
-from bot.models import Alert, Incident, OutboxItem, TimelineEvent, Trace
+from bot.incidents import reminders
+from bot.store.db import is_postgres, make_engine, transaction
+from bot.store.models import Alert, Incident, OutboxItem, TimelineEvent, Trace
 from tests.conftest import ROOT
 from tests.support import wait_for
 
@@ -109,7 +110,7 @@ def test_two_warrooms_in_one_process_each_run_their_jobs_against_their_own_datab
     """Each scheduler runs the stored jobs with the warroom that started it, never another's."""
     from apscheduler.events import EVENT_JOB_EXECUTED
 
-    from bot.db import upgrade
+    from bot.store.db import upgrade
 
     other_url = f"sqlite:///{tmp_path / 'other.db'}"
     other = compose(warroom.settings.model_copy(update={"database_url": other_url}))

@@ -13,11 +13,11 @@ import httpx
 import pytest
 
 from bot.clock import utcnow
-from bot.db import make_engine, transaction
 from bot.errors import ExternalError, NotFound, UserError
 from bot.incidents import service
+from bot.incidents.silences import create_silence, expire_silence, parse_duration, silence_incident
 from bot.serving import free_port, stop_process, wait_until
-from bot.silences import create_silence, expire_silence, parse_duration, silence_incident
+from bot.store.db import make_engine, transaction
 from tests.alerts.payloads import am_alert, am_payload
 from tests.slack.conftest import ALEX, INCIDENTS, PRIYA, SlackHarness, _emulator, slack  # noqa: F401  (fixtures)
 from tests.support import wait_for

@@ -1,4 +1,4 @@
-"""bot.statements on PostgreSQL: statements sent straight on psycopg fail the way SQLAlchemy's do."""
+"""bot.store.statements on PostgreSQL: statements sent straight on psycopg fail the way SQLAlchemy's do."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import pytest
 from sqlalchemy import text, update
 
 from bot.alerts.writer import ingest_batch
-from bot.db import is_database_unavailable, transaction
-from bot.models import AlertGroup
 from bot.runtime import Runtime
-from bot.statements import Statements
+from bot.store.db import is_database_unavailable, transaction
+from bot.store.models import AlertGroup
+from bot.store.statements import Statements
 from tests.alerts.payloads import am_alert, am_payload
 from tests.alerts.test_writer import note, outcomes
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from bot.trace_metrics import OTHER, TraceMetrics
-from bot.trace_rules import TraceEvent
+from bot.traces.metrics import OTHER, TraceMetrics
+from bot.traces.rules import TraceEvent
 
 
 def event(bundle: str, model: str = "m") -> TraceEvent:

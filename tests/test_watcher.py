@@ -16,10 +16,10 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from bot.config import Settings
-from bot.db import make_engine, transaction
-from bot.models import Alert, AlertGroup, Incident, OutboxItem, TimelineEvent, Trace
+from bot.sensors.burn_rate import evaluate_slos
 from bot.slo.spec import SLO, load_slos
-from bot.watcher import evaluate_slos
+from bot.store.db import make_engine, transaction
+from bot.store.models import Alert, AlertGroup, Incident, OutboxItem, TimelineEvent, Trace
 
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=timezone.utc)
 SLO_FILE = """\

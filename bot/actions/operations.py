@@ -3,7 +3,7 @@
 `bot.actions.service.Actions` holds the rules and takes the caller's session; these functions
 open one transaction on the service's engine, take the lock the rule needs (the incident for a
 new request, the run for a decision) and commit. The edge works out who is asking (channel
-members, user groups: `bot.permissions.Actor`) and renders the answer.
+members, user groups: `bot.incidents.permissions.Actor`) and renders the answer.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from sqlmodel import col
 
 from bot.actions.runner import RunResult
 from bot.actions.service import Actions, Requester
-from bot.db import transaction
 from bot.errors import NotFound
 from bot.incidents import service as incidents
-from bot.models import ActionRun, Incident
+from bot.store.db import transaction
+from bot.store.models import ActionRun, Incident
 
 
 def run_and_channel(actions: Actions, run_id: int) -> tuple[ActionRun, str | None]:

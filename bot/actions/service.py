@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from bot import outbox, permissions, redact
+from bot import redact
 from bot.actions import (
     HostAllowList,
     ParamError,
@@ -36,16 +36,17 @@ from bot.actions import (
 )
 from bot.actions.runner import RunContext, RunResult
 from bot.clock import as_utc, utcnow
-from bot.db import insert_or_ignore, transaction
 from bot.effects import ActionCard, PostMessage, RunAction
 from bot.errors import InvalidTransition, NotFound, UserError
-from bot.incidents import lifecycle, timeline
+from bot.incidents import lifecycle, permissions, timeline
 from bot.incidents import service as incidents
-from bot.models import ActionRun, Incident, saved_id
-from bot.permissions import Actor
+from bot.incidents.permissions import Actor
 from bot.redact import Redactor
 from bot.said import Said, said
 from bot.said import who as part_for
+from bot.store import outbox
+from bot.store.db import insert_or_ignore, transaction
+from bot.store.models import ActionRun, Incident, saved_id
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,7 @@ class Actions:
     def proposed_rollback(self, session: Session, incident: Incident) -> str | None:
         """The newest bundle that passed the eval gate (not the one live when the incident opened);
         with none gated yet, the last bundle marked known-good before that live one."""
-        from bot import bundles
+        from bot.releases import bundles
         if not incident.service:
             return None
         live = bundles.live_bundle(session, incident.service, incident.opened_at)
@@ -168,9 +169,9 @@ class Actions:
     @staticmethod
     def _bundle_note(session: Session, incident: Incident, params: dict[str, Any]) -> str:
         """Why the bundle is trustworthy: the gate run that passed it and when, or a person's say-so."""
-        from bot import bundles
         from bot.clock import as_utc
         from bot.errors import NotFound
+        from bot.releases import bundles
         if not incident.service or not isinstance(params.get("bundle"), str):
             return ""
         try:
@@ -436,13 +437,13 @@ def _saved(run: ActionRun | None) -> dict[str, Any]:
 
 
 def _live_version(session: Session, incident: Incident) -> str | None:
-    from bot import bundles
+    from bot.releases import bundles
     live = bundles.live_bundle(session, incident.service, None) if incident.service else None
     return live.version if live else None
 
 
 def _bundle_change(session: Session, incident: Incident, old: str | None, new: str | None) -> str:
-    from bot import bundles
+    from bot.releases import bundles
     if new is None:
         return "bundle → the bundle that was live before"
     if not incident.service:

@@ -35,14 +35,15 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from bot import changes, changeset, outbox
 from bot.alerts.normalize import NormalAlert, Notification
 from bot.alerts.severity import severity_from_labels, worst
 from bot.alerts.store import AlertKey, AlertStore, GroupState, IncidentState, KnownAlert, PendingWrites
 from bot.clock import as_utc, utcnow
 from bot.effects import PostNotice
 from bot.incidents import lifecycle, service
-from bot.models import Alert, Incident
+from bot.releases import changes
+from bot.store import changeset, outbox
+from bot.store.models import Alert, Incident
 
 Outcome = Literal["opened", "updated", "duplicate", "ignored", "test"]
 MAX_LINKS = 12
@@ -96,7 +97,7 @@ def ingest_many(session: Session, notes: list[Notification], rules: IntakeRules,
     The result is the one a transaction per notification, in this order, would give: a group's
     state is read once, under its lock, and each notification applies to it as the ones before
     left it. Rows are written at the end, a statement for each kind (`PendingWrites`, and the
-    timeline and outbox rows through the transaction's change set, `bot.changeset`, which
+    timeline and outbox rows through the transaction's change set, `bot.store.changeset`, which
     `service.resolve` appends to as well); a resolve writes the batch's rows so far first, since
     it loads the incident through the ORM.
     """

@@ -25,10 +25,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from bot.clock import as_utc, utcnow
-from bot.db import transaction
 from bot.errors import ExternalError
 from bot.incidents import lifecycle, service, timeline
-from bot.models import Alert, AlertGroup, Incident
+from bot.store.db import transaction
+from bot.store.models import Alert, AlertGroup, Incident
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,12 @@
 """The intake's SQL: a fixed handful of statements per batch of notifications, built once.
 
 Every notification of an alert storm passes here, so the intake reads and writes with Core
-statements run by `bot.statements` (on PostgreSQL: straight on psycopg, several to a round trip)
+statements run by `bot.store.statements` (on PostgreSQL: straight on psycopg, several to a round trip)
 instead of ORM objects, and a whole batch (`bot.alerts.writer` groups what arrives while a
 transaction commits) shares its statements: one upsert locks (or creates) every group of the
 batch, one SELECT reads what the intake needs of them, and the batch's changes go in at its end
 (`PendingWrites`, and the timeline and outbox rows through the transaction's change set,
-`bot.changeset`), one statement per kind of row, sent together with the trace links of the
+`bot.store.changeset`), one statement per kind of row, sent together with the trace links of the
 incidents it opened. Only opening an incident costs a round trip of its own: its
 INSERT, for its id.
 
@@ -34,11 +34,11 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql import ColumnElement
 from sqlmodel import Session
 
-from bot import traces
 from bot.alerts.normalize import Notification
 from bot.clock import as_utc
-from bot.models import Alert, AlertGroup, Incident
-from bot.statements import Later, Statements
+from bot.store.models import Alert, AlertGroup, Incident
+from bot.store.statements import Later, Statements
+from bot.traces import ingest as traces
 
 AlertKey = tuple[str, datetime]  # (fingerprint, startsAt): one episode of an alert within its group
 # An alert's last_seen_at is kept to this: a repeat within it (an HA peer's copy, a burst of
@@ -246,7 +246,7 @@ class PendingWrites:
         self._current_incidents[group_id] = incident_id
 
     def link_traces(self, incident_id: int, service: str | None, opened_at: datetime) -> Callable[[], bool]:
-        """Link the service's failing traces to a new incident (`bot.traces`) with the batch's
+        """Link the service's failing traces to a new incident (`bot.traces.ingest`) with the batch's
         writes, not in a round trip of its own; what it returns tells, once they are flushed,
         whether any were linked."""
         sent: list[Later] = []

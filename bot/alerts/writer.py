@@ -9,7 +9,7 @@ delay. Every caller is answered only after the commit that holds its alerts (or 
 that kept them out). A batch costs about the same statements as one notification
 (`bot.alerts.intake.ingest_many`): its groups are locked and read together, and its alert,
 incident, timeline and outbox rows go in at its end, one statement for each kind, and on
-PostgreSQL in two round trips (`bot.statements`).
+PostgreSQL in two round trips (`bot.store.statements`).
 
 One writer, on both databases, so one group's notifications are written in the order they
 arrived. SQLite takes one writer at a time anyway. On PostgreSQL two writers split the same load
@@ -35,8 +35,8 @@ from starlette.concurrency import run_in_threadpool
 
 from bot.alerts.intake import IngestResult, ingest_many
 from bot.alerts.normalize import Notification
-from bot.db import is_database_unavailable, transaction
 from bot.runtime import Runtime
+from bot.store.db import is_database_unavailable, transaction
 
 log = logging.getLogger(__name__)
 

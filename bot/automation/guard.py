@@ -31,23 +31,23 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from bot import outbox
 from bot.actions.runner import RunResult
 from bot.actions.service import MITIGATING, Actions, describe
 from bot.automation.rules import AutoRule
 from bot.clock import as_utc, utcnow
 from bot.config import Settings
-from bot.db import transaction
 from bot.effects import GuardCheck, Handlers, PostMessage, PostReminder
 from bot.errors import ExternalError, UserError
 from bot.incidents import lifecycle, timeline
 from bot.incidents import service as incidents
-from bot.models import ActionGuard, ActionRun, Incident, Trace, saved_id
-from bot.permissions import AUTOMATION, Actor
+from bot.incidents.permissions import AUTOMATION, Actor
 from bot.runbooks import RunbookSet
 from bot.said import of_error, said
 from bot.slo.burn import trace_outcomes
 from bot.slo.spec import SLO
+from bot.store import outbox
+from bot.store.db import transaction
+from bot.store.models import ActionGuard, ActionRun, Incident, Trace, saved_id
 from bot.telemetry import Metrics
 
 log = logging.getLogger(__name__)

@@ -25,21 +25,22 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from bot import changes, outbox
 from bot.actions.runner import RunResult
 from bot.actions.service import Actions, describe, what_changes
 from bot.automation.rules import AutoRule, Facts, why_not
 from bot.clock import as_utc, utcnow
 from bot.config import Settings
-from bot.db import transaction
 from bot.effects import ConsiderAutomation, Handlers, PostMessage
 from bot.errors import UserError
 from bot.incidents import lifecycle, timeline
 from bot.incidents import service as incidents
-from bot.models import ActionRun, Incident, TimelineEvent, saved_id
-from bot.permissions import AUTOMATION
+from bot.incidents.permissions import AUTOMATION
+from bot.releases import changes
 from bot.runbooks import Runbook, RunbookSet
 from bot.said import Said, of_error, said, who
+from bot.store import outbox
+from bot.store.db import transaction
+from bot.store.models import ActionRun, Incident, TimelineEvent, saved_id
 from bot.telemetry import Metrics
 
 log = logging.getLogger(__name__)
@@ -218,7 +219,7 @@ def _silenced(session: Session, incident: Incident) -> bool:
 
 def card_line(session: Session, incident: Incident) -> str | None:
     """For the incident card: warroom's own latest action and what the guard said of it."""
-    from bot.models import ActionGuard
+    from bot.store.models import ActionGuard
 
     run = session.execute(select(ActionRun).where(col(ActionRun.incident_id) == incident.id,
                                                   col(ActionRun.requested_by) == AUTOMATION,

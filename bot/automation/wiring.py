@@ -11,8 +11,8 @@ from bot.actions.service import Actions
 from bot.automation.guard import Guard, GuardSettings, PrometheusSLI
 from bot.automation.service import Automation, Limits
 from bot.effects import Handlers
-from bot.models import ActionRun, Incident
 from bot.runtime import Runtime
+from bot.store.models import ActionRun, Incident
 
 
 @dataclass(frozen=True)

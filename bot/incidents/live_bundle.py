@@ -1,6 +1,6 @@
 """Which release bundle is live for an incident's service *now*, rollbacks included.
 
-The registry (`bot.bundles`) knows what the deploy pipeline reported; a rollback run in the
+The registry (`bot.releases.bundles`) knows what the deploy pipeline reported; a rollback run in the
 incident changes the live bundle before (or without) the pipeline reporting it. So the latest
 succeeded rollback, or undo of one, that finished after the registry's live bundle was deployed
 decides: a rollback makes its target live, its undo brings back the bundle it replaced.
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from bot import bundles
 from bot.clock import as_utc
 from bot.errors import NotFound
-from bot.models import ActionRun, Bundle, Incident
+from bot.releases import bundles
+from bot.store.models import ActionRun, Bundle, Incident
 
 ROLLBACK = "rollback"
 

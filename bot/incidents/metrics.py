@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.clock import as_utc
-from bot.models import Incident
+from bot.store.models import Incident
 
 
 def mtta(incident: Incident) -> timedelta | None:

@@ -15,18 +15,19 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from bot import outbox, traces
 from bot.automation.service import set_switch
-from bot.db import transaction
 from bot.effects import OpenRoom, PostMessage
-from bot.eval_suite import SuiteCase, collect_incident, incident_case_counts, suite_cases
+from bot.evals.suite import SuiteCase, collect_incident, incident_case_counts, suite_cases
 from bot.incidents import service, timeline
-from bot.models import Followup, Incident, TimelineEvent
 from bot.people import Names
 from bot.postmortem.store import current_text, generate
 from bot.redact import Redactor
 from bot.said import Person, said
 from bot.slo.spec import SLO
+from bot.store import outbox
+from bot.store.db import transaction
+from bot.store.models import Followup, Incident, TimelineEvent
+from bot.traces import ingest as traces
 
 # --- reading -------------------------------------------------------------------------------
 

@@ -14,12 +14,14 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from bot import traces
 from bot.clock import utcnow
-from bot.db import transaction
 from bot.incidents import metrics, service, timeline
 from bot.incidents.burn_chart import BurnChart, Moments, burn_chart
-from bot.models import (
+from bot.people import Names
+from bot.postmortem import store
+from bot.postmortem.assemble import incident_ref
+from bot.store.db import transaction
+from bot.store.models import (
     ActionRun,
     Alert,
     Followup,
@@ -28,9 +30,7 @@ from bot.models import (
     TimelineEvent,
     Trace,
 )
-from bot.people import Names
-from bot.postmortem import store
-from bot.postmortem.assemble import incident_ref
+from bot.traces import ingest as traces
 
 LIST_LIMIT = 500
 TIMELINE_LIMIT = 1000  # the page shows this many; the postmortem summarises all of them

@@ -14,14 +14,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from bot import changeset, outbox
 from bot.clock import as_utc, utcnow
 from bot.effects import ActionCard, ArchiveChannel, OpenRoom, PostFailingTraces, PostmortemDue, RefreshCard
 from bot.errors import InvalidTransition, NotFound, UserError
 from bot.incidents import lifecycle, metrics, timeline
-from bot.models import ActionRun, Alert, Followup, Incident, TimelineEvent, saved_id
 from bot.people import Names, display
 from bot.said import MENTIONS, Said, said, who
+from bot.store import changeset, outbox
+from bot.store.models import ActionRun, Alert, Followup, Incident, TimelineEvent, saved_id
 
 # Incident ids are the database's INTEGER: a number beyond it names no incident (and must not
 # reach the database, where PostgreSQL refuses it and SQLite overflows).
@@ -100,7 +100,7 @@ def declare(session: Session, *, title: str, severity: int, actor: str, service:
 
 def open_room(session: Session, incident: Incident) -> None:
     """Queue the room set-up, and bring in the failing traces seen just before the incident."""
-    from bot import traces
+    from bot.traces import ingest as traces
 
     assert incident.id is not None
     linked = traces.link_failing_traces(session, incident)
@@ -278,7 +278,7 @@ def as_dict(session: Session, incident: Incident, *, full: bool = False, names: 
         "labels": incident.labels, "links": incident.links, "previous_incident_id": incident.previous_incident_id,
     }
     if incident.group_id:
-        from bot.models import AlertGroup
+        from bot.store.models import AlertGroup
         group = session.get(AlertGroup, incident.group_id)
         body["group_key"] = group.group_key if group else None
     if full:

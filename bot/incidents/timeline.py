@@ -8,18 +8,18 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlmodel import Session, col
 
-from bot import changeset
-from bot.changeset import QueuedEvent
 from bot.clock import utcnow
-from bot.db import affected_rows
-from bot.models import Incident, TimelineEvent
 from bot.said import Said, as_row
+from bot.store import changeset
+from bot.store.changeset import QueuedEvent
+from bot.store.db import affected_rows
+from bot.store.models import Incident, TimelineEvent
 
 
 def record(session: Session, incident: Incident, kind: str, text: str | Said, *, actor: str | None = None,
            at: datetime | None = None, data: dict[str, Any] | None = None, dedupe_key: str | None = None,
            echo: bool = False) -> QueuedEvent:
-    """Add an event to the transaction's change set (`bot.changeset`); ``.id()`` on what it returns
+    """Add an event to the transaction's change set (`bot.store.changeset`); ``.id()`` on what it returns
     gives its id, or None when ``dedupe_key`` was recorded before.
 
     ``echo`` also posts the text as a short line in the incident channel (state changes).

@@ -15,12 +15,10 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from bot import bundles, redact, traces
-from bot import impact as measured_impact
+from bot import redact
 from bot.clock import as_utc, utcnow
 from bot.errors import NotFound
 from bot.incidents import metrics, service, timeline
-from bot.models import ActionRun, Alert, Bundle, Incident, TimelineEvent, Trace
 from bot.people import Names, display, named_mentions, person, plain_slack_text
 from bot.postmortem.context import (
     MAX_TRACE_EXAMPLES,
@@ -35,9 +33,13 @@ from bot.postmortem.context import (
 )
 from bot.postmortem.response import response_facts
 from bot.redact import Redactor
+from bot.releases import bundles
 from bot.said import Said
 from bot.slo.burn import budget_consumed, trace_outcomes
 from bot.slo.spec import SLO
+from bot.store.models import ActionRun, Alert, Bundle, Incident, TimelineEvent, Trace
+from bot.traces import impact as measured_impact
+from bot.traces import ingest as traces
 
 PINNED_KIND = "pinned"
 EVALS_EXPORTED_KIND = "evals_exported"
@@ -264,11 +266,11 @@ def _followup_text(text: str, owner: str | None, done: bool) -> str:
 
 
 def _eval_counts(session: Session, incident_id: int, given: int | None) -> tuple[int, int | None]:
-    """``(added, updated)`` cases of the service's suite (`bot.eval_suite`); without any, the last export's
+    """``(added, updated)`` cases of the service's suite (`bot.evals.suite`); without any, the last export's
     count and ``None`` for updated."""
     if given is not None:
         return given, None
-    from bot.eval_suite import incident_case_counts
+    from bot.evals.suite import incident_case_counts
     counts = incident_case_counts(session, incident_id)
     if counts["new"] or counts["updated"]:
         return counts["new"], counts["updated"]
@@ -278,7 +280,7 @@ def _eval_counts(session: Session, incident_id: int, given: int | None) -> tuple
 def gate_after(session: Session, incident: Incident) -> str | None:
     """"llm-gateway:v43 passed eval gate run #3 on 2026-03-15 09:12 UTC", for the first such run after the
     incident opened."""
-    from bot.models import EvalRun
+    from bot.store.models import EvalRun
     if not incident.service:
         return None
     run = session.execute(
@@ -293,7 +295,7 @@ def gate_after(session: Session, incident: Incident) -> str | None:
 
 
 def exported_case_count(session: Session, incident_id: int) -> int:
-    """Cases the last eval export wrote for this incident (``bot.eval_export`` records it)."""
+    """Cases the last eval export wrote for this incident (``bot.evals.export`` records it)."""
     event = session.execute(
         select(TimelineEvent).where(col(TimelineEvent.incident_id) == incident_id,
                                     col(TimelineEvent.kind) == EVALS_EXPORTED_KIND)

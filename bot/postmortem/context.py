@@ -51,7 +51,7 @@ class Impact(BaseModel):
     requests_served: int | None = Field(default=None, ge=0)
     failing_fraction: float | None = Field(default=None, ge=0)
     people_kind: str | None = None  # "users" or "sessions": what users_affected counts
-    source: str | None = None  # where the figures come from (bot.impact)
+    source: str | None = None  # where the figures come from (bot.traces.impact)
 
 
 class TimelineEntry(_UtcModel):

@@ -15,14 +15,14 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from bot.clock import iso
-from bot.db import transaction
 from bot.incidents import service
-from bot.models import Incident, Postmortem
 from bot.people import Names
 from bot.postmortem import store
 from bot.postmortem.assemble import incident_ref
 from bot.redact import Redactor
 from bot.slo.spec import SLO
+from bot.store.db import transaction
+from bot.store.models import Incident, Postmortem
 
 API_ACTOR = store.API_ACTOR
 

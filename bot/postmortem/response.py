@@ -9,10 +9,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from bot import changes
 from bot.clock import as_utc
-from bot.models import ActionGuard, ActionRun, Incident
-from bot.permissions import AUTOMATION
+from bot.incidents.permissions import AUTOMATION
+from bot.releases import changes
+from bot.store.models import ActionGuard, ActionRun, Incident
 
 from .context import _UtcModel
 

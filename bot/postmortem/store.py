@@ -15,15 +15,15 @@ from sqlmodel import Session, col
 
 from bot import redact
 from bot.clock import as_utc, utcnow
-from bot.db import insert_or_ignore
 from bot.incidents import service, timeline
-from bot.models import Postmortem
 from bot.people import Names
 from bot.postmortem.assemble import POSTMORTEM_EDIT_KIND, build_context
 from bot.postmortem.render import render_postmortem
 from bot.redact import Redactor
 from bot.said import said, who
 from bot.slo.spec import SLO
+from bot.store.db import insert_or_ignore
+from bot.store.models import Postmortem
 
 API_ACTOR = "api"  # edits through PUT /api/incidents/{id}/postmortem, which takes the bearer token
 

@@ -14,7 +14,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from bot.health import check_database
 from bot.incidents import lifecycle, read_model
 from bot.jsonbody import BadRequest, parse_json
 from bot.postmortem import editor
@@ -23,6 +22,7 @@ from bot.routes.common import incident_id_of, limit_of, read_body, require_beare
 from bot.routes.errors import Route
 from bot.routes.pages import drafting
 from bot.runtime import Runtime
+from bot.store.health import check_database
 
 
 def _runtime(request: Request) -> Runtime:

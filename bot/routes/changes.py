@@ -2,7 +2,7 @@
 ``POST /webhooks/unleash?service=…`` (Unleash's webhook addon, feature-flag events).
 
 Both take the bearer token ``WARROOM_ALERT_TOKEN``; a change names its service, and it shows on
-that service's open incidents (timeline and card) and before the next ones (`bot.releases`).
+that service's open incidents (timeline and card) and before the next ones (`bot.releases.service`).
 Failures are answered as JSON by the app's exception handlers (`bot.routes.errors`).
 """
 
@@ -16,8 +16,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from bot import releases
 from bot.jsonbody import BadRequest, parse_json, pydantic_problems
+from bot.releases import service as releases
 from bot.routes.common import read_body, require_bearer
 from bot.routes.errors import Route
 from bot.runtime import Runtime

@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from bot.errors import NotFound, UserError, new_error_id
-from bot.health import is_outage
 from bot.jsonbody import BadRequest
+from bot.store.health import is_outage
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from bot.errors import UserError
-from bot.health import DatabaseError
 from bot.jsonbody import BadRequest
 from bot.routes.common import Problem, as_json, problem_of
 from bot.routes.html import render
+from bot.store.health import DatabaseError
 
 Style = Callable[[Request, Problem], Response]
 

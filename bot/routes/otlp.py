@@ -24,7 +24,7 @@ from bot.otlp.genai import MappingOptions, map_spans
 from bot.routes.common import Problem, read_body, require_bearer
 from bot.routes.errors import Route
 from bot.runtime import Runtime
-from bot.trace_intake import store_events
+from bot.traces.intake import store_events
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from bot import releases
 from bot.jsonbody import (
     MAX_DEPTH,
     BadRequest,
@@ -36,10 +35,11 @@ from bot.jsonbody import (
     parse_json,
     pydantic_problems,
 )
+from bot.releases import service as releases
 from bot.routes.common import limit_of, read_body, require_bearer
 from bot.routes.errors import Route
 from bot.runtime import Runtime
-from bot.trace_intake import store_events
+from bot.traces.intake import store_events
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """One evaluation round of the quality sensors: read traces, decide, raise or resolve through the intake.
 
-Like the SLO watcher (`bot.watcher`), a sensor's alerts are Alertmanager notifications (source
+Like the SLO watcher (`bot.sensors.burn_rate`), a sensor's alerts are Alertmanager notifications (source
 ``watcher``) handed to the same intake, so identity, dedupe, grouping, runbook matching and
 re-fire are the intake's: a firing alert keeps its ``startsAt`` while it fires (a duplicate for the
 intake), and a new episode after a resolve opens a new incident. The alerts still firing are the
@@ -27,13 +27,13 @@ from bot.alerts.intake import IngestResult, IntakeRules, ingest_many
 from bot.alerts.normalize import from_alertmanager
 from bot.clock import as_utc
 from bot.config import Settings
-from bot.models import Alert, AlertGroup, Trace
-from bot.reminders import leased
+from bot.incidents.reminders import leased
 from bot.sensors.psi import psi
 from bot.sensors.spec import Sensor
 from bot.sensors.spike import Outcomes, spans_needed, spike
 from bot.slo.payload import to_alertmanager_payload
 from bot.slo.tracerule import field_path
+from bot.store.models import Alert, AlertGroup, Trace
 
 SOURCE: Final = "watcher"
 RECEIVER = "warroom-sensors"
@@ -84,7 +84,7 @@ class SensorAlert:
 def evaluate_sensors(engine: Engine, settings: Settings, sensors: Sequence[Sensor], now: datetime, *,
                      rules: IntakeRules | None = None) -> list[IngestResult]:
     """Evaluate every sensor at ``now``; one intake result per notification sent."""
-    from bot.watcher import intake_rules
+    from bot.sensors.burn_rate import intake_rules
 
     rules = rules or intake_rules(settings)
     moment = as_utc(now)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.models import ActionRun
-from bot.permissions import is_automation
+from bot.incidents.permissions import is_automation
 from bot.slack.blocks import button
 from bot.slack.text import code, cut, safe
+from bot.store.models import ActionRun
 
 STATUS_WORDS = {
     "awaiting_confirmation": "⏸ waiting for confirmation",

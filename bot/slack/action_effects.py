@@ -7,12 +7,12 @@ from sqlmodel import col
 
 from bot.actions.service import Actions, describe, live_now, what_changes
 from bot.clock import as_utc
-from bot.db import insert_or_ignore, transaction
 from bot.effects import ActionCard, Handlers, RunAction
 from bot.incidents import service as incidents
-from bot.models import IncidentStep
 from bot.slack.action_card import action_card
 from bot.slack.context import SlackContext
+from bot.store.db import insert_or_ignore, transaction
+from bot.store.models import IncidentStep
 
 
 class ActionEffects:

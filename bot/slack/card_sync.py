@@ -14,13 +14,13 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlmodel import col
 
-from bot.db import transaction
 from bot.effects import ActionCard, Handlers, RefreshCard
 from bot.incidents import service
-from bot.models import IncidentStep
 from bot.slack.effects import SlackEffects
 from bot.slack.topic import topic_text
 from bot.slack.views import card_view
+from bot.store.db import transaction
+from bot.store.models import IncidentStep
 
 FINISHED = ("succeeded", "failed", "unknown", "cancelled")
 

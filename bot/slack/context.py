@@ -8,8 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot import permissions
-from bot.incidents import operations
+from bot.incidents import operations, permissions
 from bot.redact import Redactor
 from bot.runtime import Runtime
 from bot.slack.client import SlackGateway, redact_readable
@@ -66,13 +65,13 @@ class SlackContext:
         return user_id in members.get("members", [])
 
     def require_member(self, channel_id: str | None, user_id: str, what: str) -> None:
-        """The channel rule of `bot.permissions` for an operation not in its table (prefer ``authorise``)."""
+        """The channel rule of `bot.incidents.permissions` for an operation not in its table (prefer ``authorise``)."""
         members = set(self.gateway.call("conversations.members", channel=channel_id, limit=1000).get(
             "members", [])) if channel_id else None
         permissions.require_channel_member(permissions.Actor(user=user_id, channel_members=members), channel_id, what)
 
     def authorise(self, operation: str, channel_id: str | None, user_id: str) -> None:
-        """The one permission check (`bot.permissions`) for an incident-level operation."""
+        """The one permission check (`bot.incidents.permissions`) for an incident-level operation."""
         if permissions.rule_of(operation) is permissions.Rule.ANYONE:
             return
         members = None

@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import col
 
-from bot.db import transaction
 from bot.effects import (
     ArchiveChannel,
     Handlers,
@@ -25,12 +24,13 @@ from bot.effects import (
     PostReminder,
 )
 from bot.incidents import service, timeline
-from bot.models import IncidentStep, TimelineEvent
 from bot.said import Said
 from bot.slack import blocks
 from bot.slack.room import Room
 from bot.slack.text import escape_keep_mentions, mrkdwn, safe
 from bot.slack.views import card_view
+from bot.store.db import transaction
+from bot.store.models import IncidentStep, TimelineEvent
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.eval_suite import SuiteCase
+from bot.evals.suite import SuiteCase
 from bot.slack.blocks import button
 from bot.slack.text import MAX_BLOCKS, SECTION_TEXT_LIMIT, cut, safe
 

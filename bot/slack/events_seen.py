@@ -10,8 +10,8 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 
 from bot.clock import utcnow
-from bot.db import insert_or_ignore, transaction
-from bot.models import SlackEventSeen
+from bot.store.db import insert_or_ignore, transaction
+from bot.store.models import SlackEventSeen
 
 
 def already_handled(engine: Engine, event_id: str | None) -> bool:

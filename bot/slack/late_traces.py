@@ -2,7 +2,7 @@
 
 Both posts take the incident's failing traces not posted yet (their ids above the last one
 posted, remembered in the ``traces_posted`` set-up step), so each trace is counted in exactly one
-post however the batches arrive; `bot.late_traces` decides when a later post is due. After a post
+post however the batches arrive; `bot.traces.late` decides when a later post is due. After a post
 the card is re-rendered so its failing-trace count stays current.
 """
 
@@ -14,14 +14,15 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from bot import late_traces, traces
 from bot.clock import as_utc, iso, utcnow
-from bot.db import insert_or_ignore, transaction
 from bot.effects import Handlers, PostFailingTraces, PostLateTraces
 from bot.incidents import service
-from bot.models import IncidentStep, Trace
 from bot.redact import Redactor
 from bot.slack import blocks
+from bot.store.db import insert_or_ignore, transaction
+from bot.store.models import IncidentStep, Trace
+from bot.traces import ingest as traces
+from bot.traces import late as late_traces
 
 if TYPE_CHECKING:  # the room renders the card, whose count of failing traces comes from here
     from bot.slack.room import Room

@@ -28,16 +28,16 @@ from sqlmodel import Session, col
 
 from bot.clock import utcnow
 from bot.config import Settings
-from bot.db import insert_or_ignore, transaction
 from bot.errors import ExternalError
 from bot.incidents import service, timeline
-from bot.models import Incident, IncidentStep, Installation
 from bot.runbooks import RunbookSet, owner_kind
 from bot.slack import blocks
 from bot.slack.channel_names import channel_name, with_suffix
 from bot.slack.client import SlackCallError, SlackGateway
 from bot.slack.text import cut
 from bot.slack.views import card_view
+from bot.store.db import insert_or_ignore, transaction
+from bot.store.models import Incident, IncidentStep, Installation
 from bot.worker import check_lease, current_lease
 
 log = logging.getLogger(__name__)

@@ -5,16 +5,16 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from bot import bundles
 from bot.alerts.intake import CANNOT_SELF_RESOLVE
 from bot.automation import service as automation
 from bot.clock import as_utc
 from bot.incidents import lifecycle, metrics, service
 from bot.incidents.live_bundle import live_bundle
-from bot.models import Incident, IncidentStep, TimelineEvent, saved_id
+from bot.releases import bundles
 from bot.runbooks import RunbookSet
 from bot.slack.blocks import CardView
 from bot.slack.late_traces import failing_trace_count
+from bot.store.models import Incident, IncidentStep, TimelineEvent, saved_id
 
 STEP_WARNING_AFTER = 3  # failed attempts before a set-up step is shown as a warning
 
@@ -51,8 +51,8 @@ def cannot_self_resolve(session: Session, incident: Incident) -> str | None:
         col(TimelineEvent.incident_id) == incident.id, col(TimelineEvent.kind) == CANNOT_SELF_RESOLVE).limit(1)
     ).scalar()
 def _traffic_line(session: Session, incident: Incident) -> str | None:
-    from bot import impact
     from bot.postmortem.assemble import impact_window
+    from bot.traces import impact
 
     start, end = impact_window(session, incident)
     return impact.traffic_line(session, incident, start, end)
@@ -61,7 +61,7 @@ def _traffic_line(session: Session, incident: Incident) -> str | None:
 def change_line(session: Session, incident: Incident) -> str | None:
     """"Changed 17 min before: bundle v42 by deploy-bot": the service's latest change (hours before
     the incident, or since), and how many more there were."""
-    from bot import changes
+    from bot.releases import changes
 
     opened = as_utc(incident.opened_at)
     found = changes.for_incident(session, incident.service, opened)

@@ -15,8 +15,8 @@ from starlette.routing import Route
 from .answers import answer_question
 from .bundles import BUNDLES, DEFAULT_BUNDLE, ROUTES
 from .metrics import ServiceMetrics
-from .state import ServiceState, UnknownBundle, UnknownRoute, UnknownTool
 from .otel import Encoding, OtelShipper
+from .state import ServiceState, UnknownBundle, UnknownRoute, UnknownTool
 from .traces import TraceShipper, trace_event
 from .traffic import TrafficGenerator
 from .unleash import UnleashPoller

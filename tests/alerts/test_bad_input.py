@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from bot.models import Alert, AlertGroup, Incident, OutboxItem, TimelineEvent
+from bot.store.models import Alert, AlertGroup, Incident, OutboxItem, TimelineEvent
 from tests.alerts.payloads import am_alert, am_payload
 
 TABLES = (Incident, Alert, AlertGroup, TimelineEvent, OutboxItem)

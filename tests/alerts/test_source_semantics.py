@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
-from bot.db import transaction
-from bot.models import AlertGroup, Incident, OutboxItem
+from bot.store.db import transaction
+from bot.store.models import AlertGroup, Incident, OutboxItem
 from tests.alerts.payloads import (
     am_alert,
     am_payload,

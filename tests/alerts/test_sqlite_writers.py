@@ -1,4 +1,4 @@
-"""SQLite writers queue first come, first served inside a process (bot.db.WriterQueue).
+"""SQLite writers queue first come, first served inside a process (bot.store.db.WriterQueue).
 
 These are about SQLite's own locking, so they use SQLite files only; PostgreSQL serialises
 intake transactions with row locks instead (see test_webhooks and test_writer).
@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import func, select, text
 
 from bot.clock import utcnow
-from bot.db import WriterQueue, make_engine, transaction, upgrade
-from bot.models import Incident
+from bot.store.db import WriterQueue, make_engine, transaction, upgrade
+from bot.store.models import Incident
 from tests.support import wait_for
 
 

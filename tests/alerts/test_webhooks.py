@@ -7,7 +7,7 @@ import threading
 import httpx
 
 from bot.alerts.fingerprint import fingerprint
-from bot.models import Alert, AlertGroup, Incident, OutboxItem, TimelineEvent
+from bot.store.models import Alert, AlertGroup, Incident, OutboxItem, TimelineEvent
 from tests.alerts.payloads import am_alert, am_payload, grafana_payload
 from tests.conftest import READER
 
@@ -234,7 +234,7 @@ def test_a_service_label_longer_than_its_column_is_cut_not_a_500(warroom):
 def test_a_new_episode_leaves_the_rows_of_earlier_episodes_alone(warroom):
     from sqlalchemy import select
 
-    from bot.db import transaction
+    from bot.store.db import transaction
 
     warroom.alertmanager(am_payload([am_alert("a", starts="2026-03-14T02:06:00Z")]))
     warroom.alertmanager(am_payload([am_alert("a", starts="2026-03-14T02:06:00Z", status="resolved",

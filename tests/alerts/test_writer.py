@@ -17,10 +17,10 @@ from bot.alerts.intake import IngestResult, ingest, ingest_many
 from bot.alerts.normalize import Notification, from_alertmanager
 from bot.alerts.writer import IntakeWriter, ingest_batch
 from bot.clock import as_utc, utcnow
-from bot.db import is_database_unavailable, transaction
-from bot.models import Alert, AlertGroup, Incident, OutboxItem, TimelineEvent, Trace
 from bot.runtime import Runtime
 from bot.serving import wait_until
+from bot.store.db import is_database_unavailable, transaction
+from bot.store.models import Alert, AlertGroup, Incident, OutboxItem, TimelineEvent, Trace
 from tests.alerts.payloads import am_alert, am_payload
 from tests.conftest import make_settings
 

@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import select
 
 from bot.compose import compose
-from bot.db import transaction
 from bot.emulator import Emulator
-from bot.models import ActionRun
 from bot.runtime import Runtime
 from bot.serving import ServerThread
 from bot.slo.spec import SLO
+from bot.store.db import transaction
+from bot.store.models import ActionRun
 from bot.web import create_app
 from tests.conftest import ROOT
 from tests.slack.conftest import SlackHarness, slack_settings

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.db import transaction
 from bot.incidents import service as incidents
 from bot.incidents import timeline
+from bot.store.db import transaction
 from tests.alerts.payloads import am_alert, am_payload
 from tests.automation.conftest import register_bundles, runs
 from tests.slack.conftest import PRIYA, SAM

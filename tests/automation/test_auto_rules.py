@@ -9,7 +9,7 @@ import pytest
 from bot.actions import load_playbooks
 from bot.actions.playbook import check_playbooks
 from bot.errors import PermissionDenied
-from bot.permissions import AUTOMATION, Actor, check
+from bot.incidents.permissions import AUTOMATION, Actor, check
 from bot.runbooks import check_runbooks, load_runbooks
 from tests.conftest import ROOT
 

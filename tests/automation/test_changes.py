@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.db import transaction
-from bot.models import ChangeEvent
+from bot.store.db import transaction
+from bot.store.models import ChangeEvent
 from tests.alerts.payloads import am_alert, am_payload
 from tests.automation.conftest import AUTH
 from tests.conftest import Warroom
@@ -90,7 +90,7 @@ def unleash() -> Iterator:
 @pytest.fixture
 def warroom_on_sqlite(tmp_path) -> Iterator[Warroom]:
     """One database is enough here: what is under test is Unleash's delivery, not the store."""
-    from bot.db import make_engine, upgrade
+    from bot.store.db import make_engine, upgrade
     from tests.conftest import make_settings, serve_warroom
 
     url = f"sqlite:///{tmp_path / 'warroom.db'}"

@@ -84,9 +84,9 @@ def test_the_guard_mitigates_with_evidence_when_the_ratio_drops(guarded, llm_ser
 
 
 def postmortem_of(harness, incident_id: int) -> str:
-    from bot.db import transaction
     from bot.postmortem.assemble import build_context
     from bot.postmortem.render import render_postmortem
+    from bot.store.db import transaction
     with transaction(harness.runtime.engine) as session:
         return render_postmortem(build_context(session, incident_id, slos=harness.runtime.slos))
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.engine import Engine
 
-from bot.db import make_engine
+from bot.store.db import make_engine
 
 
 @pytest.fixture

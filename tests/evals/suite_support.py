@@ -8,11 +8,11 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import Engine
 
-from bot import bundles
-from bot.db import transaction
-from bot.eval_suite import collect_incident
-from bot.models import Incident, Trace
-from bot.trace_rules import TraceEvent, failure_types
+from bot.evals.suite import collect_incident
+from bot.releases import bundles
+from bot.store.db import transaction
+from bot.store.models import Incident, Trace
+from bot.traces.rules import TraceEvent, failure_types
 from examples.llm_service.bundles import BUNDLES
 
 SERVICE = "llm-gateway"

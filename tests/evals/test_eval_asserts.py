@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bot.eval_asserts import AssertContext, case_asserts, inert_literal, must_pass
-from bot.eval_suite import SuiteCase, key_facts
-from bot.eval_suite_export import assert_context
-from bot.models import Bundle
+from bot.evals.asserts import AssertContext, case_asserts, inert_literal, must_pass
+from bot.evals.suite import SuiteCase, key_facts
+from bot.evals.suite_files import assert_context
+from bot.store.models import Bundle
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "examples" / "llm_service" / "contracts"
 

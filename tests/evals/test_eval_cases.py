@@ -5,9 +5,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from bot.evals import EvalCase, Label, cases_from_traces
+from bot.evals.cases import EvalCase, Label, cases_from_traces
 from bot.redact import Redactor
-from bot.trace_rules import FailureRules, TraceEvent
+from bot.traces.rules import FailureRules, TraceEvent
 
 REFUND_Q = "What is the refund policy?"
 BAD_REFUND = "Refunds are available within 90 days, no receipt needed."

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.evals import EvalExportError, ExportResult, Label, cases_from_traces, write_eval_files
-from bot.trace_rules import TraceEvent
+from bot.evals.cases import EvalExportError, ExportResult, Label, cases_from_traces, write_eval_files
+from bot.traces.rules import TraceEvent
 
 # Assertion types promptfoo 0.121 accepts (from its BaseAssertionTypes); `not-` prefixes are also valid.
 PROMPTFOO_ASSERT_TYPES = {
@@ -127,7 +127,7 @@ def test_a_corrupt_existing_file_is_reported_with_its_line_and_left_untouched(tm
 
 
 def test_a_suite_too_large_for_block_yaml_is_still_valid_yaml_matching_the_jsonl(tmp_path: Path) -> None:
-    from bot.evals import BLOCK_STYLE_LIMIT
+    from bot.evals.cases import BLOCK_STYLE_LIMIT
     many = [trace(f"r{i}", i % 60, input=f"Question {i}: what is the refund policy?\tplease",
                   output="Refunds are available within 90 days.", hallucination_score=0.9)
             for i in range(BLOCK_STYLE_LIMIT + 5)]

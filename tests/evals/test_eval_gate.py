@@ -16,13 +16,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bot import bundles
-from bot.db import transaction
-from bot.eval_gate import FAILED, PASSED, run_gate, write_reports
-from bot.eval_suite import collect_incident
-from bot.eval_target import EvalTarget
-from bot.models import EvalRun
+from bot.evals.gate import FAILED, PASSED, run_gate, write_reports
+from bot.evals.suite import collect_incident
+from bot.evals.target import EvalTarget
+from bot.releases import bundles
 from bot.serving import serving
+from bot.store.db import transaction
+from bot.store.models import EvalRun
 from examples.llm_service import create_app
 from tests.conftest import make_settings
 from tests.evals.suite_support import SERVICE, add_incident, add_trace, register_catalogue, seed_incident_from_v42

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.engine import Engine
 
-from bot.db import transaction
-from bot.eval_replay import replay
-from bot.eval_suite import incident_rows
-from bot.eval_target import EvalTarget
+from bot.evals.replay import replay
+from bot.evals.suite import incident_rows
+from bot.evals.target import EvalTarget
 from bot.serving import serving
-from bot.trace_rules import FailureRules
+from bot.store.db import transaction
+from bot.traces.rules import FailureRules
 from examples.llm_service import create_app
 from tests.evals.suite_support import SERVICE, register_catalogue, seed_incident_from_v42
 

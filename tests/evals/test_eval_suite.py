@@ -8,12 +8,12 @@ from pathlib import Path
 import yaml
 from sqlalchemy.engine import Engine
 
-from bot.db import transaction
-from bot.eval_asserts import AssertContext
-from bot.eval_suite import collect_incident, incident_case_counts, signature, suite_cases
-from bot.eval_suite_export import export_suite
-from bot.eval_target import EvalTarget
+from bot.evals.asserts import AssertContext
+from bot.evals.suite import collect_incident, incident_case_counts, signature, suite_cases
+from bot.evals.suite_files import export_suite
+from bot.evals.target import EvalTarget
 from bot.redact import Redactor
+from bot.store.db import transaction
 from tests.evals.suite_support import SERVICE, T0, add_incident, add_trace
 
 REFUND_WRONG = "Refunds are available within 90 days, no receipt needed."
@@ -125,9 +125,9 @@ def test_redaction_applies_to_what_the_suite_stores(engine: Engine) -> None:
 
 def test_the_postmortem_counts_new_and_updated_cases_and_ticks_gate_the_fix_after_a_passing_gate(
         engine: Engine) -> None:
-    from bot.models import EvalRun
     from bot.postmortem.assemble import build_context
     from bot.postmortem.render import render_postmortem
+    from bot.store.models import EvalRun
     earlier, incident = add_incident(engine, at=T0 - timedelta(days=2)), add_incident(engine)
     seed_refund_failures(engine, earlier, "old")
     seed_refund_failures(engine, incident, "new")

@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.evals import Label, cases_from_traces, write_eval_files
-from bot.promptfoo import EvalRunSummary, PromptfooError, run_promptfoo
+from bot.evals.cases import Label, cases_from_traces, write_eval_files
+from bot.evals.promptfoo import EvalRunSummary, PromptfooError, run_promptfoo
 from bot.serving import serving
-from bot.trace_rules import TraceEvent
+from bot.traces.rules import TraceEvent
 from examples.llm_service import create_app
 
 CACHE_DIR = Path(__file__).resolve().parents[2] / ".cache" / "promptfoo"

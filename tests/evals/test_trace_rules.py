@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from bot.trace_rules import FailureRules, TraceEvent, failure_types
+from bot.traces.rules import FailureRules, TraceEvent, failure_types
 
 
 def trace(**fields: object) -> TraceEvent:

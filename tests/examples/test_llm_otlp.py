@@ -8,9 +8,9 @@ import pytest
 from llm_loopback import serve, wait_until
 from sqlalchemy import select
 
-from bot.db import transaction
-from bot.models import Trace
-from bot.trace_rules import TraceEvent, failure_types
+from bot.store.db import transaction
+from bot.store.models import Trace
+from bot.traces.rules import TraceEvent, failure_types
 from examples.llm_service.answers import answer_question
 from examples.llm_service.app import create_app
 from examples.llm_service.bundles import BUNDLES

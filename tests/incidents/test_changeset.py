@@ -1,4 +1,4 @@
-"""The one write path (bot.changeset): the ordering rules of an incident's timeline and outbox
+"""The one write path (bot.store.changeset): the ordering rules of an incident's timeline and outbox
 rows, on both databases, whoever queues them."""
 
 from __future__ import annotations
@@ -6,15 +6,15 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from bot import changeset, outbox
 from bot.alerts.intake import ingest
 from bot.alerts.writer import ingest_batch
 from bot.clock import utcnow
-from bot.db import transaction
 from bot.effects import PostMessage
 from bot.incidents import service, timeline
-from bot.models import OutboxItem, TimelineEvent
 from bot.runtime import Runtime
+from bot.store import changeset, outbox
+from bot.store.db import transaction
+from bot.store.models import OutboxItem, TimelineEvent
 from tests.alerts.payloads import am_alert, am_payload
 from tests.alerts.test_writer import note
 

@@ -1,4 +1,4 @@
-"""The raw insert path (bot.statements: the intake's rows and the change set's timeline and outbox
+"""The raw insert path (bot.store.statements: the intake's rows and the change set's timeline and outbox
 rows) applies no model defaults: on PostgreSQL a column it leaves out is NULL or its server
 default. So every column the model fills in by itself (a ``default`` other than None, a
 ``default_factory``) or that must not be NULL has to be named by every raw insert of its table.
@@ -15,7 +15,7 @@ from sqlalchemy.sql.dml import Insert
 from sqlmodel import SQLModel
 
 from bot.alerts.writer import ingest_batch
-from bot.statements import Statements
+from bot.store.statements import Statements
 from tests.alerts.payloads import am_alert, am_payload
 from tests.alerts.test_writer import note, outcomes
 
@@ -81,7 +81,7 @@ def test_every_raw_insert_names_each_column_its_model_would_fill_in(runtime, raw
 
 def test_a_new_model_default_is_one_the_raw_rows_must_name():
     """The check itself: a column with a Python-side default counts, a nullable one without does not."""
-    from bot.models import Incident, OutboxItem
+    from bot.store.models import Incident, OutboxItem
 
     assert {"severity", "labels", "monitoring_gap", "title", "opened_at"} <= must_be_named(Incident)
     assert {"channel_id", "summary", "acknowledged_at", "id"}.isdisjoint(must_be_named(Incident))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot.db import make_engine, transaction
 from bot.incidents import service, timeline
-from bot.models import TimelineEvent
 from bot.people import display
 from bot.said import Person, Said, said, who
 from bot.slack.text import mrkdwn
+from bot.store.db import make_engine, transaction
+from bot.store.models import TimelineEvent
 
 NAMES = {"U0PRIYA": "Priya", "U0SAM": "Sam"}.get
 

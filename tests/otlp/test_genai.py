@@ -9,7 +9,7 @@ import pytest
 from bot.jsonbody import BadRequest
 from bot.otlp.decode import decode_request, decompress
 from bot.otlp.genai import CONTENT_OFF, MappingOptions, map_spans
-from bot.trace_rules import TraceEvent, failure_types
+from bot.traces.rules import TraceEvent, failure_types
 from tests.otlp.spans import Recorder, json_body, protobuf_body, request_id
 
 ENCODINGS = {"application/x-protobuf": protobuf_body, "application/json": json_body}

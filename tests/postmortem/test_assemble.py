@@ -17,16 +17,17 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot import bundles, traces
 from bot.clock import as_utc
-from bot.db import transaction
 from bot.errors import NotFound
 from bot.incidents import service, timeline
-from bot.models import ActionRun, Alert, Postmortem, Trace
 from bot.postmortem import assemble, store
+from bot.releases import bundles
 from bot.slo.spec import SLO
 from bot.slo.tracerule import TraceRule
-from bot.trace_rules import TraceEvent
+from bot.store.db import transaction
+from bot.store.models import ActionRun, Alert, Postmortem, Trace
+from bot.traces import ingest as traces
+from bot.traces.rules import TraceEvent
 from tests.alerts.payloads import am_alert, am_payload
 from tests.conftest import Warroom, serve_warroom  # noqa: F401  (re-used by page tests)
 

@@ -16,8 +16,8 @@ from sqlalchemy import select, update
 from bot import signin
 from bot.clock import utcnow
 from bot.config import Settings
-from bot.db import transaction
-from bot.models import Postmortem, WebSession, WebSignInLink
+from bot.store.db import transaction
+from bot.store.models import Postmortem, WebSession, WebSignInLink
 from tests.conftest import ALERT_TOKEN, READER, Warroom, make_settings, serve_warroom, sign_in
 from tests.postmortem.test_assemble import seed_incident
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from bot import bundles
-from bot.db import transaction
 from bot.errors import NotFound
-from bot.models import Bundle
+from bot.releases import bundles
+from bot.store.db import transaction
+from bot.store.models import Bundle
 from tests.conftest import Warroom
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)

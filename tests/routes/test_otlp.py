@@ -12,8 +12,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from sqlalchemy import select
 
 from bot.compose import compose
-from bot.db import transaction
-from bot.models import Trace
+from bot.store.db import transaction
+from bot.store.models import Trace
 from bot.web import create_app
 from tests.alerts.payloads import am_alert, am_payload
 from tests.conftest import Warroom, make_settings

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.db import transaction
 from bot.incidents import service
-from bot.models import Postmortem
+from bot.store.db import transaction
+from bot.store.models import Postmortem
 from tests.conftest import ALERT_TOKEN, Warroom
 from tests.postmortem.test_assemble import seed_incident
 

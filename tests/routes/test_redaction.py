@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.db import transaction
 from bot.incidents import service, timeline
-from bot.models import ActionRun
+from bot.store.db import transaction
+from bot.store.models import ActionRun
 from tests.conftest import ALERT_TOKEN, Warroom
 from tests.postmortem.test_assemble import seed_incident
 

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot import traces
 from bot.clock import as_utc
 from bot.compose import compose
-from bot.db import transaction
 from bot.errors import NotFound, UserError
-from bot.models import Incident, Trace
-from bot.trace_rules import FailureRules
+from bot.store.db import transaction
+from bot.store.models import Incident, Trace
+from bot.traces import ingest as traces
+from bot.traces.rules import FailureRules
 from bot.web import create_app
 from tests.alerts.payloads import am_alert, am_payload
 from tests.conftest import Warroom, make_settings
@@ -271,7 +271,7 @@ def test_labelling_an_unknown_trace_or_failure_type_says_so(warroom):
 
 
 def test_failure_rules_decide_what_failed(settings):
-    from bot.db import make_engine
+    from bot.store.db import make_engine
     engine = make_engine(settings.database_url)
     try:
         with transaction(engine) as session:

@@ -17,12 +17,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from bot.config import Settings
-from bot.db import make_engine, transaction
-from bot.models import Incident, Trace
+from bot.sensors.burn_rate import evaluate_slos
 from bot.sensors.spec import load_sensors
 from bot.sensors.watch import evaluate_sensors
 from bot.slo.spec import load_slos
-from bot.watcher import evaluate_slos
+from bot.store.db import make_engine, transaction
+from bot.store.models import Incident, Trace
 
 T0 = datetime(2026, 3, 9, 14, 0, tzinfo=timezone.utc)
 FILE = """\

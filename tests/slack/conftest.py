@@ -17,10 +17,10 @@ from sqlalchemy import select
 from bot.compose import Warroom as ComposedWarroom
 from bot.compose import compose
 from bot.config import Settings
-from bot.db import transaction
 from bot.emulator import Emulator
-from bot.models import IncidentStep
 from bot.runtime import Runtime
+from bot.store.db import transaction
+from bot.store.models import IncidentStep
 from bot.web import create_app
 from tests.conftest import ALERT_TOKEN, READER, SIGNING_SECRET, make_settings
 from tests.support import ServerThread, free_port, wait_for
@@ -63,7 +63,7 @@ class SlackHarness:
     def settle(self, timeout: float = 10) -> None:
         """Wait until every queued Slack effect that is due has been performed (rows queued for
         later, such as the next failing-traces post, are not waited for)."""
-        from bot import outbox
+        from bot.store import outbox
         def idle() -> bool:
             with transaction(self.runtime.engine) as session:
                 return outbox.due_count(session) == 0

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.clock import utcnow
-from bot.db import transaction
-from bot.models import ActionRun
+from bot.store.db import transaction
+from bot.store.models import ActionRun
 from tests.slack.conftest import ALEX, INCIDENTS, PRIYA, SAM, reply_text
 from tests.slack.test_actions import llm_service, room, run_card  # noqa: F401  (fixtures)
 from tests.support import wait_for

@@ -173,8 +173,8 @@ def test_dry_run_shows_the_exact_requests_with_secrets_masked_and_sends_nothing(
 
 def test_a_run_interrupted_mid_way_becomes_unknown_and_is_not_run_again(llm_service, slack, room):
     """A crash after the run started: the worker finds it `running` and says so instead of re-running."""
-    from bot.db import transaction
-    from bot.models import ActionRun
+    from bot.store.db import transaction
+    from bot.store.models import ActionRun
 
     _, channel = room
     slack.command("/incident disable-tool web_search", user=PRIYA, channel=channel)

@@ -7,9 +7,9 @@ import html
 
 from sqlalchemy import select
 
-from bot.db import transaction
 from bot.incidents import service, timeline
-from bot.models import TimelineEvent
+from bot.store.db import transaction
+from bot.store.models import TimelineEvent
 from tests.conftest import READER
 from tests.slack.conftest import PRIYA, SAM, reply_text
 from tests.support import wait_for

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from bot.db import transaction
 from bot.incidents import service
+from bot.store.db import transaction
 from tests.alerts.payloads import am_alert, am_payload
 from tests.slack.conftest import ALEX, INCIDENTS, PRIYA, SAM, reply_text
 from tests.slack.test_traces import post_traces

@@ -22,9 +22,9 @@ from sqlalchemy import select, update
 
 from bot.clock import utcnow
 from bot.compose import compose
-from bot.db import make_engine, transaction
 from bot.emulator import Emulator
-from bot.models import IncidentStep, OutboxItem
+from bot.store.db import make_engine, transaction
+from bot.store.models import IncidentStep, OutboxItem
 from bot.web import create_app
 from tests.alerts.payloads import am_alert, am_payload
 from tests.conftest import ALERT_TOKEN, ROOT, SIGNING_SECRET, _pg_admin, _pg_url
@@ -142,7 +142,7 @@ def test_a_process_killed_after_posting_is_not_followed_by_a_second_post(databas
 
 
 def _settled(engine) -> bool:
-    from bot import outbox
+    from bot.store import outbox
     with transaction(engine) as session:
         return outbox.pending_count(session) == 0
 

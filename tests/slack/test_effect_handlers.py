@@ -11,10 +11,10 @@ from sqlalchemy import select
 from bot import effects
 from bot.clock import utcnow
 from bot.compose import compose
-from bot.db import transaction
 from bot.effects import Handlers, HandlerSetError, RefreshCard
-from bot.models import OutboxItem, TimelineEvent
 from bot.slack.late_traces import TracePoster
+from bot.store.db import transaction
+from bot.store.models import OutboxItem, TimelineEvent
 from tests.conftest import make_settings
 from tests.slack.conftest import INCIDENTS, SlackHarness
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from bot.db import transaction
-from bot.eval_gate import FAILED, CaseVerdict, GateReport, Outcome
-from bot.eval_gate_notify import post_to_incidents
-from bot.eval_suite import suite_cases
+from bot.evals.gate import FAILED, CaseVerdict, GateReport, Outcome
+from bot.evals.gate_notify import post_to_incidents
+from bot.evals.suite import suite_cases
+from bot.store.db import transaction
 from tests.alerts.payloads import am_alert, am_payload
 from tests.slack.conftest import PRIYA, reply_text
 from tests.slack.test_actions import llm_service, room, run_card  # noqa: F401
@@ -61,8 +61,8 @@ def test_a_failed_gate_posts_its_summary_to_the_incidents_its_cases_came_from(sl
 
 
 def test_rollback_proposes_the_newest_gated_bundle_and_says_when_it_passed(llm_service, slack, room):  # noqa: F811
-    from bot import bundles
-    from bot.models import EvalRun
+    from bot.releases import bundles
+    from bot.store.models import EvalRun
     incident_id, channel = room
     with transaction(slack.runtime.engine) as session:
         # v43 is registered after the incident opened (a candidate, not what was live) and passes a gate.
@@ -91,9 +91,9 @@ def test_rollback_to_a_hand_marked_bundle_says_so(llm_service, slack, room):  # 
 def test_the_card_names_the_bundle_that_passed_the_gate(llm_service, slack, room):  # noqa: F811
     from datetime import timedelta
 
-    from bot import bundles
     from bot.clock import utcnow
     from bot.incidents import service
+    from bot.releases import bundles
     from bot.slack.views import bundle_line
     incident_id, _ = room
     with transaction(slack.runtime.engine) as session:

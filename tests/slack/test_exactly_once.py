@@ -14,11 +14,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bot import outbox
 from bot.compose import compose
-from bot.db import make_engine
 from bot.emulator import Emulator
 from bot.emulator.state import Channel
+from bot.store import outbox
+from bot.store.db import make_engine
 from bot.web import create_app
 from bot.worker import Worker
 from tests.alerts.payloads import am_alert, am_payload
@@ -88,8 +88,8 @@ def test_a_channel_created_but_not_marked_is_finished_by_its_own_incident(slack)
 
 def test_an_unmarked_channel_with_the_same_name_is_not_adopted(slack):
     """Someone (or another warroom) made a channel with the name warroom tried and lost the answer for."""
-    from bot.db import transaction
-    from bot.models import IncidentStep
+    from bot.store.db import transaction
+    from bot.store.models import IncidentStep
 
     inject(slack.emu, "conversations.create", "500", times=3)
     incident_id = slack.fire(am_payload([am_alert("a")]))
@@ -172,8 +172,8 @@ def test_a_worker_whose_row_was_taken_over_stops_before_its_next_step(slack, cap
     from sqlalchemy import update
 
     from bot.clock import utcnow
-    from bot.db import transaction
-    from bot.models import OutboxItem
+    from bot.store.db import transaction
+    from bot.store.models import OutboxItem
 
     caplog.set_level("WARNING", logger="bot.worker")
     inject(slack.emu, "conversations.setTopic", "delay", delay_s=1.5)

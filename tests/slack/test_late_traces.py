@@ -9,15 +9,15 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from bot import traces
 from bot.clock import as_utc, utcnow
 from bot.compose import compose
-from bot.db import transaction
 from bot.effects import PostLateTraces
 from bot.emulator import Emulator
 from bot.incidents import service
-from bot.models import OutboxItem
-from bot.trace_rules import FailureRules
+from bot.store.db import transaction
+from bot.store.models import OutboxItem
+from bot.traces import ingest as traces
+from bot.traces.rules import FailureRules
 from bot.web import create_app
 from tests.alerts.payloads import am_alert, am_payload
 from tests.conftest import ALERT_TOKEN
@@ -87,7 +87,7 @@ def test_traces_failing_after_the_incident_opened_are_posted_with_label_buttons_
 
 @pytest.fixture
 def engine(database_url: str):
-    from bot.db import make_engine
+    from bot.store.db import make_engine
     engine = make_engine(database_url)
     yield engine
     engine.dispose()

@@ -31,7 +31,7 @@ SHORTCUTS = ("fallback", "rollback", "disable-tool", "enable-tool")
 
 
 def requester(ctx: SlackContext, actions: Actions, user: str, channel_id: str | None, playbook: str) -> Requester:
-    """The facts `bot.permissions` decides on: the incident channel's members, the user's groups
+    """The facts `bot.incidents.permissions` decides on: the incident channel's members, the user's groups
     among those the playbook names."""
     members = set(ctx.gateway.call("conversations.members", channel=channel_id, limit=1000).get("members", [])) \
         if channel_id else None

@@ -74,7 +74,7 @@ def _declare_title(args: str) -> tuple[int, str]:
 
 
 def _authorised(ctx: SlackContext, inv: Invocation, operation: str) -> int:
-    """The incident the command is about, once the user may do ``operation`` on it (`bot.permissions`)."""
+    """The incident the command is about, once the user may do ``operation`` on it (`bot.incidents.permissions`)."""
     incident_id = incident_id_for(ctx, inv)
     ctx.authorise_for_incident(operation, incident_id, inv.user)
     return incident_id

@@ -36,7 +36,7 @@ def confirmation(incident_id: int, firing: int, summary: str = "") -> dict[str, 
 
 def resolve(ctx: SlackContext, incident_id: int, user: str, summary: str | None) -> str:
     """Resolve after the prompt (membership checked again: the prompt may be old)."""
-    ctx.authorise_for_incident("resolve", incident_id, user)  # the one permission table (`bot.permissions`)
+    ctx.authorise_for_incident("resolve", incident_id, user)  # the one permission table (`bot.incidents.permissions`)
     incident, firing = operations.resolve(ctx.engine, incident_id, actor=user, summary=summary or None)
     ctx.runtime.wake.set()
     return (f"Resolved incident #{incident_id} (MTTR {metrics.human(metrics.mttr(incident))}) "

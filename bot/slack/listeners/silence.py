@@ -1,7 +1,7 @@
 """``/incident silence <duration>``: mute the incident's alert group in Alertmanager.
 
 Silencing hides pages from everyone, so like acknowledging it is for people in the incident
-channel; `bot.silences` talks to Alertmanager and writes the timeline.
+channel; `bot.incidents.silences` talks to Alertmanager and writes the timeline.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import httpx
 from slack_bolt import App
 
 from bot.errors import UserError
-from bot.silences import parse_duration, silence_incident
+from bot.incidents.silences import parse_duration, silence_incident
 from bot.slack.command_table import CommandTable, command
 from bot.slack.context import SlackContext
 from bot.slack.invocation import Invocation

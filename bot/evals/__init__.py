@@ -1,0 +1,1 @@
+"""Failing traces become eval cases, suites and a gate on the next release bundle."""

@@ -1,0 +1,1 @@
+"""What changed before an incident: release bundles and change events."""

@@ -1,0 +1,1 @@
+"""The database: engine and sessions, tables, the fast statement path, the outbox."""

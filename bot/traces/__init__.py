@@ -1,0 +1,1 @@
+"""LLM traces: ingest, failure rules, late failures, impact and Prometheus counters."""

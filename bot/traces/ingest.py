@@ -1,0 +1,257 @@
+"""LLM telemetry: store trace events, decide which failed, and tie failures to incidents.
+
+A batch is never all-or-nothing: one malformed event is rejected with its reasons and the rest
+are stored, because losing a whole batch of telemetry in the middle of an incident costs more
+than a partial one. ``request_id`` is unique, so a sender's retry stores nothing twice.
+
+Linking is by service and time: a failing trace of an incident's service belongs to it when it
+happened between ``opened_at - window_before`` (the alert fires after the damage starts) and the
+resolution (or now, while the incident is open).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import bindparam, delete, select, update
+from sqlmodel import Session, col
+
+from bot.clock import as_utc, iso, utcnow
+from bot.errors import NotFound, UserError
+from bot.evals.cases import Label
+from bot.incidents.lifecycle import OPEN_STATUSES
+from bot.jsonbody import MAX_DEPTH, BadRequest, check_storable, pydantic_problems
+from bot.store import outbox
+from bot.store.db import affected_rows, upsert_ignoring
+from bot.store.models import Incident, Trace
+from bot.store.statements import Later, Statements
+from bot.traces import late as late_traces
+from bot.traces.rules import FailureRules, TraceEvent, failure_types
+
+LINK_WINDOW_BEFORE = timedelta(minutes=15)
+_TRACE = Trace.__table__  # type: ignore[attr-defined]
+
+# TraceEvent leaves these unbounded; the columns are not, and a too-long value must reject one
+# event rather than fail the whole batch's INSERT on PostgreSQL.
+_COLUMN_FIELDS = ("service", "bundle_version", "model", "prompt_hash")
+
+
+@dataclass(frozen=True)
+class RejectedEvent:
+    index: int
+    request_id: str | None
+    problems: list[dict[str, str]]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"index": self.index, "request_id": self.request_id, "problems": self.problems}
+
+
+@dataclass
+class TraceIngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[RejectedEvent] = field(default_factory=list)
+    linked: int = 0
+    # What was newly stored, with its failure types: for counters (``bot.traces.metrics``).
+    stored: list[tuple[TraceEvent, list[str]]] = field(default_factory=list)
+    eval_traffic: int = 0  # events of an eval run (bot.evals.target), not stored
+
+    def as_json(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates,
+                "rejected": [r.as_json() for r in self.rejected], "eval_traffic": self.eval_traffic}
+
+
+def ingest_traces(session: Session, events: list[Any], *, rules: FailureRules, now: datetime | None = None,
+                  max_string: int | None = None,
+                  post_every_s: float = late_traces.DEFAULT_EVERY_SECONDS) -> TraceIngestResult:
+    """Validate and store ``events``; ``max_string`` turns on the storable checks of ``bot.jsonbody``.
+
+    Failing traces linked to an open incident are posted to its room, at most once per
+    ``post_every_s`` per incident (`bot.traces.late`)."""
+    now = now or utcnow()
+    result = TraceIngestResult()
+    failing_services: set[str] = set()
+    valid: dict[str, tuple[TraceEvent, list[str], dict[str, Any]]] = {}
+    for index, raw in enumerate(events):
+        event, problems = _validate(raw, max_string)
+        if event is None:
+            request_id = raw.get("request_id") if isinstance(raw, dict) else None
+            request_id = request_id[:200] if isinstance(request_id, str) else None  # echoed back: bounded
+            result.rejected.append(RejectedEvent(index, request_id, problems))
+            continue
+        if is_eval_traffic(event):
+            result.eval_traffic += 1  # never a production trace: no SLI, no incident, no eval case
+            continue
+        if event.request_id in valid:  # twice in one batch: the first one counts
+            result.duplicates += 1
+            continue
+        kinds = failure_types(event, rules)
+        valid[event.request_id] = (event, kinds, {
+            "request_id": event.request_id, "service": event.service, "timestamp": event.timestamp,
+            "bundle_version": event.bundle_version, "model": event.model, "prompt_hash": event.prompt_hash,
+            "failure_types": kinds, "failed": bool(kinds), "label": {},
+            "data": event.model_dump(mode="json"), "received_at": now,
+        })
+    # One multi-row INSERT … ON CONFLICT DO NOTHING for the batch (a statement per event was most
+    # of an OTLP batch's time); RETURNING names the rows this call inserted, the rest were stored before.
+    inserted: set[str] = set()
+    if valid:
+        stmt = upsert_ignoring(_TRACE, session.get_bind().dialect.name, ("request_id",), ("request_id",))
+        inserted = {row.request_id for row in session.connection().execute(stmt, [v[2] for v in valid.values()])}
+    for event, kinds, _ in valid.values():
+        if event.request_id not in inserted:
+            result.duplicates += 1
+            continue
+        result.accepted += 1
+        result.stored.append((event, kinds))
+        if kinds:
+            failing_services.add(event.service)
+    grew: list[int] = []
+    for incident in _open_incidents(session, failing_services):
+        linked = link_failing_traces(session, incident, now=now)
+        result.linked += linked
+        if linked and incident.id is not None:
+            grew.append(incident.id)
+    if grew:
+        outbox.enqueue_many(session, late_traces.effects(grew, now=now, every_s=post_every_s))
+    return result
+
+
+EVAL_ATTRIBUTES = ("warroom.eval", "warroom_eval", "x-warroom-eval")
+
+
+def is_eval_traffic(event: TraceEvent) -> bool:
+    """A service that forwards the eval header (``X-Warroom-Eval``) into its trace marks it so."""
+    return any(event.attributes.get(name) for name in EVAL_ATTRIBUTES)
+
+
+def _validate(raw: Any, max_string: int | None) -> tuple[TraceEvent | None, list[dict[str, str]]]:
+    if not isinstance(raw, dict):
+        return None, [{"field": "$", "message": f"expected a JSON object, got {type(raw).__name__}"}]
+    if max_string is not None and not _surely_storable(raw, max_string):
+        try:
+            check_storable(raw, max_string=max_string)
+        except BadRequest as exc:
+            return None, exc.problems or [{"field": "$", "message": exc.message}]
+    try:
+        event = TraceEvent.model_validate(raw)
+    except ValidationError as exc:
+        return None, pydantic_problems(exc)
+    too_long = [{"field": name, "message": f"longer than {limit} characters"}
+                for name in _COLUMN_FIELDS
+                if (limit := Trace.__table__.c[name].type.length)  # type: ignore[attr-defined]
+                and len(getattr(event, name) or "") > limit]
+    return (None, too_long) if too_long else (event, [])
+
+
+def _surely_storable(raw: dict[str, Any], max_string: int) -> bool:
+    """A quick yes for the usual event, else the full walk of ``check_storable`` decides: when the
+    whole event serialises to at most ``max_string`` characters, no string in it is longer; fewer
+    brackets than ``MAX_DEPTH`` bound its depth; the C encoder escapes NUL as ``\\u0000`` and the
+    UTF-8 encode fails on a lone surrogate."""
+    try:
+        text = json.dumps(raw, ensure_ascii=False)
+        text.encode("utf-8")
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return (len(text) <= max_string and "\\u0000" not in text
+            and text.count("{") + text.count("[") < MAX_DEPTH)
+
+
+def _open_incidents(session: Session, services: set[str]) -> list[Incident]:
+    if not services:
+        return []
+    stmt = (select(Incident).where(col(Incident.service).in_(services), col(Incident.status).in_(OPEN_STATUSES))
+            .order_by(col(Incident.opened_at), col(Incident.id)))
+    return list(session.execute(stmt).scalars())
+
+
+def link_failing_traces(session: Session, incident: Incident, *, window_before: timedelta = LINK_WINDOW_BEFORE,
+                        now: datetime | None = None) -> int:
+    """Point the incident's service's unlinked failing traces in its window at it; how many."""
+    if incident.id is None:
+        return 0
+    return link_service_traces(session, incident.id, incident.service, opened_at=incident.opened_at,
+                               resolved_at=incident.resolved_at, window_before=window_before, now=now)
+
+
+_LINK_TRACES = (update(_TRACE)
+                .where(_TRACE.c.service == bindparam("of_service"), _TRACE.c.failed.is_(True),
+                       _TRACE.c.incident_id.is_(None), _TRACE.c.timestamp >= bindparam("start"),
+                       _TRACE.c.timestamp <= bindparam("end"))
+                .values(incident_id=bindparam("to_incident")))
+
+
+def link_service_traces(session: Session, incident_id: int, service: str | None, *, opened_at: datetime,
+                        resolved_at: datetime | None = None, window_before: timedelta = LINK_WINDOW_BEFORE,
+                        now: datetime | None = None) -> int:
+    """`link_failing_traces` for an incident known by its columns (the alert intake has no ORM object)."""
+    sent = send_service_traces_link(Statements(session.connection()), incident_id, service, opened_at=opened_at,
+                                    resolved_at=resolved_at, window_before=window_before, now=now)
+    return max(sent.count(), 0) if sent is not None else 0
+
+
+def send_service_traces_link(sql: Statements, incident_id: int, service: str | None, *, opened_at: datetime,
+                             resolved_at: datetime | None = None, window_before: timedelta = LINK_WINDOW_BEFORE,
+                             now: datetime | None = None) -> Later | None:
+    """`link_service_traces`'s UPDATE, a Core statement built once, sent on ``sql`` (inside its
+    pipeline: not waited for; its count is how many it linked). None without a service: nothing
+    to link."""
+    if not service:
+        return None
+    start = as_utc(opened_at) - window_before
+    end = as_utc(resolved_at) or now or utcnow()
+    return sql.execute(_LINK_TRACES, {"of_service": service, "start": start, "end": end, "to_incident": incident_id})
+
+
+def failing_traces(session: Session, incident_id: int, limit: int = 50) -> list[Trace]:
+    """The incident's failing traces, earliest first: the first failures say most about the cause."""
+    stmt = (select(Trace).where(col(Trace.incident_id) == incident_id, col(Trace.failed).is_(True))
+            .order_by(col(Trace.timestamp), col(Trace.id)).limit(limit))
+    return list(session.execute(stmt).scalars())
+
+
+def counts_by_failure(session: Session, incident_id: int) -> dict[str, int]:
+    """Failing traces per failure type; a human label's failure type replaces the detector's verdict."""
+    rows = session.execute(select(col(Trace.failure_types), col(Trace.label))
+                           .where(col(Trace.incident_id) == incident_id, col(Trace.failed).is_(True)))
+    counts: Counter[str] = Counter()
+    for kinds, label in rows:
+        labelled = (label or {}).get("failure_type")
+        counts.update([labelled] if labelled else kinds or [])
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def label_trace(session: Session, request_id: str, *, failure_type: str | None = None, expected: str | None = None,
+                notes: str | None = None, unsupported_claim: str | None = None, actor: str,
+                at: datetime | None = None) -> Trace:
+    """Store a human's correction; fields left out keep an earlier label's values."""
+    trace = session.execute(select(Trace).where(col(Trace.request_id) == request_id)
+                            .with_for_update()).scalar_one_or_none()
+    if trace is None:
+        raise NotFound(f"There is no trace with request id {request_id!r}.")
+    try:
+        given = Label(failure_type=failure_type, expected=expected, notes=notes, unsupported_claim=unsupported_claim)
+    except ValidationError as exc:
+        raise UserError(exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")) from None
+    merged = given.merged_with(Label.model_validate(trace.label or {}))
+    # A new dict, so the JSON column is seen as changed.
+    trace.label = {**merged.model_dump(exclude_none=True), "labelled_by": actor, "labelled_at": iso(at or utcnow())}
+    return trace
+
+
+def prune(session: Session, *, older_than: datetime) -> int:
+    """Delete traces that happened before ``older_than``; traces linked to an incident are evidence and stay."""
+    stmt = (delete(Trace).where(col(Trace.timestamp) < older_than, col(Trace.incident_id).is_(None))
+            .execution_options(synchronize_session=False))
+    return affected_rows(session.execute(stmt))
+
+
+def as_event(trace: Trace) -> TraceEvent:
+    """The stored event back as the model the evals and postmortem code read."""
+    return TraceEvent.model_validate(trace.data)
