@@ -21,8 +21,8 @@ def freeze_startup_objects() -> None:
     garbage collector's sight, so a full collection scans only what requests made since.
 
     A full collection of a started warroom walks every object of its imports, and every request
-    in flight waits for it: at 200 alerts/s that showed as stalls of up to ~180 ms; frozen, the
-    worst answer of the same runs was ~45 ms. Call it once, just before serving.
+    in flight waits for it (the stalls it caused are measured in bench/README.md, "Intake").
+    Call it once, just before serving.
     """
     gc.collect()
     gc.freeze()

@@ -68,7 +68,7 @@ def _groups_state(postgres: bool) -> Any:
     On PostgreSQL the alerts are a LATERAL subquery read group by group through the group_id
     index. As a plain join, on a table not yet analysed (a new deployment, or a storm that grew it
     since autovacuum last looked), the planner hashed the whole alert table instead: a sequential
-    scan per batch, 40 % of the database's time in the benchmark and growing with the table.
+    scan per batch, most of the database's time in the benchmark and growing with the table.
     ``OFFSET 0`` keeps the planner from flattening the subquery back into that join. SQLite has no
     LATERAL, and its join already goes through the index."""
     wanted = and_(_ALERT.c.group_id == _GROUP.c.id,

@@ -14,8 +14,8 @@ PostgreSQL in two round trips (`bot.store.statements`).
 One writer, on both databases, so one group's notifications are written in the order they
 arrived. SQLite takes one writer at a time anyway. On PostgreSQL two writers split the same load
 into batches half the size, and a batch's fixed costs (the thread hand-off, its round trips, the
-commit) add up: in the intake benchmark (2 cores, 2026-12-02) two writers reached 45 % of the bare
-baseline's closed-loop throughput and one 55 %, with a lower p99 at 200 req/s (21 ms against 25).
+commit) add up: in the intake benchmark two writers reached less of the bare baseline's
+closed-loop throughput than one, with a higher p99 at a fixed rate (figures in bench/README.md).
 A database further away makes each batch take longer, and so bigger, not more numerous. Each batch
 takes its group locks in ``group_key_hash`` order, so batches of two processes cannot deadlock.
 

@@ -131,8 +131,8 @@ def _ordered_assert(check: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _jsonl(case: Mapping[str, Any]) -> str:
-    """A case as one line: keys sorted, compact, UTF-8 as it is. orjson, because an export writes
-    ~70,000 of them and ``json.dumps`` alone took over half a second of the 5 s budget."""
+    """A case as one line: keys sorted, compact, UTF-8 as it is. orjson, because a big export writes
+    tens of thousands of them against a time budget (bench/README.md, "Evals")."""
     return orjson.dumps(case, option=orjson.OPT_SORT_KEYS).decode()
 
 _RANK = {kind: rank for rank, kind in enumerate(FAILURE_TYPES)}  # file order: by failure type first
@@ -400,8 +400,8 @@ BLOCK_STYLE_LIMIT = 2_000
 
 
 def _tests_yaml(lines: list[CaseLine]) -> Iterable[str]:
-    """The promptfoo test list. Block YAML reads best in review, but PyYAML needs ~45 s for 70,000
-    cases; past ``BLOCK_STYLE_LIMIT`` each case is its JSONL line as a flow mapping, still YAML."""
+    """The promptfoo test list. Block YAML reads best in review, but PyYAML's block writer is far too
+    slow for a big export; past ``BLOCK_STYLE_LIMIT`` each case is its JSONL line as a flow mapping, still YAML."""
     if len(lines) <= BLOCK_STYLE_LIMIT:
         return [_yaml([_readable(line.case()) for line in lines])]
     return ("- " + line.json + "\n" for line in lines)

@@ -79,7 +79,7 @@ def _installed_version(cache_dir: Path) -> str | None:
 
 
 def ensure_promptfoo(cache_dir: Path = Path(".cache/promptfoo")) -> Path:
-    """Path of the promptfoo executable, installing the pinned version into ``cache_dir`` if absent (~50 s, 1.4 GB)."""
+    """Path of the promptfoo executable, installing the pinned version into ``cache_dir`` if absent (a minute or so)."""
     cache_dir = Path(cache_dir).resolve()
     cache_dir.mkdir(parents=True, exist_ok=True)
     binary = promptfoo_bin(cache_dir)

@@ -223,7 +223,7 @@ def _list(text: str | None) -> list[Any]:
     if not text or text == "null":
         return []
     try:
-        value = orjson.loads(text)  # ~3x json.loads: an incident's worth of rows goes through here
+        value = orjson.loads(text)  # faster than json.loads: an incident's worth of rows goes through here
     except orjson.JSONDecodeError:
         return []
     return value if isinstance(value, list) else []

@@ -2,10 +2,10 @@
 round trip on the raw psycopg connection.
 
 The alert intake runs about ten statements per batch of notifications. Through SQLAlchemy's
-``Connection.execute`` each costs 0.1-0.2 ms of CPU around the database's own work (the compiled
-cache lookup, bind and result processing, events), and on PostgreSQL each also waits for its own
-round trip; in the intake benchmark that was most of warroom's CPU per notification beyond the
-bare baseline's. `Statements` runs them on the session's own connection, in its transaction:
+``Connection.execute`` each costs CPU around the database's own work (the compiled cache lookup,
+bind and result processing, events), and on PostgreSQL each also waits for its own round trip;
+in the intake benchmark that was most of warroom's CPU per notification beyond the bare
+baseline's (bench/README.md). `Statements` runs them on the session's own connection, in its transaction:
 
 * SQLite (in process: no round trips) through SQLAlchemy, as before;
 * PostgreSQL through psycopg directly. SQLAlchemy compiles each statement once to psycopg's SQL,
