@@ -120,6 +120,11 @@ def compose(settings: Settings, *, engine: Engine | None = None, slos: Sequence[
                       redactor=runtime.redactor)
     automatic = install_automation(runtime, actions)
     slack = build_slack(runtime, actions)
-    worker = Worker(runtime.engine, Handlers(slack.handlers, automatic.handlers), wake=runtime.wake, on_give_up=slack.effects.report_give_up)
+    worker = Worker(
+        runtime.engine,
+        Handlers(slack.handlers, automatic.handlers),
+        wake=runtime.wake,
+        on_give_up=slack.effects.report_give_up,
+    )
     return Warroom(runtime=runtime, actions=actions, automation=automatic.automation, guard=automatic.guard,
                    slack=slack, worker=worker, watch=watch if watch is not None else Watch.from_settings(settings))

@@ -42,7 +42,9 @@ def test_each_warroom_has_its_own_parts(two: tuple[Warroom, Warroom]) -> None:
     # The Slack side (Bolt app, its listeners and command table), the worker and its handlers
     # belong to one warroom each.
     assert a.slack.app is not b.slack.app
-    assert not {id(listener) for listener in a.slack.app._listeners} & {id(listener) for listener in b.slack.app._listeners}
+    assert not {id(listener) for listener in a.slack.app._listeners} & {
+        id(listener) for listener in b.slack.app._listeners
+    }
     assert a.worker is not b.worker and a.worker.handlers is not b.worker.handlers
     assert a.actions is not b.actions and a.automation is not b.automation
     assert a.runtime.wake is not b.runtime.wake

@@ -44,29 +44,29 @@ def test_every_kind_is_covered_by_the_stored_examples() -> None:
 
 
 def test_an_unknown_kind_or_a_payload_that_does_not_fit_is_refused_by_name() -> None:
-    with pytest.raises(UnknownEffect, match="'slack.nothing'"):
+    with pytest.raises(UnknownEffect, match=r"'slack.nothing'"):
         effects.decode("slack.nothing", {"incident_id": 7})
-    with pytest.raises(MalformedEffect, match="slack.line.*event_id"):
+    with pytest.raises(MalformedEffect, match=r"slack.line.*event_id"):
         effects.decode("slack.line", {"incident_id": 7})
-    with pytest.raises(MalformedEffect, match="slack.card.*channel"):
+    with pytest.raises(MalformedEffect, match=r"slack.card.*channel"):
         effects.decode("slack.card", {"incident_id": 7, "channel": "C1"})  # a key the type does not have
-    with pytest.raises(MalformedEffect, match="guard.check"):
+    with pytest.raises(MalformedEffect, match=r"guard.check"):
         effects.decode("guard.check", ["not", "an", "object"])
 
 
 def test_an_effect_cannot_be_built_without_its_fields() -> None:
-    with pytest.raises(ValueError, match="incident_id"):
+    with pytest.raises(ValueError, match=r"incident_id"):
         effects.RefreshCard(incident_id=None)  # type: ignore[arg-type]
 
 
 def test_a_kind_registered_twice_is_refused_by_name() -> None:
     handlers = Handlers()
     handlers.on(effects.RefreshCard, lambda effect: None)
-    with pytest.raises(HandlerSetError, match="'slack.card'"):
+    with pytest.raises(HandlerSetError, match=r"'slack.card'"):
         handlers.on(effects.RefreshCard, lambda effect: None)
     other = Handlers()
     other.on(effects.RefreshCard, lambda effect: None)
-    with pytest.raises(HandlerSetError, match="'slack.card'"):
+    with pytest.raises(HandlerSetError, match=r"'slack.card'"):
         Handlers(handlers, other)
 
 

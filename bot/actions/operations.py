@@ -45,7 +45,9 @@ def decide(actions: Actions, run_id: int, decision: str, who: Requester) -> str 
     """Confirm, approve or cancel the run, locked so two clicks decide one after the other; why it
     could not go ahead (it was ended instead), or None."""
     with transaction(actions.engine) as session:
-        run = session.execute(select(ActionRun).where(col(ActionRun.id) == run_id).with_for_update()).scalar_one_or_none()
+        run = session.execute(
+            select(ActionRun).where(col(ActionRun.id) == run_id).with_for_update()
+        ).scalar_one_or_none()
         if run is None:
             raise NotFound(f"There is no run #{run_id}.")
         return actions.decide(session, run, decision, who)

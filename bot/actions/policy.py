@@ -50,8 +50,12 @@ def check_approver(
                         reason=said(Person(approver), f" requested this {pb.name} run and cannot approve it; "
                                     "a second person must"))
     if not _may_act(pb, approver, approver_groups or set(), channel_members or set()):
-        return Decision(allowed=False, reason=said(Person(approver), f" may not approve {pb.name}: only {_who(pb)} may"))
-    return Decision(allowed=True, reason=said(Person(approver), f" approved {pb.name} requested by ", Person(requester)))
+        return Decision(
+            allowed=False, reason=said(Person(approver), f" may not approve {pb.name}: only {_who(pb)} may")
+        )
+    return Decision(
+        allowed=True, reason=said(Person(approver), f" approved {pb.name} requested by ", Person(requester))
+    )
 
 
 def idempotency_key(incident_id: str | int, playbook: str, params: Mapping[str, Any]) -> str:

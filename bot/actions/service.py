@@ -205,17 +205,23 @@ class Actions:
         permissions.check(decision, who, playbook=pb, requested_by=run.requested_by)
         if decision == "cancel":
             run.status = "cancelled"
-            self._record(session, run, "action_cancelled", said(part_for(who.user), f" cancelled {describe(run)}"), who.user)
+            self._record(
+                session, run, "action_cancelled", said(part_for(who.user), f" cancelled {describe(run)}"), who.user
+            )
             return None
         stale = self._end_if_stale(session, run, utcnow())
         if stale:
             return stale
         if decision == "confirm":
             run.status = "awaiting_approval" if pb.approval == "second-person" else "queued"
-            self._record(session, run, "action_confirmed", said(part_for(who.user), f" confirmed {describe(run)}"), who.user)
+            self._record(
+                session, run, "action_confirmed", said(part_for(who.user), f" confirmed {describe(run)}"), who.user
+            )
         else:
             run.status, run.approved_by = "queued", who.user
-            self._record(session, run, "action_approved", said(part_for(who.user), f" approved {describe(run)}"), who.user)
+            self._record(
+                session, run, "action_approved", said(part_for(who.user), f" approved {describe(run)}"), who.user
+            )
         return None
 
     # Kept for callers that decide one thing at a time (tests, the CLI).
@@ -283,7 +289,9 @@ class Actions:
         self._after_change(session, run)
 
     def _after_change(self, session: Session, run: ActionRun) -> None:
-        outbox.enqueue(session, ActionCard(incident_id=run.incident_id, run_id=saved_id(run)), incident_id=run.incident_id)
+        outbox.enqueue(
+            session, ActionCard(incident_id=run.incident_id, run_id=saved_id(run)), incident_id=run.incident_id
+        )
         if run.status == "queued":
             outbox.enqueue(session, RunAction(incident_id=run.incident_id, run_id=saved_id(run)),
                            key=f"run:{run.id}", incident_id=run.incident_id)

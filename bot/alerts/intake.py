@@ -183,7 +183,9 @@ class _Batch:
             values["alerts_unlisted"] = incident.alerts_unlisted = note.truncated
         if any(a.monitoring_gap for a in note.alerts) and not incident.monitoring_gap:
             values["monitoring_gap"] = incident.monitoring_gap = True
-            self.changeset.event(incident.id, "monitoring_gap", MONITORING_GAP_TEXT, actor=note.source, at=now, echo=True)
+            self.changeset.event(
+                incident.id, "monitoring_gap", MONITORING_GAP_TEXT, actor=note.source, at=now, echo=True
+            )
         if added or resolved:
             if worst(added, incident.severity) < incident.severity:
                 values["severity"] = incident.severity = worst(added, incident.severity)
@@ -241,8 +243,9 @@ class _Batch:
                                actor=note.source, at=now)
         self.changeset.event(incident.id, "opened", text, actor=note.source, at=now)
         for change in changes.changes_before(self.session, service_name, now)[:MAX_CHANGES_SHOWN]:
-            self.changeset.event(incident.id, "change", f"Change: {change.line(now)}", actor=change.actor or change.source,
-                               at=change.at)
+            self.changeset.event(
+                incident.id, "change", f"Change: {change.line(now)}", actor=change.actor or change.source, at=change.at
+            )
         # `service.open_room` without its ORM object, the traces linked with the batch's writes.
         service.queue_room(self.changeset, incident.id,
                            traces_linked=self.writes.link_traces(incident.id, service_name, opened_at=now))
@@ -272,8 +275,14 @@ class _Batch:
                 group.recount(row, was="firing")
                 resolved += 1
                 # An earlier episode's row belongs to its own incident, and so does the line.
-                self.changeset.event(row.incident_id or incident.id, "alert_resolved", f"Alert resolved: {_describe(alert)}",
-                                   actor=note.source, at=row.ends_at, data={"fingerprint": alert.fingerprint})
+                self.changeset.event(
+                    row.incident_id or incident.id,
+                    "alert_resolved",
+                    f"Alert resolved: {_describe(alert)}",
+                    actor=note.source,
+                    at=row.ends_at,
+                    data={"fingerprint": alert.fingerprint},
+                )
             if changed:
                 self.writes.change_alert(row, now)
             else:

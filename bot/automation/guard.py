@@ -190,7 +190,9 @@ class Guard:
         return next((r for r in (runbook.auto if runbook else ()) if r.run == run.playbook), None)
 
     def _next(self, session: Session, guard: ActionGuard, n: int) -> None:
-        outbox.enqueue(session, GuardCheck(guard_id=saved_id(guard)), key=f"guard:{guard.id}:{n}", delay=self.settings.every)
+        outbox.enqueue(
+            session, GuardCheck(guard_id=saved_id(guard)), key=f"guard:{guard.id}:{n}", delay=self.settings.every
+        )
 
     # --- checks -----------------------------------------------------------------------------
 

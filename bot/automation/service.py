@@ -59,7 +59,9 @@ class Limits:
 
 def consider_effect(incident_id: int) -> outbox.Queued:
     """Queued with a new incident (after its room, so the run's card has a channel to go to)."""
-    return outbox.Queued(ConsiderAutomation(incident_id=incident_id), key=f"auto:{incident_id}", incident_id=incident_id)
+    return outbox.Queued(
+        ConsiderAutomation(incident_id=incident_id), key=f"auto:{incident_id}", incident_id=incident_id
+    )
 
 
 class Automation:
@@ -88,8 +90,12 @@ class Automation:
                     continue
                 rule = runbook.auto[index]
                 if rule.delay_seconds and rule_index is None:
-                    outbox.enqueue(session, ConsiderAutomation(incident_id=saved_id(incident), rule=index),
-                                   key=f"auto:{incident.id}:{index}", delay=rule.delay_seconds)  # no incident order: it waits
+                    outbox.enqueue(
+                        session,
+                        ConsiderAutomation(incident_id=saved_id(incident), rule=index),
+                        key=f"auto:{incident.id}:{index}",
+                        delay=rule.delay_seconds,
+                    )  # no incident order: it waits
                     timeline.record(session, incident, "auto_scheduled",
                                     f"{AUTOMATION} will consider `{rule.playbook}` in {rule.delay_seconds} s "
                                     f"(runbook {runbook.id})", actor=AUTOMATION)
@@ -105,8 +111,15 @@ class Automation:
         blocked = self._blocked(session, incident, rule, now)
         if blocked is not None:
             text, loud = blocked
-            timeline.record(session, incident, "auto_skipped", said(f"{AUTOMATION} did not {verb} `{rule.playbook}`: ", text),
-                            actor=AUTOMATION, echo=loud, data={"playbook": rule.playbook})
+            timeline.record(
+                session,
+                incident,
+                "auto_skipped",
+                said(f"{AUTOMATION} did not {verb} `{rule.playbook}`: ", text),
+                actor=AUTOMATION,
+                echo=loud,
+                data={"playbook": rule.playbook},
+            )
             return None
         why = (f"runbook *{runbook.title}* declares it for {rule.describe()} "
                f"(this is SEV{incident.severity}{', SLO ' + incident.slo if incident.slo else ''})")
@@ -138,10 +151,16 @@ class Automation:
             text = (f"🤖 warroom is running {what} automatically: {why}. "
                     f"Undo: `/incident undo {run.id}` ({who} may; it asks you to confirm). "
                     "Stop automation for this incident: `/incident auto off`.")
-        outbox.enqueue(session, PostMessage(incident_id=saved_id(incident), text=text),
-                       key=f"auto-said:{run.id}", incident_id=incident.id)
+        outbox.enqueue(
+            session,
+            PostMessage(incident_id=saved_id(incident), text=text),
+            key=f"auto-said:{run.id}",
+            incident_id=incident.id,
+        )
 
-    def _blocked(self, session: Session, incident: Incident, rule: AutoRule, now: datetime) -> tuple[Said | str, bool] | None:
+    def _blocked(
+        self, session: Session, incident: Incident, rule: AutoRule, now: datetime
+    ) -> tuple[Said | str, bool] | None:
         """Why this rule must not act now (and whether to say so in the channel), or None."""
         if not self.limits.enabled:
             return "automation is switched off for this warroom (WARROOM_AUTOMATION=false)", False

@@ -80,7 +80,9 @@ def burn_chart(moments: Moments, alerts: Sequence[Span], failing: Sequence[datet
     for i, count in enumerate(firing):  # a step line: a corner only where the count changes
         if count != last:
             x = LEFT + i * bucket_w
-            points += ([f"{x:.1f},{y(last, max_firing)}"] if last is not None else []) + [f"{x:.1f},{y(count, max_firing)}"]
+            points += ([f"{x:.1f},{y(last, max_firing)}"] if last is not None else []) + [
+                f"{x:.1f},{y(count, max_firing)}"
+            ]
             last = count
     points.append(f"{LEFT + plot_w:.1f},{y(last or 0, max_firing)}")
     bars = [(round(LEFT + i * bucket_w + 1, 1), y(n, max_traces), round(bucket_w - 2, 1),

@@ -101,7 +101,9 @@ def check(operation: str, who: Actor, *, channel: str | None = None, playbook: P
     assert playbook is not None, f"{operation} is checked against a playbook"
     members = who.channel_members or set()
     if operation == "confirm" and requested_by is not None and who.user != requested_by:
-        raise PermissionDenied(said("Only ", Person(requested_by), f", who requested it, can confirm this {playbook.name} run."))
+        raise PermissionDenied(
+            said("Only ", Person(requested_by), f", who requested it, can confirm this {playbook.name} run.")
+        )
     if operation == "cancel" and who.user == requested_by:
         return  # withdrawing your own request is always allowed: it changes nothing
     if operation == "approve":

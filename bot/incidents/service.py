@@ -164,7 +164,9 @@ def set_commander(session: Session, incident: Incident, user_id: str, *, actor: 
 
 def post_status(session: Session, incident: Incident, text: str, *, actor: str) -> None:
     incident.status_text = text
-    timeline.record(session, incident, "status", said("Status update from ", who(actor), ": ", text), actor=actor, echo=True)
+    timeline.record(
+        session, incident, "status", said("Status update from ", who(actor), ": ", text), actor=actor, echo=True
+    )
     refresh_card(session, incident)
 
 
@@ -214,8 +216,12 @@ def resolve(session: Session, incident: Incident, *, actor: str, summary: str | 
     timeline.record(session, incident, "resolved", text, actor=actor, at=now, echo=True)
     cancel_waiting_actions(session, incident)
     refresh_card(session, incident)
-    outbox.enqueue(session, PostmortemDue(incident_id=saved_id(incident)), key=f"pm-due:{incident.id}:{now.isoformat()}",
-                   incident_id=incident.id)
+    outbox.enqueue(
+        session,
+        PostmortemDue(incident_id=saved_id(incident)),
+        key=f"pm-due:{incident.id}:{now.isoformat()}",
+        incident_id=incident.id,
+    )
 
 
 WAITING_RUN_STATUSES = ("awaiting_confirmation", "awaiting_approval")
@@ -229,10 +235,17 @@ def cancel_waiting_actions(session: Session, incident: Incident) -> int:
                                 .with_for_update()).scalars())
     for run in runs:
         run.status = "cancelled"
-        timeline.record(session, incident, "action_cancelled",
-                        f"run #{run.id} `{run.playbook}` was cancelled: the incident is {incident.status}",
-                        actor="warroom", data={"run": run.id})
-        outbox.enqueue(session, ActionCard(incident_id=saved_id(incident), run_id=saved_id(run)), incident_id=incident.id)
+        timeline.record(
+            session,
+            incident,
+            "action_cancelled",
+            f"run #{run.id} `{run.playbook}` was cancelled: the incident is {incident.status}",
+            actor="warroom",
+            data={"run": run.id},
+        )
+        outbox.enqueue(
+            session, ActionCard(incident_id=saved_id(incident), run_id=saved_id(run)), incident_id=incident.id
+        )
     return len(runs)
 
 

@@ -100,7 +100,9 @@ def save_edit(session: Session, incident_id: int, text: str, *, templates_dir: P
 
 def _attribute(session: Session, incident_id: int, by: str, did: str) -> None:
     by_whom = "The API (bearer token)" if by == API_ACTOR else who(by)
-    timeline.record(session, service.get(session, incident_id), POSTMORTEM_EDIT_KIND, said(by_whom, f" {did}"), actor=by)
+    timeline.record(
+        session, service.get(session, incident_id), POSTMORTEM_EDIT_KIND, said(by_whom, f" {did}"), actor=by
+    )
 
 
 def current_text(pm: Postmortem) -> str:

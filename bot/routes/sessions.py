@@ -39,7 +39,9 @@ def _runtime(request: Request) -> Runtime:
 async def signin_page(request: Request) -> Response:
     token = request.path_params["token"]
 
-    user_id = await run_in_threadpool(signin.owner_of_link, _runtime(request).engine, token) if len(token) <= 200 else None
+    user_id = (
+        await run_in_threadpool(signin.owner_of_link, _runtime(request).engine, token) if len(token) <= 200 else None
+    )
     if user_id is None:
         return render(request, "signin.html", 400, headers=NO_REFERRER, token=None, user_id=None,
                       reason="This sign-in link was used already or has expired.")

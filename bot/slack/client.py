@@ -87,7 +87,9 @@ def redact_readable(value: Any, redactor: redact.Redactor) -> Any:
 
 
 class SlackGateway:
-    def __init__(self, client: WebClient, metrics: Any | None = None, redactor: redact.Redactor = redact.DEFAULT) -> None:
+    def __init__(
+        self, client: WebClient, metrics: Any | None = None, redactor: redact.Redactor = redact.DEFAULT
+    ) -> None:
         self.client = client
         self.redactor = redactor  # the process's: everything readable in a call is redacted with it
         self._post_client = _rate_limit_only(client)

@@ -20,7 +20,9 @@ POSTED_STEP = "traces_posted"  # IncidentStep whose result remembers the last tr
 DEFAULT_EVERY_SECONDS = 60.0
 
 
-def effects(incident_ids: Iterable[int], *, now: datetime, every_s: float = DEFAULT_EVERY_SECONDS) -> list[outbox.Queued]:
+def effects(
+    incident_ids: Iterable[int], *, now: datetime, every_s: float = DEFAULT_EVERY_SECONDS
+) -> list[outbox.Queued]:
     """One effect per incident for this slot: due when the slot ends, so the slot's traces coalesce.
 
     Queued without the row's incident id: the outbox runs an incident's rows in order, so a row due

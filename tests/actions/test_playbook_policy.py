@@ -24,14 +24,18 @@ def test_allowed_list_admits_named_users_and_groups_only(playbooks: dict[str, Pl
     assert check_requester(pb, "U_PRIYA", {"ml-oncall"}, CHANNEL).allowed
     assert check_requester(pb, "U_LEAD", set(), set()).allowed
     refused = check_requester(pb, "U_SAM", {"@frontend"}, CHANNEL)
-    assert not refused.allowed and mrkdwn(refused.reason) == "<@U_SAM> may not run rollback: only @ml-oncall, U_LEAD may"
+    assert (
+        not refused.allowed and mrkdwn(refused.reason) == "<@U_SAM> may not run rollback: only @ml-oncall, U_LEAD may"
+    )
 
 
 def test_requester_cannot_approve_their_own_rollback(playbooks: dict[str, Playbook]) -> None:
     pb = playbooks["rollback"]
     decision = check_approver(pb, "U_PRIYA", "U_PRIYA", set(), CHANNEL)
     assert not decision.allowed
-    assert mrkdwn(decision.reason) == "<@U_PRIYA> requested this rollback run and cannot approve it; a second person must"
+    assert (
+        mrkdwn(decision.reason) == "<@U_PRIYA> requested this rollback run and cannot approve it; a second person must"
+    )
     assert check_approver(pb, "U_PRIYA", "U_SAM", set(), CHANNEL).allowed
 
 

@@ -81,7 +81,9 @@ def test_an_echoed_event_queues_its_line_right_after_it_and_only_once_written(ru
         outbox.enqueue_many(session, [_effect("after", incident_id)])
         # Recorded before, so not again: no line either.
         once = timeline.record(session, incident, "pinned", "pinned", actor="U0PRIYA", dedupe_key="pin:C1:1", echo=True)
-        again = timeline.record(session, incident, "pinned", "pinned", actor="U0PRIYA", dedupe_key="pin:C1:1", echo=True)
+        again = timeline.record(
+            session, incident, "pinned", "pinned", actor="U0PRIYA", dedupe_key="pin:C1:1", echo=True
+        )
     rows = _outbox(runtime, incident_id)[-4:]
     assert [(row.kind, row.payload.get("text") or row.payload.get("event_id")) for row in rows] == [
         ("slack.message", "before"), ("slack.line", echoed.id()), ("slack.message", "after"), ("slack.line", once.id())]
@@ -183,7 +185,7 @@ def test_a_batch_of_notifications_writes_its_timeline_and_outbox_rows_with_one_i
 
     inserts: list[str] = []
 
-    def count(_conn, _cursor, statement, *_args):  # noqa: ANN001, ANN202
+    def count(_conn, _cursor, statement, *_args):
         if statement.startswith("INSERT INTO"):
             inserts.append(statement.split()[2])
 

@@ -28,7 +28,7 @@ class PageTheMoon(effects.Effect):
 
 def test_warroom_refuses_to_start_when_an_effect_kind_has_no_handler(database_url: str, monkeypatch) -> None:
     monkeypatch.setattr(effects, "ALL", (*effects.ALL, PageTheMoon))
-    with pytest.raises(HandlerSetError, match="no handler for the outbox effect.*'moon.page'"):
+    with pytest.raises(HandlerSetError, match=r"no handler for the outbox effect.*'moon.page'"):
         compose(make_settings(database_url, WARROOM_WORKER=True))
 
 
@@ -41,7 +41,7 @@ def test_warroom_refuses_to_start_when_two_handlers_claim_one_kind(database_url:
         return handlers
 
     monkeypatch.setattr(TracePoster, "handlers", and_the_card_too)
-    with pytest.raises(HandlerSetError, match="two handlers for the outbox effect 'slack.card'"):
+    with pytest.raises(HandlerSetError, match=r"two handlers for the outbox effect 'slack.card'"):
         compose(make_settings(database_url, WARROOM_WORKER=True))
 
 
