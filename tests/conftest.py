@@ -1,12 +1,14 @@
 """Shared fixtures: every database test runs on SQLite and on PostgreSQL (127.0.0.1:5432).
 
-PostgreSQL: one migrated template database per test run, then a throwaway copy per test
-(``CREATE DATABASE … TEMPLATE``), dropped afterwards.
+Both start from one migrated template per test run (per xdist worker): SQLite copies the template
+file into the test's tmp_path, PostgreSQL makes a throwaway copy (``CREATE DATABASE … TEMPLATE``),
+dropped afterwards. Migrating once instead of per test saves the Alembic run on every SQLite test.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,14 +63,22 @@ def pg_template() -> Iterator[str]:
     _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite_template") / "warroom.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()  # the last connection closing checkpoints the WAL: the one file is the whole database
+    assert not path.with_name(path.name + "-wal").exists()
+    return path
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'warroom.db'}"
-        engine = make_engine(url)
-        upgrade(engine)
-        engine.dispose()
-        yield url
+        target = tmp_path / "warroom.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), target)
+        yield f"sqlite:///{target}"
         return
     template = request.getfixturevalue("pg_template")
     name = f"warroom_test_{uuid.uuid4().hex[:10]}"

@@ -8,6 +8,7 @@ PostgreSQL that is dropped afterwards. The server is stopped by its own PID.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import secrets
 import socket
@@ -39,12 +40,17 @@ class Unleash:
 
 
 def ensure_installed() -> Path:
-    if not (CACHE / "node_modules" / "unleash-server" / "package.json").exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "install", "--prefix", str(CACHE), f"unleash-server@{VERSION}", "--no-audit",
-                        "--no-fund"],
-                       check=True, timeout=600, capture_output=True)
-    (CACHE / "server.js").write_text(SERVER_JS)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    # A file lock, so two test workers (pytest-xdist) never run npm into the same folder at once
+    # nor rewrite server.js while the other's node reads it.
+    with open(CACHE / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (CACHE / "node_modules" / "unleash-server" / "package.json").exists():
+            subprocess.run(["npm", "install", "--prefix", str(CACHE), f"unleash-server@{VERSION}", "--no-audit",
+                            "--no-fund"], check=True, timeout=600, capture_output=True)
+        server_js = CACHE / "server.js"
+        if not server_js.exists() or server_js.read_text() != SERVER_JS:
+            server_js.write_text(SERVER_JS)
     return CACHE
 
 
