@@ -150,6 +150,11 @@ class Statements:
             raise self.translated(exc) from exc
         finally:
             self._pipeline = None
+            if self._raw.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF:
+                # An error can leave libpq in pipeline mode while psycopg thinks it left
+                # (psycopg/psycopg#929): the pool's next ping on it fails with "not in pipeline
+                # mode". Such a connection is not handed out again.
+                self.conn.invalidate()
 
     def wait(self) -> None:
         """Wait for the answers to everything sent (nothing to do outside a pipeline)."""
