@@ -131,7 +131,10 @@ class ChangeSet:
         return item
 
     def discard(self) -> None:
-        """Forget what is queued: its transaction ended without writing it."""
+        """Forget what is queued: its transaction ended without writing it. A dropped row asked
+        about later says so (`NotFlushed`) without flushing a later transaction's rows early."""
+        for item in self._items:
+            item.owner = None
         self._items = []
 
     def flush_now(self) -> None:
