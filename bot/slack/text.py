@@ -22,11 +22,26 @@ def escape(text: str) -> str:
 
 
 def cut(text: str, limit: int) -> str:
-    # Credentials out before the cut: a token cut in half is no longer recognisable as one. The
-    # default rules here; the gateway then applies the process's own redactor to the whole call
-    # (its site patterns, and its known secrets by any fragment of FRAGMENT_MIN characters).
-    text = redact.DEFAULT.redact_credentials(text)
-    return text if len(text) <= limit else text[: max(0, limit - 1)].rstrip() + "…"
+    """``text`` within ``limit`` characters, ending in "…" when it was longer.
+
+    The gateway redacts every Slack call with the process's own redactor (its site patterns, the
+    rules it disabled, its known secrets by any fragment), so this cut must not leave half of a
+    secret, which no pattern would recognise: it ends before the word it would split. Text with
+    no space to end at is one long token; the default credential rules go over it first.
+    """
+    if len(text) <= limit:
+        return text
+    head = text[: max(0, limit - 1)]
+    if not text[len(head)].isspace():
+        end = max(head.rfind(" "), head.rfind("\n"), head.rfind("\t"))
+        if end > 0:
+            head = head[:end]
+        else:
+            text = redact.DEFAULT.redact_credentials(text)
+            if len(text) <= limit:
+                return text
+            head = text[: max(0, limit - 1)]
+    return head.rstrip() + "…"
 
 
 def safe(text: str | None, limit: int = 500) -> str:
