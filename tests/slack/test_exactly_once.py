@@ -54,7 +54,10 @@ def cards(slack: SlackHarness, channel: str) -> list[Any]:
 
 
 def announcements(slack: SlackHarness) -> list[Any]:
-    return [m for m in slack.messages(INCIDENTS) if m.text.startswith("New incident")]
+    """The announcements in #incidents: posted as "New incident: …", then edited in place by every
+    card refresh to the card's own text ("… — <status>, N alert(s) firing")."""
+    return [m for m in slack.messages(INCIDENTS)
+            if m.text.startswith("New incident") or m.text.endswith("alert(s) firing")]
 
 
 def runbooks(slack: SlackHarness, channel: str) -> list[Any]:
