@@ -88,6 +88,19 @@ class Settings(BaseSettings):
     # A run waiting for its confirmation and approval lapses this long after it was requested.
     approval_timeout_minutes: int = Field(15, gt=0, alias="WARROOM_APPROVAL_TIMEOUT_MINUTES")
     ack_escalation_minutes: int = Field(10, gt=0, alias="WARROOM_ACK_ESCALATION_MINUTES")
+    # Correlation: a new alert group joins the open incident whose groups share these labels'
+    # values (a runbook's `correlate:` overrides it; empty: every group opens its own), within
+    # this many minutes since that incident's last new group.
+    correlate: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["service"], alias="WARROOM_CORRELATE")
+    correlation_window_minutes: int = Field(30, ge=0, alias="WARROOM_CORRELATION_WINDOW_MINUTES")
+    # Storm mode: this many new incidents workspace-wide within the first window (or for one
+    # service within the second) and a service's further groups join one storm incident until no
+    # new group came for the quiet period. 0 incidents: off.
+    storm_incidents: int = Field(5, ge=0, alias="WARROOM_STORM_INCIDENTS")
+    storm_minutes: int = Field(2, gt=0, alias="WARROOM_STORM_MINUTES")
+    storm_service_incidents: int = Field(3, ge=0, alias="WARROOM_STORM_SERVICE_INCIDENTS")
+    storm_service_minutes: int = Field(5, gt=0, alias="WARROOM_STORM_SERVICE_MINUTES")
+    storm_quiet_minutes: int = Field(10, gt=0, alias="WARROOM_STORM_QUIET_MINUTES")
     # A resolved incident nobody closed is closed (and its channel archived) this long after; 0: never.
     auto_close_days: int = Field(7, ge=0, alias="WARROOM_AUTO_CLOSE_DAYS")
     # When a trace counts as failing (the trace rules; the SLO file can define its own per SLO).
@@ -120,7 +133,7 @@ class Settings(BaseSettings):
     # Optional: judge the guard from Prometheus (the SLO file's queries) instead of traces.
     prometheus_url: str | None = Field(None, alias="WARROOM_PROMETHEUS_URL")
 
-    @field_validator("action_hosts", mode="before")
+    @field_validator("action_hosts", "correlate", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:
         if isinstance(value, str):

@@ -12,6 +12,7 @@ A runbook file looks like::
     auto:                     # optional: what warroom does itself when the incident opens
       - run: fallback         # an unattended playbook (see bot.automation.rules)
       - propose: rollback     # any playbook: posted for a person's approval, never run alone
+    correlate: [service]      # optional: labels whose values make alert groups one incident
     ---
     Markdown shown to responders.
 
@@ -70,6 +71,8 @@ class _FrontMatter(BaseModel):
     actions: list[str] = []
     links: list[Link] = []
     auto: list[AutoRule] = []
+    # None: the global setting (WARROOM_CORRELATE); []: every alert group opens its own incident.
+    correlate: list[str] | None = None
 
 
 class Runbook(BaseModel):
@@ -83,6 +86,7 @@ class Runbook(BaseModel):
     links: tuple[Link, ...]
     body: str
     auto: tuple[AutoRule, ...] = ()
+    correlate: tuple[str, ...] | None = None
     path: Path
 
     def matches(self, labels: Mapping[str, str]) -> bool:
@@ -228,6 +232,7 @@ class _RunbookFile:
             id=front.id, title=front.title, matchers=tuple(matchers), severity=front.severity,
             owners=tuple(front.owners), actions=tuple(front.actions), links=tuple(front.links),
             body=body, path=self.path, auto=tuple(front.auto),
+            correlate=None if front.correlate is None else tuple(front.correlate),
         )
 
     def _check_values(self, data: dict[str, object], playbook_names: set[str] | None) -> list[Matcher]:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from bot.actions.render import secrets_from_env
+from bot.alerts.correlation import correlation_rules
 from bot.alerts.intake import IntakeRules
 from bot.clock import as_utc, utcnow
 from bot.config import Settings
@@ -64,7 +65,12 @@ class Runtime:
     def intake_rules(self) -> IntakeRules:
         return IntakeRules(severity_map=self.settings.severity_map, default_severity=self.settings.default_severity,
                            choose_runbook=self._choose_runbook,
-                           alertmanager_api=bool(self.settings.alertmanager_url), automatic=self._automatic)
+                           alertmanager_api=bool(self.settings.alertmanager_url), automatic=self._automatic,
+                           correlation=correlation_rules(self.settings), runbook_keys=self._runbook_keys)
+
+    def _runbook_keys(self, runbook_id: str | None) -> tuple[str, ...] | None:
+        runbook = self.runbooks.get(runbook_id) if runbook_id else None
+        return runbook.correlate if runbook else None
 
     def _automatic(self, runbook_id: str | None) -> bool:
         runbook = self.runbooks.get(runbook_id) if runbook_id and self.settings.automation else None

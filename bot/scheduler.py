@@ -75,7 +75,7 @@ def _watch_slos(warroom: Warroom, now: datetime) -> int:
     if sensors:
         from bot.sensors.watch import evaluate_sensors
         results += evaluate_sensors(runtime.engine, runtime.settings, sensors, now, rules=runtime.intake_rules)
-    return sum(1 for r in results if r.outcome in ("opened", "updated"))
+    return sum(1 for r in results if r.outcome in ("opened", "joined", "updated"))
 
 
 def _end_stale_actions(warroom: Warroom, now: datetime) -> int:

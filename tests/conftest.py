@@ -100,6 +100,11 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         # Runbooks declare automatic actions; tests of the manual flows start without them
         # (tests/automation turns them on).
         "WARROOM_AUTOMATION": False,
+        # Each alert group its own incident, as the tests of group identity and of one room's
+        # flows expect; tests/alerts/test_correlation.py and test_storm.py use the defaults.
+        "WARROOM_CORRELATE": "",
+        "WARROOM_STORM_INCIDENTS": 0,
+        "WARROOM_STORM_SERVICE_INCIDENTS": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]

@@ -29,15 +29,17 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
+from bot.alerts import correlation
+from bot.alerts.correlation import CorrelationRules, StormCounts
 from bot.alerts.normalize import NormalAlert, Notification
 from bot.alerts.severity import severity_from_labels, worst
-from bot.alerts.store import AlertKey, AlertStore, GroupState, IncidentState, KnownAlert, PendingWrites
+from bot.alerts.store import AlertKey, AlertStore, GroupState, IncidentState, KeyState, KnownAlert, PendingWrites
 from bot.clock import as_utc, utcnow
 from bot.effects import PostNotice
 from bot.incidents import lifecycle, service
@@ -45,7 +47,7 @@ from bot.releases import changes
 from bot.store import changeset, outbox
 from bot.store.models import Alert, Incident
 
-Outcome = Literal["opened", "updated", "duplicate", "ignored", "test"]
+Outcome = Literal["opened", "joined", "updated", "duplicate", "ignored", "test"]
 MAX_LINKS = 12
 MAX_CHANGES_SHOWN = 5  # the service's latest changes before a new incident, on its timeline
 NAME_LENGTH = 200  # Incident.service and Incident.slo
@@ -74,6 +76,27 @@ class IntakeRules:
     alertmanager_api: bool = False
     # (runbook id) -> whether its `auto:` rules are to be considered for a new incident (bot.automation)
     automatic: Callable[[str | None], bool] | None = None
+    # Correlation and storm mode (`bot.alerts.correlation`); None: every group opens its own incident.
+    correlation: CorrelationRules | None = None
+    # (runbook id) -> the runbook's own correlation key (`correlate:`), None: the rules' keys
+    runbook_keys: Callable[[str | None], tuple[str, ...] | None] | None = None
+
+    def keys_for(self, runbook_id: str | None) -> tuple[str, ...]:
+        own = self.runbook_keys(runbook_id) if self.runbook_keys else None
+        return own if own is not None else (self.correlation.keys if self.correlation else ())
+
+
+@dataclass
+class _Opening:
+    """What a notification would open an incident with: its labels, runbook and correlation key."""
+
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    firing: list[NormalAlert]
+    runbook_id: str | None
+    severity_override: int | None
+    service: str | None
+    key: str | None
 
 
 @dataclass
@@ -112,6 +135,8 @@ def ingest_many(session: Session, notes: list[Notification], rules: IntakeRules,
         group_ids = store.lock_groups(real, now or utcnow())
         groups = store.read_groups(sorted(set(group_ids.values())),
                                    {alert.fingerprint for note in real for alert in note.alerts})
+        batch.groups = groups
+        batch.lock_keys([note for note in real if _may_open(groups[group_ids[note.group_key_hash]])])
     results = [batch.test(note) if note.is_test else batch.ingest(groups[group_ids[note.group_key_hash]], note,
                                                                   now or utcnow())
                for note in notes]
@@ -126,6 +151,40 @@ class _Batch:
         self.session, self.store, self.rules = session, store, rules
         self.writes = PendingWrites()
         self.changeset = changeset.of(session)
+        self.openings: dict[int, _Opening] = {}  # by id(note)
+        self.keys: dict[str, KeyState] = {}
+        self.groups: dict[int, GroupState] = {}
+        self.storm_counts: StormCounts | None = None
+
+    def opening(self, note: Notification) -> _Opening:
+        found = self.openings.get(id(note))
+        if found is None:
+            rules = self.rules
+            firing = [a for a in note.alerts if a.status == "firing"] or note.alerts
+            labels = note.common_labels or firing[0].labels
+            annotations = note.common_annotations or firing[0].annotations
+            runbook_id, override = rules.choose_runbook(labels, annotations) if rules.choose_runbook else (None, None)
+            key = correlation.key_of(labels, rules.keys_for(runbook_id)) if rules.correlation else None
+            service_name = _column_value(correlation.label_value(labels, "service"))
+            found = self.openings[id(note)] = _Opening(labels, annotations, firing, runbook_id, override,
+                                                       service_name, key)
+        return found
+
+    def lock_keys(self, notes: list[Notification]) -> None:
+        """Lock the correlation keys (and storm keys) of the notifications that may open an
+        incident, after the groups' locks (`AlertStore.lock_keys`)."""
+        rules = self.rules.correlation
+        if rules is None or not notes:
+            return
+        wanted: set[str] = set()
+        for note in notes:
+            opening = self.opening(note)
+            if opening.key:
+                wanted.add(opening.key)
+            if rules.storms:
+                wanted.add(correlation.storm_key(opening.service))
+        known = {g.incident.id: g.incident for g in self.groups.values() if g.incident is not None}
+        self.keys = self.store.lock_keys(wanted, known)
 
     def flush(self, commit: bool = False) -> None:
         # One pipeline: on PostgreSQL the writes wait for nothing but the events' ids (the echo
@@ -158,6 +217,9 @@ class _Batch:
                 # A resolve for a group we never saw, or a late copy of an episode that already ended.
                 self._resolve_known_quietly(group, note, now)
                 return IngestResult("ignored", owner or (current.id if current else None))
+            target = self._correlated(note, now)
+            if target is not None:
+                return self._join(group, note, target, now, previous=current)
             incident = self._open(group, note, now, previous=current)
             added, resolved = self._apply_alerts(group, incident, note, now)
             if any(a.monitoring_gap for a in note.alerts):  # set on the new row by _open
@@ -167,31 +229,102 @@ class _Batch:
             return IngestResult("opened", incident.id, len(added), resolved)
 
         added, resolved = self._apply_alerts(group, current, note, now)
-        self._update_incident(current, note, added, resolved, now)
+        self._update_incident(group, note, added, resolved, now)
         # a truncated payload may hide alerts that still fire
-        if not note.truncated and current.firing == 0 and current.resolved > 0:
-            self._resolve(current, note, now)
+        if not note.truncated and group.firing == 0 and group.resolved > 0:
+            self._group_resolved(group, note, now, announce=bool(resolved))
         return IngestResult("updated" if added or resolved else "duplicate", owner or current.id, len(added), resolved)
 
-    def _update_incident(self, incident: IncidentState, note: Notification, added: list[int], resolved: int,
-                         now: datetime) -> None:
-        """Record what changed on an open incident; an alert fired or resolved also refreshes its card."""
+    def _correlated(self, note: Notification, now: datetime) -> KeyState | None:
+        """The key whose open incident the notification's group joins, or None: it opens its own.
+        In storm mode a group that matches no incident joins its service's storm incident, which
+        the first such group opens."""
+        rules = self.rules.correlation
+        if rules is None:
+            return None
+        opening = self.opening(note)
+        key = self.keys.get(opening.key) if opening.key else None
+        if key is not None and key.live(now, rules.window):
+            return key
+        if not rules.storms:
+            return None
+        storm = self.keys.get(correlation.storm_key(opening.service))
+        if storm is None:  # its group's incident ended earlier in this batch: keys were not locked for it
+            return None
+        if storm.live(now, rules.storm_quiet):
+            return storm
+        if self.storm_counts is None:
+            self.storm_counts = self.store.storm_counts(now, rules.storm_window, rules.storm_service_window)
+        if not self.storm_counts.storming(rules, opening.service):
+            return None
+        storm.incident = self._open_storm(note, opening, now)
+        return storm
+
+    def _join(self, group: GroupState, note: Notification, key: KeyState, now: datetime,
+              previous: IncidentState | None) -> IngestResult:
+        """The group joins ``key``'s incident: its alerts go there, one line says so in the channel."""
+        incident = key.incident
+        assert incident is not None
+        group.attach(incident)
+        self.writes.set_current_incident(group.id, incident.id)
+        key.joined_at = now
+        self.writes.correlate(key)
+        added, resolved = self._apply_alerts(group, incident, note, now)
+        name = correlation.group_name(self.opening(note).labels)
+        text = f"Alert group joined: {name} from {_SOURCE_NAMES.get(note.source, note.source)}, " \
+               f"{len(added)} alert(s) firing"
+        if previous is not None:
+            text += f" (it fired before as incident #{previous.id})"
+            self.changeset.event(previous.id, "refired",
+                                 f"The alert group fired again and joined incident #{incident.id}",
+                                 actor=note.source, at=now)
+        self.changeset.event(incident.id, "group_joined", text, actor=note.source, at=now, echo=True,
+                             data={"group_id": group.id, "name": name})
+        self._update_incident(group, note, added, 0, now, joined=True)
+        return IngestResult("joined", incident.id, len(added), resolved)
+
+    def _group_resolved(self, group: GroupState, note: Notification, now: datetime, announce: bool) -> None:
+        """The group's alerts have all resolved: the incident resolves unless another of its
+        groups still fires (correlation gave it more than one)."""
+        incident = group.incident
+        assert incident is not None
+        self.flush()  # the batch's rows of the incident's other groups, before asking about them
+        if not self.store.others_active(incident.id, group.id):
+            self._resolve(incident, note, now)
+            return
+        if not announce:
+            return
+        name = correlation.group_name(note.common_labels or note.alerts[0].labels)
+        self.changeset.event(incident.id, "group_resolved",
+                             f"Alert group resolved: {name}; the incident stays open while its other groups fire",
+                             actor=note.source, at=now, echo=True, data={"group_id": group.id, "name": name})
+
+    def _update_incident(self, group: GroupState, note: Notification, added: list[int], resolved: int,
+                         now: datetime, joined: bool = False) -> None:
+        """Record what changed on an open incident; an alert fired or resolved, or a group that
+        joined, also refreshes its card."""
+        incident = group.incident
+        assert incident is not None
         values: dict[str, Any] = {}
-        if note.truncated != incident.alerts_unlisted:
-            if note.truncated and not incident.alerts_unlisted:
+        if note.truncated != group.alerts_unlisted:
+            if note.truncated and not group.alerts_unlisted:
                 self._cannot_self_resolve(incident.id, note, now)
+            group.alerts_unlisted = note.truncated
+            self.writes.set_group_unlisted(group.id, note.truncated)
+        if note.truncated != incident.alerts_unlisted:
             values["alerts_unlisted"] = incident.alerts_unlisted = note.truncated
         if any(a.monitoring_gap for a in note.alerts) and not incident.monitoring_gap:
             values["monitoring_gap"] = incident.monitoring_gap = True
             self.changeset.event(
                 incident.id, "monitoring_gap", MONITORING_GAP_TEXT, actor=note.source, at=now, echo=True
             )
-        if added or resolved:
+        if added or resolved or joined:
             if worst(added, incident.severity) < incident.severity:
                 values["severity"] = incident.severity = worst(added, incident.severity)
             values["updated_at"] = utcnow()
-            summary = _change_summary(len(added), resolved, incident, note.truncated)
-            self.changeset.event(incident.id, "alerts_changed", summary, actor=note.source, at=now, echo=True)
+            if not joined:  # a join says so in its own line
+                summary = _change_summary(len(added), resolved, group, note.truncated)
+                self.changeset.event(incident.id, "alerts_changed", summary, actor=note.source, at=now, echo=True)
             # `service.refresh_card` without its ORM object (updated_at is set above), after the events' lines.
             self.changeset.effect(service.card_effect(incident.id))
         self.writes.update_incident(incident.id, values)
@@ -215,27 +348,53 @@ class _Batch:
 
     def _open(self, group: GroupState, note: Notification, now: datetime,
               previous: IncidentState | None) -> IncidentState:
+        opening = self.opening(note)
+        incident = self._insert_incident(note, opening, now, title=_title(opening.labels, opening.annotations,
+                                                                           opening.firing[0]),
+                                         group_id=group.id, previous=previous)
+        group.attach(incident)
+        self.writes.set_current_incident(group.id, incident.id)
+        key = self.keys.get(opening.key) if opening.key else None
+        if key is not None:  # later groups with the key join it
+            key.incident, key.joined_at = incident, now
+            self.writes.correlate(key)
+        if self.storm_counts is not None:
+            self.storm_counts.opened(opening.service)
+        return incident
+
+    def _open_storm(self, note: Notification, opening: _Opening, now: datetime) -> IncidentState:
+        """The service's storm incident; the group that started it joins it like the ones after."""
+        rules = self.rules.correlation
+        assert rules is not None and self.storm_counts is not None
+        title = f"Alert storm: {opening.service or 'alerts without a service label'}"
+        incident = self._insert_incident(note, opening, now, title=title, group_id=None, previous=None, storm=True)
+        self.changeset.event(
+            incident.id, "storm",
+            f"Storm mode: {self.storm_counts.workspace} new incident(s) in {_minutes(rules.storm_window)}, "
+            f"{self.storm_counts.by_service.get(opening.service, 0)} for this service in "
+            f"{_minutes(rules.storm_service_window)}. Further alert groups of this service join this incident "
+            f"until none has come for {_minutes(rules.storm_quiet)}.",
+            actor="warroom", at=now, echo=True)
+        return incident
+
+    def _insert_incident(self, note: Notification, opening: _Opening, now: datetime, *, title: str,
+                         group_id: int | None, previous: IncidentState | None, storm: bool = False) -> IncidentState:
         rules = self.rules
-        firing = [a for a in note.alerts if a.status == "firing"] or note.alerts
-        labels = note.common_labels or firing[0].labels
-        annotations = note.common_annotations or firing[0].annotations
-        severity = worst((severity_from_labels(a.labels, rules.severity_map, rules.default_severity) for a in firing),
-                         rules.default_severity)
-        runbook_id, override = rules.choose_runbook(labels, annotations) if rules.choose_runbook else (None, None)
+        labels = opening.labels
+        severity = worst((severity_from_labels(a.labels, rules.severity_map, rules.default_severity)
+                          for a in opening.firing), rules.default_severity)
         monitoring_gap = any(a.monitoring_gap for a in note.alerts)
-        title = _title(labels, annotations, firing[0])
-        service_name = _column_value(labels.get("service") or labels.get("sloth_service") or labels.get("job"))
-        incident = IncidentState(0, lifecycle.TRIGGERED, override or severity, monitoring_gap, note.truncated)
+        service_name = opening.service
+        incident = IncidentState(0, lifecycle.TRIGGERED, opening.severity_override or severity, monitoring_gap,
+                                 note.truncated)
         incident.id = self.store.insert_incident({
             "title": title, "status": incident.status, "severity": incident.severity, "service": service_name,
-            "slo": _column_value(labels.get("slo") or labels.get("sloth_slo")),
-            "group_id": group.id, "source": note.source, "labels": labels, "annotations": annotations,
-            "links": _links(note), "runbook_id": runbook_id, "opened_at": now, "updated_at": now,
+            "slo": None if storm else _column_value(correlation.label_value(labels, "slo")),
+            "group_id": group_id, "source": note.source, "labels": labels, "annotations": opening.annotations,
+            "links": _links(note), "runbook_id": opening.runbook_id, "opened_at": now, "updated_at": now,
             "previous_incident_id": previous.id if previous else None,
-            "alerts_unlisted": note.truncated, "monitoring_gap": monitoring_gap,
+            "alerts_unlisted": note.truncated, "monitoring_gap": monitoring_gap, "storm": storm,
         })
-        group.incident = incident
-        self.writes.set_current_incident(group.id, incident.id)
         text = f"Incident opened from {note.source}: {title}"
         if previous is not None:
             text += f" (re-fired after incident #{previous.id} ended)"
@@ -249,7 +408,7 @@ class _Batch:
         # `service.open_room` without its ORM object, the traces linked with the batch's writes.
         service.queue_room(self.changeset, incident.id,
                            traces_linked=self.writes.link_traces(incident.id, service_name, opened_at=now))
-        if rules.automatic is not None and rules.automatic(runbook_id):
+        if rules.automatic is not None and rules.automatic(opening.runbook_id):
             from bot.automation.service import consider_effect
             self.changeset.effect(consider_effect(incident.id))
         return incident
@@ -315,6 +474,15 @@ class _Batch:
         incident.status = row.status
 
 
+def _may_open(group: GroupState) -> bool:
+    return group.incident is None or not lifecycle.is_open(group.incident.status)
+
+
+def _minutes(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes} min"
+
+
 def _owner(group: GroupState, note: Notification) -> int | None:
     """The incident a notification's alerts belong to, when they are all known and belong to one
     (a replayed old notification: it names its own incident, not the group's current one)."""
@@ -349,10 +517,10 @@ def _alert_row(incident_id: int, group_id: int, alert: NormalAlert, severity: in
     }
 
 
-def _change_summary(added: int, resolved: int, incident: IncidentState, truncated: int) -> str:
+def _change_summary(added: int, resolved: int, group: GroupState, truncated: int) -> str:
     parts = [f"{added} new alert(s) firing"] if added else []
     parts += [f"{resolved} alert(s) resolved"] if resolved else []
-    summary = f"{', '.join(parts)} — now {incident.firing} firing, {incident.resolved} resolved"
+    summary = f"{', '.join(parts)} — now {group.firing} firing, {group.resolved} resolved"
     return summary + (f", {truncated} not listed by Alertmanager" if truncated else "")
 
 

@@ -29,14 +29,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, any_, bindparam, or_, select, true, update
+from sqlalchemy import and_, any_, bindparam, exists, func, or_, select, true, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql import ColumnElement
 from sqlmodel import Session
 
+from bot.alerts.correlation import StormCounts, key_hash
 from bot.alerts.normalize import Notification
 from bot.clock import as_utc
-from bot.store.models import Alert, AlertGroup, Incident
+from bot.incidents import lifecycle
+from bot.incidents.lifecycle import OPEN_STATUSES
+from bot.store.models import Alert, AlertGroup, Correlation, Incident
 from bot.store.statements import Later, Statements
 from bot.traces import ingest as traces
 
@@ -48,6 +51,7 @@ LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 _GROUP = AlertGroup.__table__  # type: ignore[attr-defined]
 _ALERT = Alert.__table__  # type: ignore[attr-defined]
 _INCIDENT = Incident.__table__  # type: ignore[attr-defined]
+_CORRELATION = Correlation.__table__  # type: ignore[attr-defined]
 
 
 def _one_of(column: Any, name: str, postgres: bool) -> ColumnElement[bool]:
@@ -83,8 +87,9 @@ def _groups_state(postgres: bool) -> Any:
         groups, alert_columns = groups.outerjoin(alerts, true()), list(alerts.c)
     else:
         groups = groups.outerjoin(_ALERT, wanted)
-    return (select(_GROUP.c.id.label("group_id"), _INCIDENT.c.id, _INCIDENT.c.status, _INCIDENT.c.severity,
-                   _INCIDENT.c.monitoring_gap, _INCIDENT.c.alerts_unlisted, *alert_columns)
+    return (select(_GROUP.c.id.label("group_id"), _GROUP.c.alerts_unlisted.label("group_unlisted"), _INCIDENT.c.id,
+                   _INCIDENT.c.status, _INCIDENT.c.severity, _INCIDENT.c.monitoring_gap, _INCIDENT.c.alerts_unlisted,
+                   *alert_columns)
             .select_from(groups)
             .where(_one_of(_GROUP.c.id, "group_ids", postgres)))
 
@@ -98,17 +103,30 @@ _TOUCH_ALERTS = {postgres: update(_ALERT).where(_one_of(_ALERT.c.id, "ids",
 
 @dataclass(slots=True)
 class IncidentState:
-    """What the intake reads or changes of a group's current incident, kept up to date through the
-    batch (the ORM object is loaded only to resolve). ``firing``/``resolved``: its alert rows by
-    status, this batch's changes included."""
+    """What the intake reads or changes of an open incident, kept up to date through the batch
+    (the ORM object is loaded only to resolve); one object per incident, which every group of it
+    in the batch shares."""
 
     id: int
     status: str
     severity: int
     monitoring_gap: bool
     alerts_unlisted: int
-    firing: int = 0
-    resolved: int = 0
+
+
+@dataclass(slots=True)
+class KeyState:
+    """A locked correlation row as the batch sees it: its incident while that is open, and when a
+    group last joined it."""
+
+    id: int
+    key: str
+    incident: IncidentState | None
+    joined_at: datetime | None
+
+    def live(self, now: datetime, window: timedelta) -> bool:
+        return (self.incident is not None and lifecycle.is_open(self.incident.status)
+                and self.joined_at is not None and now - self.joined_at <= window)
 
 
 @dataclass(slots=True)
@@ -127,26 +145,34 @@ class KnownAlert:
 
 @dataclass(slots=True)
 class GroupState:
-    """One locked group as the batch sees it: its current incident and the alert rows known so far."""
+    """One locked group as the batch sees it: its current incident, the alert rows known so far,
+    and ``firing``/``resolved``: its rows of the current incident by status, this batch's changes
+    included (another group's rows of the same incident do not count here)."""
 
     id: int
     incident: IncidentState | None = None
     known: dict[AlertKey, KnownAlert] = field(default_factory=dict)
+    alerts_unlisted: int = 0
+    firing: int = 0
+    resolved: int = 0
 
     def recount(self, alert: KnownAlert, was: str | None) -> None:
-        """Keep the current incident's counts right after ``alert`` went from ``was`` (None: a new
-        row) to its status; rows of other incidents (earlier episodes) do not count for it."""
-        incident = self.incident
-        if incident is None or alert.incident_id != incident.id:
+        """Keep the counts right after ``alert`` went from ``was`` (None: a new row) to its
+        status; rows of other incidents (earlier episodes) do not count."""
+        if self.incident is None or alert.incident_id != self.incident.id:
             return
         if was == "firing":
-            incident.firing -= 1
+            self.firing -= 1
         elif was == "resolved":
-            incident.resolved -= 1
+            self.resolved -= 1
         if alert.status == "firing":
-            incident.firing += 1
+            self.firing += 1
         else:
-            incident.resolved += 1
+            self.resolved += 1
+
+    def attach(self, incident: IncidentState) -> None:
+        """The group belongs to ``incident`` from now on (a new one, or one it joins)."""
+        self.incident, self.firing, self.resolved = incident, 0, 0
 
 
 class AlertStore:
@@ -178,14 +204,15 @@ class AlertStore:
         """The groups' current incidents with their alert counts, and their alert rows for
         ``fingerprints``: one SELECT for the whole batch."""
         groups: dict[int, GroupState] = {}
+        incidents: dict[int, IncidentState] = {}
         rows = self.sql.execute(_GROUPS_STATE[self.sql.postgres],
                                 {"group_ids": group_ids, "fingerprints": sorted(fingerprints)}).rows()
         for row in rows:
             group = groups.get(row.group_id)
             if group is None:
-                incident = None if row.id is None else IncidentState(
-                    row.id, row.status, row.severity, row.monitoring_gap, row.alerts_unlisted)
-                group = groups[row.group_id] = GroupState(row.group_id, incident)
+                incident = None if row.id is None else incidents.setdefault(row.id, IncidentState(
+                    row.id, row.status, row.severity, row.monitoring_gap, row.alerts_unlisted))
+                group = groups[row.group_id] = GroupState(row.group_id, incident, alerts_unlisted=row.group_unlisted)
             if row.alert_id is None:
                 continue
             alert = group.known[(row.fingerprint, as_utc(row.starts_at))] = KnownAlert(
@@ -193,6 +220,52 @@ class AlertStore:
                 as_utc(row.last_seen_at))
             group.recount(alert, was=None)
         return groups
+
+    def lock_keys(self, keys: set[str], known: dict[int, IncidentState]) -> dict[str, KeyState]:
+        """Every correlation key of ``keys`` locked until commit, created if new, with the incident
+        it points at while it is open (the batch's own object for it when ``known`` has one):
+        ``{key: state}``. Taken after the groups' locks, in ``key_hash`` order, by
+        every batch of every process."""
+        if not keys:
+            return {}
+        rows = [{"key_hash": key_hash(key), "key": key} for key in sorted(keys, key=key_hash)]
+        with self.sql.pipeline():
+            locked = self.sql.insert_rows(_CORRELATION, rows, conflict=("key_hash",), update=("key_hash",),
+                                          returning=("id", "key", "incident_id", "joined_at")).rows()
+        incident_ids = sorted({row.incident_id for row in locked if row.incident_id is not None})
+        open_ones: dict[int, IncidentState] = {}
+        if incident_ids:  # read once the locks are held (see the module's docstring)
+            open_ones = {row.id: known.get(row.id) or IncidentState(row.id, row.status, row.severity,
+                                                                    row.monitoring_gap, row.alerts_unlisted)
+                         for row in self.sql.execute(
+                             select(_INCIDENT.c.id, _INCIDENT.c.status, _INCIDENT.c.severity,
+                                    _INCIDENT.c.monitoring_gap, _INCIDENT.c.alerts_unlisted)
+                             .where(_one_of(_INCIDENT.c.id, "ids", self.sql.postgres),
+                                    _one_of(_INCIDENT.c.status, "statuses", self.sql.postgres)),
+                             {"ids": incident_ids, "statuses": list(OPEN_STATUSES)}).rows()}
+        return {row.key: KeyState(row.id, row.key, open_ones.get(row.incident_id), as_utc(row.joined_at))
+                for row in locked}
+
+    def storm_counts(self, now: datetime, workspace_window: timedelta, service_window: timedelta) -> StormCounts:
+        """Incidents opened within each window (storm incidents and merged ones left out)."""
+        def recent(window: timedelta) -> Any:
+            return and_(_INCIDENT.c.opened_at >= now - window, _INCIDENT.c.storm.is_(False))
+        workspace = self.sql.execute(select(func.count()).select_from(_INCIDENT)
+                                     .where(recent(workspace_window))).rows()[0][0]
+        by_service = self.sql.execute(select(_INCIDENT.c.service, func.count()).where(recent(service_window))
+                                      .group_by(_INCIDENT.c.service)).rows()
+        return StormCounts(workspace, {row[0]: row[1] for row in by_service})
+
+    def others_active(self, incident_id: int, group_id: int) -> bool:
+        """Whether another group of the incident still has a firing alert, or was truncated (it
+        may hide one). The incident row is locked first, so of two groups resolving at once in two
+        processes, the second to lock sees the first's work and resolves the incident."""
+        self.sql.execute(select(_INCIDENT.c.id).where(_INCIDENT.c.id == incident_id).with_for_update()).rows()
+        firing = select(_ALERT.c.id).where(_ALERT.c.incident_id == incident_id, _ALERT.c.group_id != group_id,
+                                           _ALERT.c.status == "firing")
+        truncated = select(_GROUP.c.id).where(_GROUP.c.current_incident_id == incident_id, _GROUP.c.id != group_id,
+                                              _GROUP.c.alerts_unlisted > 0)
+        return bool(self.sql.execute(select(or_(exists(firing), exists(truncated)))).rows()[0][0])
 
     def insert_incident(self, values: dict[str, Any]) -> int:
         """A new incident row (all its NOT NULL columns in ``values``); its id."""
@@ -213,6 +286,8 @@ class PendingWrites:
         self._touched: dict[int, datetime] = {}
         self._incidents: dict[int, dict[str, Any]] = {}
         self._current_incidents: dict[int, int] = {}
+        self._group_unlisted: dict[int, int] = {}
+        self._correlations: dict[int, tuple[int, datetime]] = {}
         self._trace_links: list[tuple[int, str | None, datetime, list[Later]]] = []
 
     def insert_alert(self, alert: KnownAlert) -> None:
@@ -245,6 +320,14 @@ class PendingWrites:
     def set_current_incident(self, group_id: int, incident_id: int) -> None:
         self._current_incidents[group_id] = incident_id
 
+    def set_group_unlisted(self, group_id: int, unlisted: int) -> None:
+        self._group_unlisted[group_id] = unlisted
+
+    def correlate(self, key: KeyState) -> None:
+        """Store the key's incident and when a group last joined it."""
+        assert key.incident is not None and key.joined_at is not None
+        self._correlations[key.id] = (key.incident.id, key.joined_at)
+
     def link_traces(self, incident_id: int, service: str | None, opened_at: datetime) -> Callable[[], bool]:
         """Link the service's failing traces to a new incident (`bot.traces.ingest`) with the batch's
         writes, not in a round trip of its own; what it returns tells, once they are flushed,
@@ -261,6 +344,8 @@ class PendingWrites:
         touched, self._touched = self._touched, {}
         incidents, self._incidents = self._incidents, {}
         current, self._current_incidents = self._current_incidents, {}
+        unlisted, self._group_unlisted = self._group_unlisted, {}
+        correlations, self._correlations = self._correlations, {}
         links, self._trace_links = self._trace_links, []
         inserted = self._insert_alerts(sql, new_alerts)
         sql.update_rows(_ALERT, [{"id": row_id, "status": alert.status, "ends_at": alert.ends_at,
@@ -275,6 +360,9 @@ class PendingWrites:
         for rows in by_columns.values():
             sql.update_rows(_INCIDENT, rows)
         sql.update_rows(_GROUP, [{"id": g, "current_incident_id": i} for g, i in current.items()])
+        sql.update_rows(_GROUP, [{"id": g, "alerts_unlisted": n} for g, n in unlisted.items()])
+        sql.update_rows(_CORRELATION, [{"id": k, "incident_id": i, "joined_at": at}
+                                       for k, (i, at) in correlations.items()])
         for incident_id, service, opened_at, sent in links:
             if (later := traces.send_service_traces_link(sql, incident_id, service, opened_at=opened_at)) is not None:
                 sent.append(later)

@@ -8,12 +8,14 @@ Nothing here knows about Slack: the worker turns outbox rows into Web API calls.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlmodel import Session, col
 
+from bot.alerts.correlation import group_name
 from bot.clock import as_utc, utcnow
 from bot.effects import ActionCard, ArchiveChannel, OpenRoom, PostFailingTraces, PostmortemDue, RefreshCard
 from bot.errors import InvalidTransition, NotFound, UserError
@@ -66,6 +68,30 @@ def alert_counts(session: Session, incident_id: int) -> dict[str, int]:
     counts = {"firing": 0, "resolved": 0}
     counts.update({status: n for status, n in rows})
     return counts
+
+
+@dataclass(frozen=True)
+class GroupSummary:
+    """One alert group of an incident (correlation gives an incident several), as the card and
+    the API show it."""
+
+    group_id: int
+    name: str  # "schema-valid-rate (ticket)"
+    firing: int
+    resolved: int
+
+
+def alert_groups(session: Session, incident_id: int) -> list[GroupSummary]:
+    """The incident's alert groups in the order they came, each with its alerts' counts."""
+    rows = session.execute(
+        select(col(Alert.group_id), func.min(col(Alert.id)),
+               func.sum(case((col(Alert.status) == "firing", 1), else_=0)), func.count())
+        .where(col(Alert.incident_id) == incident_id).group_by(col(Alert.group_id)).order_by(func.min(col(Alert.id)))
+    ).all()
+    first_alerts = {a.id: a.labels for a in session.execute(
+        select(Alert).where(col(Alert.id).in_([row[1] for row in rows]))).scalars()}
+    return [GroupSummary(group_id, group_name(first_alerts.get(first) or {}), int(firing), total - int(firing))
+            for group_id, first, firing, total in rows]
 
 
 def refresh_card(session: Session, incident: Incident) -> None:
@@ -295,6 +321,10 @@ def as_dict(session: Session, incident: Incident, *, full: bool = False, names: 
         group = session.get(AlertGroup, incident.group_id)
         body["group_key"] = group.group_key if group else None
     if full:
+        body["groups"] = [{"group_id": g.group_id, "name": g.name, "alerts_firing": g.firing,
+                           "alerts_resolved": g.resolved} for g in alert_groups(session, saved_id(incident))]
+        body["storm"] = incident.storm
+        body["merged_into"] = incident.merged_into_id
         alerts = session.execute(select(Alert).where(col(Alert.incident_id) == incident.id)
                                  .order_by(col(Alert.id))).scalars()
         body["alerts"] = [{

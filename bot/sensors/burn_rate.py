@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
+from bot.alerts.correlation import correlation_rules
 from bot.alerts.intake import IngestResult, IntakeRules, ingest_many
 from bot.alerts.normalize import from_alertmanager
 from bot.clock import as_utc
@@ -68,8 +69,12 @@ def intake_rules(settings: Settings) -> IntakeRules:
         runbook = runbooks.match(labels, annotations)
         return runbook.id, runbook.severity
 
+    def runbook_keys(runbook_id: str | None) -> tuple[str, ...] | None:
+        runbook = runbooks.get(runbook_id) if runbook_id else None
+        return runbook.correlate if runbook else None
+
     return IntakeRules(severity_map=settings.severity_map, default_severity=settings.default_severity,
-                       choose_runbook=choose)
+                       choose_runbook=choose, correlation=correlation_rules(settings), runbook_keys=runbook_keys)
 
 
 def _evaluate_one(session: Session, slo: SLO, now: datetime, windows: WindowSet, rules: IntakeRules,

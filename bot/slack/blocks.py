@@ -43,6 +43,11 @@ class CardView:
     links: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     failing_traces: int = 0  # LLM traces linked to the incident that failed the trace rules
+    # The incident's other alert groups (correlation), "schema-valid-rate (ticket)", by whether any
+    # of their alerts fires; and a storm incident's live count of groups.
+    other_groups: list[str] = field(default_factory=list)
+    resolved_groups: list[str] = field(default_factory=list)
+    storm_groups: int | None = None
     thread_only: bool = False  # a low-severity incident living in a thread of the incidents channel
 
     @property
@@ -56,6 +61,9 @@ def _plain(text: str) -> dict[str, Any]:
 
 def _md(text: str) -> dict[str, Any]:
     return {"type": "mrkdwn", "text": cut(text, SECTION_TEXT_LIMIT)}
+
+
+MAX_GROUPS_SHOWN = 8
 
 
 def button(label: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
@@ -97,6 +105,14 @@ def card(view: CardView) -> list[dict[str, Any]]:
         {"type": "section", "fields": [_md(f) for f in fields[:10]]},
     ]
     context = []
+    if view.storm_groups is not None:
+        context.append(f"🌪️ Storm: {view.storm_groups} alert group(s) joined this incident, "
+                       f"{view.firing} alert(s) firing")
+    for label, names in (("Also firing", view.other_groups), ("Resolved groups", view.resolved_groups)):
+        if names:
+            shown = ", ".join(safe(name, 80) for name in names[:MAX_GROUPS_SHOWN])
+            more = len(names) - MAX_GROUPS_SHOWN
+            context.append(f"{label}: {shown}" + (f" and {more} more" if more > 0 else ""))
     if view.bundle_line:
         context.append(f"Live bundle {safe(view.bundle_line, 400)}")
     if view.change_line:

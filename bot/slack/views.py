@@ -27,6 +27,8 @@ def card_view(session: Session, incident: Incident, runbooks: RunbookSet | None)
                 for s in steps if s.done_at is None and s.attempts >= STEP_WARNING_AFTER and s.last_error]
     if stuck := cannot_self_resolve(session, incident):
         warnings.append(stuck)
+    groups = service.alert_groups(session, saved_id(incident))
+    others = [g for g in groups if g.group_id != incident.group_id] if len(groups) > 1 and not incident.storm else []
     return CardView(
         id=saved_id(incident), title=incident.title, status=incident.status, severity=incident.severity,
         service=incident.service, slo=incident.slo, firing=counts["firing"], resolved=counts["resolved"],
@@ -40,6 +42,8 @@ def card_view(session: Session, incident: Incident, runbooks: RunbookSet | None)
         monitoring_gap=incident.monitoring_gap,
         status_text=incident.status_text, links=list(incident.links or []), warnings=warnings,
         failing_traces=failing_trace_count(session, saved_id(incident)),
+        other_groups=[g.name for g in others if g.firing], resolved_groups=[g.name for g in others if not g.firing],
+        storm_groups=len(groups) if incident.storm else None,
     )
 
 

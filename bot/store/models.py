@@ -31,7 +31,22 @@ class AlertGroup(SQLModel, table=True):
     group_key: str = Field(sa_column=Column(Text, nullable=False))
     group_labels: dict[str, str] = _json()
     current_incident_id: int | None = Field(default=None)  # no FK: incident already points here
+    # Alerts its last notification left out (``truncatedAlerts``): the group cannot end by itself.
+    alerts_unlisted: int = Field(default=0)
     created_at: datetime = _ts(nullable=False)
+
+
+class Correlation(SQLModel, table=True):
+    """A correlation key's value (``service=llm-gateway``, or a storm's ``storm|service=…``) and
+    the incident its new alert groups join while the window since ``joined_at`` lasts. The row is
+    the lock the intake takes before deciding to open an incident or join one."""
+
+    __tablename__ = "correlation"
+    id: int | None = Field(default=None, primary_key=True)
+    key_hash: str = Field(max_length=64, unique=True)
+    key: str = Field(sa_column=Column(Text, nullable=False))
+    incident_id: int | None = Field(default=None)
+    joined_at: datetime | None = _ts()
 
 
 class Incident(SQLModel, table=True):
@@ -61,6 +76,10 @@ class Incident(SQLModel, table=True):
     previous_incident_id: int | None = Field(default=None)
     # Who switched automatic actions off for this incident (`/incident auto off`); None: on.
     automation_off_by: str | None = Field(default=None, max_length=40)
+    # Opened by storm mode for a service: alert groups that would each have opened one join it.
+    storm: bool = Field(default=False)
+    # Merged into another incident (`/incident merge`): its groups moved there.
+    merged_into_id: int | None = Field(default=None)
     opened_at: datetime = _ts(nullable=False, index=True)
     acknowledged_at: datetime | None = _ts()
     mitigated_at: datetime | None = _ts()
