@@ -81,6 +81,26 @@ class PostReminder(Effect):
     level: int | None = None  # the escalation level, kept for whoever reads the row
 
 
+class DigestItem(BaseModel):
+    """One incident in a reminder digest: how long it has waited (unacknowledged, or without a status update)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    incident_id: int
+    minutes: int
+
+
+class PostReminderDigest(Effect):
+    """One reminder for several incidents that would ping the same people: posted once in the
+    incidents channel, with one mention (``mention`` of each listed incident, resolved as for a
+    `PostReminder`) and the incidents in ``incidents``' order (`bot.incidents.reminder_groups`)."""
+
+    kind: ClassVar[str] = "slack.reminder_digest"
+    label: str  # what the incidents have in common: "unacknowledged incidents"
+    text: str  # what to do about it, after the list
+    mention: Literal["owners", "commander", "none"]
+    incidents: list[DigestItem]
+
+
 class ArchiveChannel(Effect):
     kind: ClassVar[str] = "slack.archive"
     incident_id: int
@@ -151,7 +171,7 @@ class GuardCheck(Effect):
 
 
 ALL: tuple[type[Effect], ...] = (
-    OpenRoom, RefreshCard, PostLine, PostReminder, ArchiveChannel, PostMessage, PostNotice,
+    OpenRoom, RefreshCard, PostLine, PostReminder, PostReminderDigest, ArchiveChannel, PostMessage, PostNotice,
     PostFailingTraces, PostLateTraces, PostmortemDue, ActionCard, RunAction, ConsiderAutomation,
     GuardCheck,
 )

@@ -66,6 +66,11 @@ def _reminder(job: Callable[..., int]) -> JobBody:
     return lambda warroom, now: job(warroom.engine, warroom.settings, now)
 
 
+def _escalate(warroom: Warroom, now: datetime) -> int:
+    # The runbooks say who would be paged, so incidents with the same owners share one digest.
+    return reminders.escalate_unacknowledged(warroom.engine, warroom.settings, now, runbooks=warroom.runbooks)
+
+
 def _watch_slos(warroom: Warroom, now: datetime) -> int:
     runtime, slos, sensors = warroom.runtime, warroom.watch.slos, warroom.watch.sensors
     if not slos and not sensors:
@@ -94,7 +99,7 @@ def _reconcile_truncated(warroom: Warroom, now: datetime) -> int:
 
 
 JOBS: tuple[ScheduledJob, ...] = (
-    ScheduledJob("escalate-unacknowledged", _reminder(reminders.escalate_unacknowledged), ESCALATE_EVERY),
+    ScheduledJob("escalate-unacknowledged", _escalate, ESCALATE_EVERY),
     ScheduledJob("nudge-status-updates", _reminder(reminders.nudge_status_updates), NUDGE_EVERY),
     ScheduledJob("postmortem-due", _reminder(reminders.postmortem_due), POSTMORTEM_DUE_EVERY),
     ScheduledJob("retry-setup", _reminder(reminders.retry_setup), RETRY_SETUP_EVERY),

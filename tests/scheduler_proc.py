@@ -46,7 +46,8 @@ class LeaseSkips(logging.Handler):
 
 def main(argv: list[str]) -> int:
     database_url, slo_file, signal_dir, name, *nows = argv
-    settings = make_settings(database_url)
+    # With an incidents channel, reminders due together for the same people are one digest.
+    settings = make_settings(database_url, WARROOM_INCIDENTS_CHANNEL="C0INCIDENTS")
     engine = make_engine(database_url)
     slos = load_slos(slo_file)
     rules = intake_rules(settings)

@@ -107,6 +107,45 @@ def test_escalation_after_downtime_sends_only_the_current_level_and_stops_at_the
     assert levels == [2, reminders.MAX_ESCALATION_LEVEL]
 
 
+def digest_rows(engine: Engine) -> list[OutboxItem]:
+    with transaction(engine) as session:
+        stmt = select(OutboxItem).where(OutboxItem.kind == "slack.reminder_digest").order_by(OutboxItem.id)
+        return list(session.execute(stmt).scalars())
+
+
+def test_incidents_due_for_the_same_owners_share_one_digest_and_keep_their_timeline_lines(
+        engine: Engine, settings: Settings) -> None:
+    with_channel = settings.model_copy(update={"incidents_channel": "C0INCIDENTS"})
+    period = settings.ack_escalation_minutes
+    spike = [add_incident(engine, runbook_id="hallucination-spike", severity=s, opened_at=T0 - minutes(m))
+             for s, m in ((2, 0), (1, 0), (2, 3))]
+    other = add_incident(engine, runbook_id="latency-p99")
+
+    assert reminders.escalate_unacknowledged(engine, with_channel, T0 + minutes(period)) == 2
+    assert reminders.escalate_unacknowledged(engine, with_channel, T0 + minutes(period)) == 0
+
+    (digest,) = digest_rows(engine)
+    assert digest.incident_id is None and digest.payload["mention"] == "owners"
+    # most urgent first: SEV1, then the one waiting longest
+    assert digest.payload["incidents"] == [{"incident_id": spike[1], "minutes": period},
+                                           {"incident_id": spike[2], "minutes": period + 3},
+                                           {"incident_id": spike[0], "minutes": period}]
+    assert all(reminder_rows(engine, i) == [] for i in spike)
+    assert [r.dedupe_key for r in reminder_rows(engine, other)] == [f"escalate:{other}:1"]  # alone: as before
+    for incident_id in spike:
+        (event,) = reminder_events(engine, incident_id)
+        assert event.dedupe_key == f"escalate:{incident_id}:1" and event.data["digest"] == 3
+
+
+def test_without_an_incidents_channel_each_incident_keeps_its_own_reminder(
+        engine: Engine, settings: Settings) -> None:
+    assert not settings.incidents_channel
+    ids = [add_incident(engine, runbook_id="hallucination-spike") for _ in range(3)]
+    assert reminders.escalate_unacknowledged(engine, settings, T0 + minutes(settings.ack_escalation_minutes)) == 3
+    assert digest_rows(engine) == []
+    assert all(len(reminder_rows(engine, i)) == 1 for i in ids)
+
+
 # --- status-update nudges -------------------------------------------------------------------
 
 def test_sev1_without_status_update_is_nudged_once_each_period(engine: Engine, settings: Settings) -> None:

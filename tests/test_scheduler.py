@@ -270,6 +270,8 @@ def test_two_processes_running_every_job_at_once_queue_each_effect_exactly_once(
             select(Incident).where(Incident.source == "watcher")).scalars()}
         reminder_keys = list(session.execute(select(OutboxItem.dedupe_key)
                                              .where(OutboxItem.kind == "slack.reminder")).scalars())
+        digests = list(session.execute(select(OutboxItem.payload)
+                                       .where(OutboxItem.kind == "slack.reminder_digest")).scalars())
         event_keys = list(session.execute(select(TimelineEvent.dedupe_key)
                                           .where(TimelineEvent.kind == "reminder")).scalars())
         alerts = session.execute(select(func.count()).select_from(Alert)).scalar_one()
@@ -287,9 +289,15 @@ def test_two_processes_running_every_job_at_once_queue_each_effect_exactly_once(
         f"pm-reminder:{done}",
         f"escalate:{page}:1", f"escalate:{page}:2", f"escalate:{ticket}:1", f"escalate:{ticket}:2",
     }
-    assert sorted(reminder_keys) == sorted(expected)
-    assert sorted(event_keys) == sorted(expected)  # one timeline line per reminder, none twice
-    assert total("escalate") + total("nudge") + total("postmortem") == len(expected)  # each queued by one call
+    # Due in the same run for the same people (no runbook; the watcher's runbook): one digest each.
+    together = [{late, new}, {page, ticket}, {page, ticket}]
+    digested = {f"escalate:{late}:3", f"escalate:{new}:1", f"escalate:{page}:1", f"escalate:{ticket}:1",
+                f"escalate:{page}:2", f"escalate:{ticket}:2"}
+    assert sorted(reminder_keys) == sorted(expected - digested)
+    assert sorted(({i["incident_id"] for i in d["incidents"]} for d in digests), key=sorted) == together
+    assert sorted(event_keys) == sorted(expected)  # one timeline line per incident and period, none twice
+    # each queued by one call
+    assert total("escalate") + total("nudge") + total("postmortem") == len(expected - digested) + len(together)
     assert total("retry") == 1 and room_retry.status == "pending"
     assert total("prune") == 5 and traces_left == 140
     assert total("watch.opened") == 2 and len(watcher) == 2 and alerts == 2

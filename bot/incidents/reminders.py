@@ -1,29 +1,29 @@
 """The scheduler's jobs: reminders people need and housekeeping nobody should have to remember.
 
-Each job is ``(engine, settings, now) -> int`` (how many effects it queued or rows it changed),
-reads everything it decides on from the database and is safe to run any number of times, from
-any number of processes at once:
+Each job is ``(engine, settings, now) -> int`` (how many effects it queued or rows it changed;
+the escalation job also takes the runbooks, to know who owns what), reads everything it decides
+on from the database and is safe to run any number of times, from any number of processes at once:
 
 * the job's transaction first takes a lease (``leased``): on PostgreSQL a transaction-scoped
   advisory lock, skipped when another process holds it; on SQLite the ``BEGIN IMMEDIATE`` writer
   lock, which queues the second process behind the first;
-* each reminder is an outbox row with a key naming the incident and the period it belongs to,
-  so a second run of the same period finds the key taken and does nothing (the timeline event
-  is written only by the run that queued the reminder).
+* each reminder has a key naming the incident and the period it belongs to, so a second run of
+  the same period finds the key taken and does nothing (the timeline event is written only by
+  the run that queued the reminder).
 
 Reminders are outbox kind ``slack.reminder`` with ``{"incident_id", "text", "mention", "level"}``;
 the worker posts the text in the incident channel and resolves ``mention`` ("owners" from the
-runbook, at escalation ``level``; "commander"; "none").
+runbook, at escalation ``level``; "commander"; "none"). Escalations and status nudges due in one
+run for the same people are one ``slack.reminder_digest`` instead (`bot.incidents.reminder_groups`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Literal
 
 from sqlalchemy import delete, exists, func, select, text, update
 from sqlalchemy.engine import Engine
@@ -31,17 +31,16 @@ from sqlmodel import Session, col
 
 from bot.clock import as_utc
 from bot.config import Settings
-from bot.effects import OpenRoom, PostReminder
-from bot.incidents import lifecycle, service, timeline
-from bot.store import outbox
+from bot.effects import OpenRoom
+from bot.incidents import lifecycle, reminder_groups, service
+from bot.incidents.reminder_groups import Digest, Due, Target, remind
+from bot.runbooks import RunbookSet
 from bot.store.db import affected_rows, is_postgres, transaction
-from bot.store.models import Incident, OutboxItem, Postmortem, TimelineEvent, Trace, saved_id
+from bot.store.models import Incident, OutboxItem, Postmortem, TimelineEvent, Trace
 
 log = logging.getLogger(__name__)
 
-Mention = Literal["owners", "commander", "none"]
-
-ACTOR = "scheduler"  # an automated actor for the postmortem timeline's noise filter
+ACTOR = reminder_groups.ACTOR
 
 # Level 1 re-pings the runbook owners, each further period goes one group up the chain; past the
 # last level people have been told three times and more pings are noise, not escalation.
@@ -90,16 +89,34 @@ def leased(engine: Engine, name: str) -> Iterator[Session | None]:
         yield session
 
 
-def escalate_unacknowledged(engine: Engine, settings: Settings, now: datetime) -> int:
+def _escalation_digest_text(due: Sequence[Due]) -> str:
+    level = max(d.level for d in due)
+    doing = "Paging the owners again" if level == 1 else f"Escalating to the next group (up to level {level})"
+    return f"{doing}. Acknowledge each with `/incident ack` in its channel."
+
+
+ESCALATION_DIGEST = Digest(rule="escalate", mention="owners", label="unacknowledged incidents",
+                           text=_escalation_digest_text)
+STATUS_DIGEST = Digest(rule="nudge", mention="commander", label="incidents without a status update",
+                       text=lambda due: ("Post one in each with "
+                                         "`/incident status <what we know, what we are doing, next update>`."))
+
+
+def escalate_unacknowledged(engine: Engine, settings: Settings, now: datetime,
+                            runbooks: RunbookSet | None = None) -> int:
     """Incidents still ``triggered`` after each ack period: level 1 re-pings the owners, level n
-    pages the next group. Only the current level is sent (after downtime, not every missed one)."""
+    pages the next group. Only the current level is sent (after downtime, not every missed one).
+
+    Incidents due for the same owners go out as one digest (`bot.incidents.reminder_groups`);
+    ``runbooks`` tells who the owners are. Without it (a job called outside a warroom) incidents of
+    the same runbook are the same owners."""
     period = timedelta(minutes=settings.ack_escalation_minutes)
     with leased(engine, "escalate-unacknowledged") as session:
         if session is None:
             return 0
         stmt = select(Incident).where(col(Incident.status) == lifecycle.TRIGGERED,
                                       col(Incident.opened_at) <= now - period)
-        queued = 0
+        due = []
         for incident in session.execute(stmt).scalars():
             waited = now - _utc(incident.opened_at)
             level = min(int(waited / period), MAX_ESCALATION_LEVEL)
@@ -110,13 +127,14 @@ def escalate_unacknowledged(engine: Engine, settings: Settings, now: datetime) -
             else:
                 text_ = (f"Still not acknowledged after {minutes} min: escalating to the next group (level {level}). "
                          "Acknowledge with `/incident ack`.")
-            queued += _remind(session, incident, key=f"escalate:{incident.id}:{level}", text_=text_,
-                              mention="owners", level=level, rule="escalate", now=now)
-        return queued
+            due.append(Due(incident, key=f"escalate:{incident.id}:{level}", text=text_, level=level, minutes=minutes,
+                           target=_owners(incident, runbooks)))
+        return reminder_groups.send(session, settings, due, ESCALATION_DIGEST, now)
 
 
 def nudge_status_updates(engine: Engine, settings: Settings, now: datetime) -> int:
-    """Open SEV1/SEV2 incidents with no status update in their period get one nudge per period."""
+    """Open SEV1/SEV2 incidents with no status update in their period get one nudge per period;
+    incidents due with the same commander, one digest for them all (`bot.incidents.reminder_groups`)."""
     with leased(engine, "nudge-status-updates") as session:
         if session is None:
             return 0
@@ -124,7 +142,7 @@ def nudge_status_updates(engine: Engine, settings: Settings, now: datetime) -> i
                                       col(Incident.severity).in_(tuple(STATUS_UPDATE_MINUTES)))
         incidents = list(session.execute(stmt).scalars())
         last_update = _last_status_updates(session, [i.id for i in incidents if i.id is not None])
-        queued = 0
+        due = []
         for incident in incidents:
             period = timedelta(minutes=STATUS_UPDATE_MINUTES[incident.severity])
             bucket = int((now - _utc(incident.opened_at)) / period)
@@ -134,9 +152,11 @@ def nudge_status_updates(engine: Engine, settings: Settings, now: datetime) -> i
             minutes = int(period.total_seconds() // 60)
             text_ = (f"No status update for {minutes} min on this SEV{incident.severity} incident. "
                      "Post one with `/incident status <what we know, what we are doing, next update>`.")
-            queued += _remind(session, incident, key=f"nudge:{incident.id}:{bucket}", text_=text_,
-                              mention="commander", level=bucket, rule="nudge", now=now)
-        return queued
+            silent = now - (latest or _utc(incident.opened_at))
+            due.append(Due(incident, key=f"nudge:{incident.id}:{bucket}", text=text_, level=bucket,
+                           minutes=int(silent.total_seconds() // 60),
+                           target=(incident.commander,) if incident.commander else ()))
+        return reminder_groups.send(session, settings, due, STATUS_DIGEST, now)
 
 
 def postmortem_due(engine: Engine, settings: Settings, now: datetime) -> int:
@@ -156,7 +176,7 @@ def postmortem_due(engine: Engine, settings: Settings, now: datetime) -> int:
             hours = int((now - _utc(incident.resolved_at)).total_seconds() // 3600)
             text_ = (f"This incident was resolved {hours} h ago and has no postmortem yet. "
                      "Start the draft with `/incident postmortem`.")
-            queued += _remind(session, incident, key=f"pm-reminder:{incident.id}", text_=text_,
+            queued += remind(session, incident, key=f"pm-reminder:{incident.id}", text_=text_,
                               mention="commander", level=1, rule="postmortem", now=now)
         return queued
 
@@ -217,14 +237,12 @@ def close_resolved(engine: Engine, settings: Settings, now: datetime) -> int:
         return len(incidents)
 
 
-def _remind(session: Session, incident: Incident, *, key: str, text_: str, mention: Mention, level: int,
-            rule: str, now: datetime) -> int:
-    reminder = PostReminder(incident_id=saved_id(incident), text=text_, mention=mention, level=level)
-    if not outbox.enqueue(session, reminder, key=key, incident_id=incident.id).new():
-        return 0  # this period's reminder was queued before (by this process or another)
-    timeline.record(session, incident, "reminder", text_, actor=ACTOR, at=now,
-                    data={"rule": rule, "level": level, "mention": mention}, dedupe_key=key)
-    return 1
+def _owners(incident: Incident, runbooks: RunbookSet | None) -> Target:
+    """Whom the incident's escalation pings: its runbook's owners, as the worker resolves them."""
+    if runbooks is None:
+        return (f"runbook:{incident.runbook_id}",) if incident.runbook_id else ()
+    runbook = runbooks.get(incident.runbook_id) if incident.runbook_id else None
+    return tuple(sorted(set(runbook.owners))) if runbook else ()
 
 
 def _last_status_updates(session: Session, incident_ids: list[int]) -> dict[int, datetime]:

@@ -22,15 +22,17 @@ from bot.effects import (
     PostmortemDue,
     PostNotice,
     PostReminder,
+    PostReminderDigest,
 )
 from bot.incidents import service, timeline
 from bot.said import Said
 from bot.slack import blocks
+from bot.slack.reminder_digest import Listed, digest_line
 from bot.slack.room import Room
 from bot.slack.text import escape_keep_mentions, mrkdwn, safe
 from bot.slack.views import card_view
 from bot.store.db import transaction
-from bot.store.models import IncidentStep, TimelineEvent
+from bot.store.models import Incident, IncidentStep, TimelineEvent
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ class SlackEffects:
         handlers.on(OpenRoom, lambda effect: self.room.open(effect.incident_id))
         handlers.on(PostLine, self.post_line)
         handlers.on(PostReminder, self.post_reminder)
+        handlers.on(PostReminderDigest, self.post_reminder_digest)
         handlers.on(ArchiveChannel, self.archive)
         handlers.on(PostMessage, self.post_message)
         handlers.on(PostmortemDue, self.postmortem_nudge)
@@ -110,20 +113,39 @@ class SlackEffects:
     def post_reminder(self, effect: PostReminder) -> None:
         with transaction(self.room.engine) as session:
             incident = service.get(session, effect.incident_id)
-            channel, commander = incident.channel_id, incident.commander
-            owners = []
-            if effect.mention == "owners" and incident.runbook_id:
-                runbook = self.room.runbooks.get(incident.runbook_id)
-                owners = list(runbook.owners) if runbook else []
-        mention = ""
-        if effect.mention == "commander" and commander:
-            mention = f"<@{commander}> "
-        elif owners:
-            mention = " ".join(self._mention(o) for o in owners) + " "
-        text = f"⏰ {mention}{effect.text}"
+            channel, mentions = incident.channel_id, self._mentions(incident, effect.mention)
+        text = f"⏰ {''.join(m + ' ' for m in mentions)}{effect.text}"
         target = channel or self.room.settings.incidents_channel
         if target:
             self._post(target, escape_keep_mentions(text), blocks.line(text))
+
+    def post_reminder_digest(self, effect: PostReminderDigest) -> None:
+        """One reminder for several incidents, in the incidents channel: everyone any of them
+        would mention, once, then the list (`bot.slack.reminder_digest`)."""
+        channel = self.room.settings.incidents_channel
+        if not channel:  # the scheduler digests only with one set; it was unset since
+            log.warning("no WARROOM_INCIDENTS_CHANNEL for the reminder digest of %d %s",
+                        len(effect.incidents), effect.label)
+            return
+        ids = [item.incident_id for item in effect.incidents]
+        with transaction(self.room.engine) as session:
+            rows = {i.id: i for i in session.execute(select(Incident).where(col(Incident.id).in_(ids))).scalars()}
+            mentions: dict[str, None] = {}  # in list order, each once
+            for incident_id in ids:
+                if incident_id in rows:
+                    mentions.update(dict.fromkeys(self._mentions(rows[incident_id], effect.mention)))
+            listed = {incident_id: Listed(number=incident_id, title=row.title, severity=row.severity,
+                                          channel=row.channel_id) for incident_id, row in rows.items()
+                      if incident_id is not None}
+        text = digest_line(effect, listed, mentions)
+        self._post(channel, escape_keep_mentions(text), blocks.line(text))
+
+    def _mentions(self, incident: Incident, mention: str) -> list[str]:
+        """Whom a reminder about ``incident`` pings: its commander, or its runbook's owners."""
+        if mention == "commander":
+            return [f"<@{incident.commander}>"] if incident.commander else []
+        runbook = self.room.runbooks.get(incident.runbook_id) if mention == "owners" and incident.runbook_id else None
+        return [self._mention(owner) for owner in runbook.owners] if runbook else []
 
     def _mention(self, owner: str) -> str:
         if owner.startswith("@"):
