@@ -144,6 +144,19 @@ def demo(port: int = typer.Option(8080, help="Port for warroom."),
 
 
 @app.command()
+def storm(services: int = typer.Option(8, min=1, help="Services in the storm."),
+          slos: int = typer.Option(5, min=1, help="Alert groups (SLOs, page and ticket) per service.")) -> None:
+    """Send a scripted alert storm to the running warroom (the demo's, in its folder) to see storm mode."""
+    from bot.demo_storm import send_storm
+    settings = load_settings()
+    answers = send_storm(settings.public_url, settings.alert_token, services, slos)
+    typer.echo(f"sent {services * slos} alert groups to {settings.public_url}: "
+               + ", ".join(f"{n} {status}" for status, n in sorted(answers.items())))
+    typer.echo(f"see {settings.public_url}/incidents: the first services have their own incidents, the rest "
+               "one storm incident each (\"Alert storm: …\")")
+
+
+@app.command()
 def emulator(host: str = "127.0.0.1", port: int = 3000,
              bot_url: str = typer.Option("http://127.0.0.1:8080/slack/events", help="Where to send commands/clicks."),
              seed: Path | None = typer.Option(None, help="Workspace seed YAML (users, groups, channels)."),

@@ -31,6 +31,8 @@ from bot.serving import ServerThread, free_port, port_is_free
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_ALERT = ROOT / "examples" / "alerts" / "alertmanager-hallucination.json"
+# The same bad bundle's ticket alert for another SLO: another Alertmanager group, the same incident.
+SECOND_ALERT = ROOT / "examples" / "alerts" / "alertmanager-schema-ticket.json"
 CONTROL_TOKEN = "demo-control-token"
 SERVICE = "llm-gateway"
 
@@ -39,8 +41,8 @@ def _port(wanted: int) -> int:
     return wanted if wanted and port_is_free(wanted) else free_port()  # 0: any free port
 
 
-def sample_alert(now: datetime) -> dict[str, Any]:
-    body = json.loads(SAMPLE_ALERT.read_text())
+def sample_alert(now: datetime, path: Path = SAMPLE_ALERT) -> dict[str, Any]:
+    body = json.loads(path.read_text())
     starts = (now - timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
     for alert in body["alerts"]:
         alert["startsAt"] = starts
@@ -191,7 +193,9 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
                 fired = "Bad bundle v42 is live and sends OTLP traces only; incidents open as the watcher sees it."
             else:
                 incident = http.post("/webhooks/alertmanager", json=sample_alert(now)).json().get("incident_id")
-                fired = (f"A sample SLO alert fired (incident #{incident}). Before anyone clicks, "
+                http.post("/webhooks/alertmanager", json=sample_alert(now, SECOND_ALERT))  # joins it
+                fired = (f"Two SLO alert groups fired, one incident (#{incident}): its card lists the "
+                         "schema-valid-rate\nticket under \"Also firing\". Before anyone clicks, "
                          "its runbook's automatic\n"
                          "fallback runs: the channel says what warroom did, why and how to undo it, then the guard's\n"
                          "evidence (hallucination ratio before → after) and the incident turns mitigated. "
@@ -234,6 +238,9 @@ The loop closes (the gate evaluates candidate bundles, never production; eval tr
       warroom evals gate llm-gateway:v44   → the paraphrase of v42's wrong answer fails too
       warroom evals gate llm-gateway:v43   → passes; v43 becomes known-good (exit 0)
   • /incident rollback          → now proposes v43, and says which gate run passed it
+
+A storm (storm mode): `.venv/bin/warroom storm` sends 40 alert groups of 8 services at once; the
+first services get their own incidents, the rest one storm incident each, in #incidents.
 
 Ctrl-C stops everything.""", flush=True)
 

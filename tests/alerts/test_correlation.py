@@ -154,3 +154,19 @@ def test_a_group_that_fires_again_after_its_incident_ended_opens_a_new_one(corre
     answer = correlating.alertmanager(again).json()
     assert answer["status"] == "opened" and answer["incident_id"] != first
     assert correlating.incident(answer["incident_id"])["previous_incident_id"] == first
+
+
+def test_a_runbook_s_own_key_overrides_the_setting(database_url, tmp_path):
+    import shutil
+
+    from tests.conftest import ROOT
+
+    folder = tmp_path / "runbooks"
+    shutil.copytree(ROOT / "runbooks", folder)
+    own = folder / "schema-valid-drop.md"
+    own.write_text(own.read_text().replace("\nowners:", "\ncorrelate: []  # its own room, always\nowners:", 1))
+    settings = make_settings(database_url, **DEFAULTS, WARROOM_RUNBOOKS_DIR=folder)
+    with serve_warroom(settings) as running:
+        running.alertmanager(slo_group("hallucination-rate"))
+        assert running.alertmanager(slo_group("schema-valid-rate", severity="ticket")).json()["status"] == "opened"
+        assert running.alertmanager(slo_group("tool-call-success")).json()["status"] == "joined"

@@ -12,7 +12,7 @@ from bot.clock import utcnow
 from bot.runtime import Runtime
 from bot.store.db import transaction
 from tests.alerts.test_correlation import slo_group
-from tests.conftest import make_settings, serve_warroom
+from tests.conftest import ALERT_TOKEN, make_settings, serve_warroom
 
 # Each SLO its own incident, so that only storm mode can put groups together.
 PER_SLO = {"WARROOM_CORRELATE": "service,slo"}
@@ -69,3 +69,22 @@ def test_storm_mode_ends_after_the_quiet_period(database_url):
         assert outcome == "opened" and incident_id != storm_id
     finally:
         runtime.engine.dispose()
+
+
+def test_the_scripted_storm_with_the_default_thresholds_opens_five_incidents_and_then_storm_incidents(database_url):
+    """`warroom storm` (the demo's scripted storm) against the product's defaults: correlation by
+    service, storm mode at 5 new incidents in 2 minutes."""
+    from bot.config import Settings
+    from bot.demo_storm import send_storm
+
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = make_settings(database_url, WARROOM_CORRELATE=",".join(defaults.correlate),
+                             WARROOM_STORM_INCIDENTS=defaults.storm_incidents,
+                             WARROOM_STORM_SERVICE_INCIDENTS=defaults.storm_service_incidents)
+    with serve_warroom(settings) as warroom:
+        answers = send_storm(warroom.url, ALERT_TOKEN, services=8, slos=5)
+        assert answers == {"opened": 5, "joined": 35}
+        incidents = warroom.incidents()
+        storms = [i for i in incidents if i["title"].startswith("Alert storm: ")]
+        assert (len(incidents), len(storms)) == (8, 3)
+        assert all(len(warroom.incident(i["id"])["groups"]) == 5 for i in incidents)  # nothing lost

@@ -1,4 +1,4 @@
-"""`warroom demo`: the sample alert's incident is mitigated by the automatic fallback before anyone clicks."""
+"""`warroom demo`: the sample alerts' one incident is mitigated by the automatic fallback before anyone clicks."""
 
 from __future__ import annotations
 
@@ -47,6 +47,9 @@ def test_the_demo_s_incident_is_mitigated_by_the_automatic_fallback_with_the_gua
         assert "warroom is running run #1" in seen and "/incident undo 1" in seen  # what, how to undo
         assert "runbook <strong>Hallucination rate spike</strong> declares it" in seen  # why (mrkdwn bold on the page)
         assert "Changed 17 min before: bundle v42 by deploy-bot" in seen  # the card names the change
+        # The bad bundle's ticket alert for another SLO came as another Alertmanager group: one room.
+        assert [g["name"] for g in mitigated["groups"]] == ["hallucination-rate (page)", "schema-valid-rate (ticket)"]
+        assert "Also firing: schema-valid-rate (ticket)" in seen
     finally:
         http.close()
         stop_process(process)
