@@ -184,8 +184,7 @@ def _close(ctx: SlackContext, inv: Invocation) -> Reply:
     return _changed(ctx, f"Closed incident #{incident.id}; the channel will be archived.")
 
 
-@command("merge", help="`merge <id>… [into <id>]` — merge those incidents into this one (their groups move, "
-                        "they resolve, their channels are archived)")
+@command("merge", help="`merge <id>… [into <id>]` — merge incidents into this one")
 def _merge(ctx: SlackContext, inv: Invocation) -> Reply:
     ids, into = _merge_args(inv)
     if into is None:
@@ -224,7 +223,7 @@ def _number(word: str) -> int:
     return int(digits)
 
 
-@command("split", help="`split <group>` — give one alert group (as the card names it) its own incident and room")
+@command("split", help="`split <group>` — give an alert group its own incident")
 def _split(ctx: SlackContext, inv: Invocation) -> Reply:
     incident_id = _authorised(ctx, inv, "split")
     rules = ctx.runtime.intake_rules
