@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -31,18 +32,25 @@ def slo_group(slo: str, *, severity: str = "page", service: str = "llm-gateway",
     return am_payload([alert], group=f"{service}-{slo}-{severity}")
 
 
+@contextmanager
+def serve_slack(database_url: str, emulator: Emulator, **overrides: Any) -> Iterator[SlackHarness]:
+    """What the `slack` fixture serves, with these settings."""
+    emulator.reset()
+    port = free_port()
+    warroom = compose(slack_settings(database_url, emulator, WARROOM_PUBLIC_URL=f"http://127.0.0.1:{port}",
+                                     **overrides))
+    server = ServerThread(create_app(warroom), port=port).start()
+    emulator.bot_url = server.url + "/slack/events"
+    yield SlackHarness(emulator, warroom, server.url)
+    server.stop()
+    warroom.runtime.engine.dispose()
+
+
 @pytest.fixture
 def correlating(database_url: str, _emulator: Emulator) -> Iterator[SlackHarness]:
     """The `slack` fixture with correlation by service (storm mode off)."""
-    _emulator.reset()
-    port = free_port()
-    warroom = compose(slack_settings(database_url, _emulator, WARROOM_PUBLIC_URL=f"http://127.0.0.1:{port}",
-                                     WARROOM_CORRELATE="service"))
-    server = ServerThread(create_app(warroom), port=port).start()
-    _emulator.bot_url = server.url + "/slack/events"
-    yield SlackHarness(_emulator, warroom, server.url)
-    server.stop()
-    warroom.runtime.engine.dispose()
+    with serve_slack(database_url, _emulator, WARROOM_CORRELATE="service") as slack:
+        yield slack
 
 
 def said(slack: SlackHarness, line: str, channel: str, user: str = PRIYA) -> str:
@@ -193,6 +201,23 @@ def test_splitting_the_last_firing_group_resolves_the_incident_it_leaves(correla
     assert f"Incident #{source} resolved: that was its last firing group" in reply
     assert slack.incident(source)["status"] == "resolved"
     assert slack.incident(split_into(reply))["status"] == "triggered"
+
+
+def test_a_storm_incident_merges_into_an_ordinary_one_and_its_key_goes_with_it(database_url, _emulator):
+    settings = {"WARROOM_CORRELATE": "service,slo", "WARROOM_STORM_SERVICE_INCIDENTS": 3}
+    with serve_slack(database_url, _emulator, **settings) as slack:
+        first, *_ = [slack.fire(slo_group(f"slo-{i}")) for i in range(3)]
+        storm = slack.fire(slo_group("slo-3"))
+        assert slack.incident(storm)["storm"] is True
+        channel = slack.room(first)
+        slack.room(storm)
+
+        assert f"Merged #{storm} into incident #{first}" in said(slack, f"/incident merge {storm}", channel)
+        assert groups(slack, first) == ["slo-0 (page)", "slo-3 (page)"]
+        assert slack.incident(storm)["merged_into"] == first
+        # The service's next group in the storm joins where the storm went.
+        joined = deliver(slack, slo_group("slo-4"))
+        assert (joined["status"], joined["incident_id"]) == ("joined", first)
 
 
 def test_merge_and_split_refuse_what_makes_no_sense(correlating):
