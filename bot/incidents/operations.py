@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from bot.automation.service import set_switch
 from bot.effects import OpenRoom, PostMessage
 from bot.evals.suite import SuiteCase, collect_incident, incident_case_counts, suite_cases
+from bot.incidents import merge as merging
 from bot.incidents import service, timeline
 from bot.people import Names
 from bot.postmortem.store import current_text, generate
@@ -151,6 +152,20 @@ def resolve(engine: Engine, incident_id: int, *, actor: str, summary: str | None
         firing.append(service.alert_counts(session, incident_id)["firing"])
         service.resolve(session, incident, actor=actor, summary=summary or None)
     return _change(engine, incident_id, apply), firing[0]
+
+
+def merge(engine: Engine, into_id: int, ids: Sequence[int], *, actor: str) -> merging.Merged:
+    """``/incident merge``: the incidents ``ids`` go into ``into_id`` (`bot.incidents.merge`)."""
+    with transaction(engine) as session:
+        return merging.merge(session, into_id, ids, actor=actor)
+
+
+def split(engine: Engine, incident_id: int, group: str, *, actor: str, choose_runbook: merging.ChooseRunbook | None,
+          default_severity: int) -> merging.Split:
+    """``/incident split``: the named alert group gets an incident and a room of its own."""
+    with transaction(engine) as session:
+        return merging.split(session, incident_id, group, actor=actor, choose_runbook=choose_runbook,
+                             default_severity=default_severity)
 
 
 def set_automation(engine: Engine, incident_id: int, *, on: bool, actor: str) -> str:

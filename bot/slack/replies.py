@@ -23,6 +23,7 @@ HELP_LINES: tuple[tuple[str, ...], ...] = (
     ("status", "note"),
     ("followup", "followups"),
     ("resolve", "reopen", "close"),
+    ("merge", "split"),
     ("list", "timeline"),
     ("actions", "fallback", "rollback"),
     ("disable-tool", "enable-tool", "undo", "silence"),
