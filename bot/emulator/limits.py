@@ -67,15 +67,26 @@ class _Bucket:
 
 
 class RateLimiter:
-    """Off by default; ``configure(enabled=True, ...)`` turns the budgets on."""
+    """Off until ``configure(enabled=True, ...)`` or ``restore(enabled=True)`` turns the budgets on."""
+
+    enabled: bool
+    per_channel_per_second: float
+    channel_burst: int
+    tier_per_minute: dict[str, float]
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.enabled = False
-        self.per_channel_per_second = 1.0
-        self.channel_burst = 3
-        self.tier_per_minute = dict(DEFAULT_TIER_PER_MINUTE)
         self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self.restore(enabled=False)
+
+    def restore(self, enabled: bool) -> None:
+        """Slack's own budgets again, full, on or off: what a fresh emulator has."""
+        with self._lock:
+            self.enabled = enabled
+            self.per_channel_per_second = 1.0
+            self.channel_burst = 3
+            self.tier_per_minute = dict(DEFAULT_TIER_PER_MINUTE)
+            self._buckets.clear()
 
     def configure(
         self,

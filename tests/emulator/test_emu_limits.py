@@ -141,3 +141,17 @@ def test_a_timed_out_call_still_takes_effect_like_on_real_slack(emu: Emulator) -
 def test_wait_for_explains_what_it_waited_for(emu: Emulator) -> None:
     with pytest.raises(TimeoutError, match="incident channel"):
         emu.wait_for(lambda: emu.channel_by_name("inc-never"), timeout=0.1, message="incident channel")
+
+
+def test_reset_keeps_the_limits_an_emulator_was_started_with_at_slacks_budgets() -> None:
+    with Emulator(rate_limits=True) as limited:
+        limited.set_rate_limits(channel_burst=1000)
+        limited.reset()
+        client = WebClient(token=limited.token, base_url=limited.api_url)
+        statuses = []
+        for i in range(10):
+            try:
+                statuses.append(client.chat_postMessage(channel="C0INCIDENTS", text=str(i)).status_code)
+            except SlackApiError as exc:
+                statuses.append(exc.response.status_code)
+    assert 429 in statuses
