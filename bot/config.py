@@ -28,6 +28,9 @@ REAL_SLACK_API_URL = "https://slack.com/api/"
 # Where `warroom emulator` listens by default: the development bot token talks to it, never to slack.com.
 LOCAL_SLACK_API_URL = "http://127.0.0.1:3000/api/"
 DEMO_ENV_FILE = Path(".warroom-demo") / "warroom.env"
+# The incident number makes each name unique, so a storm of one alert kind opens its rooms without
+# a name_taken answer per incident (bot/slack/channel_names.py).
+DEFAULT_CHANNEL_TEMPLATE = "inc-{id}-{slug}"
 KNOWN_SECRET_MIN = 8  # shorter secret values are masked in playbook results only
 
 DEFAULT_SEVERITY_MAP: dict[str, int] = {
@@ -69,7 +72,7 @@ class Settings(BaseSettings):
     public_url: str = Field("http://127.0.0.1:8080", alias="WARROOM_PUBLIC_URL")
     log_format: Literal["text", "json"] = Field("text", alias="WARROOM_LOG_FORMAT")
     log_level: str = Field("INFO", alias="WARROOM_LOG_LEVEL")
-    channel_template: str = Field("inc-{date}-{slug}", alias="WARROOM_CHANNEL_TEMPLATE")
+    channel_template: str = Field(DEFAULT_CHANNEL_TEMPLATE, alias="WARROOM_CHANNEL_TEMPLATE")
     private_channels: bool = Field(False, alias="WARROOM_PRIVATE_CHANNELS")
     thread_only_severities: Annotated[list[int], NoDecode] = Field(
         default_factory=lambda: [4], alias="WARROOM_THREAD_ONLY_SEVERITIES"

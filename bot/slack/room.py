@@ -32,7 +32,7 @@ from bot.errors import ExternalError
 from bot.incidents import service, timeline
 from bot.runbooks import RunbookSet, owner_kind
 from bot.slack import blocks
-from bot.slack.channel_names import channel_name, with_suffix
+from bot.slack.channel_names import channel_name, clash_name
 from bot.slack.client import SlackCallError, SlackGateway
 from bot.slack.text import cut
 from bot.slack.views import card_view
@@ -189,9 +189,7 @@ class Room:
             return self._use_channel(incident_id, created)
         intended = self._result(incident_id, "channel").get("intended")
         for attempt in range(1, MAX_NAME_ATTEMPTS + 1):
-            # On a clash the incident number makes the name unique at once (a storm of one alert
-            # kind would otherwise walk -2, -3, … one Slack call each); -N after that is a fallback.
-            name = base if attempt == 1 else with_suffix(f"{base[:70]}-{incident_id}", attempt - 1)
+            name = clash_name(base, incident_id=incident_id, attempt=attempt, template=self.settings.channel_template)
             # Remember the name before asking for it: only a name an earlier run asked for can be
             # taken by our own channel (created, answer lost), so only then is the owner looked up.
             self._save_result(incident_id, "channel", {"intended": name})
