@@ -135,8 +135,8 @@ def test_an_acks_card_update_is_claimed_before_a_backlog_of_cosmetic_rows(held: 
     incidents = [slack.fire(am_payload([am_alert("a")], group=f"backlog-{n}")) for n in range(4)]
     slack.warroom.worker.drain()
     channels = [slack.room(i) for i in incidents]
-    for n, incident_id in enumerate(incidents[1:]):  # news on the others: cosmetic card refreshes
-        slack.fire(am_payload([am_alert("a"), am_alert(f"b{n}")], group=f"backlog-{n + 1}"))
+    for n in range(1, len(incidents)):  # news on the others: cosmetic card refreshes
+        slack.fire(am_payload([am_alert("a"), am_alert(f"b{n}")], group=f"backlog-{n}"))
     slack.command("/incident ack", user=PRIYA, channel=channels[0])
     with transaction(slack.runtime.engine) as session:
         cosmetic = session.execute(select(OutboxItem).where(OutboxItem.status == "pending",
