@@ -81,8 +81,10 @@ def test_a_failing_pin_is_retried_and_ends_with_one_of_everything(slack):
 def test_channel_name_clash_gets_the_incident_number(slack):
     first = slack.fire(am_payload([am_alert("a")], group="one"))
     second = slack.fire(am_payload([am_alert("a")], group="two"))
-    names = [slack.emu.state.channels[slack.room(i)].name for i in (first, second)]
-    assert names[1] == f"{names[0]}-{second}"
+    names = {i: slack.emu.state.channels[slack.room(i)].name for i in (first, second)}
+    # The rooms are set up side by side (worker threads): whichever asks second gets its number.
+    (_, base), (later, suffixed) = sorted(names.items(), key=lambda item: len(item[1]))
+    assert suffixed == f"{base}-{later}"
 
 
 def mrkdwn_texts(node) -> list[str]:
