@@ -87,6 +87,14 @@ class Settings(BaseSettings):
     # Failing traces arriving during an incident: at most one post to its room per this many seconds.
     traces_post_every_seconds: float = Field(60, gt=0, alias="WARROOM_TRACES_POST_EVERY_SECONDS")
     worker_enabled: bool = Field(True, alias="WARROOM_WORKER")
+    # Worker threads per process: a slow Slack call for one room holds up one thread, not the rest.
+    worker_threads: int = Field(4, ge=1, le=32, alias="WARROOM_WORKER_THREADS")
+    # Multiplies warroom's own count of Slack's rate limits (bot.slack.budgets): above 1 for a
+    # workspace Slack allows more, below 1 to leave room for other apps on the same token.
+    slack_budget_scale: float = Field(1.0, gt=0, le=1000, alias="WARROOM_SLACK_BUDGET_SCALE")
+    # An incident card is updated after an alert at most once per this many seconds (a person's
+    # action updates it at once).
+    card_refresh_seconds: float = Field(10, ge=0, le=600, alias="WARROOM_CARD_REFRESH_SECONDS")
     scheduler_enabled: bool = Field(True, alias="WARROOM_SCHEDULER")
     # A run waiting for its confirmation and approval lapses this long after it was requested.
     approval_timeout_minutes: int = Field(15, gt=0, alias="WARROOM_APPROVAL_TIMEOUT_MINUTES")

@@ -183,7 +183,7 @@ def promote(engine: Engine, incident_id: int, *, actor: str) -> None:
                         actor=actor)
         outbox.enqueue(session, OpenRoom(incident_id=incident_id), key=f"room:{incident_id}:promoted",
                        incident_id=incident_id)
-        service.refresh_card(session, incident)  # the thread card loses its Promote button
+        service.refresh_card(session, incident, by=actor)  # the thread card loses its Promote button
 
 
 def pin(engine: Engine, incident_id: int, *, text: str, at: datetime, channel: str, ts: str, pinner: str | None,
