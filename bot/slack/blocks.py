@@ -175,6 +175,10 @@ def announcement(view: CardView) -> list[dict[str, Any]]:
     text = f"*{escape(headline(view))}*{where}\n{safe(view.service or '', 100)} · status *{view.status}*"
     if view.acknowledged_by:
         text += f" · acknowledged by <@{view.acknowledged_by}>"
+    if view.storm_groups is not None:  # live counts: the announcement is edited with every refresh
+        text += f"\n🌪️ Storm: {view.storm_groups} alert group(s), {view.firing} alert(s) firing"
+    elif view.other_groups:
+        text += f"\n{len(view.other_groups) + 1} alert groups firing"
     blocks: list[dict[str, Any]] = [{"type": "section", "text": _md(text)}]
     for warning in view.warnings[:3]:
         blocks.append({"type": "context", "elements": [_md(f"⚠️ {safe(warning, 600)}")]})

@@ -6,21 +6,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from bot.compose import compose
 from bot.emulator import Emulator
 from bot.store.db import transaction
 from bot.store.models import IncidentStep
-from bot.web import create_app
 from tests.alerts.payloads import am_alert, am_payload
 from tests.conftest import ALERT_TOKEN
-from tests.slack.conftest import ALEX, INCIDENTS, PRIYA, SlackHarness, reply_text, slack_settings
-from tests.support import ServerThread, free_port
+from tests.slack.conftest import ALEX, INCIDENTS, PRIYA, SlackHarness, reply_text, running
 
 RESOLVED = {"status": "resolved", "ends": "2026-03-14T02:20:00Z"}
 
@@ -32,24 +28,10 @@ def slo_group(slo: str, *, severity: str = "page", service: str = "llm-gateway",
     return am_payload([alert], group=f"{service}-{slo}-{severity}")
 
 
-@contextmanager
-def serve_slack(database_url: str, emulator: Emulator, **overrides: Any) -> Iterator[SlackHarness]:
-    """What the `slack` fixture serves, with these settings."""
-    emulator.reset()
-    port = free_port()
-    warroom = compose(slack_settings(database_url, emulator, WARROOM_PUBLIC_URL=f"http://127.0.0.1:{port}",
-                                     **overrides))
-    server = ServerThread(create_app(warroom), port=port).start()
-    emulator.bot_url = server.url + "/slack/events"
-    yield SlackHarness(emulator, warroom, server.url)
-    server.stop()
-    warroom.runtime.engine.dispose()
-
-
 @pytest.fixture
 def correlating(database_url: str, _emulator: Emulator) -> Iterator[SlackHarness]:
     """The `slack` fixture with correlation by service (storm mode off)."""
-    with serve_slack(database_url, _emulator, WARROOM_CORRELATE="service") as slack:
+    with running(database_url, _emulator, WARROOM_CORRELATE="service") as slack:
         yield slack
 
 
@@ -205,7 +187,7 @@ def test_splitting_the_last_firing_group_resolves_the_incident_it_leaves(correla
 
 def test_a_storm_incident_merges_into_an_ordinary_one_and_its_key_goes_with_it(database_url, _emulator):
     settings = {"WARROOM_CORRELATE": "service,slo", "WARROOM_STORM_SERVICE_INCIDENTS": 3}
-    with serve_slack(database_url, _emulator, **settings) as slack:
+    with running(database_url, _emulator, **settings) as slack:
         first, *_ = [slack.fire(slo_group(f"slo-{i}")) for i in range(3)]
         storm = slack.fire(slo_group("slo-3"))
         assert slack.incident(storm)["storm"] is True
