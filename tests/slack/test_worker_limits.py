@@ -6,6 +6,7 @@ of Slack calls is the worker's, not a race."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import timedelta
 from typing import Any
 
@@ -13,17 +14,15 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.clock import as_utc, utcnow
-from bot.compose import compose
 from bot.effects import PostMessage
 from bot.emulator import Emulator
 from bot.incidents import service
 from bot.store import outbox
 from bot.store.db import transaction
 from bot.store.models import OutboxItem
-from bot.web import create_app
 from tests.alerts.payloads import am_alert, am_payload
-from tests.slack.conftest import INCIDENTS, PRIYA, SlackHarness, slack_settings
-from tests.support import ServerThread, wait_for
+from tests.slack.conftest import INCIDENTS, PRIYA, SlackHarness, running
+from tests.support import wait_for
 
 Held = Callable[..., SlackHarness]
 
@@ -32,20 +31,9 @@ Held = Callable[..., SlackHarness]
 def held(database_url: str, _emulator: Emulator) -> Iterator[Held]:
     """warroom against the emulator with no background worker: the test runs it. Settings
     overrides as keyword arguments."""
-    started: list[tuple[ServerThread, Any]] = []
-
-    def start(**overrides: Any) -> SlackHarness:
-        _emulator.reset()
-        warroom = compose(slack_settings(database_url, _emulator, WARROOM_WORKER=False, **overrides))
-        server = ServerThread(create_app(warroom)).start()
-        _emulator.bot_url = server.url + "/slack/events"
-        started.append((server, warroom))
-        return SlackHarness(_emulator, warroom, server.url)
-
-    yield start
-    for server, warroom in started:
-        server.stop()
-        warroom.runtime.engine.dispose()
+    with ExitStack() as stack:
+        yield lambda **overrides: stack.enter_context(running(database_url, _emulator, WARROOM_WORKER=False,
+                                                              **overrides))
 
 
 def two_rooms(slack: SlackHarness) -> tuple[int, str, int, str]:
