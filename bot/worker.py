@@ -81,7 +81,11 @@ class Lease:
     owner: str
     attempts: int
     retried: bool  # an earlier attempt ran (and may have done part of the work)
+    priority: int = 2  # `bot.effects.Priority` of the row: a person's rows may use the reserved budget
     lost: threading.Event = field(default_factory=threading.Event)
+    # Calls this run sent that Slack may have acted on: a run deferred before any left nothing
+    # half-done, so the next one need not look for its posts first.
+    reached: int = 0
 
     def renew(self) -> bool:
         with transaction(self.engine) as session:
@@ -170,12 +174,12 @@ class Worker:
             with transaction(self.engine) as session:
                 rows = outbox.claim(session, limit=1, owner=self.owner)
                 items = [_Claimed(saved_id(i), i.kind, dict(i.payload), i.incident_id, i.attempts,
-                                  i.last_error is not None, i.dedupe_key) for i in rows]
+                                  i.last_error is not None, i.dedupe_key, i.priority) for i in rows]
             if not items:
                 break
             item = items[0]
             lease = Lease(self.engine, item.id, self.owner, item.attempts,
-                          retried=item.attempts > 1 or item.had_error)
+                          retried=item.attempts > 1 or item.had_error, priority=item.priority)
             if not self._too_soon(lease, item):
                 self._perform(lease, item.kind, item.payload, item.incident_id)
             done += 1
@@ -221,7 +225,8 @@ class Worker:
         except Deferred as exc:
             log.info("outbox %s #%s deferred: %s", kind, item_id, exc)
             delay, why = exc.delay, f"deferred: {exc}"
-            self._record(lease, lambda s: outbox.defer(s, item_id, delay, why, owner=lease.owner))
+            self._record(lease, lambda s: outbox.defer(s, item_id, delay, why, owner=lease.owner,
+                                                       nothing_sent=lease.reached == 0))
         except Retry as exc:
             reason = f"retry: {exc}"
             self._record(lease, lambda s: outbox.fail(s, item_id, reason, owner=lease.owner))
@@ -275,6 +280,7 @@ class _Claimed:
     attempts: int
     had_error: bool
     dedupe_key: str
+    priority: int
 
 
 def _incident_of(effect: Effect | None, payload: Any, row_incident: int | None) -> int | None:

@@ -38,6 +38,9 @@ TIERS = {
 POST = "chat.postMessage"  # budgeted per channel, not per method
 POSTS_PER_SECOND = 1.0
 POST_BURST = 3.0
+# The share of each bucket only a person's rows may spend: in a storm, alert-driven card updates
+# and lines use up a method's minute, and the card update after an ack would queue behind them.
+RESERVED_FOR_PEOPLE = 0.25
 
 
 class RateLimited(Deferred):
@@ -62,12 +65,13 @@ class _Bucket:
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.per_second)
         self.updated = now
 
-    def wait(self, now: float) -> float:
-        """Seconds until one call may go (0: now)."""
+    def wait(self, now: float, keep: float = 0.0) -> float:
+        """Seconds until one call may go leaving ``keep`` tokens (0: now)."""
         self.refill(now)
         if now < self.blocked_until:
             return self.blocked_until - now
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.per_second
+        need = 1 + keep
+        return 0.0 if self.tokens >= need else (need - self.tokens) / self.per_second
 
 
 class Budgets:
@@ -82,13 +86,13 @@ class Budgets:
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str, str], _Bucket] = {}
 
-    def take(self, method: str, channel: str | None = None) -> float:
+    def take(self, method: str, channel: str | None = None, *, for_person: bool = False) -> float:
         """Spend one call of ``method`` and return 0, or, when there is none left, spend nothing and
-        return the seconds until there is."""
+        return the seconds until there is. Only ``for_person`` may spend the reserved share."""
         now = self._clock()
         with self._lock:
             bucket = self._bucket(method, channel, now)
-            wait = bucket.wait(now)
+            wait = bucket.wait(now, keep=0.0 if for_person else bucket.capacity * RESERVED_FOR_PEOPLE)
             if wait == 0:
                 bucket.tokens -= 1
             return wait

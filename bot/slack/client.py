@@ -29,9 +29,10 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 
 from bot import redact
+from bot.effects import Priority
 from bot.errors import ExternalError
 from bot.slack.budgets import Budgets, RateLimited
-from bot.worker import performing
+from bot.worker import current_lease
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +137,10 @@ class SlackGateway:
         worker, raises `RateLimited` instead of waiting for Slack's rate limit."""
         payload = redact_readable({k: v for k, v in args.items() if v is not None}, self.redactor)
         channel = str(args["channel"]) if method == "chat.postMessage" and args.get("channel") else None
-        in_worker = performing()
-        if in_worker:
-            wait = self.budgets.take(method, channel)
+        lease = current_lease.get()
+        in_worker = lease is not None
+        if lease is not None:
+            wait = self.budgets.take(method, channel, for_person=lease.priority == Priority.PERSON)
             if wait > 0:
                 self._count(method, "deferred")
                 raise RateLimited(method, wait, channel=channel)
@@ -146,6 +148,8 @@ class SlackGateway:
         else:
             self.budgets.spend(method, channel)
             client = self._post_client if posting else self.client
+        if lease is not None:
+            lease.reached += 1  # sent: Slack may act on it, whatever comes back
         try:
             if json:
                 response = client.api_call(method, json=payload)
@@ -157,6 +161,8 @@ class SlackGateway:
             if getattr(exc.response, "status_code", None) == 429:
                 seconds = retry_after(exc)
                 self.budgets.exhaust(method, channel, seconds)
+                if lease is not None:
+                    lease.reached -= 1  # a 429 is a refusal: nothing was done
                 if in_worker:
                     self._count(method, "deferred")
                     raise RateLimited(method, seconds, channel=channel, refused=True) from exc

@@ -7,9 +7,11 @@ typed effect (`bot.effects`): its kind, its fields as the payload, and its prior
 
 Workers claim due rows most urgent first, by (priority, due time, id): ``FOR UPDATE SKIP LOCKED``
 on PostgreSQL, under a transaction-scoped advisory lock so claims are taken one at a time, as
-SQLite's single writer lock does there. Rows of one incident run one at a time and in order: a row
-is not claimable while another row of its incident is running, or is pending ahead of it (more
-urgent, or as urgent and queued earlier). A failure backs off exponentially and, after
+SQLite's single writer lock does there. Rows of one incident and one priority run one at a time
+and in order (lines stay in order): a row is not claimable while another of its incident and
+priority is running or was queued before it, nor, unless it is a person's, while its incident's
+room set-up is waiting. Rows of other priorities do not wait for each other: a card update shows
+the current state whatever lines are still to go out. A failure backs off exponentially and, after
 ``MAX_ATTEMPTS``, stays ``failed`` and visible; a deferral (`defer`: Slack said "not now") is put
 back for later without counting.
 
@@ -120,7 +122,8 @@ def send_many(sql: Statements, effects: Sequence[Queued]) -> Later:
 def claim(session: Session, *, limit: int = 1, now: datetime | None = None,
           owner: str | None = None) -> list[OutboxItem]:
     """Take due rows for ``owner`` (a worker), most urgent first; expired claims (a crashed worker)
-    are due again. Not a row while another of its incident is running or pending ahead of it."""
+    are due again. Not a row while one of its incident and priority is running or queued before
+    it, nor (but a person's) while its incident's room set-up waits."""
     now = now or utcnow()
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
@@ -128,13 +131,16 @@ def claim(session: Session, *, limit: int = 1, now: datetime | None = None,
         # taking and hand out a second row of the same incident. SQLite's writer lock does this there.
         session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": CLAIM_LOCK})
     other = aliased(OutboxItem)
-    ahead = (col(other.priority) < col(OutboxItem.priority)) | (
-        (col(other.priority) == col(OutboxItem.priority)) & (col(other.id) < col(OutboxItem.id)))
+    # What a row of an incident waits for: its room's set-up, and the rows of its own priority that
+    # came before it (lines stay in order). Not rows of other priorities: a card update shows the
+    # current state whatever lines are still to go out, and a person's rows go first.
+    room_first = (col(other.priority) == Priority.ROOM) & (col(OutboxItem.priority) > Priority.ROOM)
+    same_lane = col(other.priority) == col(OutboxItem.priority)
     blocked = exists().where(and_(
         col(other.incident_id) == col(OutboxItem.incident_id),
         col(other.id) != col(OutboxItem.id),
         col(other.status).in_(ACTIVE),
-        (col(other.status) == "running") | ahead,
+        room_first | (same_lane & ((col(other.status) == "running") | (col(other.id) < col(OutboxItem.id)))),
     ))
     due = (
         (col(OutboxItem.status) == "pending") & (col(OutboxItem.next_attempt_at) <= now)
@@ -193,17 +199,20 @@ def fail(session: Session, item_id: int, error: str, *, retry: bool = True, owne
     return give_up
 
 
-def defer(session: Session, item_id: int, delay: float, reason: str, *, owner: str | None = None) -> bool:
+def defer(session: Session, item_id: int, delay: float, reason: str, *, owner: str | None = None,
+          nothing_sent: bool = False) -> bool:
     """Put a claimed row back, due in ``delay`` seconds, without counting the attempt (Slack said
     "not now"; nothing failed). ``reason`` is kept as its last error, so the next run knows an
-    earlier one started (a post is then looked for before it is made again). ``False`` when
-    ``owner`` no longer holds the row."""
+    earlier one started (a post is then looked for before it is made again), unless the run sent
+    nothing Slack may have acted on (``nothing_sent``): the row is then as it was before the run,
+    and its next run posts without a look-up first. ``False`` when ``owner`` no longer holds the row."""
     row = session.execute(select(OutboxItem).where(_held(item_id, owner))).scalar_one_or_none()
     if row is None:
         return False
     row.status = "pending"
     row.attempts = max(0, row.attempts - 1)
-    row.last_error = reason[:2000]
+    if not nothing_sent:
+        row.last_error = reason[:2000]
     row.claimed_until = row.claimed_by = None
     row.next_attempt_at = utcnow() + timedelta(seconds=delay)
     return True

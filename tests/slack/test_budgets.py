@@ -16,19 +16,32 @@ class Clock:
 def test_posts_are_budgeted_per_channel_with_a_short_burst() -> None:
     clock = Clock()
     budgets = Budgets(clock=clock)
-    assert [budgets.take("chat.postMessage", "C1") for _ in range(3)] == [0, 0, 0]
-    assert budgets.take("chat.postMessage", "C1") == 1.0  # the fourth waits a second
-    assert budgets.take("chat.postMessage", "C2") == 0  # another channel has its own
+    person = {"for_person": True}
+    assert [budgets.take("chat.postMessage", "C1", **person) for _ in range(3)] == [0, 0, 0]
+    assert budgets.take("chat.postMessage", "C1", **person) == 1.0  # the fourth waits a second
+    assert budgets.take("chat.postMessage", "C2", **person) == 0  # another channel has its own
     clock.now += 1
-    assert budgets.take("chat.postMessage", "C1") == 0
+    assert budgets.take("chat.postMessage", "C1", **person) == 0
 
 
-def test_a_tier_2_method_allows_twenty_a_minute() -> None:
+def test_a_tier_2_method_allows_twenty_a_minute_a_quarter_of_them_kept_for_people() -> None:
     clock = Clock()
     budgets = Budgets(clock=clock)
-    assert all(budgets.take("conversations.create") == 0 for _ in range(20))
-    assert budgets.take("conversations.create") == 3.0  # one more every three seconds
+    assert all(budgets.take("conversations.create") == 0 for _ in range(15))
+    assert budgets.take("conversations.create") == 3.0  # the rest is a person's: one more every 3 s
+    assert all(budgets.take("conversations.create", for_person=True) == 0 for _ in range(5))
+    assert budgets.take("conversations.create", for_person=True) == 3.0
     assert budgets.take("chat.update") == 0  # a tier-3 method is not touched
+
+
+def test_in_a_storm_a_person_s_card_update_finds_the_budget_the_alerts_left() -> None:
+    clock = Clock()
+    budgets = Budgets(clock=clock)
+    alert_driven = 0
+    while budgets.take("chat.update") == 0:  # alert-driven card updates spend what they may
+        alert_driven += 1
+    assert alert_driven == 37  # of tier 3's 50 a minute
+    assert budgets.take("chat.update", for_person=True) == 0  # the ack's update goes at once
 
 
 def test_a_429_closes_the_method_until_retry_after_whatever_the_tokens() -> None:
@@ -49,5 +62,5 @@ def test_calls_a_person_waits_for_are_counted_but_never_refused() -> None:
 
 def test_a_scale_multiplies_every_budget() -> None:
     budgets = Budgets(scale=2, clock=Clock())
-    assert all(budgets.take("chat.postMessage", "C1") == 0 for _ in range(6))
-    assert budgets.take("chat.postMessage", "C1") > 0
+    assert all(budgets.take("chat.postMessage", "C1", for_person=True) == 0 for _ in range(6))
+    assert budgets.take("chat.postMessage", "C1", for_person=True) > 0
