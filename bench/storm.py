@@ -20,7 +20,7 @@ import threading
 import time
 from collections import Counter
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -74,7 +74,8 @@ def make_group(service: str, slo: str, severity: str, alerts: int) -> Group:
                       "generatorURL": "http://127.0.0.1:9090/graph?g0.expr=slo%3Asli_error"})
     group_labels = {"alertname": "LLMSLOErrorBudgetBurn", "sloth_service": service, "sloth_slo": slo,
                     "sloth_severity": severity}
-    key = '{}/{sloth_severity=~"page|ticket"}:{' + ", ".join(f'{k}="{v}"' for k, v in sorted(group_labels.items())) + "}"
+    matchers = ", ".join(f'{k}="{v}"' for k, v in sorted(group_labels.items()))
+    key = '{}/{sloth_severity=~"page|ticket"}:{' + matchers + "}"
     common_labels = {k: v for k, v in items[0]["labels"].items() if k != "model"}
     body = {"receiver": "warroom", "status": "firing", "alerts": items, "groupLabels": group_labels,
             "commonLabels": common_labels, "commonAnnotations": {}, "externalURL": "http://127.0.0.1:9093",
@@ -202,7 +203,7 @@ class Person:
         try:
             reply = self.emu.click(ack.channel, ack.ts, "incident.ack", user=PERSON)
             ack.answer_s, ack.status = reply.elapsed_s, reply.status
-        except Exception as exc:  # noqa: BLE001 - a failed click is a figure, not the end of the run
+        except Exception as exc:  # a failed click is a figure, not the end of the run
             ack.error = f"{type(exc).__name__}: {exc}"
 
     def join(self) -> None:
@@ -220,7 +221,8 @@ def card_firing(message: Any) -> int:
 
 
 def card_acked(message: Any) -> bool:
-    return any(ACKED_FIELD in item.get("text", "") for block in message.blocks or [] for item in block.get("fields") or [])
+    return any(ACKED_FIELD in item.get("text", "")
+               for block in message.blocks or [] for item in block.get("fields") or [])
 
 
 def ack_on_card(calls: list[Any], acks: list[Ack]) -> None:
@@ -265,6 +267,7 @@ def open_bystanders(emu: Any, room: common.Warroom, count: int, db_url: str, sto
 
 def backdate(db_url: str, ids: list[int], by: timedelta) -> None:
     from sqlalchemy import update
+    from sqlmodel import col
 
     from bot.clock import utcnow
     from bot.store.db import make_engine
@@ -273,41 +276,50 @@ def backdate(db_url: str, ids: list[int], by: timedelta) -> None:
     engine = make_engine(db_url)
     try:
         with engine.begin() as conn:
-            conn.execute(update(Incident).where(Incident.id.in_(ids)).values(opened_at=utcnow() - by))  # type: ignore[attr-defined]
+            conn.execute(update(Incident).where(col(Incident.id).in_(ids)).values(opened_at=utcnow() - by))
     finally:
         engine.dispose()
+
+
+@dataclass
+class StormRun:
+    """What happened while the storm was sent and drained (seconds from the first notification)."""
+
+    sent: list[Sent]
+    send_errors: list[str]
+    sending_s: float
+    visible_s: float | None  # every alert sent counted on the storm's cards
+    drained_s: float | None  # the outbox empty (every Slack effect performed)
+    waited_s: float
+    alerts_sent: int
+    alerts_shown: int
+    storm_acks: list[Ack]
+    bystander_acks: list[Ack]
 
 
 @dataclass
 class Result:
     scenario: Scenario
     db: str
-    sent: list[Sent]
-    send_errors: list[str]
-    started: float
-    sending_s: float
-    visible_s: float | None
-    drained_s: float | None
-    waited_s: float
-    alerts_sent: int
-    alerts_shown: int
-    calls: list[Any]
+    run: StormRun
+    calls: list[Any]  # the emulator's record of every Web API call from the first notification on
     bystanders: list[Bystander]
-    storm_acks: list[Ack]
-    bystander_acks: list[Ack]
     channels_created: list[str]
-    incidents: dict[str, int]
-    check: list[str]
-    rss_mb: list[float] = field(default_factory=list)
+    incidents: dict[str, int]  # the storm's incidents: regular / storm
+    check: list[str]  # what the database shows lost or duplicated
+    rss_mb: list[float]
+    pending: float  # outbox rows not yet performed when the scenario stopped
 
 
 def run_scenario(args: argparse.Namespace, scenario: Scenario, fresh: Any, workdir: Path) -> Result:
     emu = common.start_emulator()
     try:
         db_url = fresh(f"storm{scenario.processes}")
-        overrides: dict[str, Any] = {"WARROOM_SCHEDULER": True, "WARROOM_ACK_ESCALATION_MINUTES": args.escalation_minutes,
-                                     # No automatic playbook runs: their target service is not running here.
-                                     "WARROOM_AUTOMATION": False, "WARROOM_STORM_MINUTES": args.storm_minutes}
+        overrides: dict[str, Any] = {
+            "WARROOM_SCHEDULER": True, "WARROOM_ACK_ESCALATION_MINUTES": args.escalation_minutes,
+            "WARROOM_STORM_MINUTES": args.storm_minutes,
+            # No automatic playbook runs: the service they act on is not running here.
+            "WARROOM_AUTOMATION": False}
         if args.correlate is not None:
             overrides["WARROOM_CORRELATE"] = args.correlate
         settings = common.warroom_settings(emu, db_url, **overrides)
@@ -320,20 +332,19 @@ def run_scenario(args: argparse.Namespace, scenario: Scenario, fresh: Any, workd
             channels_before = set(emu.state.channels)
             calls_before = len(emu.calls)
             emu.set_rate_limits(not args.no_limits)  # budgets start full, as after a quiet hour
-            result = storm(args, emu, rooms, scenario, bystanders)
-            result.db = args.db
-            result.calls = emu.calls[calls_before:]
-            result.channels_created = [c.name for cid, c in emu.state.channels.items() if cid not in channels_before]
-            result.check, result.incidents = check_rows(db_url, scenario, result.sent, {b.incident for b in bystanders})
-            result.rss_mb = [r.server.peak_rss_mb() for r in rooms]
-            ack_on_card(result.calls, result.storm_acks + result.bystander_acks)
-            return result
+            run = storm(args, emu, rooms, scenario, bystanders)
+            calls = emu.calls[calls_before:]
+            ack_on_card(calls, run.storm_acks + run.bystander_acks)
+            check, incidents = check_rows(db_url, scenario, run.sent, {b.incident for b in bystanders})
+            return Result(scenario, args.db, run, calls, bystanders,
+                          [c.name for cid, c in emu.state.channels.items() if cid not in channels_before],
+                          incidents, check, [r.server.peak_rss_mb() for r in rooms], rooms[0].outbox_pending())
     finally:
         emu.stop()
 
 
 def storm(args: argparse.Namespace, emu: Any, rooms: list[common.Warroom], scenario: Scenario,
-          bystanders: list[Bystander]) -> Result:
+          bystanders: list[Bystander]) -> StormRun:
     """Send the storm while a person acknowledges: each storm incident as soon as its card shows,
     and the bystanders at an even pace over ``--ack-seconds``. Then wait until every alert is
     counted on a card, every ack is on its card and the outbox is empty, or ``--deadline``."""
@@ -348,15 +359,12 @@ def storm(args: argparse.Namespace, emu: Any, rooms: list[common.Warroom], scena
     due = [(started + (k + 0.5) * args.ack_seconds / max(1, len(bystanders)), b) for k, b in enumerate(bystanders)]
     alerts_sent = len({(g.key, f) for g in scenario.groups for f in g.fingerprints})
     visible_at = drained_at = sending_done = None
-    shown = 0
-    deadline = started + args.deadline
-    next_outbox = 0.0
-    while time.time() < deadline:
-        now = time.time()
+    shown, next_outbox = 0, 0.0
+    while (now := time.time()) < started + args.deadline:
         while due and due[0][0] <= now:
             bystander = due.pop(0)[1]
             person.ack(bystander.incident, bystander.card)
-        with emu.state.lock:
+        with emu.state.lock:  # cards are edited in place by chat.update
             found = dict(cards.poll())
             storm_cards = {i: m for i, m in found.items() if i not in known}
             shown = sum(card_firing(m) for m in storm_cards.values())
@@ -364,26 +372,25 @@ def storm(args: argparse.Namespace, emu: Any, rooms: list[common.Warroom], scena
         for incident, message in storm_cards.items():
             person.ack(incident, message)  # a person answering each page as it appears
         if sending_done is None and not sender.is_alive():
-            sending_done = time.time()
+            sending_done = now
         if visible_at is None and sending_done and shown >= alerts_sent:
             visible_at = now
         if visible_at and now >= next_outbox:
             next_outbox = now + 0.5
-            if rooms[0].outbox_pending() == 0:
-                drained_at = drained_at or now
-            else:
-                drained_at = None
-        if visible_at and drained_at and not due and acks_shown and len(person.acks) >= len(bystanders):
+            drained_at = (drained_at or now) if rooms[0].outbox_pending() == 0 else None
+        if visible_at and drained_at and not due and acks_shown:
             break
         time.sleep(0.1)
     sender.join()
     person.join()
     acks = list(person.acks.values())
-    return Result(scenario, "", sent, errors, started, (sending_done or time.time()) - started,
-                  None if visible_at is None else visible_at - started,
-                  None if drained_at is None else drained_at - started, time.time() - started, alerts_sent, shown,
-                  [], bystanders, [a for a in acks if a.incident not in known], [a for a in acks if a.incident in known],
-                  [], {}, [])
+
+    def since(at: float | None) -> float | None:
+        return None if at is None else at - started
+
+    return StormRun(sent, errors, (sending_done or time.time()) - started, since(visible_at), since(drained_at),
+                    time.time() - started, alerts_sent, shown, [a for a in acks if a.incident not in known],
+                    [a for a in acks if a.incident in known])
 
 
 def _send(args: argparse.Namespace, rooms: list[common.Warroom], scenario: Scenario, errors: list[str]) -> list[Sent]:
@@ -393,10 +400,11 @@ def _send(args: argparse.Namespace, rooms: list[common.Warroom], scenario: Scena
     return sent
 
 
-def check_rows(db_url: str, scenario: Scenario, sent: list[Sent], bystanders: set[int]) -> tuple[list[str], dict[str, int]]:
+def check_rows(db_url: str, scenario: Scenario, sent: list[Sent],
+               bystanders: set[int]) -> tuple[list[str], dict[str, int]]:
     """Every alert sent is one row, attached to an incident; nothing else was stored. Returns what
     differed and the storm's incident counts."""
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
     from bot.store.db import make_engine
     from bot.store.models import Alert, AlertGroup, Incident
@@ -405,13 +413,13 @@ def check_rows(db_url: str, scenario: Scenario, sent: list[Sent], bystanders: se
     engine = make_engine(db_url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(select(AlertGroup.group_key, Alert.fingerprint, Alert.incident_id)
-                                .join(AlertGroup, AlertGroup.id == Alert.group_id)  # type: ignore[arg-type]
-                                .where(Alert.incident_id.not_in(bystanders) if bystanders else True)).all()  # type: ignore[union-attr]
-            incidents = conn.execute(select(Incident.storm, func.count()).where(  # type: ignore[call-overload]
-                Incident.id.not_in(bystanders) if bystanders else True).group_by(Incident.storm)).all()  # type: ignore[union-attr]
+            every = conn.execute(select(AlertGroup.group_key, Alert.fingerprint, Alert.incident_id)
+                                 .join_from(Alert, AlertGroup)).all()
+            kinds = conn.execute(select(Incident.id, Incident.storm)).all()
     finally:
         engine.dispose()
+    # The bystanders' own alerts are not the storm's; a storm alert on a bystander would still count.
+    rows = [(key, fp, incident) for key, fp, incident in every if (key, fp) in expected or incident not in bystanders]
     stored = Counter((key, fp) for key, fp, _ in rows)
     problems = []
     lost = expected - stored
@@ -428,8 +436,9 @@ def check_rows(db_url: str, scenario: Scenario, sent: list[Sent], bystanders: se
         problems.append(f"{unattached} alert row(s) on no incident")
     if any(s.status == "error" for s in sent):
         problems.append(f"{sum(1 for s in sent if s.status == 'error')} notification(s) not answered 200")
-    by_kind = {("storm" if storm_flag else "regular"): n for storm_flag, n in incidents}
-    return problems, by_kind
+    by_kind = Counter("storm" if storm_flag else "regular" for incident, storm_flag in kinds
+                      if incident not in bystanders)
+    return problems, dict(by_kind)
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -444,73 +453,98 @@ def verdict(ok: bool) -> str:
 
 
 def report(r: Result, args: argparse.Namespace) -> None:
-    s = r.scenario
+    s, run, groups = r.scenario, r.run, len(r.scenario.groups)
+    print(f"\n== {s.name}, {r.db}, {common.machine()} ==")
+    answers = Counter(x.status for x in run.sent)
+    print(f"  sent {len(run.sent)} notifications ({groups} groups, {run.alerts_sent} alerts) in {run.sending_s:.1f} s "
+          f"from {args.senders} senders; answers: " + ", ".join(f"{k} {n}" for k, n in sorted(answers.items()))
+          + (f"; {len(run.send_errors)} errors, first: {run.send_errors[0]}" if run.send_errors else ""))
+    incidents = sum(r.incidents.values())
+    print(f"  incidents created: {incidents} (" + ", ".join(f"{n} {k}" for k, n in sorted(r.incidents.items())) + ")")
+    report_slack(r, incidents)
+    print(f"  every alert visible on a card: {seconds(run.visible_s, run.waited_s)} after the first notification "
+          f"({run.alerts_shown}/{run.alerts_sent} alerts counted on the storm's cards); outbox empty: "
+          f"{seconds(run.drained_s, run.waited_s)}"
+          + (f" ({r.pending:.0f} rows left: the calls above stop there)" if r.pending else ""))
+    print(common.HEADER)
+    print(common.row("webhook answer (intake)", [x.answer_s for x in run.sent]))
+    report_acks(run)
+    problems = list(r.check)
+    doubled = sorted({incident for (incident, _), n in room_posts(r.calls).items() if n > 1})
+    if doubled:
+        problems.append(f"incident(s) {', '.join(map(str, doubled[:10]))} got a card or announcement twice")
+    if len(r.channels_created) > incidents:
+        problems.append(f"{len(r.channels_created)} channels for {incidents} incidents")
+    print("  nothing lost or duplicated: " + ("met (every alert sent is one row, on an incident; at most one "
+                                                "channel, card and announcement per incident)" if not problems
+                                                else "MISSED: " + "; ".join(problems)))
+    print("  warroom peak RSS " + ", ".join(f"{m:.0f} MB" for m in r.rss_mb))
+
+
+def report_slack(r: Result, incidents: int) -> None:
+    """Channels, #incidents, calls and 429s. Calls about the bystanders (their channels, cards and
+    announcements: the acks' updates and membership checks) are not the storm's."""
     bystander_channels = {b.card.channel for b in r.bystanders}
     bystander_ts = {b.card.ts for b in r.bystanders} | {b.announcement_ts for b in r.bystanders}
-
-    def for_bystander(call: Any) -> bool:
-        return str(call.args.get("channel")) in bystander_channels or str(call.args.get("ts")) in bystander_ts
-
-    storm_calls = [c for c in r.calls if not for_bystander(c)]
-    groups = len(s.groups)
-    limited = [c for c in r.calls if c.status == 429]
+    storm_calls = [c for c in r.calls if str(c.args.get("channel")) not in bystander_channels
+                   and str(c.args.get("ts")) not in bystander_ts]
     posts = [c for c in r.calls if c.method == "chat.postMessage" and c.status == 200]
-    to_incidents = [c for c in posts if str(c.args.get("channel")) == common.INCIDENTS]
-    announcements = [c for c in to_incidents if '"announce:' in json.dumps(c.args.get("blocks"))]
-    escalations = [c for c in posts if "acknowledged after" in json.dumps(c.args).lower()]
+    announcements = sum(n for (_, step), n in room_posts(posts).items() if step == "announce")
+    same = r.scenario.same_service
     creates = Counter(str((c.response or {}).get("error", "ok")) for c in r.calls if c.method == "conversations.create")
-    answers = Counter(x.status for x in r.sent)
-
-    print(f"\n== {s.name}, {r.db}, {common.machine()} ==")
-    print(f"  sent {len(r.sent)} notifications ({groups} groups, {r.alerts_sent} alerts) in {r.sending_s:.1f} s "
-          f"from {args.senders} senders; answers: " + ", ".join(f"{k} {n}" for k, n in sorted(answers.items()))
-          + (f"; {len(r.send_errors)} errors, first: {r.send_errors[0]}" if r.send_errors else ""))
-    print(f"  incidents created: {sum(r.incidents.values())} ("
-          + ", ".join(f"{n} {k}" for k, n in sorted(r.incidents.items())) + ")")
-    channel_note = ""
-    announce_note = ""
-    if s.same_service:
-        channel_note = (f"  target {TARGET_CHANNELS_SAME_SERVICE}: "
-                        f"{verdict(len(r.channels_created) <= TARGET_CHANNELS_SAME_SERVICE)}")
-        announce_note = (f"  target {TARGET_ANNOUNCEMENTS_SAME_SERVICE}: "
-                         f"{verdict(len(announcements) <= TARGET_ANNOUNCEMENTS_SAME_SERVICE)}")
     names = ", ".join(r.channels_created[:3]) + (" …" if len(r.channels_created) > 3 else "")
     print(f"  channels created: {len(r.channels_created)} ({names}); conversations.create answers: "
-          + ", ".join(f"{k} {n}" for k, n in creates.items()) + channel_note)
-    print(f"  messages in #incidents: {len(to_incidents)}, of which {len(announcements)} announcement(s)"
-          f"{announce_note}; escalation/reminder posts anywhere: {len(escalations)}")
+          + ", ".join(f"{k} {n}" for k, n in creates.items())
+          + (f"  target {TARGET_CHANNELS_SAME_SERVICE}: "
+             f"{verdict(len(r.channels_created) == TARGET_CHANNELS_SAME_SERVICE)}" if same else ""))
+    to_incidents = sum(1 for c in posts if str(c.args.get("channel")) == common.INCIDENTS)
+    reminders = sum(1 for c in posts if str(c.args.get("text", "")).startswith("⏰"))
+    print(f"  messages in #incidents: {to_incidents}, of which {announcements} announcement(s)"
+          + (f"  target {TARGET_ANNOUNCEMENTS_SAME_SERVICE}: "
+             f"{verdict(announcements == TARGET_ANNOUNCEMENTS_SAME_SERVICE)}" if same else "")
+          + f"; reminders and escalations (⏰) anywhere: {reminders}")
     answered = sum(1 for c in storm_calls if c.status == 200)
+    groups = len(r.scenario.groups)
     print(f"  Slack calls per alert group: {len(storm_calls) / groups:.1f} ({len(storm_calls)} calls for the storm, "
           f"{answered} answered 200; the bystanders' acks made {len(r.calls) - len(storm_calls)} more)")
-    by_method = Counter(c.method for c in storm_calls)
-    limited_by_method = Counter(c.method for c in limited)
-    print("    " + ", ".join(f"{m} {n}" + (f" ({limited_by_method[m]} x 429)" if limited_by_method[m] else "")
-                             for m, n in by_method.most_common()))
-    print(f"  429s returned: {len(limited)} of {len(r.calls)} calls")
-    print(f"  every alert visible on a card: {seconds(r.visible_s, r.waited_s)} after the first notification "
-          f"({r.alerts_shown}/{r.alerts_sent} alerts counted on the storm's cards); outbox empty: "
-          f"{seconds(r.drained_s, r.waited_s)}")
-    print(common.HEADER)
-    print(common.row("webhook answer (intake)", [x.answer_s for x in r.sent]))
-    all_acks = r.storm_acks + r.bystander_acks
-    for label, acks in (("ack -> card, storm incidents", r.storm_acks),
-                        ("ack -> card, incidents open before", r.bystander_acks)):
+    limited = Counter(c.method for c in r.calls if c.status == 429)
+    print("    " + ", ".join(f"{m} {n}" + (f" ({limited[m]} x 429)" if limited[m] else "")
+                             for m, n in Counter(c.method for c in storm_calls).most_common()))
+    print(f"  429s returned: {sum(limited.values())} of {len(r.calls)} calls")
+
+
+def report_acks(run: StormRun) -> None:
+    everyone = run.storm_acks + run.bystander_acks
+    if not everyone:
+        return
+    for label, acks in (("ack -> card, storm incidents", run.storm_acks),
+                        ("ack -> card, incidents open before", run.bystander_acks), ("ack -> card, all", everyone)):
+        latencies = [a.card_at - a.sent_at for a in acks if a.card_at is not None]
+        missing = len(acks) - len(latencies)
+        note = f"{missing} not on the card when the run stopped" if missing else ""
+        if acks is everyone:
+            p99 = common.pct(latencies, 0.99) / 1000 if latencies else float("inf")
+            note += f"{'; ' if note else ''}target p99 <= {TARGET_ACK_P99_S:.0f} s: " \
+                    f"{verdict(not missing and p99 <= TARGET_ACK_P99_S)}"
         if acks:
-            latencies = [a.card_at - a.sent_at for a in acks if a.card_at is not None]
-            missing = len(acks) - len(latencies)
-            print(common.row(label, latencies, f"{missing} never on the card" if missing else ""))
-    latencies = [a.card_at - a.sent_at for a in all_acks if a.card_at is not None]
-    if all_acks:
-        complete = len(latencies) == len(all_acks)
-        p99 = common.pct(latencies, 0.99) / 1000 if latencies else float("inf")
-        print(common.row("ack -> card, all", latencies,
-                         f"target p99 <= {TARGET_ACK_P99_S:.0f} s: {verdict(complete and p99 <= TARGET_ACK_P99_S)}"))
-        print(common.row("ack (HTTP answer)", [a.answer_s for a in all_acks if a.answer_s is not None],
-                         ", ".join(sorted({a.error or f'HTTP {a.status}' for a in all_acks
-                                           if a.error or a.status != 200}))))
-    print("  nothing lost or duplicated: " + ("met (every alert sent is one row, on an incident)" if not r.check
-                                                else "MISSED: " + "; ".join(r.check)))
-    print("  warroom peak RSS " + ", ".join(f"{m:.0f} MB" for m in r.rss_mb))
+            print(common.row(label, latencies, note))
+    failed = sorted({a.error or f"HTTP {a.status}" for a in everyone if a.error or a.status != 200})
+    print(common.row("ack (HTTP answer)", [a.answer_s for a in everyone if a.answer_s is not None], ", ".join(failed)))
+
+
+POST_KEY = re.compile(r":incident:(\d+):(card|announce)\b")
+
+
+def room_posts(calls: list[Any]) -> Counter[tuple[int, str]]:
+    """Answered cards and announcements per incident, by the key warroom puts in each post's
+    metadata (``…:incident:<id>:<step>``), which does not change when the message is edited."""
+    found: Counter[tuple[int, str]] = Counter()
+    for call in calls:
+        if call.method == "chat.postMessage" and call.status == 200:
+            match = POST_KEY.search(json.dumps(call.args.get("metadata")))
+            if match:
+                found[(int(match.group(1)), match.group(2))] += 1
+    return found
 
 
 def bench(args: argparse.Namespace, workdir: Path) -> None:
@@ -530,10 +564,12 @@ def main() -> None:
                         help="comma-separated: same, mixed, mixed2 (two processes, PostgreSQL only)")
     parser.add_argument("--groups", type=int, default=50, help="groups in the same-service storm (default 50)")
     parser.add_argument("--services", type=int, default=20, help="services in the mixed storm (default 20)")
-    parser.add_argument("--groups-per-service", type=int, default=10, help="groups per service, mixed storm (default 10)")
+    parser.add_argument("--groups-per-service", type=int, default=10,
+                        help="groups per service in the mixed storm (default 10)")
     parser.add_argument("--alerts-per-group", type=int, default=2, help="alerts in each group (default 2)")
     parser.add_argument("--senders", type=int, default=8, help="concurrent senders (default 8)")
-    parser.add_argument("--send-seconds", type=float, default=10.0, help="the storm is sent over this long (default 10)")
+    parser.add_argument("--send-seconds", type=float, default=10.0,
+                        help="the storm is sent over this long (default 10)")
     parser.add_argument("--twice", action="store_true", help="deliver every notification twice (an HA pair)")
     parser.add_argument("--bystanders", type=int, default=20,
                         help="incidents open before the storm, acknowledged during it (default 20)")
