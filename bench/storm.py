@@ -486,8 +486,10 @@ def report_slack(r: Result, incidents: int) -> None:
     announcements: the acks' updates and membership checks) are not the storm's."""
     bystander_channels = {b.card.channel for b in r.bystanders}
     bystander_ts = {b.card.ts for b in r.bystanders} | {b.announcement_ts for b in r.bystanders}
-    storm_calls = [c for c in r.calls if str(c.args.get("channel")) not in bystander_channels
-                   and str(c.args.get("ts")) not in bystander_ts]
+    def about_bystander(call: Any) -> bool:
+        return str(call.args.get("channel")) in bystander_channels or str(call.args.get("ts")) in bystander_ts
+
+    storm_calls = [c for c in r.calls if not about_bystander(c)]
     posts = [c for c in r.calls if c.method == "chat.postMessage" and c.status == 200]
     announcements = sum(n for (_, step), n in room_posts(posts).items() if step == "announce")
     same = r.scenario.same_service
@@ -510,6 +512,9 @@ def report_slack(r: Result, incidents: int) -> None:
     limited = Counter(c.method for c in r.calls if c.status == 429)
     print("    " + ", ".join(f"{m} {n}" + (f" ({limited[m]} x 429)" if limited[m] else "")
                              for m, n in Counter(c.method for c in storm_calls).most_common()))
+    theirs = Counter(c.method for c in r.calls if about_bystander(c))
+    if theirs:
+        print("    the bystanders': " + ", ".join(f"{m} {n}" for m, n in theirs.most_common()))
     print(f"  429s returned: {sum(limited.values())} of {len(r.calls)} calls")
 
 
