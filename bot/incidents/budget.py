@@ -80,6 +80,15 @@ def percent(fraction: float | None) -> str:
     return f"{fraction * 100:.1f} %" if fraction >= 0.01 or fraction == 0 else f"{fraction * 100:.2g} %"
 
 
+def _still_open(incident: Incident) -> bool:
+    return incident.resolved_at is None
+
+
+def _answers_for(answer: _Answer, incident: Incident, start: datetime, end: datetime) -> bool:
+    """An open incident's window grows: its latest answer stands for it; a resolved one's must match."""
+    return answer.start == start and (answer.end == end or _still_open(incident))
+
+
 @dataclass(frozen=True)
 class _Answer:
     start: datetime
@@ -113,8 +122,9 @@ class ErrorBudget:
         with self._lock:
             kept = self._answers.get(incident_id)
         now = utcnow()
-        if kept is not None and (kept.end == end or (kept.asked_at and now - kept.asked_at < ASK_EVERY)):
-            return  # the same (resolved) window, or asked a moment ago
+        if kept is not None and kept.start == start and (kept.end == end or (
+                _still_open(incident) and kept.asked_at and now - kept.asked_at < ASK_EVERY)):
+            return  # the same window, or an open incident's asked a moment ago
         try:
             answer = _Answer(start, end, self.prometheus.read(None, slo, start, end).ratio, asked_at=now)
         except ExternalError as exc:
@@ -137,6 +147,8 @@ class ErrorBudget:
         if self.prometheus is not None and slo.prometheus is not None:
             with self._lock:
                 answer = self._answers.get(incident.id) if incident.id is not None else None
+            if answer is not None and not _answers_for(answer, incident, start, end):
+                answer = None  # asked for another window (before it resolved): traces until asked again
             if answer is not None and answer.ratio is not None:
                 return Budget(budget_from_ratio(slo, answer.ratio, answer.start, answer.end), slo, "Prometheus",
                               f"the SLO file's query, {percent(answer.ratio)} bad over the incident window")

@@ -19,6 +19,7 @@ from bot.automation.service import set_switch
 from bot.effects import OpenRoom, PostMessage
 from bot.evals.suite import SuiteCase, collect_incident, incident_case_counts, suite_cases
 from bot.incidents import service, timeline
+from bot.incidents.budget import ErrorBudget
 from bot.people import Names
 from bot.postmortem.store import current_text, generate
 from bot.redact import Redactor
@@ -213,13 +214,17 @@ def label_trace(engine: Engine, request_id: str, *, incident_id: int | None, fai
 
 def draft_postmortem(engine: Engine, incident_id: int, *, actor: str, title: str,
                      blocks: Callable[[str], list[dict[str, Any]]], templates_dir: Path | None,
-                     names: Names | None, slos: Sequence[SLO], redactor: Redactor) -> None:
+                     names: Names | None, slos: Sequence[SLO], redactor: Redactor,
+                     budget: ErrorBudget | None = None) -> None:
     """Draft the postmortem from the record and post it in the incident channel (``blocks`` lays
-    the draft out for Slack; ``title`` is the message's plain text), on the timeline."""
+    the draft out for Slack; ``title`` is the message's plain text), on the timeline. ``budget``:
+    the process's error budget (Prometheus, when set, is asked here, before the transaction)."""
+    if budget is not None:
+        budget.fetch(engine, incident_id)
     with transaction(engine) as session:
         collect_incident(session, incident_id, redactor=redactor)  # the draft counts this incident's eval cases
         text = current_text(generate(session, incident_id, templates_dir=templates_dir, names=names, slos=slos,
-                                     redactor=redactor))
+                                     redactor=redactor, budget=budget))
         outbox.enqueue(session, PostMessage(incident_id=incident_id, text=title, blocks=blocks(text)),
                        incident_id=incident_id)
         timeline.record(session, service.get(session, incident_id), "postmortem",

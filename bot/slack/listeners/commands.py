@@ -208,7 +208,7 @@ def _postmortem(ctx: SlackContext, inv: Invocation) -> Reply:
         ctx.engine, incident_id, actor=inv.user, title=f"Postmortem draft for incident #{incident_id}",
         blocks=lambda text: markdown_document(f"Postmortem draft — edit it at {url}", text),
         templates_dir=ctx.runtime.settings.templates_dir, names=ctx.runtime.people,
-        slos=ctx.runtime.slos, redactor=ctx.runtime.redactor)
+        slos=ctx.runtime.slos, redactor=ctx.runtime.redactor, budget=ctx.runtime.budget)
     return _changed(ctx, f"Postmortem draft posted in the channel; edit it at {url}")
 
 
