@@ -23,6 +23,8 @@ from bot.incidents.budget import ErrorBudget
 from bot.people import Names
 from bot.postmortem.store import current_text, generate
 from bot.redact import Redactor
+from bot.releases import cause
+from bot.releases.cause import Cause
 from bot.said import Person, said
 from bot.slo.spec import SLO
 from bot.store import outbox
@@ -126,6 +128,13 @@ def post_status(engine: Engine, incident_id: int, text: str, *, actor: str) -> I
 
 def add_note(engine: Engine, incident_id: int, text: str, *, actor: str) -> Incident:
     return _change(engine, incident_id, lambda s, i: service.add_note(s, i, text, actor=actor))
+
+
+def name_cause(engine: Engine, incident_id: int, words: str, *, actor: str) -> Cause:
+    """`/incident cause`: a listed change (``v42``, ``#12``) or the responder's words (`bot.releases.cause`)."""
+    named: list[Cause] = []
+    _change(engine, incident_id, lambda s, i: named.append(cause.name(s, i, words, actor=actor)))
+    return named[0]
 
 
 def set_commander(engine: Engine, incident_id: int, user_id: str, *, actor: str) -> Incident:

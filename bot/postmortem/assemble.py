@@ -68,6 +68,7 @@ def build_context(session: Session, incident_id: int, *, redactor: Redactor | No
     start, end = impact_window(session, incident)
     lineage = _lineage(session, incident)
     response = response_facts(session, incident, lineage.live_version if lineage.rolled_back_to else None)
+    response.cause_named_by = person(response.cause_named_by, names)
     impact = _impact(session, incident, start, end, budget_slo, budget.of(session, incident, start, end, budget_slo))
     if response.cause is not None and (incident.resolved_at or incident.mitigated_at):
         # A change named as the cause started the harm: count the duration from it.

@@ -64,10 +64,13 @@ def cannot_self_resolve(session: Session, incident: Incident) -> str | None:
     ).scalar()
 def change_line(session: Session, incident: Incident) -> str | None:
     """"Changed 17 min before: bundle v42 by deploy-bot": the service's latest change (hours before
-    the incident, or since), and how many more there were."""
-    from bot.releases import changes
+    the incident, or since), and how many more there were; once a responder named the cause
+    (`/incident cause`), "Cause: bundle v42 (deploy 17 min before, by deploy-bot)"."""
+    from bot.releases import cause, changes
 
     opened = as_utc(incident.opened_at)
+    if (named := cause.named(session, incident.id)) is not None:
+        return named.card_line(opened)
     found = changes.for_incident(session, incident.service, opened)
     if not found:
         return None
