@@ -78,7 +78,7 @@ def seed_incident(engine: Any, events: int, traces: int, rng: random.Random) -> 
     with transaction(engine) as session:
         incident = Incident(title="llm-gateway hallucination-rate burning 14.4x", status="resolved", severity=2,
                             service=SERVICE, slo="hallucination-rate", runbook_id="hallucination-spike",
-                            channel_id="C0BENCH", channel_name="inc-20260314-hallucination", commander="U0PRIYA",
+                            channel_id="C0BENCH", channel_name="inc-1-hallucination", commander="U0PRIYA",
                             acknowledged_by="U0PRIYA", opened_at=T0, acknowledged_at=T0 + timedelta(minutes=4),
                             mitigated_at=T0 + timedelta(minutes=31), resolved_at=T0 + span, updated_at=T0 + span,
                             summary="Answers cited a stale retriever snapshot.\n\nRolled back to v41.")

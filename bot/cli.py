@@ -123,6 +123,11 @@ def listening_banner(settings, url: str) -> str:  # noqa: ANN001
             f"  database {database}, Slack API {settings.slack_api_url}")
 
 
+RATE_LIMITS_HELP = ("The emulator answers as Slack does when called too fast: HTTP 429 with Retry-After past each "
+                    "method's tier (T2 20/min, T3 50/min, T4 100/min) and about 1 message/s per channel. "
+                    "--no-rate-limits answers every call at once.")
+
+
 @app.command()
 def demo(port: int = typer.Option(8080, help="Port for warroom."),
          emulator_port: int = typer.Option(3000, help="Port for the local Slack emulator."),
@@ -134,13 +139,14 @@ def demo(port: int = typer.Option(8080, help="Port for warroom."),
                                                "(default: both start fresh)."),
          otlp: str | None = typer.Option(None, help="protobuf or json: the service sends OpenTelemetry traces "
                                                     "(OTLP/HTTP) only; warroom's watcher raises the incidents "
-                                                    "(examples/slos-otlp.yaml).")) -> None:
+                                                    "(examples/slos-otlp.yaml)."),
+         rate_limits: bool = typer.Option(True, "--rate-limits/--no-rate-limits", help=RATE_LIMITS_HELP)) -> None:
     """Everything on this machine: Slack emulator, warroom on SQLite, the example LLM service, a sample alert."""
     from bot.demo import run_demo
     if otlp not in (None, "protobuf", "json"):
         raise typer.BadParameter("--otlp must be protobuf or json")
     run_demo(port=port, emulator_port=emulator_port, service_port=service_port, data_dir=data_dir, watch=watch,
-             keep=keep, otlp=otlp)
+             keep=keep, otlp=otlp, rate_limits=rate_limits)
 
 
 @app.command()
@@ -163,7 +169,8 @@ def emulator(host: str = "127.0.0.1", port: int = 3000,
              fault: list[str] = typer.Option([], help="Inject a Slack fault from the start, repeatable: "
                                                        "METHOD=KIND[xTIMES][@SECONDS] with KIND 500, 429, timeout, "
                                                        "delay or error:CODE, e.g. chat.postMessage=500x3. "
-                                                       "More at run time: POST /control/faults.")) -> None:
+                                                       "More at run time: POST /control/faults."),
+             rate_limits: bool = typer.Option(True, "--rate-limits/--no-rate-limits", help=RATE_LIMITS_HELP)) -> None:
     """Run the local Slack emulator alone (point SLACK_API_URL at http://HOST:PORT/api/)."""
     from bot.emulator import run
     from bot.emulator.control import parse_cli_fault
@@ -174,7 +181,7 @@ def emulator(host: str = "127.0.0.1", port: int = 3000,
         raise typer.Exit(2) from None
     settings = load_settings()
     run(host=host, port=port, bot_url=bot_url, signing_secret=settings.slack_signing_secret, seed=seed,
-        token=settings.slack_bot_token, faults=faults)
+        token=settings.slack_bot_token, faults=faults, rate_limits=rate_limits)
 
 
 @db_app.command("upgrade")

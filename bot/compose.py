@@ -20,7 +20,7 @@ from bot.automation.guard import Guard
 from bot.automation.service import Automation
 from bot.automation.wiring import install as install_automation
 from bot.config import DEV_BOT_TOKEN, Settings
-from bot.effects import Handlers
+from bot.effects import Handlers, RefreshCard
 from bot.people import Names
 from bot.redact import Redactor
 from bot.runbooks import RunbookSet
@@ -125,6 +125,8 @@ def compose(settings: Settings, *, engine: Engine | None = None, slos: Sequence[
         Handlers(slack.handlers, automatic.handlers),
         wake=runtime.wake,
         on_give_up=slack.effects.report_give_up,
+        threads=settings.worker_threads,
+        coalesce_seconds={RefreshCard.kind: settings.card_refresh_seconds},
     )
     return Warroom(runtime=runtime, actions=actions, automation=automatic.automation, guard=automatic.guard,
                    slack=slack, worker=worker, watch=watch if watch is not None else Watch.from_settings(settings))

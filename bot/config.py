@@ -28,6 +28,9 @@ REAL_SLACK_API_URL = "https://slack.com/api/"
 # Where `warroom emulator` listens by default: the development bot token talks to it, never to slack.com.
 LOCAL_SLACK_API_URL = "http://127.0.0.1:3000/api/"
 DEMO_ENV_FILE = Path(".warroom-demo") / "warroom.env"
+# The incident number makes each name unique, so a storm of one alert kind opens its rooms without
+# a name_taken answer per incident (bot/slack/channel_names.py).
+DEFAULT_CHANNEL_TEMPLATE = "inc-{id}-{slug}"
 KNOWN_SECRET_MIN = 8  # shorter secret values are masked in playbook results only
 
 DEFAULT_SEVERITY_MAP: dict[str, int] = {
@@ -69,7 +72,7 @@ class Settings(BaseSettings):
     public_url: str = Field("http://127.0.0.1:8080", alias="WARROOM_PUBLIC_URL")
     log_format: Literal["text", "json"] = Field("text", alias="WARROOM_LOG_FORMAT")
     log_level: str = Field("INFO", alias="WARROOM_LOG_LEVEL")
-    channel_template: str = Field("inc-{date}-{slug}", alias="WARROOM_CHANNEL_TEMPLATE")
+    channel_template: str = Field(DEFAULT_CHANNEL_TEMPLATE, alias="WARROOM_CHANNEL_TEMPLATE")
     private_channels: bool = Field(False, alias="WARROOM_PRIVATE_CHANNELS")
     thread_only_severities: Annotated[list[int], NoDecode] = Field(
         default_factory=lambda: [4], alias="WARROOM_THREAD_ONLY_SEVERITIES"
@@ -84,6 +87,14 @@ class Settings(BaseSettings):
     # Failing traces arriving during an incident: at most one post to its room per this many seconds.
     traces_post_every_seconds: float = Field(60, gt=0, alias="WARROOM_TRACES_POST_EVERY_SECONDS")
     worker_enabled: bool = Field(True, alias="WARROOM_WORKER")
+    # Worker threads per process: a slow Slack call for one room holds up one thread, not the rest.
+    worker_threads: int = Field(4, ge=1, le=32, alias="WARROOM_WORKER_THREADS")
+    # Multiplies warroom's own count of Slack's rate limits (bot.slack.budgets): above 1 for a
+    # workspace Slack allows more, below 1 to leave room for other apps on the same token.
+    slack_budget_scale: float = Field(1.0, gt=0, le=1000, alias="WARROOM_SLACK_BUDGET_SCALE")
+    # An incident card is updated after an alert at most once per this many seconds (a person's
+    # action updates it at once).
+    card_refresh_seconds: float = Field(10, ge=0, le=600, alias="WARROOM_CARD_REFRESH_SECONDS")
     scheduler_enabled: bool = Field(True, alias="WARROOM_SCHEDULER")
     # A run waiting for its confirmation and approval lapses this long after it was requested.
     approval_timeout_minutes: int = Field(15, gt=0, alias="WARROOM_APPROVAL_TIMEOUT_MINUTES")

@@ -108,11 +108,13 @@ def write_cli_settings(path: Path, values: dict[str, Any]) -> None:
 
 
 def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path, watch: bool = False,
-             keep: bool = False, otlp: str | None = None) -> None:
+             keep: bool = False, otlp: str | None = None, rate_limits: bool = True) -> None:
     """``otlp`` ("protobuf" or "json"): the service exports OpenTelemetry traces only, ships v42 once
-    warroom has its v41 history (`bot.demo_otlp`), and warroom's watcher raises the incidents."""
+    warroom has its v41 history (`bot.demo_otlp`), and warroom's watcher raises the incidents.
+    ``rate_limits``: the emulator holds warroom to Slack's published limits, as a real workspace would."""
     from bot.compose import compose
     from bot.emulator import Emulator
+    from bot.emulator.server import limits_banner
     from bot.logs import configure
     from bot.store.db import upgrade
     from bot.web import create_app
@@ -128,7 +130,7 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
     port, emulator_port, service_port = _port(port), _port(emulator_port), _port(service_port)
     warroom_url = f"http://127.0.0.1:{port}"
 
-    emu = Emulator(signing_secret=DEV_SIGNING_SECRET)
+    emu = Emulator(signing_secret=DEV_SIGNING_SECRET, rate_limits=rate_limits)
     if kept:
         load_workspace(emu, snapshot)
     emu.start(port=emulator_port)
@@ -216,6 +218,7 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
 warroom demo is running: {world}, in {data_dir}/.
 
   Slack (emulator):   {emu.base_url}/            ← open this: watch #incidents and the new incident channel
+                      ({limits_banner(rate_limits)})
   warroom incidents:  {bot.url}/incidents
     sign in first:    {signin_url}
                       (as Priya, works once; for a new link type /incident web in the emulator)

@@ -4,6 +4,9 @@ A row stores the effect's ``kind`` and its fields as the JSON ``payload``; the k
 payload keys are those rows already in a database were written with, so they still decode. An
 optional field left ``None`` is not written at all (as before the types existed).
 
+Each type has a `Priority` (lower goes sooner), which a queue site may override for one row: a
+card refresh after a person's action is `Priority.PERSON`, one after an alert is cosmetic.
+
 `Handlers` holds exactly one handler per effect type: registering a type twice is refused, and
 `Handlers.check` (called when a worker is built) refuses a set that leaves any kind without one,
 so a forgotten handler stops the process at start-up instead of failing a row eight times.
@@ -17,6 +20,7 @@ so a forgotten handler stops the process at start-up instead of failing a row ei
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from enum import IntEnum
 from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -40,11 +44,25 @@ class HandlerSetError(EffectError):
     """An effect kind has no handler, or two: the worker is not built."""
 
 
+class Priority(IntEnum):
+    """The order the worker claims due rows in: a person waiting first, cosmetics last. Rows of one
+    incident with the same priority still run in the order they were queued (lines stay in order)."""
+
+    PERSON = 0  # the answer to something a person just did (their ack's card update)
+    ROOM = 1  # a new incident's room: everything else of it waits for this
+    POST = 2  # lines, messages, actions: the default
+    COSMETIC = 3  # a card refresh after an alert; at most one per card per `coalesce_seconds`
+
+
 class Effect(BaseModel):
     """One side effect the worker performs after the change that queued it is committed."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     kind: ClassVar[str]
+    priority: ClassVar[Priority] = Priority.POST
+    # Rows of this kind queued to merge (`bot.store.outbox.Queued.merge`) run at most once per this
+    # many seconds per incident; None: never merged.
+    coalesce_seconds: ClassVar[float | None] = None
 
     def payload(self) -> dict[str, Any]:
         """The row's JSON payload."""
@@ -55,13 +73,17 @@ class OpenRoom(Effect):
     """Set up the incident's Slack room (channel, owners, card, runbook), step by resumable step."""
 
     kind: ClassVar[str] = "slack.room"
+    priority: ClassVar[Priority] = Priority.ROOM
     incident_id: int
 
 
 class RefreshCard(Effect):
-    """Re-render the incident's card, announcement and channel topic from current state."""
+    """Re-render the incident's card, announcement and channel topic from current state (queued at
+    `Priority.PERSON` after a person's action, merged and cosmetic after an alert)."""
 
     kind: ClassVar[str] = "slack.card"
+    priority: ClassVar[Priority] = Priority.COSMETIC
+    coalesce_seconds: ClassVar[float | None] = 10.0
     incident_id: int
 
 

@@ -31,6 +31,8 @@
     ├── NotFlushed             bot.store.changeset: asked for a row its transaction dropped
     ├── BadRequest             bot.jsonbody: an HTTP request refused with its status and problems
     ├── Retry                  bot.worker: not yet; the outbox performs the effect again later
+    ├── Deferred               bot.worker: not now and not a failure; due again after its delay
+    │   └── RateLimited        bot.slack.budgets: Slack's rate limit for a call, counted or answered
     └── LeaseLost              bot.worker: another worker holds the outbox row now
 
 Classes that are errors of a Python kind as well keep that base too (``PlaybookError`` is still a

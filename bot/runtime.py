@@ -99,8 +99,9 @@ class Runtime:
     @cached_property
     def budget(self) -> ErrorBudget:
         """The error budget the card and the postmortem show: from these SLOs, and Prometheus when set."""
-        from bot.incidents.budget import ErrorBudget
-        return ErrorBudget(self.slos, self.prometheus)
+        from bot.incidents.budget import ErrorBudget, prometheus_for_cards
+        url = self.settings.prometheus_url
+        return ErrorBudget(self.slos, prometheus_for_cards(url) if url else None)
 
     def _choose_runbook(self, labels: dict[str, str], annotations: dict[str, str]) -> tuple[str | None, int | None]:
         runbook = self.runbooks.match(labels, annotations)

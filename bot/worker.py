@@ -9,11 +9,19 @@ kind; the worker is not built unless every kind has one. A row that cannot be re
 no type has, a payload that does not fit its type) fails at once, without retries: trying it
 again cannot help.
 
-One row at a time: the worker claims a row under its own name, a heartbeat renews the lease
-while the handler runs, and long handlers (the room's set-up) call `check_lease()` before each
-step, so a row whose lease was lost (this process stalled; another took the row) stops before it
-does anything twice. A database blip is not the effect's failure: the outcome is recorded as
-soon as the database answers again and the row is due again within a second.
+Several threads (``threads``), each claiming one row at a time, most urgent first
+(`bot.effects.Priority`); the claim never hands out a row while another row of its incident is
+being performed, so one incident's rows run one after another, in order, while a slow Slack call
+for one room holds up no other room. Each claim is under the worker's name, a heartbeat renews
+the lease while the handler runs, and long handlers (the room's set-up) call `check_lease()`
+before each step, so a row whose lease was lost (this process stalled; another took the row)
+stops before it does anything twice. A database blip is not the effect's failure: the outcome is
+recorded as soon as the database answers again and the row is due again within a second.
+
+Nothing waits in the worker: a handler that may not go on now (Slack's rate limit,
+`bot.slack.budgets`) raises `Deferred`, and the row is put back for then, without counting as a
+failed attempt. Rows queued to merge (a card refresh after an alert) run at most once per their
+effect's ``coalesce_seconds`` per incident: one claimed sooner is put back the same way.
 """
 
 from __future__ import annotations
@@ -25,14 +33,14 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from bot.effects import Effect, EffectError, Handlers
+from bot.effects import ALL, Effect, EffectError, Handlers
 from bot.errors import ExternalError, UserError, WarroomError, new_error_id
 from bot.logs import incident_id as incident_ctx
 from bot.store import outbox
@@ -41,6 +49,7 @@ from bot.store.models import saved_id
 
 log = logging.getLogger(__name__)
 
+R = TypeVar("R")
 GiveUp = Callable[[str, int | None, str], None]  # (kind, the incident it was for, the error)
 
 RECORD_RETRY_SECONDS = 0.5  # how often an outcome is retried while the database is away
@@ -48,6 +57,15 @@ RECORD_RETRY_SECONDS = 0.5  # how often an outcome is retried while the database
 
 class Retry(WarroomError):
     """Not yet: try again later (e.g. the room is not set up yet)."""
+
+
+class Deferred(WarroomError):
+    """Not now, and not a failure (Slack's rate limit): the row is due again in ``delay`` seconds
+    and this attempt does not count towards giving up."""
+
+    def __init__(self, message: str, *, delay: float) -> None:
+        super().__init__(message)
+        self.delay = max(0.0, delay)
 
 
 class LeaseLost(WarroomError):
@@ -89,33 +107,48 @@ def check_lease() -> None:
         lease.check()
 
 
+def performing() -> bool:
+    """Is this thread performing an outbox row (where nothing may wait: raise `Deferred`)?"""
+    return current_lease.get() is not None
+
+
 def is_database_error(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError)
 
 
 class Worker:
     def __init__(self, engine: Engine, handlers: Handlers, *, wake: threading.Event | None = None,
-                 on_give_up: GiveUp | None = None, poll_seconds: float = 1.0) -> None:
-        """Refuses (`bot.effects.HandlerSetError`) handlers that leave an effect kind without one."""
+                 on_give_up: GiveUp | None = None, poll_seconds: float = 1.0, threads: int = 1,
+                 coalesce_seconds: Mapping[str, float] | None = None) -> None:
+        """Refuses (`bot.effects.HandlerSetError`) handlers that leave an effect kind without one.
+        ``coalesce_seconds`` replaces an effect kind's own `Effect.coalesce_seconds`."""
         handlers.check()
+        if threads < 1:
+            raise ValueError("a worker needs at least one thread")
         self.engine = engine
         self.handlers = handlers
         self.wake = wake or threading.Event()
         self.on_give_up = on_give_up
         self.poll_seconds = poll_seconds
+        self.threads = threads
+        self.coalesce_seconds = {t.kind: t.coalesce_seconds for t in ALL if t.coalesce_seconds is not None}
+        self.coalesce_seconds.update(coalesce_seconds or {})
         self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="warroom-worker", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._loop, name=f"warroom-worker-{n}", daemon=True)
+                         for n in range(1, self.threads + 1)]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self.wake.set()
-        if self._thread:
-            self._thread.join(timeout=15)
+        deadline = time.monotonic() + 15
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -125,6 +158,7 @@ class Worker:
                 log.exception("worker loop failed; retrying")
                 worked = 0
             if not worked:
+                # Every idle thread wakes on the event; the first to find nothing clears it.
                 self.wake.wait(self.poll_seconds)
                 self.wake.clear()
 
@@ -135,15 +169,29 @@ class Worker:
         while done < limit and not self._stop.is_set():
             with transaction(self.engine) as session:
                 rows = outbox.claim(session, limit=1, owner=self.owner)
-                items = [(saved_id(i), i.kind, dict(i.payload), i.incident_id, i.attempts, i.last_error is not None)
-                         for i in rows]
+                items = [_Claimed(saved_id(i), i.kind, dict(i.payload), i.incident_id, i.attempts,
+                                  i.last_error is not None, i.dedupe_key) for i in rows]
             if not items:
                 break
-            item_id, kind, payload, incident, attempts, had_error = items[0]
-            lease = Lease(self.engine, item_id, self.owner, attempts, retried=attempts > 1 or had_error)
-            self._perform(lease, kind, payload, incident)
+            item = items[0]
+            lease = Lease(self.engine, item.id, self.owner, item.attempts,
+                          retried=item.attempts > 1 or item.had_error)
+            if not self._too_soon(lease, item):
+                self._perform(lease, item.kind, item.payload, item.incident_id)
             done += 1
         return done
+
+    def _too_soon(self, lease: Lease, item: _Claimed) -> bool:
+        """A merge row claimed before its kind's spacing has passed is put back until it has (and
+        keeps gathering copies); otherwise its key is freed, so what changes from now on queues a
+        new row. True when it was put back."""
+        every = self.coalesce_seconds.get(item.kind)
+        if every is None or not outbox.is_merge_key(item.dedupe_key):
+            return False
+        wait = self._record(lease, lambda s: outbox.release_merged(s, item.id, every, owner=lease.owner))
+        if wait:
+            log.debug("outbox %s #%s merges copies for %.1f s more", item.kind, item.id, wait)
+        return bool(wait)
 
     def drain(self, *, timeout: float = 30.0) -> None:
         """Perform everything due now, including effects queued by effects."""
@@ -170,6 +218,10 @@ class Worker:
             self._give_up(kind, _incident_of(None, payload, incident), failure)
         except LeaseLost as exc:
             log.warning("outbox %s #%s: %s; left to its new holder", kind, item_id, exc)
+        except Deferred as exc:
+            log.info("outbox %s #%s deferred: %s", kind, item_id, exc)
+            delay, why = exc.delay, f"deferred: {exc}"
+            self._record(lease, lambda s: outbox.defer(s, item_id, delay, why, owner=lease.owner))
         except Retry as exc:
             reason = f"retry: {exc}"
             self._record(lease, lambda s: outbox.fail(s, item_id, reason, owner=lease.owner))
@@ -198,7 +250,7 @@ class Worker:
         except Exception:
             log.exception("could not report a failed %s", kind)
 
-    def _record(self, lease: Lease, write: Callable[[Any], bool]) -> bool:
+    def _record(self, lease: Lease, write: Callable[[Any], R]) -> R | bool:
         """Write the row's outcome, waiting out a database blip for as long as the lease could
         still be ours (after that the row is someone else's, or due again anyway)."""
         deadline = time.monotonic() + outbox.CLAIM_SECONDS
@@ -212,6 +264,17 @@ class Worker:
                     return False
                 log.warning("database unavailable while recording outbox #%s; retrying", lease.item_id)
                 time.sleep(RECORD_RETRY_SECONDS)
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    incident_id: int | None
+    attempts: int
+    had_error: bool
+    dedupe_key: str
 
 
 def _incident_of(effect: Effect | None, payload: Any, row_incident: int | None) -> int | None:

@@ -105,6 +105,11 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "WARROOM_CORRELATE": "",
         "WARROOM_STORM_INCIDENTS": 0,
         "WARROOM_STORM_SERVICE_INCIDENTS": 0,
+        # The emulator enforces no rate limit unless a test turns it on, and neither does warroom's
+        # own count of them (bot.slack.budgets); card updates after alerts are not spaced out.
+        # The tests of budgets and spacing set these back.
+        "WARROOM_SLACK_BUDGET_SCALE": 1000,
+        "WARROOM_CARD_REFRESH_SECONDS": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]

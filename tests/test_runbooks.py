@@ -150,7 +150,7 @@ def test_broken_front_matter_is_reported_with_file_and_line(shipped_copy: Path) 
         "runbooks/latency-p99.md:9: actions: unknown playbook 'page-everyone' "
         "(known: disable-tool, enable-tool, fallback, rollback, unleash-kill-switch)",
         "runbooks/latency-p99.md:10: colour: unknown key "
-        "(expected one of: id, title, match, severity, owners, actions, links, auto)",
+        "(expected one of: id, title, match, severity, owners, actions, links, auto, correlate)",
     ]
 
 

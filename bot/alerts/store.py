@@ -191,7 +191,8 @@ class AlertStore:
         for note in notes:
             first.setdefault(note.group_key_hash, note)
         rows = [{"source": note.source, "group_key_hash": key_hash, "group_key": note.group_key,
-                 "group_labels": note.group_labels, "created_at": now} for key_hash, note in sorted(first.items())]
+                 "group_labels": note.group_labels, "alerts_unlisted": 0, "created_at": now}
+                for key_hash, note in sorted(first.items())]
         # The no-op update is what locks an existing row (as ``FOR UPDATE`` would) in the statement
         # that creates the missing ones; PostgreSQL takes the rows in the order given. The pipeline
         # sends the transaction's BEGIN with it, in one round trip.

@@ -227,7 +227,7 @@ def set_switch(session: Session, incident: Incident, *, on: bool, actor: str) ->
     text = said(who(actor), f" switched automatic actions {'on' if on else 'off'} for this incident",
                 None if on else ": warroom will not run, undo or propose anything on its own")
     timeline.record(session, incident, "automation", text, actor=actor, echo=True)
-    incidents.refresh_card(session, incident)
+    incidents.refresh_card(session, incident, by=actor)
     return f"Automatic actions are {'on' if on else 'off'} for incident #{incident.id}."
 
 

@@ -55,6 +55,7 @@ class Emulator:
         self.state = Workspace.from_seed(seed)
         self.token = token
         self.signing_secret = signing_secret
+        self.rate_limits = rate_limits  # what reset() goes back to
         self.limiter = RateLimiter()
         self.limiter.configure(enabled=rate_limits)
         self.faults = FaultInjector()
@@ -93,10 +94,10 @@ class Emulator:
         self._server = self._thread = None
 
     def reset(self) -> None:
-        """Fresh workspace from the seed, no faults, no rate limits, no bot; the server keeps running."""
+        """Fresh workspace from the seed, no faults, rate limits as constructed, no bot; the server keeps running."""
         self.state.reset()
         self.faults.clear()
-        self.limiter.configure(enabled=False)
+        self.limiter.restore(enabled=self.rate_limits)
         self.driver.replies.clear()
         self.driver.bot_url = None
         self.driver.signing_secret = self.signing_secret
@@ -200,12 +201,20 @@ class Emulator:
 
 def run(host: str = "127.0.0.1", port: int = 3000, bot_url: str | None = None,
         signing_secret: str = DEFAULT_SIGNING_SECRET, seed: str | Path | None = None,
-        token: str = "xoxb-warroom", faults: list[dict[str, Any]] | None = None) -> None:
+        token: str = "xoxb-warroom", faults: list[dict[str, Any]] | None = None, rate_limits: bool = True) -> None:
     """Blocking entry point for ``warroom emulator``; ``faults``: `control.parse_fault` results."""
-    emu = Emulator(seed=seed, signing_secret=signing_secret, bot_url=bot_url, token=token)
+    emu = Emulator(seed=seed, signing_secret=signing_secret, bot_url=bot_url, token=token, rate_limits=rate_limits)
     emu.base_url = f"http://{host}:{port}"
     for fault in faults or []:
         emu.faults.inject(**fault)
     print(f"Slack emulator on {emu.base_url}  (open it to watch and act; SLACK_API_URL={emu.api_url}, "
-          f"token {token}, bot at {bot_url or 'none'}); faults: {emu.base_url}{control.PATH}", flush=True)
+          f"token {token}, bot at {bot_url or 'none'}); faults: {emu.base_url}{control.PATH}; "
+          f"{limits_banner(rate_limits)}", flush=True)
     uvicorn.run(create_app(emu), host=host, port=port, log_level="warning", lifespan="off")
+
+
+def limits_banner(rate_limits: bool) -> str:
+    """What a person running the emulator needs to know about its pace."""
+    if rate_limits:
+        return "Slack's rate limits on (method tiers, about 1 message/s per channel; --no-rate-limits turns them off)"
+    return "rate limits off (--no-rate-limits): every call is answered at once, unlike Slack"

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import httpx
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
@@ -36,6 +37,13 @@ KEPT_ANSWERS = 1000  # Prometheus answers kept, one per incident; an old inciden
 # An incident's card refreshes often (and first after a person's action): Prometheus is asked at
 # most this often per incident, so a slow Prometheus costs a card one slow call per period at most.
 ASK_EVERY = timedelta(seconds=30)
+ASK_TIMEOUT_SECONDS = 2.0
+
+
+def prometheus_for_cards(url: str) -> PrometheusSLI:
+    """Prometheus with a short timeout: a card refresh (first in line after a person's action)
+    waits for it at most this long, once per `ASK_EVERY`; then the figure comes from traces."""
+    return PrometheusSLI(url, httpx.Client(timeout=ASK_TIMEOUT_SECONDS))
 
 
 def impact_window(session: Session, incident: Incident) -> tuple[datetime, datetime]:

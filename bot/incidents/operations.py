@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from bot.automation.service import set_switch
 from bot.effects import OpenRoom, PostMessage
 from bot.evals.suite import SuiteCase, collect_incident, incident_case_counts, suite_cases
+from bot.incidents import merge as merging
 from bot.incidents import service, timeline
 from bot.incidents.budget import ErrorBudget
 from bot.people import Names
@@ -163,6 +164,20 @@ def resolve(engine: Engine, incident_id: int, *, actor: str, summary: str | None
     return _change(engine, incident_id, apply), firing[0]
 
 
+def merge(engine: Engine, into_id: int, ids: Sequence[int], *, actor: str) -> merging.Merged:
+    """``/incident merge``: the incidents ``ids`` go into ``into_id`` (`bot.incidents.merge`)."""
+    with transaction(engine) as session:
+        return merging.merge(session, into_id, ids, actor=actor)
+
+
+def split(engine: Engine, incident_id: int, group: str, *, actor: str, choose_runbook: merging.ChooseRunbook | None,
+          default_severity: int) -> merging.Split:
+    """``/incident split``: the named alert group gets an incident and a room of its own."""
+    with transaction(engine) as session:
+        return merging.split(session, incident_id, group, actor=actor, choose_runbook=choose_runbook,
+                             default_severity=default_severity)
+
+
 def set_automation(engine: Engine, incident_id: int, *, on: bool, actor: str) -> str:
     """``/incident auto on|off``; the sentence that says what changed (or that nothing did)."""
     said: list[str] = []
@@ -178,7 +193,7 @@ def promote(engine: Engine, incident_id: int, *, actor: str) -> None:
                         actor=actor)
         outbox.enqueue(session, OpenRoom(incident_id=incident_id), key=f"room:{incident_id}:promoted",
                        incident_id=incident_id)
-        service.refresh_card(session, incident)  # the thread card loses its Promote button
+        service.refresh_card(session, incident, by=actor)  # the thread card loses its Promote button
 
 
 def pin(engine: Engine, incident_id: int, *, text: str, at: datetime, channel: str, ts: str, pinner: str | None,

@@ -59,6 +59,9 @@ OPERATIONS: dict[str, Operation] = {
     "cause": Operation(Rule.CHANNEL, "name its cause"),
     "label": Operation(Rule.CHANNEL, "label its traces (a label becomes an eval case)"),
     "silence": Operation(Rule.CHANNEL, "silence its alerts"),
+    # Both incidents' responders: a merge ends the merged incident and archives its channel.
+    "merge": Operation(Rule.CHANNEL, "merge it with another incident"),
+    "split": Operation(Rule.CHANNEL, "split its alert groups into incidents of their own"),
     # Acting on production follows the playbook.
     "automation": Operation(Rule.CHANNEL, "switch automatic actions on or off"),
     "run": Operation(Rule.PLAYBOOK, "run it"),

@@ -17,11 +17,11 @@ from sqlmodel import Session, col
 
 from bot.alerts.correlation import group_name
 from bot.clock import as_utc, utcnow
-from bot.effects import ActionCard, ArchiveChannel, OpenRoom, PostFailingTraces, PostmortemDue, RefreshCard
+from bot.effects import ActionCard, ArchiveChannel, OpenRoom, PostFailingTraces, PostmortemDue, Priority, RefreshCard
 from bot.errors import InvalidTransition, NotFound, UserError
 from bot.incidents import lifecycle, metrics, timeline
 from bot.people import Names, display
-from bot.said import MENTIONS, Said, said, who
+from bot.said import MENTIONS, USER_ID, Said, said, who
 from bot.store import changeset, outbox
 from bot.store.models import ActionRun, Alert, Followup, Incident, TimelineEvent, saved_id
 
@@ -94,16 +94,22 @@ def alert_groups(session: Session, incident_id: int) -> list[GroupSummary]:
             for group_id, first, firing, total in rows]
 
 
-def refresh_card(session: Session, incident: Incident) -> None:
-    """Queue a re-render of the incident card (and the announcement) from current state."""
+def refresh_card(session: Session, incident: Incident, *, by: str | None = None) -> None:
+    """Queue a re-render of the incident card (and the announcement) from current state: at once
+    when ``by`` is a person (they are looking for it), else merged with others (`card_effect`)."""
     assert incident.id is not None
     incident.updated_at = utcnow()
-    outbox.enqueue_many(session, [card_effect(incident.id)])
+    outbox.enqueue_many(session, [card_effect(incident.id, urgent=bool(by and USER_ID.match(by)))])
 
 
-def card_effect(incident_id: int) -> outbox.Queued:
-    """The outbox row that re-renders the incident's card (and its announcement)."""
-    return outbox.Queued(RefreshCard(incident_id=incident_id), incident_id=incident_id)
+def card_effect(incident_id: int, *, urgent: bool = False) -> outbox.Queued:
+    """The outbox row that re-renders the incident's card (and its announcement). ``urgent``: a
+    person's action, performed before anything less urgent; otherwise (an alert, the automation)
+    it is cosmetic, and merges with a waiting one: one card update per ten seconds at most."""
+    if urgent:
+        return outbox.Queued(RefreshCard(incident_id=incident_id), incident_id=incident_id, priority=Priority.PERSON)
+    return outbox.Queued(RefreshCard(incident_id=incident_id), key=f"card:{incident_id}", incident_id=incident_id,
+                         merge=True)
 
 
 def declare(session: Session, *, title: str, severity: int, actor: str, service: str | None = None,
@@ -167,7 +173,7 @@ def acknowledge(session: Session, incident: Incident, *, actor: str, at: datetim
     took = metrics.human(metrics.mtta(incident))
     timeline.record(session, incident, "acknowledged", said("Acknowledged by ", who(actor), f" (MTTA {took})"),
                     actor=actor, at=now, echo=True)
-    refresh_card(session, incident)
+    refresh_card(session, incident, by=actor)
 
 
 def set_severity(session: Session, incident: Incident, severity: int, *, actor: str) -> None:
@@ -178,14 +184,14 @@ def set_severity(session: Session, incident: Incident, severity: int, *, actor: 
     old, incident.severity = incident.severity, severity
     timeline.record(session, incident, "severity", said(f"Severity SEV{old} → SEV{severity} by ", who(actor)),
                     actor=actor, echo=True)
-    refresh_card(session, incident)
+    refresh_card(session, incident, by=actor)
 
 
 def set_commander(session: Session, incident: Incident, user_id: str, *, actor: str) -> None:
     incident.commander = user_id
     timeline.record(session, incident, "commander",
                     said(who(user_id), " is incident commander (set by ", who(actor), ")"), actor=actor, echo=True)
-    refresh_card(session, incident)
+    refresh_card(session, incident, by=actor)
 
 
 def post_status(session: Session, incident: Incident, text: str, *, actor: str) -> None:
@@ -193,7 +199,7 @@ def post_status(session: Session, incident: Incident, text: str, *, actor: str) 
     timeline.record(
         session, incident, "status", said("Status update from ", who(actor), ": ", text), actor=actor, echo=True
     )
-    refresh_card(session, incident)
+    refresh_card(session, incident, by=actor)
 
 
 def add_note(session: Session, incident: Incident, text: str, *, actor: str) -> None:
@@ -226,7 +232,7 @@ def mitigate(session: Session, incident: Incident, *, actor: str, reason: str, e
     lifecycle.check(incident.status, lifecycle.MITIGATED)
     incident.status, incident.mitigated_at = lifecycle.MITIGATED, incident.mitigated_at or utcnow()
     timeline.record(session, incident, "mitigated", f"Mitigated: {reason}", actor=actor, echo=echo)
-    refresh_card(session, incident)
+    refresh_card(session, incident, by=actor)
     return True
 
 
@@ -241,7 +247,7 @@ def resolve(session: Session, incident: Incident, *, actor: str, summary: str | 
     text = said("Resolved by ", who(actor), f" (MTTR {took})", f": {summary}" if summary else None)
     timeline.record(session, incident, "resolved", text, actor=actor, at=now, echo=True)
     cancel_waiting_actions(session, incident)
-    refresh_card(session, incident)
+    refresh_card(session, incident, by=actor)
     outbox.enqueue(
         session,
         PostmortemDue(incident_id=saved_id(incident)),
@@ -281,7 +287,7 @@ def reopen(session: Session, incident: Incident, *, actor: str, reason: str = ""
     incident.status, incident.resolved_at, incident.resolved_by = target, None, None
     timeline.record(session, incident, "reopened", said("Reopened by ", who(actor), f": {reason}" if reason else None),
                     actor=actor, echo=True)
-    refresh_card(session, incident)
+    refresh_card(session, incident, by=actor)
 
 
 def close(session: Session, incident: Incident, *, actor: str, reason: str = "") -> None:
@@ -290,7 +296,7 @@ def close(session: Session, incident: Incident, *, actor: str, reason: str = "")
     text = said("Closed by ", who(actor), f": {reason}" if reason else None, "; the channel will be archived")
     timeline.record(session, incident, "closed", text, actor=actor, echo=True)
     cancel_waiting_actions(session, incident)
-    refresh_card(session, incident)
+    refresh_card(session, incident, by=actor)
     outbox.enqueue(session, ArchiveChannel(incident_id=saved_id(incident)), key=f"archive:{incident.id}",
                    incident_id=incident.id)
 

@@ -11,6 +11,7 @@ from bot.actions.service import Actions
 from bot.effects import Handlers
 from bot.runtime import Runtime
 from bot.slack.action_effects import ActionEffects
+from bot.slack.budgets import Budgets
 from bot.slack.card_sync import CardSync
 from bot.slack.client import SlackGateway, make_web_client
 from bot.slack.command_table import CommandTable
@@ -40,7 +41,7 @@ def build_slack(runtime: Runtime, actions: Actions | None = None) -> SlackSide:
     settings = runtime.settings
     gateway = SlackGateway(make_web_client(settings.slack_bot_token, settings.slack_api_url,
                                            timeout=settings.slack_timeout_seconds), runtime.metrics,
-                           runtime.redactor)
+                           runtime.redactor, Budgets(settings.slack_budget_scale))
     app = App(
         client=gateway.client,
         signing_secret=settings.slack_signing_secret,

@@ -50,6 +50,9 @@ class CardView:
     resolved_groups: list[str] = field(default_factory=list)
     storm_groups: int | None = None
     thread_only: bool = False  # a low-severity incident living in a thread of the incidents channel
+    # `/incident merge` ended this incident in another one (and its channel, if it has one).
+    merged_into: int | None = None
+    merged_into_channel: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -106,6 +109,8 @@ def card(view: CardView) -> list[dict[str, Any]]:
         {"type": "section", "fields": [_md(f) for f in fields[:10]]},
     ]
     context = []
+    if view.merged_into is not None:
+        context.append(f"➡️ {_merged_into(view)}")
     if view.storm_groups is not None:
         context.append(f"🌪️ Storm: {view.storm_groups} alert group(s) joined this incident, "
                        f"{view.firing} alert(s) firing")
@@ -161,11 +166,22 @@ def card_text(view: CardView) -> str:
     return escape(f"{headline(view)} — {view.status}, {view.firing} alert(s) firing")
 
 
+def _merged_into(view: CardView) -> str:
+    where = f" in <#{view.merged_into_channel}>" if view.merged_into_channel else ""
+    return f"Merged into incident #{view.merged_into}{where}"
+
+
 def announcement(view: CardView) -> list[dict[str, Any]]:
     where = f" in <#{view.channel_id}>" if view.channel_id else ""
+    if view.merged_into is not None:  # its own channel is archived: point at where the work goes on
+        where = f" · {_merged_into(view)}"
     text = f"*{escape(headline(view))}*{where}\n{safe(view.service or '', 100)} · status *{view.status}*"
     if view.acknowledged_by:
         text += f" · acknowledged by <@{view.acknowledged_by}>"
+    if view.storm_groups is not None:  # live counts: the announcement is edited with every refresh
+        text += f"\n🌪️ Storm: {view.storm_groups} alert group(s), {view.firing} alert(s) firing"
+    elif view.other_groups:
+        text += f"\n{len(view.other_groups) + 1} alert groups firing"
     blocks: list[dict[str, Any]] = [{"type": "section", "text": _md(text)}]
     for warning in view.warnings[:3]:
         blocks.append({"type": "context", "elements": [_md(f"⚠️ {safe(warning, 600)}")]})

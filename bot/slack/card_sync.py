@@ -16,7 +16,7 @@ from sqlmodel import col
 
 from bot.effects import ActionCard, Handlers, RefreshCard
 from bot.incidents import service
-from bot.slack.effects import SlackEffects
+from bot.slack.effects import SlackEffects, unless_archived
 from bot.slack.topic import topic_text
 from bot.slack.views import card_view
 from bot.store.db import transaction
@@ -60,7 +60,8 @@ class CardSync:
             channel = incident.channel_id
         if wanted == last:
             return
-        self.room.gateway.call("conversations.setTopic", channel=channel, topic=wanted)
+        with unless_archived():
+            self.room.gateway.call("conversations.setTopic", channel=channel, topic=wanted)
         with transaction(self.room.engine) as session:
             step = session.execute(select(IncidentStep).where(col(IncidentStep.incident_id) == incident_id,
                                                               col(IncidentStep.name) == "topic")).scalar_one()

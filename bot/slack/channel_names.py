@@ -3,15 +3,19 @@
 Slack accepts lowercase a–z, 0–9, ``-`` and ``_``, at most 80 characters (``conversations.create``
 answers ``invalid_name_specials`` / ``invalid_name_maxlength`` otherwise). Unicode is
 transliterated where NFKD gives an ASCII base (``é`` → ``e``) and dropped otherwise; the name is
-never empty; on a clash (``name_taken``) the room adds the incident number, then ``-2``, ``-3`` …,
-within the length limit.
+never empty. The default template names the incident (``inc-{id}-{slug}``), so names do not clash
+in the first place; on a clash (``name_taken``) the room adds the incident number unless the name
+already has it, then ``-2``, ``-3`` …, within the length limit.
 """
 
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
 from datetime import datetime
+
+from bot.config import DEFAULT_CHANNEL_TEMPLATE
 
 MAX_LENGTH = 80
 _INVALID = re.compile(r"[^a-z0-9_-]+")
@@ -35,8 +39,28 @@ def channel_name(template: str, *, incident_id: int, opened_at: datetime, title:
     try:
         raw = template.format(**values)
     except (KeyError, IndexError, ValueError):
-        raw = "inc-{date}-{slug}".format(**values)
+        raw = DEFAULT_CHANNEL_TEMPLATE.format(**values)
     return sanitise(raw) or f"inc-{incident_id}"
+
+
+def names_the_incident(template: str) -> bool:
+    """Whether names from ``template`` carry the incident number (a broken template falls back to the default)."""
+    try:
+        fields = {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
+    except ValueError:
+        return True
+    return "id" in fields
+
+
+def clash_name(base: str, *, incident_id: int, attempt: int, template: str) -> str:
+    """The name to ask for on ``attempt`` (1: ``base``): after a clash the incident number makes it
+    unique at once (a storm of one alert kind would otherwise walk -2, -3, … one Slack call each),
+    unless the template already put it in; ``-N`` after that is a fallback."""
+    if attempt <= 1:
+        return base
+    if names_the_incident(template):
+        return with_suffix(base, attempt)
+    return with_suffix(f"{base[:70]}-{incident_id}", attempt - 1)
 
 
 def sanitise(name: str) -> str:

@@ -1,14 +1,17 @@
 """The one way warroom calls the Slack Web API.
 
 Retries: 429 honouring ``Retry-After``, 5xx and connection errors (slack-sdk's retry handlers,
-configured here, because its default retries only connection errors once). "Already done"
+configured here, because its default retries only connection errors once). In the worker
+(`bot.worker`) nothing waits: a call goes only if warroom's own budget for it allows
+(`bot.slack.budgets`), a 429 is not slept on but raised as `RateLimited` (the worker puts the row
+back until ``Retry-After``), and 5xx and connection errors are retried at once. "Already done"
 answers (``already_in_channel``, ``already_pinned`` …) are success: every call is made so that
 repeating it is safe. Anything else raises `SlackCallError` with an id that is logged and shown.
 
 Posting is the exception: a ``chat.postMessage`` whose answer was lost (timeout, 5xx, dropped
 connection) may have posted. `post_once` therefore tags every post with message metadata naming
 it (a key) and, before posting again, looks for that key in the channel's history; slack-sdk's own
-retries are off for it except on 429 (Slack did nothing then).
+retries are off for it except on 429 (Slack did nothing then), and off altogether in the worker.
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 
 from bot import redact
 from bot.errors import ExternalError
+from bot.slack.budgets import Budgets, RateLimited
+from bot.worker import performing
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +78,30 @@ def _rate_limit_only(client: WebClient) -> WebClient:
     return twin
 
 
+def _never_waits(client: WebClient, *, posting: bool = False) -> WebClient:
+    """The same client for the worker: no 429 retry (the row waits, not the thread), 5xx and
+    connection errors retried at once; a post is not retried at all (see `SlackGateway.post_once`)."""
+    twin = WebClient(token=client.token, base_url=client.base_url, timeout=client.timeout)
+    at_once = FixedValueRetryIntervalCalculator(0)
+    twin.retry_handlers = [] if posting else [
+        ConnectionErrorRetryHandler(max_retry_count=2, interval_calculator=at_once),
+        ServerErrorRetryHandler(max_retry_count=2, interval_calculator=at_once),
+    ]
+    return twin
+
+
+def retry_after(exc: SlackApiError) -> float:
+    """A 429's ``Retry-After`` in seconds (one when Slack left it out)."""
+    headers = getattr(exc.response, "headers", None) or {}
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    if isinstance(value, list):
+        value = value[0] if value else None
+    try:
+        return max(1.0, float(value)) if value is not None else 1.0
+    except (TypeError, ValueError):
+        return 1.0
+
+
 # What people read in a call (message text, Block Kit text objects, topics); never ids, values or URLs.
 _READ_KEYS = frozenset({"text", "topic", "purpose", "alt_text"})
 
@@ -88,18 +118,34 @@ def redact_readable(value: Any, redactor: redact.Redactor) -> Any:
 
 class SlackGateway:
     def __init__(
-        self, client: WebClient, metrics: Any | None = None, redactor: redact.Redactor = redact.DEFAULT
+        self, client: WebClient, metrics: Any | None = None, redactor: redact.Redactor = redact.DEFAULT,
+        budgets: Budgets | None = None,
     ) -> None:
         self.client = client
         self.redactor = redactor  # the process's: everything readable in a call is redacted with it
+        self.budgets = budgets or Budgets()
         self._post_client = _rate_limit_only(client)
+        self._worker_client = _never_waits(client)
+        self._worker_post_client = _never_waits(client, posting=True)
         self._metrics = metrics
 
     def call(self, method: str, *, json: bool = False, ok_errors: frozenset[str] = frozenset(),
-             client: WebClient | None = None, **args: Any) -> dict[str, Any]:
-        """Call ``method``; JSON body for chat.* and views.* (as slack-sdk does), form otherwise."""
+             posting: bool = False, **args: Any) -> dict[str, Any]:
+        """Call ``method``; JSON body for chat.* and views.* (as slack-sdk does), form otherwise.
+        ``posting``: a post that must not be retried when its answer is lost (`post_once`). In the
+        worker, raises `RateLimited` instead of waiting for Slack's rate limit."""
         payload = redact_readable({k: v for k, v in args.items() if v is not None}, self.redactor)
-        client = client or self.client
+        channel = str(args["channel"]) if method == "chat.postMessage" and args.get("channel") else None
+        in_worker = performing()
+        if in_worker:
+            wait = self.budgets.take(method, channel)
+            if wait > 0:
+                self._count(method, "deferred")
+                raise RateLimited(method, wait, channel=channel)
+            client = self._worker_post_client if posting else self._worker_client
+        else:
+            self.budgets.spend(method, channel)
+            client = self._post_client if posting else self.client
         try:
             if json:
                 response = client.api_call(method, json=payload)
@@ -108,6 +154,12 @@ class SlackGateway:
             self._count(method, "ok")
             return dict(response.data) if isinstance(response.data, dict) else {}
         except SlackApiError as exc:
+            if getattr(exc.response, "status_code", None) == 429:
+                seconds = retry_after(exc)
+                self.budgets.exhaust(method, channel, seconds)
+                if in_worker:
+                    self._count(method, "deferred")
+                    raise RateLimited(method, seconds, channel=channel, refused=True) from exc
             error = str(exc.response.get("error", "unknown_error")) if exc.response is not None else "unknown_error"
             if error in ALREADY_DONE or error in ok_errors:
                 self._count(method, "already")
@@ -140,7 +192,7 @@ class SlackGateway:
         metadata = {"event_type": POST_EVENT_TYPE, "event_payload": {"key": key}}
         for attempt in range(1, POST_TRIES + 1):
             try:
-                return self.call("chat.postMessage", json=True, client=self._post_client, channel=channel, text=text,
+                return self.call("chat.postMessage", json=True, posting=True, channel=channel, text=text,
                                  blocks=blocks, metadata=metadata, **extra)
             except SlackCallError as exc:
                 if not exc.unanswered:

@@ -7,6 +7,8 @@ answer lost, or its process killed after posting) finds its post in Slack instea
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +29,7 @@ from bot.effects import (
 from bot.incidents import service, timeline
 from bot.said import Said
 from bot.slack import blocks
+from bot.slack.client import SlackCallError
 from bot.slack.reminder_digest import Listed, digest_line
 from bot.slack.room import Room
 from bot.slack.text import escape_keep_mentions, mrkdwn, safe
@@ -35,6 +38,17 @@ from bot.store.db import transaction
 from bot.store.models import Incident, IncidentStep, TimelineEvent
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def unless_archived() -> Iterator[None]:
+    """A change to an archived incident channel (a merged incident's) is not needed any more:
+    its card and topic stay as they were, and the rest of the effect (the announcement) goes on."""
+    try:
+        yield
+    except SlackCallError as exc:
+        if exc.error != "is_archived":
+            raise
 
 
 @dataclass
@@ -73,7 +87,8 @@ class SlackEffects:
             view = card_view(session, service.get(session, incident_id), self.room.runbooks, self.room.budget)
         card = self._step_result(incident_id, "card")
         if card:  # before the card exists there is nothing to update: it is posted from current state
-            self.gateway.update(card["channel"], card["ts"], blocks.card_text(view), blocks.card(view))
+            with unless_archived():
+                self.gateway.update(card["channel"], card["ts"], blocks.card_text(view), blocks.card(view))
         thread_card = self._step_result(incident_id, "thread_card")
         if thread_card:
             view.thread_only = self._step_result(incident_id, "promoted") is None

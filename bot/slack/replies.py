@@ -24,6 +24,7 @@ HELP_LINES: tuple[tuple[str, ...], ...] = (
     ("cause",),
     ("followup", "followups"),
     ("resolve", "reopen", "close"),
+    ("merge", "split"),
     ("list", "timeline"),
     ("actions", "fallback", "rollback"),
     ("disable-tool", "enable-tool", "undo", "silence"),

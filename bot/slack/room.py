@@ -5,7 +5,9 @@ its `IncidentStep` row ("already done?") and writes a timeline event when it com
 crash or a Slack failure midway is finished by the next run (the outbox retry, the scheduler,
 or ``warroom incidents resume``) without duplicating anything. Steps that are not essential
 (topic, invite, pin, bookmarks) do not stop the others when they fail; the run is retried and a
-step that keeps failing is shown on the card as a warning.
+step that keeps failing is shown on the card as a warning. A step Slack's rate limit stops
+(`bot.slack.budgets.RateLimited`) is not a failure: the worker puts the row back and the next run
+starts at that step.
 
 Nothing twice in Slack, whatever fails: warroom writes a marker naming this installation and the
 incident into the purpose of each channel it creates, and adopts a channel whose name it finds
@@ -33,7 +35,8 @@ from bot.incidents import service, timeline
 from bot.incidents.budget import ErrorBudget
 from bot.runbooks import RunbookSet, owner_kind
 from bot.slack import blocks
-from bot.slack.channel_names import channel_name, with_suffix
+from bot.slack.budgets import RateLimited
+from bot.slack.channel_names import channel_name, clash_name
 from bot.slack.client import SlackCallError, SlackGateway
 from bot.slack.text import cut
 from bot.slack.views import card_view
@@ -62,6 +65,7 @@ class Room:
 
     def open(self, incident_id: int) -> None:
         failed: list[str] = []
+        limited: list[RateLimited] = []
         steps = self._thread_steps() if self._thread_only(incident_id) else self._steps()
         for name, step in steps:
             if self._is_done(incident_id, name):
@@ -75,9 +79,18 @@ class Room:
                     raise
                 failed.append(name)
                 continue
+            except RateLimited as exc:
+                # Not now: an essential step stops the run (the worker resumes it here later);
+                # a cosmetic one waits while the others go on.
+                if name in ESSENTIAL:
+                    raise
+                limited.append(exc)
+                continue
             self._mark_done(incident_id, name, result or {})
         if failed:
             raise SetupIncomplete(f"steps {', '.join(failed)} failed; will retry")
+        if limited:
+            raise min(limited, key=lambda exc: exc.delay)
 
     def _steps(self) -> list[tuple[str, Callable[[int], dict[str, Any] | None]]]:
         return [("channel", self._channel), ("topic", self._topic), ("invite", self._invite), ("card", self._card),
@@ -191,9 +204,7 @@ class Room:
             return self._use_channel(incident_id, created)
         intended = self._result(incident_id, "channel").get("intended")
         for attempt in range(1, MAX_NAME_ATTEMPTS + 1):
-            # On a clash the incident number makes the name unique at once (a storm of one alert
-            # kind would otherwise walk -2, -3, … one Slack call each); -N after that is a fallback.
-            name = base if attempt == 1 else with_suffix(f"{base[:70]}-{incident_id}", attempt - 1)
+            name = clash_name(base, incident_id=incident_id, attempt=attempt, template=self.settings.channel_template)
             # Remember the name before asking for it: only a name an earlier run asked for can be
             # taken by our own channel (created, answer lost), so only then is the owner looked up.
             self._save_result(incident_id, "channel", {"intended": name})
@@ -204,7 +215,7 @@ class Room:
                 # Marked before anything else, so a retry after a lost database write adopts it.
                 try:
                     self.gateway.call("conversations.setPurpose", channel=channel["id"], purpose=self._purpose(marker))
-                except SlackCallError:
+                except (SlackCallError, RateLimited):
                     self._save_result(incident_id, "channel", {"intended": name, "created": {
                         "id": channel["id"], "name": channel["name"]}})
                     raise
@@ -315,13 +326,15 @@ class Room:
 
     def _bookmarks(self, incident_id: int) -> dict[str, Any]:
         incident = self._incident(incident_id)
-        added = []
+        # Each link is recorded once added: a run stopped midway (a rate limit) adds only the rest.
+        added = list(self._result(incident_id, "bookmarks").get("links", []))
         for link in (incident.links or [])[:5]:
-            if link["title"] == "Silence":
+            if link["title"] == "Silence" or link["url"] in added:
                 continue
             self.gateway.call("bookmarks.add", channel_id=incident.channel_id, title=cut(link["title"], 60),
                               type="link", link=link["url"])
             added.append(link["url"])
+            self._save_result(incident_id, "bookmarks", {"links": added})
         return {"links": added}
 
     def _thread_card(self, incident_id: int) -> dict[str, Any]:

@@ -37,6 +37,7 @@ def card_view(session: Session, incident: Incident, runbooks: RunbookSet | None,
     traffic_line = impact.traffic_line(session, incident, start, end)
     measured = budget.of(session, incident, start, end) if budget is not None else None
     budget_line = measured.line() if measured is not None else None
+    merged_into = session.get(Incident, incident.merged_into_id) if incident.merged_into_id else None
     return CardView(
         id=saved_id(incident), title=incident.title, status=incident.status, severity=incident.severity,
         service=incident.service, slo=incident.slo, firing=counts["firing"], resolved=counts["resolved"],
@@ -52,6 +53,7 @@ def card_view(session: Session, incident: Incident, runbooks: RunbookSet | None,
         failing_traces=failing_trace_count(session, saved_id(incident)),
         other_groups=[g.name for g in others if g.firing], resolved_groups=[g.name for g in others if not g.firing],
         storm_groups=len(groups) if incident.storm else None,
+        merged_into=incident.merged_into_id, merged_into_channel=merged_into.channel_id if merged_into else None,
     )
 
 

@@ -22,7 +22,7 @@ A transaction that ends without a commit (rolled back, closed) drops what it que
 Ordering rules, which `flush` keeps and the tests check:
 
 * rows go in in the order they were queued: an incident's outbox rows get ascending ids in that
-  order, and the worker performs them in id order;
+  order, and the worker performs an incident's rows of one priority in id order;
 * an echoed event queues its ``slack.line`` right after itself (and only when it was written: an
   event with a ``dedupe_key`` recorded before writes nothing, and echoes nothing);
 * an effect queued with ``only_if`` is written only if that says so once the writes sent before
@@ -101,7 +101,7 @@ class QueuedEffect:
             raise NotFlushed("the effect was dropped with its transaction")
         if self._sent is None:
             return False
-        key = self.effect.key
+        key = self.effect.row_key
         return key is None or any(row.dedupe_key == key for row in self._sent.rows())
 
 
@@ -160,7 +160,7 @@ class ChangeSet:
                 # Conditions are answered by now when events went in (their INSERT waited for the
                 # writes sent before it); otherwise asking waits.
                 if item.only_if is None or item.only_if():
-                    key = item.effect.key
+                    key = item.effect.row_key
                     if key is None or key not in keys:  # of two copies in one INSERT, the first goes in
                         queued.append(item)
                     if key is not None:

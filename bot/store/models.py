@@ -127,9 +127,12 @@ class OutboxItem(SQLModel, table=True):
     """A side effect queued in the same transaction as the state change that needs it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),
+                      Index("ix_outbox_claim", "status", "priority", "next_attempt_at"))
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=60)
+    # `bot.effects.Priority`: due rows are claimed lowest first.
+    priority: int = Field(default=2, sa_column_kwargs={"server_default": "2"})
     dedupe_key: str = Field(max_length=200, unique=True)
     incident_id: int | None = Field(default=None, index=True)
     payload: dict[str, Any] = _json()

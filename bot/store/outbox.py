@@ -3,11 +3,21 @@
 A row is written in the same transaction as the change that needs it, keyed so the same effect
 is never queued twice: it is queued in the transaction's change set (`bot.store.changeset`), whose
 rows go in with one INSERT (`send_many`), numbered in the order they were queued. A row holds a
-typed effect (`bot.effects`): its kind, and its fields as the payload. Workers claim
-due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's single writer lock serialises
-claims), perform them and mark them done. Rows of one incident run in order: a
-row is not claimable while an older row (lower id) of its incident is pending or running. A
-failure backs off exponentially and, after ``MAX_ATTEMPTS``, stays ``failed`` and visible.
+typed effect (`bot.effects`): its kind, its fields as the payload, and its priority.
+
+Workers claim due rows most urgent first, by (priority, due time, id): ``FOR UPDATE SKIP LOCKED``
+on PostgreSQL, under a transaction-scoped advisory lock so claims are taken one at a time, as
+SQLite's single writer lock does there. Rows of one incident run one at a time and in order: a row
+is not claimable while another row of its incident is running, or is pending ahead of it (more
+urgent, or as urgent and queued earlier). A failure backs off exponentially and, after
+``MAX_ATTEMPTS``, stays ``failed`` and visible; a deferral (`defer`: Slack said "not now") is put
+back for later without counting.
+
+A row queued to merge (``Queued.merge``) keeps a key of its own while it waits, and later copies
+join it instead of adding rows: one card refresh for a burst of alerts. The worker frees the key
+(`release_merged`) when it starts the row, so a change after that queues a new one. A merge row
+must be queued in a transaction that writes its incident's row: freeing the key waits for that
+transaction, so the run renders its change.
 """
 
 from __future__ import annotations
@@ -18,15 +28,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, exists, func, select, text, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
-from bot.clock import utcnow
-from bot.effects import Effect
+from bot.clock import as_utc, utcnow
+from bot.effects import Effect, Priority
 from bot.store import changeset
 from bot.store.db import affected_rows
-from bot.store.models import OutboxItem
+from bot.store.models import Incident, OutboxItem
 from bot.store.statements import Later, Statements
 
 if TYPE_CHECKING:
@@ -38,6 +48,8 @@ MAX_ATTEMPTS = 8
 CLAIM_SECONDS = 60
 SOON_SECONDS = 1.0  # a row whose run met a database blip is due again this soon
 ACTIVE = ("pending", "running")
+MERGE_PREFIX = "merge:"  # the dedupe key of a waiting merge row; freed (renamed) when it starts
+CLAIM_LOCK = 0x77617272  # PostgreSQL advisory lock id that serialises claims ("warr")
 
 _OUTBOX = OutboxItem.__table__  # type: ignore[attr-defined]
 
@@ -45,19 +57,36 @@ _OUTBOX = OutboxItem.__table__  # type: ignore[attr-defined]
 @dataclass(frozen=True, slots=True)
 class Queued:
     """One outbox row to queue: an effect, its dedupe key (none: never a duplicate), the incident
-    whose rows it runs in order with (none: it waits for no other row), and how late it is due."""
+    whose rows it runs in order with (none: it waits for no other row), how late it is due, its
+    priority (none: its effect type's), and whether it merges into a waiting copy with its key
+    (``merge``: a copy queued while one waits joins it; see the module docstring)."""
 
     effect: Effect
     key: str | None = None
     incident_id: int | None = None
     delay: float = 0.0
+    priority: Priority | None = None
+    merge: bool = False
+
+    def __post_init__(self) -> None:
+        if self.merge and not self.key:
+            raise ValueError("a row that merges needs a key to merge on")
+
+    @property
+    def row_key(self) -> str | None:
+        """The dedupe key the row is written with."""
+        return MERGE_PREFIX + self.key if self.merge and self.key else self.key
+
+
+def is_merge_key(key: str) -> bool:
+    return key.startswith(MERGE_PREFIX)
 
 
 def enqueue(session: Session, effect: Effect, *, key: str | None = None, incident_id: int | None = None,
-            delay: float = 0.0) -> QueuedEffect:
+            delay: float = 0.0, priority: Priority | None = None) -> QueuedEffect:
     """Queue an effect in the transaction's change set (`bot.store.changeset`); ``.new()`` on what it
     returns tells whether it went in (``False``: one with this key was queued before)."""
-    return changeset.of(session).effect(Queued(effect, key, incident_id, delay))
+    return changeset.of(session).effect(Queued(effect, key, incident_id, delay, priority))
 
 
 def enqueue_many(session: Session, effects: Sequence[Queued]) -> None:
@@ -71,15 +100,17 @@ def enqueue_many(session: Session, effects: Sequence[Queued]) -> None:
 def send_many(sql: Statements, effects: Sequence[Queued]) -> Later:
     """The change set's INSERT … ON CONFLICT (dedupe_key) DO NOTHING of ``effects``, in list order
     (both databases number a multi-row INSERT in VALUES order), on ``sql`` (inside its pipeline:
-    sent, not waited for); the rows it inserted (``id``, ``dedupe_key``)."""
+    sent, not waited for); the rows it inserted (``id``, ``dedupe_key``). A merge row that finds its
+    copy waiting is one of those left out: it has merged."""
     now = utcnow()
     rows = [{
         "kind": queued.effect.kind,
-        "dedupe_key": queued.key or f"{queued.effect.kind}:{uuid.uuid4().hex}",
+        "dedupe_key": queued.row_key or f"{queued.effect.kind}:{uuid.uuid4().hex}",
         "incident_id": queued.incident_id,
         "payload": queued.effect.payload(),
         "status": "pending",
         "attempts": 0,
+        "priority": int(queued.effect.priority if queued.priority is None else queued.priority),
         "next_attempt_at": now + timedelta(seconds=queued.delay),
         "created_at": now,
     } for queued in effects]
@@ -88,20 +119,29 @@ def send_many(sql: Statements, effects: Sequence[Queued]) -> Later:
 
 def claim(session: Session, *, limit: int = 1, now: datetime | None = None,
           owner: str | None = None) -> list[OutboxItem]:
-    """Take due rows for ``owner`` (a worker); expired claims (a crashed worker) are due again."""
+    """Take due rows for ``owner`` (a worker), most urgent first; expired claims (a crashed worker)
+    are due again. Not a row while another of its incident is running or pending ahead of it."""
     now = now or utcnow()
-    earlier = aliased(OutboxItem)
-    blocked_by_older = exists().where(and_(
-        col(earlier.incident_id) == col(OutboxItem.incident_id),
-        col(earlier.id) < col(OutboxItem.id),
-        col(earlier.status).in_(ACTIVE),
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        # Claims one at a time: a claim that ran beside another could not see the row that one is
+        # taking and hand out a second row of the same incident. SQLite's writer lock does this there.
+        session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": CLAIM_LOCK})
+    other = aliased(OutboxItem)
+    ahead = (col(other.priority) < col(OutboxItem.priority)) | (
+        (col(other.priority) == col(OutboxItem.priority)) & (col(other.id) < col(OutboxItem.id)))
+    blocked = exists().where(and_(
+        col(other.incident_id) == col(OutboxItem.incident_id),
+        col(other.id) != col(OutboxItem.id),
+        col(other.status).in_(ACTIVE),
+        (col(other.status) == "running") | ahead,
     ))
     due = (
         (col(OutboxItem.status) == "pending") & (col(OutboxItem.next_attempt_at) <= now)
     ) | ((col(OutboxItem.status) == "running") & (col(OutboxItem.claimed_until) < now))
-    stmt = (select(OutboxItem).where(due).where(~blocked_by_older | (col(OutboxItem.incident_id).is_(None)))
-            .order_by(col(OutboxItem.id)).limit(limit))
-    if session.get_bind().dialect.name == "postgresql":
+    stmt = (select(OutboxItem).where(due).where(~blocked | (col(OutboxItem.incident_id).is_(None)))
+            .order_by(col(OutboxItem.priority), col(OutboxItem.next_attempt_at), col(OutboxItem.id)).limit(limit))
+    if postgres:
         stmt = stmt.with_for_update(skip_locked=True, of=OutboxItem)
     rows = list(session.execute(stmt).scalars())
     for row in rows:
@@ -153,6 +193,44 @@ def fail(session: Session, item_id: int, error: str, *, retry: bool = True, owne
     return give_up
 
 
+def defer(session: Session, item_id: int, delay: float, reason: str, *, owner: str | None = None) -> bool:
+    """Put a claimed row back, due in ``delay`` seconds, without counting the attempt (Slack said
+    "not now"; nothing failed). ``reason`` is kept as its last error, so the next run knows an
+    earlier one started (a post is then looked for before it is made again). ``False`` when
+    ``owner`` no longer holds the row."""
+    row = session.execute(select(OutboxItem).where(_held(item_id, owner))).scalar_one_or_none()
+    if row is None:
+        return False
+    row.status = "pending"
+    row.attempts = max(0, row.attempts - 1)
+    row.last_error = reason[:2000]
+    row.claimed_until = row.claimed_by = None
+    row.next_attempt_at = utcnow() + timedelta(seconds=delay)
+    return True
+
+
+def release_merged(session: Session, item_id: int, every: float, *, owner: str | None = None) -> float:
+    """A merge row that was just claimed: 0 after freeing its key (a copy queued from now on makes a
+    new row), or, when a row of its kind and incident was done less than ``every`` seconds ago, the
+    seconds left, the row put back until then (`defer`) with its key, still gathering copies."""
+    row = session.execute(select(OutboxItem).where(_held(item_id, owner))).scalar_one_or_none()
+    if row is None:
+        return 0.0
+    if row.incident_id is not None and session.get_bind().dialect.name == "postgresql":
+        # A copy is queued by a transaction that also writes its incident's row (its updated_at):
+        # wait for any such transaction to commit, so the run that follows renders its change.
+        session.execute(select(col(Incident.id)).where(col(Incident.id) == row.incident_id).with_for_update(read=True))
+    last = session.execute(select(func.max(OutboxItem.done_at)).where(
+        col(OutboxItem.kind) == row.kind, col(OutboxItem.incident_id) == row.incident_id,
+        col(OutboxItem.status) == "done")).scalar_one_or_none()
+    wait = (as_utc(last) + timedelta(seconds=every) - utcnow()).total_seconds() if last is not None else 0.0
+    if wait > 0:
+        defer(session, item_id, wait, f"merging copies: one ran less than {every:g} s ago", owner=owner)
+        return wait
+    row.dedupe_key = f"{row.dedupe_key.removeprefix(MERGE_PREFIX)}#{item_id}"
+    return 0.0
+
+
 def retry_failed(session: Session, incident_id: int | None = None) -> int:
     """Put failed rows back in the queue (``warroom incidents resume``)."""
     stmt = update(OutboxItem).where(col(OutboxItem.status) == "failed")
@@ -163,15 +241,15 @@ def retry_failed(session: Session, incident_id: int | None = None) -> int:
 
 
 def pending_count(session: Session) -> int:
-    from sqlalchemy import func
     return session.execute(select(func.count()).select_from(OutboxItem)
                            .where(col(OutboxItem.status).in_(ACTIVE))).scalar_one()
 
 
 def due_count(session: Session, now: datetime | None = None) -> int:
-    """Rows being performed, due now, or waiting to be retried; rows queued for later and not yet
-    tried (a guard's next look, the next failing-traces post) are not work waiting."""
-    from sqlalchemy import func
-    waiting = (col(OutboxItem.next_attempt_at) <= (now or utcnow())) | (col(OutboxItem.attempts) > 0)
+    """Rows being performed, due now, or waiting to be retried or for Slack's rate limit; rows queued
+    for later and not yet tried (a guard's next look, the next failing-traces post) are not work
+    waiting."""
+    waiting = ((col(OutboxItem.next_attempt_at) <= (now or utcnow())) | (col(OutboxItem.attempts) > 0)
+               | col(OutboxItem.last_error).is_not(None))
     due = (col(OutboxItem.status) == "running") | ((col(OutboxItem.status) == "pending") & waiting)
     return session.execute(select(func.count()).select_from(OutboxItem).where(due)).scalar_one()

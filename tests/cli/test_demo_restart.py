@@ -58,7 +58,7 @@ def channels(emulator: str) -> set[str]:
 
 def test_cli_acts_on_the_demo_and_a_restart_keeps_or_renews_database_and_channels_together(tmp_path: Path) -> None:
     with demo(tmp_path) as first:
-        assert "A sample SLO alert fired (incident #1)" in first["text"]
+        assert "Two SLO alert groups fired, one incident (#1)" in first["text"]
         incident = wait_until(lambda: (i := httpx.get(f"{first['warroom']}/api/incidents/1", headers=AUTH,
                                                       timeout=10).json()).get("channel_id") and i,
                               timeout=30, what="incident #1's channel")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -107,6 +110,45 @@ def test_the_emulator_command_starts_with_faults_from_its_options(tmp_path) -> N
     bad = subprocess.run([sys.executable, "-m", "bot", "emulator", "--fault", "chat.postMessage"], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "METHOD=KIND" in bad.stderr
+
+
+@contextmanager
+def emulator_process(log: Path, *flags: str) -> Iterator[WebClient]:
+    """`warroom emulator` as a person starts it; a client for its Web API."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WARROOM_", "SLACK_"))}
+    env.update(PYTHONPATH=str(ROOT), SLACK_BOT_TOKEN="xoxb-rehearsal")
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "bot", "emulator", "--port", str(port), *flags],
+                                env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_for(lambda: _up(base), timeout=30, what="the emulator process")
+            client = WebClient(token="xoxb-rehearsal", base_url=f"{base}/api/")
+            client.retry_handlers.clear()  # see every 429 as it comes
+            yield client
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def statuses_of_ten_quick_posts(client: WebClient) -> list[int]:
+    statuses = []
+    for i in range(10):
+        try:
+            statuses.append(client.chat_postMessage(channel="C0INCIDENTS", text=f"update {i}").status_code)
+        except SlackApiError as exc:
+            statuses.append(exc.response.status_code)
+    return statuses
+
+
+def test_the_emulator_command_holds_callers_to_slacks_rate_limits_unless_told_not_to(tmp_path) -> None:
+    with emulator_process(tmp_path / "limited.log") as client:
+        assert 429 in statuses_of_ten_quick_posts(client)  # about one message a second per channel, as on Slack
+    assert "Slack's rate limits on" in (tmp_path / "limited.log").read_text()
+
+    with emulator_process(tmp_path / "unlimited.log", "--no-rate-limits") as client:
+        assert statuses_of_ten_quick_posts(client) == [200] * 10
 
 
 def _up(base: str) -> bool:

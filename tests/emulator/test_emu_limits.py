@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import ast
 import socket
+from pathlib import Path
 
 import pytest
 from slack_sdk import WebClient
@@ -8,6 +10,53 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 
 from bot.emulator import Emulator
+from bot.emulator.limits import METHOD_TIERS
+from bot.emulator.methods import METHODS
+
+BOT = Path(__file__).resolve().parents[2] / "bot"
+
+
+def slack_methods_warroom_calls() -> set[str]:
+    """Web API methods named in warroom's own code (not the emulator's): the gateway's
+    ``.call("chat.update", …)``, ``client.api_call("…")`` and slack-sdk's ``client.views_open(…)``."""
+    found: set[str] = set()
+    for path in BOT.rglob("*.py"):
+        if BOT / "emulator" in path.parents:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            name, receiver = node.func.attr, node.func.value
+            if name in ("call", "api_call") and node.args and isinstance(node.args[0], ast.Constant) \
+                    and isinstance(node.args[0].value, str) and "." in node.args[0].value:
+                found.add(node.args[0].value)
+            elif isinstance(receiver, ast.Name) and receiver.id == "client" and hasattr(WebClient, name) \
+                    and "_" in name and name != "api_call":
+                found.add(name.replace("_", "."))  # views_open -> views.open
+    return found
+
+
+def test_every_method_warroom_calls_is_served_and_has_slacks_tier() -> None:
+    called = slack_methods_warroom_calls()
+    assert {"conversations.create", "chat.postMessage", "usergroups.list", "views.open"} <= called  # the scan sees them
+
+    assert sorted(called - set(METHODS)) == [], "warroom calls methods the emulator does not serve"
+    assert sorted(set(METHODS) - set(METHOD_TIERS)) == [], "served methods without Slack's rate-limit tier"
+    assert set(METHOD_TIERS.values()) <= {"T1", "T2", "T3", "T4", "special"}
+    assert METHOD_TIERS["usergroups.list"] == "T2"
+
+
+def test_an_over_budget_call_gets_429_with_retry_after_and_ratelimited(client: WebClient, emu: Emulator) -> None:
+    emu.set_rate_limits(tier_per_minute={"T2": 1})
+    assert client.usergroups_list()["ok"] is True
+    with pytest.raises(SlackApiError) as err:
+        client.usergroups_list()
+
+    response = err.value.response
+    assert response.status_code == 429
+    assert int(response.headers["Retry-After"][0]) >= 1
+    assert response.data == {"ok": False, "error": "ratelimited"}
+    assert client.usergroups_users_list(usergroup="S0MLONCALL")["ok"] is True  # same tier, its own budget
 
 
 def test_posting_faster_than_one_per_second_per_channel_is_rate_limited(client: WebClient, emu: Emulator) -> None:
@@ -92,3 +141,17 @@ def test_a_timed_out_call_still_takes_effect_like_on_real_slack(emu: Emulator) -
 def test_wait_for_explains_what_it_waited_for(emu: Emulator) -> None:
     with pytest.raises(TimeoutError, match="incident channel"):
         emu.wait_for(lambda: emu.channel_by_name("inc-never"), timeout=0.1, message="incident channel")
+
+
+def test_reset_keeps_the_limits_an_emulator_was_started_with_at_slacks_budgets() -> None:
+    with Emulator(rate_limits=True) as limited:
+        limited.set_rate_limits(channel_burst=1000)
+        limited.reset()
+        client = WebClient(token=limited.token, base_url=limited.api_url)
+        statuses = []
+        for i in range(10):
+            try:
+                statuses.append(client.chat_postMessage(channel="C0INCIDENTS", text=str(i)).status_code)
+            except SlackApiError as exc:
+                statuses.append(exc.response.status_code)
+    assert 429 in statuses

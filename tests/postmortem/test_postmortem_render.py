@@ -36,7 +36,7 @@ def scenario(**overrides: Any) -> PostmortemContext:
             id=1, ref="INC-20260314-0001", title="llm-gateway hallucination-rate burning", service="llm-gateway",
             slo="hallucination-rate", severity="SEV2", status="resolved", opened_at=OPENED, acknowledged_at=at(2),
             mitigated_at=at(4), resolved_at=at(13), commander="priya",
-            channel="inc-20260314-llm-gateway-hallucination-rate",
+            channel="inc-1-llm-gateway-hallucination-rate",
         ),
         impact=Impact(budget_consumed=0.021, requests_affected=3400),
         timeline=[

@@ -8,6 +8,7 @@ recorded calls and state and on the bot's API.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -118,17 +119,32 @@ def slack_settings(database_url: str, emu: Emulator, **overrides: Any) -> Settin
     return make_settings(database_url, **values)
 
 
-@pytest.fixture
-def slack(database_url: str, _emulator: Emulator) -> Iterator[SlackHarness]:
-    _emulator.reset()
+@contextmanager
+def running(database_url: str, emu: Emulator, **overrides: Any) -> Iterator[SlackHarness]:
+    """warroom against a freshly reset emulator, with these settings changed."""
+    emu.reset()
     port = free_port()  # known before the settings, so links the bot gives (sign-in, postmortem) point here
-    warroom = compose(slack_settings(database_url, _emulator, WARROOM_PUBLIC_URL=f"http://127.0.0.1:{port}"))
+    warroom = compose(slack_settings(database_url, emu, WARROOM_PUBLIC_URL=f"http://127.0.0.1:{port}", **overrides))
     runtime = warroom.runtime
     server = ServerThread(create_app(warroom), port=port).start()
-    _emulator.bot_url = server.url + "/slack/events"
-    yield SlackHarness(_emulator, warroom, server.url)
+    emu.bot_url = server.url + "/slack/events"
+    yield SlackHarness(emu, warroom, server.url)
     server.stop()
     runtime.engine.dispose()
+
+
+@pytest.fixture
+def slack(database_url: str, _emulator: Emulator) -> Iterator[SlackHarness]:
+    with running(database_url, _emulator) as harness:
+        yield harness
+
+
+@pytest.fixture
+def slack_dated_names(database_url: str, _emulator: Emulator) -> Iterator[SlackHarness]:
+    """The `slack` harness with a channel template that leaves the incident number out, as a
+    team's own template may: incidents of one alert kind then ask for the same name."""
+    with running(database_url, _emulator, WARROOM_CHANNEL_TEMPLATE="inc-{date}-{slug}") as harness:
+        yield harness
 
 
 @pytest.fixture

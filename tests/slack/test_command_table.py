@@ -24,6 +24,7 @@ DOCUMENTED_HELP = escape_placeholders("""*`/incident` commands*
 • `cause <change>` — name the cause: a change on the card (`v42`, `change 12`) or your words
 • `followup <text> [@owner]` · `followups` — follow-up items for the postmortem
 • `resolve [summary]` · `reopen` · `close` (after the postmortem; archives the channel)
+• `merge <id>… [into <id>]` — merge incidents into this one · `split <group>` — give an alert group its own incident
 • `list` — open incidents · `timeline` — last events
 • `actions` — what this incident's runbook offers · `fallback [route]` · `rollback [bundle]`
 • `disable-tool <tool>` · `enable-tool <tool>` · `undo <run>` · `silence <duration>`

@@ -17,6 +17,7 @@ from bot.store.db import transaction
 from bot.store.models import OutboxItem, TimelineEvent
 from tests.conftest import make_settings
 from tests.slack.conftest import INCIDENTS, SlackHarness
+from tests.support import wait_for
 
 
 class PageTheMoon(effects.Effect):
@@ -74,5 +75,7 @@ def test_a_row_that_is_not_an_effect_fails_at_once_naming_the_row(slack: SlackHa
     assert "event_id" in rows[malformed].last_error
     assert f"outbox #{unknown} (slack.carrier_pigeon)" in rows[unknown].last_error
     assert any("slack.line" in note for note in notes)  # reported where people look
-    assert any("slack.line" in m.text for m in slack.messages(channel))
-    assert any("slack.carrier_pigeon" in m.text for m in slack.messages(INCIDENTS))
+    # The notices are posted just after the rows are marked failed (settle may return between).
+    wait_for(lambda: any("slack.line" in m.text for m in slack.messages(channel)), what="the notice in the room")
+    wait_for(lambda: any("slack.carrier_pigeon" in m.text for m in slack.messages(INCIDENTS)),
+             what="the notice in #incidents")

@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import select
 
 from bot.clock import as_utc, utcnow
-from bot.compose import compose
 from bot.effects import PostLateTraces
 from bot.emulator import Emulator
 from bot.incidents import service
@@ -18,24 +17,17 @@ from bot.store.db import transaction
 from bot.store.models import OutboxItem
 from bot.traces import ingest as traces
 from bot.traces.rules import FailureRules
-from bot.web import create_app
 from tests.alerts.payloads import am_alert, am_payload
 from tests.conftest import ALERT_TOKEN
-from tests.slack.conftest import PRIYA, SlackHarness, slack_settings
-from tests.support import ServerThread, wait_for
+from tests.slack.conftest import PRIYA, SlackHarness, running
+from tests.support import wait_for
 
 
 @pytest.fixture
 def slack_every_second(database_url: str, _emulator: Emulator) -> Iterator[SlackHarness]:
     """The `slack` harness with one trace post per incident per second at most (60 s by default)."""
-    _emulator.reset()
-    warroom = compose(slack_settings(database_url, _emulator, WARROOM_TRACES_POST_EVERY_SECONDS=1))
-    runtime = warroom.runtime
-    server = ServerThread(create_app(warroom)).start()
-    _emulator.bot_url = server.url + "/slack/events"
-    yield SlackHarness(_emulator, warroom, server.url)
-    server.stop()
-    runtime.engine.dispose()
+    with running(database_url, _emulator, WARROOM_TRACES_POST_EVERY_SECONDS=1) as harness:
+        yield harness
 
 
 def failing(prefix: str, n: int, at: datetime) -> list[dict]:

@@ -12,15 +12,12 @@ import pytest
 
 from bot import scheduler
 from bot.clock import as_utc
-from bot.compose import compose
 from bot.emulator import Emulator
 from bot.incidents import service
 from bot.store.db import transaction
-from bot.web import create_app
 from tests.alerts.payloads import am_alert, am_payload
 from tests.conftest import ROOT
-from tests.slack.conftest import INCIDENTS, PRIYA, SlackHarness, slack_settings
-from tests.support import ServerThread
+from tests.slack.conftest import INCIDENTS, PRIYA, SlackHarness, running
 
 ESCALATE, NUDGE = "escalate-unacknowledged", "nudge-status-updates"
 
@@ -32,13 +29,8 @@ def slack(database_url: str, _emulator: Emulator, tmp_path: Path) -> Iterator[Sl
     shutil.copytree(ROOT / "runbooks", runbooks)
     latency = runbooks / "latency-p99.md"
     latency.write_text(latency.read_text().replace('owners: ["@ml-oncall"]', 'owners: ["@perf-oncall"]'))
-    _emulator.reset()
-    warroom = compose(slack_settings(database_url, _emulator, WARROOM_RUNBOOKS_DIR=runbooks))
-    server = ServerThread(create_app(warroom)).start()
-    _emulator.bot_url = server.url + "/slack/events"
-    yield SlackHarness(_emulator, warroom, server.url)
-    server.stop()
-    warroom.engine.dispose()
+    with running(database_url, _emulator, WARROOM_RUNBOOKS_DIR=runbooks) as harness:
+        yield harness
 
 
 def open_incidents(slack: SlackHarness, slo: str, count: int) -> list[int]:

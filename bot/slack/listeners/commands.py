@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 from bot import signin
 from bot.errors import UserError
 from bot.incidents import metrics, operations
+from bot.incidents.merge import groups_text
 from bot.said import Said
 from bot.slack import modals
 from bot.slack.blocks import markdown_document
@@ -193,6 +194,57 @@ def _close(ctx: SlackContext, inv: Invocation) -> Reply:
     return _changed(ctx, f"Closed incident #{incident.id}; the channel will be archived.")
 
 
+@command("merge", help="`merge <id>… [into <id>]` — merge incidents into this one")
+def _merge(ctx: SlackContext, inv: Invocation) -> Reply:
+    ids, into = _merge_args(inv)
+    if into is None:
+        into = ctx.incident_for_channel(inv.channel)
+        if into is None:
+            raise UserError("Run `/incident merge <ids…>` in the channel of the incident that takes the others in, "
+                            "or name it: `/incident merge 42 43 into 41`.")
+    # A merge changes every incident it names: the person must be one of each one's responders.
+    for incident_id in [into, *ids]:
+        ctx.authorise_for_incident("merge", incident_id, inv.user)
+    result = operations.merge(ctx.engine, into, ids, actor=inv.user)
+    numbers = ", ".join(f"#{i}" for i in result.merged)
+    moved = groups_text(result.groups, "alert groups", "no alert groups")
+    return _changed(ctx, f"Merged {numbers} into incident #{result.into} ({moved} moved; SEV{result.severity}). "
+                         f"{'Its channel' if len(result.merged) == 1 else 'Their channels'} will be archived; "
+                         f"`/incident split <group>` here takes a group out again.")
+
+
+def _merge_args(inv: Invocation) -> tuple[list[int], int | None]:
+    """``41 42 [into 40]`` (``#`` optional): the incidents to merge, and the one they go into if named."""
+    words = inv.args.replace(",", " ").split()
+    into: int | None = None
+    if len(words) >= 2 and words[-2].lower() == "into":
+        into, words = _number(words[-1]), words[:-2]
+    ids = ([inv.explicit_incident] if inv.explicit_incident is not None else []) + [_number(w) for w in words]
+    if not ids:
+        raise UserError("Usage: `/incident merge 42 43` in the incident that takes them in "
+                        "(or `/incident merge 42 43 into 41` anywhere).")
+    return ids, into
+
+
+def _number(word: str) -> int:
+    digits = word.removeprefix("#")
+    if not digits.isdigit():
+        raise UserError(f"`{word}` is not an incident number: `/incident merge 42 43 [into 41]`.")
+    return int(digits)
+
+
+@command("split", help="`split <group>` — give an alert group its own incident")
+def _split(ctx: SlackContext, inv: Invocation) -> Reply:
+    incident_id = _authorised(ctx, inv, "split")
+    rules = ctx.runtime.intake_rules
+    result = operations.split(ctx.engine, incident_id, inv.args, actor=inv.user, choose_runbook=rules.choose_runbook,
+                              default_severity=rules.default_severity)
+    rest = (f"Incident #{result.source} resolved: that was its last firing group." if result.source_resolved
+            else f"Incident #{result.source} keeps its other groups.")
+    return _changed(ctx, f"Split {result.group} out into incident #{result.new_incident}; its channel is being set "
+                         f"up. {rest} `/incident merge {result.new_incident}` here takes it back.")
+
+
 @command("list", help="`list` — open incidents")
 def _list(ctx: SlackContext, inv: Invocation) -> Reply:
     open_incidents = operations.open_incidents(ctx.engine, limit=20)
@@ -233,5 +285,5 @@ def _web(ctx: SlackContext, inv: Invocation) -> Reply:
 
 # The incident's own subcommands (the actions, `silence` and `evals` are defined with their listeners).
 INCIDENT_COMMANDS: tuple[Command, ...] = (_declare, _auto, _ack, _sev, _status, _note, _cause, _commander, _followup,
-                                          _followups, _resolve, _reopen, _close, _list, _timeline, _postmortem,
-                                          _web)
+                                          _followups, _resolve, _reopen, _close, _merge, _split, _list, _timeline,
+                                          _postmortem, _web)
