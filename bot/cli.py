@@ -264,11 +264,12 @@ def postmortem(incident: int = typer.Argument(..., help="Incident id."),
     from bot.store.db import transaction
     runtime = _runtime()
     from bot.evals.suite import collect_incident
+    runtime.budget.fetch(runtime.engine, incident)  # Prometheus (when set), before the transaction
     with transaction(runtime.engine) as session:
         # the draft counts the eval cases this incident added
         collect_incident(session, incident, redactor=runtime.redactor)
         text = current_text(generate(session, incident, templates_dir=runtime.settings.templates_dir,
-                                     redactor=runtime.redactor, slos=runtime.slos))
+                                     redactor=runtime.redactor, slos=runtime.slos, budget=runtime.budget))
     if out:
         out.write_text(text)
         typer.echo(f"wrote {out}")

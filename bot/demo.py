@@ -194,6 +194,10 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
                       "minutes.", flush=True)
                 fired = "Bad bundle v42 is live and sends OTLP traces only; incidents open as the watcher sees it."
             else:
+                # v42 has answered users since its deploy: its traces of those minutes go in first, so the
+                # guard's "before" ratio is measured from them and its "after" from live traffic (bot.demo_history).
+                from bot.demo_history import replay_json
+                replay_json(bot.url, DEV_ALERT_TOKEN, "v42", timedelta(minutes=17), per_minute=60 * 2)  # its 2/s
                 incident = http.post("/webhooks/alertmanager", json=sample_alert(now)).json().get("incident_id")
                 http.post("/webhooks/alertmanager", json=sample_alert(now, SECOND_ALERT))  # joins it
                 fired = (f"Two SLO alert groups fired, one incident (#{incident}): its card lists the "

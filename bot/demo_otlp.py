@@ -9,13 +9,10 @@ traffic drifts and burns the budget.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta, timezone
 
-from examples.llm_service.answers import answer_question, traffic_questions
-from examples.llm_service.bundles import BUNDLES
+from bot.demo_history import history_events
 from examples.llm_service.otel import Encoding, OtelShipper
-from examples.llm_service.traces import trace_event
 
 SLO_FILE = "slos-otlp.yaml"
 HISTORY = timedelta(minutes=70)  # the drift sensor's 10-minute window plus its 1-hour baseline
@@ -27,16 +24,11 @@ def replay_history(warroom_url: str, token: str, encoding: Encoding, *, now: dat
     """Export the service's recent v41 answers (as it answered them) with past timestamps; how many."""
     now = now or datetime.now(timezone.utc)
     shipper = OtelShipper(warroom_url, token, encoding=encoding, interval=0.2)
-    bundle, questions = BUNDLES["v41"], traffic_questions()
-    count = int(history.total_seconds() / 60 * per_minute)
+    count = 0
     try:
-        for i in range(count):
-            question = questions[i % len(questions)]
-            answer = answer_question(question, bundle, "primary-70b", {"web_search": True, "order_lookup": True})
-            event = trace_event(uuid.uuid4().hex, question, bundle, "primary-70b", answer)
-            event["timestamp"] = (now - history + history * i / count).isoformat()
+        for count, event in enumerate(history_events("v41", now - history, now, per_minute), start=1):
             shipper.submit(event)
-            if i % 500 == 499:
+            if count % 500 == 0:
                 shipper.flush()  # the SDK's queue holds 2,048 spans; it drops beyond that
     finally:
         shipper.stop()

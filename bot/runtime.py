@@ -32,6 +32,8 @@ from bot.store.models import Incident, OutboxItem
 from bot.telemetry import Metrics
 
 if TYPE_CHECKING:
+    from bot.incidents.budget import ErrorBudget
+    from bot.slo.sli import PrometheusSLI
     from bot.slo.spec import SLO
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,21 @@ class Runtime:
             return []
         from bot.slo import load_slos
         return load_slos(self.settings.slo_file)
+
+    @cached_property
+    def prometheus(self) -> PrometheusSLI | None:
+        """Prometheus' HTTP API at WARROOM_PROMETHEUS_URL (the guard's and the budget's SLI), or None."""
+        if not self.settings.prometheus_url:
+            return None
+        from bot.slo.sli import PrometheusSLI
+        return PrometheusSLI(self.settings.prometheus_url)
+
+    @cached_property
+    def budget(self) -> ErrorBudget:
+        """The error budget the card and the postmortem show: from these SLOs, and Prometheus when set."""
+        from bot.incidents.budget import ErrorBudget, prometheus_for_cards
+        url = self.settings.prometheus_url
+        return ErrorBudget(self.slos, prometheus_for_cards(url) if url else None)
 
     def _choose_runbook(self, labels: dict[str, str], annotations: dict[str, str]) -> tuple[str | None, int | None]:
         runbook = self.runbooks.match(labels, annotations)

@@ -11,8 +11,8 @@ guard takes the SLI's error ratio before the run as its baseline and looks again
   runbook's rule says ``undo_if_not_improved`` for warroom's own run, warroom undoes it and
   proposes the runbook's next action.
 
-The ratio comes from stored traces through the built-in watcher's rule (`bot.slo.burn`), or
-from Prometheus (the SLO file's query) when ``WARROOM_PROMETHEUS_URL`` is set and the SLO has one.
+The ratio comes from stored traces through the built-in watcher's rule, or from Prometheus (the
+SLO file's query) when ``WARROOM_PROMETHEUS_URL`` is set and the SLO has one (`bot.slo.sli`).
 Checks are outbox rows with a delay and no incident order, so a waiting check never holds up the
 incident's other effects.
 """
@@ -20,13 +20,10 @@ incident's other effects.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
 
-import httpx
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
@@ -37,17 +34,17 @@ from bot.automation.rules import AutoRule
 from bot.clock import as_utc, utcnow
 from bot.config import Settings
 from bot.effects import GuardCheck, Handlers, PostMessage, PostReminder
-from bot.errors import ExternalError, UserError
+from bot.errors import UserError
 from bot.incidents import lifecycle, timeline
 from bot.incidents import service as incidents
 from bot.incidents.permissions import AUTOMATION, Actor
 from bot.runbooks import RunbookSet
 from bot.said import of_error, said
-from bot.slo.burn import trace_outcomes
+from bot.slo.sli import PrometheusSLI, Reading, SLISource, TraceSLI
 from bot.slo.spec import SLO
 from bot.store import outbox
 from bot.store.db import transaction
-from bot.store.models import ActionGuard, ActionRun, Incident, Trace, saved_id
+from bot.store.models import ActionGuard, ActionRun, Incident, saved_id
 from bot.telemetry import Metrics
 
 log = logging.getLogger(__name__)
@@ -70,59 +67,6 @@ class GuardSettings:
         return cls(window=timedelta(seconds=settings.guard_seconds), every=settings.guard_check_seconds,
                    improvement=settings.guard_improvement, min_requests=settings.guard_min_requests,
                    automation=settings.automation)
-
-
-@dataclass(frozen=True)
-class Reading:
-    ratio: float | None  # bad / all; None: no requests to judge by
-    requests: int | None  # None: the source does not count them (Prometheus)
-
-
-class SLISource(Protocol):
-    name: str
-
-    def read(self, session: Session, slo: SLO, start: datetime, end: datetime) -> Reading: ...
-
-
-class TraceSLI:
-    """The SLI over stored traces in ``(start, end]``, by the SLO's trace rule."""
-
-    name = "traces"
-
-    def read(self, session: Session, slo: SLO, start: datetime, end: datetime) -> Reading:
-        assert slo.trace is not None
-        field = slo.trace.field
-        rows = session.execute(select(col(Trace.timestamp), col(Trace.data)[field]).where(
-            col(Trace.service) == slo.service, col(Trace.timestamp) > start, col(Trace.timestamp) <= end)).all()
-        outcomes = trace_outcomes(slo, [(as_utc(ts), {field: value}) for ts, value in rows])
-        bad = sum(1 for _, failed in outcomes if failed)
-        return Reading(bad / len(outcomes) if outcomes else None, len(outcomes))
-
-
-class PrometheusSLI:
-    """The SLO file's ``errors / total`` query over ``(start, end]``, evaluated at ``end``."""
-
-    name = "prometheus"
-
-    def __init__(self, url: str, client: httpx.Client | None = None) -> None:
-        self.url = url.rstrip("/")
-        self.client = client or httpx.Client(timeout=5)
-
-    def read(self, session: Session | None, slo: SLO, start: datetime, end: datetime) -> Reading:
-        """Prometheus answers for itself: ``session`` is not used (the guard reads it outside a transaction)."""
-        assert slo.prometheus is not None
-        seconds = max(1, int((end - start).total_seconds()))
-        query = slo.prometheus.ratio(f"{seconds}s")
-        try:
-            response = self.client.get(f"{self.url}/api/v1/query", params={"query": query, "time": end.timestamp()})
-            response.raise_for_status()
-            result = response.json()["data"]["result"]
-        except (httpx.HTTPError, KeyError, ValueError) as exc:
-            raise ExternalError(f"Prometheus at {self.url} did not answer the guard's query: {exc}") from exc
-        if not result:
-            return Reading(None, None)
-        value = float(result[0]["value"][1])
-        return Reading(None if math.isnan(value) else value, None)
 
 
 class Guard:

@@ -8,7 +8,7 @@ from sqlmodel import Session
 
 from bot.actions.runner import RunResult
 from bot.actions.service import Actions
-from bot.automation.guard import Guard, GuardSettings, PrometheusSLI
+from bot.automation.guard import Guard, GuardSettings
 from bot.automation.service import Automation, Limits
 from bot.effects import Handlers
 from bot.runtime import Runtime
@@ -30,7 +30,7 @@ def install(runtime: Runtime, actions: Actions) -> Automatic:
     slos = runtime.slos  # the SLO file's, or those the runtime was built with
     automation = Automation(runtime.engine, runtime.runbooks, actions, Limits.from_settings(settings), runtime.metrics)
     guard = Guard(runtime.engine, slos or [], GuardSettings.from_settings(settings), runtime.runbooks, actions,
-                  runtime.metrics, PrometheusSLI(settings.prometheus_url) if settings.prometheus_url else None)
+                  runtime.metrics, runtime.prometheus)
 
     def after_finish(session: Session, run: ActionRun, incident: Incident, result: RunResult) -> bool:
         automation.after_finish(session, run, incident, result)

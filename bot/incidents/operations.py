@@ -20,9 +20,12 @@ from bot.effects import OpenRoom, PostMessage
 from bot.evals.suite import SuiteCase, collect_incident, incident_case_counts, suite_cases
 from bot.incidents import merge as merging
 from bot.incidents import service, timeline
+from bot.incidents.budget import ErrorBudget
 from bot.people import Names
 from bot.postmortem.store import current_text, generate
 from bot.redact import Redactor
+from bot.releases import cause
+from bot.releases.cause import Cause
 from bot.said import Person, said
 from bot.slo.spec import SLO
 from bot.store import outbox
@@ -128,6 +131,13 @@ def add_note(engine: Engine, incident_id: int, text: str, *, actor: str) -> Inci
     return _change(engine, incident_id, lambda s, i: service.add_note(s, i, text, actor=actor))
 
 
+def name_cause(engine: Engine, incident_id: int, words: str, *, actor: str) -> Cause:
+    """`/incident cause`: a listed change (``v42``, ``#12``) or the responder's words (`bot.releases.cause`)."""
+    named: list[Cause] = []
+    _change(engine, incident_id, lambda s, i: named.append(cause.name(s, i, words, actor=actor)))
+    return named[0]
+
+
 def set_commander(engine: Engine, incident_id: int, user_id: str, *, actor: str) -> Incident:
     return _change(engine, incident_id, lambda s, i: service.set_commander(s, i, user_id, actor=actor))
 
@@ -228,13 +238,17 @@ def label_trace(engine: Engine, request_id: str, *, incident_id: int | None, fai
 
 def draft_postmortem(engine: Engine, incident_id: int, *, actor: str, title: str,
                      blocks: Callable[[str], list[dict[str, Any]]], templates_dir: Path | None,
-                     names: Names | None, slos: Sequence[SLO], redactor: Redactor) -> None:
+                     names: Names | None, slos: Sequence[SLO], redactor: Redactor,
+                     budget: ErrorBudget | None = None) -> None:
     """Draft the postmortem from the record and post it in the incident channel (``blocks`` lays
-    the draft out for Slack; ``title`` is the message's plain text), on the timeline."""
+    the draft out for Slack; ``title`` is the message's plain text), on the timeline. ``budget``:
+    the process's error budget (Prometheus, when set, is asked here, before the transaction)."""
+    if budget is not None:
+        budget.fetch(engine, incident_id)
     with transaction(engine) as session:
         collect_incident(session, incident_id, redactor=redactor)  # the draft counts this incident's eval cases
         text = current_text(generate(session, incident_id, templates_dir=templates_dir, names=names, slos=slos,
-                                     redactor=redactor))
+                                     redactor=redactor, budget=budget))
         outbox.enqueue(session, PostMessage(incident_id=incident_id, text=title, blocks=blocks(text)),
                        incident_id=incident_id)
         timeline.record(session, service.get(session, incident_id), "postmortem",

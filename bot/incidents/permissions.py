@@ -56,6 +56,7 @@ OPERATIONS: dict[str, Operation] = {
     "resolve": Operation(Rule.CHANNEL, "resolve it"),
     "reopen": Operation(Rule.CHANNEL, "reopen it"),
     "close": Operation(Rule.CHANNEL, "close it"),
+    "cause": Operation(Rule.CHANNEL, "name its cause"),
     "label": Operation(Rule.CHANNEL, "label its traces (a label becomes an eval case)"),
     "silence": Operation(Rule.CHANNEL, "silence its alerts"),
     # Both incidents' responders: a merge ends the merged incident and archives its channel.

@@ -16,9 +16,10 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from bot import redact
-from bot.clock import as_utc, utcnow
+from bot.clock import as_utc
 from bot.errors import NotFound
 from bot.incidents import metrics, service, timeline
+from bot.incidents.budget import Budget, ErrorBudget, impact_window, slo_of
 from bot.people import Names, display, named_mentions, person, plain_slack_text
 from bot.postmortem.context import (
     MAX_TRACE_EXAMPLES,
@@ -35,9 +36,8 @@ from bot.postmortem.response import response_facts
 from bot.redact import Redactor
 from bot.releases import bundles
 from bot.said import Said
-from bot.slo.burn import budget_consumed, trace_outcomes
 from bot.slo.spec import SLO
-from bot.store.models import ActionRun, Alert, Bundle, Incident, TimelineEvent, Trace
+from bot.store.models import ActionRun, Bundle, Incident, TimelineEvent, Trace
 from bot.traces import impact as measured_impact
 from bot.traces import ingest as traces
 
@@ -55,16 +55,21 @@ def incident_ref(incident: Incident) -> str:
 
 def build_context(session: Session, incident_id: int, *, redactor: Redactor | None = None,
                   budget_slo: SLO | None = None, eval_cases_added: int | None = None,
-                  names: Names | None = None, slos: Sequence[SLO] = ()) -> PostmortemContext:
+                  names: Names | None = None, slos: Sequence[SLO] = (),
+                  budget: ErrorBudget | None = None) -> PostmortemContext:
     """``names`` turns Slack user ids into people's names (`bot.people`); without it ids stay.
-    ``slos``: the SLO file's SLOs; the incident's own one gives the budget and the failing rule."""
+    ``slos``: the SLO file's SLOs; the incident's own one gives the budget and the failing rule.
+    ``budget``: the process's error budget reader (Prometheus when configured; call its ``fetch``
+    before the transaction); without it the budget comes from traces by ``slos``."""
     incident = service.get(session, incident_id)
-    budget_slo = budget_slo or measured_impact.slo_of(slos, incident)
+    budget = budget or ErrorBudget(slos)
+    budget_slo = budget_slo or slo_of(slos, incident) or budget.slo_for(incident)
     redactor = redactor or redact.DEFAULT
     start, end = impact_window(session, incident)
     lineage = _lineage(session, incident)
     response = response_facts(session, incident, lineage.live_version if lineage.rolled_back_to else None)
-    impact = _impact(session, incident, start, end, budget_slo)
+    response.cause_named_by = person(response.cause_named_by, names)
+    impact = _impact(session, incident, start, end, budget_slo, budget.of(session, incident, start, end, budget_slo))
     if response.cause is not None and (incident.resolved_at or incident.mitigated_at):
         # A change named as the cause started the harm: count the duration from it.
         impact.duration = as_utc(incident.resolved_at or incident.mitigated_at) - response.cause.at  # type: ignore[operator]
@@ -96,39 +101,24 @@ def _info(incident: Incident, names: Names | None = None) -> IncidentInfo:
     )
 
 
-def impact_window(session: Session, incident: Incident) -> tuple[datetime, datetime]:
-    """From the first firing alert (users were hurt before we opened) to the resolution, or now."""
-    first_alert = session.execute(select(func.min(col(Alert.starts_at)))
-                                  .where(col(Alert.incident_id) == incident.id)).scalar()
-    opened, first = as_utc(incident.opened_at), as_utc(first_alert)
-    start = min(opened, first) if first else opened
-    return start, as_utc(incident.resolved_at) or utcnow()
-
-
-def _impact(session: Session, incident: Incident, start: datetime, end: datetime, slo: SLO | None) -> Impact:
+def _impact(session: Session, incident: Incident, start: datetime, end: datetime, slo: SLO | None,
+            budget: Budget | None) -> Impact:
     failing = session.execute(
         select(func.count()).select_from(Trace).where(col(Trace.incident_id) == incident.id,
                                                       col(Trace.failed).is_(True))
     ).scalar_one()
-    consumed = None
-    if slo is not None:
-        rows = session.execute(
-            select(col(Trace.timestamp), col(Trace.data)).where(col(Trace.service) == slo.service,
-                                                                col(Trace.timestamp) >= start,
-                                                      col(Trace.timestamp) <= end)
-        ).all()
-        consumed = budget_consumed(slo, trace_outcomes(slo, [(ts, data) for ts, data in rows]), start, end)
+    consumed, basis = (budget.consumed, budget.basis) if budget else (None, None)
     # No failing trace says nothing unless the service was sending traces at the time.
     affected = failing if failing or traces_in_window(session, incident, start, end) else None
     measured = measured_impact.from_traces(session, incident, slo, start, end)
     if measured is None:
-        return Impact(mtta=metrics.mtta(incident), mttr=metrics.mttr(incident), budget_consumed=consumed,
-                      requests_affected=affected)
+        return Impact(mtta=metrics.mtta(incident), mttr=metrics.mttr(incident), requests_affected=affected,
+                      budget_consumed=consumed, budget_source=basis)
     return Impact(mtta=metrics.mtta(incident), mttr=metrics.mttr(incident),
-                  budget_consumed=measured.budget_consumed if measured.budget_consumed is not None else consumed,
                   requests_affected=measured.failing, requests_served=measured.requests,
                   failing_fraction=measured.failing_fraction, users_affected=measured.people_affected,
-                  people_kind=measured.people_kind, source=measured.source)
+                  people_kind=measured.people_kind, source=measured.source,
+                  budget_consumed=consumed, budget_source=basis)
 
 
 def traces_in_window(session: Session, incident: Incident, start: datetime, end: datetime) -> int:

@@ -46,6 +46,7 @@ class Impact(BaseModel):
     mtta: timedelta | None = None
     mttr: timedelta | None = None
     budget_consumed: float | None = Field(default=None, ge=0)  # fraction of the period's error budget
+    budget_source: str | None = None  # its objective and period, and where the ratio was read (bot.incidents.budget)
     requests_affected: int | None = Field(default=None, ge=0)
     users_affected: int | None = Field(default=None, ge=0)
     requests_served: int | None = Field(default=None, ge=0)

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from bot.clock import iso
 from bot.incidents import service
+from bot.incidents.budget import ErrorBudget
 from bot.people import Names
 from bot.postmortem import store
 from bot.postmortem.assemble import incident_ref
@@ -35,6 +36,7 @@ class Drafting:
     names: Names | None = None
     slos: Sequence[SLO] = field(default_factory=tuple)
     redactor: Redactor | None = None  # the process's (`Runtime.redactor`); None: the default rules
+    budget: ErrorBudget | None = None  # the process's (`Runtime.budget`: Prometheus when set); None: from traces
 
 
 @dataclass(frozen=True)
@@ -62,11 +64,12 @@ def _view(incident: Incident, pm: Postmortem) -> PostmortemView:
 
 def view(engine: Engine, incident_id: int, drafting: Drafting) -> PostmortemView:
     """The stored postmortem, or a draft rendered now and not stored; raises `NotFound`."""
+    _ask_prometheus(engine, incident_id, drafting)
     with transaction(engine) as session:
         incident = service.get(session, incident_id)
         return _view(incident, store.stored_or_preview(session, incident_id, templates_dir=drafting.templates_dir,
                                                        names=drafting.names, slos=drafting.slos,
-                                                       redactor=drafting.redactor))
+                                                       redactor=drafting.redactor, budget=drafting.budget))
 
 
 def edit(engine: Engine, incident_id: int, text: str, drafting: Drafting, *, by: str) -> PostmortemView:
@@ -80,6 +83,13 @@ def edit(engine: Engine, incident_id: int, text: str, drafting: Drafting, *, by:
 
 def regenerate(engine: Engine, incident_id: int, drafting: Drafting, *, by: str) -> None:
     """Render the draft again from the record; an edit is kept. Raises `NotFound`."""
+    _ask_prometheus(engine, incident_id, drafting)
     with transaction(engine) as session:
         store.generate(session, incident_id, templates_dir=drafting.templates_dir, names=drafting.names, by=by,
-                       slos=drafting.slos, redactor=drafting.redactor)
+                       slos=drafting.slos, redactor=drafting.redactor, budget=drafting.budget)
+
+
+def _ask_prometheus(engine: Engine, incident_id: int, drafting: Drafting) -> None:
+    """The budget's figure from Prometheus (when set) is asked for before the draft's transaction."""
+    if drafting.budget is not None:
+        drafting.budget.fetch(engine, incident_id)

@@ -19,6 +19,7 @@ from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from bot import redact
+from bot.incidents.budget import percent as budget_percent
 from bot.postmortem.context import PostmortemContext, TraceExample
 from bot.postmortem.timeline import summarise_timeline
 from bot.redact import Redactor
@@ -113,7 +114,7 @@ def _environment(templates_dir: str | None, redactor: Redactor) -> ImmutableSand
     )
     env.filters.update(md=partial(md, redactor=redactor), md_paragraphs=partial(md_paragraphs, redactor=redactor),
                        code=partial(code, redactor=redactor), utc=utc, clock=clock, duration=duration,
-                       percent=percent, number=number)
+                       percent=percent, number=number, budget_percent=budget_percent)
     return env
 
 

@@ -16,6 +16,7 @@ from sqlmodel import Session, col
 from bot import redact
 from bot.clock import as_utc, utcnow
 from bot.incidents import service, timeline
+from bot.incidents.budget import ErrorBudget
 from bot.people import Names
 from bot.postmortem.assemble import POSTMORTEM_EDIT_KIND, build_context
 from bot.postmortem.render import render_postmortem
@@ -36,13 +37,14 @@ def get(session: Session, incident_id: int) -> Postmortem | None:
 
 def generate(session: Session, incident_id: int, *, templates_dir: Path | None = None,
              redactor: Redactor | None = None, budget_slo: SLO | None = None, names: Names | None = None,
-             by: str | None = None, slos: Sequence[SLO] = ()) -> Postmortem:
+             by: str | None = None, slos: Sequence[SLO] = (), budget: ErrorBudget | None = None) -> Postmortem:
     """Render the draft from the current record and store it; a human edit is kept as it is.
 
     ``names`` shows people by name instead of Slack user id (`bot.people`); ``by``: the person who
     asked for it on the page; the timeline says so.
     """
-    ctx = build_context(session, incident_id, redactor=redactor, budget_slo=budget_slo, names=names, slos=slos)
+    ctx = build_context(session, incident_id, redactor=redactor, budget_slo=budget_slo, names=names, slos=slos,
+                        budget=budget)
     text = render_postmortem(ctx, templates_dir, redactor=redactor)
     now = utcnow()
     if by is not None:
@@ -65,13 +67,14 @@ def get_or_generate(session: Session, incident_id: int, *, templates_dir: Path |
 
 def stored_or_preview(session: Session, incident_id: int, *, templates_dir: Path | None = None,
                       names: Names | None = None, slos: Sequence[SLO] = (),
-                      redactor: Redactor | None = None) -> Postmortem:
+                      redactor: Redactor | None = None, budget: ErrorBudget | None = None) -> Postmortem:
     """What a reader sees: the stored record, or a draft rendered now and not stored (a GET never writes)."""
     stored = get(session, incident_id)
     if stored is not None:
         return stored
     service.get(session, incident_id)  # NotFound for an incident that does not exist
-    text = render_postmortem(build_context(session, incident_id, names=names, slos=slos, redactor=redactor),
+    text = render_postmortem(build_context(session, incident_id, names=names, slos=slos, redactor=redactor,
+                                           budget=budget),
                              templates_dir, redactor=redactor)
     return Postmortem(incident_id=incident_id, draft=text, generated_at=utcnow())  # never added to the session
 

@@ -35,12 +35,16 @@ class Change:
     at: datetime
     link: str | None = None
     source: str = "api"
+    id: int | None = None  # the stored change's (`/incident cause #12`); None for a bundle read from its table
 
     def line(self, opened: datetime) -> str:
         """"changed 17 min before: bundle v42 by deploy-bot" for an incident opened at ``opened``."""
-        when = (f"{_ago(opened - self.at)} before" if self.at <= opened
-                else f"{_ago(self.at - opened)} after it opened")
-        return f"changed {when}: {self.summary}" + (f" by {self.actor}" if self.actor else "")
+        return f"changed {relative(self.at, opened)}: {self.summary}" + (f" by {self.actor}" if self.actor else "")
+
+
+def relative(at: datetime, opened: datetime) -> str:
+    """"17 min before" or "3 min after it opened"."""
+    return f"{_ago(opened - at)} before" if at <= opened else f"{_ago(at - opened)} after it opened"
 
 
 def record(session: Session, *, service: str, kind: str, summary: str, at: datetime | None = None,
@@ -116,7 +120,7 @@ def last_change_before(session: Session, service: str | None, at: datetime) -> C
 
 def _from_row(row: ChangeEvent) -> Change:
     return Change(service=row.service, kind=row.kind, summary=row.summary, actor=row.actor,
-                  at=as_utc(row.at), link=row.link, source=row.source)
+                  at=as_utc(row.at), link=row.link, source=row.source, id=row.id)
 
 
 def _ago(delta: timedelta) -> str:

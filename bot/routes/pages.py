@@ -50,7 +50,7 @@ def drafting(request: Request) -> editor.Drafting:
     """How this process renders postmortem drafts (call it off the event loop: the SLO file is read once)."""
     runtime = _runtime(request)
     return editor.Drafting(templates_dir=runtime.settings.templates_dir, names=_names(request), slos=runtime.slos,
-                          redactor=runtime.redactor)
+                          redactor=runtime.redactor, budget=runtime.budget)
 
 
 # ---- the list and the incident page ----

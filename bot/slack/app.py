@@ -48,7 +48,8 @@ def build_slack(runtime: Runtime, actions: Actions | None = None) -> SlackSide:
         token_verification_enabled=False,  # auth.test happens on the first request, not at import
         raise_error_for_unhandled_request=False,
     )
-    room = Room(gateway=gateway, engine=runtime.engine, settings=settings, runbooks=runtime.runbooks)
+    room = Room(gateway=gateway, engine=runtime.engine, settings=settings, runbooks=runtime.runbooks,
+                budget=runtime.budget)
     context = SlackContext(runtime=runtime, gateway=gateway, room=room)
     # Every listener is registered through the guard: a failure after the ack still reaches the person.
     guarded = GuardedApp(app, Notifier(gateway))

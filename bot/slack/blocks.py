@@ -38,6 +38,7 @@ class CardView:
     change_line: str | None = None  # "Changed 17 min before: bundle v42 by deploy-bot"
     auto_line: str | None = None  # warroom's own action and the guard's verdict (bot.automation)
     traffic_line: str | None = None  # requests and failing fraction since the incident started
+    budget_line: str | None = None  # the error budget consumed, and where the figure came from
     monitoring_gap: bool = False
     status_text: str | None = None
     links: list[dict[str, str]] = field(default_factory=list)
@@ -124,8 +125,10 @@ def card(view: CardView) -> list[dict[str, Any]]:
         context.append(safe(view.change_line, 400))
     if view.auto_line:
         context.append(safe(view.auto_line, 600))
-    if view.traffic_line:
-        context.append(safe(view.traffic_line, 300))
+    # One element for both figures of the incident's window: a context block holds at most 10.
+    measured = [safe(text, 400) for text in (view.traffic_line, view.budget_line) if text]
+    if measured:
+        context.append("\n".join(measured))
     if view.runbook_title:
         context.append(f"Runbook: {safe(view.runbook_title, 200)}")
     if view.monitoring_gap:

@@ -43,13 +43,15 @@ class CardSync:
         return handlers
 
     def refresh(self, incident_id: int) -> None:
+        if self.room.budget is not None:
+            self.room.budget.fetch(self.room.engine, incident_id)  # Prometheus' figure, asked outside a transaction
         self.effects.refresh_card(incident_id)
         self.sync_topic(incident_id)
 
     def sync_topic(self, incident_id: int) -> None:
         with transaction(self.room.engine) as session:
             incident = service.get(session, incident_id)
-            view = card_view(session, incident, self.room.runbooks)
+            view = card_view(session, incident, self.room.runbooks, self.room.budget)
             step = session.execute(select(IncidentStep).where(col(IncidentStep.incident_id) == incident_id,
                                                               col(IncidentStep.name) == "topic")).scalar_one_or_none()
             if step is None or step.done_at is None or not incident.channel_id:

@@ -84,7 +84,7 @@ class SlackEffects:
 
     def refresh_card(self, incident_id: int) -> None:
         with transaction(self.room.engine) as session:
-            view = card_view(session, service.get(session, incident_id), self.room.runbooks)
+            view = card_view(session, service.get(session, incident_id), self.room.runbooks, self.room.budget)
         card = self._step_result(incident_id, "card")
         if card:  # before the card exists there is nothing to update: it is posted from current state
             with unless_archived():

@@ -21,6 +21,7 @@ HELP_LINES: tuple[tuple[str, ...], ...] = (
     ("declare",),
     ("ack", "sev", "commander"),
     ("status", "note"),
+    ("cause",),
     ("followup", "followups"),
     ("resolve", "reopen", "close"),
     ("merge", "split"),

@@ -32,6 +32,7 @@ from bot.clock import utcnow
 from bot.config import Settings
 from bot.errors import ExternalError
 from bot.incidents import service, timeline
+from bot.incidents.budget import ErrorBudget
 from bot.runbooks import RunbookSet, owner_kind
 from bot.slack import blocks
 from bot.slack.budgets import RateLimited
@@ -60,6 +61,7 @@ class Room:
     engine: Engine
     settings: Settings
     runbooks: RunbookSet
+    budget: ErrorBudget | None = None  # the error budget the card shows (`bot.incidents.budget`)
 
     def open(self, incident_id: int) -> None:
         failed: list[str] = []
@@ -254,7 +256,7 @@ class Room:
         from bot.slack.topic import topic_text  # the same text `CardSync` keeps current later
         with transaction(self.engine) as session:
             incident = service.get(session, incident_id)
-            topic, channel = topic_text(card_view(session, incident, self.runbooks)), incident.channel_id
+            topic, channel = topic_text(card_view(session, incident, self.runbooks, self.budget)), incident.channel_id
         self.gateway.call("conversations.setTopic", channel=channel, topic=topic)
         return {"text": topic}
 
@@ -298,8 +300,10 @@ class Room:
         return users, unknown
 
     def _card(self, incident_id: int) -> dict[str, Any]:
+        if self.budget is not None:
+            self.budget.fetch(self.engine, incident_id)  # Prometheus, outside the transaction
         with transaction(self.engine) as session:
-            view = card_view(session, service.get(session, incident_id), self.runbooks)
+            view = card_view(session, service.get(session, incident_id), self.runbooks, self.budget)
         posted = self._post_step(incident_id, "card", view.channel_id or "", blocks.card_text(view), blocks.card(view))
         with transaction(self.engine) as session:
             # the card is what `slack.card` effects update from now on
@@ -335,7 +339,7 @@ class Room:
 
     def _thread_card(self, incident_id: int) -> dict[str, Any]:
         with transaction(self.engine) as session:
-            view = card_view(session, service.get(session, incident_id), self.runbooks)
+            view = card_view(session, service.get(session, incident_id), self.runbooks, self.budget)
         view.thread_only = True
         posted = self._post_step(incident_id, "thread_card", self.settings.incidents_channel or "",
                                  blocks.card_text(view), blocks.card(view))
@@ -357,7 +361,7 @@ class Room:
         if not channel:
             return None
         with transaction(self.engine) as session:
-            view = card_view(session, service.get(session, incident_id), self.runbooks)
+            view = card_view(session, service.get(session, incident_id), self.runbooks, self.budget)
         posted = self._post_step(incident_id, "announce", channel, f"New incident: {blocks.card_text(view)}",
                                  blocks.announcement(view))
         return {"channel": posted["channel"], "ts": posted["ts"]}

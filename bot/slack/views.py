@@ -9,17 +9,21 @@ from bot.alerts.intake import CANNOT_SELF_RESOLVE
 from bot.automation import service as automation
 from bot.clock import as_utc
 from bot.incidents import lifecycle, metrics, service
+from bot.incidents.budget import ErrorBudget, impact_window
 from bot.incidents.live_bundle import live_bundle
 from bot.releases import bundles
 from bot.runbooks import RunbookSet
 from bot.slack.blocks import CardView
 from bot.slack.late_traces import failing_trace_count
 from bot.store.models import Incident, IncidentStep, TimelineEvent, saved_id
+from bot.traces import impact
 
 STEP_WARNING_AFTER = 3  # failed attempts before a set-up step is shown as a warning
 
 
-def card_view(session: Session, incident: Incident, runbooks: RunbookSet | None) -> CardView:
+def card_view(session: Session, incident: Incident, runbooks: RunbookSet | None,
+              budget: ErrorBudget | None = None) -> CardView:
+    """``budget``: the process's error budget reader (`bot.incidents.budget`); without it no budget line."""
     counts = service.alert_counts(session, saved_id(incident))
     runbook = runbooks.get(incident.runbook_id) if runbooks and incident.runbook_id else None
     steps = session.execute(select(IncidentStep).where(col(IncidentStep.incident_id) == incident.id)).scalars()
@@ -29,6 +33,10 @@ def card_view(session: Session, incident: Incident, runbooks: RunbookSet | None)
         warnings.append(stuck)
     groups = service.alert_groups(session, saved_id(incident))
     others = [g for g in groups if g.group_id != incident.group_id] if len(groups) > 1 and not incident.storm else []
+    start, end = impact_window(session, incident)
+    traffic_line = impact.traffic_line(session, incident, start, end)
+    measured = budget.of(session, incident, start, end) if budget is not None else None
+    budget_line = measured.line() if measured is not None else None
     merged_into = session.get(Incident, incident.merged_into_id) if incident.merged_into_id else None
     return CardView(
         id=saved_id(incident), title=incident.title, status=incident.status, severity=incident.severity,
@@ -39,7 +47,7 @@ def card_view(session: Session, incident: Incident, runbooks: RunbookSet | None)
         mttr=metrics.human(metrics.mttr(incident)) if incident.resolved_at else None,
         channel_id=incident.channel_id, runbook_title=runbook.title if runbook else None,
         bundle_line=bundle_line(session, incident), change_line=change_line(session, incident),
-        auto_line=automation.card_line(session, incident), traffic_line=_traffic_line(session, incident),
+        auto_line=automation.card_line(session, incident), traffic_line=traffic_line, budget_line=budget_line,
         monitoring_gap=incident.monitoring_gap,
         status_text=incident.status_text, links=list(incident.links or []), warnings=warnings,
         failing_traces=failing_trace_count(session, saved_id(incident)),
@@ -56,20 +64,15 @@ def cannot_self_resolve(session: Session, incident: Incident) -> str | None:
     return session.execute(select(col(TimelineEvent.text)).where(
         col(TimelineEvent.incident_id) == incident.id, col(TimelineEvent.kind) == CANNOT_SELF_RESOLVE).limit(1)
     ).scalar()
-def _traffic_line(session: Session, incident: Incident) -> str | None:
-    from bot.postmortem.assemble import impact_window
-    from bot.traces import impact
-
-    start, end = impact_window(session, incident)
-    return impact.traffic_line(session, incident, start, end)
-
-
 def change_line(session: Session, incident: Incident) -> str | None:
     """"Changed 17 min before: bundle v42 by deploy-bot": the service's latest change (hours before
-    the incident, or since), and how many more there were."""
-    from bot.releases import changes
+    the incident, or since), and how many more there were; once a responder named the cause
+    (`/incident cause`), "Cause: bundle v42 (deploy 17 min before, by deploy-bot)"."""
+    from bot.releases import cause, changes
 
     opened = as_utc(incident.opened_at)
+    if (named := cause.named(session, incident.id)) is not None:
+        return named.card_line(opened)
     found = changes.for_incident(session, incident.service, opened)
     if not found:
         return None

@@ -27,7 +27,7 @@ from bot.slo.windows import (
     conditions_for,
 )
 
-__all__ = ["BurnAlert", "WindowRatio", "budget_consumed", "error_ratios", "evaluate",
+__all__ = ["BurnAlert", "WindowRatio", "budget_consumed", "budget_from_ratio", "error_ratios", "evaluate",
            "to_alertmanager_payload", "trace_outcomes"]
 
 Outcome = tuple[datetime, bool]
@@ -134,22 +134,25 @@ def _above(ratio: float, threshold: float) -> bool:
 
 
 def budget_consumed(slo: SLO, outcomes: Iterable[Outcome], start: datetime, end: datetime) -> float:
-    """The fraction of the whole period's error budget spent in ``[start, end]``.
+    """The fraction of the whole period's error budget spent in ``[start, end]``, from the
+    outcomes there taken as a sample of the traffic (`budget_from_ratio`). No outcomes -> 0."""
+    start, end = _utc(start), _utc(end)
+    inside = [bad for ts, bad in outcomes if start <= _utc(ts) <= end]
+    return budget_from_ratio(slo, sum(inside) / len(inside), start, end) if inside else 0.0
 
-    The outcomes in the interval are taken as a sample of the traffic: with error ratio ``r``
-    there, the interval burned at ``r / budget``, and burning at rate ``b`` for a time ``t`` spends
+
+def budget_from_ratio(slo: SLO, ratio: float, start: datetime, end: datetime) -> float:
+    """The fraction of the whole period's error budget spent in ``[start, end]`` at error ratio ``ratio``.
+
+    The interval burned at ``ratio / budget``, and burning at rate ``b`` for a time ``t`` spends
     ``b * t / period`` of the budget. Equivalently: bad events in the interval divided by the bad
     events the period allows (``budget x`` the period's traffic, extrapolated from the interval's
     event rate). 0.021 reads as "2.1 % of the monthly budget"; above 1 the interval alone
-    exhausted the budget. No outcomes in the interval -> 0.
+    exhausted the budget. Whoever measured the ratio (traces, Prometheus), this is the one formula.
     """
     start, end = _utc(start), _utc(end)
     if end <= start:
         return 0.0
-    inside = [bad for ts, bad in outcomes if start <= _utc(ts) <= end]
-    if not inside:
-        return 0.0
-    ratio = sum(inside) / len(inside)
     period_seconds = PERIOD_DAYS[slo.period] * 86400
     return ratio / slo.error_budget * (end - start).total_seconds() / period_seconds
 

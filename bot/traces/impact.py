@@ -1,6 +1,6 @@
 """An incident's impact measured from the traffic it hit, not guessed: requests served, the
-failing fraction, the error budget consumed and the users or sessions affected, over the
-incident's window, each figure with where it came from.
+failing fraction and the users or sessions affected, over the incident's window, with where the
+figures came from. (The error budget consumed is `bot.incidents.budget`'s.)
 
 Failing means bad by the SLO's trace rule when the incident's SLO is known (the same rule the
 built-in watcher and the guard use), else warroom's failure rules (``Trace.failed``). Users and
@@ -10,15 +10,12 @@ sessions are counted from an id the traces carry in their attributes (``user_id`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import case, func, select
 from sqlmodel import Session, col
 
-from bot.clock import as_utc
-from bot.slo.burn import budget_consumed
 from bot.slo.spec import SLO
 from bot.store.models import Incident, Trace
 
@@ -30,7 +27,6 @@ PEOPLE_FIELDS = {"users": ("user_id", "user.id", "enduser.id"), "sessions": ("se
 class Figures:
     requests: int
     failing: int
-    budget_consumed: float | None  # fraction of the SLO period's budget; None without an SLO
     people_affected: int | None  # None: the traces carry no user or session id
     people_kind: str | None  # "users" | "sessions"
     source: str  # where the figures come from, in words
@@ -40,55 +36,43 @@ class Figures:
         return self.failing / self.requests if self.requests else None
 
 
-def slo_of(slos: Sequence[SLO], incident: Incident) -> SLO | None:
-    labels = incident.labels or {}
-    service = incident.service or labels.get("sloth_service")
-    name = incident.slo or labels.get("sloth_slo")
-    return next((s for s in slos if s.service == service and s.name == name), None)
-
-
 def from_traces(session: Session, incident: Incident, slo: SLO | None, start: datetime,
                 end: datetime) -> Figures | None:
     """None when the service sent no traces in the window (nothing to measure, not "no impact")."""
     if not incident.service:
         return None
     field = slo.trace.field if slo and slo.trace else None
-    columns = [Trace.timestamp, Trace.failed, Trace.data["attributes"]]
+    columns = [Trace.failed, Trace.data["attributes"]]
     if field:
         columns.append(Trace.data[field])
     rows = session.execute(select(*columns).where(col(Trace.service) == incident.service, col(Trace.timestamp) >= start,
                                                   col(Trace.timestamp) <= end)).all()
     if not rows:
         return None
-    outcomes: list[tuple[datetime, bool]] = []
+    requests = 0
     people: dict[str, set[str]] = {kind: set() for kind in PEOPLE_FIELDS}
     failing = 0
     for row in rows:
-        ts, failed = as_utc(row[0]), bool(row[1])
+        failed = bool(row[0])
         if slo is not None and slo.trace is not None and field:
             event = {field: row[-1]}
             if not slo.trace.applies(event):
                 continue
             failed = slo.trace.is_bad(event)
-            outcomes.append((ts, failed))
+        requests += 1
         if failed:
             failing += 1
-            attributes = row[2] if isinstance(row[2], dict) else {}
+            attributes = row[1] if isinstance(row[1], dict) else {}
             for kind, names in PEOPLE_FIELDS.items():
                 found = next((attributes[n] for n in names if attributes.get(n) not in (None, "")), None)
                 if found is not None:
                     people[kind].add(str(found))
-    requests = len(outcomes) if slo is not None and slo.trace is not None else len(rows)
     counted = next((k for k in PEOPLE_FIELDS if people[k]), None)
-    consumed = budget_consumed(slo, outcomes, start, end) if slo is not None and slo.trace is not None else None
     rule = (f"{slo.name} SLO rule {slo.trace}" if slo is not None and slo.trace is not None
             else "warroom's failure rules")
-    return Figures(requests=requests, failing=failing, budget_consumed=consumed,
-                   people_affected=len(people[counted]) if counted else None,
+    return Figures(requests=requests, failing=failing, people_affected=len(people[counted]) if counted else None,
                    people_kind=counted,
-                   source=f"{len(rows)} traces from {incident.service} in the incident window; failing by {rule}"
-                          + (f", budget from its {slo.objective:g} % objective over {slo.period}"
-                             if slo is not None and consumed is not None else ""))
+                   source=f"{len(rows)} traces from {incident.service} in the incident window; failing by {rule}")
 
 
 def traffic_line(session: Session, incident: Incident, start: datetime, end: datetime) -> str | None:

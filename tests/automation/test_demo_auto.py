@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +36,12 @@ def test_the_demo_s_incident_is_mitigated_by_the_automatic_fallback_with_the_gua
                              interval=0.5, what="the automatic mitigation")
         by_kind = {e["kind"]: e for e in mitigated["timeline"]}
         assert by_kind["action_requested"]["actor"] == "warroom (auto)"
-        assert "Guard: improved — hallucination-rate error ratio" in by_kind["guard_improved"]["text"]
+        improved = by_kind["guard_improved"]["text"]
+        # Real evidence: v42's traffic before the fallback (replayed since its deploy), live traffic after.
+        found = re.search(r"Guard: improved — hallucination-rate error ratio ([\d.]+) % → ([\d.]+) % within", improved)
+        assert found, improved
+        before, after = float(found.group(1)), float(found.group(2))
+        assert before > after and before > 5, improved  # v42 hallucinates on one traffic question in eight
         assert by_kind["mitigated"]["actor"] == "warroom (auto)"
         assert "bundle v42 by deploy-bot" in by_kind["change"]["text"]
         assert not any(e["actor"] in ("U0PRIYA", "U0SAM") for e in mitigated["timeline"])  # nobody clicked
@@ -47,6 +53,9 @@ def test_the_demo_s_incident_is_mitigated_by_the_automatic_fallback_with_the_gua
         assert "warroom is running run #1" in seen and "/incident undo 1" in seen  # what, how to undo
         assert "runbook <strong>Hallucination rate spike</strong> declares it" in seen  # why (mrkdwn bold on the page)
         assert "Changed 17 min before: bundle v42 by deploy-bot" in seen  # the card names the change
+        # The card's figures of the incident's window, measured from v42's traffic, and where they came from.
+        assert "Error budget consumed since it started:" in seen
+        assert "30d budget (its 99.5 % objective over 30d; from traces:" in seen
         # The bad bundle's ticket alert for another SLO came as another Alertmanager group: one room.
         assert [g["name"] for g in mitigated["groups"]] == ["hallucination-rate (page)", "schema-valid-rate (ticket)"]
         assert "Also firing: schema-valid-rate (ticket)" in seen

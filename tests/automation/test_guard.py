@@ -78,9 +78,13 @@ def test_the_guard_mitigates_with_evidence_when_the_ratio_drops(guarded, llm_ser
     assert "Requests served: 30\n- Requests affected: 8 (26.7 % failing)" in draft
     assert "Users affected: 5" in draft and "user-1" not in draft
     assert "failing by hallucination-rate SLO rule hallucination_score" in draft
-    assert "budget from its 99.5 % objective over 30d" in draft and "Error budget consumed: unknown" not in draft
+    assert "(its 99.5 % objective over 30d; from traces: 30 requests of llm-gateway in the incident window" in draft
     budget = float(draft.split("Error budget consumed: ")[1].split(" %")[0])
     assert 0 < budget < 5  # a minute of a 26.7 % failure rate, against 0.5 % of 30 days
+    # The card shows the same figure, from the same computation, and where it came from.
+    on_card = float(card.split("Error budget consumed since it started: ")[1].split(" %")[0])
+    assert on_card == pytest.approx(budget, abs=0.05)
+    assert "of hallucination-rate's 30d budget (its 99.5 % objective over 30d; from traces: 30 requests" in card
 
 
 def postmortem_of(harness, incident_id: int) -> str:

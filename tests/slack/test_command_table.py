@@ -21,6 +21,7 @@ DOCUMENTED_HELP = escape_placeholders("""*`/incident` commands*
 • `declare [sev1-4] <title>` — open an incident (no title: a form)
 • `ack` — acknowledge · `sev <1-4>` — change severity · `commander @user`
 • `status [text]` — show or post a status update · `note <text>` — add to the timeline
+• `cause <change>` — name the cause: a change on the card (`v42`, `change 12`) or your words
 • `followup <text> [@owner]` · `followups` — follow-up items for the postmortem
 • `resolve [summary]` · `reopen` · `close` (after the postmortem; archives the channel)
 • `merge <id>… [into <id>]` — merge incidents into this one · `split <group>` — give an alert group its own incident

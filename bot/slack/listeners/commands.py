@@ -137,6 +137,16 @@ def _note(ctx: SlackContext, inv: Invocation) -> Reply:
     return _changed(ctx, "Added to the timeline.")
 
 
+@command("cause", help="`cause <change>` — name the cause: a change on the card (`v42`, `change 12`) or your words")
+def _cause(ctx: SlackContext, inv: Invocation) -> Reply:
+    named = operations.name_cause(ctx.engine, _authorised(ctx, inv, "cause"), inv.args, actor=inv.user)
+    if named.at is None:
+        return _changed(ctx, f"Cause recorded: {named.summary} (your words: no change time, so the postmortem "
+                             "leaves time to detect open).")
+    return _changed(ctx, f"Cause recorded: {named.summary}, {named.kind or 'change'} at {named.at:%H:%M} UTC; "
+                         "the postmortem counts time to detect and the duration from it.")
+
+
 @command("commander", help="`commander @user`")
 def _commander(ctx: SlackContext, inv: Invocation) -> Reply:
     people = mentions(inv.args)
@@ -260,7 +270,7 @@ def _postmortem(ctx: SlackContext, inv: Invocation) -> Reply:
         ctx.engine, incident_id, actor=inv.user, title=f"Postmortem draft for incident #{incident_id}",
         blocks=lambda text: markdown_document(f"Postmortem draft — edit it at {url}", text),
         templates_dir=ctx.runtime.settings.templates_dir, names=ctx.runtime.people,
-        slos=ctx.runtime.slos, redactor=ctx.runtime.redactor)
+        slos=ctx.runtime.slos, redactor=ctx.runtime.redactor, budget=ctx.runtime.budget)
     return _changed(ctx, f"Postmortem draft posted in the channel; edit it at {url}")
 
 
@@ -274,6 +284,6 @@ def _web(ctx: SlackContext, inv: Invocation) -> Reply:
 
 
 # The incident's own subcommands (the actions, `silence` and `evals` are defined with their listeners).
-INCIDENT_COMMANDS: tuple[Command, ...] = (_declare, _auto, _ack, _sev, _status, _note, _commander, _followup,
+INCIDENT_COMMANDS: tuple[Command, ...] = (_declare, _auto, _ack, _sev, _status, _note, _cause, _commander, _followup,
                                           _followups, _resolve, _reopen, _close, _merge, _split, _list, _timeline,
                                           _postmortem, _web)
