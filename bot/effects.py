@@ -78,13 +78,15 @@ class OpenRoom(Effect):
 
 
 class RefreshCard(Effect):
-    """Re-render the incident's card, announcement and channel topic from current state (queued at
-    `Priority.PERSON` after a person's action, merged and cosmetic after an alert)."""
+    """Re-render the incident's card, announcement and channel topic from current state (merged
+    and cosmetic); after a person's action, the card alone first (``card_only``, at
+    `Priority.PERSON`: what they look at), the rest with the next cosmetic refresh."""
 
     kind: ClassVar[str] = "slack.card"
     priority: ClassVar[Priority] = Priority.COSMETIC
     coalesce_seconds: ClassVar[float | None] = 10.0
     incident_id: int
+    card_only: bool | None = None  # None, not False: a full refresh's payload is as it always was
 
 
 class PostLine(Effect):

@@ -99,17 +99,25 @@ def refresh_card(session: Session, incident: Incident, *, by: str | None = None)
     when ``by`` is a person (they are looking for it), else merged with others (`card_effect`)."""
     assert incident.id is not None
     incident.updated_at = utcnow()
-    outbox.enqueue_many(session, [card_effect(incident.id, urgent=bool(by and USER_ID.match(by)))])
+    outbox.enqueue_many(session, card_effects(incident.id, urgent=bool(by and USER_ID.match(by))))
 
 
-def card_effect(incident_id: int, *, urgent: bool = False) -> outbox.Queued:
-    """The outbox row that re-renders the incident's card (and its announcement). ``urgent``: a
-    person's action, performed before anything less urgent; otherwise (an alert, the automation)
-    it is cosmetic, and merges with a waiting one: one card update per ten seconds at most."""
-    if urgent:
-        return outbox.Queued(RefreshCard(incident_id=incident_id), incident_id=incident_id, priority=Priority.PERSON)
+def card_effect(incident_id: int) -> outbox.Queued:
+    """The outbox row that re-renders the incident's card, announcement and topic: cosmetic, and
+    merged with a waiting one (one card update per ten seconds at most)."""
     return outbox.Queued(RefreshCard(incident_id=incident_id), key=f"card:{incident_id}", incident_id=incident_id,
                          merge=True)
+
+
+def card_effects(incident_id: int, *, urgent: bool = False) -> list[outbox.Queued]:
+    """``urgent``: a person's action. Their card is updated before anything less urgent, with a
+    share of Slack's budget kept for people; the announcement and the topic follow with the next
+    cosmetic refresh (in a storm Slack's ``chat.update`` allowance is what an ack waits for)."""
+    if not urgent:
+        return [card_effect(incident_id)]
+    card = outbox.Queued(RefreshCard(incident_id=incident_id, card_only=True), incident_id=incident_id,
+                         priority=Priority.PERSON)
+    return [card, card_effect(incident_id)]
 
 
 def declare(session: Session, *, title: str, severity: int, actor: str, service: str | None = None,

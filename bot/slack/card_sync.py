@@ -34,7 +34,7 @@ class CardSync:
         """``slack.card`` with the topic; ``action_card`` (the run card's handler, when there is
         one) followed by a refresh of the incident's card."""
         handlers = Handlers()
-        handlers.on(RefreshCard, lambda effect: self.refresh(effect.incident_id))
+        handlers.on(RefreshCard, lambda effect: self.refresh(effect.incident_id, card_only=bool(effect.card_only)))
         if action_card is not None:
             def action_card_then_incident_card(effect: ActionCard) -> None:
                 action_card(effect)
@@ -42,11 +42,12 @@ class CardSync:
             handlers.on(ActionCard, action_card_then_incident_card)
         return handlers
 
-    def refresh(self, incident_id: int) -> None:
+    def refresh(self, incident_id: int, *, card_only: bool = False) -> None:
         if self.room.budget is not None:
             self.room.budget.fetch(self.room.engine, incident_id)  # Prometheus' figure, asked outside a transaction
-        self.effects.refresh_card(incident_id)
-        self.sync_topic(incident_id)
+        self.effects.refresh_card(incident_id, card_only=card_only)
+        if not card_only:
+            self.sync_topic(incident_id)
 
     def sync_topic(self, incident_id: int) -> None:
         with transaction(self.room.engine) as session:

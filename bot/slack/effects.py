@@ -82,7 +82,8 @@ class SlackEffects:
                 col(IncidentStep.incident_id) == incident_id, col(IncidentStep.name) == name)).scalar_one_or_none()
             return dict(step.result) if step and step.done_at else None
 
-    def refresh_card(self, incident_id: int) -> None:
+    def refresh_card(self, incident_id: int, *, card_only: bool = False) -> None:
+        """The card (in the room, or the thread's), then the announcement unless ``card_only``."""
         with transaction(self.room.engine) as session:
             view = card_view(session, service.get(session, incident_id), self.room.runbooks, self.room.budget)
         card = self._step_result(incident_id, "card")
@@ -93,7 +94,7 @@ class SlackEffects:
         if thread_card:
             view.thread_only = self._step_result(incident_id, "promoted") is None
             self.gateway.update(thread_card["channel"], thread_card["ts"], blocks.card_text(view), blocks.card(view))
-        announcement = self._step_result(incident_id, "announce")
+        announcement = None if card_only else self._step_result(incident_id, "announce")
         if announcement and announcement.get("ts"):
             self.gateway.update(announcement["channel"], announcement["ts"], blocks.card_text(view),
                                 blocks.announcement(view))

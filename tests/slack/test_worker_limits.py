@@ -200,7 +200,7 @@ def test_a_slow_call_for_one_room_does_not_delay_another_room(held: Held) -> Non
     first, first_channel, second, second_channel = two_rooms(slack)
     slack.emu.inject_fault("chat.update", kind="delay", delay_s=6)
     with transaction(slack.runtime.engine) as session:
-        outbox.enqueue_many(session, [service.card_effect(first, urgent=True)])
+        outbox.enqueue_many(session, [service.card_effects(first, urgent=True)[0]])
     say(slack, (first, "after the card"), (second, "quick one"))
     worker = slack.warroom.worker
     worker.start()

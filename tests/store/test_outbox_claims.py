@@ -62,7 +62,7 @@ def test_rows_of_one_priority_keep_their_order_and_an_urgent_one_overtakes_them(
     first = incidents[0]
     with transaction(runtime.engine) as session:
         outbox.enqueue_many(session, [_say(first, "one"), _say(first, "two"), service.card_effect(first),
-                                      service.card_effect(first, urgent=True), _say(first, "three")])
+                                      service.card_effects(first, urgent=True)[0], _say(first, "three")])
     order = []
     while claimed := _claim_and_finish(runtime):
         order.extend((kind, payload.get("text")) for _, kind, payload in claimed)
@@ -76,7 +76,7 @@ def test_a_person_s_card_update_does_not_wait_for_a_running_line_but_the_next_li
         outbox.enqueue_many(session, [_say(first, "slow"), _say(second, "other")])
     (slow_id, _, _), = _claim(runtime)
     with transaction(runtime.engine) as session:
-        outbox.enqueue_many(session, [service.card_effect(first, urgent=True), _say(first, "next")])
+        outbox.enqueue_many(session, [service.card_effects(first, urgent=True)[0], _say(first, "next")])
 
     held = _claim(runtime, limit=10)
 
