@@ -61,7 +61,7 @@ class TraceEvent(BaseModel):
     def _move_unknown_fields_to_attributes(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        known = set(cls.model_fields)
+        known = cls.model_fields  # a dict: looked up, not copied into a set per event
         unknown = {k: v for k, v in data.items() if k not in known}
         if not unknown:
             return data
