@@ -147,7 +147,8 @@ def test_sensors_of_one_service_each_judge_their_own_field(engine, settings, tmp
     path = tmp_path / "slos.yaml"
     path.write_text("slos: []\nsensors:\n" + "".join(f"""\
   - {{name: {name}, service: llm-gateway, kind: spike, trace: {rule}}}
-""" for name, rule in (("tools", "{field: tool_calls, op: any_not_ok}"), ("schema", "{field: schema_valid, op: ==, value: false}"),
+""" for name, rule in (("tools", "{field: tool_calls, op: any_not_ok}"),
+                       ("schema", "{field: schema_valid, op: ==, value: false}"),
                        ("status", "{field: status, op: '!=', value: ok}"))) + "".join(f"""\
   - {{name: {field}-drift, service: llm-gateway, kind: drift, field: {field}, baseline: 7d, by_bundle: false}}
 """ for field in ("tokens", "latency_ms")), encoding="utf-8")
