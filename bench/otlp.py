@@ -5,8 +5,8 @@ Run ``.venv/bin/python bench/otlp.py --help``; see bench/README.md. warroom runs
 are made once with the OpenTelemetry SDK and encoded by its exporters' encoders; before each send
 only the trace ids are renewed, so every span is new to warroom (no dedupe shortcut).
 
-The watcher part fills a SQLite database with ``--traces`` traces over 30 days and times rounds of
-``evaluate_sensors`` with 10 sensors (5 drift, 5 spike).
+The watcher part fills a database (SQLite; ``--watcher-db`` for PostgreSQL too) with ``--traces``
+traces over 30 days and times rounds of ``evaluate_sensors`` with 10 sensors (5 drift, 5 spike).
 """
 
 from __future__ import annotations
@@ -217,7 +217,13 @@ sensors:
 
 
 def watcher_bench(args: argparse.Namespace, workdir: Path) -> None:
-    from sqlalchemy import insert
+    for db in args.watcher_db:
+        with ingest.databases(db, workdir, args.pg_admin) as fresh:
+            _watcher_rounds(args, db, fresh("watcher"))
+
+
+def _watcher_rounds(args: argparse.Namespace, db: str, db_url: str) -> None:
+    from sqlalchemy import insert, text
 
     from bot.config import Settings
     from bot.sensors.spec import parse_sensors
@@ -227,7 +233,6 @@ def watcher_bench(args: argparse.Namespace, workdir: Path) -> None:
 
     sensors, problems = parse_sensors(SENSORS, "bench")
     assert not problems, problems
-    db_url = f"sqlite:///{workdir / 'watcher.db'}"
     engine = make_engine(db_url)
     upgrade(engine)
     now = datetime(2026, 3, 14, 2, 0, tzinfo=timezone.utc)
@@ -251,7 +256,10 @@ def watcher_bench(args: argparse.Namespace, workdir: Path) -> None:
                              "model": "primary-70b", "failure_types": [], "failed": False, "label": {}, "data": data,
                              "received_at": at})
             conn.execute(insert(Trace), rows)
-    print(f"\n== watcher: {args.traces:,} traces over 30 days in SQLite (filled in {time.perf_counter() - started:.0f} s), "
+    if db == "postgresql":  # the planner's statistics, as autovacuum keeps them on a live database
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE trace"))
+    print(f"\n== watcher: {args.traces:,} traces over 30 days in {db} (filled in {time.perf_counter() - started:.0f} s), "
           f"{len(sensors)} sensors (5 drift, 5 spike) ==")
     settings = Settings(_env_file=None, WARROOM_DATABASE_URL=db_url, WARROOM_RUNBOOKS_DIR=ROOT / "runbooks",  # type: ignore[call-arg]
                         WARROOM_PLAYBOOKS_DIR=ROOT / "playbooks")
@@ -274,6 +282,8 @@ def main() -> None:
                         default=["protobuf", "json", "api-traces"], help="which ingest rows to run")
     parser.add_argument("--traces", type=int, default=1_000_000, help="stored traces for the watcher part (0: skip)")
     parser.add_argument("--rounds", type=int, default=3, help="watcher rounds")
+    parser.add_argument("--watcher-db", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite"],
+                        help="databases for the watcher part (PostgreSQL adds ~2 min of filling)")
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--pg-admin", default=os.environ.get("WARROOM_BENCH_PG", ingest.DEFAULT_PG_ADMIN))
     args = parser.parse_args()

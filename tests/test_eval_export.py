@@ -9,13 +9,21 @@ from pathlib import Path
 import yaml
 from sqlalchemy import select
 
+from bot.evals.asserts import AssertContext
+from bot.evals.cases import CaseLine
 from bot.evals.export import export_incident, export_since
+from bot.evals.suite import collect_incident, suite_cases
+from bot.evals.suite_files import export_suite
+from bot.evals.target import EvalTarget
+from bot.otlp.genai import CONTENT_OFF
 from bot.postmortem import store
 from bot.postmortem.assemble import EVALS_EXPORTED_KIND
 from bot.store.db import transaction
 from bot.store.models import TimelineEvent, Trace
 from bot.traces import ingest as traces
+from tests.alerts.payloads import am_alert, am_payload
 from tests.conftest import Warroom
+from tests.otlp.spans import Recorder, protobuf_body
 from tests.postmortem.test_assemble import EMAIL, section, seed_incident
 
 TARGET = "http://127.0.0.1:9201"
@@ -132,3 +140,41 @@ def test_export_since_takes_resolved_incidents_only(warroom: Warroom, tmp_path: 
     assert (nothing.written, nothing.total) == (0, 0)
     assert (tmp_path / "empty" / "promptfooconfig.yaml").exists()
     assert yaml.safe_load((tmp_path / "empty" / "tests.yaml").read_text()) == []
+
+
+def test_a_case_from_spans_without_message_content_says_why_it_has_no_input(warroom: Warroom, tmp_path: Path) -> None:
+    """OTLP instrumentations leave message content off by default: the answer still fails and
+    becomes a case, whose description and metadata say why its prompt is empty, in the export and
+    in the service's suite (what `/incident evals` lists)."""
+    opened = warroom.alertmanager(am_payload([am_alert(service="llm-gateway")], group="llm-gateway"))
+    incident_id = opened.json()["incident_id"]
+    recorder = Recorder()
+    recorder.answer(question=None, output=None, hallucination=0.97, tools=[("search", False)])
+    recorder.answer(question="Where is my order 9999?", output="It shipped via Mars.", hallucination=0.95)
+    response = warroom.post("/v1/traces", content=protobuf_body(recorder.spans()),
+                            headers={"Content-Type": "application/x-protobuf"})
+    assert response.status_code == 200, response.text
+
+    with transaction(warroom.runtime.engine) as session:
+        export_incident(session, incident_id, tmp_path / "evals", target_url=TARGET)
+    tests = yaml.safe_load((tmp_path / "evals" / "tests.yaml").read_text())
+    blind = [t for t in tests if not t["vars"]["question"]]
+    assert [t["metadata"]["failure_type"] for t in blind] == ["tool_error"]  # a hallucination needs an output
+    assert blind[0]["description"].endswith(f"tool_error: no input: {CONTENT_OFF}")
+    assert blind[0]["metadata"]["input_missing"] == CONTENT_OFF
+    [asked] = [t for t in tests if t["vars"]["question"]]
+    assert "input_missing" not in asked["metadata"] and asked["description"].endswith("Where is my order 9999?")
+    lines = [CaseLine.read(line) for line in (tmp_path / "evals" / "cases.jsonl").read_text().splitlines()]
+    assert len(lines) == len(tests)  # read back as cases: the export stays mergeable
+
+    with transaction(warroom.runtime.engine) as session:
+        collect_incident(session, incident_id)
+        export_suite(session, "llm-gateway", tmp_path / "suite", target=EvalTarget(TARGET + "/v1/answer"),
+                     bundle="b-43", ctx=AssertContext())
+        cases = suite_cases(session, "llm-gateway", incident_id=incident_id)
+    blind_cases = [c for c in cases if not c.question]
+    assert {c.failure_type for c in blind_cases} == {"hallucination", "tool_error"}
+    assert {c.data.get("input_missing") for c in blind_cases} == {CONTENT_OFF}
+    suite = yaml.safe_load((tmp_path / "suite" / "tests.yaml").read_text())
+    described = {t["metadata"]["case_id"]: t["description"] for t in suite}
+    assert all(described[c.case_id].endswith(f"(unlabelled): no input: {CONTENT_OFF}") for c in blind_cases)

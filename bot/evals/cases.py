@@ -86,6 +86,7 @@ class CaseMetadata(BaseModel):
     first_seen: str
     labelled: bool = False
     notes: str | None = None
+    input_missing: str | None = None  # why the case has no question (see `no_input_reason`)
 
 
 class EvalCase(BaseModel):
@@ -196,6 +197,23 @@ def _distinctive_sentence(output: str) -> str | None:
 
 
 _NO_LABEL = Label()
+# A trace without input whose sender said nothing about it (OTLP ingest says why: `bot.otlp.genai`).
+NO_INPUT = "the trace carried no input"
+INPUT_MISSING_ATTRIBUTE = "input_missing"  # under the event's ``attributes``
+_REASON_LIMIT = 300
+
+
+def no_input_reason(question: str, attributes_reason: Any, redactor: Redactor) -> str | None:
+    """Why a case has no question, or None when it has one: the reason stored with the trace
+    (from a sender, so redacted and bounded), else `NO_INPUT`. An eval case without a question
+    cannot replay the failure; its description and metadata say so instead of an unexplained
+    empty prompt."""
+    if question.strip():
+        return None
+    if isinstance(attributes_reason, str) and attributes_reason.strip():
+        reason = " ".join(redactor.redact(attributes_reason).split())
+        return reason if len(reason) <= _REASON_LIMIT else reason[:_REASON_LIMIT - 3] + "..."
+    return NO_INPUT
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,11 +227,12 @@ class TraceFacts:
     expected: str | None
     bundle_version: str | None
     prompt_hash: str | None
+    input_missing: str | None = None  # the reason stored with a trace that has no input, if any
 
     @classmethod
     def of_event(cls, event: TraceEvent) -> TraceFacts:
         return cls(event.request_id, event.timestamp, event.question, event.output, event.expected,
-                   event.bundle_version, event.prompt_hash)
+                   event.bundle_version, event.prompt_hash, event.attributes.get(INPUT_MISSING_ATTRIBUTE))
 
 
 
@@ -264,12 +283,15 @@ def build_case(kind: str, trace: TraceFacts, label: Label | None, *, incident_id
         return None
     question = redactor.redact(trace.question)
     short = question if len(question) <= 60 else question[:57] + "..."
+    missing = no_input_reason(question, trace.input_missing, redactor)
     metadata = {
         "incident_id": incident_id, "request_id": trace.request_id, "bundle": trace.bundle_version,
         "failure_type": kind, "prompt_hash": trace.prompt_hash, "first_seen": trace.timestamp.isoformat(),
         "labelled": labelled, "notes": redactor.redact(label.notes) if label.notes else None,
+        "input_missing": missing,
     }
-    return {"description": f"{incident_id} {kind}: {short}", "vars": {"question": question}, "assert": asserts,
+    described = f"no input: {missing}" if missing else short
+    return {"description": f"{incident_id} {kind}: {described}", "vars": {"question": question}, "assert": asserts,
             "metadata": {k: v for k, v in metadata.items() if v is not None}}
 
 

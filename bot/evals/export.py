@@ -24,7 +24,16 @@ from sqlmodel import Session, col
 
 from bot import redact
 from bot.clock import as_utc
-from bot.evals.cases import CaseCollector, ExportResult, Label, TraceFacts, case_kinds, prompt_key, write_eval_files
+from bot.evals.cases import (
+    INPUT_MISSING_ATTRIBUTE,
+    CaseCollector,
+    ExportResult,
+    Label,
+    TraceFacts,
+    case_kinds,
+    prompt_key,
+    write_eval_files,
+)
 from bot.incidents import lifecycle, service, timeline
 from bot.postmortem.assemble import EVALS_EXPORTED_KIND, incident_ref
 from bot.redact import Redactor
@@ -41,7 +50,8 @@ _LABEL = cast(Trace.label, Text).label("label_text")
 _KINDS = cast(Trace.failure_types, Text).label("kinds_text")
 _FACTS = (col(Trace.id), col(Trace.request_id), col(Trace.timestamp), col(Trace.bundle_version), col(Trace.prompt_hash),
           col(Trace.data)["input"].label("input"), col(Trace.data)["output"].as_string().label("output"),
-          col(Trace.data)["expected"].as_string().label("expected"))
+          col(Trace.data)["expected"].as_string().label("expected"),
+          col(Trace.data)[("attributes", INPUT_MISSING_ATTRIBUTE)].as_string().label("input_missing"))
 
 
 def export_incident(session: Session, incident_id: int, out_dir: Path, *, target_url: str,
@@ -106,7 +116,8 @@ def _facts(row: Row[Any]) -> TraceFacts:
         return value if isinstance(value, str) else None
 
     return TraceFacts(row.request_id, as_utc(row.timestamp) or row.timestamp, question_text(row.input),
-                      text(row.output), text(row.expected), row.bundle_version, row.prompt_hash)
+                      text(row.output), text(row.expected), row.bundle_version, row.prompt_hash,
+                      text(row.input_missing))
 
 
 def _reload(session: Session, ids: list[int]) -> dict[int, TraceFacts]:

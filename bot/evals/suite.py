@@ -31,7 +31,7 @@ from sqlmodel import Session, col
 
 from bot import redact
 from bot.clock import as_utc
-from bot.evals.cases import Label, case_kinds
+from bot.evals.cases import INPUT_MISSING_ATTRIBUTE, Label, case_kinds, no_input_reason
 from bot.redact import Redactor
 from bot.store.models import EvalCase, EvalCaseIncident, Trace
 from bot.traces.rules import FAILURE_TYPES, question_text
@@ -92,6 +92,7 @@ class TraceRow:
     label: Label | None
     retrieval_text: str | None = None
     tools_text: str | None = None
+    input_missing: str | None = None  # the reason stored with a trace that has no input, if any
 
     @property
     def retrieval_ids(self) -> list[str]:
@@ -188,6 +189,9 @@ def case_data(cluster: Cluster, redactor: Redactor) -> tuple[dict[str, Any], boo
         data["claims"] = [redactor.redact(c) for c in split_claims(label.unsupported_claim)]
     if label.notes:
         data["notes"] = redactor.redact(label.notes)
+    missing = no_input_reason(first.question, first.input_missing, redactor)
+    if missing:
+        data["input_missing"] = missing  # shown instead of an empty question (`suite_files`)
     return data, labelled
 
 
@@ -199,7 +203,8 @@ _COLUMNS = (col(Trace.request_id), col(Trace.timestamp), col(Trace.bundle_versio
             col(Trace.data)["input"].label("input"), col(Trace.data)["output"].as_string().label("output"),
             col(Trace.data)["expected"].as_string().label("expected"),
             cast(col(Trace.data)["retrieval_ids"], Text).label("retrieval_text"),
-            cast(col(Trace.data)["tool_calls"], Text).label("tools_text"), _KINDS, _LABEL)
+            cast(col(Trace.data)["tool_calls"], Text).label("tools_text"), _KINDS, _LABEL,
+            col(Trace.data)[("attributes", INPUT_MISSING_ATTRIBUTE)].as_string().label("input_missing"))
 
 
 def incident_rows(session: Session, incident_id: int) -> Iterator[TraceRow]:
@@ -211,7 +216,7 @@ def incident_rows(session: Session, incident_id: int) -> Iterator[TraceRow]:
             request_id=row.request_id, timestamp=as_utc(row.timestamp) or row.timestamp,
             question=question_text(row.input), output=_text(row.output), expected=_text(row.expected),
             bundle_version=row.bundle_version, kinds=_kinds(row.kinds_text), label=_label(row.label_text),
-            retrieval_text=row.retrieval_text, tools_text=row.tools_text,
+            retrieval_text=row.retrieval_text, tools_text=row.tools_text, input_missing=_text(row.input_missing),
         )
 
 

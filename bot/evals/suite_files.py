@@ -38,7 +38,11 @@ def suite_test(case: SuiteCase, ctx: AssertContext) -> dict[str, Any]:
     """One promptfoo test. The question goes in as an inert JSON literal (see `bot.evals.asserts`);
     the description is shown, never rendered, but keeps ``{`` out all the same."""
     label = "labelled" if case.labelled else "unlabelled"
-    question = short(case.question).replace("{", "(").replace("}", ")")
+    missing = case.data.get("input_missing")
+    # A case without a question says why (e.g. OTLP spans sent without message content) rather
+    # than showing an empty prompt; it is still a test, so the suite's counts stay those of Slack.
+    shown = f"no input: {missing}" if missing and not case.question.strip() else short(case.question)
+    question = shown.replace("{", "(").replace("}", ")")
     return {
         "description": f"{case.case_id} {case.failure_type} ({label}): {question}",
         "vars": {"question_json": inert_literal(case.question)},
@@ -47,6 +51,7 @@ def suite_test(case: SuiteCase, ctx: AssertContext) -> dict[str, Any]:
             "case_id": case.case_id, "service": case.service, "failure_type": case.failure_type,
             "labelled": case.labelled, "must_pass": must_pass(case), "incidents": case.incidents,
             "traces": case.trace_count, "request_ids": case.request_ids[:20],
+            **({"input_missing": missing} if missing else {}),
         },
     }
 

@@ -166,7 +166,9 @@ def to_event(span: OtelSpan, descendants: list[OtelSpan], options: MappingOption
     bundle = span.resource.get(options.bundle_attribute)
     if bundle is not None:
         event["bundle_version"] = str(bundle)
-    tokens = _tokens(attrs) if _tokens(attrs) is not None else _sum_tokens(descendants)
+    tokens = _tokens(attrs)
+    if tokens is None:
+        tokens = _sum_tokens(descendants)
     if tokens is not None:
         event["tokens"] = tokens
     question, answer = _input(span), _output(span)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import func, select
+from sqlalchemy import JSON, func, literal, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
@@ -90,33 +90,63 @@ def evaluate_sensors(engine: Engine, settings: Settings, sensors: Sequence[Senso
     moment = as_utc(now)
     assert moment is not None
     results: list[IngestResult] = []
+    reads = _Round(sensors)
     for sensor in sensors:
         with leased(engine, f"sensor:{sensor.service}/{sensor.name}") as session:
             if session is None:
                 continue
-            wanted = firing_alerts(session, sensor, moment)
+            wanted = firing_alerts(session, sensor, moment, reads)
             results.extend(_send(session, sensor, wanted, moment, rules, settings.public_url))
     return results
 
 
-def firing_alerts(session: Session, sensor: Sensor, now: datetime) -> list[tuple[dict[str, str], dict[str, str]]]:
+def firing_alerts(session: Session, sensor: Sensor, now: datetime,
+                  reads: _Round | None = None) -> list[tuple[dict[str, str], dict[str, str]]]:
     """``(labels, annotations)`` of the alerts the sensor fires at ``now`` (empty: all quiet)."""
+    reads = reads or _Round([sensor])
     if sensor.kind == "drift":
-        return _drift(session, sensor, now)
-    return _spike(session, sensor, now)
+        return _drift(session, sensor, now, reads)
+    return _spike(session, sensor, now, reads)
+
+
+class _Round:
+    """One round's reads of the traces, shared by its sensors.
+
+    Sensors of one service read the same time ranges (a 7-day drift baseline, a spike's past
+    days), each for one or two fields; almost all the cost is visiting the stored rows, not
+    extracting a field. So the first sensor to read a range reads every field the round's sensors
+    of its kind and service need, and the others take their columns from that. Kept for the
+    round only: what outlives it is each sensor's own history (`_HISTORY`), as before.
+    """
+
+    def __init__(self, sensors: Iterable[Sensor]) -> None:
+        self._fields: dict[tuple[str, str], set[str]] = {}
+        for sensor in sensors:
+            wanted = (sensor.field,) if sensor.kind == "drift" else sensor.trace.fields if sensor.trace else ()
+            self._fields.setdefault((sensor.kind, sensor.service), set()).update(wanted)
+        self._read: dict[tuple[Any, ...], Any] = {}
+
+    def fields(self, sensor: Sensor, own: Iterable[str]) -> tuple[str, ...]:
+        return tuple(sorted(self._fields.get((sensor.kind, sensor.service), set()).union(own)))
+
+    def read(self, key: tuple[Any, ...], load: Callable[[], Any]) -> Any:
+        if key not in self._read:
+            self._read[key] = load()
+        return self._read[key]
 
 
 # --- drift -----------------------------------------------------------------------------------
 
 
-def _drift(session: Session, sensor: Sensor, now: datetime) -> list[tuple[dict[str, str], dict[str, str]]]:
+def _drift(session: Session, sensor: Sensor, now: datetime,
+           reads: _Round) -> list[tuple[dict[str, str], dict[str, str]]]:
     current_start = now - sensor.window
     baseline = _HISTORY.get(session, sensor, "baseline", now, sensor.baseline / REFRESH_PARTS, lambda: [
-        v for _, v in _values(session, sensor, now - sensor.window - sensor.baseline, current_start)])
+        v for _, v in _values(session, sensor, now - sensor.window - sensor.baseline, current_start, reads)])
     if len(baseline) < sensor.min_samples:
         return []
     groups: dict[str, list[float]] = {}
-    for bundle, value in _values(session, sensor, current_start, now):
+    for bundle, value in _values(session, sensor, current_start, now, reads):
         groups.setdefault(bundle if sensor.by_bundle else "", []).append(value)
     alerts = []
     for bundle, values in sorted(groups.items()):
@@ -129,22 +159,42 @@ def _drift(session: Session, sensor: Sensor, now: datetime) -> list[tuple[dict[s
     return alerts
 
 
-def _values(session: Session, sensor: Sensor, start: datetime, end: datetime) -> list[tuple[str, float]]:
+def _values(session: Session, sensor: Sensor, start: datetime, end: datetime,
+            reads: _Round) -> list[tuple[str, float]]:
     """``(bundle, value)`` of the sensor's field for the service's traces in ``(start, end]``."""
-    if sensor.field == "answer_length":
-        column: Any = func.length(col(Trace.data)["output"].as_string())
-    elif sensor.field == "retrieved_documents":
-        column = func.json_array_length(col(Trace.data)["retrieval_ids"])
-    else:
-        column = col(Trace.data)[field_path(sensor.field)].as_float()
-    where = (col(Trace.service) == sensor.service, col(Trace.timestamp) > start, col(Trace.timestamp) <= end)
-    stmt = select(col(Trace.bundle_version), column).where(*where)
+    fields = reads.fields(sensor, (sensor.field,))
+    values = reads.read(("drift", sensor.service, start, end, fields),
+                        lambda: _read_values(session, sensor.service, fields, start, end))
+    return values[sensor.field]
+
+
+def _drift_column(field: str) -> Any:
+    if field == "answer_length":
+        return func.length(col(Trace.data)["output"].as_string())
+    if field == "retrieved_documents":
+        return func.json_array_length(col(Trace.data)["retrieval_ids"])
+    return col(Trace.data)[field_path(field)].as_float()
+
+
+def _read_values(session: Session, service: str, fields: tuple[str, ...], start: datetime,
+                 end: datetime) -> dict[str, list[tuple[str, float]]]:
+    """`_values` of each of ``fields``, read together (one visit of each row)."""
+    where = (col(Trace.service) == service, col(Trace.timestamp) > start, col(Trace.timestamp) <= end)
+    stmt = select(col(Trace.bundle_version), *(_drift_column(field) for field in fields)).where(*where)
     # A week of a busy service is hundreds of thousands of traces; PSI needs a few thousand. Every
     # k-th row by id is an even sample over time (ids grow with arrival) and reads far less JSON.
+    # The sample depends on the rows only, not on the field: each field gets the same one it
+    # would get read alone.
     count = session.execute(select(func.count()).select_from(Trace).where(*where)).scalar_one()
     if count > MAX_SAMPLE:
         stmt = stmt.where(col(Trace.id) % ((count + MAX_SAMPLE - 1) // MAX_SAMPLE) == 0)
-    return [(bundle or "", float(value)) for bundle, value in session.execute(stmt).all() if value is not None]
+    values: dict[str, list[tuple[str, float]]] = {field: [] for field in fields}
+    columns = [values[field] for field in fields]
+    for bundle, *row in session.execute(stmt).all():
+        for out, value in zip(columns, row, strict=True):
+            if value is not None:
+                out.append((bundle or "", float(value)))
+    return values
 
 
 def _drift_alert(sensor: Sensor, bundle: str, severity: str, index: float, threshold: float, samples: int,
@@ -166,23 +216,17 @@ def _drift_alert(sensor: Sensor, bundle: str, severity: str, index: float, thres
 # --- spike -----------------------------------------------------------------------------------
 
 
-def _spike(session: Session, sensor: Sensor, now: datetime) -> list[tuple[dict[str, str], dict[str, str]]]:
+def _spike(session: Session, sensor: Sensor, now: datetime,
+           reads: _Round) -> list[tuple[dict[str, str], dict[str, str]]]:
     rule = sensor.trace
     assert rule is not None
-    fields = rule.fields
     today, *past_days = spans_needed(now, sensor.window, sensor.days, sensor.sustained)
+    fields = reads.fields(sensor, rule.fields)
 
     def outcomes(start: datetime, end: datetime) -> list[tuple[datetime, bool]]:
-        pairs = []
-        stmt = (select(col(Trace.timestamp), *(col(Trace.data)[field_path(f)] for f in fields))
-                .where(col(Trace.service) == sensor.service, col(Trace.timestamp) > start, col(Trace.timestamp) <= end))
-        for row in session.execute(stmt).all():
-            event = dict(zip(fields, row[1:], strict=True))
-            if rule.applies(event):
-                ts = as_utc(row[0])
-                assert ts is not None
-                pairs.append((ts, rule.is_bad(event)))
-        return pairs
+        rows = reads.read(("spike", sensor.service, start, end, fields),
+                          lambda: _read_events(session, sensor.service, fields, start, end))
+        return [(ts, rule.is_bad(event)) for ts, event in rows if rule.applies(event)]
 
     # Past days' spans are read with a margin ahead and kept until ``now`` has used it up: they
     # are history, while today's span is read every round (its traces are still arriving).
@@ -203,6 +247,39 @@ def _spike(session: Session, sensor: Sensor, now: datetime) -> list[tuple[dict[s
         "rate": f"{verdict.current:.4f}", "baseline_rate": f"{verdict.baseline:.4f}",
     })
     return [(_labels(sensor, sensor.severity), annotations)]
+
+
+def _read_events(session: Session, service: str, fields: tuple[str, ...], start: datetime,
+                 end: datetime) -> list[tuple[datetime, dict[str, Any]]]:
+    """``(timestamp, {field: value})`` of the service's traces in ``(start, end]``."""
+    stmt = (select(col(Trace.timestamp), _fields_object(session.get_bind().dialect.name, fields))
+            .where(col(Trace.service) == service, col(Trace.timestamp) > start, col(Trace.timestamp) <= end))
+    events = []
+    for ts, values in session.execute(stmt).all():
+        moment = as_utc(ts)
+        assert moment is not None
+        events.append((moment, values))
+    return events
+
+
+def _fields_object(dialect: str, fields: tuple[str, ...]) -> Any:
+    """``{field: value}`` of a trace's data as one JSON object: one JSON text to parse per row
+    instead of one per field (most of a spike's first round was parsing them). The values are
+    what ``data[path]`` gives on each database (SQLite's JSON functions give 1/0 for true/false
+    there as well)."""
+    pairs: list[Any] = []
+    for name in fields:
+        path = field_path(name)
+        value: Any
+        if dialect == "sqlite":
+            # json_extract keeps an array or object as JSON (its subtype) and a string as text,
+            # which json_object quotes: the values JSON_QUOTE(JSON_EXTRACT(…)) gives one by one.
+            value = func.json_extract(col(Trace.data), "$" + "".join(f'."{part}"' for part in path))
+        else:
+            value = col(Trace.data)[path]
+        pairs += [literal(name), value]
+    build = func.json_object if dialect == "sqlite" else func.json_build_object
+    return build(*pairs, type_=JSON)
 
 
 # --- alerts through the intake --------------------------------------------------------------

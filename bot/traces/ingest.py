@@ -11,6 +11,7 @@ resolution (or now, while the incident is open).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
 from sqlalchemy import bindparam, delete, select, update
 from sqlmodel import Session, col
 
@@ -27,9 +29,9 @@ from bot.evals.cases import Label
 from bot.incidents.lifecycle import OPEN_STATUSES
 from bot.jsonbody import MAX_DEPTH, BadRequest, check_storable, pydantic_problems
 from bot.store import outbox
-from bot.store.db import affected_rows, upsert_ignoring
+from bot.store.db import affected_rows
 from bot.store.models import Incident, Trace
-from bot.store.statements import Later, Statements
+from bot.store.statements import JsonText, Later, Statements
 from bot.traces import late as late_traces
 from bot.traces.rules import FailureRules, TraceEvent, failure_types
 
@@ -39,6 +41,8 @@ _TRACE = Trace.__table__  # type: ignore[attr-defined]
 # TraceEvent leaves these unbounded; the columns are not, and a too-long value must reject one
 # event rather than fail the whole batch's INSERT on PostgreSQL.
 _COLUMN_FIELDS = ("service", "bundle_version", "model", "prompt_hash")
+_COLUMN_LIMITS = tuple((name, limit) for name in _COLUMN_FIELDS if (limit := _TRACE.c[name].type.length))
+_NO_LABEL = JsonText("{}")  # the export reads "{}" as "not labelled"
 
 
 @dataclass(frozen=True)
@@ -78,8 +82,8 @@ def ingest_traces(session: Session, events: list[Any], *, rules: FailureRules, n
     failing_services: set[str] = set()
     valid: dict[str, tuple[TraceEvent, list[str], dict[str, Any]]] = {}
     for index, raw in enumerate(events):
-        event, problems = _validate(raw, max_string)
-        if event is None:
+        event, problems, stored_text = _validate(raw, max_string)
+        if event is None or stored_text is None:
             request_id = raw.get("request_id") if isinstance(raw, dict) else None
             request_id = request_id[:200] if isinstance(request_id, str) else None  # echoed back: bounded
             result.rejected.append(RejectedEvent(index, request_id, problems))
@@ -94,15 +98,18 @@ def ingest_traces(session: Session, events: list[Any], *, rules: FailureRules, n
         valid[event.request_id] = (event, kinds, {
             "request_id": event.request_id, "service": event.service, "timestamp": event.timestamp,
             "bundle_version": event.bundle_version, "model": event.model, "prompt_hash": event.prompt_hash,
-            "failure_types": kinds, "failed": bool(kinds), "label": {},
-            "data": event.model_dump(mode="json"), "received_at": now,
+            "failure_types": _kinds_text(tuple(kinds)), "failed": bool(kinds), "label": _NO_LABEL,
+            "data": stored_text, "received_at": now,
         })
     # One multi-row INSERT … ON CONFLICT DO NOTHING for the batch (a statement per event was most
-    # of an OTLP batch's time); RETURNING names the rows this call inserted, the rest were stored before.
+    # of an OTLP batch's time), on PostgreSQL as one ``unnest`` of arrays (`Statements.insert_rows`:
+    # a VALUES list of ~9,000 parameters cost psycopg more to parse than the server to run).
+    # RETURNING names the rows this call inserted, the rest were stored before.
     inserted: set[str] = set()
     if valid:
-        stmt = upsert_ignoring(_TRACE, session.get_bind().dialect.name, ("request_id",), ("request_id",))
-        inserted = {row.request_id for row in session.connection().execute(stmt, [v[2] for v in valid.values()])}
+        sent = Statements(session.connection()).insert_rows(_TRACE, [v[2] for v in valid.values()],
+                                                            conflict=("request_id",), returning=("request_id",))
+        inserted = {row.request_id for row in sent.rows()}
     for event, kinds, _ in valid.values():
         if event.request_id not in inserted:
             result.duplicates += 1
@@ -130,37 +137,75 @@ def is_eval_traffic(event: TraceEvent) -> bool:
     return any(event.attributes.get(name) for name in EVAL_ATTRIBUTES)
 
 
-def _validate(raw: Any, max_string: int | None) -> tuple[TraceEvent | None, list[dict[str, str]]]:
+def _validate(raw: Any, max_string: int | None) -> tuple[TraceEvent | None, list[dict[str, str]], JsonText | None]:
+    """The event, the problems that reject it, and its JSON as stored (``data``)."""
     if not isinstance(raw, dict):
-        return None, [{"field": "$", "message": f"expected a JSON object, got {type(raw).__name__}"}]
-    if max_string is not None and not _surely_storable(raw, max_string):
-        try:
-            check_storable(raw, max_string=max_string)
-        except BadRequest as exc:
-            return None, exc.problems or [{"field": "$", "message": exc.message}]
+        return None, [{"field": "$", "message": f"expected a JSON object, got {type(raw).__name__}"}], None
     try:
         event = TraceEvent.model_validate(raw)
     except ValidationError as exc:
-        return None, pydantic_problems(exc)
+        # The storable checks' findings come first, as when they ran before validation.
+        storable = _storable_problems(raw, max_string) if max_string is not None else []
+        return None, storable or pydantic_problems(exc), None
+    stored = _stored_text(event)
+    if max_string is not None and not (stored is not None and _surely_storable(raw, stored, max_string)):
+        problems = _storable_problems(raw, max_string)
+        if problems:
+            return None, problems, None
+    if stored is None:  # a lone surrogate with the storable checks off: stored escaped, as json.dumps does
+        stored = JsonText(json.dumps(event.model_dump(mode="json")))
     too_long = [{"field": name, "message": f"longer than {limit} characters"}
-                for name in _COLUMN_FIELDS
-                if (limit := Trace.__table__.c[name].type.length)  # type: ignore[attr-defined]
-                and len(getattr(event, name) or "") > limit]
-    return (None, too_long) if too_long else (event, [])
+                for name, limit in _COLUMN_LIMITS if len(getattr(event, name) or "") > limit]
+    return (None, too_long, None) if too_long else (event, [], stored)
 
 
-def _surely_storable(raw: dict[str, Any], max_string: int) -> bool:
-    """A quick yes for the usual event, else the full walk of ``check_storable`` decides: when the
-    whole event serialises to at most ``max_string`` characters, no string in it is longer; fewer
-    brackets than ``MAX_DEPTH`` bound its depth; the C encoder escapes NUL as ``\\u0000`` and the
-    UTF-8 encode fails on a lone surrogate."""
+def _stored_text(event: TraceEvent) -> JsonText | None:
+    """The event as the ``data`` column holds it, serialised by pydantic (several times faster
+    than ``json.dumps`` of ``model_dump``); None when a string cannot be UTF-8 (a lone surrogate)."""
     try:
-        text = json.dumps(raw, ensure_ascii=False)
-        text.encode("utf-8")
-    except (TypeError, ValueError, RecursionError):
+        return JsonText(event.model_dump_json())
+    except PydanticSerializationError:
+        return None
+
+
+def _storable_problems(raw: dict[str, Any], max_string: int) -> list[dict[str, str]]:
+    try:
+        check_storable(raw, max_string=max_string)
+    except BadRequest as exc:
+        return exc.problems or [{"field": "$", "message": exc.message}]
+    return []
+
+
+# Fields whose string values pydantic turns into numbers, booleans or times: such a string is not
+# in the stored text, so the quick check below must see it itself.
+_COERCED_FIELDS = ("timestamp", "latency_ms", "tokens", "cost", "schema_valid", "hallucination_score")
+_TOOL_CALL_FIELDS = frozenset({"name", "ok", "error"})
+
+
+def _surely_storable(raw: dict[str, Any], stored: str, max_string: int) -> bool:
+    """A quick yes for the usual event, else the full walk of ``check_storable`` over ``raw``
+    decides. The stored text holds every string of ``raw`` (unknown fields move into
+    ``attributes``) at the same depth or deeper, so: when it is at most ``max_string`` characters
+    long, no string is longer; fewer brackets than ``MAX_DEPTH`` bound the depth; pydantic escapes
+    NUL as ``\\u0000`` and refuses a lone surrogate (``stored`` is then None). What the model
+    leaves out of it is looked at here: strings it coerced, and a tool call's unknown fields."""
+    if len(stored) > max_string or "\\u0000" in stored or stored.count("{") + stored.count("[") >= MAX_DEPTH:
         return False
-    return (len(text) <= max_string and "\\u0000" not in text
-            and text.count("{") + text.count("[") < MAX_DEPTH)
+    for name in _COERCED_FIELDS:
+        value = raw.get(name)
+        if isinstance(value, str) and (len(value) > max_string or "\x00" in value or not value.isascii()):
+            return False
+    calls = raw.get("tool_calls")
+    if isinstance(calls, list):
+        for call in calls:
+            if not isinstance(call, dict) or not call.keys() <= _TOOL_CALL_FIELDS or isinstance(call.get("ok"), str):
+                return False
+    return True
+
+
+@functools.lru_cache(maxsize=128)
+def _kinds_text(kinds: tuple[str, ...]) -> JsonText:
+    return JsonText(json.dumps(list(kinds)))  # a handful of distinct lists: serialised once each
 
 
 def _open_incidents(session: Session, services: set[str]) -> list[Incident]:

@@ -10,6 +10,7 @@ label sets are counted under ``bundle="other", model="other"``.
 from __future__ import annotations
 
 import threading
+from collections import Counter as Counter_
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter
@@ -33,11 +34,18 @@ class TraceMetrics:
         self._lock = threading.Lock()
 
     def record(self, stored: Iterable[tuple[TraceEvent, list[str]]]) -> None:
+        # Counted per label set first: a batch of 1,000 traces is a handful of increments, not 1,000.
+        traces: Counter_[tuple[str, ...]] = Counter_()
+        failures: Counter_[tuple[str, ...]] = Counter_()
         for event, kinds in stored:
             key = self._labels(event)
-            self.traces.labels(*key, "failed" if kinds else "ok").inc()
+            traces[(*key, "failed" if kinds else "ok")] += 1
             for kind in kinds:
-                self.failures.labels(*key, kind).inc()
+                failures[(*key, kind)] += 1
+        for labels, count in traces.items():
+            self.traces.labels(*labels).inc(count)
+        for labels, count in failures.items():
+            self.failures.labels(*labels).inc(count)
 
     def _labels(self, event: TraceEvent) -> tuple[str, str, str]:
         key = (_bounded(event.service), _bounded(event.bundle_version or ""), _bounded(event.model or ""))

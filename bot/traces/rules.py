@@ -61,10 +61,10 @@ class TraceEvent(BaseModel):
     def _move_unknown_fields_to_attributes(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        known = set(cls.model_fields)
-        unknown = {k: v for k, v in data.items() if k not in known}
-        if not unknown:
+        known = cls.model_fields
+        if known.keys() >= data.keys():  # the usual event: a set comparison in C, no dict built
             return data
+        unknown = {k: v for k, v in data.items() if k not in known}
         kept = {k: v for k, v in data.items() if k in known}
         kept["attributes"] = {**dict(data.get("attributes") or {}), **unknown}
         return kept

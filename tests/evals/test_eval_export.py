@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.evals.cases import EvalExportError, ExportResult, Label, cases_from_traces, write_eval_files
+from bot.evals.cases import NO_INPUT, EvalExportError, ExportResult, Label, cases_from_traces, write_eval_files
 from bot.traces.rules import TraceEvent
 
 # Assertion types promptfoo 0.121 accepts (from its BaseAssertionTypes); `not-` prefixes are also valid.
@@ -161,3 +161,19 @@ def test_credentials_pasted_into_prompts_answers_and_labels_never_reach_the_eval
         for line in secret.splitlines():
             assert line[-12:] not in written
     assert "Hunter2" not in written
+
+
+def test_a_case_without_input_says_why_and_a_senders_reason_is_redacted(tmp_path: Path) -> None:
+    traces = [
+        trace("silent", 7, output="Refunds within 90 days.", hallucination_score=0.9),
+        trace("told", 8, output="Shipped via Mars.", hallucination_score=0.9,
+              attributes={"input_missing": f"dropped by proxy {PASTED['stripe']}"}),
+    ]
+    export(tmp_path, traces)
+    tests = yaml.safe_load((tmp_path / "tests.yaml").read_text())
+    by_request = {t["metadata"]["request_id"]: t for t in tests}
+    assert by_request["silent"]["description"] == f"INC-1 hallucination: no input: {NO_INPUT}"
+    assert by_request["silent"]["metadata"]["input_missing"] == NO_INPUT
+    assert by_request["told"]["metadata"]["input_missing"] == "dropped by proxy [secret]"
+    assert all(t["vars"] == {"question": ""} for t in tests)  # still a valid promptfoo test
+    assert PASTED["stripe"][-12:] not in "".join(p.read_text() for p in tmp_path.iterdir())

@@ -13,6 +13,7 @@ import pytest
 
 from bot.evals.cases import Label, cases_from_traces, write_eval_files
 from bot.evals.promptfoo import EvalRunSummary, PromptfooError, run_promptfoo
+from bot.otlp.genai import CONTENT_OFF
 from bot.serving import serving
 from bot.traces.rules import TraceEvent
 from examples.llm_service import create_app
@@ -76,6 +77,24 @@ def test_v42_regressions_fail_in_promptfoo_and_v43_passes(llm_service: str, tmp_
         fixed = run_promptfoo(tmp_path, cache_dir=CACHE_DIR)
         assert (fixed.exit_code, fixed.passed, fixed.failed, fixed.errors) == (0, 3, 0, 0)
         assert fixed.failures == [] and fixed.as_text().startswith("Eval run: all passed")
+
+
+@pytest.mark.e2e
+def test_promptfoo_accepts_a_case_without_input_and_shows_why(llm_service: str, tmp_path: Path) -> None:
+    """Spans sent without message content make cases with an empty question: promptfoo still takes
+    the files (its schema checks them) and its report carries the reason in the description."""
+    with httpx.Client(base_url=llm_service, timeout=10) as client:
+        asked = ask(client, ORDER_JSON)
+    blind = asked.model_copy(update={"request_id": "blind", "input": "", "prompt_hash": "otel-no-content",
+                                     "attributes": {"input_missing": CONTENT_OFF}})
+    export = write_eval_files(cases_from_traces([asked, blind], incident_id="INC-7"), tmp_path,
+                              target_url=llm_service)
+    assert export.total == 2
+
+    summary = run_promptfoo(tmp_path, cache_dir=CACHE_DIR)
+    assert summary.errors == 0 and summary.passed + summary.failed == 2
+    report = summary.results_path.read_text()
+    assert f"INC-7 schema_invalid: no input: {CONTENT_OFF}" in report
 
 
 @pytest.mark.e2e

@@ -126,6 +126,22 @@ def test_values_no_database_can_store_reject_only_their_event(warroom):
     assert set(rows(warroom)) == {"fine"}
 
 
+def test_values_the_stored_event_leaves_out_are_checked_too(warroom):
+    """The quick storable check reads the event as stored; a string the model turns into a number
+    or drops (a tool call's unknown field) still rejects its event, as when the whole body was walked."""
+    limit = warroom.runtime.settings.max_value_length
+    batch = [event("fine", tool_calls=[{"name": "search", "ok": True}]),
+             event("coerced", tokens="0" * limit + "1"),
+             event("dropped", tool_calls=[{"name": "search", "ok": True, "debug": "a\u0000b"}]),
+             event("moved", trace_note="y" * (limit + 1)),
+             event("deep", attributes={"a": json.loads("[" * 40 + "]" * 40)})]
+    result = warroom.post("/api/traces", batch).json()
+    assert result["accepted"] == 1
+    assert [(r["request_id"], r["problems"][0]["field"].split(".0.0")[0]) for r in result["rejected"]] == [
+        ("coerced", "tokens"), ("dropped", "tool_calls.0.debug"), ("moved", "trace_note"), ("deep", "attributes.a")]
+    assert set(rows(warroom)) == {"fine"}
+
+
 @pytest.mark.parametrize("token", [None, "wrong-token"])
 def test_traces_need_the_alert_token(warroom, token):
     response = warroom.post("/api/traces", [event("a")], token=token)

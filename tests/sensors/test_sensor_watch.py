@@ -141,6 +141,35 @@ def test_tool_errors_at_three_times_the_usual_for_an_hour_raise_a_spike(engine, 
     assert "the same hour of the last 7 days" in incident.annotations["summary"]
 
 
+def test_sensors_of_one_service_each_judge_their_own_field(engine, settings, tmp_path):
+    """A round reads each time range once for all the service's sensors: tool errors spike while
+    schema failures and the status stay at their usual rate, and latency drifts while tokens do not."""
+    path = tmp_path / "slos.yaml"
+    path.write_text("slos: []\nsensors:\n" + "".join(f"""\
+  - {{name: {name}, service: llm-gateway, kind: spike, trace: {rule}}}
+""" for name, rule in (("tools", "{field: tool_calls, op: any_not_ok}"),
+                       ("schema", "{field: schema_valid, op: ==, value: false}"),
+                       ("status", "{field: status, op: '!=', value: ok}"))) + "".join(f"""\
+  - {{name: {field}-drift, service: llm-gateway, kind: drift, field: {field}, baseline: 7d, by_bundle: false}}
+""" for field in ("tokens", "latency_ms")), encoding="utf-8")
+    rng = random.Random(11)
+    traces = Traces(engine)
+    bad = [{"name": "search", "ok": False}]
+    for day in range(1, 8):  # the usual at this hour: 5 % of tool errors and 5 % of invalid answers
+        end = T0 - timedelta(days=day)
+        traces.send(end - timedelta(hours=2), end, 240, tool_calls=lambda i: bad if i % 20 == 0 else [],
+                    schema_valid=lambda i: i % 20 != 1, tokens=lambda i: rng.gauss(42, 4),
+                    latency_ms=lambda i: rng.gauss(900, 100))
+    traces.send(T0 - timedelta(hours=2), T0, 480, tool_calls=lambda i: bad if i % 6 == 0 else [],
+                schema_valid=lambda i: i % 20 != 1, tokens=lambda i: rng.gauss(42, 4),
+                latency_ms=lambda i: rng.gauss(1400, 100))
+
+    evaluate_sensors(engine, settings, load_sensors(path), T0)
+
+    assert sorted((i.labels["sensor"], i.labels["severity"]) for i in sensor_incidents(engine)) == [
+        ("latency_ms-drift", "critical"), ("latency_ms-drift", "warning"), ("tools", "warning")]
+
+
 def test_burn_rate_on_an_evaluation_score_from_otel_pages(engine, settings, spec):
     traces = Traces(engine)
     traces.send(T0 - timedelta(hours=1), T0, 100,
