@@ -18,6 +18,7 @@ from bot.evals.target import EvalTarget
 from bot.otlp.genai import CONTENT_OFF
 from bot.postmortem import store
 from bot.postmortem.assemble import EVALS_EXPORTED_KIND
+from bot.slack.eval_blocks import incident_cases
 from bot.store.db import transaction
 from bot.store.models import TimelineEvent, Trace
 from bot.traces import ingest as traces
@@ -178,3 +179,6 @@ def test_a_case_from_spans_without_message_content_says_why_it_has_no_input(warr
     suite = yaml.safe_load((tmp_path / "suite" / "tests.yaml").read_text())
     described = {t["metadata"]["case_id"]: t["description"] for t in suite}
     assert all(described[c.case_id].endswith(f"(unlabelled): no input: {CONTENT_OFF}") for c in blind_cases)
+    # `/incident evals` in Slack says it too, where the question would be.
+    listing = str(incident_cases(incident_id, cases, {})["blocks"])
+    assert listing.count("*Q:* _(no input: ") == len(blind_cases) and "Where is my order 9999?" in listing

@@ -26,7 +26,7 @@ def incident_cases(incident_id: int, cases: list[SuiteCase], counts: dict[str, i
         others = [f"#{i}" for i in case.incidents if i != incident_id]
         text = (f"`{case.case_id}` · {safe(case.failure_type, 40)} · {state} · {case.trace_count} trace(s)"
                 + (f" · also in {', '.join(others)}" if others else "")
-                + f"\n*Q:* {safe(case.question, 300)}\n*A:* {safe(str(case.data.get('output') or '(no output)'), 500)}")
+                + f"\n*Q:* {_question(case)}\n*A:* {safe(str(case.data.get('output') or '(no output)'), 500)}")
         section: dict[str, Any] = {"type": "section", "text": {"type": "mrkdwn", "text": cut(text, SECTION_TEXT_LIMIT)}}
         if case.request_ids:
             section["accessory"] = button("Relabel" if case.labelled else "Label", "trace.label", case.request_ids[0])
@@ -35,3 +35,10 @@ def incident_cases(incident_id: int, cases: list[SuiteCase], counts: dict[str, i
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text":
                        f"… and {len(cases) - MAX_CASES} more: `warroom evals export --service NAME`"}]})
     return {"text": head, "blocks": blocks}
+
+
+def _question(case: Any) -> str:
+    """The case's question, or why it has none (an OTLP span without message content)."""
+    if case.question:
+        return safe(case.question, 300)
+    return f"_(no input: {safe(str(case.data.get('input_missing') or 'the trace carried none'), 280)})_"
