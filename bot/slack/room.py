@@ -7,7 +7,8 @@ or ``warroom incidents resume``) without duplicating anything. Steps that are no
 (topic, invite, pin, bookmarks) do not stop the others when they fail; the run is retried and a
 step that keeps failing is shown on the card as a warning. A step Slack's rate limit stops
 (`bot.slack.budgets.RateLimited`) is not a failure: the worker puts the row back and the next run
-starts at that step.
+starts at that step; when only cosmetic steps are left, a cosmetic row finishes them later and the
+room counts as set up.
 
 Nothing twice in Slack, whatever fails: warroom writes a marker naming this installation and the
 incident into the purpose of each channel it creates, and adopts a channel whose name it finds
@@ -20,6 +21,7 @@ Under the worker, each step first checks that the outbox row is still this proce
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +32,7 @@ from sqlmodel import Session, col
 
 from bot.clock import utcnow
 from bot.config import Settings
+from bot.effects import OpenRoom, Priority
 from bot.errors import ExternalError
 from bot.incidents import service, timeline
 from bot.incidents.budget import ErrorBudget
@@ -40,6 +43,7 @@ from bot.slack.channel_names import channel_name, clash_name
 from bot.slack.client import SlackCallError, SlackGateway
 from bot.slack.text import cut
 from bot.slack.views import card_view
+from bot.store import outbox
 from bot.store.db import insert_or_ignore, transaction
 from bot.store.models import Incident, IncidentStep, Installation
 from bot.worker import check_lease, current_lease
@@ -90,7 +94,16 @@ class Room:
         if failed:
             raise SetupIncomplete(f"steps {', '.join(failed)} failed; will retry")
         if limited:
-            raise min(limited, key=lambda exc: exc.delay)
+            self._finish_later(incident_id, min(exc.delay for exc in limited))
+
+    def _finish_later(self, incident_id: int, delay: float) -> None:
+        """Only cosmetic steps (topic, pin, bookmarks) wait for Slack's rate limit: the room is
+        usable, so this run ends, and a cosmetic row finishes them later. It carries no incident
+        id, so the incident's lines and card updates, which wait for its room's set-up, do not
+        wait for it (in a storm Slack allows tier-2 calls such as pins.add 20 times a minute)."""
+        with transaction(self.engine) as session:
+            outbox.enqueue(session, OpenRoom(incident_id=incident_id),
+                           key=f"room-rest:{incident_id}:{uuid.uuid4().hex}", delay=delay, priority=Priority.COSMETIC)
 
     def _steps(self) -> list[tuple[str, Callable[[int], dict[str, Any] | None]]]:
         return [("channel", self._channel), ("topic", self._topic), ("invite", self._invite), ("card", self._card),

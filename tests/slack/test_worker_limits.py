@@ -210,3 +210,30 @@ def test_a_slow_call_for_one_room_does_not_delay_another_room(held: Held) -> Non
                  what="the slow room's line, while its card is still being updated")
     finally:
         worker.stop()
+
+
+def test_a_room_whose_pin_is_rate_limited_is_usable_at_once_and_pinned_later(held: Held) -> None:
+    """Only a cosmetic step waits for Slack (pins.add is tier 2): the room counts as set up, its
+    lines go out, and a cosmetic row pins the runbook once Retry-After has passed."""
+    slack = held()
+    slack.emu.inject_fault("pins.add", kind="429", retry_after=2)
+    incident = slack.fire(am_payload([am_alert("a")], group="pinless"))
+    slack.warroom.worker.drain()
+    channel = slack.room(incident)
+    say(slack, (incident, "news while the pin waits"))
+    slack.warroom.worker.drain()  # returns: nothing waited 30 s
+
+    assert "news while the pin waits" in texts(slack, channel)
+    assert "pin" not in slack.steps_done(incident)
+    with transaction(slack.runtime.engine) as session:
+        [rest] = session.execute(select(OutboxItem).where(OutboxItem.kind == "slack.room",
+                                                          OutboxItem.status == "pending")).scalars()
+        assert rest.incident_id is None and as_utc(rest.next_attempt_at) > utcnow()
+
+    def pinned() -> bool:
+        slack.warroom.worker.drain()  # the row is not due before Retry-After: nothing is called
+        return "pin" in slack.steps_done(incident)
+    # After a 429 warroom's own count starts the method from empty, and a cosmetic call waits until a
+    # quarter of its minute is back (the share kept for people): 15 s for any tier.
+    wait_for(pinned, timeout=40, what="the pin after Retry-After")
+    assert [c.status for c in slack.emu.calls_to("pins.add")] == [429, 200]
