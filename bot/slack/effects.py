@@ -80,7 +80,9 @@ class SlackEffects:
         with transaction(self.room.engine) as session:
             step = session.execute(select(IncidentStep).where(
                 col(IncidentStep.incident_id) == incident_id, col(IncidentStep.name) == name)).scalar_one_or_none()
-            return dict(step.result) if step and step.done_at else None
+            # A message step records its ts as soon as it is posted, before the step is done: from
+            # then on it can be updated (a person may act while the rest of the step finishes).
+            return dict(step.result) if step and (step.done_at or (step.result or {}).get("ts")) else None
 
     def refresh_card(self, incident_id: int, *, card_only: bool = False) -> None:
         """The card (in the room, or the thread's), then the announcement unless ``card_only``."""

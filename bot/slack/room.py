@@ -322,6 +322,11 @@ class Room:
             # the card is what `slack.card` effects update from now on
             step = self._step(session, incident_id, "card")
             step.result = {**(step.result or {}), "channel": posted["channel"], "ts": posted["ts"]}
+            now = card_view(session, service.get(session, incident_id), self.runbooks, self.budget)
+        if blocks.card(now) != blocks.card(view):
+            # A person acted while it was being posted (an ack on the announcement): their card
+            # update found no card to update, so this one shows it.
+            self.gateway.update(posted["channel"], posted["ts"], blocks.card_text(now), blocks.card(now))
         return {"channel": posted["channel"], "ts": posted["ts"]}
 
     def _runbook(self, incident_id: int) -> dict[str, Any] | None:
