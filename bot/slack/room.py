@@ -50,6 +50,7 @@ from bot.worker import check_lease, current_lease
 
 log = logging.getLogger(__name__)
 
+INVITE = "invite"
 ESSENTIAL = ("channel", "card", "runbook", "announce", "thread_card", "thread_runbook")
 MAX_NAME_ATTEMPTS = 20
 MARKER_PREFIX = "warroom:"  # in the channel purpose: warroom:<installation>:incident:<id>
@@ -85,8 +86,10 @@ class Room:
                 continue
             except RateLimited as exc:
                 # Not now: an essential step stops the run (the worker resumes it here later);
-                # a cosmetic one waits while the others go on.
-                if name in ESSENTIAL:
+                # a cosmetic one waits while the others go on. The owners' invitation is waited
+                # for too: a card posted before they are in the channel is one they may not use
+                # (acting on an incident takes its channel's membership).
+                if name in ESSENTIAL or name == INVITE:
                     raise
                 limited.append(exc)
                 continue

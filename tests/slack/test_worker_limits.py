@@ -237,3 +237,22 @@ def test_a_room_whose_pin_is_rate_limited_is_usable_at_once_and_pinned_later(hel
     # quarter of its minute is back (the share kept for people): 15 s for any tier.
     wait_for(pinned, timeout=40, what="the pin after Retry-After")
     assert [c.status for c in slack.emu.calls_to("pins.add")] == [429, 200]
+
+
+def test_the_card_is_posted_only_once_the_owners_are_invited_even_when_the_invite_waits(held: Held) -> None:
+    """A rate-limited invitation holds the room's set-up: a card in a channel its owners are not in
+    yet is one they may not act on (acting takes the channel's membership)."""
+    slack = held()
+    slack.emu.inject_fault("conversations.invite", kind="429", retry_after=1)
+    incident = slack.fire(am_payload([am_alert("a")], group="invite-waits"))
+    slack.warroom.worker.drain()
+    assert "card" not in slack.steps_done(incident)
+
+    def set_up() -> bool:
+        slack.warroom.worker.drain()
+        return "card" in slack.steps_done(incident)
+    wait_for(set_up, timeout=40, what="the room after the invitation")  # 15 s: see the pin's test
+    invites = slack.emu.calls_to("conversations.invite")
+    assert [c.status for c in invites] == [429, 200]
+    card = next(c for c in slack.emu.calls_to("chat.postMessage") if c.args.get("channel") == slack.room(incident))
+    assert card.time >= invites[-1].time
