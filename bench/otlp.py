@@ -264,7 +264,10 @@ def _watcher_rounds(args: argparse.Namespace, db: str, db_url: str) -> None:
     settings = Settings(_env_file=None, WARROOM_DATABASE_URL=db_url, WARROOM_RUNBOOKS_DIR=ROOT / "runbooks",  # type: ignore[call-arg]
                         WARROOM_PLAYBOOKS_DIR=ROOT / "playbooks")
     # Rounds 30 s apart, as the scheduler runs them: the first reads the sensors' history (cold),
-    # the next ones reuse it and read only the recent windows.
+    # the next ones reuse it and read only the recent windows. The scheduler runs in the serving
+    # process, which has taken its start-up objects out of the collector's sight: so here too.
+    from bot.serving import freeze_startup_objects
+    freeze_startup_objects()
     for round_ in range(args.rounds):
         t = time.perf_counter()
         results = evaluate_sensors(engine, settings, sensors, now + timedelta(seconds=30 * round_))

@@ -31,3 +31,38 @@ def test_the_migrated_schema_matches_the_models(database_url: str) -> None:
     finally:
         engine.dispose()
     assert diffs == []
+
+
+def test_traces_stored_before_0013_keep_their_events_and_are_read_field_by_field(database_url: str) -> None:
+    """0013 turns ``trace.data`` into jsonb on PostgreSQL: an event stored as ``json`` before it is
+    the same event after, and the sensors' field reads see its values."""
+    from datetime import datetime, timezone
+
+    from alembic import command
+    from sqlalchemy import insert, select
+
+    from bot.sensors.watch import _read_events
+    from bot.store.db import alembic_config, transaction
+    from bot.store.models import Trace
+
+    engine = make_engine(database_url)
+    cfg = alembic_config(database_url)
+    at = datetime(2026, 3, 14, 1, 0, tzinfo=timezone.utc)
+    event = {"request_id": "r1", "service": "llm-gateway", "output": "Refunds within 30 days.",
+             "hallucination_score": 0.75, "schema_valid": False, "tool_calls": [{"name": "search", "ok": False}],
+             "attributes": {"status": "error", "scores": {"relevance": 0.25}}}
+    try:
+        command.downgrade(cfg, "0012")
+        with engine.begin() as conn:
+            conn.execute(insert(Trace.__table__), [{  # type: ignore[attr-defined]
+                "request_id": "r1", "service": "llm-gateway", "timestamp": at, "failure_types": [], "failed": False,
+                "label": {}, "data": event, "received_at": at}])
+        command.upgrade(cfg, "head")
+        with transaction(engine) as session:
+            assert session.execute(select(Trace.data)).scalar_one() == event
+            fields = ("attributes.status", "hallucination_score", "schema_valid", "scores.relevance", "tool_calls")
+            assert _read_events(session, "llm-gateway", fields, at.replace(hour=0), at) == [(at, {
+                "attributes.status": "error", "hallucination_score": 0.75, "schema_valid": False,
+                "scores.relevance": 0.25, "tool_calls": [{"name": "search", "ok": False}]})]
+    finally:
+        engine.dispose()

@@ -41,7 +41,11 @@ def make_engine(url: str) -> Engine:
     if url.startswith(("postgresql://", "postgres://")):
         # psycopg 3 is the driver we ship; plain URLs would pick psycopg2.
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # Sessions in UTC, whatever the server's own zone: timestamps come back with ``timezone.utc``
+    # (not a ZoneInfo that every comparison and ``as_utc`` must convert from), and SQL's date
+    # arithmetic never depends on where the server runs.
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                         connect_args={"options": "-c TimeZone=UTC"})
 
 
 class WriterQueue:

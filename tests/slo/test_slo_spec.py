@@ -46,6 +46,24 @@ slos:
     assert rules["e1"] == TraceRule("cost", ">", 0.02)
 
 
+def test_a_rule_judges_a_month_of_traces_as_it_judges_each_one() -> None:
+    """The sensors judge their history in one call per rule (`TraceRule.outcomes`): the verdicts
+    must be those of `applies` and `is_bad`, trace by trace, for every kind of rule and value."""
+    events = [{}, {"hallucination_score": None}, {"hallucination_score": 0.9}, {"hallucination_score": 0.2},
+              {"hallucination_score": "high"}, {"hallucination_score": True}, {"schema_valid": False},
+              {"schema_valid": 0}, {"schema_valid": True}, {"status": "ok"}, {"status": "error"}, {"status": 3},
+              {"latency_ms": 2500}, {"latency_ms": [1]}, {"tool_calls": [{"ok": False}]}, {"tool_calls": []},
+              {"citations": ["a"], "retrieval_ids": ["b"]}, {"citations": ["b"], "retrieval_ids": ["b"]},
+              {"citations": [], "retrieval_ids": []}]
+    rules = [TraceRule("hallucination_score", op, 0.5) for op in (">", ">=", "<", "<=", "==", "!=")] + [
+        TraceRule("schema_valid", "==", False), TraceRule("status", "!=", "ok"), TraceRule("latency_ms", ">", 2000),
+        TraceRule("tool_calls", "any_not_ok"), TraceRule("citations", "cites_no_retrieved")]
+    for rule in rules:
+        one_by_one = [(i, rule.is_bad(e)) for i, e in enumerate(events) if rule.applies(e)]
+        assert rule.outcomes(enumerate(events)) == one_by_one, rule
+    assert TraceRule("status", "!=", "ok").outcomes(enumerate(events)) == [(9, False), (10, True), (11, True)]
+
+
 def test_trace_rules_judge_telemetry_events() -> None:
     hallucination = TraceRule("hallucination_score", ">", 0.5)
     assert hallucination.is_bad({"hallucination_score": 0.91})
