@@ -240,17 +240,33 @@ def _maybe_json(value: Any) -> Any:
     return value
 
 
+_MESSAGE_KEYS = frozenset({"role", "content", "parts", "text"})
+
+
+def _structured(value: Any) -> Any:
+    """An attribute that may hold messages or parts serialised as JSON (instrumentations put
+    structures in string attributes), decoded when it does. Text that merely parses as JSON (an
+    answer asked for as JSON) is not a message: it stays the text it is."""
+    decoded = _maybe_json(value)
+    if decoded is value:
+        return value
+    items = decoded if isinstance(decoded, list) else [decoded]
+    if items and all(isinstance(item, dict) and not _MESSAGE_KEYS.isdisjoint(item) for item in items):
+        return decoded
+    return value
+
+
 # --- content ---------------------------------------------------------------------------------
 
 
 def _input(span: OtelSpan) -> str | list[dict[str, Any]]:
-    latest = _messages(span.attributes.get("gen_ai.input.messages"))
+    latest = _messages(_maybe_json(span.attributes.get("gen_ai.input.messages")))
     if latest:
         return latest
     from_events = [m for e in span.events if (m := _event_message(e.name, e.attributes)) is not None]
     if from_events:
         return from_events
-    legacy = _maybe_json(span.attributes.get("gen_ai.prompt"))
+    legacy = _structured(span.attributes.get("gen_ai.prompt"))
     if isinstance(legacy, list):
         return _messages(legacy)
     if isinstance(legacy, str) and legacy:
@@ -259,16 +275,17 @@ def _input(span: OtelSpan) -> str | list[dict[str, Any]]:
 
 
 def _output(span: OtelSpan) -> str | None:
-    latest = _messages(span.attributes.get("gen_ai.output.messages"))
+    latest = _messages(_maybe_json(span.attributes.get("gen_ai.output.messages")))
     if latest:
         return "\n".join(str(m.get("content") or "") for m in latest).strip() or None
     for e in span.events:
         if e.name in ("gen_ai.choice", "gen_ai.content.completion"):
-            text = _content_of(e.attributes.get("message")) or _content_of(e.attributes.get("content")) \
-                or _content_of(e.attributes.get("gen_ai.completion"))
+            text = _content_of(_structured(e.attributes.get("message"))) \
+                or _content_of(_structured(e.attributes.get("content"))) \
+                or _content_of(_structured(e.attributes.get("gen_ai.completion")))
             if text:
                 return text
-    legacy = _maybe_json(span.attributes.get("gen_ai.completion"))
+    legacy = _structured(span.attributes.get("gen_ai.completion"))
     if isinstance(legacy, list):
         texts = [_content_of(m) for m in legacy]
         return "\n".join(t for t in texts if t) or None
@@ -284,10 +301,10 @@ _ROLE_OF_EVENT = {"gen_ai.system.message": "system", "gen_ai.user.message": "use
 
 def _event_message(name: str, attrs: Mapping[str, Any]) -> dict[str, Any] | None:
     if name in _ROLE_OF_EVENT:
-        content = _content_of(attrs.get("content")) or _content_of(attrs.get("message"))
+        content = _content_of(_structured(attrs.get("content"))) or _content_of(_structured(attrs.get("message")))
         return {"role": _ROLE_OF_EVENT[name], "content": content} if content else None
     if name == "gen_ai.content.prompt":
-        prompt = _maybe_json(attrs.get("gen_ai.prompt"))
+        prompt = _structured(attrs.get("gen_ai.prompt"))
         if isinstance(prompt, str) and prompt:
             return {"role": "user", "content": prompt}
         messages = _messages(prompt)
@@ -297,8 +314,8 @@ def _event_message(name: str, attrs: Mapping[str, Any]) -> dict[str, Any] | None
 
 def _messages(value: Any) -> list[dict[str, Any]]:
     """``[{role, content: text}]`` from the latest ``[{role, parts: [{type, content}]}]`` shape or
-    the older ``[{role, content}]``; anything else is no messages."""
-    value = _maybe_json(value)
+    the older ``[{role, content}]`` (already decoded from its attribute's JSON); anything else is
+    no messages."""
     if not isinstance(value, list):
         return []
     out = []
@@ -312,7 +329,8 @@ def _messages(value: Any) -> list[dict[str, Any]]:
 
 
 def _content_of(value: Any) -> str:
-    value = _maybe_json(value)
+    """The text of a message, a part or a list of parts. A string is text as it is, never decoded
+    again: a part's content that parses as JSON is still the words of the question or answer."""
     if isinstance(value, str):
         return value
     if isinstance(value, dict):

@@ -50,6 +50,19 @@ def test_an_answer_span_becomes_one_trace_event_with_its_tools_and_scores(conten
 
 
 @pytest.mark.parametrize("content_type", ENCODINGS)
+@pytest.mark.parametrize("latest", [True, False], ids=["latest-names", "1.36-names"])
+def test_a_question_or_answer_that_is_json_text_is_kept_as_its_text(content_type, latest):
+    """An answer asked for as JSON is text that parses as JSON: it is the answer, not a message
+    structure to look into (it was dropped, and the schema failures' eval cases had no output)."""
+    recorder = Recorder()
+    answer, question = '{"order": 1234, "status": "shipped"}', '["order 1234", "order 99"]'
+    recorder.answer(latest=latest, question=question, output=answer)
+    [event] = mapped_events(recorder, content_type)
+    assert event["output"] == answer
+    assert event["input"] == [{"role": "user", "content": question}]
+
+
+@pytest.mark.parametrize("content_type", ENCODINGS)
 def test_an_answer_without_captured_content_is_kept_and_says_why_it_has_no_input(content_type):
     recorder = Recorder()
     recorder.answer(question=None, output=None, error="RateLimitError")
