@@ -139,7 +139,13 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def run_ingest(url: str, pid: int, batches: Batches, seconds: float, senders: int, path: str) -> dict[str, Any]:
+def run_ingest(url: str, pid: int, batches: Batches, seconds: float, senders: int, path: str,
+               rate: float | None = None) -> dict[str, Any]:
+    """Closed loop (``rate`` None): each sender sends its next batch as soon as the last one is
+    answered, so the server is saturated and throughput is its capacity. Open loop: batches are
+    due at Poisson arrival times making ``rate`` batches/s in all, as many independent exporters
+    would send them; a batch's latency counts from when it was due, so time a sender spent behind
+    its schedule is in the figure (no coordinated omission)."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     rss: list[tuple[float, float]] = []
@@ -147,17 +153,24 @@ def run_ingest(url: str, pid: int, batches: Batches, seconds: float, senders: in
     deadline = time.perf_counter() + seconds
     started = time.perf_counter()
 
-    def sender() -> None:
+    def sender(seed: int) -> None:
+        arrivals = random.Random(seed)
+        due = time.perf_counter()
         with httpx.Client(base_url=url, timeout=60, headers={"Authorization": f"Bearer {ingest.TOKEN}"}) as client:
             while time.perf_counter() < deadline:
-                body, headers = batches.next()
-                t = time.perf_counter()
+                body, headers = batches.next()  # ready when due, as an exporter's batch is
+                if rate:
+                    due += arrivals.expovariate(rate / senders)
+                    if due >= deadline:
+                        break
+                    time.sleep(max(0.0, due - time.perf_counter()))
+                t = due if rate else time.perf_counter()
                 response = client.post(path, content=body, headers=headers)
                 with lock:
                     latencies.append(time.perf_counter() - t)
                     statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 
-    threads = [threading.Thread(target=sender) for _ in range(senders)]
+    threads = [threading.Thread(target=sender, args=(index,)) for index in range(senders)]
     for thread in threads:
         thread.start()
     while any(t.is_alive() for t in threads):
@@ -174,10 +187,17 @@ def run_ingest(url: str, pid: int, batches: Batches, seconds: float, senders: in
 
 def ingest_bench(args: argparse.Namespace, workdir: Path) -> None:
     spans = make_spans()
-    print(f"== OTLP ingest: batches of {len(spans)} spans (about 750 answers + 250 tool spans), {args.senders} senders, "
-          f"{args.seconds:g} s per row, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} ==")
+    for rate in (None, args.rate) if args.rate else (None,):
+        _ingest_rows(args, workdir, spans, rate / len(spans) if rate else None)
+
+
+def _ingest_rows(args: argparse.Namespace, workdir: Path, spans: list[Any], rate: float | None) -> None:
+    load = (f"open loop, {rate * len(spans):,.0f} spans/s offered in Poisson arrivals" if rate
+            else "closed loop, as fast as answered")
+    print(f"\n== OTLP ingest: batches of {len(spans)} spans (about 750 answers + 250 tool spans), {args.senders} senders, "
+          f"{load}, {args.seconds:g} s per row, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} ==", flush=True)
     print(f"  {'':<28} {'batches':>8} {'spans/s':>9} {'answers/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'RSS@5s':>8} {'RSS end':>8}  statuses")
+          f"{'RSS@5s':>8} {'RSS end':>8}  statuses", flush=True)
     for db in args.db:
         with ingest.databases(db, workdir, args.pg_admin) as fresh:
             for kind, path in (("protobuf", "/v1/traces"), ("json", "/v1/traces"), ("api-traces", "/api/traces")):
@@ -185,12 +205,13 @@ def ingest_bench(args: argparse.Namespace, workdir: Path) -> None:
                     continue
                 with ingest.server("warroom", fresh(kind.replace("-", "")), workdir) as running:
                     result = run_ingest(running.url, running.process.pid, Batches(kind, spans), args.seconds,
-                                        args.senders, path)
+                                        args.senders, path, rate)
                 answers = len(Batches("api-traces", spans).events) * result["batches"] / result["seconds"]
                 span_rate = len(spans) * result["batches"] / result["seconds"] if kind != "api-traces" else float("nan")
                 label = f"{db} {kind} {path}"
                 print(f"  {label:<28} {result['batches']:8d} {span_rate:9.0f} {answers:10.0f} {result['p50']:8.1f} "
-                      f"{result['p99']:8.1f} {result['rss_first']:7.0f}M {result['rss_last']:7.0f}M  {result['statuses']}")
+                      f"{result['p99']:8.1f} {result['rss_first']:7.0f}M {result['rss_last']:7.0f}M  {result['statuses']}",
+                      flush=True)
 
 
 # --- the watcher ------------------------------------------------------------------------------
@@ -260,7 +281,7 @@ def _watcher_rounds(args: argparse.Namespace, db: str, db_url: str) -> None:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE trace"))
     print(f"\n== watcher: {args.traces:,} traces over 30 days in {db} (filled in {time.perf_counter() - started:.0f} s), "
-          f"{len(sensors)} sensors (5 drift, 5 spike) ==")
+          f"{len(sensors)} sensors (5 drift, 5 spike) ==", flush=True)
     settings = Settings(_env_file=None, WARROOM_DATABASE_URL=db_url, WARROOM_RUNBOOKS_DIR=ROOT / "runbooks",  # type: ignore[call-arg]
                         WARROOM_PLAYBOOKS_DIR=ROOT / "playbooks")
     # Rounds 30 s apart, as the scheduler runs them: the first reads the sensors' history (cold),
@@ -272,7 +293,7 @@ def _watcher_rounds(args: argparse.Namespace, db: str, db_url: str) -> None:
         t = time.perf_counter()
         results = evaluate_sensors(engine, settings, sensors, now + timedelta(seconds=30 * round_))
         state = "cold" if round_ == 0 else "warm"
-        print(f"  round {round_ + 1} ({state}): {(time.perf_counter() - t) * 1000:.0f} ms, {len(results)} notification(s)")
+        print(f"  round {round_ + 1} ({state}): {(time.perf_counter() - t) * 1000:.0f} ms, {len(results)} notification(s)", flush=True)
     engine.dispose()
 
 
@@ -281,6 +302,9 @@ def main() -> None:
     parser.add_argument("--db", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"])
     parser.add_argument("--seconds", type=float, default=30, help="length of each ingest row (300: the memory check)")
     parser.add_argument("--senders", type=int, default=2, help="concurrent exporters")
+    parser.add_argument("--rate", type=float, default=5000,
+                        help="after the closed-loop rows, the same rows open loop at this many spans/s offered "
+                             "(the target's 5,000; 0: closed loop only)")
     parser.add_argument("--kinds", nargs="+", choices=("protobuf", "json", "api-traces"),
                         default=["protobuf", "json", "api-traces"], help="which ingest rows to run")
     parser.add_argument("--traces", type=int, default=1_000_000, help="stored traces for the watcher part (0: skip)")
