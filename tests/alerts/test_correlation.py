@@ -170,3 +170,43 @@ def test_a_runbook_s_own_key_overrides_the_setting(database_url, tmp_path):
         running.alertmanager(slo_group("hallucination-rate"))
         assert running.alertmanager(slo_group("schema-valid-rate", severity="ticket")).json()["status"] == "opened"
         assert running.alertmanager(slo_group("tool-call-success")).json()["status"] == "joined"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # a connection cut by the server
+def test_a_connection_cut_in_the_middle_of_a_join_stores_nothing_and_the_redelivery_joins_once(correlating):
+    """The joining group's transaction is cut while it waits for the correlation key's lock (its
+    backend terminated, as a failover or a restarted database does): Alertmanager is told to retry
+    (503) and none of the join is stored; the retry then joins exactly once."""
+    import psycopg
+    from sqlalchemy import text
+
+    from tests.support import wait_for
+
+    incident_id = correlating.alertmanager(slo_group("hallucination-rate")).json()["incident_id"]
+    url = correlating.runtime.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    answers: list = []
+    with psycopg.connect(url) as holder, psycopg.connect(url, autocommit=True) as admin:
+        holder.execute("SELECT id FROM correlation FOR UPDATE")  # the key's row, held by someone else
+        joining = threading.Thread(target=lambda: answers.append(
+            correlating.alertmanager(slo_group("schema-valid-rate", severity="ticket"))))
+        joining.start()
+        waiting = wait_for(lambda: admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        ).fetchone(), timeout=10, what="the join to wait for the correlation key")
+        admin.execute("SELECT pg_terminate_backend(%s)", waiting)
+        joining.join(timeout=20)
+        holder.rollback()
+
+    [cut] = answers
+    assert cut.status_code == 503 and cut.headers.get("retry-after"), cut.text
+    full = correlating.incident(incident_id)
+    assert [g["name"] for g in full["groups"]] == ["hallucination-rate (page)"]
+    assert not [e for e in full["timeline"] if e["kind"] == "group_joined"]
+    with transaction(correlating.runtime.engine) as session:
+        assert session.execute(text("SELECT count(*) FROM alert_group")).scalar_one() == 1
+
+    again = correlating.alertmanager(slo_group("schema-valid-rate", severity="ticket")).json()
+    assert (again["status"], again["incident_id"]) == ("joined", incident_id)
+    full = correlating.incident(incident_id)
+    assert [g["name"] for g in full["groups"]] == ["hallucination-rate (page)", "schema-valid-rate (ticket)"]
+    assert len([e for e in full["timeline"] if e["kind"] == "group_joined"]) == 1

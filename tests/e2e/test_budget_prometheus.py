@@ -21,15 +21,13 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from bot.clock import as_utc
-from bot.compose import compose
 from bot.emulator import Emulator
 from bot.serving import ServerThread, free_port
 from bot.slo.spec import load_slos
-from bot.web import create_app
 from tests.alerts.payloads import am_alert, am_payload
 from tests.conftest import ALERT_TOKEN, READER, ROOT
 from tests.e2e.promstack import PromStack, wait_until
-from tests.slack.conftest import PRIYA, SlackHarness, _emulator, slack_settings  # noqa: F401  (_emulator: a fixture)
+from tests.slack.conftest import PRIYA, SlackHarness, _emulator, running  # noqa: F401  (_emulator: a fixture)
 
 RATIO = 0.2  # hallucinations per answer, as the exporter's counters grow
 # A recording rule, so the rule file is a real one Prometheus loads (and `promtool` checks).
@@ -63,18 +61,9 @@ def prometheus_and_warroom(database_url: str, _emulator: Emulator,  # noqa: F811
     warroom_port = free_port()
     prom = PromStack(tmp_path, [f"127.0.0.1:{metrics.port}"], RULES,
                      f"http://127.0.0.1:{warroom_port}/webhooks/alertmanager", ALERT_TOKEN)
-    with prom:
-        _emulator.reset()
-        warroom = compose(slack_settings(database_url, _emulator, WARROOM_PROMETHEUS_URL=prom.prometheus_url,
-                                         WARROOM_PUBLIC_URL=f"http://127.0.0.1:{warroom_port}"),
-                          slos=load_slos(ROOT / "examples" / "slos.yaml"))
-        server = ServerThread(create_app(warroom), port=warroom_port).start()
-        _emulator.bot_url = server.url + "/slack/events"
-        try:
-            yield prom, SlackHarness(_emulator, warroom, server.url)
-        finally:
-            server.stop()
-            warroom.runtime.engine.dispose()
+    with prom, running(database_url, _emulator, port=warroom_port, slos=load_slos(ROOT / "examples" / "slos.yaml"),
+                       WARROOM_PROMETHEUS_URL=prom.prometheus_url) as slack:
+        yield prom, slack
     metrics.stop()
 
 

@@ -18,17 +18,15 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.compose import compose
 from bot.emulator import Emulator
 from bot.serving import ServerThread, free_port
 from bot.slo.rules import prometheus_rules
 from bot.slo.spec import load_slos
 from bot.slo.windows import WindowSet
-from bot.web import create_app
 from examples.llm_service import create_app as llm_service_app
 from tests.conftest import ALERT_TOKEN, READER, ROOT
 from tests.e2e.promstack import PromStack, wait_until
-from tests.slack.conftest import PRIYA, SlackHarness, _emulator, slack_settings  # noqa: F401  (_emulator: a fixture)
+from tests.slack.conftest import PRIYA, SlackHarness, _emulator, running  # noqa: F401  (_emulator: a fixture)
 
 CONTROL_TOKEN = "e2e-control-token"
 # Every window stays >= 5 scrape intervals (1 s): rate() over fewer samples is empty, and an
@@ -69,16 +67,8 @@ def stack(llm_gateway: LLMGateway, database_url: str, _emulator: Emulator, tmp_p
     with PromStack(tmp_path, [llm_gateway.target], rules,
                    f"http://127.0.0.1:{warroom_port}/webhooks/alertmanager", ALERT_TOKEN) as prom:
         monkeypatch.setenv("WARROOM_ALERTMANAGER_URL", prom.alertmanager_url)
-        _emulator.reset()
-        warroom = compose(slack_settings(database_url, _emulator))
-        runtime = warroom.runtime
-        server = ServerThread(create_app(warroom), port=warroom_port).start()
-        _emulator.bot_url = server.url + "/slack/events"
-        try:
-            yield prom, SlackHarness(_emulator, warroom, server.url)
-        finally:
-            server.stop()
-            runtime.engine.dispose()
+        with running(database_url, _emulator, port=warroom_port) as slack:
+            yield prom, slack
 
 
 def page_incident(slack: SlackHarness) -> dict[str, Any] | None:

@@ -120,17 +120,21 @@ def slack_settings(database_url: str, emu: Emulator, **overrides: Any) -> Settin
 
 
 @contextmanager
-def running(database_url: str, emu: Emulator, **overrides: Any) -> Iterator[SlackHarness]:
-    """warroom against a freshly reset emulator, with these settings changed."""
+def running(database_url: str, emu: Emulator, *, port: int | None = None, slos: Any = None,
+            **overrides: Any) -> Iterator[SlackHarness]:
+    """warroom against a freshly reset emulator, with these settings changed (``port``: where it
+    listens, when something started before it must know; ``slos``: instead of the SLO file's)."""
     emu.reset()
-    port = free_port()  # known before the settings, so links the bot gives (sign-in, postmortem) point here
-    warroom = compose(slack_settings(database_url, emu, WARROOM_PUBLIC_URL=f"http://127.0.0.1:{port}", **overrides))
-    runtime = warroom.runtime
+    port = port or free_port()  # known before the settings, so links the bot gives (sign-in, postmortem) point here
+    overrides.setdefault("WARROOM_PUBLIC_URL", f"http://127.0.0.1:{port}")
+    warroom = compose(slack_settings(database_url, emu, **overrides), slos=slos)
     server = ServerThread(create_app(warroom), port=port).start()
     emu.bot_url = server.url + "/slack/events"
-    yield SlackHarness(emu, warroom, server.url)
-    server.stop()
-    runtime.engine.dispose()
+    try:
+        yield SlackHarness(emu, warroom, server.url)
+    finally:  # also when the test fails: no server or pool is left behind for the next one
+        server.stop()
+        warroom.runtime.engine.dispose()
 
 
 @pytest.fixture
