@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -298,7 +298,7 @@ _JSON_VALUES = (
     ("int_value", _int),
     ("double_value", float),
 )
-_JSON_READERS: dict[str, Callable[[Any], Any]] = dict(_JSON_VALUES)
+_JSON_READERS = dict(_JSON_VALUES)
 
 
 def _id_problem(trace_id: str, span_id: str, parent: str) -> str | None:
