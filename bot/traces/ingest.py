@@ -16,7 +16,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
@@ -62,7 +62,7 @@ class TraceIngestResult:
     rejected: list[RejectedEvent] = field(default_factory=list)
     linked: int = 0
     # What was newly stored, with its failure types: for counters (``bot.traces.metrics``).
-    stored: list[tuple[TraceEvent, list[str]]] = field(default_factory=list)
+    stored: list[tuple[TraceLabels, list[str]]] = field(default_factory=list)
     eval_traffic: int = 0  # events of an eval run (bot.evals.target), not stored
 
     def as_json(self) -> dict[str, Any]:
@@ -78,46 +78,83 @@ def ingest_traces(session: Session, events: list[Any], *, rules: FailureRules, n
     Failing traces linked to an open incident are posted to its room, at most once per
     ``post_every_s`` per incident (`bot.traces.late`)."""
     now = now or utcnow()
-    result = TraceIngestResult()
-    failing_services: set[str] = set()
-    valid: dict[str, tuple[TraceEvent, list[str], dict[str, Any]]] = {}
+    prepared = prepare_traces(events, rules=rules, now=now, max_string=max_string)
+    return store_prepared(session, prepared, now=now, post_every_s=post_every_s)
+
+
+class TraceLabels(NamedTuple):
+    """What the counters (`bot.traces.metrics`) need of a stored trace."""
+
+    service: str
+    bundle_version: str | None
+    model: str | None
+
+
+@dataclass
+class PreparedTraces:
+    """A batch validated and made into rows, not stored yet (`prepare_traces`). Plain data: an
+    OTLP decode process makes it and the serving process stores it (`bot.otlp.pool`)."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)  # one per request id, the batch's first
+    kinds: list[list[str]] = field(default_factory=list)  # each row's failure types
+    rejected: list[RejectedEvent] = field(default_factory=list)
+    duplicates: int = 0  # repeated within the batch
+    eval_traffic: int = 0
+
+
+def prepare_traces(events: list[Any], *, rules: FailureRules, now: datetime,
+                   max_string: int | None = None) -> PreparedTraces:
+    """The CPU part of `ingest_traces`: validate each event, decide its failure types, make its row."""
+    prepared = PreparedTraces()
+    seen: set[str] = set()
     for index, raw in enumerate(events):
         event, problems, stored_text = _validate(raw, max_string)
         if event is None or stored_text is None:
             request_id = raw.get("request_id") if isinstance(raw, dict) else None
             request_id = request_id[:200] if isinstance(request_id, str) else None  # echoed back: bounded
-            result.rejected.append(RejectedEvent(index, request_id, problems))
+            prepared.rejected.append(RejectedEvent(index, request_id, problems))
             continue
         if is_eval_traffic(event):
-            result.eval_traffic += 1  # never a production trace: no SLI, no incident, no eval case
+            prepared.eval_traffic += 1  # never a production trace: no SLI, no incident, no eval case
             continue
-        if event.request_id in valid:  # twice in one batch: the first one counts
-            result.duplicates += 1
+        if event.request_id in seen:  # twice in one batch: the first one counts
+            prepared.duplicates += 1
             continue
+        seen.add(event.request_id)
         kinds = failure_types(event, rules)
-        valid[event.request_id] = (event, kinds, {
+        prepared.kinds.append(kinds)
+        prepared.rows.append({
             "request_id": event.request_id, "service": event.service, "timestamp": event.timestamp,
             "bundle_version": event.bundle_version, "model": event.model, "prompt_hash": event.prompt_hash,
             "failure_types": _kinds_text(tuple(kinds)), "failed": bool(kinds), "label": _NO_LABEL,
             "data": stored_text, "received_at": now,
         })
+    return prepared
+
+
+def store_prepared(session: Session, prepared: PreparedTraces, *, now: datetime,
+                   post_every_s: float = late_traces.DEFAULT_EVERY_SECONDS) -> TraceIngestResult:
+    """The database part of `ingest_traces`: insert the rows, link failing ones to open incidents."""
+    result = TraceIngestResult(rejected=list(prepared.rejected), duplicates=prepared.duplicates,
+                               eval_traffic=prepared.eval_traffic)
+    failing_services: set[str] = set()
     # One multi-row INSERT … ON CONFLICT DO NOTHING for the batch (a statement per event was most
     # of an OTLP batch's time), on PostgreSQL as one ``unnest`` of arrays (`Statements.insert_rows`:
     # a VALUES list of ~9,000 parameters cost psycopg more to parse than the server to run).
     # RETURNING names the rows this call inserted, the rest were stored before.
     inserted: set[str] = set()
-    if valid:
-        sent = Statements(session.connection()).insert_rows(_TRACE, [v[2] for v in valid.values()],
-                                                            conflict=("request_id",), returning=("request_id",))
+    if prepared.rows:
+        sent = Statements(session.connection()).insert_rows(_TRACE, prepared.rows, conflict=("request_id",),
+                                                            returning=("request_id",))
         inserted = {row.request_id for row in sent.rows()}
-    for event, kinds, _ in valid.values():
-        if event.request_id not in inserted:
+    for row, kinds in zip(prepared.rows, prepared.kinds, strict=True):
+        if row["request_id"] not in inserted:
             result.duplicates += 1
             continue
         result.accepted += 1
-        result.stored.append((event, kinds))
+        result.stored.append((TraceLabels(row["service"], row["bundle_version"], row["model"]), kinds))
         if kinds:
-            failing_services.add(event.service)
+            failing_services.add(row["service"])
     grew: list[int] = []
     for incident in _open_incidents(session, failing_services):
         linked = link_failing_traces(session, incident, now=now)

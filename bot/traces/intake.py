@@ -6,6 +6,7 @@ was newly stored for ``/metrics`` (`bot.traces.metrics`).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -23,4 +24,13 @@ def store_events(engine: Engine, settings: Settings, metrics: Metrics, events: l
                                       max_string=settings.max_value_length,
                                       post_every_s=settings.traces_post_every_seconds)
     metrics.llm.record(result.stored)  # after the commit: counted once it is stored
+    return result
+
+
+def store_prepared_events(engine: Engine, settings: Settings, metrics: Metrics, prepared: traces.PreparedTraces,
+                          now: datetime) -> traces.TraceIngestResult:
+    """`store_events` for a batch validated already (`bot.otlp.pool`): the database part only."""
+    with transaction(engine) as session:
+        result = traces.store_prepared(session, prepared, now=now, post_every_s=settings.traces_post_every_seconds)
+    metrics.llm.record(result.stored)
     return result

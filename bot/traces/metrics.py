@@ -12,10 +12,21 @@ from __future__ import annotations
 import threading
 from collections import Counter as Counter_
 from collections.abc import Iterable
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter
 
-from bot.traces.rules import TraceEvent
+
+class Labelled(Protocol):
+    """A stored trace as the counters see it (a `TraceEvent`, or `bot.traces.ingest.TraceLabels`)."""
+
+    @property
+    def service(self) -> str: ...
+    @property
+    def bundle_version(self) -> str | None: ...
+    @property
+    def model(self) -> str | None: ...
+
 
 MAX_SERIES = 2000
 MAX_LABEL_LENGTH = 100
@@ -33,7 +44,7 @@ class TraceMetrics:
         self._max_series = max_series
         self._lock = threading.Lock()
 
-    def record(self, stored: Iterable[tuple[TraceEvent, list[str]]]) -> None:
+    def record(self, stored: Iterable[tuple[Labelled, list[str]]]) -> None:
         # Counted per label set first: a batch of 1,000 traces is a handful of increments, not 1,000.
         traces: Counter_[tuple[str, ...]] = Counter_()
         failures: Counter_[tuple[str, ...]] = Counter_()
@@ -47,7 +58,7 @@ class TraceMetrics:
         for labels, count in failures.items():
             self.failures.labels(*labels).inc(count)
 
-    def _labels(self, event: TraceEvent) -> tuple[str, str, str]:
+    def _labels(self, event: Labelled) -> tuple[str, str, str]:
         key = (_bounded(event.service), _bounded(event.bundle_version or ""), _bounded(event.model or ""))
         with self._lock:
             if key in self._seen:
