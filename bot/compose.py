@@ -21,6 +21,7 @@ from bot.automation.service import Automation
 from bot.automation.wiring import install as install_automation
 from bot.config import DEV_BOT_TOKEN, Settings
 from bot.effects import Handlers, RefreshCard
+from bot.otlp.pool import ExportPreparer
 from bot.people import Names
 from bot.redact import Redactor
 from bot.runbooks import RunbookSet
@@ -67,6 +68,7 @@ class Warroom:
     slack: SlackSide  # the Bolt app, its listeners and the Slack outbox handlers
     worker: Worker
     watch: Watch
+    otlp: ExportPreparer  # the CPU part of OTLP requests, maybe in worker processes
     # Called when the served app starts and (in reverse) when it stops, after/before the worker
     # and the scheduler; Socket Mode adds its disconnect here.
     on_start: list[Hook] = field(default_factory=list)
@@ -128,5 +130,7 @@ def compose(settings: Settings, *, engine: Engine | None = None, slos: Sequence[
         threads=settings.worker_threads,
         coalesce_seconds={RefreshCard.kind: settings.card_refresh_seconds},
     )
+    otlp = ExportPreparer(settings.otlp_processes)
     return Warroom(runtime=runtime, actions=actions, automation=automatic.automation, guard=automatic.guard,
-                   slack=slack, worker=worker, watch=watch if watch is not None else Watch.from_settings(settings))
+                   slack=slack, worker=worker, watch=watch if watch is not None else Watch.from_settings(settings),
+                   otlp=otlp, on_start=[otlp.start], on_stop=[otlp.stop])

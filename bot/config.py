@@ -11,6 +11,7 @@ emulator without any setting).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Literal
@@ -127,6 +128,10 @@ class Settings(BaseSettings):
     # body limit (compressed and inflated): exporters send batches of 512 spans with content.
     otlp_bundle_attribute: str = Field("service.version", min_length=1, alias="WARROOM_OTLP_BUNDLE_ATTRIBUTE")
     otlp_max_body_bytes: int = Field(16 * 1024 * 1024, gt=0, alias="WARROOM_OTLP_MAX_BODY_BYTES")
+    # Worker processes that decode, map and validate OTLP requests (`bot.otlp.pool`), so that
+    # concurrent exporters use every core; 0: in the serving process.
+    otlp_processes: int = Field(default_factory=lambda: _otlp_processes(os.cpu_count()), ge=0, le=64,
+                                alias="WARROOM_OTLP_PROCESSES")
     # Evals (bot.evals.target, bot.evals.gate): per service, the URL template a candidate bundle is
     # evaluated at (JSON: {"service": "http://…/v1/answer?bundle={{bundle}}"}), and JSON schema files.
     eval_targets: str | None = Field(None, alias="WARROOM_EVAL_TARGETS")
@@ -233,4 +238,9 @@ class Settings(BaseSettings):
         """The thresholds that make a trace a failure (WARROOM_HALLUCINATION_THRESHOLD, …)."""
         return FailureRules(hallucination_threshold=self.hallucination_threshold,
                             latency_ms_threshold=self.latency_threshold_ms, cost_budget=self.cost_budget)
+
+
+def _otlp_processes(cores: int | None) -> int:
+    """One per core, at most 4; none on one core, where another process adds only the copying."""
+    return 0 if not cores or cores < 2 else min(cores, 4)
 

@@ -110,6 +110,9 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         # The tests of budgets and spacing set these back.
         "WARROOM_SLACK_BUDGET_SCALE": 1000,
         "WARROOM_CARD_REFRESH_SECONDS": 0,
+        # OTLP requests are prepared in the serving process: a pool of worker processes per test app
+        # would cost a start-up each. tests/otlp/test_pool.py runs the route with the pool.
+        "WARROOM_OTLP_PROCESSES": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]

@@ -17,14 +17,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bot.clock import utcnow
 from bot.jsonbody import BadRequest
 from bot.otlp import response
-from bot.otlp.decode import JSON, PROTOBUF, decode_request, decompress, media_type
-from bot.otlp.genai import MappingOptions, map_spans
+from bot.otlp.decode import JSON, PROTOBUF, media_type
+from bot.otlp.genai import MappingOptions
+from bot.otlp.pool import ExportJob, ExportPreparer
 from bot.routes.common import Problem, read_body, require_bearer
 from bot.routes.errors import Route
 from bot.runtime import Runtime
-from bot.traces.intake import store_events
+from bot.traces.intake import store_prepared_events
 
 log = logging.getLogger(__name__)
 
@@ -42,32 +44,35 @@ def otlp_style(request: Request, problem: Problem) -> Response:
 
 async def post_otlp_traces(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
+    preparer: ExportPreparer = request.app.state.warroom.otlp
+    settings = runtime.settings
     try:
-        require_bearer(request, runtime.settings.alert_token)
-        limit = runtime.settings.otlp_max_body_bytes
-        raw = await read_body(request, limit)
-        body = decompress(raw, request.headers.get("content-encoding", ""), limit)
-        decoded = decode_request(body, request.headers.get("content-type", ""))
+        require_bearer(request, settings.alert_token)
+        limit = settings.otlp_max_body_bytes
+        job = ExportJob(await read_body(request, limit), request.headers.get("content-type", ""),
+                        request.headers.get("content-encoding", ""), limit,
+                        MappingOptions(bundle_attribute=settings.otlp_bundle_attribute), settings.failure_rules(),
+                        settings.max_value_length, utcnow())
+        prepared = await preparer.prepare(job)  # inflate, decode, map, validate: maybe in another process
+        prepared.raise_refusal()
     except BadRequest:
         runtime.metrics.traces_received.labels("bad_body").inc()
         raise
 
-    mapped = map_spans(decoded.spans, MappingOptions(bundle_attribute=runtime.settings.otlp_bundle_attribute))
-    result = await run_in_threadpool(store_events, runtime.engine, runtime.settings, runtime.metrics, mapped.events)
+    result = await run_in_threadpool(store_prepared_events, runtime.engine, settings, runtime.metrics,
+                                     prepared.traces, job.now)
 
     # A span is rejected when it is malformed, or when it is an answer whose event was refused.
-    rejected = decoded.rejected + len(mapped.rejected) + len(result.rejected)
-    reasons = decoded.problems + mapped.rejected + [f"span {mapped.events[r.index]['request_id']}: "
-                                  + "; ".join(f"{p['field']}: {p['message']}" for p in r.problems)
+    rejected = prepared.rejected + len(result.rejected)
+    reasons = prepared.reasons + [f"span {r.request_id}: " + "; ".join(f"{p['field']}: {p['message']}"
+                                                                       for p in r.problems)
                                   for r in result.rejected[:5]]
-    warning = mapped.warning()
-    message = "; ".join([*reasons[:5], *([warning] if warning else [])])
+    message = "; ".join([*reasons[:5], *([prepared.warning] if prepared.warning else [])])
     for outcome, count in (("accepted", result.accepted), ("duplicate", result.duplicates), ("rejected", rejected)):
         if count:
             runtime.metrics.traces_received.labels(outcome).inc(count)
     log.info("otlp: %d spans, %d answers stored, %d duplicates, %d rejected, %d not GenAI, %d linked",
-             len(decoded.spans) + decoded.rejected, result.accepted, result.duplicates, rejected, mapped.ignored,
-             result.linked)
+             prepared.spans, result.accepted, result.duplicates, rejected, prepared.not_genai, result.linked)
     return response.success(_encoding(request), rejected, message)
 
 

@@ -1,0 +1,145 @@
+"""The CPU part of an OTLP export request, in this process or in a pool of worker processes.
+
+Inflating, decoding, mapping the GenAI spans and validating the events into rows is nearly all of
+a request's cost, and all of it Python: one process runs it for one request at a time, so two
+exporters sending at once wait for each other. With ``WARROOM_OTLP_PROCESSES`` above 0 it runs in
+that many worker processes and the serving process only stores the rows, so concurrent requests
+use every core, while counters, database connections and everything else stay in the one
+serving process (a second `warroom serve` on the same port would split `/metrics`).
+
+The work is pure (bytes in, rows out), so a worker that dies costs nothing but time: the pool is
+replaced and the request prepared again. Until a pool's processes have started and imported what
+they need (a second or two), requests are prepared in the serving process, as with no pool: the
+first exports after a start never wait for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from starlette.concurrency import run_in_threadpool
+
+from bot.jsonbody import BadRequest
+from bot.otlp.decode import decode_request, decompress
+from bot.otlp.genai import MappingOptions, map_spans
+from bot.traces.ingest import PreparedTraces, prepare_traces
+from bot.traces.rules import FailureRules
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    """One export request's body and what preparing it needs (sent to a worker process)."""
+
+    body: bytes
+    content_type: str
+    content_encoding: str
+    limit: int  # bytes, once inflated
+    options: MappingOptions
+    rules: FailureRules
+    max_string: int | None
+    now: datetime  # the traces' received_at
+
+
+@dataclass
+class PreparedExport:
+    """What a request came to before anything is stored (sent back from a worker process)."""
+
+    spans: int = 0  # every span in the request, decoded or not
+    rejected: int = 0  # malformed spans, and answer spans that cannot be events
+    reasons: list[str] = field(default_factory=list)  # why, for the first of them
+    not_genai: int = 0
+    warning: str = ""
+    traces: PreparedTraces = field(default_factory=PreparedTraces)
+    # The body is not an export request: (status, message). A `BadRequest` does not survive
+    # pickling (its fields are not its ``args``), so it crosses as data and is raised again here.
+    refused: tuple[int, str] | None = None
+
+    def raise_refusal(self) -> None:
+        if self.refused is not None:
+            raise BadRequest(*self.refused)
+
+
+def prepare_export(job: ExportJob) -> PreparedExport:
+    try:
+        decoded = decode_request(decompress(job.body, job.content_encoding, job.limit), job.content_type)
+    except BadRequest as exc:
+        return PreparedExport(refused=(exc.status, exc.message))
+    mapped = map_spans(decoded.spans, job.options)
+    return PreparedExport(
+        spans=len(decoded.spans) + decoded.rejected, rejected=decoded.rejected + len(mapped.rejected),
+        reasons=decoded.problems + mapped.rejected, not_genai=mapped.ignored, warning=mapped.warning(),
+        traces=prepare_traces(mapped.events, rules=job.rules, now=job.now, max_string=job.max_string))
+
+
+def _ready() -> bool:
+    return True  # a worker that answers has imported everything `prepare_export` needs
+
+
+class ExportPreparer:
+    """`prepare_export` for the OTLP route: in a thread of this process (``processes`` 0) or in a
+    pool of that many processes, started by `start` and replaced when one of them dies."""
+
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+        self._started: list[Future[bool]] = []
+        self._stopped = False
+
+    def start(self) -> None:
+        """Start the workers now, in the background, rather than on the first request."""
+        if self.processes:
+            self._current()
+
+    @property
+    def ready(self) -> bool:
+        """Whether requests go to the worker processes (they have started and answered)."""
+        with self._lock:
+            return self._pool is not None and all(f.done() and not f.exception() for f in self._started)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    async def prepare(self, job: ExportJob) -> PreparedExport:
+        pool = self._current() if self.processes else None
+        if pool is not None and self.ready:
+            try:
+                return await asyncio.wrap_future(pool.submit(prepare_export, job))
+            except BrokenProcessPool:
+                log.error("an OTLP worker process died: starting new ones, this request is prepared here")
+                self._replace(pool)
+            except RuntimeError:  # shut down by `stop` meanwhile: the app is stopping
+                pass
+        return await run_in_threadpool(prepare_export, job)
+
+    def _current(self) -> ProcessPoolExecutor | None:
+        """The pool, started if it is not (None once stopped)."""
+        with self._lock:
+            if self._pool is None and not self._stopped:
+                # spawn, not fork: the serving process has threads (worker, scheduler, the
+                # event loop's pool) whose locks a forked child would inherit held.
+                self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+                # One task per process, sent together: each finds no idle process, so all of
+                # them start now, and each answers once it has imported the module.
+                self._started = [self._pool.submit(_ready) for _ in range(self.processes)]
+            return self._pool
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._pool is broken:
+                self._pool = None
+        broken.shutdown(wait=False, cancel_futures=True)
+        self._current()  # the new processes start now, while this request is prepared here

@@ -1,0 +1,88 @@
+"""``POST /v1/traces`` with its CPU part in worker processes (`bot.otlp.pool`), as `warroom serve`
+runs it on a machine with more than one core: real spawned processes, real HTTP, both databases."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.store.db import transaction
+from bot.store.models import Trace
+from tests.conftest import Warroom, make_settings, serve_warroom
+from tests.otlp.spans import Recorder, json_body, protobuf_body, request_id
+from tests.routes.test_otlp import JSON, PROTOBUF, status_of
+from tests.support import wait_for
+
+
+@pytest.fixture
+def pooled(database_url: str) -> Iterator[Warroom]:
+    with serve_warroom(make_settings(database_url, WARROOM_OTLP_PROCESSES=2)) as running:
+        wait_for(lambda: running.warroom.otlp.ready, timeout=60, what="the OTLP worker processes to start")
+        yield running
+
+
+def outputs(warroom: Warroom) -> dict[str, str | None]:
+    with transaction(warroom.runtime.engine) as session:
+        return {t.request_id: t.data.get("output") for t in session.execute(select(Trace)).scalars()}
+
+
+def pool_processes() -> list[int]:
+    """This process's children that multiprocessing spawned to run the pool's work."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == os.getpid() and b"spawn_main" in command:
+            children.append(int(entry.name))
+    return children
+
+
+@pytest.mark.parametrize("headers, encode", [(PROTOBUF, protobuf_body), (JSON, json_body)], ids=["protobuf", "json"])
+def test_an_export_prepared_in_worker_processes_is_stored_as_in_the_serving_process(pooled, headers, encode):
+    recorder = Recorder()
+    spans = [recorder.answer(output=f"answer {i}", hallucination=0.9 if i % 2 else 0.1) for i in range(6)]
+    response = pooled.post("/v1/traces", content=gzip.compress(encode(recorder.spans())),
+                           headers={**headers, "Content-Encoding": "gzip"})
+    assert response.status_code == 200, response.text
+    assert outputs(pooled) == {request_id(span): f"answer {i}" for i, span in enumerate(spans)}
+    assert len(pool_processes()) == 2
+
+
+def test_a_body_that_is_no_export_request_is_refused_with_the_workers_reason(pooled):
+    response = pooled.post("/v1/traces", content=b"\x0a\xff\xff", headers=PROTOBUF)
+    assert response.status_code == 400
+    code, message = status_of(response.content)
+    assert code == 3 and "not a protobuf ExportTraceServiceRequest" in message, message
+
+
+def test_a_worker_process_that_dies_is_replaced_and_the_export_still_stored(pooled):
+    recorder = Recorder()
+    first = recorder.answer(output="before")
+    assert pooled.post("/v1/traces", content=protobuf_body(recorder.spans()), headers=PROTOBUF).status_code == 200
+    for pid in pool_processes():
+        os.kill(pid, signal.SIGKILL)
+
+    later = Recorder()
+    second = later.answer(output="while new ones start")  # prepared in the serving process meanwhile
+    response = pooled.post("/v1/traces", content=protobuf_body(later.spans()), headers=PROTOBUF)
+    assert response.status_code == 200, response.text
+    wait_for(lambda: pooled.warroom.otlp.ready, timeout=60, what="new OTLP worker processes")
+    assert len(pool_processes()) == 2
+
+    last = Recorder()
+    third = last.answer(output="after")
+    assert pooled.post("/v1/traces", content=protobuf_body(last.spans()), headers=PROTOBUF).status_code == 200
+    assert outputs(pooled) == {request_id(first): "before", request_id(second): "while new ones start",
+                               request_id(third): "after"}
