@@ -195,12 +195,14 @@ class Server:
 
 
 @contextmanager
-def server(kind: str, db_url: str, workdir: Path) -> Iterator[Server]:
+def server(kind: str, db_url: str, workdir: Path, *, otlp_processes: int | None = None) -> Iterator[Server]:
     port = _free_port()
     log = workdir / f"{kind}-{port}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WARROOM_", "SLACK_"))}
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--db-url", db_url, "--port", str(port)],
+        extra = [] if otlp_processes is None else ["--otlp-processes", str(otlp_processes)]
+        process = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--db-url", db_url, "--port", str(port),
+                                    *extra],
                                    stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     running = Server(process, f"http://127.0.0.1:{port}", log)
     try:
@@ -230,7 +232,7 @@ def _wait_healthy(running: Server) -> None:
     raise SystemExit(f"server did not become healthy in 60 s:\n{running.log.read_text()[-3000:]}")
 
 
-def serve_warroom(db_url: str, port: int) -> None:
+def serve_warroom(db_url: str, port: int, otlp_processes: int | None = None) -> None:
     import uvicorn
 
     from bot.compose import compose
@@ -243,6 +245,8 @@ def serve_warroom(db_url: str, port: int) -> None:
     settings = Settings(_env_file=None, WARROOM_ENV="development", WARROOM_DATABASE_URL=db_url,  # type: ignore[call-arg]
                         WARROOM_ALERT_TOKEN=TOKEN, WARROOM_RUNBOOKS_DIR=ROOT / "runbooks",
                         WARROOM_PLAYBOOKS_DIR=ROOT / "playbooks", WARROOM_WORKER=False, WARROOM_SCHEDULER=False)
+    if otlp_processes is not None:  # else the default: one per core
+        settings = settings.model_copy(update={"otlp_processes": otlp_processes})
     warroom = compose(settings)
     upgrade(warroom.engine)
     app = create_app(warroom)
@@ -452,10 +456,14 @@ def main() -> None:
     parser.add_argument("--serve", choices=("warroom", "baseline"), help=argparse.SUPPRESS)
     parser.add_argument("--db-url", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--otlp-processes", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.serve:
-        (serve_warroom if args.serve == "warroom" else serve_baseline)(args.db_url, args.port)
+        if args.serve == "warroom":
+            serve_warroom(args.db_url, args.port, args.otlp_processes)
+        else:
+            serve_baseline(args.db_url, args.port)
         return
     if args.storm_alerts and args.storm_alerts % args.storm_groups:
         parser.error("--storm-alerts must be a multiple of --storm-groups")

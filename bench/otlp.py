@@ -200,18 +200,26 @@ def _ingest_rows(args: argparse.Namespace, workdir: Path, spans: list[Any], rate
           f"{'RSS@5s':>8} {'RSS end':>8}  statuses", flush=True)
     for db in args.db:
         with ingest.databases(db, workdir, args.pg_admin) as fresh:
-            for kind, path in (("protobuf", "/v1/traces"), ("json", "/v1/traces"), ("api-traces", "/api/traces")):
-                if kind not in args.kinds:
-                    continue
-                with ingest.server("warroom", fresh(kind.replace("-", "")), workdir) as running:
+            for kind, path, processes in _rows(args):
+                with ingest.server("warroom", fresh(kind.replace("-", "")), workdir,
+                                   otlp_processes=processes) as running:
                     result = run_ingest(running.url, running.process.pid, Batches(kind, spans), args.seconds,
                                         args.senders, path, rate)
                 answers = len(Batches("api-traces", spans).events) * result["batches"] / result["seconds"]
                 span_rate = len(spans) * result["batches"] / result["seconds"] if kind != "api-traces" else float("nan")
-                label = f"{db} {kind} {path}"
+                label = f"{db} {kind} {path}" + (f" p{processes}" if processes is not None else "")
                 print(f"  {label:<28} {result['batches']:8d} {span_rate:9.0f} {answers:10.0f} {result['p50']:8.1f} "
                       f"{result['p99']:8.1f} {result['rss_first']:7.0f}M {result['rss_last']:7.0f}M  {result['statuses']}",
                       flush=True)
+
+
+def _rows(args: argparse.Namespace) -> list[tuple[str, str, int | None]]:
+    """(kind, path, OTLP worker processes) of each row: /v1/traces once per ``--otlp-processes``."""
+    rows: list[tuple[str, str, int | None]] = []
+    for kind, path in (("protobuf", "/v1/traces"), ("json", "/v1/traces"), ("api-traces", "/api/traces")):
+        if kind in args.kinds:
+            rows += [(kind, path, n) for n in args.otlp_processes] if path == "/v1/traces" else [(kind, path, None)]
+    return rows
 
 
 # --- the watcher ------------------------------------------------------------------------------
@@ -302,6 +310,8 @@ def main() -> None:
     parser.add_argument("--db", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"])
     parser.add_argument("--seconds", type=float, default=30, help="length of each ingest row (300: the memory check)")
     parser.add_argument("--senders", type=int, default=2, help="concurrent exporters")
+    parser.add_argument("--otlp-processes", type=int, nargs="+", default=[0, 2],
+                        help="WARROOM_OTLP_PROCESSES of the server, a /v1/traces row for each (default: 0 and 2)")
     parser.add_argument("--rate", type=float, default=5000,
                         help="after the closed-loop rows, the same rows open loop at this many spans/s offered "
                              "(the target's 5,000; 0: closed loop only)")
