@@ -84,6 +84,13 @@ def _ready() -> bool:
     return True  # a worker that answers has imported everything `prepare_export` needs
 
 
+def _report_failed_start(started: Future[bool]) -> None:
+    # The pool is never `ready` then, and every request is prepared in the serving process.
+    if not started.cancelled() and started.exception() is not None:
+        log.error("OTLP worker processes did not start (%s): requests are prepared in the serving process",
+                  started.exception())
+
+
 class ExportPreparer:
     """`prepare_export` for the OTLP route: in a thread of this process (``processes`` 0) or in a
     pool of that many processes, started by `start` and replaced when one of them dies."""
@@ -135,6 +142,7 @@ class ExportPreparer:
                 # One task per process, sent together: each finds no idle process, so all of
                 # them start now, and each answers once it has imported the module.
                 self._started = [self._pool.submit(_ready) for _ in range(self.processes)]
+                self._started[0].add_done_callback(_report_failed_start)
             return self._pool
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
