@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import multiprocessing.connection
+import os
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -84,6 +86,21 @@ def _ready() -> bool:
     return True  # a worker that answers has imported everything `prepare_export` needs
 
 
+def _exit_with_parent() -> None:
+    """Run by each worker as it starts. A worker whose serving process died (``kill -9``) exits
+    too: it would otherwise wait for work for ever, since every worker holds the task queue's
+    write end itself and never sees it close."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _report_failed_start(started: Future[bool]) -> None:
     # The pool is never `ready` then, and every request is prepared in the serving process.
     if not started.cancelled() and started.exception() is not None:
@@ -138,7 +155,8 @@ class ExportPreparer:
             if self._pool is None and not self._stopped:
                 # spawn, not fork: the serving process has threads (worker, scheduler, the
                 # event loop's pool) whose locks a forked child would inherit held.
-                self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+                self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_exit_with_parent)
                 # One task per process, sent together: each finds no idle process, so all of
                 # them start now, and each answers once it has imported the module.
                 self._started = [self._pool.submit(_ready) for _ in range(self.processes)]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,10 +16,10 @@ from sqlalchemy import select
 
 from bot.store.db import transaction
 from bot.store.models import Trace
-from tests.conftest import Warroom, make_settings, serve_warroom
+from tests.conftest import ALERT_TOKEN, ROOT, Warroom, make_settings, serve_warroom
 from tests.otlp.spans import Recorder, json_body, protobuf_body, request_id
 from tests.routes.test_otlp import JSON, PROTOBUF, status_of
-from tests.support import wait_for
+from tests.support import free_port, wait_for
 
 
 @pytest.fixture
@@ -32,8 +34,9 @@ def outputs(warroom: Warroom) -> dict[str, str | None]:
         return {t.request_id: t.data.get("output") for t in session.execute(select(Trace)).scalars()}
 
 
-def pool_processes() -> list[int]:
-    """This process's children that multiprocessing spawned to run the pool's work."""
+def pool_processes(parent: int | None = None) -> list[int]:
+    """The children of ``parent`` (default: this process) that multiprocessing spawned for the pool."""
+    parent = parent or os.getpid()
     children = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -43,10 +46,17 @@ def pool_processes() -> list[int]:
             command = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == os.getpid() and b"spawn_main" in command:
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"spawn_main" in command:
             children.append(int(entry.name))
     return children
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 @pytest.mark.parametrize("headers, encode", [(PROTOBUF, protobuf_body), (JSON, json_body)], ids=["protobuf", "json"])
@@ -86,3 +96,26 @@ def test_a_worker_process_that_dies_is_replaced_and_the_export_still_stored(pool
     assert pooled.post("/v1/traces", content=protobuf_body(last.spans()), headers=PROTOBUF).status_code == 200
     assert outputs(pooled) == {request_id(first): "before", request_id(second): "while new ones start",
                                request_id(third): "after"}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # about processes, not storage
+def test_worker_processes_of_a_serving_process_killed_with_sigkill_exit_with_it(database_url, tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WARROOM_", "SLACK_"))}
+    env.update({"PYTHONPATH": str(ROOT), "WARROOM_ENV": "test", "WARROOM_DATABASE_URL": database_url,
+                "WARROOM_ALERT_TOKEN": ALERT_TOKEN, "WARROOM_WORKER": "false", "WARROOM_SCHEDULER": "false",
+                "WARROOM_RUNBOOKS_DIR": str(ROOT / "runbooks"), "WARROOM_PLAYBOOKS_DIR": str(ROOT / "playbooks"),
+                "WARROOM_OTLP_PROCESSES": "2"})
+    with (tmp_path / "serve.log").open("wb") as log:
+        serving = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port)], env=env, cwd=ROOT,
+                                   stdout=log, stderr=subprocess.STDOUT)
+    try:
+        workers = wait_for(lambda: len(found := pool_processes(serving.pid)) == 2 and found, timeout=60,
+                           what="the serving process's two OTLP workers")
+        os.kill(serving.pid, signal.SIGKILL)
+        serving.wait(timeout=10)
+        wait_for(lambda: not any(alive(pid) for pid in workers), timeout=30,
+                 what="the workers of the killed process to exit")
+    finally:
+        if serving.poll() is None:
+            serving.kill()
