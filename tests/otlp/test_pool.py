@@ -119,3 +119,41 @@ def test_worker_processes_of_a_serving_process_killed_with_sigkill_exit_with_it(
     finally:
         if serving.poll() is None:
             serving.kill()
+
+
+CANNOT_SPAWN = """
+import asyncio, logging, threading
+from datetime import datetime, timezone
+from bot.otlp.genai import MappingOptions
+from bot.otlp.pool import ExportJob, ExportPreparer
+from bot.traces.rules import FailureRules
+from tests.otlp.spans import Recorder, protobuf_body
+
+said = threading.Event()
+class Heard(logging.Handler):
+    def emit(self, record):
+        print("logged:", record.getMessage(), flush=True)
+        said.set()
+logging.getLogger("bot.otlp.pool").addHandler(Heard())
+preparer = ExportPreparer(2)
+preparer.start()
+assert said.wait(60)
+recorder = Recorder()
+recorder.answer(output="still stored")
+job = ExportJob(protobuf_body(recorder.spans()), "application/x-protobuf", "", 1 << 24, MappingOptions(),
+                FailureRules(), None, datetime.now(timezone.utc))
+prepared = asyncio.run(preparer.prepare(job))
+print("ready:", preparer.ready, "outputs:", [row["data"] for row in prepared.traces.rows])
+preparer.stop()
+"""
+
+
+def test_a_pool_whose_processes_cannot_start_says_so_and_requests_are_prepared_in_process():
+    """A program read from stdin cannot be imported again by a spawned process: its workers die
+    at start. The log says so, and exports are still prepared, in the serving process."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-"], input=CANNOT_SPAWN, text=True, capture_output=True, timeout=120,
+                          cwd=ROOT, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "logged: OTLP worker processes did not start" in done.stdout, done.stdout
+    assert "ready: False" in done.stdout and "still stored" in done.stdout, done.stdout
