@@ -8,9 +8,9 @@ use every core, while counters, database connections and everything else stay in
 serving process (a second `warroom serve` on the same port would split `/metrics`).
 
 The work is pure (bytes in, rows out), so a worker that dies costs nothing but time: the pool is
-replaced and the request prepared again. Until a pool's processes have started and imported what
-they need (a second or two), requests are prepared in the serving process, as with no pool: the
-first exports after a start never wait for it.
+replaced and the request is prepared in the serving process meanwhile. Until a pool's processes
+have started and imported what they need, requests are prepared in the serving process, as with
+no pool: the first exports after a start never wait for it.
 """
 
 from __future__ import annotations
