@@ -127,8 +127,18 @@ class ExportPreparer:
     @property
     def ready(self) -> bool:
         """Whether requests go to the worker processes (they have started and answered)."""
+        return self.state == "ready"
+
+    @property
+    def state(self) -> str:
+        """For ``/healthz``: ``in-process`` (no pool), ``starting``, ``ready``, or ``failed`` (the
+        processes could not start: requests are prepared in the serving process)."""
         with self._lock:
-            return self._pool is not None and all(f.done() and not f.exception() for f in self._started)
+            if not self.processes or self._pool is None:
+                return "in-process"
+            if any(f.done() and (f.cancelled() or f.exception()) for f in self._started):
+                return "failed"
+            return "ready" if all(f.done() for f in self._started) else "starting"
 
     def stop(self) -> None:
         with self._lock:

@@ -77,7 +77,9 @@ async def healthz(request: Request) -> JSONResponse:
         await run_in_threadpool(check_database, _runtime(request).engine)
     except Exception as exc:
         return JSONResponse({"status": "unhealthy", "database": f"unreachable: {type(exc).__name__}"}, status_code=503)
-    return JSONResponse({"status": "ok", "database": "ok"})
+    # The OTLP worker processes (`bot.otlp.pool`): a pool that failed to start still answers, in
+    # the serving process, so it is shown here rather than made unhealthy.
+    return JSONResponse({"status": "ok", "database": "ok", "otlp_workers": request.app.state.warroom.otlp.state})
 
 
 async def metrics(request: Request) -> Response:

@@ -219,7 +219,7 @@ def test_metrics_count_alerts_by_source_and_outcome(warroom):
 
 
 def test_healthz_checks_the_database(warroom):
-    assert warroom.http.get("/healthz").json() == {"status": "ok", "database": "ok"}
+    assert warroom.http.get("/healthz").json() == {"status": "ok", "database": "ok", "otlp_workers": "in-process"}
     assert isinstance(warroom.http, httpx.Client)
 
 

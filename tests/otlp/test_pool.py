@@ -68,6 +68,7 @@ def test_an_export_prepared_in_worker_processes_is_stored_as_in_the_serving_proc
     assert response.status_code == 200, response.text
     assert outputs(pooled) == {request_id(span): f"answer {i}" for i, span in enumerate(spans)}
     assert len(pool_processes()) == 2
+    assert pooled.http.get("/healthz").json()["otlp_workers"] == "ready"
 
 
 def test_a_body_that_is_no_export_request_is_refused_with_the_workers_reason(pooled):
@@ -143,7 +144,7 @@ recorder.answer(output="still stored")
 job = ExportJob(protobuf_body(recorder.spans()), "application/x-protobuf", "", 1 << 24, MappingOptions(),
                 FailureRules(), None, datetime.now(timezone.utc))
 prepared = asyncio.run(preparer.prepare(job))
-print("ready:", preparer.ready, "outputs:", [row["data"] for row in prepared.traces.rows])
+print("state:", preparer.state, "outputs:", [row["data"] for row in prepared.traces.rows])
 preparer.stop()
 """
 
@@ -156,4 +157,4 @@ def test_a_pool_whose_processes_cannot_start_says_so_and_requests_are_prepared_i
                           cwd=ROOT, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "logged: OTLP worker processes did not start" in done.stdout, done.stdout
-    assert "ready: False" in done.stdout and "still stored" in done.stdout, done.stdout
+    assert "state: failed" in done.stdout and "still stored" in done.stdout, done.stdout
