@@ -8,7 +8,9 @@ use every core, while counters, database connections and everything else stay in
 serving process (a second `warroom serve` on the same port would split `/metrics`).
 
 The work is pure (bytes in, rows out), so a worker that dies costs nothing but time: the pool is
-replaced and the request is prepared in the serving process meanwhile. Until a pool's processes
+replaced, and the requests it held are answered 503 (exporters send them again; a request that
+kills workers is never run in the serving process), while later ones are prepared in the serving
+process until the new workers are up. Until a pool's processes
 have started and imported what they need, requests are prepared in the serving process, as with
 no pool: the first exports after a start never wait for it.
 """
@@ -151,12 +153,23 @@ class ExportPreparer:
         pool = self._current() if self.processes else None
         if pool is not None and self.ready:
             try:
-                return await asyncio.wrap_future(pool.submit(prepare_export, job))
-            except BrokenProcessPool:
+                future = pool.submit(prepare_export, job)
+            except BrokenProcessPool:  # broken before this request came: it is prepared here
                 log.error("an OTLP worker process died: starting new ones, this request is prepared here")
                 self._replace(pool)
             except RuntimeError:  # shut down by `stop` meanwhile: the app is stopping
                 pass
+            else:
+                try:
+                    return await asyncio.wrap_future(future)
+                except BrokenProcessPool:
+                    # A worker died while this request was queued or running. It may be what
+                    # killed it, so it is not run in this process: the exporter sends it again.
+                    log.error("an OTLP worker process died while a request waited: starting new ones, "
+                              "the request is answered 503")
+                    self._replace(pool)
+                    raise BadRequest(503, "an OTLP worker process died while preparing this request; "
+                                          "send it again") from None
         return await run_in_threadpool(prepare_export, job)
 
     def _current(self) -> ProcessPoolExecutor | None:

@@ -67,6 +67,8 @@ def problem_of(exc: Exception) -> Problem:
         if exc.status == 413:
             # The rest of the body stays unread: closing the connection stops the sender.
             headers = {"Connection": "close"}
+        if exc.status == 503:  # not now: Alertmanager and OTLP exporters retry after this
+            headers = {"Retry-After": "5"}
         return Problem(exc.status, exc.message, exc.problems, headers=headers)
     if isinstance(exc, NotFound):
         return Problem(404, str(exc))

@@ -55,8 +55,9 @@ async def post_otlp_traces(request: Request) -> Response:
                         settings.max_value_length, utcnow())
         prepared = await preparer.prepare(job)  # inflate, decode, map, validate: maybe in another process
         prepared.raise_refusal()
-    except BadRequest:
-        runtime.metrics.traces_received.labels("bad_body").inc()
+    except BadRequest as exc:
+        if exc.status < 500:  # a 503 (a worker died) is not the sender's fault
+            runtime.metrics.traces_received.labels("bad_body").inc()
         raise
 
     result = await run_in_threadpool(store_prepared_events, runtime.engine, settings, runtime.metrics,
