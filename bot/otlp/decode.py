@@ -4,6 +4,10 @@ Both encodings end up as the same `OtelSpan` records, so the GenAI mapping sees 
 that is not an export request at all is a `BadRequest` (400, 415); a span that is malformed on its
 own (a trace id of the wrong length) is only counted in `Decoded.rejected`, as OTLP's partial
 success wants: the rest of the request is still used.
+
+A large request can be decoded in shares (`Share`), one per worker process (`bot.otlp.pool`): each
+decode reads the whole body but makes spans only of the traces in its share, the costly part. A
+trace is never split, since its spans are mapped together (tool calls, evaluations).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -65,6 +70,22 @@ class Decoded:
             self.problems.append(why)
 
 
+@dataclass(frozen=True)
+class Share:
+    """Part ``part`` of ``parts`` of a request's traces, split by trace id: every span falls in
+    exactly one part, whatever its id (a malformed one too), and every process agrees on it (CRC-32,
+    not Python's per-process ``hash``)."""
+
+    part: int = 0
+    parts: int = 1
+
+    def holds(self, trace_id: str) -> bool:
+        return self.parts == 1 or zlib.crc32(trace_id.encode("utf-8", "replace")) % self.parts == self.part
+
+
+WHOLE = Share()
+
+
 def media_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
@@ -89,12 +110,13 @@ def decompress(raw: bytes, content_encoding: str, limit: int) -> bytes:
     return out
 
 
-def decode_request(body: bytes, content_type: str) -> Decoded:
+def decode_request(body: bytes, content_type: str, share: Share = WHOLE) -> Decoded:
+    """The spans of ``share`` of the request's traces (all of them by default)."""
     kind = media_type(content_type)
     if kind == PROTOBUF:
-        return _from_protobuf(body)
+        return _from_protobuf(body, share)
     if kind == JSON:
-        return _from_json(body)
+        return _from_json(body, share)
     raise BadRequest(415, f"Content-Type {content_type or '(none)'!r} is not supported; "
                           f"send OTLP as {PROTOBUF} or {JSON}")
 
@@ -102,7 +124,7 @@ def decode_request(body: bytes, content_type: str) -> Decoded:
 # --- protobuf ------------------------------------------------------------------------------
 
 
-def _from_protobuf(body: bytes) -> Decoded:
+def _from_protobuf(body: bytes, share: Share) -> Decoded:
     request = ExportTraceServiceRequest()
     try:
         request.ParseFromString(body)
@@ -113,7 +135,10 @@ def _from_protobuf(body: bytes) -> Decoded:
         resource = _pb_attributes(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                trace_id, span_id = span.trace_id.hex(), span.span_id.hex()
+                trace_id = span.trace_id.hex()
+                if not share.holds(trace_id):
+                    continue
+                span_id = span.span_id.hex()
                 problem = _id_problem(trace_id, span_id, span.parent_span_id.hex())
                 if problem:
                     decoded.reject(f"span {span.name!r}: {problem}")
@@ -151,9 +176,9 @@ def _pb_value(value: Any) -> Any:
 # the original snake_case names are accepted too, as protobuf's own JSON parser does.
 
 
-def _from_json(body: bytes) -> Decoded:
+def _from_json(body: bytes, share: Share) -> Decoded:
     try:
-        data = json.loads(body)
+        data = parse_json(body)
     except (ValueError, RecursionError) as exc:
         raise BadRequest(400, f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -173,6 +198,8 @@ def _from_json(body: bytes) -> Decoded:
             scope_where = f"{where}.scopeSpans[{s_index}]"
             _object(scope_spans, scope_where)
             for index, span in enumerate(_list(scope_spans, "spans", "spans", scope_where)):
+                if not share.holds(_json_trace_id(span)):
+                    continue
                 span_where = f"{scope_where}.spans[{index}]"
                 try:
                     decoded.spans.append(_json_span(span, span_where, resource))
@@ -188,7 +215,7 @@ class _SpanProblem(ValueError):
 def _json_span(span: Any, where: str, resource: Mapping[str, Any]) -> OtelSpan:
     if not isinstance(span, dict):
         raise _SpanProblem(f"{where}: expected an object")
-    trace_id = str(_get(span, "traceId", "trace_id") or "").lower()
+    trace_id = _json_trace_id(span)
     span_id = str(_get(span, "spanId", "span_id") or "").lower()
     parent = str(_get(span, "parentSpanId", "parent_span_id") or "").lower()
     problem = _id_problem(trace_id, span_id, parent)
@@ -208,6 +235,20 @@ def _json_span(span: Any, where: str, resource: Mapping[str, Any]) -> OtelSpan:
             attributes=_json_attributes(_get(span, "attributes"), where), events=events, resource=resource)
     except (TypeError, ValueError, AttributeError, RecursionError, BadRequest) as exc:
         raise _SpanProblem(f"{where}: {getattr(exc, 'message', exc) or 'nested too deeply'}") from None
+
+
+def parse_json(text: str | bytes) -> Any:
+    """``json.loads``, three times faster for what orjson parses (nearly every body and attribute);
+    what it refuses and the standard library takes (NaN, a lone surrogate, a number too large for a
+    double) is parsed as before. An integer past 64 bits comes back a float: OTLP has none."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+def _json_trace_id(span: Any) -> str:
+    return str(_get(span, "traceId", "trace_id") or "").lower()
 
 
 _STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}

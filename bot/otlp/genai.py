@@ -17,13 +17,12 @@ not GenAI operations (HTTP server spans and the like) are accepted and not store
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from bot.otlp.decode import OtelSpan
+from bot.otlp.decode import OtelSpan, parse_json
 
 TOOL_OPERATION = "execute_tool"
 RETRIEVAL_OPERATIONS = frozenset({"retrieval", "retrieve"})
@@ -52,10 +51,15 @@ class Mapped:
     rejected: list[str] = field(default_factory=list)  # answer spans that cannot be events, and why
 
     def warning(self) -> str:
-        if not self.orphans:
-            return ""
-        return (f"{self.orphans} execute_tool or evaluation span(s) arrived without their GenAI answer span "
-                "in the same request and were not attached to an answer")
+        return orphans_warning(self.orphans)
+
+
+def orphans_warning(orphans: int) -> str:
+    """What the export's answer says of tool and evaluation spans that came without their answer."""
+    if not orphans:
+        return ""
+    return (f"{orphans} execute_tool or evaluation span(s) arrived without their GenAI answer span "
+            "in the same request and were not attached to an answer")
 
 
 def is_genai(span: OtelSpan) -> bool:
@@ -234,7 +238,7 @@ def _documents(span: OtelSpan) -> list[str]:
 def _maybe_json(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in "[{":
         try:
-            return json.loads(value)
+            return parse_json(value)
         except ValueError:
             return value
     return value

@@ -7,6 +7,11 @@ that many worker processes and the serving process only stores the rows, so conc
 use every core, while counters, database connections and everything else stay in the one
 serving process (a second `warroom serve` on the same port would split `/metrics`).
 
+A large request is split into shares of its traces (`bot.otlp.decode.Share`), one per worker,
+prepared at once and merged: a request then waits for the slowest share rather than for all of its
+spans in one process, so one exporter's batch uses every core while the others are idle. Each
+share inflates and parses the whole body, which costs little next to making its spans.
+
 The work is pure (bytes in, rows out), so a worker that dies costs nothing but time: the pool is
 replaced, and the requests it held are answered 503 (exporters send them again; a request that
 kills workers is never run in the serving process), while later ones are prepared in the serving
@@ -25,18 +30,23 @@ import os
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from starlette.concurrency import run_in_threadpool
 
 from bot.jsonbody import BadRequest
-from bot.otlp.decode import decode_request, decompress
-from bot.otlp.genai import MappingOptions, map_spans
-from bot.traces.ingest import PreparedTraces, prepare_traces
+from bot.otlp.decode import WHOLE, Share, decode_request, decompress
+from bot.otlp.genai import MappingOptions, map_spans, orphans_warning
+from bot.traces.ingest import PreparedTraces, merge_prepared, prepare_traces
 from bot.traces.rules import FailureRules
 
 log = logging.getLogger(__name__)
+
+# A request is split into shares of about this much inflated body or more (a share of a few spans
+# would cost more in its own parse than it saves); a compressed body is reckoned ten times its size.
+SHARE_BYTES = 128 * 1024
+COMPRESSION_GUESS = 10
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,7 @@ class ExportJob:
     rules: FailureRules
     max_string: int | None
     now: datetime  # the traces' received_at
+    share: Share = WHOLE  # which of the request's traces to prepare
 
 
 @dataclass
@@ -61,11 +72,15 @@ class PreparedExport:
     rejected: int = 0  # malformed spans, and answer spans that cannot be events
     reasons: list[str] = field(default_factory=list)  # why, for the first of them
     not_genai: int = 0
-    warning: str = ""
+    orphans: int = 0  # tool or evaluation spans without their answer span
     traces: PreparedTraces = field(default_factory=PreparedTraces)
     # The body is not an export request: (status, message). A `BadRequest` does not survive
     # pickling (its fields are not its ``args``), so it crosses as data and is raised again here.
     refused: tuple[int, str] | None = None
+
+    @property
+    def warning(self) -> str:
+        return orphans_warning(self.orphans)
 
     def raise_refusal(self) -> None:
         if self.refused is not None:
@@ -74,14 +89,32 @@ class PreparedExport:
 
 def prepare_export(job: ExportJob) -> PreparedExport:
     try:
-        decoded = decode_request(decompress(job.body, job.content_encoding, job.limit), job.content_type)
+        decoded = decode_request(decompress(job.body, job.content_encoding, job.limit), job.content_type, job.share)
     except BadRequest as exc:
         return PreparedExport(refused=(exc.status, exc.message))
     mapped = map_spans(decoded.spans, job.options)
     return PreparedExport(
         spans=len(decoded.spans) + decoded.rejected, rejected=decoded.rejected + len(mapped.rejected),
-        reasons=decoded.problems + mapped.rejected, not_genai=mapped.ignored, warning=mapped.warning(),
+        reasons=decoded.problems + mapped.rejected, not_genai=mapped.ignored, orphans=mapped.orphans,
         traces=prepare_traces(mapped.events, rules=job.rules, now=job.now, max_string=job.max_string))
+
+
+def shares(job: ExportJob, most: int) -> list[ExportJob]:
+    """``job`` as at most ``most`` jobs, one per share of its traces (`SHARE_BYTES` each or more)."""
+    inflated = len(job.body) * (COMPRESSION_GUESS if job.content_encoding.strip() not in ("", "identity") else 1)
+    count = max(1, min(most, inflated // SHARE_BYTES))
+    return [job] if count == 1 else [replace(job, share=Share(part, count)) for part in range(count)]
+
+
+def merged(parts: list[PreparedExport]) -> PreparedExport:
+    """The shares of one request as if it had been prepared whole."""
+    refused = next((part for part in parts if part.refused is not None), None)
+    if refused is not None:  # every share reads the whole body, so each refuses it alike
+        return refused
+    return PreparedExport(
+        spans=sum(p.spans for p in parts), rejected=sum(p.rejected for p in parts),
+        reasons=[reason for p in parts for reason in p.reasons], not_genai=sum(p.not_genai for p in parts),
+        orphans=sum(p.orphans for p in parts), traces=merge_prepared([p.traces for p in parts]))
 
 
 def _ready() -> bool:
@@ -153,7 +186,7 @@ class ExportPreparer:
         pool = self._current() if self.processes else None
         if pool is not None and self.ready:
             try:
-                future = pool.submit(prepare_export, job)
+                futures = [pool.submit(prepare_export, share) for share in shares(job, self.processes)]
             except BrokenProcessPool:  # broken before this request came: it is prepared here
                 log.error("an OTLP worker process died: starting new ones, this request is prepared here")
                 self._replace(pool)
@@ -161,7 +194,7 @@ class ExportPreparer:
                 pass
             else:
                 try:
-                    return await asyncio.wrap_future(future)
+                    return merged(await asyncio.gather(*map(asyncio.wrap_future, futures)))
                 except BrokenProcessPool:
                     # A worker died while this request was queued or running. It may be what
                     # killed it, so it is not run in this process: the exporter sends it again.

@@ -102,6 +102,25 @@ class PreparedTraces:
     eval_traffic: int = 0
 
 
+def merge_prepared(parts: list[PreparedTraces]) -> PreparedTraces:
+    """Batches prepared apart (shares of one OTLP request, `bot.otlp.pool`) as one. A request id
+    in two of them is stored once, from the earlier part, as within one batch."""
+    merged = PreparedTraces()
+    seen: set[str] = set()
+    for part in parts:
+        merged.rejected += part.rejected
+        merged.duplicates += part.duplicates
+        merged.eval_traffic += part.eval_traffic
+        for row, kinds in zip(part.rows, part.kinds, strict=True):
+            if row["request_id"] in seen:
+                merged.duplicates += 1
+                continue
+            seen.add(row["request_id"])
+            merged.rows.append(row)
+            merged.kinds.append(kinds)
+    return merged
+
+
 def prepare_traces(events: list[Any], *, rules: FailureRules, now: datetime,
                    max_string: int | None = None) -> PreparedTraces:
     """The CPU part of `ingest_traces`: validate each event, decide its failure types, make its row."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 
 import pytest
 
@@ -137,6 +138,18 @@ def test_hostile_json_is_a_400_or_a_rejected_span_never_a_crash():
             b'"spanId": "0102030405060708", "startTimeUnixNano": "soon"}]}]}]}')
     decoded = decode_request(span, "application/json")
     assert decoded.rejected == 1 and decoded.spans == []
+
+
+def test_json_that_only_the_standard_library_parses_is_read_as_before():
+    """NaN and a lone surrogate escape: orjson refuses them, so such a body (or attribute) is
+    parsed by ``json`` as it always was, not refused."""
+    body = (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "0102030405060708090a0b0c0d0e0f10", '
+            b'"spanId": "0102030405060708", "name": "chat", "attributes": ['
+            b'{"key": "odd", "value": {"stringValue": "half \\ud800 a pair"}},'
+            b'{"key": "score", "value": {"doubleValue": NaN}}]}]}]}]}')
+    [span] = decode_request(body, "application/json").spans
+    assert span.attributes["odd"] == "half \ud800 a pair"
+    assert math.isnan(span.attributes["score"])
 
 
 def test_an_answer_span_without_a_start_time_is_rejected_with_the_reason():

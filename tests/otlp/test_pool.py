@@ -4,18 +4,28 @@ runs it on a machine with more than one core: real spawned processes, real HTTP,
 from __future__ import annotations
 
 import gzip
+import json
 import os
+import random
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from sqlalchemy import select
 
+from bot.otlp.decode import Share
+from bot.otlp.genai import MappingOptions
+from bot.otlp.pool import ExportJob, merged, prepare_export, shares
 from bot.store.db import transaction
 from bot.store.models import Trace
+from bot.traces.rules import FailureRules
 from tests.conftest import ALERT_TOKEN, ROOT, Warroom, make_settings, serve_warroom
 from tests.otlp.spans import Recorder, json_body, protobuf_body, request_id
 from tests.routes.test_otlp import JSON, PROTOBUF, status_of
@@ -69,6 +79,80 @@ def test_an_export_prepared_in_worker_processes_is_stored_as_in_the_serving_proc
     assert outputs(pooled) == {request_id(span): f"answer {i}" for i, span in enumerate(spans)}
     assert len(pool_processes()) == 2
     assert pooled.http.get("/healthz").json()["otlp_workers"] == "ready"
+
+
+def large_export(kind: str) -> tuple[bytes, dict[str, str | None]]:
+    """An export big enough to be prepared in two shares, with what a share could get wrong: answers
+    with tool calls in their trace, a tool span without its answer, a span with a malformed trace
+    id, and one request id given to two answers whose traces fall in different shares (the first
+    of them in the first share). Also the outputs that should be stored, by request id."""
+    recorder = Recorder()
+    words = random.Random(7)  # answers that gzip does not shrink to nothing, as real ones
+    texts = [f"answer {i}: " + " ".join(f"{words.getrandbits(40):x}" for _ in range(150)) for i in range(60)]
+    answers = [recorder.answer(output=text, hallucination=0.9 if i % 3 else 0.1,
+                               tools=[("search", i % 4 != 0)] if i % 2 else ()) for i, text in enumerate(texts)]
+    with recorder.tracer.start_as_current_span("execute_tool search") as tool:
+        tool.set_attributes({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search"})
+    trace_of = {request_id(span): f"{span.get_span_context().trace_id:032x}" for span in answers}
+    first = next(a for a in answers if Share(0, 2).holds(trace_of[request_id(a)]))
+    second = next(a for a in answers[answers.index(first) + 1:] if Share(1, 2).holds(trace_of[request_id(a)]))
+    renamed = {request_id(first): "given-twice", request_id(second): "given-twice"}
+    expected = {request_id(a): texts[i] for i, a in enumerate(answers) if a is not second}
+    expected["given-twice"] = expected.pop(request_id(first))
+    if kind == "json":
+        body = json.loads(json_body(recorder.spans()))
+        spans = body["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        for span in spans:
+            if (key := f"{span['traceId']}-{span['spanId']}") in renamed:
+                span["attributes"].append({"key": "warroom.request_id", "value": {"stringValue": renamed[key]}})
+        spans.append({**spans[0], "traceId": "not-hex"})
+        return json.dumps(body).encode(), expected
+    message = encode_spans(recorder.spans())
+    pb_spans = message.resource_spans[0].scope_spans[0].spans
+    for span in pb_spans:
+        if (key := f"{span.trace_id.hex()}-{span.span_id.hex()}") in renamed:
+            span.attributes.add(key="warroom.request_id", value=AnyValue(string_value=renamed[key]))
+    malformed = pb_spans.add()
+    malformed.CopyFrom(pb_spans[0])
+    malformed.trace_id = b"\x01"
+    return message.SerializeToString(), expected
+
+
+@pytest.mark.parametrize("kind", ["protobuf", "json"])
+def test_an_export_prepared_in_shares_comes_to_what_it_does_whole(kind):
+    body, expected = large_export(kind)
+    job = ExportJob(gzip.compress(body), PROTOBUF["Content-Type"] if kind == "protobuf" else JSON["Content-Type"],
+                    "gzip", 1 << 26, MappingOptions(), FailureRules(), 4000, datetime.now(timezone.utc))
+    parts = shares(job, 2)
+    assert [part.share for part in parts] == [Share(0, 2), Share(1, 2)]
+    whole, split = prepare_export(job), merged([prepare_export(part) for part in parts])
+
+    def rows(prepared):
+        traces = prepared.traces
+        return sorted((row["request_id"], row["data"], kinds) for row, kinds in zip(traces.rows, traces.kinds,
+                                                                                      strict=True))
+    assert rows(split) == rows(whole)
+    assert {row["request_id"] for row in split.traces.rows} == set(expected)
+    assert (split.spans, split.rejected, split.orphans, split.traces.duplicates) == (
+        whole.spans, whole.rejected, whole.orphans, whole.traces.duplicates) == (92, 1, 1, 1)
+    assert split.warning == whole.warning and "without their GenAI answer span" in split.warning
+    assert sorted(split.reasons) == sorted(whole.reasons)
+
+
+def test_a_small_export_is_not_split():
+    job = ExportJob(protobuf_body(Recorder().spans()), PROTOBUF["Content-Type"], "", 1 << 20, MappingOptions(),
+                    FailureRules(), None, datetime.now(timezone.utc))
+    assert shares(job, 4) == [job]
+
+
+def test_a_large_export_is_stored_whole_from_the_shares_of_two_workers(pooled):
+    body, expected = large_export("protobuf")
+    response = pooled.post("/v1/traces", content=gzip.compress(body), headers={**PROTOBUF, "Content-Encoding": "gzip"})
+    assert response.status_code == 200, response.text
+    partial = ExportTraceServiceResponse.FromString(response.content).partial_success
+    assert partial.rejected_spans == 1 and "traceId must be 16 bytes" in partial.error_message
+    assert "without their GenAI answer span" in partial.error_message
+    assert outputs(pooled) == expected
 
 
 def test_a_body_that_is_no_export_request_is_refused_with_the_workers_reason(pooled):
