@@ -23,6 +23,7 @@ no pool: the first exports after a start never wait for it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -121,10 +122,19 @@ def _ready() -> bool:
     return True  # a worker that answers has imported everything `prepare_export` needs
 
 
+def _start_worker() -> None:
+    """Run by each worker as it starts, once this module and what it imports are loaded."""
+    # What is loaded now lives as long as the process: the collector need not walk it again.
+    # A request allocates tens of thousands of objects, so full collections came every few
+    # requests, each over every object of the imported libraries.
+    gc.freeze()
+    _exit_with_parent()
+
+
 def _exit_with_parent() -> None:
-    """Run by each worker as it starts. A worker whose serving process died (``kill -9``) exits
-    too: it would otherwise wait for work for ever, since every worker holds the task queue's
-    write end itself and never sees it close."""
+    """A worker whose serving process died (``kill -9``) exits too: it would otherwise wait for
+    work for ever, since every worker holds the task queue's write end itself and never sees it
+    close."""
     parent = multiprocessing.parent_process()
     if parent is None:
         return
@@ -212,7 +222,7 @@ class ExportPreparer:
                 # spawn, not fork: the serving process has threads (worker, scheduler, the
                 # event loop's pool) whose locks a forked child would inherit held.
                 self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_exit_with_parent)
+                                                 initializer=_start_worker)
                 # One task per process, sent together: each finds no idle process, so all of
                 # them start now, and each answers once it has imported the module.
                 self._started = [self._pool.submit(_ready) for _ in range(self.processes)]
