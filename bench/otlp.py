@@ -192,9 +192,10 @@ def ingest_bench(args: argparse.Namespace, workdir: Path) -> None:
 
 
 def _ingest_rows(args: argparse.Namespace, workdir: Path, spans: list[Any], rate: float | None) -> None:
+    senders = args.exporters if rate else args.senders
     load = (f"open loop, {rate * len(spans):,.0f} spans/s offered in Poisson arrivals" if rate
             else "closed loop, as fast as answered")
-    print(f"\n== OTLP ingest: batches of {len(spans)} spans (about 750 answers + 250 tool spans), {args.senders} senders, "
+    print(f"\n== OTLP ingest: batches of {len(spans)} spans (about 750 answers + 250 tool spans), {senders} senders, "
           f"{load}, {args.seconds:g} s per row, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} ==", flush=True)
     print(f"  {'':<28} {'batches':>8} {'spans/s':>9} {'answers/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'RSS@5s':>8} {'RSS end':>8}  statuses", flush=True)
@@ -204,7 +205,7 @@ def _ingest_rows(args: argparse.Namespace, workdir: Path, spans: list[Any], rate
                 with ingest.server("warroom", fresh(kind.replace("-", "")), workdir,
                                    otlp_processes=processes) as running:
                     result = run_ingest(running.url, running.process.pid, Batches(kind, spans), args.seconds,
-                                        args.senders, path, rate)
+                                        senders, path, rate)
                 answers = len(Batches("api-traces", spans).events) * result["batches"] / result["seconds"]
                 span_rate = len(spans) * result["batches"] / result["seconds"] if kind != "api-traces" else float("nan")
                 label = f"{db} {kind} {path}" + (f" p{processes}" if processes is not None else "")
@@ -309,7 +310,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"])
     parser.add_argument("--seconds", type=float, default=30, help="length of each ingest row (300: the memory check)")
-    parser.add_argument("--senders", type=int, default=2, help="concurrent exporters")
+    parser.add_argument("--senders", type=int, default=2, help="concurrent exporters, closed loop")
+    parser.add_argument("--exporters", type=int, default=8,
+                        help="open loop: independent exporters (service replicas) sharing the offered rate, each "
+                             "with one request in flight; 2 puts most of the tail in the exporters' own queues")
     parser.add_argument("--otlp-processes", type=int, nargs="+", default=[0, 2],
                         help="WARROOM_OTLP_PROCESSES of the server, a /v1/traces row for each (default: 0 and 2)")
     parser.add_argument("--rate", type=float, default=5000,
