@@ -7,10 +7,12 @@ that many worker processes and the serving process only stores the rows, so conc
 use every core, while counters, database connections and everything else stay in the one
 serving process (a second `warroom serve` on the same port would split `/metrics`).
 
-A large request is split into shares of its traces (`bot.otlp.decode.Share`), one per worker,
-prepared at once and merged: a request then waits for the slowest share rather than for all of its
-spans in one process, so one exporter's batch uses every core while the others are idle. Each
-share inflates and parses the whole body, which costs little next to making its spans.
+A large request is split into shares of its traces (`bot.otlp.decode.Share`), one per idle
+worker, prepared at once and merged: a request then waits for the slowest share rather than for
+all of its spans in one process, so one exporter's batch uses the cores nobody else is using. Each
+share inflates and parses the whole body, which costs little next to making its spans. A request
+that finds the workers busy is not split: under load, whole requests keep every worker busy while
+the serving process stores the last one, and shares finishing together would leave them idle.
 
 The work is pure (bytes in, rows out), so a worker that dies costs nothing but time: the pool is
 replaced, and the requests it held are answered 503 (exporters send them again; a request that
@@ -163,6 +165,7 @@ class ExportPreparer:
         self._pool: ProcessPoolExecutor | None = None
         self._started: list[Future[bool]] = []
         self._stopped = False
+        self._busy = 0  # shares in the pool now (read and written on the event loop only)
 
     def start(self) -> None:
         """Start the workers now, in the background, rather than on the first request."""
@@ -195,14 +198,16 @@ class ExportPreparer:
     async def prepare(self, job: ExportJob) -> PreparedExport:
         pool = self._current() if self.processes else None
         if pool is not None and self.ready:
+            jobs = shares(job, max(1, self.processes - self._busy))
             try:
-                futures = [pool.submit(prepare_export, share) for share in shares(job, self.processes)]
+                futures = [pool.submit(prepare_export, share) for share in jobs]
             except BrokenProcessPool:  # broken before this request came: it is prepared here
                 log.error("an OTLP worker process died: starting new ones, this request is prepared here")
                 self._replace(pool)
             except RuntimeError:  # shut down by `stop` meanwhile: the app is stopping
                 pass
             else:
+                self._busy += len(jobs)
                 try:
                     return merged(await asyncio.gather(*map(asyncio.wrap_future, futures)))
                 except BrokenProcessPool:
@@ -213,6 +218,8 @@ class ExportPreparer:
                     self._replace(pool)
                     raise BadRequest(503, "an OTLP worker process died while preparing this request; "
                                           "send it again") from None
+                finally:
+                    self._busy -= len(jobs)
         return await run_in_threadpool(prepare_export, job)
 
     def _current(self) -> ProcessPoolExecutor | None:
