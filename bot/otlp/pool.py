@@ -188,6 +188,11 @@ class ExportPreparer:
                 return "failed"
             return "ready" if all(f.done() for f in self._started) else "starting"
 
+    @property
+    def in_flight(self) -> int:
+        """Shares of requests sent to the worker processes and not answered yet."""
+        return self._busy
+
     def stop(self) -> None:
         with self._lock:
             self._stopped = True

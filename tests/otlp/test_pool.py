@@ -10,10 +10,12 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
+import httpx
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -153,6 +155,40 @@ def test_a_large_export_is_stored_whole_from_the_shares_of_two_workers(pooled):
     assert partial.rejected_spans == 1 and "traceId must be 16 bytes" in partial.error_message
     assert "without their GenAI answer span" in partial.error_message
     assert outputs(pooled) == expected
+
+
+def test_a_request_whose_workers_die_while_preparing_it_is_answered_503_and_its_retry_stored(pooled):
+    """What an exporter sees when the workers die mid-request: 503 with ``Retry-After`` and nothing
+    stored (the request may be what killed them, so the serving process does not run it); the
+    exporter's retry is stored once new workers are up. The export is 15,000 answers, so the
+    workers are killed long before they could finish it."""
+    recorder = Recorder()
+    recorder.answer(output="many times over")
+    message = encode_spans(recorder.spans())
+    spans = message.resource_spans[0].scope_spans[0].spans
+    for number in range(1, 15_000):
+        copy = spans.add()
+        copy.CopyFrom(spans[0])
+        copy.trace_id, copy.span_id = number.to_bytes(16, "big"), number.to_bytes(8, "big")
+    body = gzip.compress(message.SerializeToString())
+    headers = {**PROTOBUF, "Content-Encoding": "gzip"}
+
+    answered: list[httpx.Response] = []
+    sender = threading.Thread(target=lambda: answered.append(pooled.post("/v1/traces", content=body, headers=headers)))
+    sender.start()
+    wait_for(lambda: pooled.warroom.otlp.in_flight > 0, timeout=30, what="the export to reach the workers")
+    for pid in pool_processes():
+        os.kill(pid, signal.SIGKILL)
+    sender.join(timeout=60)
+    [response] = answered
+    assert response.status_code == 503 and response.headers["retry-after"], response.text
+    assert "worker process died" in status_of(response.content)[1]
+    assert outputs(pooled) == {}
+
+    wait_for(lambda: pooled.warroom.otlp.ready, timeout=60, what="new OTLP worker processes")
+    retry = pooled.post("/v1/traces", content=body, headers=headers)
+    assert retry.status_code == 200, retry.text
+    assert len(outputs(pooled)) == 15_000
 
 
 def test_a_body_that_is_no_export_request_is_refused_with_the_workers_reason(pooled):
