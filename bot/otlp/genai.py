@@ -239,7 +239,7 @@ def _maybe_json(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in "[{":
         try:
             return parse_json(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser: text as it is
             return value
     return value
 

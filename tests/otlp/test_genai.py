@@ -152,6 +152,17 @@ def test_json_that_only_the_standard_library_parses_is_read_as_before():
     assert math.isnan(span.attributes["score"])
 
 
+def test_an_answer_whose_messages_nest_past_the_json_parser_is_stored_not_a_crash():
+    """A hostile ``gen_ai.output.messages`` (100,000 opening brackets): the parser gives up with
+    RecursionError, which must leave the attribute as text rather than fail the request (a 500)."""
+    body = (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "0102030405060708090a0b0c0d0e0f10", '
+            b'"spanId": "0102030405060708", "name": "chat", "startTimeUnixNano": "1700000000000000000", '
+            b'"attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}}, '
+            b'{"key": "gen_ai.output.messages", "value": {"stringValue": "' + b"[" * 100_000 + b'"}}]}]}]}]}')
+    [event] = map_spans(decode_request(body, "application/json").spans).events
+    assert event["request_id"] == "0102030405060708090a0b0c0d0e0f10-0102030405060708"
+
+
 def test_an_answer_span_without_a_start_time_is_rejected_with_the_reason():
     body = (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "0102030405060708090a0b0c0d0e0f10", '
             b'"spanId": "0102030405060708", "name": "chat", '
