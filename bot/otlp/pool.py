@@ -104,7 +104,8 @@ def prepare_export(job: ExportJob) -> PreparedExport:
 
 def shares(job: ExportJob, most: int) -> list[ExportJob]:
     """``job`` as at most ``most`` jobs, one per share of its traces (`SHARE_BYTES` each or more)."""
-    inflated = len(job.body) * (COMPRESSION_GUESS if job.content_encoding.strip() not in ("", "identity") else 1)
+    compressed = job.content_encoding.strip().lower() not in ("", "identity")
+    inflated = len(job.body) * (COMPRESSION_GUESS if compressed else 1)
     count = max(1, min(most, inflated // SHARE_BYTES))
     return [job] if count == 1 else [replace(job, share=Share(part, count)) for part in range(count)]
 
@@ -165,7 +166,7 @@ class ExportPreparer:
         self._pool: ProcessPoolExecutor | None = None
         self._started: list[Future[bool]] = []
         self._stopped = False
-        self._busy = 0  # shares in the pool now (read and written on the event loop only)
+        self._in_flight = 0  # shares in the pool now (read and written on the event loop only)
 
     def start(self) -> None:
         """Start the workers now, in the background, rather than on the first request."""
@@ -191,7 +192,7 @@ class ExportPreparer:
     @property
     def in_flight(self) -> int:
         """Shares of requests sent to the worker processes and not answered yet."""
-        return self._busy
+        return self._in_flight
 
     def stop(self) -> None:
         with self._lock:
@@ -203,7 +204,7 @@ class ExportPreparer:
     async def prepare(self, job: ExportJob) -> PreparedExport:
         pool = self._current() if self.processes else None
         if pool is not None and self.ready:
-            jobs = shares(job, max(1, self.processes - self._busy))
+            jobs = shares(job, max(1, self.processes - self._in_flight))
             try:
                 futures = [pool.submit(prepare_export, share) for share in jobs]
             except BrokenProcessPool:  # broken before this request came: it is prepared here
@@ -212,7 +213,7 @@ class ExportPreparer:
             except RuntimeError:  # shut down by `stop` meanwhile: the app is stopping
                 pass
             else:
-                self._busy += len(jobs)
+                self._in_flight += len(jobs)
                 try:
                     return merged(await asyncio.gather(*map(asyncio.wrap_future, futures)))
                 except BrokenProcessPool:
@@ -224,7 +225,7 @@ class ExportPreparer:
                     raise BadRequest(503, "an OTLP worker process died while preparing this request; "
                                           "send it again") from None
                 finally:
-                    self._busy -= len(jobs)
+                    self._in_flight -= len(jobs)
         return await run_in_threadpool(prepare_export, job)
 
     def _current(self) -> ProcessPoolExecutor | None:
