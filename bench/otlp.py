@@ -145,10 +145,37 @@ class Batches:
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Resident memory of ``pid`` and every process under it (the OTLP workers, and the
+    multiprocessing resource tracker), in MB."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:  # "pid (comm) state ppid …", and comm may hold spaces or parentheses
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+    tree, grew = {pid}, True
+    while grew:
+        below = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= below
+        grew = bool(below)
+    total = 0.0
+    for member in tree:
+        try:
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return total if total else float("nan")
+
+
+def machine_cpu() -> tuple[float, float]:
+    """Seconds of CPU the whole machine has spent busy (every process: warroom, its workers,
+    PostgreSQL, this load generator, anything else) and stolen by the hypervisor, since boot."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, steal / tick
 
 
 def run_ingest(url: str, pid: int, batches: Batches, seconds: float, senders: int, path: str,
@@ -166,6 +193,7 @@ def run_ingest(url: str, pid: int, batches: Batches, seconds: float, senders: in
     lock = threading.Lock()
     deadline = time.perf_counter() + seconds
     started = time.perf_counter()
+    busy_before, stolen_before = machine_cpu()
 
     def sender(seed: int) -> None:
         arrivals = random.Random(seed)
@@ -193,8 +221,11 @@ def run_ingest(url: str, pid: int, batches: Batches, seconds: float, senders: in
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
+    busy_after, stolen_after = machine_cpu()
     ordered = sorted(latencies)
     return {"batches": len(latencies), "seconds": elapsed, "statuses": statuses,
+            "cpu_ms": (busy_after - busy_before) * 1000 / max(1, len(latencies)),
+            "steal": (stolen_after - stolen_before) / (elapsed * (os.cpu_count() or 1)) * 100,
             "p50": ordered[len(ordered) // 2] * 1000, "p99": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000,
             "rss_first": rss[min(len(rss) - 1, 5)][1] if rss else float("nan"), "rss_last": rss[-1][1] if rss else float("nan")}
 
@@ -212,7 +243,7 @@ def _ingest_rows(args: argparse.Namespace, workdir: Path, spans: list[Any], rate
     print(f"\n== OTLP ingest: batches of {len(spans)} spans (about 750 answers + 250 tool spans), {senders} senders, "
           f"{load}, {args.seconds:g} s per row, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} ==", flush=True)
     print(f"  {'':<28} {'batches':>8} {'spans/s':>9} {'answers/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'RSS@5s':>8} {'RSS end':>8}  statuses", flush=True)
+          f"{'RSS@5s':>8} {'RSS end':>8} {'CPU ms':>7} {'steal':>6}  statuses", flush=True)
     for db in args.db:
         with ingest.databases(db, workdir, args.pg_admin) as fresh:
             for kind, path, processes in _rows(args):
@@ -224,7 +255,8 @@ def _ingest_rows(args: argparse.Namespace, workdir: Path, spans: list[Any], rate
                 span_rate = len(spans) * result["batches"] / result["seconds"] if kind != "api-traces" else float("nan")
                 label = f"{db} {kind} {path}" + (f" p{processes}" if processes is not None else "")
                 print(f"  {label:<28} {result['batches']:8d} {span_rate:9.0f} {answers:10.0f} {result['p50']:8.1f} "
-                      f"{result['p99']:8.1f} {result['rss_first']:7.0f}M {result['rss_last']:7.0f}M  {result['statuses']}",
+                      f"{result['p99']:8.1f} {result['rss_first']:7.0f}M {result['rss_last']:7.0f}M "
+                      f"{result['cpu_ms']:7.0f} {result['steal']:5.1f}%  {result['statuses']}",
                       flush=True)
 
 
