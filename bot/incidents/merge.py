@@ -7,6 +7,8 @@ too many. Each undoes the other: a merged group can be split out again, a split 
 What belongs to an incident is its alert rows (``alert.incident_id``: the counts, the card's
 groups and the intake's "did the incident's last group resolve?") and, for each group, the
 incident its next notification goes to (``alert_group.current_incident_id``). Both move together.
+A merge also moves the merged incident's linked traces; a split leaves them where they are, since
+a trace is linked by service and time, not by alert group.
 
 Locks are taken in the alert intake's order (`bot.alerts.store`): the groups (by
 ``group_key_hash``), then the correlation keys (by ``key_hash``), then the incidents (by id). A
@@ -33,7 +35,7 @@ from bot.incidents import lifecycle, metrics, service, timeline
 from bot.incidents.service import GroupSummary
 from bot.said import said, who
 from bot.store import outbox
-from bot.store.models import Alert, AlertGroup, Correlation, Incident, saved_id
+from bot.store.models import Alert, AlertGroup, Correlation, Incident, Trace, saved_id
 
 NAME_LENGTH = 200  # Incident.service and Incident.slo, as the intake cuts them
 MAX_NAMED = 8  # groups named in one timeline line; the rest are counted
@@ -105,6 +107,10 @@ def _merge_one(session: Session, merged: Incident, target: Incident, *, actor: s
     # Later groups with the merged incident's key join the incident it went into.
     session.execute(update(Correlation).where(col(Correlation.incident_id) == merged_id)
                     .values(incident_id=target_id))
+    # Its failing traces are evidence of the same cause: the postmortem, the impact and the eval
+    # export of the incident it went into read them from there.
+    traces = session.connection().execute(update(Trace).where(col(Trace.incident_id) == merged_id)
+                                          .values(incident_id=target_id)).rowcount
 
     severity_before = target.severity
     target.severity = min(target.severity, merged.severity)
@@ -112,10 +118,12 @@ def _merge_one(session: Session, merged: Incident, target: Incident, *, actor: s
     target.monitoring_gap = target.monitoring_gap or merged.monitoring_gap
     names = [g.name for g in groups]
     raised = f"; severity SEV{severity_before} → SEV{target.severity}" if target.severity != severity_before else ""
+    moved = f"; its {traces} linked trace(s) with them" if traces else ""
     timeline.record(session, target, "merged",
                     said(f"Merged #{merged_id} ({merged.title}) into this incident by ", who(actor),
-                         f": {groups_text(names, 'its groups', 'it had no alert groups')}{raised}"),
-                    actor=actor, at=at, echo=True, data={"incident": merged_id, "groups": [g.group_id for g in groups]})
+                         f": {groups_text(names, 'its groups', 'it had no alert groups')}{moved}{raised}"),
+                    actor=actor, at=at, echo=True, data={"incident": merged_id, "groups": [g.group_id for g in groups],
+                                                         "traces": traces})
 
     # The merged incident ends here: its people are told where to go before its channel goes.
     where = f" (<#{target.channel_id}>)" if target.channel_id else ""

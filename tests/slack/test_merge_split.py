@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from bot.emulator import Emulator
 from bot.store.db import transaction
 from bot.store.models import IncidentStep
 from tests.alerts.payloads import am_alert, am_payload
-from tests.conftest import ALERT_TOKEN
+from tests.conftest import ALERT_TOKEN, READER
 from tests.slack.conftest import ALEX, INCIDENTS, PRIYA, SlackHarness, reply_text, running
 
 RESOLVED = {"status": "resolved", "ends": "2026-03-14T02:20:00Z"}
@@ -106,6 +107,33 @@ def test_merge_moves_the_groups_and_ends_the_other_incident_in_this_one(slack):
     assert slack.fire(slo_group("latency", severity="ticket", status="resolved")) == into
     assert slack.incident(into)["status"] == "resolved"
     assert slack.incident(merged)["status"] == "resolved"  # it stays ended
+
+
+def failing_search_traces(slack: SlackHarness, count: int) -> None:
+    now = datetime.now(timezone.utc)
+    events = [{"request_id": f"search-{i}", "timestamp": (now - timedelta(seconds=i)).isoformat(), "service": "search",
+               "input": "What is the refund policy?", "output": "Refunds within 90 days.", "hallucination_score": 0.9}
+              for i in range(count)]
+    response = slack.http.post("/api/traces", json=events, headers={"Authorization": f"Bearer {ALERT_TOKEN}"})
+    assert response.status_code == 200 and response.json()["accepted"] == count, response.text
+
+
+def test_merge_brings_the_merged_incident_s_failing_traces_into_the_postmortem(slack):
+    into = slack.fire(slo_group("latency", severity="ticket"))
+    merged = slack.fire(slo_group("hallucination-rate", service="search"))
+    failing_search_traces(slack, 3)
+    channel = slack.room(into)
+    # Linked to the search incident, the one that will be merged away.
+    assert "`search-0`" in slack.http.get(f"/incidents/{merged}/postmortem.md", headers=READER).text
+    assert "`search-0`" not in slack.http.get(f"/incidents/{into}/postmortem.md", headers=READER).text
+
+    said(slack, f"/incident merge {merged}", channel)
+
+    postmortem = slack.http.get(f"/incidents/{into}/postmortem.md", headers=READER).text
+    assert "`search-0`" in postmortem and "No failing traces were linked" not in postmortem
+    assert "3 linked trace(s)" in timeline(slack, into, "merged")[0]
+    ended = slack.http.get(f"/incidents/{merged}/postmortem.md", headers=READER).text
+    assert "No failing traces were linked to this incident" in ended
 
 
 def test_merge_named_from_another_channel_takes_several(slack):
