@@ -112,7 +112,7 @@ class Batches:
 
     def make_ahead(self, count: int) -> None:
         """Encode ``count`` bodies now, before the row's clock starts. The load generator shares
-        warroom's two cores; encoding during the row (10-40 ms of CPU a batch, JSON the most)
+        warroom's cores; encoding during the row (JSON's costs the most, see bench/README.md)
         would be taken from warroom's share and counted in its latency."""
         self.ready = [self._make() for _ in range(count)]
         self.ready.reverse()  # popped from the end, in the order made
@@ -122,7 +122,7 @@ class Batches:
             return self.ready.pop() if self.ready else self._make()
 
     def _make(self) -> tuple[bytes, dict[str, str]]:
-        # one message, renewed per body (callers hold the lock)
+        # One message, renewed per body: callers hold the lock, or no sender has started yet.
         if self.kind == "protobuf":
             for rs in self.message.resource_spans:
                 for ss in rs.scope_spans:

@@ -118,7 +118,7 @@ def _merge_one(session: Session, merged: Incident, target: Incident, *, actor: s
     target.monitoring_gap = target.monitoring_gap or merged.monitoring_gap
     names = [g.name for g in groups]
     raised = f"; severity SEV{severity_before} → SEV{target.severity}" if target.severity != severity_before else ""
-    moved = f"; its {traces} linked trace(s) with them" if traces else ""
+    moved = f"; {traces} linked trace(s) moved with it" if traces else ""
     timeline.record(session, target, "merged",
                     said(f"Merged #{merged_id} ({merged.title}) into this incident by ", who(actor),
                          f": {groups_text(names, 'its groups', 'it had no alert groups')}{moved}{raised}"),
