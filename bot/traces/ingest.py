@@ -20,17 +20,18 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from bot.clock import as_utc, iso, utcnow
 from bot.errors import NotFound, UserError
 from bot.evals.cases import Label
-from bot.incidents.lifecycle import OPEN_STATUSES
+from bot.incidents import lifecycle
 from bot.jsonbody import MAX_DEPTH, BadRequest, check_storable, pydantic_problems
 from bot.store import outbox
 from bot.store.db import affected_rows
-from bot.store.models import Incident, Trace
+from bot.store.models import Incident, Trace, saved_id
 from bot.store.statements import JsonText, Later, Statements
 from bot.traces import late as late_traces
 from bot.traces.rules import FailureRules, TraceEvent, failure_types
@@ -180,6 +181,11 @@ def store_prepared(session: Session, prepared: PreparedTraces, *, now: datetime,
         result.linked += linked
         if linked and incident.id is not None:
             grew.append(incident.id)
+    for merged, into in _merged_into_open(session, failing_services):
+        linked = _link_for_merged(session, merged, into, now=now)
+        result.linked += linked
+        if linked and into.id not in grew:
+            grew.append(saved_id(into))
     if grew:
         outbox.enqueue_many(session, late_traces.effects(grew, now=now, every_s=post_every_s))
     return result
@@ -267,9 +273,47 @@ def _kinds_text(kinds: tuple[str, ...]) -> JsonText:
 def _open_incidents(session: Session, services: set[str]) -> list[Incident]:
     if not services:
         return []
-    stmt = (select(Incident).where(col(Incident.service).in_(services), col(Incident.status).in_(OPEN_STATUSES))
+    stmt = (select(Incident)
+            .where(col(Incident.service).in_(services), col(Incident.status).in_(lifecycle.OPEN_STATUSES))
             .order_by(col(Incident.opened_at), col(Incident.id)))
     return list(session.execute(stmt).scalars())
+
+
+def _merged_into_open(session: Session, services: set[str]) -> list[tuple[Incident, Incident]]:
+    """Each incident of these services merged into one that is still open (`bot.incidents.merge`),
+    with that one: a merge of several merges, followed to its end. A merged incident is resolved,
+    but its service's failing traces go on being evidence of the incident it went into."""
+    if not services:
+        return []
+    target = aliased(Incident)
+    # Read afresh (populate_existing): a merge may have committed since `_open_incidents` read them.
+    stmt = (select(Incident, target).join(target, col(target.id) == col(Incident.merged_into_id))
+            .where(col(Incident.service).in_(services),
+                   or_(col(target.status).in_(lifecycle.OPEN_STATUSES), col(target.merged_into_id).is_not(None)))
+            .order_by(col(Incident.opened_at), col(Incident.id))
+            .execution_options(populate_existing=True))
+    pairs = []
+    for merged, into in session.execute(stmt).tuples():
+        seen = {saved_id(merged)}
+        while into.merged_into_id is not None and into.id not in seen:
+            seen.add(saved_id(into))
+            into = session.get(Incident, into.merged_into_id, populate_existing=True) or into
+        if lifecycle.is_open(into.status) and into.id not in seen:
+            pairs.append((merged, into))
+    return pairs
+
+
+def _link_for_merged(session: Session, merged: Incident, into: Incident, *, now: datetime) -> int:
+    """Link the merged incident's service's failing traces, in its window, to the one it went
+    into, and move there any still linked to the merged one: on PostgreSQL a batch that found it
+    open links to it after waiting for the merge's lock on its row, once the merge has moved its
+    traces (this batch, or the next with a failure of that service, brings them over)."""
+    into_id = saved_id(into)
+    moved = affected_rows(session.execute(update(Trace).where(col(Trace.incident_id) == saved_id(merged))
+                                          .values(incident_id=into_id)
+                                          .execution_options(synchronize_session=False)))
+    return moved + link_service_traces(session, into_id, merged.service, opened_at=merged.opened_at,
+                                       resolved_at=into.resolved_at, now=now)
 
 
 def link_failing_traces(session: Session, incident: Incident, *, window_before: timedelta = LINK_WINDOW_BEFORE,

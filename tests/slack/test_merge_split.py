@@ -5,19 +5,24 @@ announcement edited, a split group gets its own incident and room, and each undo
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 
 from bot.emulator import Emulator
+from bot.incidents import merge
 from bot.store.db import transaction
 from bot.store.models import IncidentStep
+from bot.traces import ingest as traces
 from tests.alerts.payloads import am_alert, am_payload
 from tests.conftest import ALERT_TOKEN, READER
 from tests.slack.conftest import ALEX, INCIDENTS, PRIYA, SlackHarness, reply_text, running
+from tests.support import wait_for
 
 RESOLVED = {"status": "resolved", "ends": "2026-03-14T02:20:00Z"}
 
@@ -109,10 +114,11 @@ def test_merge_moves_the_groups_and_ends_the_other_incident_in_this_one(slack):
     assert slack.incident(merged)["status"] == "resolved"  # it stays ended
 
 
-def failing_search_traces(slack: SlackHarness, count: int) -> None:
+def failing_search_traces(slack: SlackHarness, count: int, prefix: str = "search") -> None:
     now = datetime.now(timezone.utc)
-    events = [{"request_id": f"search-{i}", "timestamp": (now - timedelta(seconds=i)).isoformat(), "service": "search",
-               "input": "What is the refund policy?", "output": "Refunds within 90 days.", "hallucination_score": 0.9}
+    events = [{"request_id": f"{prefix}-{i}", "timestamp": (now - timedelta(seconds=i)).isoformat(),
+               "service": "search", "input": "What is the refund policy?", "output": "Refunds within 90 days.",
+               "hallucination_score": 0.9}
               for i in range(count)]
     response = slack.http.post("/api/traces", json=events, headers={"Authorization": f"Bearer {ALERT_TOKEN}"})
     assert response.status_code == 200 and response.json()["accepted"] == count, response.text
@@ -134,6 +140,73 @@ def test_merge_brings_the_merged_incident_s_failing_traces_into_the_postmortem(s
     assert "3 linked trace(s)" in timeline(slack, into, "merged")[0]
     ended = slack.http.get(f"/incidents/{merged}/postmortem.md", headers=READER).text
     assert "No failing traces were linked to this incident" in ended
+
+
+def test_the_merged_incident_s_service_keeps_bringing_its_failing_traces_to_the_incident_it_went_into(
+        database_url, _emulator):
+    with running(database_url, _emulator, WARROOM_TRACES_POST_EVERY_SECONDS=1) as slack:
+        into = slack.fire(slo_group("latency", severity="ticket"))
+        merged = slack.fire(slo_group("hallucination-rate", service="search"))
+        channel = slack.room(into)
+        said(slack, f"/incident merge {merged}", channel)
+
+        failing_search_traces(slack, 2, prefix="later")
+
+        postmortem = slack.http.get(f"/incidents/{into}/postmortem.md", headers=READER).text
+        assert "`later-0`" in postmortem and "`later-1`" in postmortem
+        wait_for(lambda: any("2 failing trace(s)" in m.text for m in slack.messages(channel)),
+                 what="the later traces posted in the room of the incident the search one went into")
+        ended = slack.http.get(f"/incidents/{merged}/postmortem.md", headers=READER).text
+        assert "No failing traces were linked to this incident" in ended
+
+
+def test_after_a_merge_of_merges_the_traces_go_to_the_incident_still_open(slack):
+    into = slack.fire(slo_group("latency", severity="ticket"))
+    middle = slack.fire(slo_group("schema-valid-rate", service="billing"))
+    first = slack.fire(slo_group("hallucination-rate", service="search"))
+    said(slack, f"/incident merge {first}", slack.room(middle))
+    said(slack, f"/incident merge {middle}", slack.room(into))
+
+    failing_search_traces(slack, 1, prefix="after-both")
+
+    assert "`after-both-0`" in slack.http.get(f"/incidents/{into}/postmortem.md", headers=READER).text
+    assert "`after-both-0`" not in slack.http.get(f"/incidents/{middle}/postmortem.md", headers=READER).text
+
+
+def search_failure(request_id: str) -> dict:
+    return {"request_id": request_id, "timestamp": datetime.now(timezone.utc).isoformat(), "service": "search",
+            "input": "What is the refund policy?", "output": "Refunds within 90 days.", "hallucination_score": 0.9}
+
+
+# Only PostgreSQL runs a batch's transaction alongside a merge's: on SQLite the one writer waits.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_traces_a_batch_linked_to_the_incident_while_it_was_being_merged_reach_the_one_it_went_into(
+        database_url, _emulator):
+    with running(database_url, _emulator) as slack:
+        into = slack.fire(slo_group("latency", severity="ticket"))
+        merged = slack.fire(slo_group("hallucination-rate", service="search"))
+        engine, settings = slack.warroom.runtime.engine, slack.warroom.runtime.settings
+
+        def batch_that_saw_the_search_incident_open() -> None:
+            with transaction(engine) as session:
+                traces.ingest_traces(session, [search_failure("during-merge")], rules=settings.failure_rules())
+
+        with transaction(engine) as session:  # the merge, not committed yet
+            merge.merge(session, into, [merged], actor=PRIYA)
+            batch = threading.Thread(target=batch_that_saw_the_search_incident_open)
+            batch.start()
+            # Its link to the search incident waits for the merge's lock on that row.
+            wait_for(lambda: waiting_for_a_lock(engine), what="the batch waiting for the merge")
+        batch.join()
+
+        # Linked to the merged incident after the merge moved its traces, then moved after them.
+        postmortem = slack.http.get(f"/incidents/{into}/postmortem.md", headers=READER).text
+        assert "`during-merge`" in postmortem
+
+
+def waiting_for_a_lock(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return bool(conn.exec_driver_sql("SELECT count(*) FROM pg_locks WHERE NOT granted").scalar())
 
 
 def test_merge_named_from_another_channel_takes_several(slack):
