@@ -218,6 +218,9 @@ def _anchors(value: str) -> list[int]:
     return offsets
 
 
+_AS_SLACK_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
 class KnownSecrets:
     """Masks given secret values, whole or any ``FRAGMENT_MIN``-long run of one.
 
@@ -228,7 +231,10 @@ class KnownSecrets:
     """
 
     def __init__(self, values: Iterable[str]) -> None:
-        unique = sorted({v for v in values if v}, key=len, reverse=True)
+        given = {v for v in values if v}
+        # Slack gets text with &, < and > escaped (`bot.slack.text.escape`) before the gateway
+        # redacts it: a secret holding them is looked for as Slack gets it too.
+        unique = sorted(given | {v.translate(_AS_SLACK_ESCAPES) for v in given}, key=len, reverse=True)
         self._short = [v for v in unique if len(v) < FRAGMENT_MIN]
         self._blocks = [(v, offset, v[offset:offset + _ANCHOR]) for v in unique if len(v) >= FRAGMENT_MIN
                         for offset in _anchors(v)]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from bot.slack.text import escape
 from tests.alerts.payloads import am_alert, am_payload
-from tests.slack.conftest import reply_text
+from tests.slack.conftest import reply_text, running
 
 PASTED = "xoxp-" + "1234567890-0987654321-Zq8vK2mN4bX7cR1tY5uW"
 AWS_ID = "AKIA" + "Q3EXAMPLE7ZXW2MB"
@@ -35,3 +36,18 @@ def test_a_credential_cut_by_the_card_limit_leaves_no_prefix_on_the_card(slack):
     slack.settle()
     card = str(slack.card(channel).blocks)
     assert "x" * 100 in card and PASTED[:10] not in card
+
+
+def test_a_known_secret_with_characters_slack_escapes_is_masked_as_slack_gets_it(database_url, _emulator, monkeypatch):
+    # Slack's text escapes &, < and >: the gateway redacts the escaped text, "&amp;" where the secret has "&".
+    password, pin = "Tr0ub&dor<3>horse", "pw&9<7>ab"
+    monkeypatch.setenv("WARROOM_SECRET_DB_PASSWORD", password)
+    monkeypatch.setenv("WARROOM_SECRET_PIN", pin)
+    with running(database_url, _emulator) as slack:
+        channel = slack.room(slack.fire(am_payload([am_alert("a")])))
+        reply = slack.command(f"/incident status the db password {password} and pin {pin} leaked", channel=channel)
+        slack.settle()
+        shown = everything_in(slack, channel) + reply_text(reply)
+    assert "the db password [secret] and pin [secret] leaked" in shown
+    for leaked in (password, pin, escape(password), escape(pin), "Tr0ub", "horse"):
+        assert leaked not in shown
