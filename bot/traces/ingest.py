@@ -293,7 +293,7 @@ def _merged_into_open(session: Session, services: set[str]) -> list[tuple[Incide
             .order_by(col(Incident.opened_at), col(Incident.id))
             .execution_options(populate_existing=True))
     pairs = []
-    for merged, into in session.execute(stmt).tuples():
+    for merged, into in session.execute(stmt):
         seen = {saved_id(merged)}
         while into.merged_into_id is not None and into.id not in seen:
             seen.add(saved_id(into))
