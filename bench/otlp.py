@@ -126,8 +126,8 @@ class Batches:
     def _move_to_now(self) -> int:
         """How far to move every time in the next body so that its newest span ends now. Bodies
         that all held the same times would put each batch's traces among the earlier batches' in
-        the (service, time) index, where a real exporter's land at its end: on SQLite that cost
-        the store twice as much by 100,000 stored traces (bench/README.md, 2026-12-06 night)."""
+        the (service, time) index, where a real exporter's land at its end, and made SQLite's
+        store dearer than real traffic does (bench/README.md, "2026-12-06, night")."""
         now = time.time_ns()
         shift, self.ends_ns = now - self.ends_ns, now
         return shift
