@@ -20,6 +20,7 @@ name; ``disabled`` turns rules off by name, ``extra_patterns`` adds site rules.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -218,9 +219,6 @@ def _anchors(value: str) -> list[int]:
     return offsets
 
 
-_AS_SLACK_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
-
-
 class KnownSecrets:
     """Masks given secret values, whole or any ``FRAGMENT_MIN``-long run of one.
 
@@ -231,10 +229,8 @@ class KnownSecrets:
     """
 
     def __init__(self, values: Iterable[str]) -> None:
-        given = {v for v in values if v}
-        # Slack gets text with &, < and > escaped (`bot.slack.text.escape`) before the gateway
-        # redacts it: a secret holding them is looked for as Slack gets it too.
-        unique = sorted(given | {v.translate(_AS_SLACK_ESCAPES) for v in given}, key=len, reverse=True)
+        self.values = frozenset(v for v in values if v)
+        unique = sorted(self.values, key=len, reverse=True)
         self._short = [v for v in unique if len(v) < FRAGMENT_MIN]
         self._blocks = [(v, offset, v[offset:offset + _ANCHOR]) for v in unique if len(v) >= FRAGMENT_MIN
                         for offset in _anchors(v)]
@@ -304,10 +300,20 @@ class Redactor:
         # wins over a broader phone or card rule on the same text).
         self._rules = credentials + site + rest
         self._credentials, self._site, self._rest = credentials, site, rest
-        known = KnownSecrets(known_secrets)
-        self._mask_known = known.mask if known else None
+        self._use_known(KnownSecrets(known_secrets))
         # Every credential rule has literals: clean text is told apart with one search.
         self._gate = _gate({literal for rule in credentials for literal in rule.literals}) if credentials else None
+
+    def _use_known(self, known: KnownSecrets) -> None:
+        self._known = known
+        self._mask_known = known.mask if known else None
+
+    def masking_secrets_also_as(self, written: Callable[[str], str]) -> Redactor:
+        """This redactor, also masking each known secret as ``written`` writes it: the Slack
+        gateway redacts text already escaped for Slack, where "&" is "&amp;" (`bot.slack.client`)."""
+        twin = copy.copy(self)
+        twin._use_known(KnownSecrets(self._known.values | {written(value) for value in self._known.values}))
+        return twin
 
     def redact(self, text: str) -> str:
         """Everything: credentials, long hex strings, emails, cards and phone numbers (trace text)."""

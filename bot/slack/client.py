@@ -32,6 +32,7 @@ from bot import redact
 from bot.effects import Priority
 from bot.errors import ExternalError
 from bot.slack.budgets import Budgets, RateLimited
+from bot.slack.text import escape
 from bot.worker import current_lease
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,9 @@ class SlackGateway:
         budgets: Budgets | None = None,
     ) -> None:
         self.client = client
-        self.redactor = redactor  # the process's: everything readable in a call is redacted with it
+        # The process's: everything readable in a call is redacted with it, the call's text escaped
+        # for Slack already, so a known secret is looked for as Slack gets it too.
+        self.redactor = redactor.masking_secrets_also_as(escape)
         self.budgets = budgets or Budgets()
         self._post_client = _rate_limit_only(client)
         self._worker_client = _never_waits(client)
