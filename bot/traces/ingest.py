@@ -281,26 +281,33 @@ def _open_incidents(session: Session, services: set[str]) -> list[Incident]:
 
 def _merged_into_open(session: Session, services: set[str]) -> list[tuple[Incident, Incident]]:
     """Each incident of these services merged into one that is still open (`bot.incidents.merge`),
-    with that one: a merge of several merges, followed to its end. A merged incident is resolved,
-    but its service's failing traces go on being evidence of the incident it went into."""
+    with that one. A merged incident is resolved, but its service's failing traces go on being
+    evidence of the incident it went into."""
     if not services:
         return []
     target = aliased(Incident)
     # Read afresh (populate_existing): a merge may have committed since `_open_incidents` read them.
+    # A target merged in turn is followed by `_still_open`; one that ended leaves the row out.
     stmt = (select(Incident, target).join(target, col(target.id) == col(Incident.merged_into_id))
             .where(col(Incident.service).in_(services),
                    or_(col(target.status).in_(lifecycle.OPEN_STATUSES), col(target.merged_into_id).is_not(None)))
             .order_by(col(Incident.opened_at), col(Incident.id))
             .execution_options(populate_existing=True))
-    pairs = []
-    for merged, into in session.execute(stmt):
-        seen = {saved_id(merged)}
-        while into.merged_into_id is not None and into.id not in seen:
-            seen.add(saved_id(into))
-            into = session.get(Incident, into.merged_into_id, populate_existing=True) or into
-        if lifecycle.is_open(into.status) and into.id not in seen:
-            pairs.append((merged, into))
-    return pairs
+    return [(merged, end) for merged, into in session.execute(stmt)
+            if (end := _still_open(session, into, seen={saved_id(merged)})) is not None]
+
+
+def _still_open(session: Session, incident: Incident, *, seen: set[int]) -> Incident | None:
+    """Where ``incident``'s merges end, if that incident is open (a merge of merges followed)."""
+    while incident.merged_into_id is not None:
+        seen.add(saved_id(incident))
+        if incident.merged_into_id in seen:
+            return None  # a cycle: no merge makes one, but a loop here would never end
+        following = session.get(Incident, incident.merged_into_id, populate_existing=True)
+        if following is None:
+            return None
+        incident = following
+    return incident if lifecycle.is_open(incident.status) else None
 
 
 def _link_for_merged(session: Session, merged: Incident, into: Incident, *, now: datetime) -> int:

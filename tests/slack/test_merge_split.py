@@ -205,8 +205,11 @@ def test_traces_a_batch_linked_to_the_incident_while_it_was_being_merged_reach_t
 
 
 def waiting_for_a_lock(engine: Engine) -> bool:
+    """A session of this test's database waits for a lock (other tests' databases run alongside)."""
     with engine.connect() as conn:
-        return bool(conn.exec_driver_sql("SELECT count(*) FROM pg_locks WHERE NOT granted").scalar())
+        return bool(conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE NOT l.granted AND a.datname = current_database()").scalar())
 
 
 def test_merge_named_from_another_channel_takes_several(slack):
