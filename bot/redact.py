@@ -20,7 +20,6 @@ name; ``disabled`` turns rules off by name, ``extra_patterns`` adds site rules.
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -229,8 +228,7 @@ class KnownSecrets:
     """
 
     def __init__(self, values: Iterable[str]) -> None:
-        self.values = frozenset(v for v in values if v)
-        unique = sorted(self.values, key=len, reverse=True)
+        unique = sorted({v for v in values if v}, key=len, reverse=True)
         self._short = [v for v in unique if len(v) < FRAGMENT_MIN]
         self._blocks = [(v, offset, v[offset:offset + _ANCHOR]) for v in unique if len(v) >= FRAGMENT_MIN
                         for offset in _anchors(v)]
@@ -300,20 +298,10 @@ class Redactor:
         # wins over a broader phone or card rule on the same text).
         self._rules = credentials + site + rest
         self._credentials, self._site, self._rest = credentials, site, rest
-        self._use_known(KnownSecrets(known_secrets))
+        known = KnownSecrets(known_secrets)
+        self._mask_known = known.mask if known else None
         # Every credential rule has literals: clean text is told apart with one search.
         self._gate = _gate({literal for rule in credentials for literal in rule.literals}) if credentials else None
-
-    def _use_known(self, known: KnownSecrets) -> None:
-        self._known = known
-        self._mask_known = known.mask if known else None
-
-    def masking_secrets_also_as(self, written: Callable[[str], str]) -> Redactor:
-        """This redactor, also masking each known secret as ``written`` writes it: the Slack
-        gateway redacts text already escaped for Slack, where "&" is "&amp;" (`bot.slack.client`)."""
-        twin = copy.copy(self)
-        twin._use_known(KnownSecrets(self._known.values | {written(value) for value in self._known.values}))
-        return twin
 
     def redact(self, text: str) -> str:
         """Everything: credentials, long hex strings, emails, cards and phone numbers (trace text)."""

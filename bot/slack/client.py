@@ -32,7 +32,7 @@ from bot import redact
 from bot.effects import Priority
 from bot.errors import ExternalError
 from bot.slack.budgets import Budgets, RateLimited
-from bot.slack.text import escape
+from bot.slack.text import redact_as_read
 from bot.worker import current_lease
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ _READ_KEYS = frozenset({"text", "topic", "purpose", "alt_text"})
 def redact_readable(value: Any, redactor: redact.Redactor) -> Any:
     """Credentials out of everything readable in a Slack call: whatever the text came from, it is shown."""
     if isinstance(value, dict):
-        return {key: redactor.redact_credentials(item) if key in _READ_KEYS and isinstance(item, str)
+        return {key: redact_as_read(item, redactor) if key in _READ_KEYS and isinstance(item, str)
                 else redact_readable(item, redactor) for key, item in value.items()}
     if isinstance(value, list):
         return [redact_readable(item, redactor) for item in value]
@@ -124,9 +124,7 @@ class SlackGateway:
         budgets: Budgets | None = None,
     ) -> None:
         self.client = client
-        # The process's: everything readable in a call is redacted with it, the call's text escaped
-        # for Slack already, so a known secret is looked for as Slack gets it too.
-        self.redactor = redactor.masking_secrets_also_as(escape)
+        self.redactor = redactor  # the process's: everything readable in a call is redacted with it
         self.budgets = budgets or Budgets()
         self._post_client = _rate_limit_only(client)
         self._worker_client = _never_waits(client)

@@ -21,6 +21,33 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+# Text as Slack gets it, read as a person reads it: "&amp;", "&lt;" and "&gt;" are the characters
+# they stand for, while Slack's own brackets (``<@U…>``, links) and a bare "&" stand apart as
+# noncharacters, which nobody types (one in the text is dropped), so each goes back as it came.
+_AS_READ = re.compile(r"&(amp|lt|gt);|[<>&\ufdd0-\ufdd2]")
+_ESCAPED_CHAR = {"amp": "&", "lt": "<", "gt": ">"}
+_APART = {"<": "\ufdd0", ">": "\ufdd1", "&": "\ufdd2"}
+_AS_WRITTEN = re.compile("[&<>\ufdd0-\ufdd2]")
+_WRITTEN = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\ufdd0": "<", "\ufdd1": ">", "\ufdd2": "&"}
+
+
+def _read(match: re.Match[str]) -> str:
+    return _ESCAPED_CHAR[match.group(1)] if match.group(1) else _APART.get(match.group(0), "")
+
+
+def redact_as_read(text: str, redactor: redact.Redactor) -> str:
+    """``redactor.redact_credentials`` over Slack text as people read it. The text is escaped
+    already, so a secret or site pattern with "&", "<" or ">" in it would not match what is
+    written ("&amp;"), yet Slack would show it whole."""
+    if _AS_READ.search(text) is None:
+        return redactor.redact_credentials(text)
+    shown = _AS_READ.sub(_read, text)
+    redacted = redactor.redact_credentials(shown)
+    if redacted == shown:
+        return text
+    return _AS_WRITTEN.sub(lambda match: _WRITTEN[match.group(0)], redacted)
+
+
 def cut(text: str, limit: int) -> str:
     """``text`` within ``limit`` characters, ending in "…" when it was longer.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bot.redact import Redactor
+from bot.slack.client import redact_readable
 from bot.slack.text import escape
 from tests.alerts.payloads import am_alert, am_payload
 from tests.slack.conftest import reply_text, running
@@ -51,3 +53,38 @@ def test_a_known_secret_with_characters_slack_escapes_is_masked_as_slack_gets_it
     assert "the db password [secret] and pin [secret] leaked" in shown
     for leaked in (password, pin, escape(password), escape(pin), "Tr0ub", "horse"):
         assert leaked not in shown
+
+
+def test_a_site_pattern_with_characters_slack_escapes_is_redacted_as_people_read_it(database_url, _emulator,
+                                                                                     monkeypatch):
+    monkeypatch.setenv("WARROOM_REDACT_PATTERNS", '["acct=[0-9]+&sig=[A-Za-z0-9]+", "<pin:[0-9]{4}>"]')
+    with running(database_url, _emulator) as slack:
+        channel = slack.room(slack.fire(am_payload([am_alert("a")])))
+        reply = slack.command("/incident status callback acct=99417&sig=Qx8Kp2 failed, <pin:4821> too", channel=channel)
+        slack.settle()
+        shown = everything_in(slack, channel) + reply_text(reply)
+    assert "callback [redacted] failed, [redacted] too" in shown
+    for leaked in ("99417", "Qx8Kp2", "4821"):
+        assert leaked not in shown
+
+
+def as_sent(text: str, redactor: Redactor) -> str:
+    """What the gateway sends for a call's text (or a reply's) written for Slack already."""
+    return redact_readable({"text": text}, redactor)["text"]
+
+
+def test_slack_markup_and_escaped_text_around_a_redaction_reach_slack_as_they_were_written():
+    written = f"<@U0ALICE> saw {escape('a&b <pin:4821> & 1<2')} in <https://ci.example/run?id=7&amp;try=2|the run>"
+    assert as_sent(written, Redactor([r"<pin:\d{4}>"])) == (
+        "<@U0ALICE> saw a&amp;b [redacted] &amp; 1&lt;2 in <https://ci.example/run?id=7&amp;try=2|the run>")
+    assert as_sent(written, Redactor([r"nothing-here"])) == written
+    bare = "R&D <@U0ALICE> & co"  # a bare "&" (plain text Slack reads as written) stays bare
+    assert as_sent(bare + " pin &lt;pin:1234&gt;", Redactor([r"<pin:\d{4}>"])) == bare + " pin [redacted]"
+
+
+def test_a_noncharacter_typed_into_redacted_text_cannot_become_slack_markup():
+    # Apart from escaped text, Slack's own brackets stand as noncharacters while the text is read:
+    # ones the sender typed are dropped, never turned into "<!channel>".
+    written = escape("\ufdd0!channel\ufdd1 token " + PASTED)
+    shown = as_sent(written, Redactor())
+    assert "<!channel>" not in shown and "!channel token [secret]" in shown
