@@ -19,7 +19,8 @@ replaced, and the requests it held are answered 503 (exporters send them again; 
 kills workers is never run in the serving process), while later ones are prepared in the serving
 process until the new workers are up. Until a pool's processes
 have started and imported what they need, requests are prepared in the serving process, as with
-no pool: the first exports after a start never wait for it.
+no pool: the first exports after a start never wait for it. A pool that cannot start at all is
+tried again a while later (`RESTART_FAILED_AFTER_S`), and ``/healthz`` says ``failed`` meanwhile.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -50,6 +52,10 @@ log = logging.getLogger(__name__)
 # would cost more in its own parse than it saves); a compressed body is reckoned ten times its size.
 SHARE_BYTES = 128 * 1024
 COMPRESSION_GUESS = 10
+# A pool whose processes could not start is started again this long after, by the next request: a
+# start can fail for a passing reason (memory, a process limit), and meanwhile every request is
+# prepared in the serving process, on one core.
+RESTART_FAILED_AFTER_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -149,19 +155,14 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def _report_failed_start(started: Future[bool]) -> None:
-    # The pool is never `ready` then, and every request is prepared in the serving process.
-    if not started.cancelled() and started.exception() is not None:
-        log.error("OTLP worker processes did not start (%s): requests are prepared in the serving process",
-                  started.exception())
-
-
 class ExportPreparer:
     """`prepare_export` for the OTLP route: in a thread of this process (``processes`` 0) or in a
     pool of that many processes, started by `start` and replaced when one of them dies."""
 
-    def __init__(self, processes: int) -> None:
+    def __init__(self, processes: int, *, restart_failed_after_s: float = RESTART_FAILED_AFTER_S) -> None:
         self.processes = processes
+        self.restart_failed_after_s = restart_failed_after_s
+        self._failed_at: float | None = None  # time.monotonic() when the current pool failed to start
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
         self._started: list[Future[bool]] = []
@@ -203,7 +204,10 @@ class ExportPreparer:
 
     async def prepare(self, job: ExportJob) -> PreparedExport:
         pool = self._current() if self.processes else None
-        if pool is not None and self.ready:
+        if pool is not None and self._failed_long_enough():
+            log.warning("starting the OTLP worker processes again: the last start failed")
+            self._replace(pool)  # this request is prepared here while they start
+        elif pool is not None and self.ready:
             jobs = shares(job, max(1, self.processes - self._in_flight))
             try:
                 futures = [pool.submit(prepare_export, share) for share in jobs]
@@ -239,8 +243,25 @@ class ExportPreparer:
                 # One task per process, sent together: each finds no idle process, so all of
                 # them start now, and each answers once it has imported the module.
                 self._started = [self._pool.submit(_ready) for _ in range(self.processes)]
-                self._started[0].add_done_callback(_report_failed_start)
+                self._failed_at = None
+                self._started[0].add_done_callback(self._report_failed_start)
             return self._pool
+
+    def _report_failed_start(self, started: Future[bool]) -> None:
+        # The pool is never `ready` then: requests are prepared in the serving process until the
+        # first one after `restart_failed_after_s` starts a new pool.
+        if not started.cancelled() and started.exception() is not None:
+            with self._lock:
+                if started not in self._started:
+                    return  # a pool replaced already
+                self._failed_at = time.monotonic()
+            log.error("OTLP worker processes did not start (%s): requests are prepared in the serving process, "
+                      "and a request %.0f s from now starts them again", started.exception(),
+                      self.restart_failed_after_s)
+
+    def _failed_long_enough(self) -> bool:
+        with self._lock:
+            return self._failed_at is not None and time.monotonic() - self._failed_at >= self.restart_failed_after_s
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         with self._lock:

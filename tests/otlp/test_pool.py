@@ -254,31 +254,49 @@ from bot.otlp.pool import ExportJob, ExportPreparer
 from bot.traces.rules import FailureRules
 from tests.otlp.spans import Recorder, protobuf_body
 
-said = threading.Event()
+failures = threading.Semaphore(0)
 class Heard(logging.Handler):
     def emit(self, record):
         print("logged:", record.getMessage(), flush=True)
-        said.set()
+        if "did not start" in record.getMessage():
+            failures.release()
 logging.getLogger("bot.otlp.pool").addHandler(Heard())
-preparer = ExportPreparer(2)
+
+def export(output):
+    recorder = Recorder()
+    recorder.answer(output=output)
+    job = ExportJob(protobuf_body(recorder.spans()), "application/x-protobuf", "", 1 << 24, MappingOptions(),
+                    FailureRules(), None, datetime.now(timezone.utc))
+    prepared = asyncio.run(preparer.prepare(job))
+    stored = [output for row in prepared.traces.rows if output in row["data"]]
+    print("state:", preparer.state, "stored:", stored, flush=True)
+
+preparer = ExportPreparer(2, restart_failed_after_s=3600)
 preparer.start()
-assert said.wait(60)
-recorder = Recorder()
-recorder.answer(output="still stored")
-job = ExportJob(protobuf_body(recorder.spans()), "application/x-protobuf", "", 1 << 24, MappingOptions(),
-                FailureRules(), None, datetime.now(timezone.utc))
-prepared = asyncio.run(preparer.prepare(job))
-print("state:", preparer.state, "outputs:", [row["data"] for row in prepared.traces.rows])
+assert failures.acquire(timeout=60)
+export("still stored")
+preparer.restart_failed_after_s = 0  # as if an hour had gone by
+export("stored while they start again")
+assert failures.acquire(timeout=60)
+print("state:", preparer.state, flush=True)
 preparer.stop()
 """
 
 
 def test_a_pool_whose_processes_cannot_start_says_so_and_requests_are_prepared_in_process():
     """A program read from stdin cannot be imported again by a spawned process: its workers die
-    at start. The log says so, and exports are still prepared, in the serving process."""
+    at start. The log says so, exports are still prepared, in the serving process, and the first
+    request once the wait for a restart is over starts the pool again."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-"], input=CANNOT_SPAWN, text=True, capture_output=True, timeout=120,
+    done = subprocess.run([sys.executable, "-"], input=CANNOT_SPAWN, text=True, capture_output=True, timeout=180,
                           cwd=ROOT, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "logged: OTLP worker processes did not start" in done.stdout, done.stdout
-    assert "state: failed" in done.stdout and "still stored" in done.stdout, done.stdout
+    lines = done.stdout.splitlines()
+    failed = "logged: OTLP worker processes did not start"
+    restarted = "logged: starting the OTLP worker processes again: the last start failed"
+    assert [line.split(" (")[0] for line in lines if line.startswith("logged:")] == [failed, restarted, failed], lines
+    assert "state: failed stored: ['still stored']" in lines, lines  # no restart within the wait
+    # prepared here whether the new processes are still starting or have failed again already
+    again = next(line for line in lines if line.endswith("stored: ['stored while they start again']"))
+    assert lines.index(restarted) < lines.index(again)
+    assert lines[-1] == "state: failed", lines
