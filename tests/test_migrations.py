@@ -66,3 +66,39 @@ def test_traces_stored_before_0013_keep_their_events_and_are_read_field_by_field
                 "scores.relevance": 0.25, "tool_calls": [{"name": "search", "ok": False}]})]
     finally:
         engine.dispose()
+
+
+def test_traces_stored_before_0014_survive_it_and_a_resent_one_is_still_a_duplicate(database_url: str) -> None:
+    """0014 moves a trace's identity from ``request_id`` alone to (service, timestamp, request_id):
+    on SQLite by copying the table. What was stored stays, and the event sent again is refused."""
+    from datetime import datetime, timezone
+
+    from alembic import command
+    from sqlalchemy import func, insert, select
+
+    from bot.store.db import alembic_config, transaction
+    from bot.store.models import Trace
+    from bot.store.statements import Statements
+    from bot.traces.ingest import IDENTITY
+
+    engine = make_engine(database_url)
+    cfg = alembic_config(database_url)
+    at = datetime(2026, 3, 14, 1, 0, tzinfo=timezone.utc)
+    rows = [{"request_id": f"r{n}", "service": "llm-gateway", "timestamp": at, "failure_types": [], "failed": n == 1,
+             "label": {}, "data": {"output": f"answer {n}"}, "received_at": at} for n in (1, 2)]
+    try:
+        command.downgrade(cfg, "0013")
+        with engine.begin() as conn:
+            conn.execute(insert(Trace.__table__), rows)  # type: ignore[attr-defined]
+        command.upgrade(cfg, "head")
+        engine.dispose()  # SQLite prepares on a connection's cached schema: new connections see 0014's index
+        with transaction(engine) as session:
+            again = Statements(session.connection()).insert_rows(
+                Trace.__table__, rows[:1], conflict=IDENTITY, returning=("request_id",))  # type: ignore[attr-defined]
+            assert list(again.rows()) == []
+            assert session.execute(select(func.count()).select_from(Trace)).scalar_one() == 2
+            assert session.execute(select(Trace.data).where(Trace.request_id == "r2")).scalar_one() == rows[1]["data"]
+        command.downgrade(cfg, "0013")  # back to request_id alone, with those traces in it
+        command.upgrade(cfg, "head")
+    finally:
+        engine.dispose()

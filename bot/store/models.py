@@ -200,14 +200,19 @@ class Bundle(SQLModel, table=True):
 
 class Trace(SQLModel, table=True):
     __tablename__ = "trace"
-    # By service and time: linking traces to incidents. By incident and time (linked traces only,
-    # see migration 0003): the eval export and the postmortem read an incident's traces in order.
-    __table_args__ = (Index("ix_trace_service_time", "service", "timestamp"),
+    # A trace is known by service, time and request id: new traces go at the end of that index, where
+    # a unique request_id put each in a random page (migration 0014); it also links traces to
+    # incidents by service and time. By incident and time (linked traces only, see migration
+    # 0003): the eval export and the postmortem read an incident's traces in order. Failing traces
+    # by request id: a label finds its trace.
+    __table_args__ = (Index("ux_trace_service_time_request", "service", "timestamp", "request_id", unique=True),
                       Index("ix_trace_incident_time", "incident_id", "timestamp", "request_id",
                             sqlite_where=text("incident_id IS NOT NULL"),
-                            postgresql_where=text("incident_id IS NOT NULL")))
+                            postgresql_where=text("incident_id IS NOT NULL")),
+                      Index("ix_trace_failing_request", "request_id", sqlite_where=text("failed"),
+                            postgresql_where=text("failed")))
     id: int | None = Field(default=None, primary_key=True)
-    request_id: str = Field(max_length=200, unique=True)
+    request_id: str = Field(max_length=200)
     service: str = Field(max_length=200)
     timestamp: datetime = _ts(nullable=False)
     bundle_version: str | None = Field(default=None, max_length=100)

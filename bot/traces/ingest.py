@@ -2,7 +2,8 @@
 
 A batch is never all-or-nothing: one malformed event is rejected with its reasons and the rest
 are stored, because losing a whole batch of telemetry in the middle of an incident costs more
-than a partial one. ``request_id`` is unique, so a sender's retry stores nothing twice.
+than a partial one. A trace is known by its service, timestamp and ``request_id`` (`IDENTITY`): a
+sender's retry carries the same three and stores nothing twice.
 
 Linking is by service and time: a failing trace of an incident's service belongs to it when it
 happened between ``opened_at - window_before`` (the alert fires after the damage starts) and the
@@ -38,6 +39,7 @@ from bot.traces.rules import FailureRules, TraceEvent, failure_types
 
 LINK_WINDOW_BEFORE = timedelta(minutes=15)
 _TRACE = Trace.__table__  # type: ignore[attr-defined]
+IDENTITY = ("service", "timestamp", "request_id")  # unique: an index new traces are appended to
 
 # TraceEvent leaves these unbounded; the columns are not, and a too-long value must reject one
 # event rather than fail the whole batch's INSERT on PostgreSQL.
@@ -164,7 +166,7 @@ def store_prepared(session: Session, prepared: PreparedTraces, *, now: datetime,
     # RETURNING names the rows this call inserted, the rest were stored before.
     inserted: set[str] = set()
     if prepared.rows:
-        sent = Statements(session.connection()).insert_rows(_TRACE, prepared.rows, conflict=("request_id",),
+        sent = Statements(session.connection()).insert_rows(_TRACE, prepared.rows, conflict=IDENTITY,
                                                             returning=("request_id",))
         inserted = {row.request_id for row in sent.rows()}
     for row, kinds in zip(prepared.rows, prepared.kinds, strict=True):
@@ -383,10 +385,11 @@ def label_trace(session: Session, request_id: str, *, failure_type: str | None =
                 notes: str | None = None, unsupported_claim: str | None = None, actor: str,
                 at: datetime | None = None) -> Trace:
     """Store a human's correction; fields left out keep an earlier label's values."""
-    trace = session.execute(select(Trace).where(col(Trace.request_id) == request_id)
-                            .with_for_update()).scalar_one_or_none()
+    # Labels are for failing traces (their index); a request id sent again later is a new trace.
+    trace = session.execute(select(Trace).where(col(Trace.request_id) == request_id, col(Trace.failed))
+                            .order_by(col(Trace.timestamp).desc()).limit(1).with_for_update()).scalar_one_or_none()
     if trace is None:
-        raise NotFound(f"There is no trace with request id {request_id!r}.")
+        raise NotFound(f"There is no failing trace with request id {request_id!r}.")
     try:
         given = Label(failure_type=failure_type, expected=expected, notes=notes, unsupported_claim=unsupported_claim)
     except ValidationError as exc:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.clock import as_utc
 from bot.compose import compose
@@ -83,13 +83,27 @@ def test_bad_events_are_rejected_one_by_one_and_the_rest_stored(warroom):
     assert as_utc(failing.timestamp) == datetime.fromisoformat(batch[2]["timestamp"])
 
 
-def test_duplicate_request_ids_are_ignored_within_and_across_batches(warroom):
-    first = warroom.post("/api/traces", [event("a"), event("b"), event("a", output="changed")]).json()
-    assert (first["accepted"], first["duplicates"], first["rejected"]) == (2, 1, [])
-    again = warroom.post("/api/traces", [event("a"), event("b"), event("c")]).json()
+def test_an_event_sent_again_is_ignored_within_and_across_batches(warroom):
+    at = datetime.now(timezone.utc)
+    first = warroom.post("/api/traces", [event("a", at=at), event("b", at=at), event("a", at=at, output="changed")])
+    assert (first.json()["accepted"], first.json()["duplicates"], first.json()["rejected"]) == (2, 1, [])
+    again = warroom.post("/api/traces", [event("a", at=at), event("b", at=at), event("c", at=at)]).json()
     assert (again["accepted"], again["duplicates"]) == (1, 2)
     stored = rows(warroom)
     assert set(stored) == {"a", "b", "c"} and stored["a"].data["output"] == "30 days."  # the first copy wins
+
+
+def test_a_request_id_sent_with_another_time_or_service_is_another_trace(warroom):
+    # A trace is known by service, time and request id: a retry repeats all three.
+    at = datetime.now(timezone.utc)
+    warroom.post("/api/traces", [event("a", at=at)])
+    later = warroom.post("/api/traces", [event("a", at=at + timedelta(seconds=1)),
+                                         event("a", at=at, service="search-api")]).json()
+    assert (later["accepted"], later["duplicates"]) == (1, 1)  # one batch keeps a request id once
+    apart = warroom.post("/api/traces", [event("a", at=at, service="search-api")]).json()
+    assert (apart["accepted"], apart["duplicates"]) == (1, 0)
+    with transaction(warroom.runtime.engine) as session:
+        assert session.execute(select(func.count()).select_from(Trace)).scalar_one() == 3
 
 
 def test_ndjson_by_content_type_or_detected(warroom):
@@ -277,11 +291,12 @@ def test_a_label_is_stored_merged_and_replaces_the_detectors_verdict_in_counts(w
     assert rows(warroom)["t1"].label["expected"] == "14 days."
 
 
-def test_labelling_an_unknown_trace_or_failure_type_says_so(warroom):
-    warroom.post("/api/traces", [event("t1")])
+def test_labelling_an_unknown_or_passing_trace_or_failure_type_says_so(warroom):
+    warroom.post("/api/traces", [event("t1", failing=True), event("ok")])
     with transaction(warroom.runtime.engine) as session:
-        with pytest.raises(NotFound, match="no trace"):
-            traces.label_trace(session, "missing", failure_type="hallucination", actor="U1")
+        for request_id in ("missing", "ok"):  # labels are for failing traces
+            with pytest.raises(NotFound, match=f"no failing trace with request id '{request_id}'"):
+                traces.label_trace(session, request_id, failure_type="hallucination", actor="U1")
         with pytest.raises(UserError, match="unknown failure type 'vibes'"):
             traces.label_trace(session, "t1", failure_type="vibes", actor="U1")
 
