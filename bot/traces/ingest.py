@@ -40,6 +40,11 @@ from bot.traces.rules import FailureRules, TraceEvent, failure_types
 LINK_WINDOW_BEFORE = timedelta(minutes=15)
 _TRACE = Trace.__table__  # type: ignore[attr-defined]
 IDENTITY = ("service", "timestamp", "request_id")  # unique: an index new traces are appended to
+Identity = tuple[str, datetime, str]  # a trace's IDENTITY, its time in UTC
+
+
+def _identity(row: dict[str, Any]) -> Identity:
+    return row["service"], as_utc(row["timestamp"]), row["request_id"]
 
 # TraceEvent leaves these unbounded; the columns are not, and a too-long value must reject one
 # event rather than fail the whole batch's INSERT on PostgreSQL.
@@ -106,19 +111,19 @@ class PreparedTraces:
 
 
 def merge_prepared(parts: list[PreparedTraces]) -> PreparedTraces:
-    """Batches prepared apart (shares of one OTLP request, `bot.otlp.pool`) as one. A request id
-    in two of them is stored once, from the earlier part, as within one batch."""
+    """Batches prepared apart (shares of one OTLP request, `bot.otlp.pool`) as one. A trace in two
+    of them is stored once, from the earlier part, as within one batch."""
     merged = PreparedTraces()
-    seen: set[str] = set()
+    seen: set[Identity] = set()
     for part in parts:
         merged.rejected += part.rejected
         merged.duplicates += part.duplicates
         merged.eval_traffic += part.eval_traffic
         for row, kinds in zip(part.rows, part.kinds, strict=True):
-            if row["request_id"] in seen:
+            if (key := _identity(row)) in seen:
                 merged.duplicates += 1
                 continue
-            seen.add(row["request_id"])
+            seen.add(key)
             merged.rows.append(row)
             merged.kinds.append(kinds)
     return merged
@@ -128,7 +133,7 @@ def prepare_traces(events: list[Any], *, rules: FailureRules, now: datetime,
                    max_string: int | None = None) -> PreparedTraces:
     """The CPU part of `ingest_traces`: validate each event, decide its failure types, make its row."""
     prepared = PreparedTraces()
-    seen: set[str] = set()
+    seen: set[Identity] = set()
     for index, raw in enumerate(events):
         event, problems, stored_text = _validate(raw, max_string)
         if event is None or stored_text is None:
@@ -139,10 +144,10 @@ def prepare_traces(events: list[Any], *, rules: FailureRules, now: datetime,
         if is_eval_traffic(event):
             prepared.eval_traffic += 1  # never a production trace: no SLI, no incident, no eval case
             continue
-        if event.request_id in seen:  # twice in one batch: the first one counts
+        if (key := (event.service, event.timestamp, event.request_id)) in seen:  # twice in one batch: the first counts
             prepared.duplicates += 1
             continue
-        seen.add(event.request_id)
+        seen.add(key)
         kinds = failure_types(event, rules)
         prepared.kinds.append(kinds)
         prepared.rows.append({
@@ -164,13 +169,13 @@ def store_prepared(session: Session, prepared: PreparedTraces, *, now: datetime,
     # of an OTLP batch's time), on PostgreSQL as one ``unnest`` of arrays (`Statements.insert_rows`:
     # a VALUES list of ~9,000 parameters cost psycopg more to parse than the server to run).
     # RETURNING names the rows this call inserted, the rest were stored before.
-    inserted: set[str] = set()
+    inserted: set[Identity] = set()
     if prepared.rows:
         sent = Statements(session.connection()).insert_rows(_TRACE, prepared.rows, conflict=IDENTITY,
-                                                            returning=("request_id",))
-        inserted = {row.request_id for row in sent.rows()}
+                                                            returning=IDENTITY)
+        inserted = {(row.service, as_utc(row.timestamp), row.request_id) for row in sent.rows()}
     for row, kinds in zip(prepared.rows, prepared.kinds, strict=True):
-        if row["request_id"] not in inserted:
+        if _identity(row) not in inserted:
             result.duplicates += 1
             continue
         result.accepted += 1

@@ -86,8 +86,8 @@ def test_an_export_prepared_in_worker_processes_is_stored_as_in_the_serving_proc
 def large_export(kind: str) -> tuple[bytes, dict[str, str | None]]:
     """An export big enough to be prepared in two shares, with what a share could get wrong: answers
     with tool calls in their trace, a tool span without its answer, a span with a malformed trace
-    id, and one request id given to two answers whose traces fall in different shares (the first
-    of them in the first share). Also the outputs that should be stored, by request id."""
+    id, and one answer sent twice (the same request id and times) in traces that fall in different
+    shares (the first in the first share). Also the outputs that should be stored, by request id."""
     recorder = Recorder()
     words = random.Random(7)  # answers that gzip does not shrink to nothing, as real ones
     texts = [f"answer {i}: " + " ".join(f"{words.getrandbits(40):x}" for _ in range(150)) for i in range(60)]
@@ -104,16 +104,22 @@ def large_export(kind: str) -> tuple[bytes, dict[str, str | None]]:
     if kind == "json":
         body = json.loads(json_body(recorder.spans()))
         spans = body["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        times = {}
         for span in spans:
             if (key := f"{span['traceId']}-{span['spanId']}") in renamed:
                 span["attributes"].append({"key": "warroom.request_id", "value": {"stringValue": renamed[key]}})
+                times.setdefault("given-twice", (span["startTimeUnixNano"], span["endTimeUnixNano"]))
+                span["startTimeUnixNano"], span["endTimeUnixNano"] = times["given-twice"]
         spans.append({**spans[0], "traceId": "not-hex"})
         return json.dumps(body).encode(), expected
     message = encode_spans(recorder.spans())
     pb_spans = message.resource_spans[0].scope_spans[0].spans
+    pb_times: dict[str, tuple[int, int]] = {}
     for span in pb_spans:
         if (key := f"{span.trace_id.hex()}-{span.span_id.hex()}") in renamed:
             span.attributes.add(key="warroom.request_id", value=AnyValue(string_value=renamed[key]))
+            pb_times.setdefault("given-twice", (span.start_time_unix_nano, span.end_time_unix_nano))
+            span.start_time_unix_nano, span.end_time_unix_nano = pb_times["given-twice"]
     malformed = pb_spans.add()
     malformed.CopyFrom(pb_spans[0])
     malformed.trace_id = b"\x01"
