@@ -42,15 +42,16 @@ _TRACE = Trace.__table__  # type: ignore[attr-defined]
 IDENTITY = ("service", "timestamp", "request_id")  # unique: an index new traces are appended to
 Identity = tuple[str, datetime, str]  # a trace's IDENTITY, its time in UTC
 
-
-def _identity(row: dict[str, Any]) -> Identity:
-    return row["service"], as_utc(row["timestamp"]), row["request_id"]
-
 # TraceEvent leaves these unbounded; the columns are not, and a too-long value must reject one
 # event rather than fail the whole batch's INSERT on PostgreSQL.
 _COLUMN_FIELDS = ("service", "bundle_version", "model", "prompt_hash")
 _COLUMN_LIMITS = tuple((name, limit) for name in _COLUMN_FIELDS if (limit := _TRACE.c[name].type.length))
 _NO_LABEL = JsonText("{}")  # the export reads "{}" as "not labelled"
+
+
+def _identity(row: dict[str, Any]) -> Identity:
+    """A prepared row's, or a stored one's (``_asdict()``: SQLite gives its time naive)."""
+    return row["service"], as_utc(row["timestamp"]), row["request_id"]
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def prepare_traces(events: list[Any], *, rules: FailureRules, now: datetime,
         if is_eval_traffic(event):
             prepared.eval_traffic += 1  # never a production trace: no SLI, no incident, no eval case
             continue
-        if (key := (event.service, event.timestamp, event.request_id)) in seen:  # twice in one batch: the first counts
+        if (key := (event.service, event.timestamp, event.request_id)) in seen:  # the batch's first counts
             prepared.duplicates += 1
             continue
         seen.add(key)
@@ -173,7 +174,7 @@ def store_prepared(session: Session, prepared: PreparedTraces, *, now: datetime,
     if prepared.rows:
         sent = Statements(session.connection()).insert_rows(_TRACE, prepared.rows, conflict=IDENTITY,
                                                             returning=IDENTITY)
-        inserted = {(row.service, as_utc(row.timestamp), row.request_id) for row in sent.rows()}
+        inserted = {_identity(row._asdict()) for row in sent.rows()}
     for row, kinds in zip(prepared.rows, prepared.kinds, strict=True):
         if _identity(row) not in inserted:
             result.duplicates += 1

@@ -41,7 +41,7 @@ def test_a_credential_cut_by_the_card_limit_leaves_no_prefix_on_the_card(slack):
 
 
 def test_a_known_secret_with_characters_slack_escapes_is_masked_as_slack_gets_it(database_url, _emulator, monkeypatch):
-    # Slack's text escapes &, < and >: the gateway redacts the escaped text, "&amp;" where the secret has "&".
+    # Slack's text escapes &, < and >: the gateway redacts it as people read it, "&" where Slack gets "&amp;".
     password, pin = "Tr0ub&dor<3>horse", "pw&9<7>ab"
     monkeypatch.setenv("WARROOM_SECRET_DB_PASSWORD", password)
     monkeypatch.setenv("WARROOM_SECRET_PIN", pin)
