@@ -224,7 +224,7 @@ def label_trace(engine: Engine, request_id: str, *, incident_id: int | None, fai
     """Store a person's label on a failing trace; in an incident, also on its timeline, and the
     label reaches the service's eval suite at once."""
     with transaction(engine) as session:
-        traces.label_trace(session, request_id, failure_type=failure_type, expected=expected,
+        traces.label_trace(session, request_id, incident_id=incident_id, failure_type=failure_type, expected=expected,
                            unsupported_claim=claim, notes=notes, actor=actor)
         if incident_id is None:
             return

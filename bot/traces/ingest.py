@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, case, delete, or_, select, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
@@ -387,13 +387,19 @@ def counts_by_failure(session: Session, incident_id: int) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
-def label_trace(session: Session, request_id: str, *, failure_type: str | None = None, expected: str | None = None,
-                notes: str | None = None, unsupported_claim: str | None = None, actor: str,
-                at: datetime | None = None) -> Trace:
-    """Store a human's correction; fields left out keep an earlier label's values."""
-    # Labels are for failing traces (their index); a request id sent again later is a new trace.
+def label_trace(session: Session, request_id: str, *, incident_id: int | None = None, failure_type: str | None = None,
+                expected: str | None = None, notes: str | None = None, unsupported_claim: str | None = None,
+                actor: str, at: datetime | None = None) -> Trace:
+    """Store a human's correction; fields left out keep an earlier label's values.
+
+    Labels are for failing traces. A request id sent again at another time is another trace: the
+    one labelled is the latest failing trace with that id, and from an incident's channel (``incident_id``)
+    the latest of that incident's evidence first, the one its Label button was shown for."""
+    order: list[ColumnElement[Any]] = [col(Trace.timestamp).desc()]
+    if incident_id is not None:
+        order.insert(0, case((col(Trace.incident_id) == incident_id, 0), else_=1))
     trace = session.execute(select(Trace).where(col(Trace.request_id) == request_id, col(Trace.failed))
-                            .order_by(col(Trace.timestamp).desc()).limit(1).with_for_update()).scalar_one_or_none()
+                            .order_by(*order).limit(1).with_for_update()).scalar_one_or_none()
     if trace is None:
         raise NotFound(f"There is no failing trace with request id {request_id!r}.")
     try:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from sqlalchemy import select
+
+from bot.store.db import transaction
+from bot.store.models import Trace
 from tests.alerts.payloads import am_alert, am_payload
 from tests.conftest import ALERT_TOKEN, READER
 from tests.slack.conftest import PRIYA, reply_text
@@ -41,6 +45,29 @@ def test_failing_traces_show_in_the_room_redacted_and_can_be_labelled(slack):
     assert reply.status == 200
     timeline = slack.incident(incident_id)["timeline"]
     assert any(e["kind"] == "trace_labelled" and "30 days" in e["text"] for e in timeline)
+
+
+def test_a_label_goes_to_the_trace_its_button_was_shown_for_when_its_request_id_comes_again(slack):
+    """A trace is known by service, time and request id, so one id can name two traces: the Label
+    button in an incident's channel labels that incident's trace, not the newest with the id."""
+    post_traces(slack, n_bad=3)
+    incident_id = slack.fire(am_payload([am_alert("primary-70b", starts=datetime.now(timezone.utc).isoformat())]))
+    channel = slack.room(incident_id)
+    message = wait_for(lambda: next((m for m in slack.messages(channel) if "failing trace" in m.text), None),
+                       what="the failing traces message")
+    again = {"request_id": "req-0", "timestamp": datetime.now(timezone.utc).isoformat(), "service": "search-api",
+             "input": "find shoes", "output": "no shoes", "hallucination_score": 0.97}
+    response = slack.http.post("/api/traces", json=[again], headers={"Authorization": f"Bearer {ALERT_TOKEN}"})
+    assert response.json()["accepted"] == 1, response.text
+
+    slack.emu.click(channel, message.ts, "trace.label", "req-0", user=PRIYA)
+    view = wait_for(lambda: next(iter(slack.emu.state.views.values()), None), what="the label form")
+    assert slack.emu.submit_view(view.id, {"failure_type": "hallucination", "claim": "90 days"},
+                                 user=PRIYA).status == 200
+    with transaction(slack.runtime.engine) as session:
+        same_id = session.execute(select(Trace).where(Trace.request_id == "req-0")).scalars()
+        labels = {t.service: t.label for t in same_id}
+    assert labels["llm-gateway"]["unsupported_claim"] == "90 days" and not labels["search-api"]
 
 
 def test_postmortem_command_posts_a_draft_in_the_channel(slack):
