@@ -94,12 +94,13 @@ def alert_groups(session: Session, incident_id: int) -> list[GroupSummary]:
             for group_id, first, firing, total in rows]
 
 
-def refresh_card(session: Session, incident: Incident, *, by: str | None = None) -> None:
+def refresh_card(session: Session, incident: Incident, *, by: str | None = None, news: bool = False) -> None:
     """Queue a re-render of the incident card (and the announcement) from current state: at once
-    when ``by`` is a person (they are looking for it), else merged with others (`card_effect`)."""
+    when ``by`` is a person (they are looking for it) or the change is ``news`` responders must see
+    now (a deploy or flag flip during the incident), else merged with others (`card_effect`)."""
     assert incident.id is not None
     incident.updated_at = utcnow()
-    outbox.enqueue_many(session, card_effects(incident.id, urgent=bool(by and USER_ID.match(by))))
+    outbox.enqueue_many(session, card_effects(incident.id, urgent=news or bool(by and USER_ID.match(by))))
 
 
 def card_effect(incident_id: int) -> outbox.Queued:

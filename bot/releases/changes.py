@@ -76,7 +76,7 @@ def announce(session: Session, **fields: object) -> tuple[int | None, list[int]]
         timeline.record(session, incident, "change", f"Change: {change.summary}" + (
             f" by {change.actor}" if change.actor else "") + (f" ({change.link})" if change.link else ""),
             actor=change.actor or change.source, at=change.at, echo=True, data={"change": row_id})
-        incidents.refresh_card(session, incident)
+        incidents.refresh_card(session, incident, news=True)  # not held back with alerts' cosmetic refreshes
         told.append(incident.id)
     return row_id, told
 

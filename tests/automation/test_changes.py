@@ -37,9 +37,12 @@ def test_a_new_incident_names_the_deploy_before_it_on_the_card_and_the_timeline(
 
 
 def test_a_change_posted_during_an_incident_reaches_its_card_and_timeline_once(start_warroom, llm_service):
-    slack = start_warroom(WARROOM_AUTOMATION=False)
+    # Card refreshes after alerts are spaced (here far apart); a change is news, shown at once.
+    slack = start_warroom(WARROOM_AUTOMATION=False, WARROOM_CARD_REFRESH_SECONDS=600)
     incident_id = slack.fire(am_payload([am_alert("primary-70b")]))
     channel = slack.room(incident_id)
+    slack.fire(am_payload([am_alert("primary-70b"), am_alert("fallback-8b")]))  # the card refreshed after alerts
+    slack.settle()
     change = {"service": "llm-gateway", "kind": "prompt", "summary": "prompt answer-v43 (shorter citations)",
               "who": "priya", "link": "https://git.example/prompts/pull/7", "id": "prompt-7"}
     first = slack.http.post("/api/changes", headers=AUTH, json=change)
@@ -48,7 +51,9 @@ def test_a_change_posted_during_an_incident_reaches_its_card_and_timeline_once(s
              what="the card to show the change")
     again = slack.http.post("/api/changes", headers=AUTH, json=change)  # the sender retries
     assert again.status_code == 200 and again.json() == {"id": None, "duplicate": True, "incidents": []}
-    slack.settle()
+    # Not `settle`: the announcement's refresh stays merged for the spacing, by design.
+    wait_for(lambda: any("Change: prompt answer-v43" in m.text for m in slack.messages(channel)),
+             what="the change's line in the channel")
     told = [e for e in slack.incident(incident_id)["timeline"] if e["kind"] == "change"]
     assert len(told) == 1 and "https://git.example/prompts/pull/7" in told[0]["text"]
     assert sum("Change: prompt answer-v43" in m.text for m in slack.messages(channel)) == 1
