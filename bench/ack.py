@@ -29,7 +29,8 @@ def seed(users: int) -> dict[str, Any]:
 
     data = copy.deepcopy(yaml.safe_load(DEFAULT_SEED.read_text()))
     ids = [f"U0BENCH{i:03d}" for i in range(users)]
-    data["users"] += [{"id": u, "name": f"responder{i}", "email": f"responder{i}@example.com"} for i, u in enumerate(ids)]
+    data["users"] += [{"id": u, "name": f"responder{i}", "email": f"responder{i}@example.com"}
+                      for i, u in enumerate(ids)]
     for group in data["usergroups"]:
         if group["handle"] == "ml-oncall":
             group["users"] += ids
@@ -159,7 +160,8 @@ def report(args: argparse.Namespace, results: dict[str, Any], acked: set[int],
         bad = sum(1 for r in replies if r.status != 200)
         verdict = ""
         if key.startswith("ack"):
-            verdict = f"target p99 < {TARGET_P99_MS:.0f}: {'met' if common.pct(latencies, 0.99) < TARGET_P99_MS else 'MISSED'}"
+            met = common.pct(latencies, 0.99) < TARGET_P99_MS
+            verdict = f"target p99 < {TARGET_P99_MS:.0f}: {'met' if met else 'MISSED'}"
         print(common.row(label, latencies, (f"{bad} non-200 " if bad else "") + verdict))
     print(common.row("/incident ack -> card updated", results["command card"]))
     print(common.row("button -> card updated", results["click card"]))

@@ -79,7 +79,8 @@ def seed(engine: Any, count: int, near_share: float, rng: random.Random) -> int:
                     "hallucination_score": 0.92, "retrieval_ids": [f"doc-{n % 97}"]}
             label = {"expected": "It is 30 days.", "unsupported_claim": "90 days"} if i % 100 == 0 else {}
             rows.append({"request_id": data["request_id"], "service": SERVICE, "timestamp": at, "bundle_version": "v42",
-                         "model": "primary-70b", "prompt_hash": None, "failure_types": ["hallucination"], "failed": True,
+                         "model": "primary-70b", "prompt_hash": None, "failure_types": ["hallucination"],
+                         "failed": True,
                          "incident_id": incident_id, "label": label, "data": data, "received_at": at})
         with transaction(engine) as session:
             session.execute(insert(Trace), rows)
@@ -125,7 +126,8 @@ def cluster_phase(args: argparse.Namespace, workdir: Path, rng: random.Random) -
     first = run_collect(db_url, incident_id)
     again = run_collect(db_url, incident_id)
     print(f"\nclustering (collect_incident, as `warroom evals collect` runs it, each in a fresh process): "
-          f"{args.traces:,} failing traces in SQLite, {args.near:.0%} near-duplicates (seeded in {seeded:.1f} s, not timed)")
+          f"{args.traces:,} failing traces in SQLite, {args.near:.0%} near-duplicates "
+          f"(seeded in {seeded:.1f} s, not timed)")
     print(f"  first collect  {first['seconds']:6.2f} s   {args.traces:,} traces -> {first['new']:,} cases   "
           f"target < {TARGET_CLUSTER_S:.0f} s: {verdict(first['seconds'], TARGET_CLUSTER_S)}")
     print(f"  again          {again['seconds']:6.2f} s   {again['new']:,} cases, nothing added")
@@ -152,8 +154,10 @@ def seed_suite(engine: Any, cases: int) -> None:
         clusters = []
         for i in range(cases):
             text = "What is the refund policy?" if i == 0 else f"Bench question number {i} about order {i}?"
-            label = Label(expected="Refunds are available within 30 days.", unsupported_claim="90 days") if i == 0 else None
-            row = TraceRow(f"bench-{i}", T0, text, "Refunds are available within 90 days, no receipt needed.", None, "v42",
+            label = (Label(expected="Refunds are available within 30 days.", unsupported_claim="90 days")
+                     if i == 0 else None)
+            row = TraceRow(f"bench-{i}", T0, text, "Refunds are available within 90 days, no receipt needed.", None,
+                           "v42",
                            ("hallucination",), label)
             clusters.append(Cluster("hallucination", f"bench {i}", row, [row.request_id], label, T0, T0))
         store_clusters(session, SERVICE, None, clusters, redactor=Redactor())

@@ -30,7 +30,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.serving import free_port  # noqa: E402
+from bot.serving import free_port
 
 TOKEN, ALERT_TOKEN, SECRET, INCIDENTS = "xoxb-fault-pass", "fault-pass-alerts", "fault-pass-secret", "C0INCIDENTS"
 SLACK_TIMEOUT_S = 3  # warroom gives up on a Slack answer after this; "timeout" faults outlast it
@@ -171,11 +171,12 @@ def report(emu_base: str, port: int, incident_ids: list[int], elapsed: float, le
                "incidents_in_its_channel": len(sharing), "cards": len(cards), "announcements": len(announced)}
         ok &= row["marked_channels"] == row["incidents_in_its_channel"] == row["cards"] == row["announcements"] == 1
         rows.append(row)
-    unmarked = [c["name"] for c in channels if c["id"] != INCIDENTS and not c["purpose"]["value"].startswith("Incident room")
+    unmarked = [c["name"] for c in channels
+                if c["id"] != INCIDENTS and not c["purpose"]["value"].startswith("Incident room")
                 and c["name"] not in ("general", "random") and c["name"].startswith("inc-")]
     for row in rows:
         print(json.dumps(row))
-    totals = Counter()
+    totals: Counter[str] = Counter()
     for row in rows:
         for key in ("marked_channels", "cards", "announcements", "incidents_in_its_channel"):
             totals[f"{key}={row[key]}"] += 1

@@ -32,7 +32,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.serving import stop_process  # noqa: E402  (after the path: the checkout's own bot/)
+from bot.serving import stop_process
 
 TOKEN = "bench-alert-token"
 WEBHOOK = "/webhooks/alertmanager"
@@ -46,7 +46,7 @@ NOTIFICATIONS_PER_GROUP = 4  # a group's alert list grows by one per notificatio
 def alertmanager_payload(group: str, alert_count: int) -> dict[str, Any]:
     from bot.alerts.fingerprint import fingerprint
 
-    alerts = []
+    alerts: list[dict[str, Any]] = []
     for i in range(alert_count):
         labels = {"alertname": "LLMSLOErrorBudgetBurn", "service": group, "slo": "hallucination-rate",
                   "sloth_severity": "page", "model": f"model-{i}"}
@@ -55,10 +55,11 @@ def alertmanager_payload(group: str, alert_count: int) -> dict[str, Any]:
                        "startsAt": "2026-03-14T02:06:00.123456789Z", "endsAt": "0001-01-01T00:00:00Z",
                        "generatorURL": "http://127.0.0.1:9090/graph?g0.expr=slo%3Asli_error"})
     group_labels = {"alertname": "LLMSLOErrorBudgetBurn", "service": group}
+    group_key = '{}:{alertname="LLMSLOErrorBudgetBurn", service="' + group + '"}'
     return {"receiver": "warroom", "status": "firing", "alerts": alerts, "groupLabels": group_labels,
             "commonLabels": {k: v for k, v in alerts[0]["labels"].items() if k != "model"},
             "commonAnnotations": {}, "externalURL": "http://127.0.0.1:9093", "version": "4",
-            "groupKey": '{}:{alertname="LLMSLOErrorBudgetBurn", service="%s"}' % group,
+            "groupKey": group_key,
             "truncatedAlerts": 0}
 
 
@@ -66,7 +67,8 @@ def steady_bodies(prefix: str, requests: int) -> list[bytes]:
     """Round-major: every group's first notification, then every group's second …, so two
     notifications of one group are rarely in flight together (Alertmanager serialises per group)."""
     groups = max(1, requests // NOTIFICATIONS_PER_GROUP)
-    return [json.dumps(alertmanager_payload(f"{prefix}-{i % groups}", (i // groups) % NOTIFICATIONS_PER_GROUP + 1)).encode()
+    return [json.dumps(alertmanager_payload(f"{prefix}-{i % groups}",
+                                            (i // groups) % NOTIFICATIONS_PER_GROUP + 1)).encode()
             for i in range(requests)]
 
 
@@ -244,9 +246,12 @@ def serve_warroom(db_url: str, port: int, otlp_processes: int | None = None) -> 
     from bot.web import create_app
 
     # No worker or scheduler: this measures intake (validate, commit, queue the outbox row), not Slack.
+    # Each group its own incident (no correlation, no storm mode): the mix is one incident opened and
+    # three updates per group, and the storm check counts one incident per group.
     settings = Settings(_env_file=None, WARROOM_ENV="development", WARROOM_DATABASE_URL=db_url,  # type: ignore[call-arg]
                         WARROOM_ALERT_TOKEN=TOKEN, WARROOM_RUNBOOKS_DIR=ROOT / "runbooks",
-                        WARROOM_PLAYBOOKS_DIR=ROOT / "playbooks", WARROOM_WORKER=False, WARROOM_SCHEDULER=False)
+                        WARROOM_PLAYBOOKS_DIR=ROOT / "playbooks", WARROOM_WORKER=False, WARROOM_SCHEDULER=False,
+                        WARROOM_CORRELATE="", WARROOM_STORM_INCIDENTS=0, WARROOM_STORM_SERVICE_INCIDENTS=0)
     if otlp_processes is not None:  # else the default: one per core
         settings = settings.model_copy(update={"otlp_processes": otlp_processes})
     warroom = compose(settings)
@@ -337,6 +342,7 @@ def storm(url: str, db_url: str, *, alerts: int, groups: int, concurrency: int, 
     """Every group's notification delivered twice, all shuffled; then the database must show one
     incident per group and every alert exactly once. Returns the run and what was wrong."""
     from sqlalchemy import func, select
+    from sqlmodel import col
 
     from bot.store.db import make_engine
     from bot.store.models import Alert, Incident
@@ -358,8 +364,9 @@ def storm(url: str, db_url: str, *, alerts: int, groups: int, concurrency: int, 
             incidents = conn.execute(select(func.count()).select_from(Incident)).scalar_one()
             rows = conn.execute(select(func.count()).select_from(Alert)).scalar_one()
             distinct = conn.execute(select(func.count()).select_from(
-                select(Alert.group_id, Alert.fingerprint).distinct().subquery())).scalar_one()
-            per_incident = set(conn.execute(select(func.count()).select_from(Alert).group_by(Alert.incident_id)).scalars())
+                select(col(Alert.group_id), col(Alert.fingerprint)).distinct().subquery())).scalar_one()
+            per_incident = set(conn.execute(select(func.count()).select_from(Alert)
+                                            .group_by(col(Alert.incident_id))).scalars())
     finally:
         engine.dispose()
     expected_alerts = per_group * groups
@@ -381,7 +388,8 @@ def row(label: str, run: Run, rss: float | None = None) -> str:
             f"{run.alerts / run.seconds:9.0f} {run.pct(0.50):8.1f} {run.pct(0.99):8.1f} {run.errors:6d} {rss_text}")
 
 
-HEADER = (f"  {'':<34} {'reqs':>6} {'req/s':>8} {'alerts/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'peak RSS':>10}")
+HEADER = (f"  {'':<34} {'reqs':>6} {'req/s':>8} {'alerts/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} "
+          f"{'peak RSS':>10}")
 
 
 def measure(name: str, db_url: str, workdir: Path, args: argparse.Namespace, tag: str) -> tuple[Run, Run, float]:
@@ -390,7 +398,8 @@ def measure(name: str, db_url: str, workdir: Path, args: argparse.Namespace, tag
         if args.warmup:
             closed_loop(running.url, steady_bodies(f"{name}-{tag}-warmup", args.warmup), args.concurrency)
         steady = closed_loop(running.url, steady_bodies(f"{name}-{tag}-steady", args.requests), args.concurrency)
-        paced = fixed_rate(running.url, steady_bodies(f"{name}-{tag}-paced", int(args.rate * args.rate_seconds)), args.rate)
+        paced = fixed_rate(running.url, steady_bodies(f"{name}-{tag}-paced", int(args.rate * args.rate_seconds)),
+                           args.rate)
         return steady, paced, running.peak_rss_mb()
 
 
@@ -419,8 +428,9 @@ def bench(kind: str, args: argparse.Namespace, workdir: Path) -> bool:
                 print(row(f"{name} closed loop", steady, rss), flush=True)
                 print(row(f"{name} fixed {args.rate:.0f} req/s for {args.rate_seconds:.0f} s", paced), flush=True)
         ratios = [w / b for w, b in zip(throughput["warroom"], throughput["baseline"], strict=True)]
+        share = median(throughput['warroom']) / median(throughput['baseline'])
         print(f"  median closed loop: warroom {median(throughput['warroom']):.0f} req/s, baseline "
-              f"{median(throughput['baseline']):.0f} req/s -> {median(throughput['warroom']) / median(throughput['baseline']):.0%} "
+              f"{median(throughput['baseline']):.0f} req/s -> {share:.0%} "
               f"of the baseline (per round: {', '.join(f'{r:.0%}' for r in ratios)}; target >= 50 %)")
         print(f"  fixed {args.rate:.0f} req/s p99: warroom median {median(paced_p99['warroom']):.1f} ms, worst "
               f"{max(paced_p99['warroom']):.1f} ms; baseline median {median(paced_p99['baseline']):.1f} ms, worst "
@@ -441,7 +451,8 @@ def bench(kind: str, args: argparse.Namespace, workdir: Path) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=1000, help="closed-loop notifications per server (default 1000)")
+    parser.add_argument("--requests", type=int, default=1000,
+                        help="closed-loop notifications per server (default 1000)")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent senders (default 16)")
     parser.add_argument("--rounds", type=int, default=3, help="warroom/baseline pairs per database, alternating "
                         "which goes first; the summary gives medians (default 3)")

@@ -153,7 +153,8 @@ def bench(args: argparse.Namespace, workdir: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--incidents", type=int, default=100, help="incidents per phase, each a new group (default 100)")
+    parser.add_argument("--incidents", type=int, default=100,
+                        help="incidents per phase, each a new group (default 100)")
     parser.add_argument("--senders", type=int, default=10, help="concurrent senders in the burst (default 10)")
     parser.add_argument("--floor-repeats", type=int, default=30, help="replays of one incident's Slack calls")
     common.add_database_args(parser)

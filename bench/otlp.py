@@ -248,8 +248,10 @@ def run_ingest(url: str, pid: int, batches: Batches, seconds: float, senders: in
     return {"batches": len(latencies), "seconds": elapsed, "statuses": statuses,
             "cpu_ms": (busy_after - busy_before) * 1000 / max(1, len(latencies)),
             "steal": (stolen_after - stolen_before) / (elapsed * (os.cpu_count() or 1)) * 100,
-            "p50": ordered[len(ordered) // 2] * 1000, "p99": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000,
-            "rss_first": rss[min(len(rss) - 1, 5)][1] if rss else float("nan"), "rss_last": rss[-1][1] if rss else float("nan")}
+            "p50": ordered[len(ordered) // 2] * 1000,
+            "p99": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000,
+            "rss_first": rss[min(len(rss) - 1, 5)][1] if rss else float("nan"),
+            "rss_last": rss[-1][1] if rss else float("nan")}
 
 
 def ingest_bench(args: argparse.Namespace, workdir: Path) -> None:
@@ -303,7 +305,8 @@ sensors:
     service: llm-gateway
     kind: drift
     field: {field}
-""" for field in ("tokens", "latency_ms", "answer_length", "retrieved_documents", "hallucination_score")) + "".join(f"""\
+""" for field in ("tokens", "latency_ms", "answer_length", "retrieved_documents",
+                  "hallucination_score")) + "".join(f"""\
   - name: spike-{name}
     service: llm-gateway
     kind: spike
@@ -358,7 +361,8 @@ def _watcher_rounds(args: argparse.Namespace, db: str, db_url: str) -> None:
     if db == "postgresql":  # the planner's statistics, as autovacuum keeps them on a live database
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE trace"))
-    print(f"\n== watcher: {args.traces:,} traces over 30 days in {db} (filled in {time.perf_counter() - started:.0f} s), "
+    filled = time.perf_counter() - started
+    print(f"\n== watcher: {args.traces:,} traces over 30 days in {db} (filled in {filled:.0f} s), "
           f"{len(sensors)} sensors (5 drift, 5 spike) ==", flush=True)
     settings = Settings(_env_file=None, WARROOM_DATABASE_URL=db_url, WARROOM_RUNBOOKS_DIR=ROOT / "runbooks",  # type: ignore[call-arg]
                         WARROOM_PLAYBOOKS_DIR=ROOT / "playbooks")
@@ -371,7 +375,8 @@ def _watcher_rounds(args: argparse.Namespace, db: str, db_url: str) -> None:
         t = time.perf_counter()
         results = evaluate_sensors(engine, settings, sensors, now + timedelta(seconds=30 * round_))
         state = "cold" if round_ == 0 else "warm"
-        print(f"  round {round_ + 1} ({state}): {(time.perf_counter() - t) * 1000:.0f} ms, {len(results)} notification(s)", flush=True)
+        print(f"  round {round_ + 1} ({state}): {(time.perf_counter() - t) * 1000:.0f} ms, "
+              f"{len(results)} notification(s)", flush=True)
     engine.dispose()
 
 

@@ -85,7 +85,8 @@ def seed_incident(engine: Any, events: int, traces: int, rng: random.Random) -> 
         session.add(incident)
         session.flush()
         incident_id = int(incident.id or 0)  # set by the flush
-        session.execute(insert(TimelineEvent), [_timeline_row(incident_id, i, events, span, rng) for i in range(events)])
+        session.execute(insert(TimelineEvent),
+                        [_timeline_row(incident_id, i, events, span, rng) for i in range(events)])
         rows = []
         for i in range(traces):
             data = trace_dict(f"pm-{i}", rng.randrange(traces // 2), KINDS[i % len(KINDS)], T0 + span * (i / traces))
@@ -129,6 +130,7 @@ def time_render(engine: Any, incident_id: int, repeats: int) -> dict[str, list[f
     from bot.store.db import transaction
 
     times: dict[str, list[float]] = {"context": [], "render": [], "generate": []}
+    text = ""
     for _ in range(repeats):
         with transaction(engine) as session:
             started = time.perf_counter()
@@ -217,7 +219,7 @@ def trace_bodies(batches: int, size: int, service: str, rng: random.Random) -> l
     """Batches as a service's trace shipper sends them: ``size`` events, 30 % failing, now-ish."""
     now = datetime.now(UTC)
     bodies = []
-    for b in range(batches):
+    for _ in range(batches):
         events = [trace_dict(f"in-{uuid.uuid4().hex}", rng.randrange(5000),
                              KINDS[i % len(KINDS)] if rng.random() < 0.3 else None, now, service)
                   for i in range(size)]
@@ -244,7 +246,8 @@ def post_traces(url: str, bodies: list[bytes], concurrency: int, size: int) -> i
     return run
 
 
-def ingest_rates(args: argparse.Namespace, workdir: Path, rng: random.Random) -> tuple[ingest.Run, ingest.Run, float, int]:
+def ingest_rates(args: argparse.Namespace, workdir: Path,
+                 rng: random.Random) -> tuple[ingest.Run, ingest.Run, float, int]:
     with ingest.databases("sqlite", workdir, ingest.DEFAULT_PG_ADMIN) as fresh, \
             ingest.server("warroom", fresh("traces"), workdir) as running:
         alerts = ingest.closed_loop(running.url, ingest.steady_bodies("pm", args.alert_requests), args.concurrency)

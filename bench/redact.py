@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.redact import Redactor  # noqa: E402
+from bot.redact import Redactor
 
 _PROSE = [
     "What is the refund window for order {n}?",

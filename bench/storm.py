@@ -63,7 +63,7 @@ def slo_name(k: int) -> str:
 def make_group(service: str, slo: str, severity: str, alerts: int) -> Group:
     from bot.alerts.fingerprint import fingerprint
 
-    items = []
+    items: list[dict[str, Any]] = []
     for m in range(alerts):
         labels = {"alertname": "LLMSLOErrorBudgetBurn", "service": service, "slo": slo, "sloth_service": service,
                   "sloth_slo": slo, "sloth_severity": severity, "model": f"model-{m}"}
@@ -322,7 +322,7 @@ def run_scenario(args: argparse.Namespace, scenario: Scenario, fresh: Any, workd
             "WARROOM_AUTOMATION": False}
         if args.correlate is not None:
             overrides["WARROOM_CORRELATE"] = args.correlate
-        settings = common.warroom_settings(emu, db_url, **overrides)
+        settings = common.warroom_settings(emu, db_url, storm_mode=True, **overrides)
         with ExitStack() as stack:
             # The second process starts after the first has migrated the database; Slack's
             # interactions go to the last one (one request URL, as behind a load balancer).
@@ -405,6 +405,7 @@ def check_rows(db_url: str, scenario: Scenario, sent: list[Sent],
     """Every alert sent is one row, attached to an incident; nothing else was stored. Returns what
     differed and the storm's incident counts."""
     from sqlalchemy import select
+    from sqlmodel import col
 
     from bot.store.db import make_engine
     from bot.store.models import Alert, AlertGroup, Incident
@@ -413,9 +414,9 @@ def check_rows(db_url: str, scenario: Scenario, sent: list[Sent],
     engine = make_engine(db_url)
     try:
         with engine.connect() as conn:
-            every = conn.execute(select(AlertGroup.group_key, Alert.fingerprint, Alert.incident_id)
+            every = conn.execute(select(col(AlertGroup.group_key), col(Alert.fingerprint), col(Alert.incident_id))
                                  .join_from(Alert, AlertGroup)).all()
-            kinds = conn.execute(select(Incident.id, Incident.storm)).all()
+            kinds = conn.execute(select(col(Incident.id), col(Incident.storm))).all()
     finally:
         engine.dispose()
     # The bystanders' own alerts are not the storm's; a storm alert on a bystander would still count.

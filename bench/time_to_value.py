@@ -27,8 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.serving import wait_until  # noqa: E402
-from tests.e2e.readme_walk import Shell, free_ports, readme_steps, with_ports  # noqa: E402
+from bot.serving import wait_until
+from tests.e2e.readme_walk import Shell, free_ports, readme_steps, with_ports
 
 
 def main() -> int:
@@ -65,6 +65,7 @@ def main() -> int:
         began = time.monotonic()
         first = wait_until(lambda: next((i for i in see() if i["labels"].get("sloth_severity") == "page"), None),
                            timeout=300, interval=1, what="the first page incident")
+        assert first is not None  # wait_until returns what the condition found, or raises
         timings.append((f"break -> incident #{first['id']} ({first['slo']}, page)", time.monotonic() - began))
         to_first = time.monotonic() - started
         began = time.monotonic()
