@@ -190,8 +190,9 @@ def run_demo(*, port: int, emulator_port: int, service_port: int, data_dir: Path
                                     headers={"Authorization": f"Bearer {CONTROL_TOKEN}"}, timeout=5)
                 shipped.raise_for_status()
                 print(f"OTLP mode ({otlp}): replayed {replayed} answers of v41 from the last 70 minutes, then shipped "
-                      "v42; the watcher (examples/slos-otlp.yaml) opens burn-rate and drift incidents within a few "
-                      "minutes.", flush=True)
+                      "v42; the watcher (examples/slos-otlp.yaml) raises burn-rate and drift alerts within a few "
+                      "minutes, one incident for the service (the drift groups join it: WARROOM_CORRELATE).",
+                      flush=True)
                 fired = "Bad bundle v42 is live and sends OTLP traces only; incidents open as the watcher sees it."
             else:
                 # v42 has answered users since its deploy: its traces of those minutes go in first, so the
