@@ -219,8 +219,7 @@ class Warroom:
 # warroom's own path per room (open, ack, act); with the defaults a burst of groups would be
 # correlated or put in storm mode, and new rooms would wait for conversations.create's 20 a minute.
 # bench/storm.py measures exactly those and keeps the defaults (``storm_mode=True``).
-INDEPENDENT_GROUPS = {"WARROOM_CORRELATE": "", "WARROOM_STORM_INCIDENTS": 0, "WARROOM_STORM_SERVICE_INCIDENTS": 0,
-                      "WARROOM_SLACK_BUDGET_SCALE": 1000}
+PER_ROOM = {**ingest.INDEPENDENT_GROUPS, "WARROOM_SLACK_BUDGET_SCALE": 1000}
 
 
 def warroom_settings(emu: Any, db_url: str, *, storm_mode: bool = False, **overrides: Any) -> dict[str, Any]:
@@ -232,7 +231,7 @@ def warroom_settings(emu: Any, db_url: str, *, storm_mode: bool = False, **overr
         "WARROOM_INCIDENTS_CHANNEL": INCIDENTS, "WARROOM_WORKER": True,
         # The scheduler's reminders and escalations run on minutes; off, so they cannot land mid-run.
         "WARROOM_SCHEDULER": False,
-        **({} if storm_mode else INDEPENDENT_GROUPS),
+        **({} if storm_mode else PER_ROOM),
     }
     values.update(overrides)
     return values

@@ -35,6 +35,10 @@ sys.path.insert(0, str(ROOT))
 from bot.serving import stop_process
 
 TOKEN = "bench-alert-token"
+# Each alert group its own incident, as the tests have it (no correlation, no storm mode): these
+# benchmarks time warroom's path per group; bench/storm.py measures correlation and storm mode.
+INDEPENDENT_GROUPS: dict[str, Any] = {"WARROOM_CORRELATE": "", "WARROOM_STORM_INCIDENTS": 0,
+                                      "WARROOM_STORM_SERVICE_INCIDENTS": 0}
 WEBHOOK = "/webhooks/alertmanager"
 DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 NOTIFICATIONS_PER_GROUP = 4  # a group's alert list grows by one per notification, as Alertmanager's does
@@ -246,12 +250,12 @@ def serve_warroom(db_url: str, port: int, otlp_processes: int | None = None) -> 
     from bot.web import create_app
 
     # No worker or scheduler: this measures intake (validate, commit, queue the outbox row), not Slack.
-    # Each group its own incident (no correlation, no storm mode): the mix is one incident opened and
-    # three updates per group, and the storm check counts one incident per group.
+    # Each group its own incident: the mix is one incident opened and three updates per group, and
+    # the storm check counts one incident per group.
     settings = Settings(_env_file=None, WARROOM_ENV="development", WARROOM_DATABASE_URL=db_url,  # type: ignore[call-arg]
                         WARROOM_ALERT_TOKEN=TOKEN, WARROOM_RUNBOOKS_DIR=ROOT / "runbooks",
                         WARROOM_PLAYBOOKS_DIR=ROOT / "playbooks", WARROOM_WORKER=False, WARROOM_SCHEDULER=False,
-                        WARROOM_CORRELATE="", WARROOM_STORM_INCIDENTS=0, WARROOM_STORM_SERVICE_INCIDENTS=0)
+                        **INDEPENDENT_GROUPS)
     if otlp_processes is not None:  # else the default: one per core
         settings = settings.model_copy(update={"otlp_processes": otlp_processes})
     warroom = compose(settings)

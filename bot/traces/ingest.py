@@ -145,18 +145,19 @@ def prepare_traces(events: list[Any], *, rules: FailureRules, now: datetime,
         if is_eval_traffic(event):
             prepared.eval_traffic += 1  # never a production trace: no SLI, no incident, no eval case
             continue
-        if (key := (event.service, event.timestamp, event.request_id)) in seen:  # the batch's first counts
-            prepared.duplicates += 1
-            continue
-        seen.add(key)
         kinds = failure_types(event, rules)
-        prepared.kinds.append(kinds)
-        prepared.rows.append({
+        row = {
             "request_id": event.request_id, "service": event.service, "timestamp": event.timestamp,
             "bundle_version": event.bundle_version, "model": event.model, "prompt_hash": event.prompt_hash,
             "failure_types": _kinds_text(tuple(kinds)), "failed": bool(kinds), "label": _NO_LABEL,
             "data": stored_text, "received_at": now,
-        })
+        }
+        if (key := _identity(row)) in seen:  # the batch's first counts
+            prepared.duplicates += 1
+            continue
+        seen.add(key)
+        prepared.kinds.append(kinds)
+        prepared.rows.append(row)
     return prepared
 
 
